@@ -89,7 +89,7 @@ impl Validator for Length {
 pub fn regex(pattern: &str, explain: &str) -> Arc<dyn Validator> {
     let re = regex::Regex::new(pattern).unwrap_or_else(|e| panic!("validator regex {pattern:?}: {e}"));
     let explain = explain.to_string();
-    string_check(format!("{explain} (pattern `{pattern}`)."), move |s| {
+    string_check(format!("Must be {explain} (pattern `{pattern}`)."), move |s| {
         (!re.is_match(s)).then(|| format!("{s:?} does not match: {explain}."))
     })
 }

@@ -24,6 +24,8 @@ fn main() -> std::process::ExitCode {
         ("state_upgrade_from_schema_version_0", state_upgrade),
         ("create_timeout_keeps_partial_state", timeout_partial_state),
         ("data_source_and_ephemeral_resource", data_and_ephemeral),
+        ("docs_render_from_schema_and_examples", docs_render),
+        ("dynamic_values_round_trip_through_terraform", dynamic_values),
     ];
     let trials = tests
         .into_iter()
@@ -302,4 +304,65 @@ fn data_and_ephemeral() {
     assert_eq!(store["tokens_opened"], store["tokens_closed"], "every opened token was closed");
     let id = ws.resource("testprov_thing.uses_token")["id"].as_str().unwrap().to_string();
     assert!(store["things"][&id]["secret_sha"].is_string(), "token reached the provider as a write-only value");
+}
+
+fn docs_render() {
+    let ex = tempfile::tempdir().unwrap();
+    let dir = ex.path().join("resources/testprov_thing");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("resource.tf"), "resource \"testprov_thing\" \"x\" {\n  name = \"x\"\n}\n").unwrap();
+    std::fs::write(dir.join("import.sh"), "terraform import testprov_thing.x thing-123\n").unwrap();
+    let pages = tfplugin::docs::render(testprov::TestProvider, ex.path());
+    let keys: Vec<String> = pages.keys().map(|k| k.display().to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "data-sources/thing.md",
+            "ephemeral-resources/token.md",
+            "index.md",
+            "resources/echo.md",
+            "resources/thing.md"
+        ],
+        "Registry layout"
+    );
+    let page = &pages[std::path::Path::new("resources/thing.md")];
+    for want in [
+        "# testprov_thing (Resource)",
+        "```terraform\nresource \"testprov_thing\" \"x\"",
+        "- `name` (String) Length between 1 and 32.",
+        "- `kind` (String) Must be one of `small`, `large`. Defaults to `\"small\"`.",
+        "- `zone` (String) Changing this forces a new resource to be created.",
+        "- `secret` (String, Write-only) Never stored in state.",
+        "- `password` (String, Sensitive)",
+        "- `disks` (Attributes List, see [below for nested schema](#nestedatt--disks))",
+        "### Nested Schema for `disks`",
+        "- `serial` (String) Assigned by the store.",
+        "- `timeouts` (Block)",
+        "## Import",
+        "terraform import testprov_thing.x thing-123",
+    ] {
+        assert!(page.contains(want), "missing {want:?} in:\n{page}");
+    }
+}
+
+fn dynamic_values() {
+    let cfg = |v: &str| {
+        header()
+            + &format!("resource \"testprov_echo\" \"e\" {{\n  input = {v}\n  triggers_replace = [\"a\"]\n}}\n")
+            + "output \"out\" {\n  value = testprov_echo.e.output\n}\n"
+    };
+    let ws = Workspace::new(&cfg("{ n = 123456789012345678901234567890, l = [true, false], s = \"x\", e = [] }"));
+    ws.apply();
+    let e = ws.resource("testprov_echo.e");
+    assert_eq!(e["output"], e["input"], "dynamic object echoed exactly");
+    assert_eq!(e["output"]["l"], serde_json::json!([true, false]));
+    let state = ws.read("terraform.tfstate");
+    assert!(state.contains("123456789012345678901234567890"), "big number kept exactly:\n{state}");
+    let (code, out) = ws.plan();
+    assert_eq!(code, 0, "{out}");
+    ws.write("main.tf", &cfg("\"now a string\""));
+    let (_, out) = ws.plan();
+    assert!(out.contains("1 to change"), "{out}");
+    ws.apply();
+    assert_eq!(ws.resource("testprov_echo.e")["output"], "now a string");
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,10 +25,13 @@ tfplugin::tf_object! {
     }
 }
 
-/// The configured client: the store file, one lock per process.
+/// The configured client: the store file, one lock per process, and the last
+/// parsed contents (reused while the file is unchanged, so reading 1,000
+/// things does not parse the file 1,000 times).
 pub struct Store {
     path: PathBuf,
     lock: Mutex<()>,
+    cache: std::sync::Mutex<Option<(SystemTime, u64, Arc<Data>)>>,
 }
 
 #[derive(Serialize, Deserialize, Default, Clone, Debug)]
@@ -64,22 +68,38 @@ pub struct Record {
 impl Store {
     async fn update<T>(&self, f: impl FnOnce(&mut Data) -> T) -> Result<T, Diagnostic> {
         let _g = self.lock.lock().await;
-        let mut data = self.load()?;
+        let mut data = (*self.load()?).clone();
         let out = f(&mut data);
         let tmp = self.path.with_extension("tmp");
         let text = serde_json::to_vec_pretty(&data).expect("store serializes");
         std::fs::write(&tmp, text)
             .and_then(|_| std::fs::rename(&tmp, &self.path))
             .map_err(|e| io_err(&self.path, e))?;
+        // Our own write is the truth now, whatever the file's mtime granularity.
+        let meta = std::fs::metadata(&self.path).map_err(|e| io_err(&self.path, e))?;
+        let modified = meta.modified().map_err(|e| io_err(&self.path, e))?;
+        *self.cache.lock().expect("cache lock") = Some((modified, meta.len(), Arc::new(data)));
         Ok(out)
     }
-    fn load(&self) -> Result<Data, Diagnostic> {
-        match std::fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Diagnostic::error("Corrupt store", format!("{}: {e}", self.path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Data::default()),
-            Err(e) => Err(io_err(&self.path, e)),
+    fn load(&self) -> Result<Arc<Data>, Diagnostic> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::new(Data::default())),
+            Err(e) => return Err(io_err(&self.path, e)),
+        };
+        let key = (meta.modified().map_err(|e| io_err(&self.path, e))?, meta.len());
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some((m, l, d)) = cache.as_ref()
+            && (*m, *l) == key
+        {
+            return Ok(d.clone());
         }
+        let b = std::fs::read(&self.path).map_err(|e| io_err(&self.path, e))?;
+        let data: Data = serde_json::from_slice(&b)
+            .map_err(|e| Diagnostic::error("Corrupt store", format!("{}: {e}", self.path.display())))?;
+        let data = Arc::new(data);
+        *cache = Some((key.0, key.1, data.clone()));
+        Ok(data)
     }
 }
 
@@ -111,10 +131,10 @@ impl Provider for TestProvider {
                 .at(tfplugin::AttrPath::attr_root("store")),
             )
         })?;
-        Ok(Store { path: path.into(), lock: Mutex::new(()) })
+        Ok(Store { path: path.into(), lock: Mutex::new(()), cache: std::sync::Mutex::new(None) })
     }
     fn resources(&self) -> Vec<Box<dyn tfplugin::resource::DynResource<Store>>> {
-        vec![tfplugin::resource(ThingResource)]
+        vec![tfplugin::resource(ThingResource), tfplugin::resource(EchoResource)]
     }
     fn data_sources(&self) -> Vec<Box<dyn tfplugin::resource::DynDataSource<Store>>> {
         vec![tfplugin::data_source(ThingData)]
@@ -532,6 +552,56 @@ impl EphemeralResource<Store> for TokenEphemeral {
     }
     async fn close(&self, ctx: &Ctx<Store>, _private: Option<Vec<u8>>) -> Result<(), Diagnostics> {
         ctx.client()?.update(|d| d.tokens_closed += 1).await?;
+        Ok(())
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct Echo {
+        pub id: Value<String>,
+        pub input: TfValue,
+        pub output: TfValue,
+        pub triggers_replace: TfValue,
+    }
+}
+
+/// The shape of Terraform's built-in `terraform_data` (dynamic `input` echoed
+/// to `output`, state only, no backing store): the fair peer for measuring
+/// what the framework itself costs per resource.
+pub struct EchoResource;
+
+impl Resource<Store> for EchoResource {
+    type State = Echo;
+    fn type_name(&self) -> &'static str {
+        "testprov_echo"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new("Echoes `input` to `output`; keeps nothing outside Terraform state.")
+                .attr(Attribute::string("id").computed().modifier(modifiers::use_state_for_unknown()))
+                .attr(Attribute::new("input", Type::Dynamic).optional())
+                .attr(Attribute::new("output", Type::Dynamic).computed())
+                .attr(
+                    Attribute::new("triggers_replace", Type::Dynamic)
+                        .optional()
+                        .modifier(modifiers::requires_replace()),
+                ),
+        )
+    }
+    async fn create(&self, _ctx: &Ctx<Store>, mut plan: Echo) -> Result<Echo, Failed<Echo>> {
+        plan.id = Value::Known(new_id());
+        plan.output = plan.input.clone();
+        Ok(plan)
+    }
+    async fn read(&self, _ctx: &Ctx<Store>, state: Echo) -> Result<Option<Echo>, Diagnostics> {
+        Ok(Some(state))
+    }
+    async fn update(&self, _ctx: &Ctx<Store>, _prior: Echo, mut plan: Echo) -> Result<Echo, Failed<Echo>> {
+        plan.output = plan.input.clone();
+        Ok(plan)
+    }
+    async fn delete(&self, _ctx: &Ctx<Store>, _state: Echo) -> Result<(), Diagnostics> {
         Ok(())
     }
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test Tundra has, from a fresh machine: setup (idempotent), formatting,
+# lints, doc tests, then the whole workspace under cargo-nextest (unit,
+# integration and the real-Terraform tests; its summary closes the output).
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh
+echo "test: cargo fmt --check"
+cargo fmt --all --check
+echo "test: cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "test: doc tests"
+cargo test --workspace --locked --doc -q
+echo "test: cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast
