@@ -68,13 +68,14 @@ else
     $sudo chmod +x "$policy"
     made_policy=1
   fi
-  cleanup_policy() { [ "$made_policy" = 1 ] && $sudo rm -f "$policy"; return 0; }
+  aptlog=$(mktemp)
+  cleanup_policy() { [ "$made_policy" = 1 ] && $sudo rm -f "$policy"; rm -f "$aptlog"; return 0; }
   trap cleanup_policy EXIT
   export DEBIAN_FRONTEND=noninteractive
-  if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/tundra-apt.log 2>&1; then
-    $sudo apt-get update -q >/tmp/tundra-apt.log 2>&1
-    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/tundra-apt.log 2>&1 \
-      || { tail -20 /tmp/tundra-apt.log >&2; say "apt-get install failed (log above)"; exit 1; }
+  if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1; then
+    $sudo apt-get update -q >"$aptlog" 2>&1
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1 \
+      || { tail -20 "$aptlog" >&2; say "apt-get install failed (log above)"; exit 1; }
   fi
   cleanup_policy
   trap - EXIT
