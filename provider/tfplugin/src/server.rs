@@ -37,6 +37,8 @@ struct ResourceEntry<C> {
 }
 
 type Registry<T> = HashMap<&'static str, Entry<Box<T>>>;
+type DataEntry<C> = Entry<Box<dyn DynDataSource<C>>>;
+type EphemeralEntry<C> = Entry<Box<dyn DynEphemeral<C>>>;
 
 struct Entry<T> {
     imp: T,
@@ -150,6 +152,14 @@ impl<P: Provider> Server<P> {
 
     fn resource(&self, name: &str) -> Result<&ResourceEntry<P::Client>, Diagnostic> {
         self.resources.get(name).ok_or_else(|| unknown_type("resource", name))
+    }
+
+    fn data_source(&self, name: &str) -> Result<&DataEntry<P::Client>, Diagnostic> {
+        self.data_sources.get(name).ok_or_else(|| unknown_type("data source", name))
+    }
+
+    fn ephemeral(&self, name: &str) -> Result<&EphemeralEntry<P::Client>, Diagnostic> {
+        self.ephemerals.get(name).ok_or_else(|| unknown_type("ephemeral resource", name))
     }
 }
 
@@ -313,11 +323,7 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let resp = |d| pb::validate_data_resource_config::Response { diagnostics: wire::diagnostics(d) };
-        let e = try_diag!(
-            self.data_sources.get(req.type_name.as_str()).ok_or_else(|| unknown_type("data source", &req.type_name)),
-            diags,
-            resp
-        );
+        let e = try_diag!(self.data_source(&req.type_name), diags, resp);
         let config = try_diag!(wire::decode(req.config.as_ref(), &e.ty), diags, resp);
         diags.extend(plan::validate(&e.schema.block, &config, true));
         e.imp.validate(config, &mut diags);
@@ -606,11 +612,7 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let resp = |d| pb::read_data_source::Response { diagnostics: wire::diagnostics(d), ..Default::default() };
-        let e = try_diag!(
-            self.data_sources.get(req.type_name.as_str()).ok_or_else(|| unknown_type("data source", &req.type_name)),
-            diags,
-            resp
-        );
+        let e = try_diag!(self.data_source(&req.type_name), diags, resp);
         let config = try_diag!(wire::decode(req.config.as_ref(), &e.ty), diags, resp);
         let ctx = self.ctx(None);
         let state = try_diag!(e.imp.read(&ctx, config).await, diags, resp);
@@ -631,13 +633,7 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let resp = |d| pb::validate_ephemeral_resource_config::Response { diagnostics: wire::diagnostics(d) };
-        let e = try_diag!(
-            self.ephemerals
-                .get(req.type_name.as_str())
-                .ok_or_else(|| unknown_type("ephemeral resource", &req.type_name)),
-            diags,
-            resp
-        );
+        let e = try_diag!(self.ephemeral(&req.type_name), diags, resp);
         let config = try_diag!(wire::decode(req.config.as_ref(), &e.ty), diags, resp);
         diags.extend(plan::validate(&e.schema.block, &config, true));
         e.imp.validate(config, &mut diags);
@@ -652,13 +648,7 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let mut diags = Diagnostics::new();
         let resp =
             |d| pb::open_ephemeral_resource::Response { diagnostics: wire::diagnostics(d), ..Default::default() };
-        let e = try_diag!(
-            self.ephemerals
-                .get(req.type_name.as_str())
-                .ok_or_else(|| unknown_type("ephemeral resource", &req.type_name)),
-            diags,
-            resp
-        );
+        let e = try_diag!(self.ephemeral(&req.type_name), diags, resp);
         let config = try_diag!(wire::decode(req.config.as_ref(), &e.ty), diags, resp);
         let ctx = self.ctx(None);
         let opened = try_diag!(e.imp.open(&ctx, config).await, diags, resp);
@@ -681,13 +671,7 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let mut diags = Diagnostics::new();
         let resp =
             |d| pb::renew_ephemeral_resource::Response { diagnostics: wire::diagnostics(d), ..Default::default() };
-        let e = try_diag!(
-            self.ephemerals
-                .get(req.type_name.as_str())
-                .ok_or_else(|| unknown_type("ephemeral resource", &req.type_name)),
-            diags,
-            resp
-        );
+        let e = try_diag!(self.ephemeral(&req.type_name), diags, resp);
         let ctx = self.ctx(None);
         let r = try_diag!(e.imp.renew(&ctx, req.private).await, diags, resp);
         Ok(Response::new(pb::renew_ephemeral_resource::Response {
@@ -704,13 +688,7 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let resp = |d| pb::close_ephemeral_resource::Response { diagnostics: wire::diagnostics(d) };
-        let e = try_diag!(
-            self.ephemerals
-                .get(req.type_name.as_str())
-                .ok_or_else(|| unknown_type("ephemeral resource", &req.type_name)),
-            diags,
-            resp
-        );
+        let e = try_diag!(self.ephemeral(&req.type_name), diags, resp);
         let ctx = self.ctx(None);
         try_diag!(e.imp.close(&ctx, req.private).await, diags, resp);
         Ok(Response::new(resp(diags)))
