@@ -1,14 +1,37 @@
 //! Wire types shared by `tundrad` and the Terraform provider: request bodies,
 //! views, typed IDs and enums. No IO lives here, so both sides (and the
 //! generated OpenAPI document) agree on one definition of every message.
+//!
+//! Conventions every type follows: requests deny unknown fields (a typo is a
+//! 400 that names the field, never silently ignored); views carry `revision`
+//! where the object can be updated (its ETag); times are RFC 3339 UTC strings.
+
+pub mod catalog;
+pub mod identity;
+pub mod ids;
+pub mod ops;
+pub mod problem;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use ids::*;
+pub use problem::{FieldError, PROBLEM_JSON, Problem};
 
 /// The API version prefix every route lives under.
 pub const API_VERSION: &str = "v1";
 
+/// Header carrying the idempotency key of a create request.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Header carrying the request id (set by the caller or generated).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Largest page a list route returns.
+pub const MAX_PAGE: u32 = 500;
+
 /// `GET /v1/info`: what is answering, for clients to check compatibility.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceInfo {
     pub service: String,
@@ -17,17 +40,47 @@ pub struct ServiceInfo {
 }
 
 /// `GET /healthz` and `GET /readyz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     pub status: HealthStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Ok,
     Unavailable,
+}
+
+/// One page of a list. Pass `next` back as `after` to get the following page;
+/// it is absent on the last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Query parameters every list route accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size, 1..=500 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor: the `next` of the previous page.
+    pub after: Option<String>,
+    /// Only objects with exactly this name.
+    pub name: Option<String>,
+    /// Only objects of this project (for project-owned nouns). Public objects
+    /// are listed with `project=public`.
+    pub project: Option<String>,
+}
+
+/// A value that is either a UUID or a name, as accepted in `{project}` paths.
+pub fn parse_id_or_name<T: std::str::FromStr>(s: &str) -> Result<T, &str> {
+    s.parse().map_err(|_| s)
 }
 
 #[cfg(test)]
@@ -42,5 +95,17 @@ mod tests {
         assert!(
             serde_json::from_str::<ServiceInfo>(r#"{"service":"x","version":"y","api_version":"v1","z":1}"#).is_err()
         );
+    }
+
+    #[test]
+    fn typed_ids_round_trip_as_strings() {
+        let id = ProjectId::generate();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<ProjectId>(&json).unwrap(), id);
+        assert!("not-a-uuid".parse::<ProjectId>().is_err());
+        // v7: later IDs sort after earlier ones (the pagination keyset relies on it).
+        let later = ProjectId::generate();
+        assert!(later.to_string() > id.to_string());
     }
 }

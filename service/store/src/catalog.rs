@@ -1,0 +1,536 @@
+//! Keypairs, flavors and images.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use tundra_api::catalog::{DiskFormat, Flavor, Image, ImageStatus, Keypair};
+use tundra_api::{FlavorId, ImageId, KeypairId, OperationId, Page, ProjectId};
+
+use crate::identity::check_revision;
+use crate::ops::{NewOperation, insert_operation};
+use crate::sql::{Sql, paginate};
+use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, now, parse_id, unique};
+
+fn opt_project(table: &'static str, row: &AnyRow) -> Result<Option<ProjectId>> {
+    get::<Option<String>>(row, "project_id")?.map(|p| parse_id(table, &p)).transpose()
+}
+
+fn scope(p: Option<ProjectId>) -> String {
+    p.map(|p| p.to_string()).unwrap_or_else(|| "public".into())
+}
+
+fn keypair(row: &AnyRow) -> Result<Keypair> {
+    Ok(Keypair {
+        id: parse_id("keypairs", &get::<String>(row, "id")?)?,
+        project_id: parse_id("keypairs", &get::<String>(row, "project_id")?)?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        public_key: get(row, "public_key")?,
+        key_type: get(row, "key_type")?,
+        fingerprint: get(row, "fingerprint")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        revision: get(row, "revision")?,
+    })
+}
+
+fn flavor(row: &AnyRow) -> Result<Flavor> {
+    let traits: String = get(row, "required_traits")?;
+    Ok(Flavor {
+        id: parse_id("flavors", &get::<String>(row, "id")?)?,
+        project_id: opt_project("flavors", row)?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        resource_class: get(row, "resource_class")?,
+        required_traits: serde_json::from_str(&traits)
+            .map_err(|e| StoreError::Corrupt { table: "flavors", what: format!("required_traits: {e}") })?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        revision: get(row, "revision")?,
+    })
+}
+
+fn image(row: &AnyRow) -> Result<Image> {
+    let corrupt = |what: String| StoreError::Corrupt { table: "images", what };
+    let fmt: String = get(row, "disk_format")?;
+    let status: String = get(row, "status")?;
+    Ok(Image {
+        id: parse_id("images", &get::<String>(row, "id")?)?,
+        project_id: opt_project("images", row)?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        disk_format: DiskFormat::parse(&fmt).ok_or_else(|| corrupt(format!("disk_format {fmt:?}")))?,
+        sha256: get(row, "sha256")?,
+        source_url: get(row, "source_url")?,
+        status: ImageStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?,
+        size_bytes: get(row, "size_bytes")?,
+        raw_sha256: get(row, "raw_sha256")?,
+        error: get(row, "error")?,
+        operation_id: get::<Option<String>>(row, "operation_id")?.map(|o| parse_id("images", &o)).transpose()?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        revision: get(row, "revision")?,
+    })
+}
+
+/// A validated keypair to store (the server parses the key).
+#[derive(Debug)]
+pub struct NewKeypair {
+    pub project_id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub public_key: String,
+    pub key_type: String,
+    pub fingerprint: String,
+}
+
+/// A validated flavor to store.
+#[derive(Debug)]
+pub struct NewFlavor {
+    pub project_id: Option<ProjectId>,
+    pub name: String,
+    pub description: String,
+    pub resource_class: String,
+    pub required_traits: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FlavorChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub required_traits: Option<Vec<String>>,
+}
+
+/// A validated image to store.
+#[derive(Debug)]
+pub struct NewImage {
+    pub project_id: Option<ProjectId>,
+    pub name: String,
+    pub description: String,
+    pub disk_format: DiskFormat,
+    pub sha256: String,
+    pub source_url: Option<String>,
+}
+
+/// The outcome of an import that succeeded.
+#[derive(Debug)]
+pub struct ImageImported {
+    pub size_bytes: i64,
+    pub raw_sha256: String,
+}
+
+async fn fetch_one_in<T>(
+    w: &mut Write,
+    table: &'static str,
+    noun: &'static str,
+    id: String,
+    f: fn(&AnyRow) -> Result<T>,
+) -> Result<T> {
+    let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
+        .bind(id.clone())
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or(StoreError::NotFound { noun, id })?;
+    f(&row)
+}
+
+impl Store {
+    async fn fetch_one<T>(
+        &self,
+        table: &'static str,
+        noun: &'static str,
+        id: String,
+        f: fn(&AnyRow) -> Result<T>,
+    ) -> Result<T> {
+        let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
+            .bind(id.clone())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun, id })?;
+        f(&row)
+    }
+
+    async fn list<T>(
+        &self,
+        table: &str,
+        p: &ListParams,
+        v: &Visibility,
+        has_public: bool,
+        f: fn(&AnyRow) -> Result<T>,
+        id: fn(&T) -> String,
+    ) -> Result<Page<T>> {
+        let mut q = Sql::new(&format!("SELECT * FROM {table} WHERE 1 = 1"));
+        if let Some(n) = &p.name {
+            q.push(" AND name = ").bind(n.clone());
+        }
+        q.visible(v, has_public).page(p.after.as_deref(), p.limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, p.limit, id))
+    }
+
+    pub async fn create_keypair(&self, actor: &Actor, k: NewKeypair) -> Result<Keypair> {
+        let mut w = self.write().await?;
+        let id = KeypairId::generate();
+        let t = now();
+        sqlx::query(
+            "INSERT INTO keypairs (id, project_id, name, description, public_key, key_type, fingerprint, created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)",
+        )
+        .bind(id.to_string())
+        .bind(k.project_id.to_string())
+        .bind(k.name.clone())
+        .bind(k.description)
+        .bind(k.public_key)
+        .bind(k.key_type)
+        .bind(k.fingerprint.clone())
+        .bind(t)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| unique(e, || format!("the project already has a keypair named {:?}; pick another name", k.name)))?;
+        event(
+            &mut w,
+            actor,
+            Some(k.project_id),
+            "keypair",
+            &id.to_string(),
+            "created",
+            json!({"name": k.name, "fingerprint": k.fingerprint}),
+        )
+        .await?;
+        let out = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn keypair(&self, id: KeypairId) -> Result<Keypair> {
+        self.fetch_one("keypairs", "keypair", id.to_string(), keypair).await
+    }
+
+    pub async fn list_keypairs(&self, p: &ListParams, v: &Visibility) -> Result<Page<Keypair>> {
+        self.list("keypairs", p, v, false, keypair, |k| k.id.to_string()).await
+    }
+
+    pub async fn update_keypair(
+        &self,
+        actor: &Actor,
+        id: KeypairId,
+        description: Option<String>,
+        if_match: Option<i64>,
+    ) -> Result<Keypair> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        check_revision("keypair", &id.to_string(), cur.revision, if_match)?;
+        sqlx::query("UPDATE keypairs SET description = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
+            .bind(description.clone().unwrap_or(cur.description))
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        event(
+            &mut w,
+            actor,
+            Some(cur.project_id),
+            "keypair",
+            &id.to_string(),
+            "updated",
+            json!({"description": description}),
+        )
+        .await?;
+        let out = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn delete_keypair(&self, actor: &Actor, id: KeypairId) -> Result<()> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        sqlx::query("DELETE FROM keypairs WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        event(&mut w, actor, Some(cur.project_id), "keypair", &id.to_string(), "deleted", json!({"name": cur.name}))
+            .await?;
+        w.commit().await
+    }
+
+    pub async fn create_flavor(&self, actor: &Actor, f: NewFlavor) -> Result<Flavor> {
+        let mut w = self.write().await?;
+        let id = FlavorId::generate();
+        let t = now();
+        sqlx::query(
+            "INSERT INTO flavors (id, project_id, scope, name, description, resource_class, required_traits, created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)",
+        )
+        .bind(id.to_string())
+        .bind(f.project_id.map(|p| p.to_string()))
+        .bind(scope(f.project_id))
+        .bind(f.name.clone())
+        .bind(f.description)
+        .bind(f.resource_class.clone())
+        .bind(serde_json::to_string(&f.required_traits).expect("strings serialize"))
+        .bind(t)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| unique(e, || format!("a flavor named {:?} already exists in that scope; pick another name", f.name)))?;
+        event(
+            &mut w,
+            actor,
+            f.project_id,
+            "flavor",
+            &id.to_string(),
+            "created",
+            json!({"name": f.name, "resource_class": f.resource_class, "required_traits": f.required_traits}),
+        )
+        .await?;
+        let out = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn flavor(&self, id: FlavorId) -> Result<Flavor> {
+        self.fetch_one("flavors", "flavor", id.to_string(), flavor).await
+    }
+
+    pub async fn list_flavors(&self, p: &ListParams, v: &Visibility) -> Result<Page<Flavor>> {
+        self.list("flavors", p, v, true, flavor, |f| f.id.to_string()).await
+    }
+
+    pub async fn update_flavor(
+        &self,
+        actor: &Actor,
+        id: FlavorId,
+        c: FlavorChanges,
+        if_match: Option<i64>,
+    ) -> Result<Flavor> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        check_revision("flavor", &id.to_string(), cur.revision, if_match)?;
+        let name = c.name.clone().unwrap_or(cur.name.clone());
+        sqlx::query(
+            "UPDATE flavors SET name = $1, description = $2, required_traits = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
+        )
+        .bind(name.clone())
+        .bind(c.description.clone().unwrap_or(cur.description))
+        .bind(serde_json::to_string(c.required_traits.as_ref().unwrap_or(&cur.required_traits)).expect("strings serialize"))
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| unique(e, || format!("a flavor named {name:?} already exists in that scope; pick another name")))?;
+        event(
+            &mut w,
+            actor,
+            cur.project_id,
+            "flavor",
+            &id.to_string(),
+            "updated",
+            json!({"name": c.name, "description": c.description, "required_traits": c.required_traits}),
+        )
+        .await?;
+        let out = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn delete_flavor(&self, actor: &Actor, id: FlavorId) -> Result<()> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        sqlx::query("DELETE FROM flavors WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        event(&mut w, actor, cur.project_id, "flavor", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
+        w.commit().await
+    }
+
+    /// Create an image record; with `import` also its import operation, in one
+    /// transaction (so an accepted import can never be lost).
+    pub async fn create_image(&self, actor: &Actor, i: NewImage, import: Option<NewOperation>) -> Result<Image> {
+        let mut w = self.write().await?;
+        let id = ImageId::generate();
+        let t = now();
+        let op_id = match import {
+            Some(mut op) => {
+                op.target_id = id.to_string();
+                Some(insert_operation(&mut w, actor, op).await?)
+            }
+            None => None,
+        };
+        let status = if op_id.is_some() { ImageStatus::Importing } else { ImageStatus::Queued };
+        sqlx::query(
+            "INSERT INTO images (id, project_id, scope, name, description, disk_format, sha256, source_url, status, operation_id, created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)",
+        )
+        .bind(id.to_string())
+        .bind(i.project_id.map(|p| p.to_string()))
+        .bind(scope(i.project_id))
+        .bind(i.name.clone())
+        .bind(i.description)
+        .bind(i.disk_format.as_str().to_string())
+        .bind(i.sha256.clone())
+        .bind(i.source_url.clone())
+        .bind(status.as_str().to_string())
+        .bind(op_id.map(|o| o.to_string()))
+        .bind(t)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| unique(e, || format!("an image named {:?} already exists in that scope; pick another name", i.name)))?;
+        event(
+            &mut w,
+            actor,
+            i.project_id,
+            "image",
+            &id.to_string(),
+            "created",
+            json!({"name": i.name, "disk_format": i.disk_format, "sha256": i.sha256, "source_url": i.source_url}),
+        )
+        .await?;
+        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn image(&self, id: ImageId) -> Result<Image> {
+        self.fetch_one("images", "image", id.to_string(), image).await
+    }
+
+    pub async fn list_images(&self, p: &ListParams, v: &Visibility) -> Result<Page<Image>> {
+        self.list("images", p, v, true, image, |i| i.id.to_string()).await
+    }
+
+    pub async fn update_image(
+        &self,
+        actor: &Actor,
+        id: ImageId,
+        name: Option<String>,
+        description: Option<String>,
+        if_match: Option<i64>,
+    ) -> Result<Image> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        check_revision("image", &id.to_string(), cur.revision, if_match)?;
+        let new_name = name.clone().unwrap_or(cur.name.clone());
+        sqlx::query(
+            "UPDATE images SET name = $1, description = $2, updated_at = $3, revision = revision + 1 WHERE id = $4",
+        )
+        .bind(new_name.clone())
+        .bind(description.clone().unwrap_or(cur.description))
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| {
+            unique(e, || format!("an image named {new_name:?} already exists in that scope; pick another name"))
+        })?;
+        event(
+            &mut w,
+            actor,
+            cur.project_id,
+            "image",
+            &id.to_string(),
+            "updated",
+            json!({"name": name, "description": description}),
+        )
+        .await?;
+        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Move an image to `importing` for an upload; refuses unless it is
+    /// queued or failed (an active image's bytes never change).
+    pub async fn begin_image_upload(&self, actor: &Actor, id: ImageId) -> Result<Image> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        if !matches!(cur.status, ImageStatus::Queued | ImageStatus::Error) {
+            return Err(StoreError::Conflict(format!(
+                "image {id} is {}; only queued or failed images take an upload — create a new image for new bytes",
+                cur.status.as_str()
+            )));
+        }
+        sqlx::query("UPDATE images SET status = 'importing', error = NULL, updated_at = $1, revision = revision + 1 WHERE id = $2")
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        event(&mut w, actor, cur.project_id, "image", &id.to_string(), "upload_started", json!({})).await?;
+        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Record how an import ended: active with its raw size and digest, or error.
+    pub async fn finish_image_import(
+        &self,
+        actor: &Actor,
+        id: ImageId,
+        outcome: std::result::Result<ImageImported, String>,
+    ) -> Result<Image> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        match &outcome {
+            Ok(done) => {
+                sqlx::query("UPDATE images SET status = 'active', size_bytes = $1, raw_sha256 = $2, error = NULL, updated_at = $3, revision = revision + 1 WHERE id = $4")
+                    .bind(done.size_bytes)
+                    .bind(done.raw_sha256.clone())
+                    .bind(now())
+                    .bind(id.to_string())
+                    .execute(&mut *w.tx)
+                    .await?;
+                event(
+                    &mut w,
+                    actor,
+                    cur.project_id,
+                    "image",
+                    &id.to_string(),
+                    "imported",
+                    json!({"size_bytes": done.size_bytes, "raw_sha256": done.raw_sha256}),
+                )
+                .await?;
+            }
+            Err(msg) => {
+                sqlx::query("UPDATE images SET status = 'error', error = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
+                    .bind(msg.clone())
+                    .bind(now())
+                    .bind(id.to_string())
+                    .execute(&mut *w.tx)
+                    .await?;
+                event(&mut w, actor, cur.project_id, "image", &id.to_string(), "import_failed", json!({"error": msg}))
+                    .await?;
+            }
+        }
+        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn delete_image(&self, actor: &Actor, id: ImageId) -> Result<Image> {
+        let mut w = self.write().await?;
+        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        sqlx::query("DELETE FROM images WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        event(&mut w, actor, cur.project_id, "image", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
+        w.commit().await?;
+        Ok(cur)
+    }
+
+    /// The import operation of an image, if any.
+    pub async fn image_operation(&self, id: ImageId) -> Result<Option<OperationId>> {
+        Ok(self.image(id).await?.operation_id)
+    }
+}
+
+impl Store {
+    /// Images stuck in `importing` whose import is not an unfinished
+    /// operation (an upload cut off by a restart).
+    pub async fn orphaned_importing_images(&self) -> Result<Vec<ImageId>> {
+        let rows = sqlx::query(
+            "SELECT i.id FROM images i WHERE i.status = 'importing' AND NOT EXISTS \
+             (SELECT 1 FROM operations o WHERE o.id = i.operation_id AND o.state IN ('pending', 'running'))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| parse_id("images", &get::<String>(r, "id")?)).collect()
+    }
+
+    /// Counts of images by status, for metrics.
+    pub async fn image_status_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM images GROUP BY status ORDER BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((get(r, "status")?, get(r, "n")?))).collect()
+    }
+}

@@ -1,0 +1,327 @@
+//! `tundra-store`: the only code that knows SQL.
+//!
+//! One code path serves both backends through sqlx's `Any` driver: SQLite (a
+//! file in the data dir — the embedded default) and PostgreSQL (several
+//! `tundrad` replicas may share it). Queries use `$N` placeholders, which both
+//! accept, and portable column types (TEXT, BIGINT). Migrations are numbered,
+//! append-only, and kept per backend so a backend-specific step can be added
+//! without touching the other.
+//!
+//! Every change writes its event (who, what, when) in the same transaction as
+//! the change itself: the audit log can never disagree with the data. Row
+//! types never leave this crate; callers get `tundra_api` views.
+
+mod catalog;
+mod idempotency;
+mod identity;
+mod ops;
+mod secrets;
+mod sql;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tundra_api::ProjectId;
+
+pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
+pub use idempotency::StoredResponse;
+pub use identity::{NewToken, ProjectPatch, TokenRecord};
+pub use ops::{NewOperation, OperationInput};
+pub use secrets::SecretRecord;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// What went wrong in the store. Callers map these to problem documents.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{noun} {id:?} not found")]
+    NotFound { noun: &'static str, id: String },
+    /// A uniqueness or reference rule would be broken; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// Optimistic concurrency: the object changed since the caller read it.
+    #[error("{noun} {id} is at revision {current}, not {expected}")]
+    RevisionMismatch { noun: &'static str, id: String, expected: i64, current: i64 },
+    #[error("database URL {0:?} is not sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("applying migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("stored {table} row is corrupt: {what}")]
+    Corrupt { table: &'static str, what: String },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Who is making a change, for the event it writes.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// User name, or `tundrad` for the service's own work.
+    pub name: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The service itself (operations, reconcilers, bootstrap).
+    pub fn service() -> Actor {
+        Actor { name: "tundrad".into(), request_id: None }
+    }
+}
+
+/// Keyset pagination and the filters every list shares.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub limit: u32,
+    /// Return objects with IDs after this one.
+    pub after: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Which project-owned objects a caller may see.
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    /// Site admins: everything.
+    All,
+    /// Public objects (where the noun has them) plus these projects' objects.
+    Projects(Vec<ProjectId>),
+    /// Only public objects.
+    PublicOnly,
+    /// Only this project's objects.
+    Project(ProjectId),
+}
+
+/// The store: a connection pool and, for SQLite, a writer lock.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    // SQLite allows one writer; taking this lock before BEGIN turns would-be
+    // SQLITE_BUSY upgrade failures into an orderly queue. PostgreSQL needs none.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+impl Store {
+    /// Connect to `sqlite://PATH` (created if missing) or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        options = match backend {
+            Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(16),
+        };
+        let pool = options.connect(&url).await?;
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store { pool, backend, writer })
+    }
+
+    /// Apply every migration not yet applied. Safe to run on every start.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Begin a write transaction (holding the SQLite writer lock).
+    pub(crate) async fn write(&self) -> Result<Write> {
+        let guard = match &self.writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(Write { tx, _guard: guard })
+    }
+}
+
+/// A write transaction; dropped without `commit` it rolls back.
+pub(crate) struct Write {
+    pub tx: Transaction<'static, Any>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Write {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The current time as stored: RFC 3339, UTC, milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// A stored time plus a duration, in the stored form.
+pub fn time_after(d: Duration) -> String {
+    humantime::format_rfc3339_millis(SystemTime::now() + d).to_string()
+}
+
+/// Parse a stored time.
+pub fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host/db → postgres://user:***@host/db
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Map a unique-constraint violation to a conflict saying what to do.
+pub(crate) fn unique(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(message()),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::Conflict("it refers to an object that does not exist".into())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+pub(crate) fn get<T>(row: &AnyRow, col: &str) -> Result<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(col).map_err(StoreError::Database)
+}
+
+pub(crate) fn parse_id<T: std::str::FromStr>(table: &'static str, s: &str) -> Result<T> {
+    s.parse().map_err(|_| StoreError::Corrupt { table, what: format!("id {s:?}") })
+}
+
+/// Write an event inside the caller's transaction.
+pub(crate) async fn event(
+    w: &mut Write,
+    actor: &Actor,
+    project: Option<ProjectId>,
+    object_type: &str,
+    object_id: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, at, actor, project_id, object_type, object_id, action, detail, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(tundra_api::EventId::generate().to_string())
+    .bind(now())
+    .bind(actor.name.clone())
+    .bind(project.map(|p| p.to_string()))
+    .bind(object_type.to_string())
+    .bind(object_id.to_string())
+    .bind(action.to_string())
+    .bind(detail.to_string())
+    .bind(actor.request_id.clone())
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_password_in_errors() {
+        assert_eq!(redact_url("postgres://tundra:s3cret@db/tundra"), "postgres://tundra:***@db/tundra");
+        assert_eq!(redact_url("mysql://x"), "mysql://x");
+    }
+
+    #[test]
+    fn migrations_are_numbered_and_exist_for_both_backends() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let (s, p) = (names("sqlite"), names("postgres"));
+        assert_eq!(s, p, "every migration needs a SQLite and a PostgreSQL version with the same number and name");
+        for (i, n) in s.iter().enumerate() {
+            assert!(n.starts_with(&format!("{:04}_", i + 1)), "{n} is out of sequence");
+        }
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let t = now();
+        assert!(t.ends_with('Z') && t.len() == 24, "{t}");
+        assert!(parse_time(&t).is_some());
+        assert!(time_after(Duration::from_secs(60)) > t);
+    }
+}

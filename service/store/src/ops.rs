@@ -1,0 +1,212 @@
+//! Operations (long work with progress, resumable after a restart) and the
+//! event log.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use tundra_api::ops::{Event, Operation, OperationState};
+use tundra_api::{OperationId, Page, ProjectId};
+
+use crate::sql::{Sql, paginate};
+use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, now, parse_id};
+
+/// An operation to start.
+#[derive(Debug, Clone)]
+pub struct NewOperation {
+    pub project_id: Option<ProjectId>,
+    pub kind: String,
+    pub target_type: String,
+    pub target_id: String,
+    /// What the worker needs to run (and re-run) it; never secrets.
+    pub input: serde_json::Value,
+}
+
+/// An operation as a worker sees it: the view plus its input.
+#[derive(Debug, Clone)]
+pub struct OperationInput {
+    pub operation: Operation,
+    pub input: serde_json::Value,
+}
+
+fn operation(row: &AnyRow) -> Result<Operation> {
+    let state: String = get(row, "state")?;
+    Ok(Operation {
+        id: parse_id("operations", &get::<String>(row, "id")?)?,
+        project_id: get::<Option<String>>(row, "project_id")?.map(|p| parse_id("operations", &p)).transpose()?,
+        kind: get(row, "kind")?,
+        target_type: get(row, "target_type")?,
+        target_id: get(row, "target_id")?,
+        state: OperationState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt { table: "operations", what: format!("state {state:?}") })?,
+        progress_done: get(row, "progress_done")?,
+        progress_total: get(row, "progress_total")?,
+        message: get(row, "message")?,
+        error: get(row, "error")?,
+        created_by: get(row, "created_by")?,
+        attempts: get(row, "attempts")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+fn event_row(row: &AnyRow) -> Result<Event> {
+    let detail: String = get(row, "detail")?;
+    Ok(Event {
+        id: parse_id("events", &get::<String>(row, "id")?)?,
+        at: get(row, "at")?,
+        actor: get(row, "actor")?,
+        project_id: get::<Option<String>>(row, "project_id")?.map(|p| parse_id("events", &p)).transpose()?,
+        object_type: get(row, "object_type")?,
+        object_id: get(row, "object_id")?,
+        action: get(row, "action")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        request_id: get(row, "request_id")?,
+    })
+}
+
+pub(crate) async fn insert_operation(w: &mut Write, actor: &Actor, op: NewOperation) -> Result<OperationId> {
+    let id = OperationId::generate();
+    let t = now();
+    sqlx::query(
+        "INSERT INTO operations (id, project_id, kind, target_type, target_id, state, progress_done, progress_total, message, error, created_by, attempts, input, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, NULL, 'accepted', NULL, $6, 0, $7, $8, $8)",
+    )
+    .bind(id.to_string())
+    .bind(op.project_id.map(|p| p.to_string()))
+    .bind(op.kind.clone())
+    .bind(op.target_type.clone())
+    .bind(op.target_id.clone())
+    .bind(actor.name.clone())
+    .bind(op.input.to_string())
+    .bind(t)
+    .execute(&mut *w.tx)
+    .await?;
+    event(
+        w,
+        actor,
+        op.project_id,
+        "operation",
+        &id.to_string(),
+        "created",
+        json!({"kind": op.kind, "target_type": op.target_type, "target_id": op.target_id}),
+    )
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    pub async fn create_operation(&self, actor: &Actor, op: NewOperation) -> Result<Operation> {
+        let mut w = self.write().await?;
+        let id = insert_operation(&mut w, actor, op).await?;
+        w.commit().await?;
+        self.operation(id).await
+    }
+
+    pub async fn operation(&self, id: OperationId) -> Result<Operation> {
+        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "operation", id: id.to_string() })?;
+        operation(&row)
+    }
+
+    pub async fn list_operations(&self, p: &ListParams, v: &Visibility) -> Result<Page<Operation>> {
+        let mut q = Sql::new("SELECT * FROM operations WHERE 1 = 1");
+        q.visible(v, false).page(p.after.as_deref(), p.limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(operation).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, p.limit, |o| o.id.to_string()))
+    }
+
+    /// Operations not finished: what a starting `tundrad` resumes.
+    pub async fn unfinished_operations(&self) -> Result<Vec<OperationInput>> {
+        let rows = sqlx::query("SELECT * FROM operations WHERE state IN ('pending', 'running') ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let input: String = get(r, "input")?;
+                Ok(OperationInput {
+                    operation: operation(r)?,
+                    input: serde_json::from_str(&input)
+                        .map_err(|e| StoreError::Corrupt { table: "operations", what: format!("input: {e}") })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Mark an operation running (counting the attempt).
+    pub async fn start_operation(&self, id: OperationId, message: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE operations SET state = 'running', attempts = attempts + 1, message = $1, updated_at = $2 WHERE id = $3")
+            .bind(message.to_string())
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    /// Record progress. Not an event: progress is frequent and not a change of intent.
+    pub async fn operation_progress(
+        &self,
+        id: OperationId,
+        done: i64,
+        total: Option<i64>,
+        message: &str,
+    ) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE operations SET progress_done = $1, progress_total = $2, message = $3, updated_at = $4 WHERE id = $5")
+            .bind(done)
+            .bind(total)
+            .bind(message.to_string())
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    pub async fn finish_operation(&self, id: OperationId, error: Option<String>) -> Result<Operation> {
+        let mut w = self.write().await?;
+        let (state, message) = match &error {
+            None => ("succeeded", "done"),
+            Some(_) => ("failed", "failed"),
+        };
+        sqlx::query("UPDATE operations SET state = $1, message = $2, error = $3, updated_at = $4 WHERE id = $5")
+            .bind(state.to_string())
+            .bind(message.to_string())
+            .bind(error.clone())
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        let row =
+            sqlx::query("SELECT * FROM operations WHERE id = $1").bind(id.to_string()).fetch_one(&mut *w.tx).await?;
+        let op = operation(&row)?;
+        event(&mut w, &Actor::service(), op.project_id, "operation", &id.to_string(), state, json!({"error": error}))
+            .await?;
+        w.commit().await?;
+        Ok(op)
+    }
+
+    pub async fn list_events(
+        &self,
+        p: &ListParams,
+        v: &Visibility,
+        object_type: Option<&str>,
+        object_id: Option<&str>,
+    ) -> Result<Page<Event>> {
+        let mut q = Sql::new("SELECT * FROM events WHERE 1 = 1");
+        if let Some(t) = object_type {
+            q.push(" AND object_type = ").bind(t);
+        }
+        if let Some(o) = object_id {
+            q.push(" AND object_id = ").bind(o);
+        }
+        q.visible(v, false).page(p.after.as_deref(), p.limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, p.limit, |e| e.id.to_string()))
+    }
+}

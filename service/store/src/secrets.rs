@@ -1,0 +1,67 @@
+//! Encrypted secrets. The store sees only ciphertext, a nonce and the ID of
+//! the key that sealed it; sealing and opening happen in the service, which
+//! alone holds the key file.
+
+use sqlx::any::AnyRow;
+use tundra_api::SecretId;
+
+use crate::{Result, Store, StoreError, get, now, parse_id};
+
+/// A sealed secret as stored (base64 text fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub id: SecretId,
+    pub key_id: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+fn secret(row: &AnyRow) -> Result<SecretRecord> {
+    Ok(SecretRecord {
+        id: parse_id("secrets", &get::<String>(row, "id")?)?,
+        key_id: get(row, "key_id")?,
+        nonce: get(row, "nonce")?,
+        ciphertext: get(row, "ciphertext")?,
+    })
+}
+
+impl Store {
+    pub async fn put_secret(&self, s: &SecretRecord) -> Result<()> {
+        let mut w = self.write().await?;
+        let t = now();
+        sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.id.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query("INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(s.id.to_string())
+            .bind(s.key_id.clone())
+            .bind(s.nonce.clone())
+            .bind(s.ciphertext.clone())
+            .bind(t)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    pub async fn secret(&self, id: SecretId) -> Result<SecretRecord> {
+        let row = sqlx::query("SELECT * FROM secrets WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "secret", id: id.to_string() })?;
+        secret(&row)
+    }
+
+    /// Secrets not sealed with `key_id`: what a key rotation must re-seal.
+    pub async fn secrets_not_sealed_with(&self, key_id: &str) -> Result<Vec<SecretRecord>> {
+        let rows = sqlx::query("SELECT * FROM secrets WHERE key_id <> $1 ORDER BY id")
+            .bind(key_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(secret).collect()
+    }
+
+    pub async fn delete_secret(&self, id: SecretId) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM secrets WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        w.commit().await
+    }
+}
