@@ -40,6 +40,10 @@ apt_packages=(
   dnsmasq-base        # dnsmasq: DHCP peer to compare with
   iputils-ping        # ping: real traffic checks across the lab fabric
   python3-venv        # venv for the pinned Python peers
+  postgresql          # initdb/pg_ctl: the API suite runs on PostgreSQL too (throwaway clusters)
+  qemu-utils          # qemu-img: tundrad converts qcow2 images to raw
+  openssh-client      # ssh-keygen: keypair fixtures
+  wrk                 # HTTP load generator for the API benchmark
 )
 if [ "$want_vm" = 1 ]; then
   apt_packages+=(qemu-system-x86 ipxe ovmf)

@@ -52,8 +52,19 @@ fn starts_with_no_configuration_and_serves_health_and_info() {
     assert!(status.success(), "{status}");
     let mut logs = String::new();
     child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
-    let first: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap()).unwrap();
-    assert_eq!(first["fields"]["message"], "tundrad serving");
+    let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "tundrad serving"), "{logs}");
+    // Every line of a request carries its request id.
+    let answered: Vec<_> = lines.iter().filter(|l| l["fields"]["message"] == "answered").collect();
+    assert!(answered.len() >= 3, "{logs}");
+    assert!(answered.iter().all(|l| l["span"]["request_id"].as_str().is_some_and(|s| !s.is_empty())), "{logs}");
+    // The embedded default: a SQLite file, and the bootstrap admin's token, private.
+    assert!(data.join("tundra.db").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let token = data.join("admin-token");
+    assert_eq!(std::fs::metadata(&token).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&token).unwrap().starts_with("tnd_"));
+    assert!(!logs.contains(std::fs::read_to_string(&token).unwrap().trim()), "the token never reaches the logs");
 }
 
 #[test]

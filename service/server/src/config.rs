@@ -1,0 +1,255 @@
+//! Configuration: a TOML file (`--config` / `TUNDRA_CONFIG`), then
+//! environment variables, then command-line flags — later wins. Every key has
+//! a default, so `tundrad` with no configuration runs on a SQLite file in its
+//! data dir. `docs/guides/configuration.md` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tundra_api::identity::Role;
+
+/// Everything `tundrad` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the API listens. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The data dir: SQLite file, images, key file and admin token by default.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; default a SQLite file in the data dir.
+    pub database_url: Option<String>,
+    /// File with the secret-sealing keys (created with one fresh key when missing).
+    pub secrets_key_file: Option<PathBuf>,
+    /// Where the first start writes the bootstrap admin's token (mode 0600).
+    pub admin_token_file: Option<PathBuf>,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest image, in bytes (uploads and fetches).
+    pub max_image_bytes: u64,
+    /// URL prefixes images may be fetched from, e.g. `https://images.example.org/`.
+    /// Empty: fetching is off (uploads still work).
+    pub image_source_allow: Vec<String>,
+    /// Default and largest API token lifetime, e.g. `30d`, `12h`.
+    pub token_ttl: String,
+    pub token_max_ttl: String,
+    /// OIDC identity providers whose bearer JWTs are accepted.
+    pub identity_providers: Vec<IdentityProvider>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8180".parse().expect("literal address"),
+            data_dir: ".tundra/data".into(),
+            database_url: None,
+            secrets_key_file: None,
+            admin_token_file: None,
+            max_body_bytes: 1024 * 1024,
+            max_image_bytes: 64 * 1024 * 1024 * 1024,
+            image_source_allow: Vec::new(),
+            token_ttl: "30d".into(),
+            token_max_ttl: "365d".into(),
+            identity_providers: Vec::new(),
+        }
+    }
+}
+
+/// One OIDC identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProvider {
+    /// Must equal the tokens' `iss` claim.
+    pub issuer: String,
+    /// Must appear in the tokens' `aud` claim.
+    pub audience: String,
+    /// A JWKS document on disk…
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// …or at a URL (refetched when a token names an unknown key, at most once a minute).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Claim holding the user name (default `preferred_username`, falling back to `sub`).
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// Claim holding the list of groups (default `groups`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Prefix for user names from this provider, keeping them apart from local users (default none).
+    #[serde(default)]
+    pub user_prefix: String,
+    /// Members of these groups are site admins.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// Group → project role.
+    #[serde(default)]
+    pub mappings: Vec<GroupMapping>,
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+/// Members of `group` get `role` in `project` (a project name or ID).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapping {
+    pub group: String,
+    pub project: String,
+    pub role: Role,
+}
+
+/// A configuration error, saying which key and what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Read the file (if any), then apply `TUNDRA_*` environment variables.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env("TUNDRA_LISTEN") {
+            c.listen = parse_listen("TUNDRA_LISTEN", &v)?;
+        }
+        if let Some(v) = env("TUNDRA_DATA_DIR") {
+            c.data_dir = v.into();
+        }
+        if let Some(v) = env("TUNDRA_DATABASE_URL") {
+            c.database_url = Some(v);
+        }
+        if let Some(v) = env("TUNDRA_SECRETS_KEY_FILE") {
+            c.secrets_key_file = Some(v.into());
+        }
+        if let Some(v) = env("TUNDRA_IMAGE_SOURCE_ALLOW") {
+            c.image_source_allow = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
+        for (key, v) in [("token_ttl", &self.token_ttl), ("token_max_ttl", &self.token_max_ttl)] {
+            humantime::parse_duration(v)
+                .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
+        }
+        if self.token_ttl_secs() > self.token_max_ttl_secs() {
+            return Err(invalid("token_ttl", "must not exceed token_max_ttl".into()));
+        }
+        for (i, p) in self.image_source_allow.iter().enumerate() {
+            let u = reqwest::Url::parse(p).map_err(|e| {
+                invalid(
+                    &format!("image_source_allow[{i}]"),
+                    format!("{p:?} is not a URL prefix like \"https://images.example.org/\": {e}"),
+                )
+            })?;
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                return Err(invalid(
+                    &format!("image_source_allow[{i}]"),
+                    format!("{p:?} must be an http(s) URL with a host"),
+                ));
+            }
+        }
+        for (i, idp) in self.identity_providers.iter().enumerate() {
+            if idp.jwks_file.is_some() == idp.jwks_url.is_some() {
+                return Err(invalid(
+                    &format!("identity_providers[{i}]"),
+                    "set exactly one of jwks_file or jwks_url".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tundra.db").display()))
+    }
+
+    pub fn secrets_key_file(&self) -> PathBuf {
+        self.secrets_key_file.clone().unwrap_or_else(|| self.data_dir.join("secrets.key"))
+    }
+
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.admin_token_file.clone().unwrap_or_else(|| self.data_dir.join("admin-token"))
+    }
+
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_dir.join("images")
+    }
+
+    pub fn token_ttl_secs(&self) -> u64 {
+        humantime::parse_duration(&self.token_ttl).map(|d| d.as_secs()).unwrap_or(30 * 86400)
+    }
+
+    pub fn token_max_ttl_secs(&self) -> u64 {
+        humantime::parse_duration(&self.token_max_ttl).map(|d| d.as_secs()).unwrap_or(365 * 86400)
+    }
+}
+
+pub fn parse_listen(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("{v:?} is not an address like 127.0.0.1:8180"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(
+            &f,
+            r#"
+listen = "127.0.0.1:9000"
+image_source_allow = ["https://images.example.org/"]
+[[identity_providers]]
+issuer = "https://idp"
+audience = "tundra"
+jwks_file = "/etc/jwks.json"
+mappings = [{ group = "astro", project = "astro", role = "member" }]
+"#,
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), |k| (k == "TUNDRA_DATA_DIR").then(|| "/srv/tundra".into())).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/tundra"));
+        assert_eq!(c.database_url(), "sqlite:///srv/tundra/tundra.db");
+        assert_eq!(c.identity_providers[0].mappings[0].role, Role::Member);
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&f), |_| None).unwrap_err().to_string();
+        assert!(e.contains("unknown field `lisen`"), "{e}");
+        std::fs::write(&f, "token_ttl = \"forever\"\n").unwrap();
+        let e = Config::load(Some(&f), |_| None).unwrap_err().to_string();
+        assert!(e.starts_with("token_ttl:"), "{e}");
+        std::fs::write(&f, "image_source_allow = [\"ftp://x/\"]\n").unwrap();
+        let e = Config::load(Some(&f), |_| None).unwrap_err().to_string();
+        assert!(e.contains("image_source_allow[0]"), "{e}");
+    }
+}

@@ -1,0 +1,79 @@
+//! The operation runner: long work runs as a task on the service's own
+//! authority, records progress in the store, and is started again from its
+//! stored input when `tundrad` restarts before it finished. Workers must be
+//! idempotent from the start (they stage into fresh temp files and publish
+//! with a rename).
+
+use std::sync::{Arc, OnceLock};
+
+use tundra_api::OperationId;
+use tundra_store::{OperationInput, Store};
+
+use crate::state::AppState;
+
+/// Spawns and tracks operation tasks.
+#[derive(Clone, Default)]
+pub struct Runner {
+    state: Arc<OnceLock<AppState>>,
+    tasks: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Runner {
+    /// Give the runner the state its workers need (set once at start).
+    pub fn bind(&self, state: AppState) {
+        let _ = self.state.set(state);
+    }
+
+    /// Start an accepted operation.
+    pub async fn spawn(&self, op: OperationInput) {
+        let Some(state) = self.state.get().cloned() else { return };
+        let mut tasks = self.tasks.lock().await;
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            let id = op.operation.id;
+            let span = tracing::info_span!("operation", operation_id = %id, kind = %op.operation.kind);
+            tracing::Instrument::instrument(run(state, op), span).await;
+        });
+    }
+
+    /// Resume what a previous run left unfinished.
+    pub async fn resume(&self, store: &Store) -> anyhow::Result<usize> {
+        let ops = store.unfinished_operations().await?;
+        let n = ops.len();
+        for op in ops {
+            tracing::info!(operation_id = %op.operation.id, kind = %op.operation.kind, attempts = op.operation.attempts, "resuming operation");
+            self.spawn(op).await;
+        }
+        Ok(n)
+    }
+
+    /// Wait for running operations to finish (tests, shutdown).
+    pub async fn drain(&self) {
+        let mut tasks = self.tasks.lock().await;
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Stop running operations; they resume on the next start.
+    pub async fn abort(&self) {
+        self.tasks.lock().await.abort_all();
+    }
+}
+
+async fn run(state: AppState, op: OperationInput) {
+    let id: OperationId = op.operation.id;
+    if let Err(e) = state.store.start_operation(id, "started").await {
+        tracing::error!(error = %e, "could not mark operation running");
+        return;
+    }
+    let result = match op.operation.kind.as_str() {
+        "image.import" => crate::images::run_import(&state, &op).await,
+        other => Err(format!("unknown operation kind {other:?}; this tundrad is older than the one that accepted it")),
+    };
+    match &result {
+        Ok(()) => tracing::info!("operation succeeded"),
+        Err(e) => tracing::warn!(error = %e, "operation failed"),
+    }
+    if let Err(e) = state.store.finish_operation(id, result.err()).await {
+        tracing::error!(error = %e, "could not record operation outcome");
+    }
+}

@@ -1,0 +1,29 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use tundra_store::Store;
+
+use crate::auth::Oidc;
+use crate::config::Config;
+use crate::observe::Metrics;
+use crate::operations::Runner;
+use crate::secrets::Keyring;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub keyring: Arc<Keyring>,
+    pub metrics: Arc<Metrics>,
+    pub oidc: Arc<Oidc>,
+    /// Outbound HTTP (image fetches, JWKS): no redirects, so the allow-list holds.
+    pub http: reqwest::Client,
+    pub ops: Runner,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("store", &self.store).finish()
+    }
+}

@@ -1,0 +1,58 @@
+//! The API integration suite: every case runs against SQLite (the embedded
+//! default) and against a throwaway PostgreSQL, each with its own `tundrad`
+//! on port 0 and its own temp dirs.
+
+#[path = "api/harness.rs"]
+mod harness;
+
+#[path = "api/bad_input.rs"]
+mod bad_input;
+#[path = "api/catalog.rs"]
+mod catalog;
+#[path = "api/identity.rs"]
+mod identity;
+#[path = "api/images.rs"]
+mod images;
+#[path = "api/tenancy.rs"]
+mod tenancy;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use harness::Backend;
+use libtest_mimic::{Arguments, Trial};
+
+type Case = fn(Backend) -> Pin<Box<dyn Future<Output = ()>>>;
+
+macro_rules! cases {
+    ($($m:ident :: $f:ident),* $(,)?) => {
+        vec![$((concat!(stringify!($m), "::", stringify!($f)), (|b| Box::pin($m::$f(b))) as Case)),*]
+    };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let cases: Vec<(&str, Case)> = cases![
+        catalog::projects_etags_pagination_idempotency_events,
+        catalog::keypairs_flavors,
+        tenancy::every_route_keeps_projects_apart,
+        bad_input::bad_requests_get_problems_and_write_nothing,
+        images::upload_convert_serve_with_range,
+        images::fetch_survives_token_expiry_and_restart,
+        identity::tokens_scopes_expiry_revocation,
+        identity::oidc_groups_map_to_roles,
+        identity::secrets_sealed_and_rotated,
+    ];
+    let mut trials = Vec::new();
+    for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {
+        for (name, case) in &cases {
+            let case = *case;
+            trials.push(Trial::test(format!("{label}::{name}"), move || {
+                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                rt.block_on(case(backend));
+                Ok(())
+            }));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -1,0 +1,317 @@
+//! The world an API test owns: a temp data dir, its own database (a SQLite
+//! file, or a throwaway PostgreSQL cluster started from Debian's binaries on
+//! a free loopback port), and `tundrad` served in-process on port 0.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use tundrad::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A PostgreSQL cluster in a temp dir, stopped and removed on drop.
+pub struct Pg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub url: String,
+}
+
+fn pg_bin() -> Result<PathBuf, String> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "PostgreSQL is not installed; run scripts/setup.sh (it installs Debian's postgresql)".to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin; run scripts/setup.sh".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Run a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
+fn as_pg(bin: &Path, tool: &str) -> Command {
+    let is_root = unsafe_free_is_root();
+    if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    } else {
+        Command::new(bin.join(tool))
+    }
+}
+
+fn unsafe_free_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+impl Pg {
+    pub fn start() -> Result<Pg, String> {
+        let bin = pg_bin()?;
+        let dir = tempfile::Builder::new().prefix("tundra-pg-").tempdir().map_err(|e| e.to_string())?;
+        if unsafe_free_is_root() {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !ok.success() {
+                return Err("chown to postgres failed; is Debian's postgresql installed (it creates the user)?".into());
+            }
+        }
+        let data = dir.path().join("data");
+        let out = as_pg(&bin, "initdb")
+            .args(["-A", "trust", "-U", "tundra", "--no-sync", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let port = free_port();
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            dir.path().display()
+        );
+        let out = as_pg(&bin, "pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&data)
+            .args(["-o", &opts, "-l"])
+            .arg(dir.path().join("log"))
+            .arg("start")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            return Err(format!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(Pg { url: format!("postgres://tundra@127.0.0.1:{port}/postgres"), dir, bin })
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = as_pg(&self.bin, "pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
+    }
+}
+
+/// A running `tundrad` and what a test needs to talk to it.
+pub struct Env {
+    pub server: Option<tundrad::Server>,
+    pub config: Config,
+    pub _dir: tempfile::TempDir,
+    pub _pg: Option<Pg>,
+    pub admin: String,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Env {
+        let dir = tempfile::Builder::new().prefix("tundra-api-").tempdir().unwrap();
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Pg::start().unwrap_or_else(|e| panic!("{e}"))),
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            database_url: pg.as_ref().map(|p| p.url.clone()),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let server = tundrad::start(config.clone()).await.unwrap();
+        let admin = std::fs::read_to_string(config.admin_token_file()).unwrap().trim().to_string();
+        Env { server: Some(server), config, _dir: dir, _pg: pg, admin, http: reqwest::Client::new() }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.server.as_ref().unwrap().addr)
+    }
+
+    pub fn state(&self) -> &tundrad::state::AppState {
+        &self.server.as_ref().unwrap().state
+    }
+
+    /// Stop and start again on the same data dir and database.
+    pub async fn restart(&mut self, tweak: impl FnOnce(&mut Config)) {
+        self.server.take().unwrap().stop().await.unwrap();
+        tweak(&mut self.config);
+        self.server = Some(tundrad::start(self.config.clone()).await.unwrap());
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.unwrap();
+        }
+    }
+
+    /// A JSON call; returns status, headers and the body (JSON, or a string).
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
+        let mut req =
+            self.http.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base()));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Resp {
+        Resp::from(req.send().await.unwrap()).await
+    }
+
+    pub fn req(&self, method: &str, path: &str, token: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base()));
+        if token.is_empty() { r } else { r.bearer_auth(token) }
+    }
+
+    /// Create a user with a role in a project and return their token.
+    pub async fn user_with_role(&self, name: &str, project: &str, role: &str) -> String {
+        let r = self.call("POST", "/v1/users", &self.admin, Some(serde_json::json!({"name": name}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = self
+            .call(
+                "PUT",
+                &format!("/v1/projects/{project}/roles/{name}"),
+                &self.admin,
+                Some(serde_json::json!({"role": role})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let uid = self.call("GET", &format!("/v1/users/{name}"), &self.admin, None).await.body["id"].clone();
+        let r = self.call("POST", "/v1/tokens", &self.admin, Some(serde_json::json!({"user_id": uid}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["secret"].as_str().unwrap().to_string()
+    }
+
+    pub async fn project(&self, name: &str) -> String {
+        let r = self.call("POST", "/v1/projects", &self.admin, Some(serde_json::json!({"name": name}))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+}
+
+impl Resp {
+    async fn from(r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap().to_vec();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Resp { status, headers, body, bytes }
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// Assert this is a problem document with `status`, and return its detail.
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.header("content-type"), "application/problem+json", "{}", self.body);
+        assert_eq!(self.body["status"], status);
+        let d = self.body["detail"].as_str().unwrap_or("").to_string();
+        assert!(!d.is_empty(), "problem without detail: {}", self.body);
+        d
+    }
+}
+
+pub fn sha256(b: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Serve `bytes` at `http://ADDR/images/NAME` in 64 KiB chunks, sleeping
+/// `pause` between chunks (a slow mirror). Stops when dropped.
+pub struct FileServer {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FileServer {
+    pub async fn start(bytes: Vec<u8>, pause: Duration) -> FileServer {
+        use axum::body::Body;
+        use axum::routing::get;
+        let bytes = std::sync::Arc::new(bytes);
+        let app = axum::Router::new().route(
+            "/images/{name}",
+            get(move || {
+                let bytes = bytes.clone();
+                async move {
+                    let len = bytes.len();
+                    let stream = futures_util::stream::unfold(0usize, move |off| {
+                        let bytes = bytes.clone();
+                        async move {
+                            if off >= bytes.len() {
+                                return None;
+                            }
+                            if off > 0 {
+                                tokio::time::sleep(pause).await;
+                            }
+                            let end = (off + 65536).min(bytes.len());
+                            Some((Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(&bytes[off..end])), end))
+                        }
+                    });
+                    axum::response::Response::builder()
+                        .header("content-length", len)
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FileServer { addr, task }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/images/{name}", self.addr)
+    }
+
+    pub fn prefix(&self) -> String {
+        format!("http://{}/images/", self.addr)
+    }
+}

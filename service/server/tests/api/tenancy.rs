@@ -1,0 +1,253 @@
+//! Tenancy on every route: the routes come from the OpenAPI document (which
+//! is built from the same registrations as the router), so a new route
+//! without a case here fails this test. A member of project A must neither
+//! read nor change anything of project B; a reader of A must not write.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Env, FileServer, sha256, wait_for};
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE28EIbrewdEDj9qeZjjK3liBBadA01HeYTCQGsZnbFB test@tundra";
+
+/// How a route is exercised.
+enum Case {
+    /// Needs no credentials and shows no tenant data.
+    Public,
+    /// Answers only about the caller.
+    Personal,
+    /// A list: must not show project B's objects.
+    List,
+    /// A call on one of B's objects (or creating in B): must fail 403/404.
+    Foreign(Option<Value>),
+}
+
+pub async fn every_route_keeps_projects_apart(b: Backend) {
+    let image_bytes = vec![7u8; 4096];
+    let files = FileServer::start(image_bytes.clone(), Duration::ZERO).await;
+    let prefix = files.prefix();
+    let env = Env::start(b, |c| c.image_source_allow = vec![prefix]).await;
+    let admin = env.admin.clone();
+    let a = env.project("a").await;
+    let bp = env.project("b").await;
+    let a_member = env.user_with_role("a-member", "a", "member").await;
+    let a_reader = env.user_with_role("a-reader", "a", "reader").await;
+    let b_member = env.user_with_role("b-member", "b", "member").await;
+
+    // Project B's objects, made by B's member.
+    let post = |path: &'static str, body: Value| {
+        let env = &env;
+        let b_member = b_member.clone();
+        async move {
+            let r = env.call("POST", path, &b_member, Some(body)).await;
+            assert!(r.status == 201 || r.status == 202, "{path}: {}", r.body);
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let b_key = post("/v1/keypairs", json!({"project_id": bp, "name": "k", "public_key": KEY})).await;
+    let b_flavor = post("/v1/flavors", json!({"project_id": bp, "name": "f", "resource_class": "rc"})).await;
+    let b_image = post("/v1/images", json!({"project_id": bp, "name": "i", "disk_format": "raw", "sha256": sha256(&image_bytes), "source_url": files.url("i.raw")})).await;
+    wait_for("B's image import", async || {
+        env.call("GET", &format!("/v1/images/{b_image}"), &admin, None).await.body["status"] == "active"
+    })
+    .await;
+    let b_op = env.call("GET", &format!("/v1/images/{b_image}"), &admin, None).await.body["operation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b_user = env.call("GET", "/v1/users/b-member", &admin, None).await.body["id"].as_str().unwrap().to_string();
+    let b_token =
+        env.call("GET", "/v1/tokens", &b_member, None).await.body["items"][0]["id"].as_str().unwrap().to_string();
+    // And A's, for the reader checks.
+    let a_key = env
+        .call("POST", "/v1/keypairs", &admin, Some(json!({"project_id": a, "name": "k", "public_key": KEY})))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_flavor = env
+        .call("POST", "/v1/flavors", &admin, Some(json!({"project_id": a, "name": "f", "resource_class": "rc"})))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_image = env
+        .call(
+            "POST",
+            "/v1/images",
+            &admin,
+            Some(json!({"project_id": a, "name": "i", "disk_format": "raw", "sha256": sha256(b"x")})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let snapshot = async || -> Vec<Value> {
+        let mut v = Vec::new();
+        for path in [
+            format!("/v1/projects/{bp}"),
+            format!("/v1/keypairs/{b_key}"),
+            format!("/v1/flavors/{b_flavor}"),
+            format!("/v1/images/{b_image}"),
+            format!("/v1/operations/{b_op}"),
+            format!("/v1/projects/{bp}/roles"),
+            format!("/v1/users/{b_user}"),
+            format!("/v1/tokens/{b_token}"),
+            format!("/v1/events?project={bp}&limit=500"),
+        ] {
+            let r = env.call("GET", &path, &admin, None).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            v.push(r.body);
+        }
+        v
+    };
+    let before = snapshot().await;
+
+    let subst = |path: &str| {
+        path.replace("{project}", &bp)
+            .replace("{user}", &b_user)
+            .replace("{token}", &b_token)
+            .replace("{keypair}", &b_key)
+            .replace("{flavor}", &b_flavor)
+            .replace("{image}", &b_image)
+            .replace("{operation}", &b_op)
+    };
+    let case = |method: &str, path: &str| -> Option<Case> {
+        use Case::*;
+        Some(match (method, path) {
+            ("get", "/healthz" | "/readyz" | "/v1/info" | "/metrics" | "/v1/openapi.json") => Public,
+            ("get", "/v1/whoami") => Personal,
+            (
+                "get",
+                "/v1/projects" | "/v1/keypairs" | "/v1/flavors" | "/v1/images" | "/v1/operations" | "/v1/events"
+                | "/v1/tokens" | "/v1/users",
+            ) => List,
+            ("post", "/v1/projects") => Foreign(Some(json!({"name": "sneaky"}))),
+            ("post", "/v1/users") => Foreign(Some(json!({"name": "sneaky", "admin": true}))),
+            ("post", "/v1/tokens") => Foreign(Some(json!({"project_id": bp, "role": "member"}))),
+            ("post", "/v1/keypairs") => Foreign(Some(json!({"project_id": bp, "name": "sneaky", "public_key": KEY}))),
+            ("post", "/v1/flavors") => {
+                Foreign(Some(json!({"project_id": bp, "name": "sneaky", "resource_class": "rc"})))
+            }
+            ("post", "/v1/images") => {
+                Foreign(Some(json!({"project_id": bp, "name": "sneaky", "disk_format": "raw", "sha256": sha256(b"x")})))
+            }
+            ("patch", "/v1/projects/{project}") => Foreign(Some(json!({"description": "pwned"}))),
+            ("patch", "/v1/keypairs/{keypair}" | "/v1/flavors/{flavor}" | "/v1/images/{image}") => {
+                Foreign(Some(json!({"description": "pwned"})))
+            }
+            ("put", "/v1/projects/{project}/roles/{user}") => Foreign(Some(json!({"role": "admin"}))),
+            ("put", "/v1/images/{image}/file") => Foreign(None),
+            ("get" | "delete", _) => Foreign(None),
+            _ => return None,
+        })
+    };
+
+    let doc = env.call("GET", "/v1/openapi.json", "", None).await.body;
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in
+            item.as_object().unwrap().keys().filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+        {
+            routes.insert((method.clone(), path.clone()));
+        }
+    }
+    assert!(routes.len() >= 30, "only {} routes in the document?", routes.len());
+
+    let b_ids = [&bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user];
+    let mut covered = 0;
+    for (method, path) in &routes {
+        let c = case(method, path).unwrap_or_else(|| panic!("route {method} {path} has no tenancy case; add one"));
+        let url = subst(path);
+        let m = method.to_uppercase();
+        match c {
+            Case::Public => {
+                let r = env.call(&m, &url, "", None).await;
+                assert!(r.status == 200, "{m} {url} should need no credentials: {}", r.status);
+                let text = String::from_utf8_lossy(&r.bytes);
+                for id in b_ids {
+                    assert!(!text.contains(id.as_str()), "{m} {url} leaks {id}");
+                }
+            }
+            Case::Personal => {
+                let r = env.call(&m, &url, &a_member, None).await;
+                assert_eq!(r.status, 200);
+                assert_eq!(r.body["name"], "a-member");
+                assert!(!r.body.to_string().contains(bp.as_str()));
+            }
+            Case::List => {
+                let r = env.call(&m, &url, &a_member, None).await;
+                assert!(r.status == 200 || r.status == 403, "{m} {url}: {}", r.body);
+                let text = r.body.to_string();
+                for id in b_ids {
+                    assert!(!text.contains(id.as_str()), "{m} {url} shows B's {id} to A's member: {text}");
+                }
+                if ["/v1/keypairs", "/v1/flavors", "/v1/images", "/v1/operations", "/v1/events"]
+                    .contains(&path.as_str())
+                {
+                    let r = env.call(&m, &format!("{url}?project={bp}"), &a_member, None).await;
+                    r.problem(404);
+                }
+            }
+            Case::Foreign(body) => {
+                let r = match (&body, m.as_str(), path.ends_with("/file")) {
+                    (_, "PUT", true) => env.raw(env.req("PUT", &url, &a_member).body(b"x".to_vec())).await,
+                    _ => env.call(&m, &url, &a_member, body).await,
+                };
+                assert!(r.status == 403 || r.status == 404, "{m} {url} as A's member gave {}: {}", r.status, r.body);
+                r.problem(r.status);
+                // Without credentials: 401 everywhere.
+                env.call(&m, &url, "", None).await.problem(401);
+            }
+        }
+        covered += 1;
+    }
+    assert_eq!(covered, routes.len());
+    assert_eq!(snapshot().await, before, "B's objects and history are unchanged");
+
+    // Readers of A cannot write anything of A.
+    let writes: Vec<(&str, String, Option<Value>)> = vec![
+        ("PATCH", format!("/v1/projects/{a}"), Some(json!({"description": "x"}))),
+        ("DELETE", format!("/v1/projects/{a}"), None),
+        ("PUT", format!("/v1/projects/{a}/roles/a-reader"), Some(json!({"role": "admin"}))),
+        ("DELETE", format!("/v1/projects/{a}/roles/a-member"), None),
+        ("POST", "/v1/keypairs".into(), Some(json!({"project_id": a, "name": "r", "public_key": KEY}))),
+        ("PATCH", format!("/v1/keypairs/{a_key}"), Some(json!({"description": "x"}))),
+        ("DELETE", format!("/v1/keypairs/{a_key}"), None),
+        ("POST", "/v1/flavors".into(), Some(json!({"project_id": a, "name": "r", "resource_class": "rc"}))),
+        ("PATCH", format!("/v1/flavors/{a_flavor}"), Some(json!({"description": "x"}))),
+        ("DELETE", format!("/v1/flavors/{a_flavor}"), None),
+        (
+            "POST",
+            "/v1/images".into(),
+            Some(json!({"project_id": a, "name": "r", "disk_format": "raw", "sha256": sha256(b"x")})),
+        ),
+        ("PATCH", format!("/v1/images/{a_image}"), Some(json!({"description": "x"}))),
+        ("DELETE", format!("/v1/images/{a_image}"), None),
+        ("POST", "/v1/tokens".into(), Some(json!({"project_id": a, "role": "member"}))),
+        ("POST", "/v1/projects".into(), Some(json!({"name": "r"}))),
+        ("POST", "/v1/users".into(), Some(json!({"name": "r"}))),
+    ];
+    for (m, url, body) in writes {
+        let r = env.call(m, &url, &a_reader, body).await;
+        r.problem(403);
+    }
+    let r = env.raw(env.req("PUT", &format!("/v1/images/{a_image}/file"), &a_reader).body(b"x".to_vec())).await;
+    r.problem(403);
+    // …but can read them.
+    for url in [
+        format!("/v1/projects/{a}"),
+        format!("/v1/keypairs/{a_key}"),
+        format!("/v1/flavors/{a_flavor}"),
+        format!("/v1/images/{a_image}"),
+    ] {
+        assert_eq!(env.call("GET", &url, &a_reader, None).await.status, 200, "{url}");
+    }
+    env.stop().await;
+}
