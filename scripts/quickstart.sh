@@ -37,7 +37,13 @@ provider_installation {
 }
 RC
 terraform=$(cat "$root/.venv/terraform-cli")
-export TF_CLI_CONFIG_FILE="$work/terraformrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
+# The first start bootstrapped the admin and wrote its token (mode 0600).
+TUNDRA_TOKEN=$(cat "$work/data/admin-token")
+export TUNDRA_TOKEN TF_CLI_CONFIG_FILE="$work/terraformrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
+# A small disk image and a key to declare.
+[ -f "$work/demo.raw" ] || head -c 4194304 /dev/urandom >"$work/demo.raw"
+[ -f "$work/id_ed25519.pub" ] || ssh-keygen -q -t ed25519 -N '' -C quickstart -f "$work/id_ed25519"
 cd "$root/examples/terraform/quickstart"
-"$terraform" apply -auto-approve -input=false -var "endpoint=$endpoint" -state="$work/terraform.tfstate"
+"$terraform" apply -auto-approve -input=false -var "endpoint=$endpoint" \
+  -var "image_path=$work/demo.raw" -var "public_key=$(cat "$work/id_ed25519.pub")" -state="$work/terraform.tfstate"
 "$terraform" output -state="$work/terraform.tfstate"

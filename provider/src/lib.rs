@@ -1,9 +1,13 @@
 //! `terraform-provider-tundra`: Tundra in Terraform.
 //!
-//! The provider block says where `tundrad` is and who is calling; resources
-//! and data sources are added as the service grows (see docs/architecture.md).
-//! All protocol work is in the `tfplugin` crate; this crate only knows the
-//! Tundra API (the `tundra-api` crate, once resources call the service).
+//! The provider block says where `tundrad` is and who is calling; each
+//! resource and data source maps Terraform state to the Tundra API's wire
+//! types (`tundra-api`). All protocol work is in the `tfplugin` crate, all
+//! HTTP in [`client`].
+
+pub mod client;
+pub mod data_sources;
+pub mod resources;
 
 use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{AttrPath, ConfigureInfo, Diagnostic, Diagnostics, Provider, Value, validators};
@@ -20,14 +24,7 @@ tfplugin::tf_object! {
     }
 }
 
-/// Connection settings every resource uses to reach `tundrad`.
-#[derive(Debug)]
-pub struct Client {
-    pub endpoint: String,
-    pub token: Option<String>,
-    pub project: Option<String>,
-    pub ca_certificate: Option<String>,
-}
+pub use client::Client;
 
 impl Provider for TundraProvider {
     type Client = Client;
@@ -96,15 +93,35 @@ impl Provider for TundraProvider {
                 .into());
             }
         };
-        Ok(Client {
+        let ca = config.ca_certificate.into_known();
+        Client::new(
             endpoint,
-            token: config.token.or_env("TUNDRA_TOKEN").into_known(),
-            project: config.project.or_env("TUNDRA_PROJECT").into_known(),
-            ca_certificate: config.ca_certificate.into_known(),
+            config.token.or_env("TUNDRA_TOKEN").into_known(),
+            config.project.or_env("TUNDRA_PROJECT").into_known(),
+            ca.as_deref(),
+        )
+        .map_err(|e| {
+            Diagnostic::error("Bad provider configuration", e).at(AttrPath::attr_root("ca_certificate")).into()
         })
     }
 
     fn resources(&self) -> Vec<Box<dyn tfplugin::resource::DynResource<Client>>> {
-        Vec::new()
+        use resources::*;
+        vec![
+            tfplugin::resource(project::ProjectResource),
+            tfplugin::resource(keypair::KeypairResource),
+            tfplugin::resource(flavor::FlavorResource),
+            tfplugin::resource(image::ImageResource),
+        ]
+    }
+
+    fn data_sources(&self) -> Vec<Box<dyn tfplugin::resource::DynDataSource<Client>>> {
+        use data_sources::*;
+        vec![
+            tfplugin::data_source(ProjectData),
+            tfplugin::data_source(KeypairData),
+            tfplugin::data_source(FlavorData),
+            tfplugin::data_source(ImageData),
+        ]
     }
 }

@@ -23,6 +23,8 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub store: PathBuf,
     cli_config: PathBuf,
+    /// Extra environment for every Terraform run (e.g. the provider's credentials).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Run {
@@ -40,16 +42,25 @@ impl Run {
 impl Workspace {
     /// A workspace whose Terraform finds the provider through `dev_overrides`.
     pub fn new(main_tf: &str) -> Workspace {
+        Self::for_provider("testprov", SOURCE, main_tf)
+    }
+
+    /// Like [`new`](Self::new), for the provider `name` at `source` (served by
+    /// this test binary when Terraform launches it).
+    pub fn for_provider(name: &str, source: &str, main_tf: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
-        std::os::unix::fs::symlink(std::env::current_exe().unwrap(), plugins.join("terraform-provider-testprov"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            std::env::current_exe().unwrap(),
+            plugins.join(format!("terraform-provider-{name}")),
+        )
+        .unwrap();
         let cli_config = dir.path().join("terraformrc");
         std::fs::write(
             &cli_config,
             format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"{SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                "provider_installation {{\n  dev_overrides {{\n    \"{source}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
                 plugins.display()
             ),
         )
@@ -79,7 +90,7 @@ impl Workspace {
     }
 
     fn finish(dir: tempfile::TempDir, cli_config: PathBuf, main_tf: &str) -> Workspace {
-        let ws = Workspace { store: dir.path().join("store.json"), dir, cli_config };
+        let ws = Workspace { store: dir.path().join("store.json"), dir, cli_config, env: Vec::new() };
         ws.write("main.tf", main_tf);
         ws
     }
@@ -106,6 +117,7 @@ impl Workspace {
             .env("TF_INPUT", "0")
             .env("NO_COLOR", "1")
             .env("TESTPROV_STORE", &self.store)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("TF_LOG")
             .output()
             .expect("run terraform");

@@ -1,0 +1,3 @@
+data "tundra_keypair" "ops" {
+  name = "ops-team"
+}

@@ -1,0 +1,3 @@
+data "tundra_project" "astro" {
+  name = "astro"
+}

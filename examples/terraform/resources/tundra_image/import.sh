@@ -1,0 +1,1 @@
+terraform import tundra_image.rocky 0190f1c2-7a4e-7d2b-9c1a-2f3e4d5c6b7a

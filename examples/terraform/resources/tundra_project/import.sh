@@ -1,0 +1,2 @@
+# By ID or by name.
+terraform import tundra_project.astro astro

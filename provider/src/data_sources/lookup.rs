@@ -1,0 +1,257 @@
+//! `data "tundra_project|keypair|flavor|image"`: by `id`, or by `name`
+//! (within `project_id`, the provider's project, or among public objects).
+//! Each returns the same attributes as its resource.
+
+use serde::de::DeserializeOwned;
+use tfplugin::schema::{Attribute, Block, Schema};
+use tfplugin::{AttrPath, Ctx, DataSource, Diagnostic, Diagnostics, FromTf, IntoTf, TfValue, Type, Value};
+use tundra_api::Page;
+use tundra_api::catalog::{Flavor, Image, Keypair};
+use tundra_api::identity::Project;
+
+use crate::client::Client;
+use crate::resources::flavor::FlavorState;
+use crate::resources::image::ImageState;
+use crate::resources::keypair::KeypairState;
+use crate::resources::project::ProjectState;
+
+fn lookup_keys(block: Block, noun: &str, project_scoped: bool) -> Block {
+    let block = block
+        .attr(
+            Attribute::string("id")
+                .optional()
+                .computed()
+                .description(&format!("ID of the {noun}; give this or `name`.")),
+        )
+        .attr(
+            Attribute::string("name")
+                .optional()
+                .computed()
+                .description(&format!("Name of the {noun}; give this or `id`.")),
+        );
+    if project_scoped {
+        block.attr(Attribute::string("project_id").optional().computed().description(
+            "Project to look the name up in (default: the provider's `project`; public objects are found too).",
+        ))
+    } else {
+        block
+    }
+}
+
+fn need_id_or_name(id: &Value<String>, name: &Value<String>, diags: &mut Diagnostics) {
+    if id.is_null() && name.is_null() {
+        diags.push(Diagnostic::error("Nothing to look up", "Set id or name.").at(AttrPath::attr_root("name")));
+    }
+}
+
+/// Find by name among what the caller sees; prefer the project's own object
+/// over a public one of the same name.
+async fn by_name<T: DeserializeOwned>(
+    c: &Client,
+    collection: &str,
+    noun: &str,
+    name: &str,
+    project: Option<String>,
+    project_of: fn(&T) -> Option<String>,
+) -> Result<T, Diagnostics> {
+    let page: Page<T> = c
+        .get(&format!("/v1/{collection}?name={}&limit=500", urlencode(name)))
+        .await
+        .map_err(|e| e.diag(&format!("Could not look up {noun} {name:?}")))?;
+    let mut items = page.items;
+    let pos = items
+        .iter()
+        .position(|i| project.is_some() && project_of(i) == project)
+        .or_else(|| items.iter().position(|i| project_of(i).is_none()));
+    match pos {
+        Some(p) => Ok(items.swap_remove(p)),
+        None => Err(Diagnostic::error(
+            format!("No {noun} named {name:?}"),
+            format!(
+                "No {noun} of that name is visible in the project or among public ones; check the name and project_id."
+            ),
+        )
+        .at(AttrPath::attr_root("name"))
+        .into()),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn scope(c: &Client, explicit: &Value<String>) -> Option<String> {
+    match explicit.known() {
+        Some(p) => Some(p.clone()),
+        None if c.project.is_some() => c.project_id(None).await.ok().map(|p| p.to_string()),
+        None => None,
+    }
+}
+
+pub struct ProjectData;
+
+impl DataSource<Client> for ProjectData {
+    type State = ProjectState;
+    fn type_name(&self) -> &'static str {
+        "tundra_project"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            lookup_keys(Block::new("Looks up a project you have a role in."), "project", false)
+                .attr(Attribute::string("description").computed())
+                .attr(Attribute::string("created_at").computed()),
+        )
+    }
+    fn validate_config(&self, config: &ProjectState, diags: &mut Diagnostics) {
+        need_id_or_name(&config.id, &config.name, diags);
+    }
+    async fn read(&self, ctx: &Ctx<Client>, config: ProjectState) -> Result<ProjectState, Diagnostics> {
+        let key = config.id.known().or(config.name.known()).cloned().unwrap_or_default();
+        let p: Project = ctx
+            .client()?
+            .get(&format!("/v1/projects/{key}"))
+            .await
+            .map_err(|e| e.diag(&format!("No project {key:?}")))?;
+        Ok(ProjectState::from_view(&p))
+    }
+}
+
+pub struct KeypairData;
+
+impl DataSource<Client> for KeypairData {
+    type State = KeypairState;
+    fn type_name(&self) -> &'static str {
+        "tundra_keypair"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            lookup_keys(Block::new("Looks up a keypair of a project."), "keypair", true)
+                .attr(Attribute::string("description").computed())
+                .attr(Attribute::string("public_key").computed())
+                .attr(Attribute::string("key_type").computed())
+                .attr(Attribute::string("fingerprint").computed())
+                .attr(Attribute::string("created_at").computed()),
+        )
+    }
+    fn validate_config(&self, config: &KeypairState, diags: &mut Diagnostics) {
+        need_id_or_name(&config.id, &config.name, diags);
+    }
+    async fn read(&self, ctx: &Ctx<Client>, config: KeypairState) -> Result<KeypairState, Diagnostics> {
+        let c = ctx.client()?;
+        let k: Keypair = match (config.id.known(), config.name.known()) {
+            (Some(id), _) => {
+                c.get(&format!("/v1/keypairs/{id}")).await.map_err(|e| e.diag(&format!("No keypair {id:?}")))?
+            }
+            (None, Some(name)) => {
+                let project = scope(c, &config.project_id).await;
+                by_name(c, "keypairs", "keypair", name, project, |k: &Keypair| Some(k.project_id.to_string())).await?
+            }
+            _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
+        };
+        Ok(KeypairState::from_view(&k, None))
+    }
+}
+
+pub struct FlavorData;
+
+impl DataSource<Client> for FlavorData {
+    type State = FlavorState;
+    fn type_name(&self) -> &'static str {
+        "tundra_flavor"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            lookup_keys(Block::new("Looks up a flavor: the project's own, or a public one."), "flavor", true)
+                .attr(Attribute::bool("public").computed())
+                .attr(Attribute::string("description").computed())
+                .attr(Attribute::string("resource_class").computed())
+                .attr(Attribute::set("required_traits", Type::String).computed())
+                .attr(Attribute::string("created_at").computed()),
+        )
+    }
+    fn validate_config(&self, config: &FlavorState, diags: &mut Diagnostics) {
+        need_id_or_name(&config.id, &config.name, diags);
+    }
+    async fn read(&self, ctx: &Ctx<Client>, config: FlavorState) -> Result<FlavorState, Diagnostics> {
+        let c = ctx.client()?;
+        let f: Flavor = match (config.id.known(), config.name.known()) {
+            (Some(id), _) => {
+                c.get(&format!("/v1/flavors/{id}")).await.map_err(|e| e.diag(&format!("No flavor {id:?}")))?
+            }
+            (None, Some(name)) => {
+                let project = scope(c, &config.project_id).await;
+                by_name(c, "flavors", "flavor", name, project, |f: &Flavor| f.project_id.map(|p| p.to_string())).await?
+            }
+            _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
+        };
+        Ok(FlavorState::from_view(&f))
+    }
+}
+
+pub struct ImageData;
+
+tfplugin::tf_object! {
+    pub struct ImageLookup {
+        pub id: Value<String>,
+        pub project_id: Value<String>,
+        pub public: Value<bool>,
+        pub name: Value<String>,
+        pub description: Value<String>,
+        pub disk_format: Value<String>,
+        pub sha256: Value<String>,
+        pub source_url: Value<String>,
+        pub status: Value<String>,
+        pub size_bytes: Value<i64>,
+        pub raw_sha256: Value<String>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl DataSource<Client> for ImageData {
+    type State = ImageLookup;
+    fn type_name(&self) -> &'static str {
+        "tundra_image"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            lookup_keys(Block::new("Looks up an image: the project's own, or a public one."), "image", true)
+                .attr(Attribute::bool("public").computed())
+                .attr(Attribute::string("description").computed())
+                .attr(Attribute::string("disk_format").computed())
+                .attr(Attribute::string("sha256").computed())
+                .attr(Attribute::string("source_url").computed())
+                .attr(Attribute::string("status").computed())
+                .attr(Attribute::number("size_bytes").computed())
+                .attr(Attribute::string("raw_sha256").computed())
+                .attr(Attribute::string("created_at").computed()),
+        )
+    }
+    fn validate_config(&self, config: &ImageLookup, diags: &mut Diagnostics) {
+        need_id_or_name(&config.id, &config.name, diags);
+    }
+    async fn read(&self, ctx: &Ctx<Client>, config: ImageLookup) -> Result<ImageLookup, Diagnostics> {
+        let c = ctx.client()?;
+        let i: Image = match (config.id.known(), config.name.known()) {
+            (Some(id), _) => {
+                c.get(&format!("/v1/images/{id}")).await.map_err(|e| e.diag(&format!("No image {id:?}")))?
+            }
+            (None, Some(name)) => {
+                let project = scope(c, &config.project_id).await;
+                by_name(c, "images", "image", name, project, |i: &Image| i.project_id.map(|p| p.to_string())).await?
+            }
+            _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
+        };
+        // Same attributes as the resource, minus what exists only in configuration.
+        let s = ImageState::from_view(&i, None);
+        let mut v = s.into_tf();
+        if let TfValue::Object(m) = &mut v {
+            m.remove("source_path");
+        }
+        ImageLookup::from_tf(v, &AttrPath::root()).map_err(Diagnostics::from)
+    }
+}

@@ -1,0 +1,135 @@
+//! Resources: one file per noun. Each maps its Terraform state to the
+//! `tundra_api` request and view types and back; all HTTP is in `client`.
+
+pub mod flavor;
+pub mod image;
+pub mod keypair;
+pub mod project;
+
+use tfplugin::schema::Attribute;
+use tfplugin::{Value, modifiers};
+
+use crate::client::Client;
+
+/// `id`: assigned by tundrad, stable for the object's life.
+pub fn id_attr(noun: &str) -> Attribute {
+    Attribute::string("id")
+        .computed()
+        .modifier(modifiers::use_state_for_unknown())
+        .description(&format!("ID of the {noun} (a UUID), assigned by tundrad."))
+}
+
+/// `created_at`: set once.
+pub fn created_at_attr() -> Attribute {
+    Attribute::string("created_at")
+        .computed()
+        .modifier(modifiers::use_state_for_unknown())
+        .description("When the object was created (RFC 3339, UTC).")
+}
+
+/// `description`: free text, empty by default.
+pub fn description_attr() -> Attribute {
+    Attribute::string("description")
+        .optional()
+        .computed()
+        .default(tfplugin::TfValue::string(""))
+        .description("Free text.")
+}
+
+/// Names as tundrad accepts them.
+pub fn name_validator() -> std::sync::Arc<dyn tfplugin::validators::Validator> {
+    tfplugin::validators::regex(
+        "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        "1–63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    )
+}
+
+/// The known string in a value, or `None`.
+pub fn known(v: &Value<String>) -> Option<&str> {
+    v.known().map(String::as_str)
+}
+
+/// The ID in state (empty when absent, which the service answers with 404).
+pub fn state_id(v: &Value<String>) -> String {
+    v.known().cloned().unwrap_or_default()
+}
+
+/// A public object's `project_id` is null in state; "use state for unknown"
+/// does not carry nulls, so without this every update would plan the
+/// project as unknown and force a replacement. An unset `project_id` keeps
+/// whatever project the object was created in.
+pub fn keep_project<T>(
+    change: &mut tfplugin::PlanChange<T>,
+    field: impl Fn(&mut T) -> &mut Value<String>,
+    config_null: bool,
+) where
+    T: Clone,
+{
+    let Some(mut prior) = change.prior.clone() else { return };
+    if config_null && field(&mut change.planned).is_unknown() {
+        *field(&mut change.planned) = field(&mut prior).clone();
+        let p = tfplugin::AttrPath::attr_root("project_id");
+        change.requires_replace.retain(|r| *r != p);
+    }
+}
+
+/// The REST collection behind a resource: the read, update, delete and
+/// import calls every resource makes the same way.
+pub struct Rest {
+    pub collection: &'static str,
+    pub noun: &'static str,
+    /// The service's JSON pointers and the attributes they name.
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+impl Rest {
+    fn path(&self, id: &str) -> String {
+        format!("/v1/{}/{id}", self.collection)
+    }
+
+    /// The object, or `None` once it is gone.
+    pub async fn find<V: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &tfplugin::Ctx<Client>,
+        id: &Value<String>,
+    ) -> Result<Option<V>, tfplugin::Diagnostics> {
+        Ok(ctx
+            .client()?
+            .find(&self.path(&state_id(id)))
+            .await
+            .map_err(|e| e.diag(&format!("Could not read {}", self.noun)))?)
+    }
+
+    pub async fn patch<V: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &tfplugin::Ctx<Client>,
+        id: &Value<String>,
+        body: &impl serde::Serialize,
+    ) -> Result<V, tfplugin::Diagnostics> {
+        Ok(ctx
+            .client()?
+            .patch(&self.path(&state_id(id)), body)
+            .await
+            .map_err(|e| e.diag_at(&format!("Could not update {}", self.noun), self.fields))?)
+    }
+
+    pub async fn delete(&self, ctx: &tfplugin::Ctx<Client>, id: &Value<String>) -> Result<(), tfplugin::Diagnostics> {
+        Ok(ctx
+            .client()?
+            .delete(&self.path(&state_id(id)))
+            .await
+            .map_err(|e| e.diag(&format!("Could not delete {}", self.noun)))?)
+    }
+
+    pub async fn import<V: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &tfplugin::Ctx<Client>,
+        id: &str,
+    ) -> Result<V, tfplugin::Diagnostics> {
+        Ok(ctx
+            .client()?
+            .get(&self.path(id))
+            .await
+            .map_err(|e| e.diag(&format!("Cannot import {} {id:?}", self.noun)))?)
+    }
+}

@@ -1,0 +1,41 @@
+//! Acceptance tests: a real Terraform drives terraform-provider-tundra
+//! against a real `tundrad` (in-process, port 0, SQLite in a temp dir).
+//! Each resource goes through the step list create → check → import →
+//! empty plan → update in place → empty plan → destroy → gone.
+//!
+//! This test binary is also the provider: when Terraform launches it (through
+//! the workspace's `dev_overrides`), it serves terraform-provider-tundra.
+
+#[path = "../../provider/tfplugin/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod steps;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() -> std::process::ExitCode {
+    if tfplugin::plugin::launched_by_terraform() {
+        return tfplugin::plugin::main(terraform_provider_tundra::TundraProvider);
+    }
+    let args = Arguments::from_args();
+    let tests: Vec<(&str, fn())> = vec![
+        ("project_lifecycle", steps::project_lifecycle),
+        ("keypair_lifecycle", steps::keypair_lifecycle),
+        ("keypair_file_with_newline_has_no_drift", steps::keypair_file_with_newline_has_no_drift),
+        ("flavor_lifecycle", steps::flavor_lifecycle),
+        ("image_lifecycle_from_url", steps::image_lifecycle_from_url),
+        ("image_upload_from_path", steps::image_upload_from_path),
+        ("data_sources_find_by_name", steps::data_sources_find_by_name),
+        ("service_errors_point_at_attributes", steps::service_errors_point_at_attributes),
+        ("out_of_band_delete_is_recreated", steps::out_of_band_delete_is_recreated),
+        ("examples_are_valid", steps::examples_are_valid),
+    ];
+    let trials = tests.into_iter().map(|(name, f)| {
+        Trial::test(name, move || {
+            f();
+            Ok(())
+        })
+    });
+    libtest_mimic::run(&args, trials.collect()).exit()
+}
