@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         ("service_errors_point_at_attributes", steps::service_errors_point_at_attributes),
         ("out_of_band_delete_is_recreated", steps::out_of_band_delete_is_recreated),
         ("examples_are_valid", steps::examples_are_valid),
+        ("tls_with_private_ca", steps::tls_with_private_ca),
     ];
     let trials = tests.into_iter().map(|(name, f)| {
         Trial::test(name, move || {

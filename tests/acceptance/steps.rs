@@ -50,6 +50,14 @@ pub fn sha256_hex(b: &[u8]) -> String {
 
 impl Site {
     pub fn start() -> Site {
+        let site = Site::start_with(|_| {});
+        let r = site.api("POST", "/v1/projects", Some(json!({"name": "astro"})));
+        assert_eq!(r.0, 201, "{}", r.1);
+        site
+    }
+
+    /// A site with a tweaked configuration and no project yet.
+    pub fn start_with(tweak: impl FnOnce(&mut tundrad::config::Config)) -> Site {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         // The image mirror.
@@ -71,16 +79,18 @@ impl Site {
                 }),
             )
         });
-        let config = tundrad::config::Config {
+        let mut config = tundrad::config::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
             image_source_allow: vec![mirror.clone()],
             ..Default::default()
         };
+        tweak(&mut config);
         let server = rt.block_on(tundrad::start(config.clone())).unwrap();
-        let endpoint = format!("http://{}", server.addr);
+        let scheme = if config.tls_cert_file.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", server.addr);
         let token = std::fs::read_to_string(config.admin_token_file()).unwrap().trim().to_string();
-        let site = Site {
+        Site {
             rt,
             server: Some(server),
             _dir: dir,
@@ -88,10 +98,7 @@ impl Site {
             token,
             mirror,
             http: std::sync::Arc::new(tokio::sync::Mutex::new(Some(handle))),
-        };
-        let r = site.api("POST", "/v1/projects", Some(json!({"name": "astro"})));
-        assert_eq!(r.0, 201, "{}", r.1);
-        site
+        }
     }
 
     /// Call the API directly (to check what Terraform did, or to change things behind its back).
@@ -495,4 +502,46 @@ pub fn examples_are_valid() {
         }
     }
     assert_eq!(checked, 8, "one example per resource and data source");
+}
+
+/// HTTPS with a private CA: the provider trusts exactly `ca_certificate`.
+pub fn tls_with_private_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Tundra test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let (cert_file, key_file) = (pki.path().join("tls.crt"), pki.path().join("tls.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+    let site = Site::start_with(|c| {
+        c.tls_cert_file = Some(cert_file.clone());
+        c.tls_key_file = Some(key_file.clone());
+    });
+    assert!(site.endpoint.starts_with("https://"));
+    let cfg = |ca: bool| {
+        format!(
+            "terraform {{\n  required_providers {{\n    tundra = {{ source = \"{SOURCE}\" }}\n  }}\n}}\n\nprovider \"tundra\" {{\n{}}}\n\nresource \"tundra_project\" \"p\" {{\n  name = \"secure\"\n}}\n",
+            if ca { "  ca_certificate = file(\"ca.pem\")\n" } else { "" }
+        )
+    };
+    let ws = site.workspace(&cfg(true));
+    ws.write("ca.pem", &ca.pem());
+    ws.apply();
+    assert_eq!(ws.resource("tundra_project.p")["name"], "secure");
+    assert_eq!(ws.plan().0, 0);
+    // Without the CA the provider refuses the endpoint's certificate.
+    ws.write("main.tf", &cfg(false));
+    let r = ws.run(&["plan", "-no-color"]);
+    assert_ne!(r.code, 0);
+    assert!(r.all().contains("could not reach tundrad"), "{}", r.all());
+    ws.write("main.tf", &cfg(true));
+    ws.ok(&["destroy", "-auto-approve", "-no-color"]);
 }

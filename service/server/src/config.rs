@@ -23,6 +23,10 @@ pub struct Config {
     pub secrets_key_file: Option<PathBuf>,
     /// Where the first start writes the bootstrap admin's token (mode 0600).
     pub admin_token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain…
+    pub tls_cert_file: Option<PathBuf>,
+    /// …and this PEM private key (both or neither).
+    pub tls_key_file: Option<PathBuf>,
     /// Largest JSON request body, in bytes.
     pub max_body_bytes: usize,
     /// Largest image, in bytes (uploads and fetches).
@@ -45,6 +49,8 @@ impl Default for Config {
             database_url: None,
             secrets_key_file: None,
             admin_token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             max_body_bytes: 1024 * 1024,
             max_image_bytes: 64 * 1024 * 1024 * 1024,
             image_source_allow: Vec::new(),
@@ -137,6 +143,12 @@ impl Config {
         if let Some(v) = env("TUNDRA_SECRETS_KEY_FILE") {
             c.secrets_key_file = Some(v.into());
         }
+        if let Some(v) = env("TUNDRA_TLS_CERT_FILE") {
+            c.tls_cert_file = Some(v.into());
+        }
+        if let Some(v) = env("TUNDRA_TLS_KEY_FILE") {
+            c.tls_key_file = Some(v.into());
+        }
         if let Some(v) = env("TUNDRA_IMAGE_SOURCE_ALLOW") {
             c.image_source_allow = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
@@ -149,6 +161,9 @@ impl Config {
         for (key, v) in [("token_ttl", &self.token_ttl), ("token_max_ttl", &self.token_max_ttl)] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(invalid("tls_cert_file", "set both tls_cert_file and tls_key_file, or neither".into()));
         }
         if self.token_ttl_secs() > self.token_max_ttl_secs() {
             return Err(invalid("token_ttl", "must not exceed token_max_ttl".into()));
@@ -248,6 +263,9 @@ mappings = [{ group = "astro", project = "astro", role = "member" }]
         std::fs::write(&f, "token_ttl = \"forever\"\n").unwrap();
         let e = Config::load(Some(&f), |_| None).unwrap_err().to_string();
         assert!(e.starts_with("token_ttl:"), "{e}");
+        std::fs::write(&f, "tls_cert_file = \"/etc/tundra/tls.crt\"\n").unwrap();
+        let e = Config::load(Some(&f), |_| None).unwrap_err().to_string();
+        assert!(e.contains("set both tls_cert_file and tls_key_file"), "{e}");
         std::fs::write(&f, "image_source_allow = [\"ftp://x/\"]\n").unwrap();
         let e = Config::load(Some(&f), |_| None).unwrap_err().to_string();
         assert!(e.contains("image_source_allow[0]"), "{e}");

@@ -240,7 +240,15 @@ pub async fn run_import(state: &AppState, op: &OperationInput) -> Result<(), Str
     }
     .await;
     let failed = outcome.as_ref().err().cloned();
-    state.store.finish_image_import(&Actor::service(), id, outcome).await.map_err(|e| e.to_string())?;
+    match state.store.finish_image_import(&Actor::service(), id, outcome).await {
+        Ok(_) => {}
+        Err(tundra_store::StoreError::NotFound { .. }) => {
+            // Deleted while importing: do not leave its bytes behind.
+            let _ = tokio::fs::remove_file(raw_path(state, id)).await;
+            return Err("the image was deleted during the import".into());
+        }
+        Err(e) => return Err(e.to_string()),
+    }
     match failed {
         Some(m) => Err(m),
         None => Ok(()),

@@ -16,6 +16,7 @@ pub mod operations;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,15 +110,23 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::layer))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state.clone());
+    let tls = match (&state.config.tls_cert_file, &state.config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), database = state.store.backend().as_str(), "tundrad serving");
+    let shutdown = async {
+        let _ = rx.await;
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = match tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)?;
+            tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await })
+        }
+        None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
+    };
+    tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store.backend().as_str(), "tundrad serving");
     Ok(Server { addr, state, shutdown: Some(tx), task })
 }
 
@@ -162,9 +171,27 @@ async fn recover(state: &AppState) -> anyhow::Result<()> {
             )
             .await?;
     }
+    let janitor = state.clone();
+    state.ops.background(janitor_loop(janitor)).await;
     let n = state.ops.resume(&state.store).await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");
     }
     Ok(())
+}
+
+/// Housekeeping that keeps the store small: idempotency keys are replayable
+/// for 24 hours, then forgotten.
+async fn janitor_loop(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before =
+            humantime::format_rfc3339_millis(std::time::SystemTime::now() - Duration::from_secs(86400)).to_string();
+        match state.store.expire_idempotency_keys(&before).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "forgot old idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiring idempotency keys failed"),
+        }
+    }
 }

@@ -47,13 +47,12 @@ impl Runner {
         Ok(n)
     }
 
-    /// Wait for running operations to finish (tests, shutdown).
-    pub async fn drain(&self) {
-        let mut tasks = self.tasks.lock().await;
-        while tasks.join_next().await.is_some() {}
+    /// Run a service task (housekeeping) that stops with the server.
+    pub async fn background(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.lock().await.spawn(task);
     }
 
-    /// Stop running operations; they resume on the next start.
+    /// Stop running operations and service tasks; operations resume on the next start.
     pub async fn abort(&self) {
         self.tasks.lock().await.abort_all();
     }

@@ -41,6 +41,7 @@ fn main() {
         images::fetch_survives_token_expiry_and_restart,
         identity::tokens_scopes_expiry_revocation,
         identity::oidc_groups_map_to_roles,
+        identity::oidc_jwks_from_url,
         identity::secrets_sealed_and_rotated,
     ];
     let mut trials = Vec::new();

@@ -51,6 +51,17 @@ pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
     assert!(env.raw(req(json!({"name": "other"}))).await.problem(422).contains("fresh key"));
     let all = env.call("GET", "/v1/projects?name=dask", &t, None).await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 1, "one project despite the retry");
+    // Keys are forgotten after their retention (the janitor's cut-off); then the key is fresh again.
+    let forgotten = env
+        .state()
+        .store
+        .expire_idempotency_keys(&tundra_store::time_after(std::time::Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    let r = env.raw(req(json!({"name": "other"}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.header("idempotent-replayed"), "");
 
     // Pagination: 7 more projects, pages of 3, in creation order, no repeats.
     for i in 0..7 {
@@ -74,7 +85,7 @@ pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
             None => break,
         }
     }
-    assert_eq!(seen, ["astro", "dask", "p0", "p1", "p2", "p3", "p4", "p5", "p6"]);
+    assert_eq!(seen, ["astro", "dask", "other", "p0", "p1", "p2", "p3", "p4", "p5", "p6"]);
     env.call("GET", "/v1/projects?limit=0", &t, None).await.problem(400);
     env.call("GET", "/v1/projects?limit=501", &t, None).await.problem(400);
 

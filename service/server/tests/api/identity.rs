@@ -74,18 +74,28 @@ fn b64(b: &[u8]) -> String {
 }
 
 pub async fn oidc_groups_map_to_roles(b: Backend) {
+    oidc(b, false).await
+}
+
+/// The same, with the key set fetched from the identity provider's URL.
+pub async fn oidc_jwks_from_url(b: Backend) {
+    oidc(b, true).await
+}
+
+async fn oidc(b: Backend, from_url: bool) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let raw = key.public_key_raw();
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
     let dir = tempfile::tempdir().unwrap();
     let jwks_file = dir.path().join("jwks.json");
     std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let served = crate::harness::FileServer::start(jwks.to_string().into_bytes(), Duration::ZERO).await;
     let issuer = "https://idp.example.org/realms/astro".to_string();
     let idp = IdentityProvider {
         issuer: issuer.clone(),
         audience: "tundra".into(),
-        jwks_file: Some(jwks_file),
-        jwks_url: None,
+        jwks_file: (!from_url).then_some(jwks_file),
+        jwks_url: from_url.then(|| served.url("jwks.json")),
         username_claim: "preferred_username".into(),
         groups_claim: "groups".into(),
         user_prefix: "sso:".into(),
