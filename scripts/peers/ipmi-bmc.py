@@ -1,0 +1,85 @@
+"""An IPMI 2.0 (lanplus) BMC for tests and the lab, on pyghmi's BMC server.
+
+    ipmi-bmc.py --port PORT --user USER --password-env VAR [--state FILE]
+
+Listens on 127.0.0.1 only (pyghmi's stock fakebmc binds every interface).
+The password comes from the environment, never the command line. With
+--state, power and boot device are kept in FILE (JSON), so a restarted BMC
+remembers them and a lab "firmware" can watch power-ons. Prints "ready" on
+stdout once listening.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import pyghmi.ipmi.bmc as bmc
+
+
+class Bmc(bmc.Bmc):
+    def __init__(self, authdata, port, state_file):
+        super().__init__(authdata, port, address="127.0.0.1")
+        self.state_file = state_file
+        self.state = {"power": "off", "bootdev": "default"}
+        if state_file and os.path.exists(state_file):
+            with open(state_file) as f:
+                self.state.update(json.load(f))
+
+    def _save(self):
+        if self.state_file:
+            tmp = self.state_file + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.state, f)
+            os.replace(tmp, self.state_file)
+
+    def get_boot_device(self):
+        return self.state["bootdev"]
+
+    def set_boot_device(self, bootdevice):
+        self.state["bootdev"] = bootdevice
+        self._save()
+
+    def cold_reset(self):
+        pass
+
+    def get_power_state(self):
+        return self.state["power"]
+
+    def _power(self, s):
+        self.state["power"] = s
+        self._save()
+
+    def power_off(self):
+        self._power("off")
+
+    def power_on(self):
+        self._power("on")
+
+    def power_shutdown(self):
+        self._power("off")
+
+    def power_reset(self):
+        self._power("on")
+
+    def power_cycle(self):
+        self._power("on")
+
+    def is_active(self):
+        return self.state["power"] == "on"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--user", default="admin")
+    p.add_argument("--password-env", default="BMC_PASSWORD")
+    p.add_argument("--state")
+    a = p.parse_args()
+    b = Bmc({a.user: os.environ[a.password_env]}, a.port, a.state)
+    print("ready", flush=True)
+    b.listen()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

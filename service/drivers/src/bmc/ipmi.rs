@@ -1,0 +1,155 @@
+//! IPMI 2.0 over LAN (lanplus) through `ipmitool`, the tool every BMC vendor
+//! tests against. The password goes through the environment (`-E`), never the
+//! command line, so it does not show in `ps`.
+
+use std::time::Duration;
+
+use super::{Bmc, BmcError, BootDevice, Password, PowerAction, PowerState};
+use crate::retry::Backoff;
+
+/// An IPMI BMC.
+#[derive(Debug, Clone)]
+pub struct Ipmi {
+    host: String,
+    port: u16,
+    username: String,
+    password: Password,
+    backoff: Backoff,
+    /// The ipmitool binary (default `ipmitool` on PATH).
+    pub ipmitool: String,
+}
+
+impl Ipmi {
+    /// `address` is `HOST` or `HOST:PORT` (default port 623).
+    pub fn new(address: &str, username: &str, password: Password, backoff: Backoff) -> Result<Ipmi, BmcError> {
+        let (host, port) = match address.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse()
+                    .map_err(|_| BmcError::Invalid(format!("IPMI address {address:?}: port {p:?} is not a number")))?,
+            ),
+            _ => (address.to_string(), 623),
+        };
+        if host.is_empty() {
+            return Err(BmcError::Invalid("an IPMI BMC needs an address".into()));
+        }
+        Ok(Ipmi { host, port, username: username.into(), password, backoff, ipmitool: "ipmitool".into() })
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<String, BmcError> {
+        self.backoff.run(args.first().copied().unwrap_or("ipmitool"), || self.run_once(args)).await
+    }
+
+    async fn run_once(&self, args: &[&str]) -> Result<String, BmcError> {
+        let mut cmd = tokio::process::Command::new(&self.ipmitool);
+        cmd.args([
+            "-I",
+            "lanplus",
+            "-H",
+            &self.host,
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            &self.username,
+            "-E",
+            "-N",
+            "2",
+            "-R",
+            "1",
+        ])
+        .args(args)
+        .env("IPMI_PASSWORD", &self.password.0)
+        .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .map_err(|_| BmcError::Unreachable { address: self.address(), detail: "ipmitool took over 30 s".into() })?
+            .map_err(|e| BmcError::Invalid(format!("running {} (install Debian's ipmitool): {e}", self.ipmitool)))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            return Ok(stdout);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let lower = stderr.to_ascii_lowercase();
+        Err(
+            if lower.contains("unauthorized name")
+                || lower.contains("rakp 2 hmac is invalid")
+                || lower.contains("invalid user name")
+            {
+                BmcError::Unauthorized { address: self.address() }
+            } else if lower.contains("unable to establish")
+                || lower.contains("no response")
+                || lower.contains("timeout")
+            {
+                // Many BMCs stay silent on a bad password, so this is also what
+                // wrong credentials look like.
+                BmcError::Unreachable {
+                    address: self.address(),
+                    detail: format!("no IPMI session ({stderr}); if the BMC is up, check the username and password"),
+                }
+            } else {
+                BmcError::Protocol { address: self.address(), detail: if stderr.is_empty() { stdout } else { stderr } }
+            },
+        )
+    }
+}
+
+impl Bmc for Ipmi {
+    fn validate(&self) -> Result<(), BmcError> {
+        if self.username.is_empty() {
+            return Err(BmcError::Invalid("an IPMI BMC needs a username".into()));
+        }
+        Ok(())
+    }
+
+    async fn power_state(&self) -> Result<PowerState, BmcError> {
+        let out = self.run(&["power", "status"]).await?;
+        // "Chassis Power is on"
+        match out.trim().rsplit(' ').next() {
+            Some("on") => Ok(PowerState::On),
+            Some("off") => Ok(PowerState::Off),
+            _ => Err(BmcError::Protocol { address: self.address(), detail: format!("unexpected answer {out:?}") }),
+        }
+    }
+
+    async fn request_power(&self, action: PowerAction) -> Result<(), BmcError> {
+        let verb = match action {
+            PowerAction::On => "on",
+            PowerAction::Off => "off",
+            PowerAction::SoftOff => "soft",
+            PowerAction::Reboot => "reset",
+        };
+        self.run(&["power", verb]).await?;
+        Ok(())
+    }
+
+    async fn set_boot_device(&self, device: BootDevice, persistent: bool) -> Result<(), BmcError> {
+        let dev = match device {
+            BootDevice::Pxe => "pxe",
+            BootDevice::Disk => "disk",
+        };
+        if persistent {
+            self.run(&["chassis", "bootdev", dev, "options=persistent"]).await?;
+        } else {
+            self.run(&["chassis", "bootdev", dev]).await?;
+        }
+        Ok(())
+    }
+
+    fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let p = || Password("x".into());
+        assert_eq!(Ipmi::new("10.0.0.5", "u", p(), Backoff::default()).unwrap().address(), "10.0.0.5:623");
+        assert_eq!(Ipmi::new("127.0.0.1:9623", "u", p(), Backoff::default()).unwrap().address(), "127.0.0.1:9623");
+        assert!(Ipmi::new("h:x", "u", p(), Backoff::default()).is_err());
+        assert_eq!(format!("{:?}", p()), "Password(<redacted>)");
+    }
+}

@@ -1,0 +1,249 @@
+//! The BMC drivers against real peers: sushy-tools' Redfish emulator (fake
+//! systems, HTTP basic auth, its 1–11 s power delays) and an IPMI lanplus BMC
+//! on pyghmi driven through Debian's ipmitool. Each test starts its own peer
+//! on a free loopback port in a temp dir and stops it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Trial};
+use tundra_drivers::bmc::Trust;
+use tundra_drivers::bmc::{Bmc, BmcError, BootDevice, Ipmi, Password, PowerAction, PowerState, Redfish};
+use tundra_drivers::retry::Backoff;
+
+fn venv() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin");
+    assert!(p.join("python").exists(), "no {}: run scripts/setup.sh", p.display());
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SYSTEM: &str = "7d3a4c2e-5b1f-4f0a-9e2d-1c3b5a7d9e01";
+
+/// sushy-emulator --fake with one system and basic auth (admin / password).
+fn sushy(dir: &Path) -> (Peer, String) {
+    let port = free_port();
+    let hash = Command::new(venv().join("python"))
+        .args(["-c", "import bcrypt; print(bcrypt.hashpw(b'password', bcrypt.gensalt(4)).decode())"])
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("htpasswd"), format!("admin:{}", String::from_utf8_lossy(&hash.stdout).trim())).unwrap();
+    std::fs::write(
+        dir.join("sushy.conf"),
+        format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\nSUSHY_EMULATOR_STATE_DIR = '{}'\n\
+             SUSHY_EMULATOR_AUTH_FILE = '{}'\nSUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': '{SYSTEM}', 'name': 'node-1', 'power_state': 'Off', 'nics': [{{'mac': '52:54:00:00:00:01'}}]}}]\n",
+            dir.join("state").display(),
+            dir.join("htpasswd").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(venv().join("sushy-emulator"))
+        .args(["--fake", "--config"])
+        .arg(dir.join("sushy.conf"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sushy.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let peer = Peer(child);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "sushy-emulator did not start: {}",
+            std::fs::read_to_string(dir.join("sushy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (peer, format!("http://127.0.0.1:{port}"))
+}
+
+fn quick() -> Backoff {
+    Backoff { attempts: 4, first_delay: Duration::from_millis(100), max_delay: Duration::from_millis(400) }
+}
+
+fn redfish(base: &str, password: &str) -> Redfish {
+    Redfish::new(base, None, "admin", Password(password.into()), Trust::Insecure, quick()).unwrap()
+}
+
+async fn redfish_power_and_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_peer, base) = sushy(dir.path());
+    let bmc = redfish(&base, "password");
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+    // The emulator lands power changes 1–11 s later: set_power polls.
+    let t = Instant::now();
+    assert_eq!(
+        bmc.set_power(PowerAction::On, Duration::from_millis(500), Duration::from_secs(30)).await.unwrap(),
+        PowerState::On
+    );
+    eprintln!("power on landed after {:?}", t.elapsed());
+    bmc.set_boot_device(BootDevice::Pxe, false).await.unwrap();
+    assert_eq!(bmc.boot_override().await.unwrap().as_deref(), Some("Pxe"));
+    assert_eq!(
+        bmc.set_power(PowerAction::Off, Duration::from_millis(500), Duration::from_secs(30)).await.unwrap(),
+        PowerState::Off
+    );
+    // A system named explicitly works the same.
+    let named =
+        Redfish::new(&base, Some(SYSTEM), "admin", Password("password".into()), Trust::Insecure, quick()).unwrap();
+    assert_eq!(named.power_state().await.unwrap(), PowerState::Off);
+}
+
+async fn redfish_wrong_password_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_peer, base) = sushy(dir.path());
+    let t = Instant::now();
+    let e = redfish(&base, "wrong").power_state().await.unwrap_err();
+    assert!(matches!(e, BmcError::Unauthorized { .. }), "{e}");
+    assert!(e.to_string().contains("check the username and password"));
+    assert!(t.elapsed() < Duration::from_millis(100 * 4), "no retries for bad credentials: {:?}", t.elapsed());
+}
+
+/// A TCP proxy in front of the emulator whose first `failures` connections
+/// fail — answered 503, or hung up on without an answer (as a BMC's web
+/// server does while it restarts) — and whose later ones are forwarded.
+async fn flaky_proxy(upstream: String, failures: usize, drop_connections: bool) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if n < failures {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    if !drop_connections {
+                        let body = r#"{"error":{"message":"busy"}}"#;
+                        let _ = conn
+                            .write_all(format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                            .await;
+                    }
+                    return;
+                }
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+async fn redfish_errors_recover_with_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_peer, base) = sushy(dir.path());
+    for drop_connections in [false, true] {
+        let (proxy, seen) = flaky_proxy(base.clone(), 2, drop_connections).await;
+        let s = redfish(&proxy, "password").power_state().await.unwrap();
+        assert_eq!(s, PowerState::Off);
+        assert!(seen.load(Ordering::SeqCst) >= 3, "two failures, then success");
+        // More failures than attempts: the error says what happened.
+        let (proxy, _) = flaky_proxy(base.clone(), 100, drop_connections).await;
+        let e = redfish(&proxy, "password").power_state().await.unwrap_err();
+        if drop_connections {
+            assert!(matches!(e, BmcError::Unreachable { .. }), "{e}");
+        } else {
+            assert!(matches!(e, BmcError::Refused { status: 503, .. }), "{e}");
+            assert!(e.to_string().contains("busy"), "{e}");
+        }
+    }
+    // Nothing listening.
+    let e = redfish(&format!("http://127.0.0.1:{}", free_port()), "password").power_state().await.unwrap_err();
+    assert!(matches!(e, BmcError::Unreachable { .. }), "{e}");
+}
+
+fn ipmi_bmc(dir: &Path, port: u16) -> Peer {
+    let mut child = Command::new(venv().join("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/ipmi-bmc.py"))
+        .args(["--port", &port.to_string(), "--state"])
+        .arg(dir.join("bmc.json"))
+        .env("BMC_PASSWORD", "password")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    Peer(child)
+}
+
+async fn ipmi_power_boot_and_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let peer = ipmi_bmc(dir.path(), port);
+    let addr = format!("127.0.0.1:{port}");
+    let bmc = Ipmi::new(&addr, "admin", Password("password".into()), quick()).unwrap();
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+    assert_eq!(
+        bmc.set_power(PowerAction::On, Duration::from_millis(200), Duration::from_secs(20)).await.unwrap(),
+        PowerState::On
+    );
+    bmc.set_boot_device(BootDevice::Pxe, false).await.unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("bmc.json")).unwrap()).unwrap();
+    assert_eq!(state["bootdev"], "network", "pyghmi records PXE as network");
+    assert_eq!(
+        bmc.set_power(PowerAction::Off, Duration::from_millis(200), Duration::from_secs(20)).await.unwrap(),
+        PowerState::Off
+    );
+    // The BMC goes away: an error that says what to check, after retries.
+    drop(peer);
+    let e = bmc.power_state().await.unwrap_err();
+    assert!(matches!(e, BmcError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("check the username and password"), "{e}");
+    // It comes back (same state file): the driver just works again.
+    let _peer = ipmi_bmc(dir.path(), port);
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+    // The password never appears on a command line.
+    assert!(!format!("{bmc:?}").contains("password\""), "{bmc:?}");
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let run = |f: fn() -> std::pin::Pin<Box<dyn Future<Output = ()>>>| {
+        move || {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f());
+            Ok(())
+        }
+    };
+    let trials = vec![
+        Trial::test("redfish::power_and_boot", run(|| Box::pin(redfish_power_and_boot()))),
+        Trial::test(
+            "redfish::wrong_password_is_not_retried",
+            run(|| Box::pin(redfish_wrong_password_is_not_retried())),
+        ),
+        Trial::test("redfish::errors_recover_with_retries", run(|| Box::pin(redfish_errors_recover_with_retries()))),
+        Trial::test("ipmi::power_boot_and_outage", run(|| Box::pin(ipmi_power_boot_and_outage()))),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
