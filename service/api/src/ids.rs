@@ -87,3 +87,8 @@ typed_id!(
     SecretId,
     "secret"
 );
+typed_id!(
+    /// A physical machine.
+    MachineId,
+    "machine"
+);

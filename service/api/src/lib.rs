@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod identity;
 pub mod ids;
+pub mod machines;
 pub mod ops;
 pub mod problem;
 

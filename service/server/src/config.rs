@@ -39,6 +39,10 @@ pub struct Config {
     pub token_max_ttl: String,
     /// OIDC identity providers whose bearer JWTs are accepted.
     pub identity_providers: Vec<IdentityProvider>,
+    /// How often the power sync reads every machine's power state, e.g. `60s`.
+    pub power_sync_interval: String,
+    /// Consecutive failed reads before tundrad puts a machine into maintenance.
+    pub power_sync_failures: i64,
 }
 
 impl Default for Config {
@@ -57,6 +61,8 @@ impl Default for Config {
             token_ttl: "30d".into(),
             token_max_ttl: "365d".into(),
             identity_providers: Vec::new(),
+            power_sync_interval: "60s".into(),
+            power_sync_failures: 3,
         }
     }
 }
@@ -158,9 +164,16 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
-        for (key, v) in [("token_ttl", &self.token_ttl), ("token_max_ttl", &self.token_max_ttl)] {
+        for (key, v) in [
+            ("token_ttl", &self.token_ttl),
+            ("token_max_ttl", &self.token_max_ttl),
+            ("power_sync_interval", &self.power_sync_interval),
+        ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
+        }
+        if self.power_sync_failures < 1 {
+            return Err(invalid("power_sync_failures", "must be at least 1".into()));
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(invalid("tls_cert_file", "set both tls_cert_file and tls_key_file, or neither".into()));
@@ -207,6 +220,10 @@ impl Config {
 
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")
+    }
+
+    pub fn power_sync_interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.power_sync_interval).unwrap_or(std::time::Duration::from_secs(60))
     }
 
     pub fn token_ttl_secs(&self) -> u64 {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod images;
 pub mod keys;
+pub mod machines;
 pub mod observe;
 pub mod operations;
 pub mod routes;
@@ -173,6 +174,7 @@ async fn recover(state: &AppState) -> anyhow::Result<()> {
     }
     let janitor = state.clone();
     state.ops.background(janitor_loop(janitor)).await;
+    state.ops.background(machines::power_sync_loop(state.clone())).await;
     let n = state.ops.resume(&state.store).await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");

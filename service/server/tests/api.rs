@@ -13,6 +13,11 @@ mod catalog;
 mod identity;
 #[path = "api/images.rs"]
 mod images;
+#[path = "api/machines.rs"]
+mod machines;
+#[path = "../../drivers/tests/peers/mod.rs"]
+#[allow(dead_code)]
+mod peers;
 #[path = "api/tenancy.rs"]
 mod tenancy;
 
@@ -43,6 +48,8 @@ fn main() {
         identity::oidc_groups_map_to_roles,
         identity::oidc_jwks_from_url,
         identity::secrets_sealed_and_rotated,
+        machines::enroll_manage_power_and_maintenance,
+        machines::wrong_credentials_and_restart_mid_operation,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -14,6 +14,7 @@
 mod catalog;
 mod idempotency;
 mod identity;
+mod machines;
 mod ops;
 mod secrets;
 mod sql;
@@ -28,6 +29,7 @@ use tundra_api::ProjectId;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
+pub use machines::{MachineChanges, NewMachine, PowerObservation};
 pub use ops::{NewOperation, OperationInput};
 pub use secrets::SecretRecord;
 

@@ -33,7 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_image, download_image))
 }
 
-fn check_traits(pointer: &str, traits: &[String]) -> ApiResult<Vec<String>> {
+pub(crate) fn check_traits(pointer: &str, traits: &[String]) -> ApiResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for (i, t) in traits.iter().enumerate() {
         let ok = !t.is_empty() && t.len() <= 255 && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c));
@@ -50,7 +50,7 @@ fn check_traits(pointer: &str, traits: &[String]) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-fn check_resource_class(rc: &str) -> ApiResult<()> {
+pub(crate) fn check_resource_class(rc: &str) -> ApiResult<()> {
     let ok = !rc.is_empty() && rc.len() <= 63 && rc.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
         Ok(())

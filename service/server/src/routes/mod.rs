@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod identity;
+pub mod machines;
 pub mod ops;
 pub mod system;
 
@@ -37,6 +38,7 @@ use crate::state::AppState;
         (name = "system", description = "Health, info, metrics"),
         (name = "identity", description = "Projects, users, roles, tokens"),
         (name = "catalog", description = "Keypairs, flavors, images"),
+        (name = "machines", description = "Physical machines, their BMCs and provision states (site admins)"),
         (name = "operations", description = "Long-running work and the audit log"),
     )
 )]
@@ -67,6 +69,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(system::routes())
         .merge(identity::routes())
         .merge(catalog::routes())
+        .merge(machines::routes())
         .merge(ops::routes())
 }
 

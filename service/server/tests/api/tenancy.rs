@@ -88,6 +88,12 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         .unwrap()
         .to_string();
 
+    // A machine (site admins only): A's member may not touch it.
+    let machine = env
+        .call("POST", "/v1/machines", &admin, Some(json!({"name": "m", "resource_class": "rc", "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p"})))
+        .await;
+    assert_eq!(machine.status, 201, "{}", machine.body);
+    let machine = machine.body["id"].as_str().unwrap().to_string();
     let snapshot = async || -> Vec<Value> {
         let mut v = Vec::new();
         for path in [
@@ -100,6 +106,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             format!("/v1/users/{b_user}"),
             format!("/v1/tokens/{b_token}"),
             format!("/v1/events?project={bp}&limit=500"),
+            format!("/v1/machines/{machine}"),
         ] {
             let r = env.call("GET", &path, &admin, None).await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -117,6 +124,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{flavor}", &b_flavor)
             .replace("{image}", &b_image)
             .replace("{operation}", &b_op)
+            .replace("{machine}", &machine)
     };
     let case = |method: &str, path: &str| -> Option<Case> {
         use Case::*;
@@ -126,8 +134,14 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             (
                 "get",
                 "/v1/projects" | "/v1/keypairs" | "/v1/flavors" | "/v1/images" | "/v1/operations" | "/v1/events"
-                | "/v1/tokens" | "/v1/users",
+                | "/v1/tokens" | "/v1/users" | "/v1/machines",
             ) => List,
+            ("post", "/v1/machines") => Foreign(Some(json!({
+                "name": "sneaky", "resource_class": "rc",
+                "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p"
+            }))),
+            ("patch", "/v1/machines/{machine}") => Foreign(Some(json!({"maintenance": false}))),
+            ("post", "/v1/machines/{machine}/actions") => Foreign(Some(json!({"action": "power_on"}))),
             ("post", "/v1/projects") => Foreign(Some(json!({"name": "sneaky"}))),
             ("post", "/v1/users") => Foreign(Some(json!({"name": "sneaky", "admin": true}))),
             ("post", "/v1/tokens") => Foreign(Some(json!({"project_id": bp, "role": "member"}))),
@@ -160,7 +174,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
     }
     assert!(routes.len() >= 30, "only {} routes in the document?", routes.len());
 
-    let b_ids = [&bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user];
+    let b_ids = [&bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine];
     let mut covered = 0;
     for (method, path) in &routes {
         let c = case(method, path).unwrap_or_else(|| panic!("route {method} {path} has no tenancy case; add one"));

@@ -1,0 +1,89 @@
+//! Real BMC peers for tests: sushy-tools' Redfish emulator and an IPMI
+//! lanplus BMC on pyghmi (`scripts/peers/ipmi-bmc.py`), each on a free
+//! loopback port, stopped when dropped. Shared by the driver tests and the
+//! service's API tests (included by path).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn venv() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin");
+    assert!(p.join("python").exists(), "no {}: run scripts/setup.sh", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop.
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub const SYSTEM: &str = "7d3a4c2e-5b1f-4f0a-9e2d-1c3b5a7d9e01";
+
+/// sushy-emulator --fake with one system and basic auth (admin / password).
+pub fn sushy(dir: &Path) -> (Peer, String) {
+    let port = free_port();
+    let hash = Command::new(venv().join("python"))
+        .args(["-c", "import bcrypt; print(bcrypt.hashpw(b'password', bcrypt.gensalt(4)).decode())"])
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("htpasswd"), format!("admin:{}", String::from_utf8_lossy(&hash.stdout).trim())).unwrap();
+    std::fs::write(
+        dir.join("sushy.conf"),
+        format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\nSUSHY_EMULATOR_STATE_DIR = '{}'\n\
+             SUSHY_EMULATOR_AUTH_FILE = '{}'\nSUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': '{SYSTEM}', 'name': 'node-1', 'power_state': 'Off', 'nics': [{{'mac': '52:54:00:00:00:01'}}]}}]\n",
+            dir.join("state").display(),
+            dir.join("htpasswd").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(venv().join("sushy-emulator"))
+        .args(["--fake", "--config"])
+        .arg(dir.join("sushy.conf"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sushy.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let peer = Peer(child);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "sushy-emulator did not start: {}",
+            std::fs::read_to_string(dir.join("sushy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (peer, format!("http://127.0.0.1:{port}"))
+}
+
+pub fn ipmi_bmc(dir: &Path, port: u16) -> Peer {
+    let mut child = Command::new(venv().join("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/ipmi-bmc.py"))
+        .args(["--port", &port.to_string(), "--state"])
+        .arg(dir.join("bmc.json"))
+        .env("BMC_PASSWORD", "password")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    Peer(child)
+}

@@ -1,0 +1,180 @@
+//! Machines: enrollment with sealed BMC credentials, `manage` verifying the
+//! BMC through an operation, power actions, and the power sync putting a
+//! machine whose BMC went away into maintenance and clearing it when the BMC
+//! returns — against real BMC peers (pyghmi IPMI, sushy-tools Redfish).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Env, wait_for};
+use crate::peers;
+
+fn ipmi_machine(name: &str, port: u16, mac: &str, password: &str) -> Value {
+    json!({
+        "name": name,
+        "resource_class": "baremetal",
+        "traits": ["ib"],
+        "location": {"rack": "r1", "island": "i1"},
+        "bmc": {"driver": "ipmi", "address": format!("127.0.0.1:{port}"), "username": "admin"},
+        "bmc_password": password,
+        "interfaces": [{"mac": mac, "pxe": true, "physical_network": "ctlplane"}]
+    })
+}
+
+async fn machine(env: &Env, id: &str) -> Value {
+    env.call("GET", &format!("/v1/machines/{id}"), &env.admin, None).await.body
+}
+
+pub async fn enroll_manage_power_and_maintenance(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = peers::free_udp_port();
+    let bmc = peers::ipmi_bmc(dir.path(), port);
+    let env = Env::start(b, |c| {
+        c.power_sync_interval = "1s".into();
+        c.power_sync_failures = 2;
+    })
+    .await;
+    let t = env.admin.clone();
+    let r = env.call("POST", "/v1/machines", &t, Some(ipmi_machine("m1", port, "52:54:00:AA:00:01", "password"))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["provision_state"], "enroll");
+    assert_eq!(r.body["power_state"], "unknown");
+    assert_eq!(r.body["interfaces"][0]["mac"], "52:54:00:aa:00:01", "MACs are normalised");
+    // The password is nowhere to be read back.
+    assert!(!r.body.to_string().contains("password\":"), "{}", r.body);
+    let ev = env.call("GET", &format!("/v1/events?object_type=machine&object_id={id}"), &t, None).await;
+    assert!(!ev.body.to_string().contains("\"password\""), "{}", ev.body);
+    // MACs belong to one machine.
+    let d = env
+        .call("POST", "/v1/machines", &t, Some(ipmi_machine("m2", port, "52:54:00:aa:00:01", "x")))
+        .await
+        .problem(409);
+    assert!(d.contains("already belongs to another machine"), "{d}");
+    let r = env.call("POST", "/v1/machines", &t, Some(ipmi_machine("m2", port, "52:54:00:aa", "x"))).await;
+    r.problem(400);
+    assert_eq!(r.body["errors"][0]["pointer"], "/interfaces/0/mac");
+    // Power actions need a verified BMC's machine to be idle; verbs follow the state table.
+    let d = env
+        .call("POST", &format!("/v1/machines/{id}/actions"), &t, Some(json!({"action": "deploy"})))
+        .await
+        .problem(409);
+    assert!(d.contains("from enroll you can: manage"), "{d}");
+
+    // manage: verifying → manageable, through an operation.
+    let op = env.call("POST", &format!("/v1/machines/{id}/actions"), &t, Some(json!({"action": "manage"}))).await;
+    assert_eq!(op.status, 202, "{}", op.body);
+    wait_for("manageable", async || machine(&env, &id).await["provision_state"] == "manageable").await;
+    let m = machine(&env, &id).await;
+    assert_eq!(m["power_state"], "off");
+    assert!(m["operation_id"].is_null());
+    // Power on.
+    let op = env.call("POST", &format!("/v1/machines/{id}/actions"), &t, Some(json!({"action": "power_on"}))).await;
+    assert_eq!(op.status, 202, "{}", op.body);
+    wait_for("power on", async || machine(&env, &id).await["power_state"] == "on").await;
+    let opv = env.call("GET", &format!("/v1/operations/{}", op.body["id"].as_str().unwrap()), &t, None).await;
+    wait_for("op done", async || {
+        env.call("GET", &format!("/v1/operations/{}", opv.body["id"].as_str().unwrap()), &t, None).await.body["state"]
+            == "succeeded"
+    })
+    .await;
+
+    // The BMC goes away: after 2 failed syncs the machine is in maintenance, by tundrad.
+    drop(bmc);
+    wait_for("maintenance", async || machine(&env, &id).await["maintenance"] == true).await;
+    let m = machine(&env, &id).await;
+    assert_eq!(m["maintenance_by"], "tundrad");
+    assert!(m["maintenance_reason"].as_str().unwrap().contains("BMC unreachable"), "{m}");
+    assert_eq!(m["power_state"], "unknown");
+    // Verbs wait for maintenance to end; power actions do not.
+    let d = env
+        .call("POST", &format!("/v1/machines/{id}/actions"), &t, Some(json!({"action": "manage"})))
+        .await
+        .problem(409);
+    assert!(d.contains("maintenance"), "{d}");
+    // It comes back: maintenance clears itself.
+    let _bmc = peers::ipmi_bmc(dir.path(), port);
+    wait_for("maintenance cleared", async || machine(&env, &id).await["maintenance"] == false).await;
+    assert_eq!(machine(&env, &id).await["power_state"], "on", "the BMC kept its state file");
+    let ev = env.call("GET", &format!("/v1/events?object_type=machine&object_id={id}"), &t, None).await;
+    let actions: Vec<&str> =
+        ev.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for a in ["created", "manage", "power_on", "maintenance_set", "maintenance_cleared"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    // An operator's maintenance is theirs: the sync leaves it alone.
+    let r = env
+        .call(
+            "PATCH",
+            &format!("/v1/machines/{id}"),
+            &t,
+            Some(json!({"maintenance": true, "maintenance_reason": "DIMM swap"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let m = machine(&env, &id).await;
+    assert_eq!(m["maintenance"], true);
+    assert_eq!(m["maintenance_reason"], "DIMM swap");
+    assert_eq!(m["maintenance_by"], "admin");
+    // Only deletable from states where nothing is deployed.
+    assert_eq!(env.call("DELETE", &format!("/v1/machines/{id}"), &t, None).await.status, 204);
+    assert_eq!(env.call("GET", "/v1/machines", &t, None).await.body["items"], json!([]));
+    env.stop().await;
+}
+
+pub async fn wrong_credentials_and_restart_mid_operation(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sushy, base) = peers::sushy(dir.path());
+    let mut env = Env::start(b, |c| c.power_sync_interval = "1h".into()).await;
+    let t = env.admin.clone();
+    let mk = |name: &str, password: &str, mac: &str| {
+        json!({
+            "name": name, "resource_class": "baremetal",
+            "bmc": {"driver": "redfish", "address": base, "username": "admin"},
+            "bmc_password": password,
+            "interfaces": [{"mac": mac}]
+        })
+    };
+    // Wrong password: verifying fails back to enroll, saying why.
+    let bad = env.call("POST", "/v1/machines", &t, Some(mk("bad", "wrong", "52:54:00:00:00:0a"))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.call("POST", &format!("/v1/machines/{bad}/actions"), &t, Some(json!({"action": "manage"}))).await;
+    wait_for("verify failure", async || machine(&env, &bad).await["last_error"].is_string()).await;
+    let m = machine(&env, &bad).await;
+    assert_eq!(m["provision_state"], "enroll");
+    assert!(m["last_error"].as_str().unwrap().contains("refused the credentials"), "{m}");
+    // A new password fixes it.
+    let r = env.call("PATCH", &format!("/v1/machines/{bad}"), &t, Some(json!({"bmc_password": "password"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.call("POST", &format!("/v1/machines/{bad}/actions"), &t, Some(json!({"action": "manage"}))).await;
+    wait_for("manageable", async || machine(&env, &bad).await["provision_state"] == "manageable").await;
+
+    // Power on takes the emulator 1–11 s; restart tundrad meanwhile: the operation resumes and finishes.
+    let op = env.call("POST", &format!("/v1/machines/{bad}/actions"), &t, Some(json!({"action": "power_on"}))).await;
+    assert_eq!(op.status, 202, "{}", op.body);
+    let op = op.body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.restart(|_| {}).await;
+    wait_for("resumed power on", async || {
+        env.call("GET", &format!("/v1/operations/{op}"), &t, None).await.body["state"] == "succeeded"
+    })
+    .await;
+    let o = env.call("GET", &format!("/v1/operations/{op}"), &t, None).await.body;
+    assert_eq!(o["attempts"], 2, "{o}");
+    let m = machine(&env, &bad).await;
+    assert_eq!(m["power_state"], "on");
+    assert_eq!(m["provision_state"], "manageable");
+    assert!(m["operation_id"].is_null());
+    // A second action while one runs is refused.
+    env.call("POST", &format!("/v1/machines/{bad}/actions"), &t, Some(json!({"action": "power_off"}))).await;
+    let d = env
+        .call("POST", &format!("/v1/machines/{bad}/actions"), &t, Some(json!({"action": "power_on"})))
+        .await
+        .problem(409);
+    assert!(d.contains("busy with an operation"), "{d}");
+    env.stop().await;
+}

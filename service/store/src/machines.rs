@@ -1,0 +1,478 @@
+//! Machines. State changes are compare-and-set on `provision_state` (and on
+//! `operation_id` being free), which is the per-machine lock: two workers can
+//! never both move one machine.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use tundra_api::machines::{BmcSettings, Interface, Location, Machine};
+use tundra_api::{MachineId, OperationId, Page, SecretId};
+
+use crate::identity::check_revision;
+use crate::ops::{NewOperation, insert_operation};
+use crate::secrets::SecretRecord;
+use crate::sql::{Sql, paginate};
+use crate::{Actor, ListParams, Result, Store, StoreError, Write, event, get, now, parse_id, unique};
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {
+    let s: String = get(row, col)?;
+    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { table: "machines", what: format!("{col}: {e}") })
+}
+
+fn machine(row: &AnyRow) -> Result<Machine> {
+    Ok(Machine {
+        id: parse_id("machines", &get::<String>(row, "id")?)?,
+        name: get(row, "name")?,
+        resource_class: get(row, "resource_class")?,
+        traits: json_col(row, "traits")?,
+        properties: json_col(row, "properties")?,
+        location: json_col(row, "location")?,
+        bmc: json_col(row, "bmc")?,
+        interfaces: json_col(row, "interfaces")?,
+        power_state: get(row, "power_state")?,
+        provision_state: get(row, "provision_state")?,
+        maintenance: get::<i64>(row, "maintenance")? != 0,
+        maintenance_reason: get(row, "maintenance_reason")?,
+        maintenance_by: get(row, "maintenance_by")?,
+        last_error: get(row, "last_error")?,
+        operation_id: get::<Option<String>>(row, "operation_id")?.map(|o| parse_id("machines", &o)).transpose()?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        revision: get(row, "revision")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
+/// A validated machine to enroll, with its sealed BMC password.
+#[derive(Debug)]
+pub struct NewMachine {
+    pub name: String,
+    pub resource_class: String,
+    pub traits: Vec<String>,
+    pub properties: serde_json::Value,
+    pub location: Location,
+    pub bmc: BmcSettings,
+    pub interfaces: Vec<Interface>,
+    pub secret: SecretRecord,
+}
+
+/// Changes to a machine; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct MachineChanges {
+    pub name: Option<String>,
+    pub resource_class: Option<String>,
+    pub traits: Option<Vec<String>>,
+    pub properties: Option<serde_json::Value>,
+    pub location: Option<Location>,
+    pub bmc: Option<BmcSettings>,
+    pub secret: Option<SecretRecord>,
+    pub interfaces: Option<Vec<Interface>>,
+    /// `Some((true, reason))` enters maintenance, `Some((false, _))` leaves it.
+    pub maintenance: Option<(bool, Option<String>)>,
+}
+
+/// What the power sync saw.
+#[derive(Debug)]
+pub enum PowerObservation {
+    /// The BMC answered with this state.
+    Answered(&'static str),
+    /// The BMC did not answer; `set_maintenance_after` consecutive failures put
+    /// the machine into maintenance (by `tundrad`).
+    Failed { error: String, set_maintenance_after: i64 },
+}
+
+async fn fetch_in(w: &mut Write, id: MachineId) -> Result<Machine> {
+    let row = sqlx::query("SELECT * FROM machines WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or(StoreError::NotFound { noun: "machine", id: id.to_string() })?;
+    machine(&row)
+}
+
+async fn replace_macs(w: &mut Write, id: MachineId, interfaces: &[Interface]) -> Result<()> {
+    sqlx::query("DELETE FROM machine_macs WHERE machine_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+    for i in interfaces {
+        sqlx::query("INSERT INTO machine_macs (mac, machine_id) VALUES ($1, $2)")
+            .bind(i.mac.clone())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| unique(e, || format!("MAC {} already belongs to another machine", i.mac)))?;
+    }
+    Ok(())
+}
+
+async fn put_secret_in(w: &mut Write, s: &SecretRecord) -> Result<()> {
+    let t = now();
+    sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.id.to_string()).execute(&mut *w.tx).await?;
+    sqlx::query(
+        "INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(s.id.to_string())
+    .bind(s.key_id.clone())
+    .bind(s.nonce.clone())
+    .bind(s.ciphertext.clone())
+    .bind(t)
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_machine(&self, actor: &Actor, m: NewMachine) -> Result<Machine> {
+        let mut w = self.write().await?;
+        let id = MachineId::generate();
+        let t = now();
+        put_secret_in(&mut w, &m.secret).await?;
+        sqlx::query(
+            "INSERT INTO machines (id, name, resource_class, traits, properties, location, bmc, bmc_secret_id, interfaces, \
+             power_state, provision_state, maintenance, maintenance_reason, maintenance_by, last_error, operation_id, bmc_failures, \
+             created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'unknown', 'enroll', 0, NULL, NULL, NULL, NULL, 0, $10, $10, 1)",
+        )
+        .bind(id.to_string())
+        .bind(m.name.clone())
+        .bind(m.resource_class.clone())
+        .bind(to_json(&m.traits))
+        .bind(m.properties.to_string())
+        .bind(to_json(&m.location))
+        .bind(to_json(&m.bmc))
+        .bind(m.secret.id.to_string())
+        .bind(to_json(&m.interfaces))
+        .bind(t)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| unique(e, || format!("a machine named {:?} already exists; pick another name", m.name)))?;
+        replace_macs(&mut w, id, &m.interfaces).await?;
+        event(
+            &mut w,
+            actor,
+            None,
+            "machine",
+            &id.to_string(),
+            "created",
+            json!({"name": m.name, "resource_class": m.resource_class, "bmc": {"driver": m.bmc.driver, "address": m.bmc.address}, "macs": m.interfaces.iter().map(|i| &i.mac).collect::<Vec<_>>()}),
+        )
+        .await?;
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// A machine by ID or name.
+    pub async fn machine(&self, id_or_name: &str) -> Result<Machine> {
+        let row = sqlx::query("SELECT * FROM machines WHERE id = $1 OR name = $1")
+            .bind(id_or_name.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "machine", id: id_or_name.to_string() })?;
+        machine(&row)
+    }
+
+    /// The machine with this MAC.
+    pub async fn machine_by_mac(&self, mac: &str) -> Result<Option<Machine>> {
+        let id: Option<String> = sqlx::query_scalar("SELECT machine_id FROM machine_macs WHERE mac = $1")
+            .bind(mac.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some(id) => Ok(Some(self.machine(&id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The sealed BMC password of a machine.
+    pub async fn machine_secret(&self, id: MachineId) -> Result<SecretId> {
+        let s: String = sqlx::query_scalar("SELECT bmc_secret_id FROM machines WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "machine", id: id.to_string() })?;
+        parse_id("machines", &s)
+    }
+
+    /// Machines, filtered by name and provision state.
+    pub async fn list_machines(&self, p: &ListParams, provision_state: Option<&str>) -> Result<Page<Machine>> {
+        let mut q = Sql::new("SELECT * FROM machines WHERE 1 = 1");
+        if let Some(n) = &p.name {
+            q.push(" AND name = ").bind(n.clone());
+        }
+        if let Some(s) = provision_state {
+            q.push(" AND provision_state = ").bind(s);
+        }
+        q.page(p.after.as_deref(), p.limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(machine).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, p.limit, |m| m.id.to_string()))
+    }
+
+    /// Every machine (for reconcilers), in ID order.
+    pub async fn all_machines(&self) -> Result<Vec<Machine>> {
+        let rows = sqlx::query("SELECT * FROM machines ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(machine).collect()
+    }
+
+    pub async fn update_machine(
+        &self,
+        actor: &Actor,
+        id: MachineId,
+        c: MachineChanges,
+        if_match: Option<i64>,
+    ) -> Result<Machine> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        check_revision("machine", &id.to_string(), cur.revision, if_match)?;
+        if let Some(s) = &c.secret {
+            put_secret_in(&mut w, s).await?;
+            sqlx::query("UPDATE machines SET bmc_secret_id = $1 WHERE id = $2")
+                .bind(s.id.to_string())
+                .bind(id.to_string())
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        if let Some(ifs) = &c.interfaces {
+            replace_macs(&mut w, id, ifs).await?;
+        }
+        let (maintenance, reason, by) = match &c.maintenance {
+            Some((true, r)) => (true, r.clone(), Some(actor.name.clone())),
+            Some((false, _)) => (false, None, None),
+            None => (cur.maintenance, cur.maintenance_reason.clone(), cur.maintenance_by.clone()),
+        };
+        let name = c.name.clone().unwrap_or(cur.name.clone());
+        sqlx::query(
+            "UPDATE machines SET name = $1, resource_class = $2, traits = $3, properties = $4, location = $5, bmc = $6, interfaces = $7, \
+             maintenance = $8, maintenance_reason = $9, maintenance_by = $10, updated_at = $11, revision = revision + 1 WHERE id = $12",
+        )
+        .bind(name.clone())
+        .bind(c.resource_class.clone().unwrap_or(cur.resource_class.clone()))
+        .bind(to_json(c.traits.as_ref().unwrap_or(&cur.traits)))
+        .bind(c.properties.as_ref().unwrap_or(&cur.properties).to_string())
+        .bind(to_json(c.location.as_ref().unwrap_or(&cur.location)))
+        .bind(to_json(c.bmc.as_ref().unwrap_or(&cur.bmc)))
+        .bind(to_json(c.interfaces.as_ref().unwrap_or(&cur.interfaces)))
+        .bind(i64::from(maintenance))
+        .bind(reason.clone())
+        .bind(by)
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| unique(e, || format!("a machine named {name:?} already exists; pick another name")))?;
+        event(
+            &mut w,
+            actor,
+            None,
+            "machine",
+            &id.to_string(),
+            "updated",
+            json!({
+                "name": c.name, "resource_class": c.resource_class, "traits": c.traits, "location": c.location,
+                "bmc": c.bmc.as_ref().map(|b| json!({"driver": b.driver, "address": b.address})),
+                "bmc_password_changed": c.secret.is_some(),
+                "interfaces": c.interfaces.as_ref().map(|i| i.iter().map(|i| &i.mac).collect::<Vec<_>>()),
+                "maintenance": c.maintenance.as_ref().map(|m| m.0), "maintenance_reason": reason,
+            }),
+        )
+        .await?;
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Delete a machine and its sealed password.
+    pub async fn delete_machine(&self, actor: &Actor, id: MachineId) -> Result<()> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        let secret: String = sqlx::query_scalar("SELECT bmc_secret_id FROM machines WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        sqlx::query("DELETE FROM machine_macs WHERE machine_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query("DELETE FROM machines WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query("DELETE FROM secrets WHERE id = $1").bind(secret).execute(&mut *w.tx).await?;
+        event(&mut w, actor, None, "machine", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
+        w.commit().await
+    }
+
+    /// Move a machine from `from` to `to` and attach a new operation, only if
+    /// it is still in `from` and no operation holds it. The lock and the
+    /// intent are one transaction.
+    pub async fn begin_machine_transition(
+        &self,
+        actor: &Actor,
+        id: MachineId,
+        from: &str,
+        to: &str,
+        verb: &str,
+        op: NewOperation,
+    ) -> Result<(Machine, OperationId)> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        if cur.provision_state != from || cur.operation_id.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "machine {} is {}{}; it changed while you asked — read it again",
+                cur.name,
+                cur.provision_state,
+                if cur.operation_id.is_some() { " and busy with an operation" } else { "" }
+            )));
+        }
+        let op_id = insert_operation(&mut w, actor, op).await?;
+        sqlx::query(
+            "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, revision = revision + 1 \
+             WHERE id = $4 AND provision_state = $5 AND operation_id IS NULL",
+        )
+        .bind(to.to_string())
+        .bind(op_id.to_string())
+        .bind(now())
+        .bind(id.to_string())
+        .bind(from.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        event(
+            &mut w,
+            actor,
+            None,
+            "machine",
+            &id.to_string(),
+            verb,
+            json!({"from": from, "to": to, "operation_id": op_id}),
+        )
+        .await?;
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok((out, op_id))
+    }
+
+    /// Finish (or advance) the work of operation `op` on a machine: move it to
+    /// `to`, record `error`, and release it when `release`.
+    pub async fn machine_step(
+        &self,
+        id: MachineId,
+        op: OperationId,
+        to: &str,
+        error: Option<String>,
+        release: bool,
+    ) -> Result<Machine> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        if cur.operation_id != Some(op) {
+            return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
+        }
+        sqlx::query(
+            "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
+        )
+        .bind(to.to_string())
+        .bind(error.clone())
+        .bind(if release { None } else { Some(op.to_string()) })
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        event(
+            &mut w,
+            &Actor::service(),
+            None,
+            "machine",
+            &id.to_string(),
+            "state_changed",
+            json!({"from": cur.provision_state, "to": to, "error": error}),
+        )
+        .await?;
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Record what a power read saw; sets or clears tundrad's maintenance.
+    /// Returns the machine and whether maintenance changed.
+    pub async fn observe_power(&self, id: MachineId, seen: PowerObservation) -> Result<(Machine, bool)> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        let failures: i64 = sqlx::query_scalar("SELECT bmc_failures FROM machines WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let (power, failures, maintenance, reason, by, action) = match seen {
+            PowerObservation::Answered(state) => {
+                if cur.maintenance && cur.maintenance_by.as_deref() == Some("tundrad") {
+                    (
+                        state.to_string(),
+                        0,
+                        false,
+                        None,
+                        None,
+                        Some(("maintenance_cleared", json!({"power_state": state}))),
+                    )
+                } else {
+                    (
+                        state.to_string(),
+                        0,
+                        cur.maintenance,
+                        cur.maintenance_reason.clone(),
+                        cur.maintenance_by.clone(),
+                        None,
+                    )
+                }
+            }
+            PowerObservation::Failed { error, set_maintenance_after } => {
+                let n = failures + 1;
+                if !cur.maintenance && n >= set_maintenance_after {
+                    let reason = format!("BMC unreachable for {n} checks: {error}");
+                    (
+                        "unknown".to_string(),
+                        n,
+                        true,
+                        Some(reason.clone()),
+                        Some("tundrad".to_string()),
+                        Some(("maintenance_set", json!({"reason": reason}))),
+                    )
+                } else {
+                    (
+                        "unknown".to_string(),
+                        n,
+                        cur.maintenance,
+                        cur.maintenance_reason.clone(),
+                        cur.maintenance_by.clone(),
+                        None,
+                    )
+                }
+            }
+        };
+        let changed = action.is_some();
+        let power_changed = power != cur.power_state;
+        sqlx::query(
+            "UPDATE machines SET power_state = $1, bmc_failures = $2, maintenance = $3, maintenance_reason = $4, maintenance_by = $5, \
+             updated_at = CASE WHEN $6 = 1 THEN $7 ELSE updated_at END, revision = revision + $6 WHERE id = $8",
+        )
+        .bind(power.clone())
+        .bind(failures)
+        .bind(i64::from(maintenance))
+        .bind(reason)
+        .bind(by)
+        .bind(i64::from(changed || power_changed))
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        if let Some((verb, detail)) = action {
+            event(&mut w, &Actor::service(), None, "machine", &id.to_string(), verb, detail).await?;
+        } else if power_changed && cur.power_state != "unknown" {
+            event(
+                &mut w,
+                &Actor::service(),
+                None,
+                "machine",
+                &id.to_string(),
+                "power_changed",
+                json!({"from": cur.power_state, "to": power}),
+            )
+            .await?;
+        }
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok((out, changed))
+    }
+}
