@@ -9,7 +9,7 @@ use tundra_api::{MachineId, OperationId, Page, SecretId};
 
 use crate::identity::check_revision;
 use crate::ops::{NewOperation, insert_operation};
-use crate::secrets::SecretRecord;
+use crate::secrets::{SecretRecord, put_secret_in};
 use crate::sql::{Sql, paginate};
 use crate::{Actor, ListParams, Result, Store, StoreError, Write, event, get, now, parse_id, unique};
 
@@ -102,22 +102,6 @@ async fn replace_macs(w: &mut Write, id: MachineId, interfaces: &[Interface]) ->
             .await
             .map_err(|e| unique(e, || format!("MAC {} already belongs to another machine", i.mac)))?;
     }
-    Ok(())
-}
-
-async fn put_secret_in(w: &mut Write, s: &SecretRecord) -> Result<()> {
-    let t = now();
-    sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.id.to_string()).execute(&mut *w.tx).await?;
-    sqlx::query(
-        "INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(s.id.to_string())
-    .bind(s.key_id.clone())
-    .bind(s.nonce.clone())
-    .bind(s.ciphertext.clone())
-    .bind(t)
-    .execute(&mut *w.tx)
-    .await?;
     Ok(())
 }
 

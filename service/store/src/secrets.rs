@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use tundra_api::SecretId;
 
-use crate::{Result, Store, StoreError, get, now, parse_id};
+use crate::{Result, Store, StoreError, Write, get, now, parse_id};
 
 /// A sealed secret as stored (base64 text fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,19 +25,27 @@ fn secret(row: &AnyRow) -> Result<SecretRecord> {
     })
 }
 
+/// Store (or replace) a sealed secret inside the caller's transaction.
+pub(crate) async fn put_secret_in(w: &mut Write, s: &SecretRecord) -> Result<()> {
+    let t = now();
+    sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.id.to_string()).execute(&mut *w.tx).await?;
+    sqlx::query(
+        "INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(s.id.to_string())
+    .bind(s.key_id.clone())
+    .bind(s.nonce.clone())
+    .bind(s.ciphertext.clone())
+    .bind(t)
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     pub async fn put_secret(&self, s: &SecretRecord) -> Result<()> {
         let mut w = self.write().await?;
-        let t = now();
-        sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.id.to_string()).execute(&mut *w.tx).await?;
-        sqlx::query("INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-            .bind(s.id.to_string())
-            .bind(s.key_id.clone())
-            .bind(s.nonce.clone())
-            .bind(s.ciphertext.clone())
-            .bind(t)
-            .execute(&mut *w.tx)
-            .await?;
+        put_secret_in(&mut w, s).await?;
         w.commit().await
     }
 
