@@ -112,6 +112,7 @@ impl Provider for TundraProvider {
             tfplugin::resource(keypair::KeypairResource),
             tfplugin::resource(flavor::FlavorResource),
             tfplugin::resource(image::ImageResource),
+            tfplugin::resource(machine::MachineResource),
         ]
     }
 

@@ -10,6 +10,10 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../../service/drivers/tests/peers/mod.rs"]
+#[allow(dead_code)]
+mod peers;
+
 mod steps;
 
 use libtest_mimic::{Arguments, Trial};
@@ -31,6 +35,8 @@ fn main() -> std::process::ExitCode {
         ("out_of_band_delete_is_recreated", steps::out_of_band_delete_is_recreated),
         ("examples_are_valid", steps::examples_are_valid),
         ("tls_with_private_ca", steps::tls_with_private_ca),
+        ("machine_lifecycle", steps::machine_lifecycle),
+        ("machine_with_wrong_password", steps::machine_with_wrong_password),
     ];
     let trials = tests.into_iter().map(|(name, f)| {
         Trial::test(name, move || {

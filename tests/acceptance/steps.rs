@@ -501,7 +501,9 @@ pub fn examples_are_valid() {
             }
         }
     }
-    assert_eq!(checked, 8, "one example per resource and data source");
+    use tfplugin::Provider;
+    let p = terraform_provider_tundra::TundraProvider;
+    assert_eq!(checked, p.resources().len() + p.data_sources().len(), "one example per resource and data source");
 }
 
 /// HTTPS with a private CA: the provider trusts exactly `ca_certificate`.
@@ -544,4 +546,76 @@ pub fn tls_with_private_ca() {
     assert!(r.all().contains("could not reach tundrad"), "{}", r.all());
     ws.write("main.tf", &cfg(true));
     ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+}
+
+/// A machine enrolled against sushy-tools' Redfish emulator: verified on
+/// create, the password never in state, inventory updated in place.
+pub fn machine_lifecycle() {
+    let bmc_dir = tempfile::tempdir().unwrap();
+    let (_bmc, base) = crate::peers::sushy(bmc_dir.path());
+    let site = Site::start();
+    let cfg = |extra: &str| {
+        format!(
+            "resource \"tundra_machine\" \"m\" {{\n  name = \"node-1\"\n  resource_class = \"baremetal\"\n{extra}  bmc = {{\n    driver = \"redfish\"\n    address = \"{base}\"\n    username = \"admin\"\n  }}\n  bmc_password = \"password\"\n  interfaces = [{{ mac = \"52:54:00:00:00:01\", pxe = true }}]\n}}\n"
+        )
+    };
+    Lifecycle {
+        site: &site,
+        address: "tundra_machine.m",
+        api_collection: "machines",
+        create: cfg(""),
+        check_create: &|st, api| {
+            assert_eq!(st["provision_state"], "manageable", "{st}");
+            assert_eq!(st["power_state"], "off");
+            assert!(st["bmc_password"].is_null(), "write-only");
+            assert_eq!(api["bmc"]["username"], "admin");
+            assert_eq!(api["interfaces"][0]["mac"], "52:54:00:00:00:01");
+        },
+        update: cfg(
+            "  traits = [\"gpu\"]\n  location = { rack = \"r1\", island = \"i1\" }\n  bmc_password_version = 2\n",
+        ),
+        check_update: &|st, api| {
+            assert_eq!(st["traits"], json!(["gpu"]));
+            assert_eq!(api["location"], json!({"rack": "r1", "island": "i1"}));
+            // The version bump sent the password again (the event says so, without it).
+            let (_, ev) = site.api(
+                "GET",
+                &format!("/v1/events?object_type=machine&object_id={}", api["id"].as_str().unwrap()),
+                None,
+            );
+            let sent = ev["items"].as_array().unwrap().iter().any(|e| e["detail"]["bmc_password_changed"] == true);
+            assert!(sent, "{ev}");
+            assert!(!ev.to_string().contains("\"password\""), "{ev}");
+        },
+    }
+    .run();
+}
+
+/// A wrong BMC password: the apply fails at `bmc` with tundrad's reason, the
+/// machine stays (tainted) so nothing is orphaned, and the next apply with the
+/// right password replaces it.
+pub fn machine_with_wrong_password() {
+    let bmc_dir = tempfile::tempdir().unwrap();
+    let (_bmc, base) = crate::peers::sushy(bmc_dir.path());
+    let site = Site::start();
+    let cfg = |pw: &str| {
+        format!(
+            "{}resource \"tundra_machine\" \"m\" {{\n  name = \"node-1\"\n  resource_class = \"baremetal\"\n  bmc = {{\n    driver = \"redfish\"\n    address = \"{base}\"\n    username = \"admin\"\n  }}\n  bmc_password = \"{pw}\"\n}}\n",
+            header()
+        )
+    };
+    let ws = site.workspace(&cfg("wrong"));
+    let r = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert_ne!(r.code, 0);
+    let all = r.all();
+    assert!(all.contains("BMC verification failed"), "{all}");
+    assert!(all.contains("refused the credentials"), "{all}");
+    assert!(!r.stdout.contains("= \"wrong\""), "the plan never shows the password: {}", r.stdout);
+    assert!(ws.read("terraform.tfstate").contains("\"status\": \"tainted\""));
+    assert!(!ws.read("terraform.tfstate").contains("wrong"), "the password is not in state");
+    ws.write("main.tf", &cfg("password"));
+    ws.apply();
+    assert_eq!(ws.resource("tundra_machine.m")["provision_state"], "manageable");
+    let (_, list) = site.api("GET", "/v1/machines", None);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "the failed machine was replaced, not orphaned");
 }

@@ -4,6 +4,7 @@
 pub mod flavor;
 pub mod image;
 pub mod keypair;
+pub mod machine;
 pub mod project;
 
 use tfplugin::schema::Attribute;
