@@ -1,0 +1,120 @@
+//! Erasing disks between tenants. A block device that supports it is
+//! discarded (`blkdiscard`, secure when the device can); anything else — and
+//! every lab disk file — is overwritten with zeros. Either way the first and
+//! last MiB (partition tables, GPT backup, filesystem and RAID signatures) are
+//! zeroed explicitly, and `verify_zero` can prove the result.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+const MIB: u64 = 1 << 20;
+
+/// How a disk was erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    SecureDiscard,
+    Discard,
+    Zeroed,
+}
+
+async fn size_of(f: &mut tokio::fs::File) -> std::io::Result<u64> {
+    let n = f.seek(std::io::SeekFrom::End(0)).await?;
+    f.seek(std::io::SeekFrom::Start(0)).await?;
+    Ok(n)
+}
+
+async fn zero_range(f: &mut tokio::fs::File, from: u64, len: u64) -> std::io::Result<()> {
+    let buf = vec![0u8; MIB as usize];
+    f.seek(std::io::SeekFrom::Start(from)).await?;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(MIB);
+        f.write_all(&buf[..n as usize]).await?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Zero the first and last MiB.
+pub async fn wipe_signatures(path: &Path) -> std::io::Result<()> {
+    let mut f = tokio::fs::OpenOptions::new().write(true).read(true).open(path).await?;
+    let size = size_of(&mut f).await?;
+    zero_range(&mut f, 0, size.min(MIB)).await?;
+    if size > MIB {
+        let tail = size.saturating_sub(MIB).max(MIB.min(size));
+        zero_range(&mut f, tail, size - tail).await?;
+    }
+    f.sync_all().await
+}
+
+async fn blkdiscard(path: &Path, secure: bool) -> bool {
+    let mut c = tokio::process::Command::new("blkdiscard");
+    if secure {
+        c.arg("--secure");
+    }
+    c.arg(path).output().await.is_ok_and(|o| o.status.success())
+}
+
+/// Erase `path` (a block device or a disk file).
+pub async fn erase(path: &Path) -> std::io::Result<Method> {
+    let is_block = tokio::fs::metadata(path).await?.file_type().is_block_device();
+    let method = if is_block && blkdiscard(path, true).await {
+        Method::SecureDiscard
+    } else if is_block && blkdiscard(path, false).await {
+        Method::Discard
+    } else {
+        let mut f = tokio::fs::OpenOptions::new().write(true).read(true).open(path).await?;
+        let size = size_of(&mut f).await?;
+        zero_range(&mut f, 0, size).await?;
+        f.sync_all().await?;
+        Method::Zeroed
+    };
+    wipe_signatures(path).await?;
+    Ok(method)
+}
+
+/// Whether every byte of `path` is zero (reads it all).
+pub async fn verify_zero(path: &Path) -> std::io::Result<bool> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut buf = vec![0u8; MIB as usize];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn erases_a_disk_file_to_zero_and_keeps_its_size() {
+        let d = tempfile::tempdir().unwrap();
+        let disk = d.path().join("disk.img");
+        let data: Vec<u8> = (0..(3 * MIB + 12345)).map(|i| (i % 251) as u8 + 1).collect();
+        std::fs::write(&disk, &data).unwrap();
+        assert!(!verify_zero(&disk).await.unwrap());
+        assert_eq!(erase(&disk).await.unwrap(), Method::Zeroed);
+        assert!(verify_zero(&disk).await.unwrap());
+        assert_eq!(std::fs::metadata(&disk).unwrap().len(), data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn signature_wipe_clears_both_ends_only() {
+        let d = tempfile::tempdir().unwrap();
+        let disk = d.path().join("disk.img");
+        std::fs::write(&disk, vec![0xaau8; (4 * MIB) as usize]).unwrap();
+        wipe_signatures(&disk).await.unwrap();
+        let b = std::fs::read(&disk).unwrap();
+        assert!(b[..MIB as usize].iter().all(|x| *x == 0));
+        assert!(b[(3 * MIB) as usize..].iter().all(|x| *x == 0));
+        assert!(b[(MIB as usize)..(3 * MIB) as usize].iter().all(|x| *x == 0xaa));
+    }
+}
