@@ -1,4 +1,6 @@
-//! `tundra-engine`: the rules of how things change. Today: the machine
-//! provision-state machine (`machine_states`), as one table.
+//! `tundra-engine`: the rules of how things change — the machine
+//! provision-state machine as one table (`machine_states`) and the site's
+//! inspection rules as data (`inspection`).
 
+pub mod inspection;
 pub mod machine_states;
