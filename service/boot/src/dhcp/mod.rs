@@ -1,0 +1,406 @@
+//! A DHCPv4 server for provisioning networks (RFC 2131/2132, PXE per RFC
+//! 4578), built on dhcproto.
+//!
+//! Enrolled machines get their reserved address; unknown MACs get one from
+//! the discovery pool when there is one (and nothing otherwise — a production
+//! network's other DHCP clients are not ours to answer). The boot file
+//! depends on the client: iPXE (user class `iPXE`, or option 175) gets the
+//! HTTP URL of its per-machine script; plain PXE firmware gets the iPXE binary
+//! over TFTP — `snponly.efi` for UEFI (architecture 7, 9 or 16), `undionly.kpxe`
+//! for BIOS.
+
+mod leases;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+pub use leases::{Lease, Leases};
+
+/// Boot files and where clients fetch them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootConfig {
+    /// Base URL of tundrad's boot HTTP service, e.g. `http://10.0.0.1:8180`.
+    pub http_base: String,
+    /// TFTP server for the iPXE binaries (usually this server).
+    pub tftp_server: Ipv4Addr,
+    pub bios_file: String,
+    pub efi_file: String,
+}
+
+/// One provisioning network's DHCP settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub server_ip: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    /// Discovery pool (inclusive); `None` answers only reserved MACs.
+    pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub lease_time: Duration,
+    pub boot: BootConfig,
+}
+
+/// An address held for one machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub ip: Ipv4Addr,
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DhcpError {
+    #[error("binding DHCP on {interface}: {source}; tundrad needs CAP_NET_RAW/NET_BIND_SERVICE or root for port 67")]
+    Bind { interface: String, source: std::io::Error },
+    #[error("DHCP lease file: {0}")]
+    Leases(#[source] std::io::Error),
+}
+
+/// How a client boots, from what it says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Ipxe,
+    PxeEfi,
+    PxeBios,
+    /// An ordinary DHCP client (an OS booted from disk).
+    Plain,
+}
+
+pub fn client_kind(msg: &Message) -> ClientKind {
+    let opts = msg.opts();
+    let user_class_ipxe =
+        matches!(opts.get(OptionCode::UserClass), Some(DhcpOption::UserClass(u)) if u.windows(4).any(|w| w == b"iPXE"));
+    let ipxe_encap = opts.get(OptionCode::Unknown(175)).is_some();
+    if user_class_ipxe || ipxe_encap {
+        return ClientKind::Ipxe;
+    }
+    if let Some(DhcpOption::ClientSystemArchitecture(a)) = opts.get(OptionCode::ClientSystemArchitecture) {
+        return if matches!(a.0, 7 | 9 | 16) { ClientKind::PxeEfi } else { ClientKind::PxeBios };
+    }
+    if matches!(opts.get(OptionCode::ClassIdentifier), Some(DhcpOption::ClassIdentifier(c)) if c.starts_with(b"PXEClient"))
+    {
+        return ClientKind::PxeBios;
+    }
+    ClientKind::Plain
+}
+
+pub fn mac_of(msg: &Message) -> String {
+    msg.chaddr().iter().take(6).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// The server's state: configuration, reservations, leases.
+pub struct Server {
+    config: Config,
+    reservations: Mutex<HashMap<String, Reservation>>,
+    leases: Mutex<Leases>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("server_ip", &self.config.server_ip).finish()
+    }
+}
+
+fn u32_of(ip: Ipv4Addr) -> u32 {
+    u32::from(ip)
+}
+
+impl Server {
+    pub fn new(config: Config, leases: Leases) -> Server {
+        Server { config, reservations: Mutex::new(HashMap::new()), leases: Mutex::new(leases) }
+    }
+
+    /// Replace the reservations (tundrad refreshes them from its machines).
+    pub fn set_reservations(&self, r: HashMap<String, Reservation>) {
+        *self.reservations.lock().expect("reservations lock") = r;
+    }
+
+    pub fn leases(&self) -> Vec<Lease> {
+        self.leases.lock().expect("leases lock").all()
+    }
+
+    /// The address for `mac`: its reservation, its current lease, the
+    /// address it asks for if free, or the first free pool address.
+    fn address_for(&self, mac: &str, requested: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        if let Some(r) = self.reservations.lock().expect("reservations lock").get(mac) {
+            return Some(r.ip);
+        }
+        let (start, end) = self.config.pool?;
+        let in_pool = |ip: Ipv4Addr| (u32_of(start)..=u32_of(end)).contains(&u32_of(ip));
+        let leases = self.leases.lock().expect("leases lock");
+        let reserved: Vec<Ipv4Addr> =
+            self.reservations.lock().expect("reservations lock").values().map(|r| r.ip).collect();
+        let free = |ip: Ipv4Addr| {
+            in_pool(ip) && !leases.taken(ip, mac) && !reserved.contains(&ip) && ip != self.config.server_ip
+        };
+        if let Some(l) = leases.get(mac)
+            && free(l.ip)
+        {
+            return Some(l.ip);
+        }
+        if let Some(ip) = requested
+            && free(ip)
+        {
+            return Some(ip);
+        }
+        (u32_of(start)..=u32_of(end)).map(Ipv4Addr::from).find(|ip| free(*ip))
+    }
+
+    fn reply(&self, req: &Message, kind: MessageType, ip: Ipv4Addr) -> Message {
+        let mut m = Message::new_with_id(
+            req.xid(),
+            Ipv4Addr::UNSPECIFIED,
+            ip,
+            Ipv4Addr::UNSPECIFIED,
+            req.giaddr(),
+            req.chaddr(),
+        );
+        m.set_opcode(Opcode::BootReply);
+        m.set_flags(req.flags());
+        if req.ciaddr() != Ipv4Addr::UNSPECIFIED && kind == MessageType::Ack {
+            m.set_ciaddr(req.ciaddr());
+        }
+        let o = m.opts_mut();
+        o.insert(DhcpOption::MessageType(kind));
+        o.insert(DhcpOption::ServerIdentifier(self.config.server_ip));
+        if kind == MessageType::Nak {
+            return m;
+        }
+        o.insert(DhcpOption::AddressLeaseTime(self.config.lease_time.as_secs() as u32));
+        o.insert(DhcpOption::Renewal(self.config.lease_time.as_secs() as u32 / 2));
+        o.insert(DhcpOption::Rebinding(self.config.lease_time.as_secs() as u32 * 7 / 8));
+        o.insert(DhcpOption::SubnetMask(self.config.netmask));
+        if let Some(r) = self.config.router {
+            o.insert(DhcpOption::Router(vec![r]));
+        }
+        if !self.config.dns.is_empty() {
+            o.insert(DhcpOption::DomainNameServer(self.config.dns.clone()));
+        }
+        let mac = mac_of(req);
+        if let Some(h) = self.reservations.lock().expect("reservations lock").get(&mac).and_then(|r| r.hostname.clone())
+        {
+            o.insert(DhcpOption::Hostname(h));
+        }
+        let boot = &self.config.boot;
+        match client_kind(req) {
+            ClientKind::Ipxe => {
+                let url = format!("{}/boot/{}.ipxe", boot.http_base.trim_end_matches('/'), mac);
+                o.insert(DhcpOption::BootfileName(url.as_bytes().to_vec()));
+                m.set_fname_str(&url);
+            }
+            k @ (ClientKind::PxeEfi | ClientKind::PxeBios) => {
+                let file = if k == ClientKind::PxeEfi { &boot.efi_file } else { &boot.bios_file };
+                m.set_siaddr(boot.tftp_server);
+                m.set_fname_str(file);
+                let o = m.opts_mut();
+                o.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
+                o.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
+            }
+            ClientKind::Plain => {}
+        }
+        m
+    }
+
+    /// Answer one message; `None` when it is not ours to answer.
+    pub fn handle(&self, req: &Message) -> Option<Message> {
+        if req.opcode() != Opcode::BootRequest {
+            return None;
+        }
+        let mac = mac_of(req);
+        let opts = req.opts();
+        let requested = match opts.get(OptionCode::RequestedIpAddress) {
+            Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+            _ => None,
+        };
+        let for_us = match opts.get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(s)) => *s == self.config.server_ip,
+            _ => true,
+        };
+        match opts.msg_type()? {
+            MessageType::Discover => {
+                let ip = self.address_for(&mac, requested)?;
+                if let Err(e) = self.leases.lock().expect("leases lock").set(&mac, ip, Duration::from_secs(60), true) {
+                    tracing::warn!(error = %e, "persisting DHCP lease failed");
+                }
+                Some(self.reply(req, MessageType::Offer, ip))
+            }
+            MessageType::Request => {
+                if !for_us {
+                    // The client took another server's offer.
+                    let _ = self.leases.lock().expect("leases lock").release(&mac);
+                    return None;
+                }
+                let wanted = requested.or((req.ciaddr() != Ipv4Addr::UNSPECIFIED).then_some(req.ciaddr()));
+                let ip = self.address_for(&mac, wanted);
+                match (ip, wanted) {
+                    (Some(ip), Some(w)) if ip != w => Some(self.reply(req, MessageType::Nak, Ipv4Addr::UNSPECIFIED)),
+                    (Some(ip), _) => {
+                        if let Err(e) =
+                            self.leases.lock().expect("leases lock").set(&mac, ip, self.config.lease_time, false)
+                        {
+                            tracing::warn!(error = %e, "persisting DHCP lease failed");
+                        }
+                        tracing::info!(%mac, %ip, kind = ?client_kind(req), "DHCP lease");
+                        Some(self.reply(req, MessageType::Ack, ip))
+                    }
+                    // Asked for an address we cannot give, on a network whose pool we own.
+                    (None, Some(_)) if self.config.pool.is_some() => {
+                        Some(self.reply(req, MessageType::Nak, Ipv4Addr::UNSPECIFIED))
+                    }
+                    // Unknown MAC, no pool: not ours to answer.
+                    (None, _) => None,
+                }
+            }
+            MessageType::Release | MessageType::Decline => {
+                let _ = self.leases.lock().expect("leases lock").release(&mac);
+                None
+            }
+            MessageType::Inform => {
+                let mut m = self.reply(req, MessageType::Ack, Ipv4Addr::UNSPECIFIED);
+                m.opts_mut().remove(OptionCode::AddressLeaseTime);
+                Some(m)
+            }
+            _ => None,
+        }
+    }
+
+    /// Where a reply goes (RFC 2131 4.1): the relay, the client's address, or broadcast.
+    pub fn destination(req: &Message) -> SocketAddr {
+        if req.giaddr() != Ipv4Addr::UNSPECIFIED {
+            SocketAddr::V4(SocketAddrV4::new(req.giaddr(), 67))
+        } else if req.ciaddr() != Ipv4Addr::UNSPECIFIED {
+            SocketAddr::V4(SocketAddrV4::new(req.ciaddr(), 68))
+        } else {
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68))
+        }
+    }
+
+    /// Serve on `socket` until the task is dropped.
+    pub async fn serve(&self, socket: tokio::net::UdpSocket) {
+        let mut buf = vec![0u8; 1500];
+        loop {
+            let (n, from) = match socket.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "DHCP receive failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(req) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+                tracing::debug!(%from, "undecodable DHCP packet");
+                continue;
+            };
+            let Some(reply) = self.handle(&req) else { continue };
+            let mut out = Vec::with_capacity(576);
+            if reply.encode(&mut Encoder::new(&mut out)).is_err() {
+                continue;
+            }
+            if let Err(e) = socket.send_to(&out, Self::destination(&req)).await {
+                tracing::warn!(error = %e, "DHCP send failed");
+            }
+        }
+    }
+}
+
+/// A UDP socket for DHCP on one interface (port 67 in production), with
+/// broadcast enabled and bound to the device so replies leave through it.
+pub fn bind(interface: &str, port: u16) -> Result<std::net::UdpSocket, DhcpError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| DhcpError::Bind { interface: interface.into(), source };
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    s.set_reuse_address(true).map_err(err)?;
+    s.set_broadcast(true).map_err(err)?;
+    s.bind_device(Some(interface.as_bytes())).map_err(err)?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into()).map_err(err)?;
+    s.set_nonblocking(true).map_err(err)?;
+    Ok(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use dhcproto::v4::{Architecture, Flags};
+
+    use super::*;
+
+    fn config(pool: bool) -> Config {
+        Config {
+            server_ip: "10.0.0.1".parse().unwrap(),
+            netmask: "255.255.255.0".parse().unwrap(),
+            router: Some("10.0.0.254".parse().unwrap()),
+            dns: vec![],
+            pool: pool.then(|| ("10.0.0.100".parse().unwrap(), "10.0.0.101".parse().unwrap())),
+            lease_time: Duration::from_secs(3600),
+            boot: BootConfig {
+                http_base: "http://10.0.0.1:8180".into(),
+                tftp_server: "10.0.0.1".parse().unwrap(),
+                bios_file: "undionly.kpxe".into(),
+                efi_file: "snponly.efi".into(),
+            },
+        }
+    }
+
+    fn msg(kind: MessageType, mac: u8, opts: Vec<DhcpOption>) -> Message {
+        let mut m = Message::new_with_id(
+            7,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            &[0x52, 0x54, 0, 0, 0, mac],
+        );
+        m.set_flags(Flags::default().set_broadcast());
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        for o in opts {
+            m.opts_mut().insert(o);
+        }
+        m
+    }
+
+    #[test]
+    fn boot_files_by_client_kind() {
+        let s = Server::new(config(true), Leases::default());
+        let efi = s
+            .handle(&msg(MessageType::Discover, 1, vec![DhcpOption::ClientSystemArchitecture(Architecture::X64)]))
+            .unwrap();
+        assert_eq!(efi.fname_str().unwrap().unwrap(), "snponly.efi");
+        assert_eq!(efi.siaddr(), "10.0.0.1".parse::<Ipv4Addr>().unwrap());
+        let bios = s
+            .handle(&msg(MessageType::Discover, 2, vec![DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000".to_vec())]))
+            .unwrap();
+        assert_eq!(bios.fname_str().unwrap().unwrap(), "undionly.kpxe");
+        let ipxe = s
+            .handle(&msg(
+                MessageType::Discover,
+                2,
+                vec![DhcpOption::UserClass(b"iPXE".to_vec()), DhcpOption::ClientSystemArchitecture(Architecture::X64)],
+            ))
+            .unwrap();
+        assert_eq!(ipxe.fname_str().unwrap().unwrap(), "http://10.0.0.1:8180/boot/52:54:00:00:00:02.ipxe");
+    }
+
+    #[test]
+    fn pool_reservations_and_exhaustion() {
+        let s = Server::new(config(true), Leases::default());
+        s.set_reservations(HashMap::from([(
+            "52:54:00:00:00:09".to_string(),
+            Reservation { ip: "10.0.0.50".parse().unwrap(), hostname: Some("n9".into()) },
+        )]));
+        let r = s.handle(&msg(MessageType::Discover, 9, vec![])).unwrap();
+        assert_eq!(r.yiaddr(), "10.0.0.50".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(r.opts().get(OptionCode::Hostname), Some(&DhcpOption::Hostname("n9".into())));
+        let a = s.handle(&msg(MessageType::Discover, 1, vec![])).unwrap().yiaddr();
+        let b = s.handle(&msg(MessageType::Discover, 2, vec![])).unwrap().yiaddr();
+        assert_ne!(a, b);
+        assert!(s.handle(&msg(MessageType::Discover, 3, vec![])).is_none(), "pool of two is exhausted");
+        // A request for someone else's address is refused.
+        let nak = s.handle(&msg(MessageType::Request, 3, vec![DhcpOption::RequestedIpAddress(a)])).unwrap();
+        assert_eq!(nak.opts().msg_type(), Some(MessageType::Nak));
+        // Without a pool, unknown MACs get nothing.
+        let closed = Server::new(config(false), Leases::default());
+        assert!(closed.handle(&msg(MessageType::Discover, 1, vec![])).is_none());
+    }
+}

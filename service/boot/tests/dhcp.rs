@@ -1,0 +1,213 @@
+//! The DHCP server against a real client: busybox udhcpc in its own network
+//! namespace, across a veth pair, with the server's socket opened inside a
+//! second namespace. Needs root (network namespaces); every test makes and
+//! removes its own namespaces.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Trial};
+use tundra_boot::dhcp::{BootConfig, Config, Leases, Reservation, Server};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (Debian iproute2)");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Two namespaces joined by a veth pair: server side 10.77.0.1/24.
+struct Net {
+    srv: String,
+    cli: String,
+    srv_if: String,
+    cli_if: String,
+}
+
+impl Net {
+    fn new() -> Net {
+        let id = format!("{}{}", std::process::id() % 100000, SEQ.fetch_add(1, Ordering::SeqCst));
+        let n = Net {
+            srv: format!("tbs{id}"),
+            cli: format!("tbc{id}"),
+            srv_if: format!("vs{id}"),
+            cli_if: format!("vc{id}"),
+        };
+        ip(&["netns", "add", &n.srv]);
+        ip(&["netns", "add", &n.cli]);
+        ip(&["link", "add", &n.srv_if, "type", "veth", "peer", "name", &n.cli_if]);
+        ip(&["link", "set", &n.srv_if, "netns", &n.srv]);
+        ip(&["link", "set", &n.cli_if, "netns", &n.cli]);
+        ip(&["-n", &n.srv, "addr", "add", "10.77.0.1/24", "dev", &n.srv_if]);
+        ip(&["-n", &n.srv, "link", "set", &n.srv_if, "up"]);
+        ip(&["-n", &n.srv, "link", "set", "lo", "up"]);
+        ip(&["-n", &n.cli, "link", "set", &n.cli_if, "up"]);
+        n
+    }
+
+    fn set_client_mac(&self, mac: &str) {
+        ip(&["-n", &self.cli, "link", "set", &self.cli_if, "address", mac]);
+    }
+
+    /// Open the server's socket inside the server namespace (on a thread of
+    /// its own: entering a namespace changes only the calling thread).
+    fn server_socket(&self) -> std::net::UdpSocket {
+        let (ns, ifname) = (format!("/run/netns/{}", self.srv), self.srv_if.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&ns).unwrap();
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            tundra_boot::dhcp::bind(&ifname, 67).unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Run udhcpc once in the client namespace; the variables its script saw on `bound`.
+    fn udhcpc(&self, dir: &Path, extra: &[&str]) -> Option<HashMap<String, String>> {
+        let script = dir.join("udhcpc.sh");
+        let out = dir.join("bound.env");
+        let _ = std::fs::remove_file(&out);
+        std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n", out.display())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let status = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.cli,
+                "busybox",
+                "udhcpc",
+                "-i",
+                &self.cli_if,
+                "-f",
+                "-q",
+                "-n",
+                "-t",
+                "3",
+                "-T",
+                "1",
+                "-A",
+                "1",
+                "-s",
+            ])
+            .arg(&script)
+            .args(extra)
+            .output()
+            .unwrap();
+        if !status.status.success() {
+            return None;
+        }
+        let env = std::fs::read_to_string(&out).ok()?;
+        Some(env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.srv]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.cli]).status();
+    }
+}
+
+fn config(pool: bool) -> Config {
+    Config {
+        server_ip: "10.77.0.1".parse().unwrap(),
+        netmask: "255.255.255.0".parse().unwrap(),
+        router: Some("10.77.0.254".parse().unwrap()),
+        dns: vec!["10.77.0.53".parse().unwrap()],
+        pool: pool.then(|| ("10.77.0.100".parse().unwrap(), "10.77.0.199".parse().unwrap())),
+        lease_time: Duration::from_secs(600),
+        boot: BootConfig {
+            http_base: "http://10.77.0.1:8180".into(),
+            tftp_server: "10.77.0.1".parse().unwrap(),
+            bios_file: "undionly.kpxe".into(),
+            efi_file: "snponly.efi".into(),
+        },
+    }
+}
+
+/// Serve `server` on a runtime of its own until dropped.
+fn run(server: std::sync::Arc<Server>, socket: std::net::UdpSocket) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.spawn(async move {
+        let s = tokio::net::UdpSocket::from_std(socket).unwrap();
+        server.serve(s).await
+    });
+    rt
+}
+
+fn reserved_machines_and_boot_files() {
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server = std::sync::Arc::new(Server::new(config(false), Leases::default()));
+    server.set_reservations(HashMap::from([(
+        "52:54:00:77:00:01".to_string(),
+        Reservation { ip: "10.77.0.11".parse().unwrap(), hostname: Some("node-1".into()) },
+    )]));
+    let _rt = run(server.clone(), net.server_socket());
+    // An unknown MAC on a network without a discovery pool gets no answer.
+    net.set_client_mac("52:54:00:77:00:99");
+    assert!(net.udhcpc(dir.path(), &[]).is_none(), "unknown MACs are not ours to answer");
+    // The enrolled machine gets its address, name and network settings.
+    net.set_client_mac("52:54:00:77:00:01");
+    let env = net.udhcpc(dir.path(), &[]).expect("a lease");
+    assert_eq!(env["ip"], "10.77.0.11");
+    assert_eq!(env["subnet"], "255.255.255.0");
+    assert_eq!(env["router"].trim(), "10.77.0.254");
+    assert_eq!(env["dns"].trim(), "10.77.0.53");
+    assert_eq!(env["hostname"], "node-1");
+    assert!(!env.contains_key("boot_file"), "an OS's DHCP client gets no boot file");
+    // UEFI PXE firmware (architecture 7) gets the iPXE EFI binary over TFTP.
+    let env = net.udhcpc(dir.path(), &["-x", "0x5d:0007", "-V", "PXEClient:Arch:00007:UNDI:003000"]).expect("a lease");
+    assert_eq!(env["boot_file"], "snponly.efi");
+    assert_eq!(env["siaddr"], "10.77.0.1");
+    // BIOS PXE gets undionly.kpxe.
+    let env = net.udhcpc(dir.path(), &["-V", "PXEClient:Arch:00000:UNDI:002001"]).expect("a lease");
+    assert_eq!(env["boot_file"], "undionly.kpxe");
+    // iPXE (user class "iPXE") gets its per-machine script over HTTP.
+    let env = net.udhcpc(dir.path(), &["-x", "0x4d:69505845", "-x", "0x5d:0007"]).expect("a lease");
+    assert_eq!(env["boot_file"], "http://10.77.0.1:8180/boot/52:54:00:77:00:01.ipxe");
+}
+
+fn discovery_pool_and_persistent_leases() {
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let lease_file = dir.path().join("leases.json");
+    let server = std::sync::Arc::new(Server::new(config(true), Leases::open(Some(lease_file.clone())).unwrap()));
+    let rt = run(server.clone(), net.server_socket());
+    net.set_client_mac("52:54:00:77:00:42");
+    let first = net.udhcpc(dir.path(), &[]).expect("a pool lease")["ip"].clone();
+    let ip: Ipv4Addr = first.parse().unwrap();
+    assert!((100..=199).contains(&ip.octets()[3]), "{first}");
+    let on_disk = std::fs::read_to_string(&lease_file).unwrap();
+    assert!(on_disk.contains("52:54:00:77:00:42") && on_disk.contains(&first), "{on_disk}");
+    // Another machine gets another address.
+    net.set_client_mac("52:54:00:77:00:43");
+    let second = net.udhcpc(dir.path(), &[]).expect("a pool lease")["ip"].clone();
+    assert_ne!(first, second);
+    // Restart the server from its lease file: the first machine's address is still its own.
+    drop(rt);
+    let server = std::sync::Arc::new(Server::new(config(true), Leases::open(Some(lease_file)).unwrap()));
+    let _rt = run(server, net.server_socket());
+    net.set_client_mac("52:54:00:77:00:42");
+    assert_eq!(net.udhcpc(dir.path(), &[]).expect("a lease")["ip"], first);
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("reserved_machines_and_boot_files", || {
+            reserved_machines_and_boot_files();
+            Ok(())
+        }),
+        Trial::test("discovery_pool_and_persistent_leases", || {
+            discovery_pool_and_persistent_leases();
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
