@@ -37,6 +37,7 @@ apt_packages=(
   openssh-server      # sshd: Linux-switch dialect in the lab
   ipmitool            # IPMI client, checks our IPMI driver against pyghmi
   kea-admin           # perfdhcp: DHCP load generator for benchmarks
+  kea-dhcp4-server    # Kea: the DHCP peer the DHCP benchmark compares with
   dnsmasq-base        # dnsmasq: DHCP peer to compare with
   iputils-ping        # ping: real traffic checks across the lab fabric
   python3-venv        # venv for the pinned Python peers

@@ -1,9 +1,11 @@
-//! Leases: who has which address until when, kept in memory and persisted to
-//! a JSON file (written to a temp file and renamed, so a crash never leaves
-//! half a lease file) — a restarted server hands every client its address
-//! again.
+//! Leases: who has which address until when. Kept in memory; acknowledged
+//! leases and releases are appended to a journal file (one JSON line each, as
+//! Kea's memfile appends CSV lines), which is replayed on start and compacted
+//! — rewritten to a temp file and renamed — once it holds many dead lines.
+//! Offers are not journaled: they live a minute and are made again on demand.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,10 +22,22 @@ pub struct Lease {
     pub offered: bool,
 }
 
+/// A journal line: a lease, or a release of a MAC's lease.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Lease(Lease),
+    Released { mac: String, released: bool },
+}
+
 #[derive(Debug, Default)]
 pub struct Leases {
     by_mac: HashMap<String, Lease>,
+    /// Index: which MAC holds an address (allocation checks it per candidate).
+    by_ip: HashMap<Ipv4Addr, String>,
     file: Option<PathBuf>,
+    journal: Option<std::io::BufWriter<std::fs::File>>,
+    lines: usize,
 }
 
 pub fn now_secs() -> u64 {
@@ -31,16 +45,39 @@ pub fn now_secs() -> u64 {
 }
 
 impl Leases {
-    /// Leases from `file` (if it exists), persisted there on every change.
+    /// Leases replayed from `file` (if it exists), journaled there from now on.
     pub fn open(file: Option<PathBuf>) -> std::io::Result<Leases> {
-        let mut by_mac = HashMap::new();
+        let mut l = Leases { file: file.clone(), ..Default::default() };
         if let Some(f) = &file
             && f.exists()
         {
-            let list: Vec<Lease> = serde_json::from_slice(&std::fs::read(f)?).map_err(std::io::Error::other)?;
-            by_mac = list.into_iter().map(|l| (l.mac.clone(), l)).collect();
+            for line in std::fs::read_to_string(f)?.lines().filter(|x| !x.trim().is_empty()) {
+                // A torn last line (crash mid-append) is skipped, not fatal.
+                match serde_json::from_str::<Entry>(line) {
+                    Ok(Entry::Lease(lease)) => l.insert(lease),
+                    Ok(Entry::Released { mac, .. }) => {
+                        l.remove(&mac);
+                    }
+                    Err(_) => {}
+                }
+            }
+            l.compact()?;
         }
-        Ok(Leases { by_mac, file })
+        Ok(l)
+    }
+
+    fn insert(&mut self, lease: Lease) {
+        self.remove(&lease.mac);
+        self.by_ip.insert(lease.ip, lease.mac.clone());
+        self.by_mac.insert(lease.mac.clone(), lease);
+    }
+
+    fn remove(&mut self, mac: &str) -> Option<Lease> {
+        let old = self.by_mac.remove(mac)?;
+        if self.by_ip.get(&old.ip).is_some_and(|m| m == mac) {
+            self.by_ip.remove(&old.ip);
+        }
+        Some(old)
     }
 
     pub fn get(&self, mac: &str) -> Option<&Lease> {
@@ -49,19 +86,24 @@ impl Leases {
 
     /// Whether `ip` is held by another client's unexpired lease.
     pub fn taken(&self, ip: Ipv4Addr, by_other_than: &str) -> bool {
-        let now = now_secs();
-        self.by_mac.values().any(|l| l.ip == ip && l.mac != by_other_than && l.expires > now)
+        let Some(holder) = self.by_ip.get(&ip) else { return false };
+        holder != by_other_than && self.by_mac.get(holder).is_some_and(|l| l.expires > now_secs())
     }
 
     pub fn set(&mut self, mac: &str, ip: Ipv4Addr, lifetime: Duration, offered: bool) -> std::io::Result<()> {
-        self.by_mac
-            .insert(mac.into(), Lease { mac: mac.into(), ip, expires: now_secs() + lifetime.as_secs(), offered });
-        self.persist()
+        let lease = Lease { mac: mac.into(), ip, expires: now_secs() + lifetime.as_secs(), offered };
+        if !offered {
+            self.append(&Entry::Lease(lease.clone()))?;
+        }
+        self.insert(lease);
+        Ok(())
     }
 
     pub fn release(&mut self, mac: &str) -> std::io::Result<()> {
-        if self.by_mac.remove(mac).is_some() {
-            self.persist()?;
+        if let Some(old) = self.remove(mac)
+            && !old.offered
+        {
+            self.append(&Entry::Released { mac: mac.into(), released: true })?;
         }
         Ok(())
     }
@@ -72,10 +114,66 @@ impl Leases {
         v
     }
 
-    fn persist(&self) -> std::io::Result<()> {
+    fn append(&mut self, e: &Entry) -> std::io::Result<()> {
+        let Some(f) = &self.file else { return Ok(()) };
+        if self.journal.is_none() {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(f)?;
+            self.journal = Some(std::io::BufWriter::new(file));
+        }
+        let j = self.journal.as_mut().expect("just opened");
+        serde_json::to_writer(&mut *j, e).map_err(std::io::Error::other)?;
+        j.write_all(b"\n")?;
+        // Hand it to the OS now (not fsync): a crash of tundrad loses nothing.
+        j.flush()?;
+        self.lines += 1;
+        if self.lines > 1024 && self.lines > 4 * self.by_mac.len() {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrite the journal with only the live, acknowledged leases.
+    fn compact(&mut self) -> std::io::Result<()> {
         let Some(f) = &self.file else { return Ok(()) };
         let tmp = f.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.all()).map_err(std::io::Error::other)?)?;
-        std::fs::rename(&tmp, f)
+        let mut out = Vec::new();
+        let mut n = 0;
+        for l in self.all().into_iter().filter(|l| !l.offered) {
+            serde_json::to_writer(&mut out, &Entry::Lease(l)).map_err(std::io::Error::other)?;
+            out.push(b'\n');
+            n += 1;
+        }
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(&tmp, f)?;
+        self.journal = None;
+        self.lines = n;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_replays_compacts_and_survives_a_torn_line() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("leases.jsonl");
+        let mut l = Leases::open(Some(f.clone())).unwrap();
+        l.set("aa", "10.0.0.5".parse().unwrap(), Duration::from_secs(60), false).unwrap();
+        l.set("bb", "10.0.0.6".parse().unwrap(), Duration::from_secs(60), true).unwrap();
+        l.set("cc", "10.0.0.7".parse().unwrap(), Duration::from_secs(60), false).unwrap();
+        l.release("cc").unwrap();
+        drop(l);
+        std::fs::OpenOptions::new().append(true).open(&f).unwrap().write_all(b"{\"mac\":\"dd\",\"ip\":").unwrap();
+        let l = Leases::open(Some(f.clone())).unwrap();
+        let ips: Vec<String> = l.all().iter().map(|x| format!("{} {}", x.mac, x.ip)).collect();
+        assert_eq!(ips, ["aa 10.0.0.5"], "offers are not journaled; releases remove; torn lines are skipped");
+        assert_eq!(std::fs::read_to_string(&f).unwrap().lines().count(), 1, "compacted on open");
+        let mut l = l;
+        for i in 0..3000 {
+            l.set("aa", Ipv4Addr::from(0x0a00_0000 + i), Duration::from_secs(60), false).unwrap();
+        }
+        assert!(std::fs::read_to_string(&f).unwrap().lines().count() <= 1025, "compaction keeps the journal short");
     }
 }
