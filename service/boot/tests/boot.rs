@@ -1,5 +1,5 @@
-//! The DHCP server against a real client: busybox udhcpc in its own network
-//! namespace, across a veth pair, with the server's socket opened inside a
+//! The DHCP and TFTP servers against real clients (busybox udhcpc and tftp)
+//! in their own network namespace, across a veth pair, with the server's socket opened inside a
 //! second namespace. Needs root (network namespaces); every test makes and
 //! removes its own namespaces.
 
@@ -197,6 +197,66 @@ fn discovery_pool_and_persistent_leases() {
     assert_eq!(net.udhcpc(dir.path(), &[]).expect("a lease")["ip"], first);
 }
 
+/// Serve TFTP from `root` inside the server namespace until the returned sender is dropped.
+fn tftp_in_namespace(net: &Net, root: &Path) -> tokio::sync::oneshot::Sender<()> {
+    let (ns, ifname, root) = (format!("/run/netns/{}", net.srv), net.srv_if.clone(), root.to_path_buf());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Everything this thread (and its runtime) opens lives in the server namespace.
+        let f = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let s = tundra_boot::dhcp::bind(&ifname, 69).unwrap();
+            let sock = tokio::net::UdpSocket::from_std(s).unwrap();
+            ready_tx.send(()).unwrap();
+            tokio::select! {
+                _ = tundra_boot::tftp::serve(root, sock, Some(ifname)) => {}
+                _ = stopped => {}
+            }
+        });
+    });
+    ready.recv().unwrap();
+    stop
+}
+
+fn tftp_serves_ipxe_binaries() {
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    let binary: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(root.join("snponly.efi"), &binary).unwrap();
+    std::fs::write(dir.path().join("secret"), b"not for you").unwrap();
+    let _stop = tftp_in_namespace(&net, &root);
+    let get = |remote: &str, extra: &[&str]| {
+        let out = dir.path().join("got");
+        let _ = std::fs::remove_file(&out);
+        let st = Command::new("ip")
+            .args(["netns", "exec", &net.cli, "busybox", "tftp", "-g", "-r", remote, "-l"])
+            .arg(&out)
+            .args(extra)
+            .arg("10.77.0.1")
+            .output()
+            .unwrap();
+        (st.status.success(), std::fs::read(&out).ok(), String::from_utf8_lossy(&st.stderr).into_owned())
+    };
+    ip(&["-n", &net.cli, "addr", "add", "10.77.0.2/24", "dev", &net.cli_if]);
+    // Default 512-byte blocks (586 of them), and UEFI-style large blocks.
+    let (ok, got, err) = get("snponly.efi", &[]);
+    assert!(ok, "{err}");
+    assert_eq!(got.unwrap(), binary);
+    let (ok, got, err) = get("snponly.efi", &["-b", "1468"]);
+    assert!(ok, "{err}");
+    assert_eq!(got.unwrap(), binary);
+    // Missing files and escapes from the served directory are refused.
+    let (ok, _, err) = get("undionly.kpxe", &[]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    let (ok, _, err) = get("../secret", &[]);
+    assert!(!ok && err.contains("not found"), "{err}");
+}
+
 fn main() {
     let args = Arguments::from_args();
     let trials = vec![
@@ -206,6 +266,10 @@ fn main() {
         }),
         Trial::test("discovery_pool_and_persistent_leases", || {
             discovery_pool_and_persistent_leases();
+            Ok(())
+        }),
+        Trial::test("tftp_serves_ipxe_binaries", || {
+            tftp_serves_ipxe_binaries();
             Ok(())
         }),
     ];

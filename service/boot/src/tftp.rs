@@ -1,0 +1,185 @@
+//! Read-only TFTP (RFC 1350, with the blksize and tsize options of RFC 2347–
+//! 2349) for the one thing firmware fetches over it: the iPXE binary. Each
+//! transfer runs on its own socket with retransmission; writes are refused,
+//! and names can never leave the served directory.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+const RRQ: u16 = 1;
+const WRQ: u16 = 2;
+const DATA: u16 = 3;
+const ACK: u16 = 4;
+const ERROR: u16 = 5;
+const OACK: u16 = 6;
+
+/// A request parsed from the first packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub opcode: u16,
+    pub filename: String,
+    pub mode: String,
+    pub blksize: Option<usize>,
+    pub tsize: bool,
+}
+
+pub fn parse_request(p: &[u8]) -> Option<Request> {
+    if p.len() < 4 {
+        return None;
+    }
+    let opcode = u16::from_be_bytes([p[0], p[1]]);
+    let mut fields = p[2..].split(|b| *b == 0).map(|f| String::from_utf8_lossy(f).into_owned());
+    let filename = fields.next()?;
+    let mode = fields.next()?.to_ascii_lowercase();
+    let (mut blksize, mut tsize) = (None, false);
+    while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+        match k.to_ascii_lowercase().as_str() {
+            "blksize" => blksize = v.parse::<usize>().ok().map(|b| b.clamp(8, 65464)),
+            "tsize" => tsize = true,
+            _ => {}
+        }
+    }
+    Some(Request { opcode, filename, mode, blksize, tsize })
+}
+
+/// The file a request names, if it stays inside `root`.
+pub fn resolve(root: &Path, name: &str) -> Option<PathBuf> {
+    let rel = Path::new(name.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let p = root.join(rel);
+    p.is_file().then_some(p)
+}
+
+fn error(code: u16, msg: &str) -> Vec<u8> {
+    let mut v = vec![0, ERROR as u8];
+    v.extend_from_slice(&code.to_be_bytes());
+    v.extend_from_slice(msg.as_bytes());
+    v.push(0);
+    v
+}
+
+/// Serve files under `root` to requests arriving on `socket`.
+pub async fn serve(root: PathBuf, socket: UdpSocket, bind_device: Option<String>) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
+        let Some(req) = parse_request(&buf[..n]) else { continue };
+        let (root, device) = (root.clone(), bind_device.clone());
+        tokio::spawn(async move {
+            if let Err(e) = transfer(&root, req, peer, device.as_deref()).await {
+                tracing::debug!(%peer, error = %e, "TFTP transfer ended");
+            }
+        });
+    }
+}
+
+async fn transfer(root: &Path, req: Request, peer: SocketAddr, device: Option<&str>) -> std::io::Result<()> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Some(d) = device {
+        s.bind_device(Some(d.as_bytes()))?;
+    }
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).into())?;
+    s.set_nonblocking(true)?;
+    let sock = UdpSocket::from_std(s.into())?;
+    sock.connect(peer).await?;
+    if req.opcode == WRQ {
+        sock.send(&error(2, "this TFTP server is read-only")).await?;
+        return Ok(());
+    }
+    if req.opcode != RRQ || req.mode != "octet" {
+        sock.send(&error(4, "only octet-mode reads are served")).await?;
+        return Ok(());
+    }
+    let Some(path) = resolve(root, &req.filename) else {
+        tracing::info!(%peer, file = %req.filename, "TFTP file not found");
+        sock.send(&error(1, "file not found")).await?;
+        return Ok(());
+    };
+    let data = tokio::fs::read(&path).await?;
+    let blksize = req.blksize.unwrap_or(512);
+    let mut ack = [0u8; 516];
+    if req.blksize.is_some() || req.tsize {
+        let mut oack = vec![0, OACK as u8];
+        if req.blksize.is_some() {
+            oack.extend_from_slice(format!("blksize\0{blksize}\0").as_bytes());
+        }
+        if req.tsize {
+            oack.extend_from_slice(format!("tsize\0{}\0", data.len()).as_bytes());
+        }
+        if !send_and_wait(&sock, &oack, 0, &mut ack).await? {
+            return Ok(());
+        }
+    }
+    let blocks = data.len() / blksize + 1;
+    for i in 0..blocks {
+        let block = ((i + 1) % 65536) as u16;
+        let chunk = &data[i * blksize..((i + 1) * blksize).min(data.len())];
+        let mut pkt = Vec::with_capacity(4 + chunk.len());
+        pkt.extend_from_slice(&DATA.to_be_bytes());
+        pkt.extend_from_slice(&block.to_be_bytes());
+        pkt.extend_from_slice(chunk);
+        if !send_and_wait(&sock, &pkt, block, &mut ack).await? {
+            return Ok(());
+        }
+    }
+    tracing::info!(%peer, file = %req.filename, bytes = data.len(), "TFTP transfer done");
+    Ok(())
+}
+
+/// Send `pkt` until the peer acknowledges `block` (5 tries, 1 s apart).
+async fn send_and_wait(sock: &UdpSocket, pkt: &[u8], block: u16, buf: &mut [u8]) -> std::io::Result<bool> {
+    for _ in 0..5 {
+        sock.send(pkt).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match tokio::time::timeout_at(deadline, sock.recv(buf)).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(n)) if n >= 4 => {
+                    let op = u16::from_be_bytes([buf[0], buf[1]]);
+                    let b = u16::from_be_bytes([buf[2], buf[3]]);
+                    if op == ACK && b == block {
+                        return Ok(true);
+                    }
+                    if op == ERROR {
+                        return Ok(false);
+                    }
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_paths() {
+        let r = parse_request(b"\x00\x01snponly.efi\x00octet\x00blksize\x001468\x00tsize\x000\x00").unwrap();
+        assert_eq!(
+            r,
+            Request {
+                opcode: RRQ,
+                filename: "snponly.efi".into(),
+                mode: "octet".into(),
+                blksize: Some(1468),
+                tsize: true
+            }
+        );
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("undionly.kpxe"), b"x").unwrap();
+        assert!(resolve(d.path(), "undionly.kpxe").is_some());
+        assert!(resolve(d.path(), "/undionly.kpxe").is_some());
+        assert!(resolve(d.path(), "../etc/passwd").is_none());
+        assert!(resolve(d.path(), "a/../../x").is_none());
+        assert!(resolve(d.path(), "missing").is_none());
+    }
+}
