@@ -22,6 +22,7 @@ async fn main() {
         router: None,
         dns: vec![],
         pool: Some((ip(&a[2]), ip(&a[3]))),
+        discovery: true,
         lease_time: Duration::from_secs(3600),
         boot: BootConfig {
             http_base: format!("http://{}:8180", a[1]),

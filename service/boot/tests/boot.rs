@@ -3,115 +3,16 @@
 //! second namespace. Needs root (network namespaces); every test makes and
 //! removes its own namespaces.
 
+mod netns;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Trial};
+use netns::{Net, ip};
 use tundra_boot::dhcp::{BootConfig, Config, Leases, Reservation, Server};
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip (Debian iproute2)");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-/// Two namespaces joined by a veth pair: server side 10.77.0.1/24.
-struct Net {
-    srv: String,
-    cli: String,
-    srv_if: String,
-    cli_if: String,
-}
-
-impl Net {
-    fn new() -> Net {
-        let id = format!("{}{}", std::process::id() % 100000, SEQ.fetch_add(1, Ordering::SeqCst));
-        let n = Net {
-            srv: format!("tbs{id}"),
-            cli: format!("tbc{id}"),
-            srv_if: format!("vs{id}"),
-            cli_if: format!("vc{id}"),
-        };
-        ip(&["netns", "add", &n.srv]);
-        ip(&["netns", "add", &n.cli]);
-        ip(&["link", "add", &n.srv_if, "type", "veth", "peer", "name", &n.cli_if]);
-        ip(&["link", "set", &n.srv_if, "netns", &n.srv]);
-        ip(&["link", "set", &n.cli_if, "netns", &n.cli]);
-        ip(&["-n", &n.srv, "addr", "add", "10.77.0.1/24", "dev", &n.srv_if]);
-        ip(&["-n", &n.srv, "link", "set", &n.srv_if, "up"]);
-        ip(&["-n", &n.srv, "link", "set", "lo", "up"]);
-        ip(&["-n", &n.cli, "link", "set", &n.cli_if, "up"]);
-        n
-    }
-
-    fn set_client_mac(&self, mac: &str) {
-        ip(&["-n", &self.cli, "link", "set", &self.cli_if, "address", mac]);
-    }
-
-    /// Open the server's socket inside the server namespace (on a thread of
-    /// its own: entering a namespace changes only the calling thread).
-    fn server_socket(&self) -> std::net::UdpSocket {
-        let (ns, ifname) = (format!("/run/netns/{}", self.srv), self.srv_if.clone());
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&ns).unwrap();
-            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            tundra_boot::dhcp::bind(&ifname, 67).unwrap()
-        })
-        .join()
-        .unwrap()
-    }
-
-    /// Run udhcpc once in the client namespace; the variables its script saw on `bound`.
-    fn udhcpc(&self, dir: &Path, extra: &[&str]) -> Option<HashMap<String, String>> {
-        let script = dir.join("udhcpc.sh");
-        let out = dir.join("bound.env");
-        let _ = std::fs::remove_file(&out);
-        std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n", out.display())).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let status = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.cli,
-                "busybox",
-                "udhcpc",
-                "-i",
-                &self.cli_if,
-                "-f",
-                "-q",
-                "-n",
-                "-t",
-                "3",
-                "-T",
-                "1",
-                "-A",
-                "1",
-                "-s",
-            ])
-            .arg(&script)
-            .args(extra)
-            .output()
-            .unwrap();
-        if !status.status.success() {
-            return None;
-        }
-        let env = std::fs::read_to_string(&out).ok()?;
-        Some(env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.srv]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.cli]).status();
-    }
-}
 
 fn config(pool: bool) -> Config {
     Config {
@@ -120,6 +21,7 @@ fn config(pool: bool) -> Config {
         router: Some("10.77.0.254".parse().unwrap()),
         dns: vec!["10.77.0.53".parse().unwrap()],
         pool: pool.then(|| ("10.77.0.100".parse().unwrap(), "10.77.0.199".parse().unwrap())),
+        discovery: true,
         lease_time: Duration::from_secs(600),
         boot: BootConfig {
             http_base: "http://10.77.0.1:8180".into(),
@@ -199,13 +101,11 @@ fn discovery_pool_and_persistent_leases() {
 
 /// Serve TFTP from `root` inside the server namespace until the returned sender is dropped.
 fn tftp_in_namespace(net: &Net, root: &Path) -> tokio::sync::oneshot::Sender<()> {
-    let (ns, ifname, root) = (format!("/run/netns/{}", net.srv), net.srv_if.clone(), root.to_path_buf());
+    let (ifname, root) = (net.srv_if.clone(), root.to_path_buf());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    net.in_server(move || {
         // Everything this thread (and its runtime) opens lives in the server namespace.
-        let f = std::fs::File::open(&ns).unwrap();
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let s = tundra_boot::dhcp::bind(&ifname, 69).unwrap();
@@ -230,18 +130,7 @@ fn tftp_serves_ipxe_binaries() {
     std::fs::write(root.join("snponly.efi"), &binary).unwrap();
     std::fs::write(dir.path().join("secret"), b"not for you").unwrap();
     let _stop = tftp_in_namespace(&net, &root);
-    let get = |remote: &str, extra: &[&str]| {
-        let out = dir.path().join("got");
-        let _ = std::fs::remove_file(&out);
-        let st = Command::new("ip")
-            .args(["netns", "exec", &net.cli, "busybox", "tftp", "-g", "-r", remote, "-l"])
-            .arg(&out)
-            .args(extra)
-            .arg("10.77.0.1")
-            .output()
-            .unwrap();
-        (st.status.success(), std::fs::read(&out).ok(), String::from_utf8_lossy(&st.stderr).into_owned())
-    };
+    let get = |remote: &str, extra: &[&str]| net.tftp_get(dir.path(), "10.77.0.1", remote, extra);
     ip(&["-n", &net.cli, "addr", "add", "10.77.0.2/24", "dev", &net.cli_if]);
     // Default 512-byte blocks (586 of them), and UEFI-style large blocks.
     let (ok, got, err) = get("snponly.efi", &[]);

@@ -43,6 +43,82 @@ pub struct Config {
     pub power_sync_interval: String,
     /// Consecutive failed reads before tundrad puts a machine into maintenance.
     pub power_sync_failures: i64,
+    /// Networks tundrad network-boots machines on (DHCP + TFTP).
+    pub provisioning_networks: Vec<ProvisioningNetwork>,
+}
+
+/// A network tundrad serves DHCP and TFTP on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningNetwork {
+    /// The interface, e.g. `eno1`.
+    pub interface: String,
+    /// tundrad's address and prefix on it, e.g. `10.0.0.1/24`.
+    pub address: String,
+    /// Addresses handed out, e.g. `10.0.0.100-10.0.0.199`.
+    pub pool: String,
+    #[serde(default)]
+    pub router: Option<std::net::Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<std::net::Ipv4Addr>,
+    /// Answer unknown MACs too (discovery); otherwise only enrolled machines' MACs.
+    #[serde(default)]
+    pub discovery: bool,
+    /// Directory with the iPXE binaries served over TFTP (Debian's `ipxe` package: /usr/lib/ipxe).
+    #[serde(default = "default_tftp_root")]
+    pub tftp_root: PathBuf,
+    /// Where booting machines reach tundrad over HTTP (default `http://ADDRESS:LISTEN_PORT`).
+    #[serde(default)]
+    pub boot_url: Option<String>,
+    #[serde(default = "default_lease_time")]
+    pub lease_time: String,
+    #[serde(default = "default_dhcp_port")]
+    pub dhcp_port: u16,
+    #[serde(default = "default_tftp_port")]
+    pub tftp_port: u16,
+}
+
+fn default_tftp_root() -> PathBuf {
+    "/usr/lib/ipxe".into()
+}
+fn default_lease_time() -> String {
+    "1h".into()
+}
+fn default_dhcp_port() -> u16 {
+    67
+}
+fn default_tftp_port() -> u16 {
+    69
+}
+
+impl ProvisioningNetwork {
+    /// (server address, netmask, pool start, pool end), or what is wrong.
+    pub fn parsed(
+        &self,
+    ) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr, std::net::Ipv4Addr, std::net::Ipv4Addr), String> {
+        let (ip, prefix) = self
+            .address
+            .split_once('/')
+            .ok_or(format!("address {:?} must be ADDRESS/PREFIX, e.g. 10.0.0.1/24", self.address))?;
+        let ip: std::net::Ipv4Addr =
+            ip.parse().map_err(|_| format!("address {:?} is not an IPv4 address", self.address))?;
+        let prefix: u32 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (8..=30).contains(p))
+            .ok_or(format!("prefix in {:?} must be 8..=30", self.address))?;
+        let mask = std::net::Ipv4Addr::from(u32::MAX << (32 - prefix));
+        let (a, b) = self.pool.split_once('-').ok_or(format!("pool {:?} must be START-END", self.pool))?;
+        let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (
+            a.trim().parse().map_err(|_| format!("pool start {a:?} is not an IPv4 address"))?,
+            b.trim().parse().map_err(|_| format!("pool end {b:?} is not an IPv4 address"))?,
+        );
+        let net = |x: std::net::Ipv4Addr| u32::from(x) & u32::from(mask);
+        if net(a) != net(ip) || net(b) != net(ip) || u32::from(a) > u32::from(b) {
+            return Err(format!("pool {:?} must lie inside {} and run upwards", self.pool, self.address));
+        }
+        Ok((ip, mask, a, b))
+    }
 }
 
 impl Default for Config {
@@ -63,6 +139,7 @@ impl Default for Config {
             identity_providers: Vec::new(),
             power_sync_interval: "60s".into(),
             power_sync_failures: 3,
+            provisioning_networks: Vec::new(),
         }
     }
 }
@@ -171,6 +248,11 @@ impl Config {
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
+        }
+        for (i, n) in self.provisioning_networks.iter().enumerate() {
+            n.parsed().map_err(|m| invalid(&format!("provisioning_networks[{i}]"), m))?;
+            humantime::parse_duration(&n.lease_time)
+                .map_err(|e| invalid(&format!("provisioning_networks[{i}].lease_time"), e.to_string()))?;
         }
         if self.power_sync_failures < 1 {
             return Err(invalid("power_sync_failures", "must be at least 1".into()));

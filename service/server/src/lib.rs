@@ -12,6 +12,7 @@ pub mod extract;
 pub mod images;
 pub mod keys;
 pub mod machines;
+pub mod netboot;
 pub mod observe;
 pub mod operations;
 pub mod routes;
@@ -105,6 +106,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("binding {}; is another tundrad running?", state.config.listen))?;
     let addr = listener.local_addr()?;
+    netboot::start(&state, addr.port()).await?;
     let (router, _) = routes::router().split_for_parts();
     let app = router
         .fallback(|| async { error::ApiError::NotFound { noun: "route", id: "this path".into() } })

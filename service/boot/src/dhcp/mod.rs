@@ -38,8 +38,11 @@ pub struct Config {
     pub netmask: Ipv4Addr,
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
-    /// Discovery pool (inclusive); `None` answers only reserved MACs.
+    /// Dynamic pool (inclusive); `None` answers only reserved MACs.
     pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Give pool addresses to any MAC (discovery of unknown machines); when
+    /// false only known MACs (enrolled machines) get them.
+    pub discovery: bool,
     pub lease_time: Duration,
     pub boot: BootConfig,
 }
@@ -95,6 +98,7 @@ pub fn mac_of(msg: &Message) -> String {
 pub struct Server {
     config: Config,
     reservations: Mutex<HashMap<String, Reservation>>,
+    known: Mutex<std::collections::HashSet<String>>,
     leases: Mutex<Leases>,
 }
 
@@ -110,12 +114,18 @@ fn u32_of(ip: Ipv4Addr) -> u32 {
 
 impl Server {
     pub fn new(config: Config, leases: Leases) -> Server {
-        Server { config, reservations: Mutex::new(HashMap::new()), leases: Mutex::new(leases) }
+        Server { config, reservations: Mutex::new(HashMap::new()), known: Mutex::default(), leases: Mutex::new(leases) }
     }
 
     /// Replace the reservations (tundrad refreshes them from its machines).
     pub fn set_reservations(&self, r: HashMap<String, Reservation>) {
         *self.reservations.lock().expect("reservations lock") = r;
+    }
+
+    /// Replace the set of known MACs (enrolled machines), which get pool
+    /// addresses even without discovery.
+    pub fn set_known(&self, macs: std::collections::HashSet<String>) {
+        *self.known.lock().expect("known lock") = macs;
     }
 
     pub fn leases(&self) -> Vec<Lease> {
@@ -127,6 +137,9 @@ impl Server {
     fn address_for(&self, mac: &str, requested: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
         if let Some(r) = self.reservations.lock().expect("reservations lock").get(mac) {
             return Some(r.ip);
+        }
+        if !self.config.discovery && !self.known.lock().expect("known lock").contains(mac) {
+            return None;
         }
         let (start, end) = self.config.pool?;
         let in_pool = |ip: Ipv4Addr| (u32_of(start)..=u32_of(end)).contains(&u32_of(ip));
@@ -333,6 +346,7 @@ mod tests {
             router: Some("10.0.0.254".parse().unwrap()),
             dns: vec![],
             pool: pool.then(|| ("10.0.0.100".parse().unwrap(), "10.0.0.101".parse().unwrap())),
+            discovery: true,
             lease_time: Duration::from_secs(3600),
             boot: BootConfig {
                 http_base: "http://10.0.0.1:8180".into(),
@@ -402,5 +416,10 @@ mod tests {
         // Without a pool, unknown MACs get nothing.
         let closed = Server::new(config(false), Leases::default());
         assert!(closed.handle(&msg(MessageType::Discover, 1, vec![])).is_none());
+        // Without discovery, only known MACs get pool addresses.
+        let known_only = Server::new(Config { discovery: false, ..config(true) }, Leases::default());
+        assert!(known_only.handle(&msg(MessageType::Discover, 1, vec![])).is_none());
+        known_only.set_known(["52:54:00:00:00:01".to_string()].into());
+        assert!(known_only.handle(&msg(MessageType::Discover, 1, vec![])).is_some());
     }
 }

@@ -1,0 +1,69 @@
+//! Network boot on the provisioning networks: a DHCP and a TFTP server per
+//! network, and a task that keeps the DHCP servers' set of known MACs (the
+//! enrolled machines' interfaces) current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tundra_boot::dhcp::{BootConfig, Config, Leases, Server};
+
+use crate::state::AppState;
+
+/// Bind and start every configured network; returns the DHCP servers.
+pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Server>>> {
+    let mut servers = Vec::new();
+    for n in &state.config.provisioning_networks {
+        let (ip, mask, start, end) = n.parsed().map_err(|e| anyhow::anyhow!(e))?;
+        let boot_url = n.boot_url.clone().unwrap_or_else(|| format!("http://{ip}:{api_port}"));
+        let config = Config {
+            server_ip: ip,
+            netmask: mask,
+            router: n.router,
+            dns: n.dns.clone(),
+            pool: Some((start, end)),
+            discovery: n.discovery,
+            lease_time: humantime::parse_duration(&n.lease_time).unwrap_or(Duration::from_secs(3600)),
+            boot: BootConfig {
+                http_base: boot_url,
+                tftp_server: ip,
+                bios_file: "undionly.kpxe".into(),
+                efi_file: "snponly.efi".into(),
+            },
+        };
+        let leases = Leases::open(Some(state.config.data_dir.join(format!("dhcp-{}.leases", n.interface))))
+            .with_context(|| format!("opening the DHCP leases of {}", n.interface))?;
+        let server = Arc::new(Server::new(config, leases));
+        let dhcp = tundra_boot::dhcp::bind(&n.interface, n.dhcp_port)?;
+        let dhcp = tokio::net::UdpSocket::from_std(dhcp)?;
+        let tftp = tokio::net::UdpSocket::from_std(tundra_boot::dhcp::bind(&n.interface, n.tftp_port)?)?;
+        let s = server.clone();
+        state.ops.background(async move { s.serve(dhcp).await }).await;
+        state.ops.background(tundra_boot::tftp::serve(n.tftp_root.clone(), tftp, Some(n.interface.clone()))).await;
+        tracing::info!(interface = %n.interface, %ip, pool = %n.pool, discovery = n.discovery, "serving DHCP and TFTP");
+        servers.push(server);
+    }
+    if !servers.is_empty() {
+        let (state2, servers2) = (state.clone(), servers.clone());
+        state.ops.background(known_macs_loop(state2, servers2)).await;
+    }
+    Ok(servers)
+}
+
+/// Every few seconds, tell the DHCP servers which MACs belong to enrolled machines.
+async fn known_macs_loop(state: AppState, servers: Vec<Arc<Server>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3));
+    loop {
+        tick.tick().await;
+        match state.store.all_machines().await {
+            Ok(ms) => {
+                let macs: std::collections::HashSet<String> =
+                    ms.iter().flat_map(|m| m.interfaces.iter().map(|i| i.mac.clone())).collect();
+                for s in &servers {
+                    s.set_known(macs.clone());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading machines for DHCP failed"),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! tundrad serving a provisioning network: DHCP answers enrolled machines'
+//! MACs (and nobody else without discovery) with the iPXE script URL, and
+//! TFTP serves the iPXE binary — to busybox udhcpc and tftp in a client
+//! namespace, with tundrad itself running inside the server namespace.
+
+#[path = "../../boot/tests/netns/mod.rs"]
+#[allow(dead_code)]
+mod netns;
+
+use std::time::{Duration, Instant};
+
+use netns::{Net, ip};
+use tundra_api::machines::{BmcDriver, BmcSettings, Interface, Location};
+use tundrad::config::{Config, ProvisioningNetwork};
+
+#[test]
+fn tundrad_network_boots_enrolled_machines() {
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tftp_root = dir.path().join("ipxe");
+    std::fs::create_dir_all(&tftp_root).unwrap();
+    let efi: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(tftp_root.join("snponly.efi"), &efi).unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        provisioning_networks: vec![ProvisioningNetwork {
+            interface: net.srv_if.clone(),
+            address: "10.77.0.1/24".into(),
+            pool: "10.77.0.100-10.77.0.120".into(),
+            router: None,
+            dns: vec![],
+            discovery: false,
+            tftp_root,
+            boot_url: Some("http://10.77.0.1:8180".into()),
+            lease_time: "1h".into(),
+            dhcp_port: 67,
+            tftp_port: 69,
+        }],
+        ..Config::default()
+    };
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = net.in_server(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let server = tundrad::start(config).await.unwrap();
+            let st = server.state.clone();
+            let secret =
+                st.keyring.seal(tundra_api::SecretId::generate(), &tundrad::secrets::Plaintext(b"pw".to_vec()));
+            st.store
+                .create_machine(
+                    &tundra_store::Actor::service(),
+                    tundra_store::NewMachine {
+                        name: "n1".into(),
+                        resource_class: "baremetal".into(),
+                        traits: vec![],
+                        properties: serde_json::json!({}),
+                        location: Location::default(),
+                        bmc: BmcSettings {
+                            driver: BmcDriver::Ipmi,
+                            address: "127.0.0.1:1".into(),
+                            system: None,
+                            username: "u".into(),
+                            insecure: false,
+                        },
+                        interfaces: vec![Interface {
+                            mac: "52:54:00:77:00:01".into(),
+                            physical_network: None,
+                            switch: None,
+                            port: None,
+                            pxe: true,
+                        }],
+                        secret,
+                    },
+                )
+                .await
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let _ = stopped.await;
+            server.stop().await.unwrap();
+        });
+    });
+    ready.recv().unwrap();
+
+    // The enrolled machine's iPXE gets a pool address and its script URL (once
+    // tundrad has refreshed its known MACs, within a few seconds).
+    net.set_client_mac("52:54:00:77:00:01");
+    let start = Instant::now();
+    let env = loop {
+        if let Some(env) = net.udhcpc(dir.path(), &["-x", "0x4d:69505845"]) {
+            break env;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no lease for the enrolled machine");
+    };
+    assert!(env["ip"].starts_with("10.77.0.1"), "{}", env["ip"]);
+    assert_eq!(env["boot_file"], "http://10.77.0.1:8180/boot/52:54:00:77:00:01.ipxe");
+    // A MAC tundrad does not know gets nothing (discovery is off).
+    net.set_client_mac("52:54:00:77:00:02");
+    assert!(net.udhcpc(dir.path(), &[]).is_none());
+    // The firmware's next step: the iPXE binary over TFTP.
+    ip(&["-n", &net.cli, "addr", "add", "10.77.0.2/24", "dev", &net.cli_if]);
+    let (ok, got, err) = net.tftp_get(dir.path(), "10.77.0.1", "snponly.efi", &["-b", "1468"]);
+    assert!(ok, "{err}");
+    assert_eq!(got.unwrap(), efi);
+    // Leases are kept in the data dir.
+    let leases = std::fs::read_to_string(dir.path().join(format!("data/dhcp-{}.leases", net.srv_if))).unwrap();
+    assert!(leases.contains("52:54:00:77:00:01"), "{leases}");
+    stop.send(()).unwrap();
+    server.join().unwrap();
+}
