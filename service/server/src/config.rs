@@ -45,6 +45,10 @@ pub struct Config {
     pub power_sync_failures: i64,
     /// Networks tundrad network-boots machines on (DHCP + TFTP).
     pub provisioning_networks: Vec<ProvisioningNetwork>,
+    /// How often machines in transient states are checked against their timeouts.
+    pub reconcile_interval: String,
+    /// Multiplies every provision-state timeout (e.g. 3 for slow hardware, 0.01 in tests).
+    pub machine_timeout_scale: f64,
 }
 
 /// A network tundrad serves DHCP and TFTP on.
@@ -140,6 +144,8 @@ impl Default for Config {
             power_sync_interval: "60s".into(),
             power_sync_failures: 3,
             provisioning_networks: Vec::new(),
+            reconcile_interval: "10s".into(),
+            machine_timeout_scale: 1.0,
         }
     }
 }
@@ -245,6 +251,7 @@ impl Config {
             ("token_ttl", &self.token_ttl),
             ("token_max_ttl", &self.token_max_ttl),
             ("power_sync_interval", &self.power_sync_interval),
+            ("reconcile_interval", &self.reconcile_interval),
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
@@ -253,6 +260,9 @@ impl Config {
             n.parsed().map_err(|m| invalid(&format!("provisioning_networks[{i}]"), m))?;
             humantime::parse_duration(&n.lease_time)
                 .map_err(|e| invalid(&format!("provisioning_networks[{i}].lease_time"), e.to_string()))?;
+        }
+        if !(self.machine_timeout_scale > 0.0 && self.machine_timeout_scale.is_finite()) {
+            return Err(invalid("machine_timeout_scale", "must be a positive number".into()));
         }
         if self.power_sync_failures < 1 {
             return Err(invalid("power_sync_failures", "must be at least 1".into()));
@@ -306,6 +316,10 @@ impl Config {
 
     pub fn power_sync_interval(&self) -> std::time::Duration {
         humantime::parse_duration(&self.power_sync_interval).unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    pub fn reconcile_interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.reconcile_interval).unwrap_or(std::time::Duration::from_secs(10))
     }
 
     pub fn token_ttl_secs(&self) -> u64 {

@@ -177,6 +177,7 @@ async fn recover(state: &AppState) -> anyhow::Result<()> {
     let janitor = state.clone();
     state.ops.background(janitor_loop(janitor)).await;
     state.ops.background(machines::power_sync_loop(state.clone())).await;
+    state.ops.background(machines::timeout_loop(state.clone())).await;
     let n = state.ops.resume(&state.store).await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");

@@ -213,3 +213,46 @@ pub async fn power_sync_once(state: &AppState) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The timeout reconciler: a machine that stays in a transient state longer
+/// than the state table allows is moved along its timeout edge (e.g.
+/// `deploy_wait` → `deploy_failed`), its operation is failed, and the reason
+/// is recorded — nothing stays stuck in a transient state.
+pub async fn timeout_loop(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.reconcile_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = timeouts_once(&state).await {
+            tracing::warn!(error = %e, "timeout reconciler failed");
+        }
+    }
+}
+
+pub async fn timeouts_once(state: &AppState) -> Result<(), String> {
+    use tundra_engine::machine_states::Kind;
+    for m in state.store.all_machines().await.map_err(|e| e.to_string())? {
+        let (Some(st), Some(op)) = (State::parse(&m.provision_state), m.operation_id) else { continue };
+        let Kind::Transient { timeout, on_timeout } = st.info().kind else { continue };
+        let limit = timeout.mul_f64(state.config.machine_timeout_scale);
+        let since = tundra_store::parse_time(&m.updated_at).and_then(|t| t.elapsed().ok()).unwrap_or_default();
+        if since < limit {
+            continue;
+        }
+        let why = format!(
+            "timed out after {} in {st}",
+            humantime::format_duration(Duration::from_secs(limit.as_secs().max(1)))
+        );
+        match state.store.machine_step(m.id, op, on_timeout.as_str(), Some(why.clone()), true).await {
+            Ok(_) => {
+                tracing::warn!(machine = %m.name, state = %st, to = %on_timeout, "machine timed out");
+                state.ops.cancel(op);
+                let _ = state.store.finish_operation(op, Some(why)).await;
+            }
+            // The worker finished it meanwhile.
+            Err(tundra_store::StoreError::Conflict(_)) => {}
+            Err(e) => tracing::warn!(machine = %m.name, error = %e, "recording a timeout failed"),
+        }
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@ use crate::state::AppState;
 pub struct Runner {
     state: Arc<OnceLock<AppState>>,
     tasks: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
+    running: Arc<std::sync::Mutex<std::collections::HashMap<OperationId, tokio::task::AbortHandle>>>,
 }
 
 impl Runner {
@@ -29,11 +30,14 @@ impl Runner {
         let Some(state) = self.state.get().cloned() else { return };
         let mut tasks = self.tasks.lock().await;
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
-            let id = op.operation.id;
+        let id = op.operation.id;
+        let running = self.running.clone();
+        let handle = tasks.spawn(async move {
             let span = tracing::info_span!("operation", operation_id = %id, kind = %op.operation.kind);
             tracing::Instrument::instrument(run(state, op), span).await;
+            running.lock().expect("running lock").remove(&id);
         });
+        self.running.lock().expect("running lock").insert(id, handle);
     }
 
     /// Resume what a previous run left unfinished.
@@ -45,6 +49,13 @@ impl Runner {
             self.spawn(op).await;
         }
         Ok(n)
+    }
+
+    /// Stop the worker of an operation that was ended from outside (a timeout).
+    pub fn cancel(&self, id: OperationId) {
+        if let Some(h) = self.running.lock().expect("running lock").remove(&id) {
+            h.abort();
+        }
     }
 
     /// Run a service task (housekeeping) that stops with the server.

@@ -50,6 +50,7 @@ fn main() {
         identity::secrets_sealed_and_rotated,
         machines::enroll_manage_power_and_maintenance,
         machines::wrong_credentials_and_restart_mid_operation,
+        machines::stuck_steps_time_out,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -167,8 +167,19 @@ impl Store {
         w.commit().await
     }
 
+    /// Record how an operation ended. An operation that already ended (e.g.
+    /// failed by a timeout while its worker still ran) keeps its outcome.
     pub async fn finish_operation(&self, id: OperationId, error: Option<String>) -> Result<Operation> {
         let mut w = self.write().await?;
+        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "operation", id: id.to_string() })?;
+        let current = operation(&row)?;
+        if current.state.is_terminal() {
+            return Ok(current);
+        }
         let (state, message) = match &error {
             None => ("succeeded", "done"),
             Some(_) => ("failed", "failed"),

@@ -178,3 +178,40 @@ pub async fn wrong_credentials_and_restart_mid_operation(b: Backend) {
     assert!(d.contains("busy with an operation"), "{d}");
     env.stop().await;
 }
+
+/// A step that never ends is ended by its state's timeout: verifying against
+/// a BMC that never answers goes back to enroll with the reason, and the
+/// operation fails with it (timeouts scaled down for the test).
+pub async fn stuck_steps_time_out(b: Backend) {
+    let env = Env::start(b, |c| {
+        c.machine_timeout_scale = 0.005; // verifying: 5 min → 1.5 s
+        c.reconcile_interval = "300ms".into();
+        c.power_sync_interval = "1h".into();
+    })
+    .await;
+    let t = env.admin.clone();
+    let silent = peers::free_udp_port(); // nothing listens: ipmitool waits and retries
+    let id =
+        env.call("POST", "/v1/machines", &t, Some(ipmi_machine("stuck", silent, "52:54:00:aa:00:09", "pw"))).await.body
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let op = env.call("POST", &format!("/v1/machines/{id}/actions"), &t, Some(json!({"action": "manage"}))).await;
+    assert_eq!(op.status, 202, "{}", op.body);
+    let op = op.body["id"].as_str().unwrap().to_string();
+    assert_eq!(machine(&env, &id).await["provision_state"], "verifying");
+    wait_for("the timeout", async || machine(&env, &id).await["provision_state"] == "enroll").await;
+    let m = machine(&env, &id).await;
+    assert!(m["last_error"].as_str().unwrap().contains("timed out after 1s in verifying"), "{m}");
+    assert!(m["operation_id"].is_null(), "the machine is free again");
+    let o = env.call("GET", &format!("/v1/operations/{op}"), &t, None).await.body;
+    assert_eq!(o["state"], "failed");
+    assert!(o["error"].as_str().unwrap().contains("timed out"), "{o}");
+    // The cancelled worker does not come back to overwrite anything.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = machine(&env, &id).await;
+    assert_eq!(later["provision_state"], "enroll");
+    assert_eq!(later["last_error"], m["last_error"]);
+    env.stop().await;
+}
