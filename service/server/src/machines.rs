@@ -113,9 +113,7 @@ pub async fn start_action(
         input: serde_json::json!({"action": action, "from": from.as_str()}),
     };
     let (_, op_id) = state.store.begin_machine_transition(actor, m.id, from.as_str(), to.as_str(), action, op).await?;
-    if let Some(op) = state.store.unfinished_operations().await?.into_iter().find(|o| o.operation.id == op_id) {
-        state.ops.spawn(op).await;
-    }
+    state.ops.spawn(state.store.operation_input(op_id).await?).await;
     Ok(op_id)
 }
 

@@ -8,7 +8,7 @@ use tundra_api::{FlavorId, ImageId, KeypairId, OperationId, Page, ProjectId};
 use crate::identity::check_revision;
 use crate::ops::{NewOperation, insert_operation};
 use crate::sql::{Sql, paginate};
-use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, now, parse_id, unique};
+use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, event, fetch_in, get, now, parse_id, unique};
 
 fn opt_project(table: &'static str, row: &AnyRow) -> Result<Option<ProjectId>> {
     get::<Option<String>>(row, "project_id")?.map(|p| parse_id(table, &p)).transpose()
@@ -118,37 +118,7 @@ pub struct ImageImported {
     pub raw_sha256: String,
 }
 
-async fn fetch_one_in<T>(
-    w: &mut Write,
-    table: &'static str,
-    noun: &'static str,
-    id: String,
-    f: fn(&AnyRow) -> Result<T>,
-) -> Result<T> {
-    let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
-        .bind(id.clone())
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or(StoreError::NotFound { noun, id })?;
-    f(&row)
-}
-
 impl Store {
-    async fn fetch_one<T>(
-        &self,
-        table: &'static str,
-        noun: &'static str,
-        id: String,
-        f: fn(&AnyRow) -> Result<T>,
-    ) -> Result<T> {
-        let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
-            .bind(id.clone())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { noun, id })?;
-        f(&row)
-    }
-
     async fn list<T>(
         &self,
         table: &str,
@@ -197,13 +167,13 @@ impl Store {
             json!({"name": k.name, "fingerprint": k.fingerprint}),
         )
         .await?;
-        let out = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        let out = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn keypair(&self, id: KeypairId) -> Result<Keypair> {
-        self.fetch_one("keypairs", "keypair", id.to_string(), keypair).await
+        self.fetch("keypairs", "keypair", id.to_string(), keypair).await
     }
 
     pub async fn list_keypairs(&self, p: &ListParams, v: &Visibility) -> Result<Page<Keypair>> {
@@ -218,7 +188,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Keypair> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        let cur = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
         check_revision("keypair", &id.to_string(), cur.revision, if_match)?;
         sqlx::query("UPDATE keypairs SET description = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(description.clone().unwrap_or(cur.description))
@@ -236,14 +206,14 @@ impl Store {
             json!({"description": description}),
         )
         .await?;
-        let out = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        let out = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn delete_keypair(&self, actor: &Actor, id: KeypairId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        let cur = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
         sqlx::query("DELETE FROM keypairs WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, Some(cur.project_id), "keypair", &id.to_string(), "deleted", json!({"name": cur.name}))
             .await?;
@@ -279,13 +249,13 @@ impl Store {
             json!({"name": f.name, "resource_class": f.resource_class, "required_traits": f.required_traits}),
         )
         .await?;
-        let out = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        let out = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn flavor(&self, id: FlavorId) -> Result<Flavor> {
-        self.fetch_one("flavors", "flavor", id.to_string(), flavor).await
+        self.fetch("flavors", "flavor", id.to_string(), flavor).await
     }
 
     pub async fn list_flavors(&self, p: &ListParams, v: &Visibility) -> Result<Page<Flavor>> {
@@ -300,7 +270,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Flavor> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        let cur = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
         check_revision("flavor", &id.to_string(), cur.revision, if_match)?;
         let name = c.name.clone().unwrap_or(cur.name.clone());
         sqlx::query(
@@ -324,14 +294,14 @@ impl Store {
             json!({"name": c.name, "description": c.description, "required_traits": c.required_traits}),
         )
         .await?;
-        let out = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        let out = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn delete_flavor(&self, actor: &Actor, id: FlavorId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        let cur = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
         sqlx::query("DELETE FROM flavors WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, cur.project_id, "flavor", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
         w.commit().await
@@ -379,13 +349,13 @@ impl Store {
             json!({"name": i.name, "disk_format": i.disk_format, "sha256": i.sha256, "source_url": i.source_url}),
         )
         .await?;
-        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn image(&self, id: ImageId) -> Result<Image> {
-        self.fetch_one("images", "image", id.to_string(), image).await
+        self.fetch("images", "image", id.to_string(), image).await
     }
 
     pub async fn list_images(&self, p: &ListParams, v: &Visibility) -> Result<Page<Image>> {
@@ -401,7 +371,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         check_revision("image", &id.to_string(), cur.revision, if_match)?;
         let new_name = name.clone().unwrap_or(cur.name.clone());
         sqlx::query(
@@ -426,7 +396,7 @@ impl Store {
             json!({"name": name, "description": description}),
         )
         .await?;
-        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         w.commit().await?;
         Ok(out)
     }
@@ -435,7 +405,7 @@ impl Store {
     /// queued or failed (an active image's bytes never change).
     pub async fn begin_image_upload(&self, actor: &Actor, id: ImageId) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         if !matches!(cur.status, ImageStatus::Queued | ImageStatus::Error) {
             return Err(StoreError::Conflict(format!(
                 "image {id} is {}; only queued or failed images take an upload — create a new image for new bytes",
@@ -448,7 +418,7 @@ impl Store {
             .execute(&mut *w.tx)
             .await?;
         event(&mut w, actor, cur.project_id, "image", &id.to_string(), "upload_started", json!({})).await?;
-        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         w.commit().await?;
         Ok(out)
     }
@@ -461,7 +431,7 @@ impl Store {
         outcome: std::result::Result<ImageImported, String>,
     ) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         match &outcome {
             Ok(done) => {
                 sqlx::query("UPDATE images SET status = 'active', size_bytes = $1, raw_sha256 = $2, error = NULL, updated_at = $3, revision = revision + 1 WHERE id = $4")
@@ -493,14 +463,14 @@ impl Store {
                     .await?;
             }
         }
-        let out = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn delete_image(&self, actor: &Actor, id: ImageId) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_one_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
         sqlx::query("DELETE FROM images WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, cur.project_id, "image", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
         w.commit().await?;

@@ -92,12 +92,7 @@ impl Store {
     }
 
     async fn project_in(&self, w: &mut crate::Write, id: ProjectId) -> Result<Project> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "project", id: id.to_string() })?;
-        project(&row)
+        crate::fetch_in(w, "projects", "project", id.to_string(), project).await
     }
 
     /// A project by ID or by name.
@@ -361,9 +356,7 @@ impl Store {
             json!({"user_id": t.user_id, "expires_at": t.expires_at, "role": t.role}),
         )
         .await?;
-        let row =
-            sqlx::query("SELECT * FROM api_tokens WHERE id = $1").bind(id.to_string()).fetch_one(&mut *w.tx).await?;
-        let tok = api_token(&row)?;
+        let tok = crate::fetch_in(&mut w, "api_tokens", "token", id.to_string(), api_token).await?;
         w.commit().await?;
         Ok(tok)
     }
@@ -392,12 +385,7 @@ impl Store {
     }
 
     pub async fn token(&self, id: TokenId) -> Result<ApiToken> {
-        let row = sqlx::query("SELECT * FROM api_tokens WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "token", id: id.to_string() })?;
-        api_token(&row)
+        self.fetch("api_tokens", "token", id.to_string(), api_token).await
     }
 
     pub async fn delete_token(&self, actor: &Actor, id: TokenId) -> Result<()> {

@@ -260,6 +260,40 @@ where
     row.try_get(col).map_err(StoreError::Database)
 }
 
+/// One row by ID inside a write transaction, decoded by `f`; `NotFound` names the noun.
+pub(crate) async fn fetch_in<T>(
+    w: &mut Write,
+    table: &'static str,
+    noun: &'static str,
+    id: String,
+    f: fn(&AnyRow) -> Result<T>,
+) -> Result<T> {
+    let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
+        .bind(id.clone())
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or(StoreError::NotFound { noun, id })?;
+    f(&row)
+}
+
+impl Store {
+    /// One row by ID, decoded by `f`; `NotFound` names the noun.
+    pub(crate) async fn fetch<T>(
+        &self,
+        table: &'static str,
+        noun: &'static str,
+        id: String,
+        f: fn(&AnyRow) -> Result<T>,
+    ) -> Result<T> {
+        let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
+            .bind(id.clone())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun, id })?;
+        f(&row)
+    }
+}
+
 pub(crate) fn parse_id<T: std::str::FromStr>(table: &'static str, s: &str) -> Result<T> {
     s.parse().map_err(|_| StoreError::Corrupt { table, what: format!("id {s:?}") })
 }

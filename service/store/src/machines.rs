@@ -84,12 +84,7 @@ pub enum PowerObservation {
 }
 
 async fn fetch_in(w: &mut Write, id: MachineId) -> Result<Machine> {
-    let row = sqlx::query("SELECT * FROM machines WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or(StoreError::NotFound { noun: "machine", id: id.to_string() })?;
-    machine(&row)
+    crate::fetch_in(w, "machines", "machine", id.to_string(), machine).await
 }
 
 async fn replace_macs(w: &mut Write, id: MachineId, interfaces: &[Interface]) -> Result<()> {

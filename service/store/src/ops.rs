@@ -7,7 +7,7 @@ use tundra_api::ops::{Event, Operation, OperationState};
 use tundra_api::{OperationId, Page, ProjectId};
 
 use crate::sql::{Sql, paginate};
-use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, now, parse_id};
+use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, fetch_in, get, now, parse_id};
 
 /// An operation to start.
 #[derive(Debug, Clone)]
@@ -45,6 +45,15 @@ fn operation(row: &AnyRow) -> Result<Operation> {
         attempts: get(row, "attempts")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
+    })
+}
+
+fn operation_input(row: &AnyRow) -> Result<OperationInput> {
+    let input: String = get(row, "input")?;
+    Ok(OperationInput {
+        operation: operation(row)?,
+        input: serde_json::from_str(&input)
+            .map_err(|e| StoreError::Corrupt { table: "operations", what: format!("input: {e}") })?,
     })
 }
 
@@ -102,12 +111,12 @@ impl Store {
     }
 
     pub async fn operation(&self, id: OperationId) -> Result<Operation> {
-        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "operation", id: id.to_string() })?;
-        operation(&row)
+        self.fetch("operations", "operation", id.to_string(), operation).await
+    }
+
+    /// An operation with its input, as a worker runs it.
+    pub async fn operation_input(&self, id: OperationId) -> Result<OperationInput> {
+        self.fetch("operations", "operation", id.to_string(), operation_input).await
     }
 
     pub async fn list_operations(&self, p: &ListParams, v: &Visibility) -> Result<Page<Operation>> {
@@ -123,16 +132,7 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM operations WHERE state IN ('pending', 'running') ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let input: String = get(r, "input")?;
-                Ok(OperationInput {
-                    operation: operation(r)?,
-                    input: serde_json::from_str(&input)
-                        .map_err(|e| StoreError::Corrupt { table: "operations", what: format!("input: {e}") })?,
-                })
-            })
-            .collect()
+        rows.iter().map(operation_input).collect()
     }
 
     /// Mark an operation running (counting the attempt).
@@ -171,12 +171,7 @@ impl Store {
     /// failed by a timeout while its worker still ran) keeps its outcome.
     pub async fn finish_operation(&self, id: OperationId, error: Option<String>) -> Result<Operation> {
         let mut w = self.write().await?;
-        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "operation", id: id.to_string() })?;
-        let current = operation(&row)?;
+        let current = fetch_in(&mut w, "operations", "operation", id.to_string(), operation).await?;
         if current.state.is_terminal() {
             return Ok(current);
         }
@@ -192,9 +187,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *w.tx)
             .await?;
-        let row =
-            sqlx::query("SELECT * FROM operations WHERE id = $1").bind(id.to_string()).fetch_one(&mut *w.tx).await?;
-        let op = operation(&row)?;
+        let op = fetch_in(&mut w, "operations", "operation", id.to_string(), operation).await?;
         event(&mut w, &Actor::service(), op.project_id, "operation", &id.to_string(), state, json!({"error": error}))
             .await?;
         w.commit().await?;

@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use tundra_api::SecretId;
 
-use crate::{Result, Store, StoreError, Write, get, now, parse_id};
+use crate::{Result, Store, Write, get, now, parse_id};
 
 /// A sealed secret as stored (base64 text fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +50,7 @@ impl Store {
     }
 
     pub async fn secret(&self, id: SecretId) -> Result<SecretRecord> {
-        let row = sqlx::query("SELECT * FROM secrets WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "secret", id: id.to_string() })?;
-        secret(&row)
+        self.fetch("secrets", "secret", id.to_string(), secret).await
     }
 
     /// Secrets not sealed with `key_id`: what a key rotation must re-seal.

@@ -312,10 +312,7 @@ async fn create_image(
     })
     .await?;
     if let Some(op) = started {
-        let ops = state.store.unfinished_operations().await?;
-        if let Some(op) = ops.into_iter().find(|o| o.operation.id == op) {
-            state.ops.spawn(op).await;
-        }
+        state.ops.spawn(state.store.operation_input(op).await?).await;
     }
     Ok(resp)
 }
