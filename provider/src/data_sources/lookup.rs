@@ -55,7 +55,13 @@ async fn by_name<T: DeserializeOwned>(
     project_of: fn(&T) -> Option<String>,
 ) -> Result<T, Diagnostics> {
     let page: Page<T> = c
-        .get(&format!("/v1/{collection}?name={}&limit=500", urlencode(name)))
+        .get(&format!(
+            "/v1/{collection}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("name", name)
+                .append_pair("limit", "500")
+                .finish()
+        ))
         .await
         .map_err(|e| e.diag(&format!("Could not look up {noun} {name:?}")))?;
     let mut items = page.items;
@@ -74,15 +80,6 @@ async fn by_name<T: DeserializeOwned>(
         .at(AttrPath::attr_root("name"))
         .into()),
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn scope(c: &Client, explicit: &Value<String>) -> Option<String> {

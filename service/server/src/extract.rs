@@ -123,18 +123,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded_strict(q).map(Query)
+        parse_query(q).map(Query)
     }
 }
 
-fn serde_urlencoded_strict<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     // Decode into a JSON object first so numbers and unknown keys get the
     // same pointer-carrying errors as bodies.
     let mut map = serde_json::Map::new();
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k);
-        let v = percent_decode(v);
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        let (k, v) = (k.into_owned(), v.into_owned());
         let value = if k == "limit" {
             v.parse::<u64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(v))
         } else {
@@ -149,26 +147,6 @@ fn serde_urlencoded_strict<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> 
         }
         other => other,
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Page size from a list query: default 100, at most 500.
@@ -199,10 +177,10 @@ mod tests {
 
     #[test]
     fn queries_are_strict() {
-        let q: tundra_api::ListQuery = serde_urlencoded_strict("limit=5&name=a%20b").unwrap();
+        let q: tundra_api::ListQuery = parse_query("limit=5&name=a%20b").unwrap();
         assert_eq!(q.limit, Some(5));
         assert_eq!(q.name.as_deref(), Some("a b"));
-        assert!(serde_urlencoded_strict::<tundra_api::ListQuery>("limt=5").is_err());
-        assert!(serde_urlencoded_strict::<tundra_api::ListQuery>("limit=x").is_err());
+        assert!(parse_query::<tundra_api::ListQuery>("limt=5").is_err());
+        assert!(parse_query::<tundra_api::ListQuery>("limit=x").is_err());
     }
 }
