@@ -33,7 +33,7 @@ async fn main() {
     };
     let leases = Leases::open(a.get(4).map(Into::into)).expect("lease file");
     let server = Server::new(config, leases);
-    let socket = tundra_boot::dhcp::bind(&a[0], 67).expect("bind");
+    let socket = tundra_boot::bind_udp(Some(&a[0]), 67).expect("bind");
     println!("ready");
     server.serve(tokio::net::UdpSocket::from_std(socket).expect("tokio socket")).await;
 }

@@ -3,7 +3,7 @@
 //! transfer runs on its own socket with retransmission; writes are refused,
 //! and names can never leave the served directory.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -79,13 +79,7 @@ pub async fn serve(root: PathBuf, socket: UdpSocket, bind_device: Option<String>
 }
 
 async fn transfer(root: &Path, req: Request, peer: SocketAddr, device: Option<&str>) -> std::io::Result<()> {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if let Some(d) = device {
-        s.bind_device(Some(d.as_bytes()))?;
-    }
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).into())?;
-    s.set_nonblocking(true)?;
-    let sock = UdpSocket::from_std(s.into())?;
+    let sock = UdpSocket::from_std(crate::bind_udp(device, 0).map_err(std::io::Error::other)?)?;
     sock.connect(peer).await?;
     if req.opcode == WRQ {
         sock.send(&error(2, "this TFTP server is read-only")).await?;

@@ -108,7 +108,7 @@ fn tftp_in_namespace(net: &Net, root: &Path) -> tokio::sync::oneshot::Sender<()>
         // Everything this thread (and its runtime) opens lives in the server namespace.
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
-            let s = tundra_boot::dhcp::bind(&ifname, 69).unwrap();
+            let s = tundra_boot::bind_udp(Some(&ifname), 69).unwrap();
             let sock = tokio::net::UdpSocket::from_std(s).unwrap();
             ready_tx.send(()).unwrap();
             tokio::select! {

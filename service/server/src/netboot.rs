@@ -34,9 +34,9 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
         let leases = Leases::open(Some(state.config.data_dir.join(format!("dhcp-{}.leases", n.interface))))
             .with_context(|| format!("opening the DHCP leases of {}", n.interface))?;
         let server = Arc::new(Server::new(config, leases));
-        let dhcp = tundra_boot::dhcp::bind(&n.interface, n.dhcp_port)?;
+        let dhcp = tundra_boot::bind_udp(Some(&n.interface), n.dhcp_port)?;
         let dhcp = tokio::net::UdpSocket::from_std(dhcp)?;
-        let tftp = tokio::net::UdpSocket::from_std(tundra_boot::dhcp::bind(&n.interface, n.tftp_port)?)?;
+        let tftp = tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.tftp_port)?)?;
         let s = server.clone();
         state.ops.background(async move { s.serve(dhcp).await }).await;
         state.ops.background(tundra_boot::tftp::serve(n.tftp_root.clone(), tftp, Some(n.interface.clone()))).await;

@@ -54,14 +54,6 @@ pub struct Reservation {
     pub hostname: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DhcpError {
-    #[error("binding DHCP on {interface}: {source}; tundrad needs CAP_NET_RAW/NET_BIND_SERVICE or root for port 67")]
-    Bind { interface: String, source: std::io::Error },
-    #[error("DHCP lease file: {0}")]
-    Leases(#[source] std::io::Error),
-}
-
 /// How a client boots, from what it says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
@@ -317,20 +309,6 @@ impl Server {
             }
         }
     }
-}
-
-/// A UDP socket for DHCP on one interface (port 67 in production), with
-/// broadcast enabled and bound to the device so replies leave through it.
-pub fn bind(interface: &str, port: u16) -> Result<std::net::UdpSocket, DhcpError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let err = |source| DhcpError::Bind { interface: interface.into(), source };
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
-    s.set_reuse_address(true).map_err(err)?;
-    s.set_broadcast(true).map_err(err)?;
-    s.bind_device(Some(interface.as_bytes())).map_err(err)?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into()).map_err(err)?;
-    s.set_nonblocking(true).map_err(err)?;
-    Ok(s.into())
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ impl Net {
     /// its own: entering a namespace changes only the calling thread).
     pub fn server_socket(&self) -> std::net::UdpSocket {
         let ifname = self.srv_if.clone();
-        self.in_server(move || tundra_boot::dhcp::bind(&ifname, 67).unwrap()).join().unwrap()
+        self.in_server(move || tundra_boot::bind_udp(Some(&ifname), 67).unwrap()).join().unwrap()
     }
 
     /// Run udhcpc once in the client namespace; the variables its script saw on `bound`.
