@@ -12,5 +12,7 @@ echo "test: cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test: doc tests"
 cargo test --workspace --locked --doc -q
+echo "test: cargo build --bins (the lab tests run tundrad and tundra-agent as programs)"
+cargo build --workspace --bins --locked -q
 echo "test: cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

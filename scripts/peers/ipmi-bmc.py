@@ -1,11 +1,16 @@
 """An IPMI 2.0 (lanplus) BMC for tests and the lab, on pyghmi's BMC server.
 
     ipmi-bmc.py --port PORT --user USER --password-env VAR [--state FILE]
+    ipmi-bmc.py --many FILE --user USER --password-env VAR
+
+--many serves several BMCs from one process: FILE is a JSON list of
+{"port": PORT, "state": STATE_FILE} (the lab runs one per IPMI machine).
 
 Listens on 127.0.0.1 only (pyghmi's stock fakebmc binds every interface).
 The password comes from the environment, never the command line. With
 --state, power and boot device are kept in FILE (JSON), so a restarted BMC
-remembers them and a lab "firmware" can watch power-ons. Prints "ready" on
+remembers them and a lab "firmware" can watch power-ons: "boots" counts
+every power-on, reset and cycle. Prints "ready" on
 stdout once listening.
 """
 
@@ -21,7 +26,7 @@ class Bmc(bmc.Bmc):
     def __init__(self, authdata, port, state_file):
         super().__init__(authdata, port, address="127.0.0.1")
         self.state_file = state_file
-        self.state = {"power": "off", "bootdev": "default"}
+        self.state = {"power": "off", "bootdev": "default", "boots": 0}
         if state_file and os.path.exists(state_file):
             with open(state_file) as f:
                 self.state.update(json.load(f))
@@ -53,17 +58,22 @@ class Bmc(bmc.Bmc):
     def power_off(self):
         self._power("off")
 
-    def power_on(self):
+    def _boot(self):
+        self.state["boots"] = self.state.get("boots", 0) + 1
         self._power("on")
+
+    def power_on(self):
+        if self.state["power"] != "on":
+            self._boot()
 
     def power_shutdown(self):
         self._power("off")
 
     def power_reset(self):
-        self._power("on")
+        self._boot()
 
     def power_cycle(self):
-        self._power("on")
+        self._boot()
 
     def is_active(self):
         return self.state["power"] == "on"
@@ -71,14 +81,23 @@ class Bmc(bmc.Bmc):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int)
+    p.add_argument("--many")
     p.add_argument("--user", default="admin")
     p.add_argument("--password-env", default="BMC_PASSWORD")
     p.add_argument("--state")
     a = p.parse_args()
-    b = Bmc({a.user: os.environ[a.password_env]}, a.port, a.state)
+    auth = {a.user: os.environ[a.password_env]}
+    if a.many:
+        with open(a.many) as f:
+            bmcs = [Bmc(auth, b["port"], b["state"]) for b in json.load(f)]
+    elif a.port:
+        bmcs = [Bmc(auth, a.port, a.state)]
+    else:
+        p.error("give --port or --many")
     print("ready", flush=True)
-    b.listen()
+    # One loop serves every BMC's socket.
+    bmcs[0].listen()
 
 
 if __name__ == "__main__":

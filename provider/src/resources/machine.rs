@@ -210,8 +210,10 @@ async fn manage(
     plan: &MachineState,
 ) -> Result<Machine, Failed<MachineState>> {
     let path = format!("/v1/machines/{}", m.id);
-    let _: serde_json::Value =
-        c.create(&format!("{path}/actions"), &MachineAction { action: "manage".into() }).await.map_err(|e| {
+    let _: serde_json::Value = c
+        .create(&format!("{path}/actions"), &MachineAction { action: "manage".into(), image_id: None })
+        .await
+        .map_err(|e| {
             Failed::with_state(e.diag("Could not start verifying the BMC"), MachineState::from_view(&m, Some(plan)))
         })?;
     loop {

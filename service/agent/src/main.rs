@@ -8,6 +8,10 @@ const HELP: &str = "\
 tundra-agent — runs on a machine during inspection, deployment and cleaning
 
 USAGE:
+    tundra-agent run [--root DIR] [--cmdline FILE]
+        Work for tundrad: read tundra.api= and tundra.token= from the kernel command
+        line (FILE, default ROOT/proc/cmdline), then inspect, write images or erase
+        disks as tundrad asks, until it says exit. Disks are ROOT/dev/NAME.
     tundra-agent inventory [--root DIR]
         Print the hardware inventory as JSON (root defaults to /).
     tundra-agent write-image --url URL --sha256 HEX --target DISK
@@ -26,6 +30,19 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let need = |name: &str| arg(&args, name).ok_or_else(|| format!("{name} is required (see --help)"));
     let result: Result<(), String> = match args.first().map(String::as_str) {
+        Some("run") => async {
+            let root = PathBuf::from(arg(&args, "--root").unwrap_or_else(|| "/".into()));
+            let cmdline = arg(&args, "--cmdline").map(PathBuf::from).unwrap_or_else(|| root.join("proc/cmdline"));
+            let text = std::fs::read_to_string(&cmdline).map_err(|e| format!("reading {}: {e}", cmdline.display()))?;
+            let params = tundra_agent::run::boot_params(&text)?;
+            eprintln!("tundra-agent {}: working for {}", env!("CARGO_PKG_VERSION"), params.api);
+            tundra_agent::run::Agent::new(params, &root).run().await
+        }
+        .await,
+        Some("--version") => {
+            println!("tundra-agent {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
         Some("inventory") => {
             let root = PathBuf::from(arg(&args, "--root").unwrap_or_else(|| "/".into()));
             tundra_agent::inventory::collect(&root)

@@ -105,6 +105,8 @@ pub struct Machine {
 #[serde(deny_unknown_fields)]
 pub struct MachineCreate {
     pub name: String,
+    /// Default `baremetal`; inspection rules can set it from the hardware.
+    #[serde(default = "default_resource_class")]
     pub resource_class: String,
     #[serde(default)]
     pub traits: Vec<String>,
@@ -117,6 +119,10 @@ pub struct MachineCreate {
     pub bmc_password: String,
     #[serde(default)]
     pub interfaces: Vec<Interface>,
+}
+
+fn default_resource_class() -> String {
+    "baremetal".into()
 }
 
 fn empty_object() -> serde_json::Value {
@@ -151,10 +157,14 @@ pub struct MachineUpdate {
     pub maintenance_reason: Option<String>,
 }
 
-/// `POST /v1/machines/{id}/actions`: a provision-state verb (`manage`, …) or a
-/// power action (`power_on`, `power_off`, `reboot`).
+/// `POST /v1/machines/{id}/actions`: a provision-state verb (`manage`,
+/// `inspect`, `provide`, `deploy`, `delete`, `abort`) or a power action
+/// (`power_on`, `power_off`, `soft_power_off`, `reboot`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineAction {
     pub action: String,
+    /// `deploy` only: the image to write (an active image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<crate::ImageId>,
 }

@@ -34,11 +34,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A new token secret: 32 random bytes.
+/// A new API token secret: 32 random bytes.
 pub fn new_token_secret() -> String {
+    new_secret(TOKEN_PREFIX)
+}
+
+/// `prefix` + 32 random bytes, base64url.
+pub fn new_secret(prefix: &str) -> String {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).expect("system randomness");
-    format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 
 /// Who is calling, and what they may do.

@@ -49,6 +49,18 @@ pub struct Config {
     pub reconcile_interval: String,
     /// Multiplies every provision-state timeout (e.g. 3 for slow hardware, 0.01 in tests).
     pub machine_timeout_scale: f64,
+    /// The agent's boot environment, served at `/boot/assets/FILE` (default `DATA_DIR/boot`).
+    pub boot_assets_dir: Option<PathBuf>,
+    /// The kernel and initramfs in `boot_assets_dir` that the iPXE script boots.
+    pub agent_kernel: String,
+    pub agent_initrd: String,
+    /// Extra kernel arguments for the agent, e.g. `console=ttyS0,115200`.
+    pub agent_kernel_args: String,
+    /// How long a machine booting the agent may stay silent (no heartbeat)
+    /// before tundrad reboots it into the agent again (3 times at most).
+    pub agent_boot_timeout: String,
+    /// Inspection rules (a JSON array, see docs/guides/inspection.md); none by default.
+    pub inspection_rules_file: Option<PathBuf>,
 }
 
 /// A network tundrad serves DHCP and TFTP on.
@@ -71,7 +83,12 @@ pub struct ProvisioningNetwork {
     /// Directory with the iPXE binaries served over TFTP (Debian's `ipxe` package: /usr/lib/ipxe).
     #[serde(default = "default_tftp_root")]
     pub tftp_root: PathBuf,
-    /// Where booting machines reach tundrad over HTTP (default `http://ADDRESS:LISTEN_PORT`).
+    /// Serve the boot and agent routes (only those) on `ADDRESS:http_port`;
+    /// 0 picks a free port. Unset: machines use the API listener.
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// Where booting machines reach tundrad over HTTP (default
+    /// `http://ADDRESS:HTTP_PORT`, or `http://ADDRESS:LISTEN_PORT` without `http_port`).
     #[serde(default)]
     pub boot_url: Option<String>,
     #[serde(default = "default_lease_time")]
@@ -146,6 +163,12 @@ impl Default for Config {
             provisioning_networks: Vec::new(),
             reconcile_interval: "10s".into(),
             machine_timeout_scale: 1.0,
+            boot_assets_dir: None,
+            agent_kernel: "vmlinuz".into(),
+            agent_initrd: "initramfs".into(),
+            agent_kernel_args: String::new(),
+            agent_boot_timeout: "5m".into(),
+            inspection_rules_file: None,
         }
     }
 }
@@ -252,6 +275,7 @@ impl Config {
             ("token_max_ttl", &self.token_max_ttl),
             ("power_sync_interval", &self.power_sync_interval),
             ("reconcile_interval", &self.reconcile_interval),
+            ("agent_boot_timeout", &self.agent_boot_timeout),
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
@@ -260,6 +284,16 @@ impl Config {
             n.parsed().map_err(|m| invalid(&format!("provisioning_networks[{i}]"), m))?;
             humantime::parse_duration(&n.lease_time)
                 .map_err(|e| invalid(&format!("provisioning_networks[{i}].lease_time"), e.to_string()))?;
+        }
+        if let Some(f) = &self.inspection_rules_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| invalid("inspection_rules_file", format!("reading {}: {e}", f.display())))?;
+            tundra_engine::inspection::load(&text).map_err(|e| invalid("inspection_rules_file", e.to_string()))?;
+        }
+        for (key, v) in [("agent_kernel", &self.agent_kernel), ("agent_initrd", &self.agent_initrd)] {
+            if v.is_empty() || v.contains('/') || v.starts_with('.') {
+                return Err(invalid(key, format!("{v:?} must be a file name inside boot_assets_dir")));
+            }
         }
         if !(self.machine_timeout_scale > 0.0 && self.machine_timeout_scale.is_finite()) {
             return Err(invalid("machine_timeout_scale", "must be a positive number".into()));
@@ -304,6 +338,23 @@ impl Config {
 
     pub fn secrets_key_file(&self) -> PathBuf {
         self.secrets_key_file.clone().unwrap_or_else(|| self.data_dir.join("secrets.key"))
+    }
+
+    pub fn agent_boot_timeout(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.agent_boot_timeout).unwrap_or(std::time::Duration::from_secs(300))
+    }
+
+    pub fn boot_assets_dir(&self) -> PathBuf {
+        self.boot_assets_dir.clone().unwrap_or_else(|| self.data_dir.join("boot"))
+    }
+
+    /// The inspection rules (checked by `validate`).
+    pub fn inspection_rules(&self) -> Vec<tundra_engine::inspection::Rule> {
+        self.inspection_rules_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| tundra_engine::inspection::load(&t).ok())
+            .unwrap_or_default()
     }
 
     pub fn admin_token_file(&self) -> PathBuf {

@@ -108,11 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     netboot::start(&state, addr.port()).await?;
     let (router, _) = routes::router().split_for_parts();
-    let app = router
-        .fallback(|| async { error::ApiError::NotFound { noun: "route", id: "this path".into() } })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::layer))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .with_state(state.clone());
+    let app = app(router, &state);
     let tls = match (&state.config.tls_cert_file, &state.config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -131,6 +127,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     };
     tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store.backend().as_str(), "tundrad serving");
     Ok(Server { addr, state, shutdown: Some(tx), task })
+}
+
+/// A router with what every listener has: a problem for unknown paths,
+/// request ids, metrics, the body limit.
+pub(crate) fn app(router: axum::Router<AppState>, state: &AppState) -> axum::Router {
+    router
+        .fallback(|| async { error::ApiError::NotFound { noun: "route", id: "this path".into() } })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::layer))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state.clone())
 }
 
 /// On the very first start (no users), create the site admin and write its

@@ -6,12 +6,15 @@
 
 use std::time::Duration;
 
-use tundra_api::MachineId;
-use tundra_api::machines::{BmcDriver, Machine};
-use tundra_drivers::bmc::{Bmc, BmcError, Driver, Ipmi, Password, PowerAction, PowerState, Redfish, Trust};
+use serde_json::{Value, json};
+use tundra_api::agent::Command;
+use tundra_api::catalog::Image;
+use tundra_api::machines::{BmcDriver, Interface, Machine};
+use tundra_api::{MachineId, OperationId};
+use tundra_drivers::bmc::{Bmc, BmcError, BootDevice, Driver, Ipmi, Password, PowerAction, PowerState, Redfish, Trust};
 use tundra_drivers::retry::Backoff;
 use tundra_engine::machine_states::{Event, State, next};
-use tundra_store::{Actor, NewOperation, OperationInput, PowerObservation};
+use tundra_store::{Actor, MachineChanges, NewOperation, OperationInput, PowerObservation};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -56,7 +59,8 @@ pub async fn start_action(
     actor: &Actor,
     m: &Machine,
     action: &str,
-) -> Result<tundra_api::OperationId, ApiError> {
+    image: Option<&Image>,
+) -> Result<OperationId, ApiError> {
     let from = State::parse(&m.provision_state).ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("machine {} has unknown state {}", m.name, m.provision_state))
     })?;
@@ -83,20 +87,27 @@ pub async fn start_action(
                 return Err(ApiError::field(
                     "/action",
                     format!(
-                        "{other:?} is not an action; use manage, inspect, provide, adopt, abort, or {}",
+                        "{other:?} is not an action; use manage, inspect, provide, deploy, delete, abort, or {}",
                         POWER_ACTIONS.join(", ")
                     ),
                 ));
             }
         };
         let to = next(from, event).map_err(|e| ApiError::Conflict(e.to_string()))?;
-        // Only verifying is implemented so far; the rest arrive with the agent and boot services.
-        if event != Event::Manage {
-            return Err(ApiError::Conflict(format!(
-                "{action} is not available yet in this tundrad (machines can be enrolled, managed and powered)"
-            )));
-        }
-        (to, "machine.manage")
+        let kind = match event {
+            Event::Manage => "machine.manage",
+            Event::Inspect => "machine.inspect",
+            Event::Provide => "machine.clean",
+            Event::Deploy => "machine.deploy",
+            Event::Delete => "machine.delete",
+            Event::Abort => return abort(state, actor, m, to).await,
+            _ => {
+                return Err(ApiError::Conflict(format!(
+                    "{action} is not available in this tundrad yet (manage, inspect, provide, deploy, delete and abort are)"
+                )));
+            }
+        };
+        (to, kind)
     };
     if m.maintenance && kind != "machine.power" {
         return Err(ApiError::Conflict(format!(
@@ -110,7 +121,19 @@ pub async fn start_action(
         kind: kind.into(),
         target_type: "machine".into(),
         target_id: m.id.to_string(),
-        input: serde_json::json!({"action": action, "from": from.as_str()}),
+        input: match (kind, image) {
+            ("machine.deploy", Some(img)) => serde_json::json!({
+                "action": action, "from": from.as_str(), "image_id": img.id,
+                "sha256": img.raw_sha256, "size_bytes": img.size_bytes,
+            }),
+            ("machine.deploy", None) => {
+                return Err(ApiError::field("/image_id", "deploy needs the image to write: \"image_id\": \"<id>\""));
+            }
+            (_, Some(_)) => {
+                return Err(ApiError::field("/image_id", format!("only deploy takes an image, not {action}")));
+            }
+            _ => serde_json::json!({"action": action, "from": from.as_str()}),
+        },
     };
     let (_, op_id) = state.store.begin_machine_transition(actor, m.id, from.as_str(), to.as_str(), action, op).await?;
     state.ops.spawn(state.store.operation_input(op_id).await?).await;
@@ -120,6 +143,9 @@ pub async fn start_action(
 /// Run a machine operation (from the runner; also after a restart).
 pub async fn run(state: &AppState, op: &OperationInput) -> Result<(), String> {
     let id: MachineId = op.operation.target_id.parse().map_err(|_| "operation target is not a machine".to_string())?;
+    if matches!(op.operation.kind.as_str(), "machine.inspect" | "machine.clean" | "machine.deploy" | "machine.delete") {
+        return drive(state, op, id).await;
+    }
     let m = state.store.machine(&id.to_string()).await.map_err(|e| e.to_string())?;
     let action = op.input["action"].as_str().unwrap_or_default().to_string();
     let from = op.input["from"].as_str().unwrap_or_default().to_string();
@@ -252,5 +278,305 @@ pub async fn timeouts_once(state: &AppState) -> Result<(), String> {
             Err(e) => tracing::warn!(machine = %m.name, error = %e, "recording a timeout failed"),
         }
     }
+    Ok(())
+}
+
+/// `abort`: stop the operation waiting on a machine; the machine takes the
+/// table's abort edge (e.g. `deploy_wait` → `deploy_failed`).
+async fn abort(state: &AppState, actor: &Actor, m: &Machine, to: State) -> Result<OperationId, ApiError> {
+    let op =
+        m.operation_id.ok_or_else(|| ApiError::Conflict(format!("machine {} has no operation to abort", m.name)))?;
+    state.ops.cancel(op);
+    let why = format!("aborted by {}", actor.name);
+    state.store.machine_step(m.id, op, to.as_str(), Some(why.clone()), true).await?;
+    state.store.close_agent_session(m.id, op).await?;
+    state.store.finish_operation(op, Some(why)).await?;
+    Ok(op)
+}
+
+/// The command the agent runs in a state that boots it.
+fn command_for(st: State, op: &OperationInput, m: &Machine) -> Result<Command, String> {
+    let id = format!("{}-{}", op.operation.id, st.as_str());
+    Ok(match st {
+        State::Inspecting => Command::Inspect { id },
+        State::Cleaning => Command::Erase { id, disks: Vec::new() },
+        State::Deploying => {
+            let disk = root_disk(m).ok_or_else(|| {
+                format!(
+                    "machine {} has no known disks; inspect it (or set properties.root_disk) before deploying",
+                    m.name
+                )
+            })?;
+            Command::WriteImage {
+                id,
+                url: "/v1/agent/image".into(),
+                sha256: op.input["sha256"].as_str().ok_or("the deploy names no image checksum")?.to_string(),
+                size_bytes: op.input["size_bytes"].as_i64().unwrap_or(0),
+                disk,
+            }
+        }
+        other => return Err(format!("{other} does not boot the agent")),
+    })
+}
+
+/// The disk images go onto: `properties.root_disk`, else the first
+/// non-rotational disk inspection found, else the first disk.
+pub fn root_disk(m: &Machine) -> Option<String> {
+    if let Some(d) = m.properties["root_disk"].as_str() {
+        return Some(d.to_string());
+    }
+    let disks = m.properties["disks"].as_array()?;
+    let name = |d: &Value| d["name"].as_str().map(str::to_string);
+    disks.iter().find(|d| d["rotational"] == json!(false)).and_then(name).or_else(|| disks.first().and_then(name))
+}
+
+/// Walk a machine through the agent-driven states of one operation
+/// (inspect, clean, deploy, delete → clean). Each pass reads the machine's
+/// state and does that state's step, so a restarted tundrad resumes exactly
+/// where the store says the machine is — a waiting state just waits again
+/// for the agent, which kept working meanwhile.
+async fn drive(state: &AppState, op: &OperationInput, id: MachineId) -> Result<(), String> {
+    let op_id = op.operation.id;
+    let mut last_progress = String::new();
+    // A machine that does not bring the agent up (a missed DHCP answer, a
+    // hung boot) is rebooted into it again, up to 3 times.
+    let silence = state.config.agent_boot_timeout();
+    let mut boot_deadline = tokio::time::Instant::now() + silence;
+    let mut reboots = 0;
+    loop {
+        let m = state.store.machine(&id.to_string()).await.map_err(|e| e.to_string())?;
+        if m.operation_id != Some(op_id) {
+            // A timeout or an abort took the machine from this operation.
+            return Err(m.last_error.unwrap_or_else(|| format!("machine {} left this operation", m.name)));
+        }
+        let st = State::parse(&m.provision_state).ok_or("unknown provision state")?;
+        let step: Result<Option<State>, String> = match st {
+            State::Deleting => {
+                async {
+                    let d = driver(state, &m, Backoff::default()).await?;
+                    power(state, &m, &d, PowerAction::Off).await?;
+                    Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
+                }
+                .await
+            }
+            State::Inspecting | State::Cleaning | State::Deploying => {
+                async {
+                    let cmd = command_for(st, op, &m)?;
+                    state
+                        .store
+                        .open_agent_session(m.id, op_id, &serde_json::to_value(&cmd).map_err(|e| e.to_string())?)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let d = driver(state, &m, Backoff::default()).await?;
+                    d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
+                    let on = d.power_state().await.map_err(|e| e.to_string())? == PowerState::On;
+                    power(state, &m, &d, if on { PowerAction::Reboot } else { PowerAction::On }).await?;
+                    let _ = state.store.operation_progress(op_id, 0, None, "booting the agent").await;
+                    Ok(Some(next(st, Event::Wait).map_err(|e| e.to_string())?))
+                }
+                .await
+            }
+            State::InspectWait | State::CleanWait | State::DeployWait => {
+                let s = state
+                    .store
+                    .agent_session(m.id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the agent session is gone; start the action again")?;
+                match s.report {
+                    None => async {
+                        let silent = s
+                            .last_seen
+                            .as_deref()
+                            .and_then(tundra_store::parse_time)
+                            .and_then(|t| t.elapsed().ok())
+                            .is_none_or(|e| e > silence);
+                        if silent && tokio::time::Instant::now() > boot_deadline {
+                            if reboots == 3 {
+                                return Err(format!(
+                                    "the agent did not come up (or went silent) {reboots} times; check the machine's console, its boot order and the provisioning network"
+                                ));
+                            }
+                            reboots += 1;
+                            tracing::warn!(machine = %m.name, attempt = reboots, "no word from the agent; rebooting into it again");
+                            let d = driver(state, &m, Backoff::default()).await?;
+                            d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
+                            power(state, &m, &d, PowerAction::Reboot).await?;
+                            boot_deadline = tokio::time::Instant::now() + silence;
+                        }
+                        let progress = s.progress.clone().unwrap_or_else(|| "waiting for the agent".into());
+                        if progress != last_progress {
+                            let _ = state.store.operation_progress(op_id, 0, None, &progress).await;
+                            last_progress = progress;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Ok(None)
+                    }
+                    .await,
+                    Some(report) => finish_wait(state, &m, st, &report).await,
+                }
+            }
+            other => Err(format!("machine {} is {other}, which this operation does not drive", m.name)),
+        };
+        match step {
+            Ok(None) => continue,
+            Ok(Some(to)) => {
+                let done = !to.is_transient();
+                state.store.machine_step(id, op_id, to.as_str(), None, done).await.map_err(|e| e.to_string())?;
+                if done {
+                    state.store.close_agent_session(id, op_id).await.map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                // Leave the hardware off and the agent's token dead, then fail along the table.
+                if let Ok(d) = driver(state, &m, Backoff::default()).await {
+                    let _ = power(state, &m, &d, PowerAction::Off).await;
+                }
+                let _ = state.store.close_agent_session(id, op_id).await;
+                let to = next(st, Event::Fail).map_err(|e| e.to_string())?;
+                state
+                    .store
+                    .machine_step(id, op_id, to.as_str(), Some(e.clone()), true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The agent reported: finish the waiting state's work.
+async fn finish_wait(state: &AppState, m: &Machine, st: State, report: &Value) -> Result<Option<State>, String> {
+    if report["ok"] != json!(true) {
+        return Err(format!("the agent failed: {}", report["error"].as_str().unwrap_or("no reason given")));
+    }
+    let d = driver(state, m, Backoff::default()).await?;
+    match st {
+        State::InspectWait => {
+            apply_inventory(state, m, &report["details"]).await?;
+            power(state, m, &d, PowerAction::Off).await?;
+        }
+        State::CleanWait => {
+            power(state, m, &d, PowerAction::Off).await?;
+        }
+        State::DeployWait => {
+            d.set_boot_device(BootDevice::Disk, true).await.map_err(|e| e.to_string())?;
+            power(state, m, &d, PowerAction::Reboot).await?;
+        }
+        _ => {}
+    }
+    Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
+}
+
+/// Power a machine and wait until the BMC says it is done; record what it says.
+async fn power(state: &AppState, m: &Machine, d: &Driver, a: PowerAction) -> Result<(), String> {
+    let p = d.set_power(a, Duration::from_secs(1), Duration::from_secs(180)).await.map_err(|e| e.to_string())?;
+    let _ = state.store.observe_power(m.id, PowerObservation::Answered(power_str(p))).await;
+    Ok(())
+}
+
+/// The iPXE script that boots `m` into the agent, with a fresh per-boot token.
+pub async fn boot_script(state: &AppState, m: &Machine, mac: &str, base: &str) -> anyhow::Result<String> {
+    let st = State::parse(&m.provision_state).unwrap_or(State::Enroll);
+    // The token lives as long as the boot step and its wait may take.
+    let wait = next(st, Event::Wait).unwrap_or(st);
+    let secs = |s: State| match s.info().kind {
+        tundra_engine::machine_states::Kind::Transient { timeout, .. } => timeout.as_secs_f64(),
+        _ => 0.0,
+    };
+    let ttl = Duration::from_secs_f64(((secs(st) + secs(wait)) * state.config.machine_timeout_scale).max(600.0));
+    let token = crate::auth::new_secret(crate::routes::agent::AGENT_TOKEN_PREFIX);
+    let s = state
+        .store
+        .issue_agent_token(m.id, &crate::auth::sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl))
+        .await?;
+    let c = &state.config;
+    let args = if c.agent_kernel_args.is_empty() { String::new() } else { format!(" {}", c.agent_kernel_args) };
+    Ok(format!(
+        "#!ipxe\n\
+         # tundrad: {name} is {st}; operation {op}, boot {boot}\n\
+         kernel {base}/boot/assets/{kernel} initrd={initrd} tundra.api={base} tundra.token={token} BOOTIF=01-{bootif}{args}\n\
+         initrd {base}/boot/assets/{initrd}\n\
+         boot\n",
+        name = m.name,
+        op = s.operation_id,
+        boot = s.boots,
+        kernel = c.agent_kernel,
+        initrd = c.agent_initrd,
+        bootif = mac.replace(':', "-"),
+    ))
+}
+
+/// Turn the agent's inventory into the machine's properties and interfaces,
+/// then let the site's inspection rules name and classify it.
+async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(), String> {
+    let mut facts = inv.clone();
+    if let Some(o) = facts.as_object_mut() {
+        o.insert("name".into(), json!(m.name));
+        o.insert("location".into(), serde_json::to_value(&m.location).unwrap_or_default());
+    }
+    let outcome = tundra_engine::inspection::evaluate(&state.config.inspection_rules(), &facts);
+    let mut props = m.properties.as_object().cloned().unwrap_or_default();
+    for key in ["cpus", "cpu_model", "memory_mib"] {
+        if let Some(v) = inv.get(key) {
+            props.insert(key.into(), v.clone());
+        }
+    }
+    let disks: Vec<Value> = inv["disks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| json!({"name": d["name"], "size_bytes": d["size_bytes"], "rotational": d["rotational"]}))
+                .collect()
+        })
+        .unwrap_or_default();
+    props.insert("disks".into(), Value::Array(disks));
+    let gpus = inv["gpus"].as_array().cloned().unwrap_or_default();
+    props.insert("gpus".into(), json!(gpus.len()));
+    props.insert("inspected_at".into(), json!(tundra_store::now()));
+    props.insert("inspection_rules_applied".into(), json!(outcome.applied));
+    for (k, v) in &outcome.properties {
+        props.insert(k.clone(), v.clone());
+    }
+    // Interfaces: keep what an operator set, add every Ethernet/IB NIC the agent saw.
+    let mut interfaces = m.interfaces.clone();
+    for nic in inv["nics"].as_array().into_iter().flatten() {
+        let Some(mac) = nic["mac"].as_str().map(str::to_ascii_lowercase) else { continue };
+        if mac.len() != 17 {
+            continue; // InfiniBand hardware addresses are not MACs; they are kept in properties.
+        }
+        if !interfaces.iter().any(|i| i.mac == mac) {
+            interfaces.push(Interface { mac, physical_network: None, switch: None, port: None, pxe: false });
+        }
+    }
+    for o in &outcome.interfaces {
+        if let Some(i) = interfaces.iter_mut().find(|i| i.mac == o.mac) {
+            if o.physical_network.is_some() {
+                i.physical_network = o.physical_network.clone();
+            }
+            if o.switch.is_some() {
+                i.switch = o.switch.clone();
+                i.port = o.port.clone();
+            }
+        }
+    }
+    let mut traits = m.traits.clone();
+    traits.retain(|t| !outcome.traits_removed.contains(t));
+    for t in &outcome.traits_added {
+        if !traits.contains(t) {
+            traits.push(t.clone());
+        }
+    }
+    traits.sort();
+    let changes = MachineChanges {
+        name: outcome.name.clone(),
+        resource_class: outcome.resource_class.clone(),
+        traits: Some(traits),
+        properties: Some(Value::Object(props)),
+        interfaces: Some(interfaces),
+        ..Default::default()
+    };
+    state.store.update_machine(&Actor::service(), m.id, changes, None).await.map_err(|e| e.to_string())?;
     Ok(())
 }

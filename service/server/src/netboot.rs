@@ -15,7 +15,28 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
     let mut servers = Vec::new();
     for n in &state.config.provisioning_networks {
         let (ip, mask, start, end) = n.parsed().map_err(|e| anyhow::anyhow!(e))?;
-        let boot_url = n.boot_url.clone().unwrap_or_else(|| format!("http://{ip}:{api_port}"));
+        // The boot and agent routes (only those) on the network's own address.
+        let http_port = match n.http_port {
+            Some(port) => {
+                let l = tokio::net::TcpListener::bind((ip, port))
+                    .await
+                    .with_context(|| format!("binding the boot listener on {ip}:{port} ({})", n.interface))?;
+                let port = l.local_addr()?.port();
+                let (router, _) = crate::routes::agent::routes().split_for_parts();
+                let app = crate::app(router, state);
+                state
+                    .ops
+                    .background(async move {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "the boot listener stopped");
+                        }
+                    })
+                    .await;
+                port
+            }
+            None => api_port,
+        };
+        let boot_url = n.boot_url.clone().unwrap_or_else(|| format!("http://{ip}:{http_port}"));
         let config = Config {
             server_ip: ip,
             netmask: mask,
@@ -40,7 +61,7 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
         let s = server.clone();
         state.ops.background(async move { s.serve(dhcp).await }).await;
         state.ops.background(tundra_boot::tftp::serve(n.tftp_root.clone(), tftp, Some(n.interface.clone()))).await;
-        tracing::info!(interface = %n.interface, %ip, pool = %n.pool, discovery = n.discovery, "serving DHCP and TFTP");
+        tracing::info!(interface = %n.interface, %ip, pool = %n.pool, discovery = n.discovery, http_port, "serving DHCP, TFTP and boot HTTP");
         servers.push(server);
     }
     if !servers.is_empty() {

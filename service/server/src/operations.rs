@@ -77,7 +77,8 @@ async fn run(state: AppState, op: OperationInput) {
     }
     let result = match op.operation.kind.as_str() {
         "image.import" => crate::images::run_import(&state, &op).await,
-        "machine.manage" | "machine.power" => crate::machines::run(&state, &op).await,
+        "machine.manage" | "machine.power" | "machine.inspect" | "machine.clean" | "machine.deploy"
+        | "machine.delete" => crate::machines::run(&state, &op).await,
         other => Err(format!("unknown operation kind {other:?}; this tundrad is older than the one that accepted it")),
     };
     match &result {

@@ -5,6 +5,8 @@
 #[path = "api/harness.rs"]
 mod harness;
 
+#[path = "api/agent.rs"]
+mod agent;
 #[path = "api/bad_input.rs"]
 mod bad_input;
 #[path = "api/catalog.rs"]
@@ -51,6 +53,7 @@ fn main() {
         machines::enroll_manage_power_and_maintenance,
         machines::wrong_credentials_and_restart_mid_operation,
         machines::stuck_steps_time_out,
+        agent::tokens_commands_and_reports,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -32,6 +32,7 @@ fn tundrad_network_boots_enrolled_machines() {
             dns: vec![],
             discovery: false,
             tftp_root,
+            http_port: None,
             boot_url: Some("http://10.77.0.1:8180".into()),
             lease_time: "1h".into(),
             dhcp_port: 67,

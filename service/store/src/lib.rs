@@ -11,6 +11,7 @@
 //! the change itself: the audit log can never disagree with the data. Row
 //! types never leave this crate; callers get `tundra_api` views.
 
+mod agent;
 mod catalog;
 mod idempotency;
 mod identity;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tundra_api::ProjectId;
 
+pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use tundra_api::machines::{Interface, Machine, MachineAction, MachineCreate, MachineUpdate};
+use tundra_api::machines::{BmcDriver, Interface, Machine, MachineAction, MachineCreate, MachineUpdate};
 use tundra_api::ops::Operation;
 use tundra_api::{ListQuery, Page, Problem, SecretId};
 use tundra_store::{MachineChanges, NewMachine};
@@ -70,9 +70,12 @@ fn check_interfaces(ifs: &[Interface]) -> ApiResult<Vec<Interface>> {
     Ok(out)
 }
 
-fn check_password(pointer: &str, p: &str) -> ApiResult<()> {
+fn check_password(pointer: &str, p: &str, driver: BmcDriver) -> ApiResult<()> {
     if p.is_empty() || p.len() > 256 {
         return Err(ApiError::field(pointer, "the BMC password must be 1–256 bytes"));
+    }
+    if driver == BmcDriver::Ipmi && p.len() > 20 {
+        return Err(ApiError::field(pointer, "IPMI 2.0 passwords are at most 20 bytes; set a shorter one on the BMC"));
     }
     Ok(())
 }
@@ -123,7 +126,7 @@ async fn create_machine(
     let traits = check_traits("/traits", &req.traits)?;
     check_properties(&req.properties)?;
     crate::machines::validate_bmc(&req.bmc).map_err(|e| ApiError::field("/bmc/address", e))?;
-    check_password("/bmc_password", &req.bmc_password)?;
+    check_password("/bmc_password", &req.bmc_password, req.bmc.driver)?;
     let interfaces = check_interfaces(&req.interfaces)?;
     idempotent(&state, &p, key, "POST /v1/machines", &body.digest, async {
         let m = state
@@ -180,7 +183,7 @@ async fn update_machine(
         crate::machines::validate_bmc(b).map_err(|e| ApiError::field("/bmc/address", e))?;
     }
     if let Some(pw) = &req.bmc_password {
-        check_password("/bmc_password", pw)?;
+        check_password("/bmc_password", pw, req.bmc.as_ref().unwrap_or(&m.bmc).driver)?;
     }
     let interfaces = req.interfaces.as_deref().map(check_interfaces).transpose()?;
     let maintenance = match (req.maintenance, &req.maintenance_reason) {
@@ -221,8 +224,12 @@ async fn delete_machine(State(state): State<AppState>, p: Principal, Path(id): P
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Start an action: `manage` (verify the BMC), or `power_on`, `power_off`,
-/// `soft_power_off`, `reboot`. Answers 202 with the operation.
+/// Start an action: `manage` (verify the BMC), `inspect` (boot the agent,
+/// record the hardware, apply the inspection rules), `provide` (clean, then
+/// available), `deploy` (write `image_id` to the root disk, boot it),
+/// `delete` (power off, clean, available), `abort` (stop a waiting step), or
+/// `power_on`, `power_off`, `soft_power_off`, `reboot`. Answers 202 with the
+/// operation.
 #[utoipa::path(post, path = "/v1/machines/{machine}/actions", tag = "machines", request_body = MachineAction, params(("machine" = String, Path, description = "ID or name")), responses((status = 202, body = Operation), (status = "4XX", body = Problem)))]
 async fn machine_action(
     State(state): State<AppState>,
@@ -231,6 +238,24 @@ async fn machine_action(
     body: Body<MachineAction>,
 ) -> ApiResult<Response> {
     let m = find(&state, &p, &id).await?;
-    let op = crate::machines::start_action(&state, &p.actor(), &m, &body.value.action).await?;
+    let image = match body.value.image_id {
+        Some(id) => {
+            let img = state.store.image(id).await.map_err(|e| match e {
+                tundra_store::StoreError::NotFound { .. } => {
+                    ApiError::field("/image_id", format!("image {id} does not exist"))
+                }
+                e => e.into(),
+            })?;
+            if img.raw_sha256.is_none() {
+                return Err(ApiError::field(
+                    "/image_id",
+                    format!("image {} is {}; deploy it once it is active", img.name, img.status.as_str()),
+                ));
+            }
+            Some(img)
+        }
+        None => None,
+    };
+    let op = crate::machines::start_action(&state, &p.actor(), &m, &body.value.action, image.as_ref()).await?;
     Ok(json(StatusCode::ACCEPTED, &state.store.operation(op).await?, None))
 }

@@ -3,6 +3,7 @@
 //! OpenAPI description (utoipa-axum), so the document cannot miss a route —
 //! the tenancy test walks the document to reach every route.
 
+pub mod agent;
 pub mod catalog;
 pub mod identity;
 pub mod machines;
@@ -40,6 +41,7 @@ use crate::state::AppState;
         (name = "catalog", description = "Keypairs, flavors, images"),
         (name = "machines", description = "Physical machines, their BMCs and provision states (site admins)"),
         (name = "operations", description = "Long-running work and the audit log"),
+        (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script)"),
     )
 )]
 pub struct ApiDoc;
@@ -58,6 +60,15 @@ impl Modify for Bearer {
                     .build(),
             ),
         );
+        c.add_security_scheme(
+            "agent",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The per-boot agent token (tna_…) from the machine's iPXE script"))
+                    .build(),
+            ),
+        );
         openapi.security =
             Some(vec![utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new())]);
     }
@@ -71,6 +82,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(catalog::routes())
         .merge(machines::routes())
         .merge(ops::routes())
+        .merge(agent::routes())
 }
 
 /// The OpenAPI document, as committed in docs/openapi.json.

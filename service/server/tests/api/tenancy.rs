@@ -22,6 +22,12 @@ enum Case {
     List,
     /// A call on one of B's objects (or creating in B): must fail 403/404.
     Foreign(Option<Value>),
+    /// What booting machines fetch without credentials: nothing while no
+    /// machine is booting (404), with or without a user's token.
+    Boot,
+    /// The agent protocol: only a per-boot agent token opens it; a user's
+    /// API token is refused (401) like no token at all.
+    Agent(Option<Value>),
 }
 
 pub async fn every_route_keeps_projects_apart(b: Backend) {
@@ -125,12 +131,18 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{image}", &b_image)
             .replace("{operation}", &b_op)
             .replace("{machine}", &machine)
+            .replace("{script}", "52:54:00:00:00:99.ipxe")
+            .replace("{file}", "vmlinuz")
     };
     let case = |method: &str, path: &str| -> Option<Case> {
         use Case::*;
         Some(match (method, path) {
             ("get", "/healthz" | "/readyz" | "/v1/info" | "/metrics" | "/v1/openapi.json") => Public,
             ("get", "/v1/whoami") => Personal,
+            ("get", "/boot/{script}" | "/boot/assets/{file}") => Boot,
+            ("post", "/v1/agent/heartbeat") => Agent(Some(json!({"version": "0"}))),
+            ("post", "/v1/agent/report") => Agent(Some(json!({"id": "x", "ok": true}))),
+            ("get", "/v1/agent/image") => Agent(None),
             (
                 "get",
                 "/v1/projects" | "/v1/keypairs" | "/v1/flavors" | "/v1/images" | "/v1/operations" | "/v1/events"
@@ -207,6 +219,18 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 {
                     let r = env.call(&m, &format!("{url}?project={bp}"), &a_member, None).await;
                     r.problem(404);
+                }
+            }
+            Case::Boot => {
+                for who in ["", a_member.as_str(), admin.as_str()] {
+                    env.call(&m, &url, who, None).await.problem(404);
+                }
+            }
+            Case::Agent(body) => {
+                for who in ["", a_member.as_str(), admin.as_str()] {
+                    let r = env.call(&m, &url, who, body.clone()).await;
+                    r.problem(401);
+                    assert!(r.body["detail"].as_str().unwrap_or_default().contains("agent"), "{}", r.body);
                 }
             }
             Case::Foreign(body) => {

@@ -1,0 +1,154 @@
+//! The lab fabric: network namespaces, veth pairs and a plain Linux bridge,
+//! made with `ip` (iproute2). Every name starts with the lab's prefix
+//! `tl<id>`, and a registry file per running lab (its pid and its helper
+//! processes) lets the next start remove what a crashed lab left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Run `ip ARGS`; a failure says which command and why.
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip").args(args).output().context("running ip (iproute2; the lab needs root)")?;
+    if !out.status.success() {
+        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+fn ip_out(args: &[&str]) -> String {
+    Command::new("ip").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+/// Where running labs register themselves.
+pub fn registry() -> PathBuf {
+    std::env::var_os("TUNDRA_LAB_REGISTRY").map(PathBuf::from).unwrap_or_else(|| "/run/tundra-lab".into())
+}
+
+/// What a lab records about itself while it runs.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Registration {
+    pub pid: u32,
+    /// Helper processes (BMC emulators) and the directory they run in.
+    pub helpers: Vec<u32>,
+    pub dir: PathBuf,
+}
+
+pub fn register(id: &str, r: &Registration) -> anyhow::Result<()> {
+    let dir = registry();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!("{id}.json.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(r)?)?;
+    std::fs::rename(&tmp, dir.join(format!("{id}.json")))?;
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether `pid` still runs a program started in `dir` (pids are reused).
+fn ours(pid: u32, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
+        .unwrap_or(false)
+}
+
+fn kill(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+/// Remove everything of lab `id`: processes in its namespaces, the
+/// namespaces (and with them their veths and bridge), the host-side link,
+/// its helpers, its registration.
+pub fn teardown(id: &str, helpers: &[u32], dir: &Path) {
+    let prefix = format!("tl{id}-");
+    for ns in ip_out(&["netns", "list"]).lines().filter_map(|l| l.split_whitespace().next()) {
+        if ns.starts_with(&prefix) {
+            for pid in ip_out(&["netns", "pids", ns]).split_whitespace().filter_map(|p| p.parse().ok()) {
+                kill(pid);
+            }
+            let _ = ip(&["netns", "delete", ns]);
+        }
+    }
+    let _ = ip(&["link", "delete", &host_link(id)]);
+    for &pid in helpers {
+        if alive(pid) && ours(pid, dir) {
+            kill(pid);
+        }
+    }
+    let _ = std::fs::remove_file(registry().join(format!("{id}.json")));
+}
+
+/// Tear down labs whose process is gone (a crashed or killed run).
+/// Returns the IDs removed.
+pub fn remove_leftovers() -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(registry()) else { return removed };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".json") else { continue };
+        let Ok(r) = std::fs::read(e.path())
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<Registration>(&b).map_err(|_| ()))
+        else {
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        };
+        if !alive(r.pid) {
+            teardown(id, &r.helpers, &r.dir);
+            removed.push(id.to_string());
+        }
+    }
+    removed
+}
+
+pub fn host_link(id: &str) -> String {
+    format!("tl{id}h")
+}
+
+pub fn fabric_ns(id: &str) -> String {
+    format!("tl{id}-fab")
+}
+
+pub fn machine_ns(id: &str, k: usize) -> String {
+    format!("tl{id}-m{k}")
+}
+
+/// Whether some route of this host already covers `a.b.c.0/24`.
+pub fn subnet_in_use(net: [u8; 3]) -> bool {
+    let prefix = format!("{}.{}.{}.", net[0], net[1], net[2]);
+    ip_out(&["-4", "route", "show", "table", "all"]).contains(&prefix) || ip_out(&["-4", "addr"]).contains(&prefix)
+}
+
+/// Build the fabric: a namespace with bridge `br0`; the host's link `tl<id>h`
+/// (tundrad's side, `host_ip/24`) cabled to it; per machine a namespace with
+/// `eth0..` (the site's MACs) cabled to the bridge.
+pub fn build(id: &str, host_ip: [u8; 4], machines: &[Vec<String>]) -> anyhow::Result<()> {
+    let fab = fabric_ns(id);
+    ip(&["netns", "add", &fab])?;
+    ip(&["-n", &fab, "link", "set", "lo", "up"])?;
+    ip(&["-n", &fab, "link", "add", "br0", "type", "bridge", "forward_delay", "0"])?;
+    ip(&["-n", &fab, "link", "set", "br0", "up"])?;
+    let host = host_link(id);
+    ip(&["link", "add", &host, "type", "veth", "peer", "name", "up0", "netns", &fab])?;
+    ip(&["-n", &fab, "link", "set", "up0", "master", "br0", "up"])?;
+    let addr = format!("{}.{}.{}.{}/24", host_ip[0], host_ip[1], host_ip[2], host_ip[3]);
+    ip(&["addr", "add", &addr, "dev", &host])?;
+    ip(&["link", "set", &host, "up"])?;
+    for (k, macs) in machines.iter().enumerate() {
+        let ns = machine_ns(id, k);
+        ip(&["netns", "add", &ns])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        for (j, mac) in macs.iter().enumerate() {
+            let port = format!("m{k}p{j}");
+            let nic = format!("eth{j}");
+            ip(&["-n", &fab, "link", "add", &port, "type", "veth", "peer", "name", &nic, "netns", &ns])?;
+            ip(&["-n", &ns, "link", "set", &nic, "address", mac])?;
+            ip(&["-n", &ns, "link", "set", &nic, "up"])?;
+            ip(&["-n", &fab, "link", "set", &port, "master", "br0", "up"])?;
+        }
+    }
+    Ok(())
+}

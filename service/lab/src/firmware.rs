@@ -1,0 +1,305 @@
+//! A lab machine's firmware. Told by its BMC that the machine powered on, it
+//! boots the way the boot device says: from the network — a real DHCP
+//! exchange on the machine's NIC (as iPXE: user class `iPXE`), the boot
+//! script fetched over HTTP from the URL DHCP named, its kernel and initrd
+//! fetched, then the initrd run as the machine's program with the script's
+//! kernel arguments as `/proc/cmdline` (tundrad's initrd for the lab is the
+//! `tundra-agent` binary) — or from its disk, where nothing of the lab runs.
+//! Powering off or resetting kills whatever runs in the machine's namespace.
+//!
+//! Every network step runs inside the machine's namespace with busybox
+//! `udhcpc`/`wget`, so tundrad sees exactly what a real machine would send.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+/// What the BMC did to the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    /// Powered on or reset; boot from the network when `pxe`.
+    On {
+        pxe: bool,
+    },
+    Off,
+}
+
+/// A lab machine as its firmware sees it.
+pub struct Machine {
+    pub name: String,
+    pub ns: String,
+    /// The machine's hardware tree (`proc/`, `sys/`, `dev/`), the agent's `--root`.
+    pub root: PathBuf,
+    /// Where the firmware keeps what it fetched (the machine's "RAM").
+    pub ram: PathBuf,
+    pub log: PathBuf,
+    pub nics: usize,
+    /// What the machine is doing, for people and tests: `off`, `dhcp`, `agent`, `disk`, …
+    pub status: Mutex<String>,
+    /// How many times it booted.
+    pub boots: Mutex<u64>,
+}
+
+impl Machine {
+    fn set(&self, s: impl Into<String>) {
+        let s = s.into();
+        self.note(&format!("status: {s}"));
+        if let Ok(mut st) = self.status.lock() {
+            *st = s;
+        }
+    }
+
+    pub fn status(&self) -> String {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn note(&self, line: &str) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.log) {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let _ = writeln!(f, "[lab firmware {}.{:03}] {line}", t.as_secs(), t.subsec_millis());
+        }
+        tracing::debug!(machine = %self.name, "{line}");
+    }
+
+    /// Kill everything running in the machine and forget its addresses.
+    async fn halt(&self) {
+        let out = Command::new("ip").args(["netns", "pids", &self.ns]).output().await;
+        if let Ok(o) = out {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status().await;
+            }
+        }
+        for j in 0..self.nics {
+            let _ =
+                Command::new("ip").args(["-n", &self.ns, "addr", "flush", "dev", &format!("eth{j}")]).status().await;
+        }
+    }
+}
+
+/// Run the machine: react to power events until the channel closes.
+pub async fn run(m: Arc<Machine>, mut power: mpsc::UnboundedReceiver<Power>) {
+    let mut booting: Option<tokio::task::JoinHandle<()>> = None;
+    while let Some(p) = power.recv().await {
+        if let Some(b) = booting.take() {
+            b.abort();
+        }
+        m.halt().await;
+        match p {
+            Power::Off => m.set("off"),
+            Power::On { pxe } => {
+                if let Ok(mut b) = m.boots.lock() {
+                    *b += 1;
+                }
+                let m2 = m.clone();
+                booting = Some(tokio::spawn(async move {
+                    if let Err(e) = boot(&m2, pxe).await {
+                        m2.set(format!("boot failed: {e:#}"));
+                    }
+                }));
+            }
+        }
+    }
+    if let Some(b) = booting.take() {
+        b.abort();
+    }
+    m.halt().await;
+}
+
+async fn boot(m: &Machine, pxe: bool) -> anyhow::Result<()> {
+    if !pxe {
+        m.set("disk");
+        return Ok(());
+    }
+    m.set("dhcp");
+    let mut lease = None;
+    for j in 0..m.nics {
+        if let Some(l) = dhcp(m, &format!("eth{j}")).await? {
+            lease = Some(l);
+            break;
+        }
+    }
+    let Some(lease) = lease else {
+        m.set("disk (no DHCP answer on any NIC)");
+        return Ok(());
+    };
+    let url = lease.boot_file.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://"));
+    let Some(url) = url else {
+        m.set(format!("disk (DHCP named no HTTP boot script: {:?})", lease.boot_file));
+        return Ok(());
+    };
+    m.set(format!("ipxe {url}"));
+    let script = match wget(m, &url, None).await {
+        Ok(s) => String::from_utf8_lossy(&s).into_owned(),
+        Err(e) => {
+            // iPXE moves on to the next boot device.
+            m.set(format!("disk (no boot script: {e:#})"));
+            return Ok(());
+        }
+    };
+    let plan = parse_script(&script)?;
+    tokio::fs::create_dir_all(&m.ram).await?;
+    let kernel = m.ram.join("kernel");
+    let initrd = m.ram.join("initrd");
+    wget(m, &plan.kernel, Some(&kernel)).await.context("fetching the kernel")?;
+    wget(m, &plan.initrd, Some(&initrd)).await.context("fetching the initrd")?;
+    tokio::fs::create_dir_all(m.root.join("proc")).await?;
+    tokio::fs::write(m.root.join("proc/cmdline"), format!("{}\n", plan.args)).await?;
+    use std::os::unix::fs::PermissionsExt;
+    tokio::fs::set_permissions(&initrd, std::fs::Permissions::from_mode(0o755)).await?;
+    m.set("agent");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
+    let status = Command::new("ip")
+        .args(["netns", "exec", &m.ns])
+        .arg(&initrd)
+        .arg("run")
+        .arg("--root")
+        .arg(&m.root)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .status()
+        .await?;
+    m.set(format!("agent exited ({status})"));
+    Ok(())
+}
+
+/// What DHCP told the machine.
+#[derive(Debug)]
+struct Lease {
+    boot_file: Option<String>,
+}
+
+async fn dhcp(m: &Machine, nic: &str) -> anyhow::Result<Option<Lease>> {
+    let out = m.ram.join(format!("{nic}.lease"));
+    let _ = tokio::fs::remove_file(&out).await;
+    tokio::fs::create_dir_all(&m.ram).await?;
+    let script = m.ram.join("udhcpc.sh");
+    // The client script: configure the address (what firmware does) and
+    // tell the lab what the server said. Never the host's resolv.conf.
+    tokio::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in\n  deconfig) ip -4 addr flush dev \"$interface\" ;;\n  bound|renew)\n    ip -4 addr flush dev \"$interface\"\n    ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\n    printf 'ip=%s\\nboot_file=%s\\n' \"$ip\" \"$boot_file\" > \"$LAB_LEASE\" ;;\nesac\nexit 0\n",
+    )
+    .await?;
+    use std::os::unix::fs::PermissionsExt;
+    tokio::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).await?;
+    let status = Command::new("ip")
+        .args(["netns", "exec", &m.ns, "busybox", "udhcpc", "-i", nic, "-f", "-q", "-n", "-t", "5", "-T", "1"])
+        // User class "iPXE": what iPXE sends, so tundrad answers with the script URL.
+        .args(["-x", "0x4d:69505845", "-s"])
+        .arg(&script)
+        .env("LAB_LEASE", &out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("running busybox udhcpc")?;
+    if !status.success() {
+        m.note(&format!("no DHCP answer on {nic}"));
+        return Ok(None);
+    }
+    let text = tokio::fs::read_to_string(&out).await.unwrap_or_default();
+    let get = |k: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::to_string).filter(|v| !v.is_empty())
+    };
+    m.note(&format!("DHCP on {nic}: ip {:?}, boot file {:?}", get("ip"), get("boot_file")));
+    Ok(Some(Lease { boot_file: get("boot_file") }))
+}
+
+/// GET `url` from inside the machine: the body, or saved to `to`.
+async fn wget(m: &Machine, url: &str, to: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    let mut c = Command::new("ip");
+    // (Debian's busybox 1.35 wget crashes with -T; the timeout is ours.)
+    c.args(["netns", "exec", &m.ns, "busybox", "wget", "-O"]);
+    match to {
+        Some(p) => c.arg(p),
+        None => c.arg("-"),
+    };
+    let out = tokio::time::timeout(Duration::from_secs(120), c.arg(url).kill_on_drop(true).output())
+        .await
+        .with_context(|| format!("GET {url} took longer than 2 minutes"))?
+        .context("running busybox wget")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let why = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
+        bail!("GET {url} failed ({}): {why}", out.status);
+    }
+    Ok(out.stdout)
+}
+
+/// The parts of an iPXE script the lab firmware acts on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BootPlan {
+    pub kernel: String,
+    /// The kernel arguments (everything after the kernel URL).
+    pub args: String,
+    pub initrd: String,
+}
+
+/// Read `kernel URL ARGS…`, `initrd URL` and `boot` from an iPXE script.
+pub fn parse_script(s: &str) -> anyhow::Result<BootPlan> {
+    if !s.starts_with("#!ipxe") {
+        bail!("not an iPXE script (no #!ipxe line)");
+    }
+    let (mut kernel, mut args, mut initrd, mut boots) = (None, String::new(), None, false);
+    for line in s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("kernel" | "chain") => {
+                kernel = words.next().map(str::to_string);
+                args = words.collect::<Vec<_>>().join(" ");
+            }
+            Some("initrd") => initrd = words.next().map(str::to_string),
+            Some("boot") => boots = true,
+            Some("echo" | "sleep") => {}
+            Some(other) => bail!("the lab firmware does not know the iPXE command {other:?}"),
+            None => {}
+        }
+    }
+    match (kernel, initrd, boots) {
+        (Some(kernel), Some(initrd), true) => Ok(BootPlan { kernel, args, initrd }),
+        _ => bail!("the script must have kernel, initrd and boot"),
+    }
+}
+
+/// Wait for a machine's status to satisfy `f` (for tests and the bench).
+pub async fn wait_status(m: &Machine, timeout: Duration, f: impl Fn(&str) -> bool) -> Result<String, String> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let s = m.status();
+        if f(&s) {
+            return Ok(s);
+        }
+        if start.elapsed() > timeout {
+            return Err(s);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_parse_into_a_plan() {
+        let p = parse_script(
+            "#!ipxe\n# tundrad: rf-1\nkernel http://10.0.0.1:8180/boot/assets/vmlinuz initrd=initramfs tundra.api=http://10.0.0.1:8180 tundra.token=tna_x\ninitrd http://10.0.0.1:8180/boot/assets/initramfs\nboot\n",
+        )
+        .unwrap();
+        assert_eq!(p.kernel, "http://10.0.0.1:8180/boot/assets/vmlinuz");
+        assert_eq!(p.args, "initrd=initramfs tundra.api=http://10.0.0.1:8180 tundra.token=tna_x");
+        assert_eq!(p.initrd, "http://10.0.0.1:8180/boot/assets/initramfs");
+        assert!(parse_script("kernel x\n").is_err());
+        assert!(parse_script("#!ipxe\nkernel a\nboot\n").is_err());
+        assert!(parse_script("#!ipxe\nsanboot x\n").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The lab as a site: tundrad (in-process, SQLite) manages, inspects,
+//! cleans, deploys and undeploys 8 lab machines — 4 behind sushy-tools'
+//! Redfish, 4 behind pyghmi IPMI BMCs — that network-boot the real agent
+//! over real DHCP and HTTP in their own namespaces. Needs root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const SITE: &str = r#"
+[[machines]]
+name = "rf-{n}"
+count = 4
+bmc = "redfish"
+cpus = 8
+cpu_model = "Lab EPYC 7713"
+memory_mib = 16384
+disks = [{ name = "vda", size_mib = 48 }]
+rack = "r1"
+
+[[machines]]
+name = "ipmi-{n}"
+count = 4
+bmc = "ipmi"
+cpus = 16
+memory_mib = 65536
+disks = [{ name = "sda", size_mib = 40, rotational = true }, { name = "nvme0n1", size_mib = 48 }]
+gpus = [{ vendor = "0x10de", device = "0x20b5" }]
+rack = "r2"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_machines_are_inspected_cleaned_deployed_and_cleaned_again() {
+    let dir = tempfile::Builder::new().prefix("tundra-lab-test-").tempdir().unwrap();
+    let lab = lab(SITE, dir.path()).await;
+    let server = tundrad::start(config(&lab, dir.path(), "127.0.0.1:0", 0)).await.unwrap();
+    let api = Api::new(&format!("http://{}", server.addr), &dir.path().join("data"));
+    let long = Duration::from_secs(240);
+
+    // Enrolled with only a BMC and a MAC; manage verifies the BMC.
+    let mut ids = Vec::new();
+    for m in &lab.machines {
+        ids.push(api.enroll(m).await);
+    }
+    for id in &ids {
+        api.action(id, "manage", json!({})).await;
+    }
+    for (id, m) in ids.iter().zip(&lab.machines) {
+        api.wait_state(id, "manageable", long, Some(m)).await;
+    }
+
+    // Inspection: the agent reports what the lab built; the rules classify.
+    for id in &ids {
+        api.action(id, "inspect", json!({})).await;
+    }
+    for (id, m) in ids.iter().zip(&lab.machines) {
+        let got = api.wait_state(id, "manageable", long, Some(m)).await;
+        let p = &got["properties"];
+        assert_eq!(p["cpus"], json!(m.spec.cpus), "{got}");
+        assert_eq!(p["memory_mib"], json!(m.spec.memory_mib), "{got}");
+        let disks: Vec<(String, u64)> = p["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["name"].as_str().unwrap().to_string(), d["size_bytes"].as_u64().unwrap()))
+            .collect();
+        let mut want: Vec<(String, u64)> = m.spec.disks.iter().map(|d| (d.name.clone(), d.size_mib << 20)).collect();
+        want.sort();
+        assert_eq!(disks, want, "{got}");
+        assert_eq!(got["interfaces"][0]["mac"], json!(m.spec.macs[0]));
+        if m.spec.gpus.is_empty() {
+            assert_eq!(got["resource_class"], "baremetal");
+            assert_eq!(p["cpu_model"], "Lab EPYC 7713");
+            assert_eq!(got["traits"], json!([]));
+        } else {
+            assert_eq!(got["resource_class"], "baremetal.gpu");
+            assert_eq!(p["gpus"], 1);
+            assert_eq!(got["traits"], json!(["bigmem", "gpu"]));
+        }
+        assert_eq!(got["power_state"], "off", "inspection ends powered off");
+    }
+
+    // Provide: dirty the disks first; cleaning must leave them zero.
+    for m in &lab.machines {
+        for (_, f) in &m.disks {
+            std::fs::write(f, image_bytes(1 << 20, 7)).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_len(std::fs::metadata(f).unwrap().len().max(40 << 20))
+                .unwrap();
+        }
+    }
+    for id in &ids {
+        api.action(id, "provide", json!({})).await;
+    }
+    for (id, m) in ids.iter().zip(&lab.machines) {
+        api.wait_state(id, "available", long, Some(m)).await;
+        for (_, f) in &m.disks {
+            assert!(all_zero(f), "{} is not erased", f.display());
+        }
+    }
+
+    // Deploy an image to each root disk (the non-rotational one).
+    let img = image_bytes(12 << 20, 42);
+    let image = api.image("lab-os", &img).await;
+    for id in &ids {
+        api.action(id, "deploy", json!({"image_id": image})).await;
+    }
+    for (id, m) in ids.iter().zip(&lab.machines) {
+        let got = api.wait_state(id, "active", long, Some(m)).await;
+        assert_eq!(got["power_state"], "on");
+        let root = m.disks.iter().find(|(n, _)| n == "vda" || n == "nvme0n1").unwrap();
+        assert_eq!(file_prefix_sha256(&root.1, img.len()), sha256(&img), "{} holds the image", root.1.display());
+        // The machine booted from its disk after the deploy.
+        let s = tundra_lab::firmware::wait_status(&m.firmware, Duration::from_secs(30), |s| s == "disk").await;
+        assert!(s.is_ok(), "{} after deploy: {s:?}", m.spec.name);
+    }
+
+    // Undeploy: delete goes through cleaning back to available.
+    for id in &ids {
+        api.action(id, "delete", json!({})).await;
+    }
+    for (id, m) in ids.iter().zip(&lab.machines) {
+        let got = api.wait_state(id, "available", long, Some(m)).await;
+        assert_eq!(got["power_state"], "off");
+        for (_, f) in &m.disks {
+            assert!(all_zero(f), "{} is not erased after delete", f.display());
+        }
+    }
+
+    // The audit trail shows the agent's work for a machine.
+    let ev = api.ok("GET", &format!("/v1/events?object_id={}&limit=500", ids[0]), None).await;
+    let actions: Vec<&str> = ev["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.iter().filter(|a| **a == "agent_reported").count() >= 4, "{actions:?}");
+
+    server.stop().await.unwrap();
+    lab.stop().await;
+}

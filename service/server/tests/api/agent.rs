@@ -1,0 +1,97 @@
+//! The agent protocol's rules, without hardware: the boot script mints a
+//! per-boot token (a second boot retires the first), the token opens only the
+//! agent routes, a report names its command and is recorded once, and the
+//! token dies with the session. (The lab tests run the whole flow with real
+//! BMCs, DHCP and the agent binary.)
+
+use serde_json::json;
+use tundra_api::agent::Command;
+use tundra_store::{Actor, NewOperation};
+
+use crate::harness::{Backend, Env};
+
+pub async fn tokens_commands_and_reports(b: Backend) {
+    let env = Env::start(b, |_| {}).await;
+    let admin = env.admin.clone();
+    let m = env
+        .call("POST", "/v1/machines", &admin, Some(json!({"name": "m1", "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p", "interfaces": [{"mac": "52:54:00:aa:00:01", "pxe": true}]})))
+        .await;
+    assert_eq!(m.status, 201, "{}", m.body);
+    assert_eq!(m.body["resource_class"], "baremetal", "the default class");
+    let id: tundra_api::MachineId = m.body["id"].as_str().unwrap().parse().unwrap();
+    let store = &env.state().store;
+
+    // Nothing is booting: no script.
+    env.call("GET", "/boot/52:54:00:aa:00:01.ipxe", "", None).await.problem(404);
+
+    // An operation (not run here) holds the machine in inspect_wait with a session.
+    let op = NewOperation {
+        project_id: None,
+        kind: "machine.test".into(),
+        target_type: "machine".into(),
+        target_id: id.to_string(),
+        input: json!({}),
+    };
+    let (_, op) =
+        store.begin_machine_transition(&Actor::service(), id, "enroll", "inspect_wait", "test", op).await.unwrap();
+    let cmd = Command::Inspect { id: "c1".into() };
+    store.open_agent_session(id, op, &serde_json::to_value(&cmd).unwrap()).await.unwrap();
+
+    let script = async || {
+        let r = env.call("GET", "/boot/52-54-00-AA-00-01.ipxe", "", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), "text/plain; charset=utf-8");
+        let text = String::from_utf8(r.bytes.to_vec()).unwrap();
+        assert!(text.starts_with("#!ipxe\n"), "{text}");
+        assert!(text.contains(&format!("tundra.api={}", env.base())), "{text}");
+        assert!(text.contains("BOOTIF=01-52-54-00-aa-00-01"), "{text}");
+        text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string()
+    };
+    let t1 = script().await;
+    assert!(t1.starts_with("tna_"));
+    let hb = json!({"version": "test"});
+    let r = env.call("POST", "/v1/agent/heartbeat", &t1, Some(hb.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!({"command": "inspect", "id": "c1"}));
+    // The agent token is not an API token.
+    env.call("GET", "/v1/machines", &t1, None).await.problem(401);
+
+    // A second boot retires the first boot's token.
+    let t2 = script().await;
+    assert_ne!(t1, t2);
+    env.call("POST", "/v1/agent/heartbeat", &t1, Some(hb.clone())).await.problem(401);
+    assert_eq!(store.agent_session(id).await.unwrap().unwrap().boots, 2);
+
+    // Reports: strict bodies, the right command, recorded once.
+    env.call("POST", "/v1/agent/report", &t2, Some(json!({"id": "c1", "ok": true, "colour": 1}))).await.problem(400);
+    let wrong = env.call("POST", "/v1/agent/report", &t2, Some(json!({"id": "c0", "ok": true}))).await;
+    assert!(wrong.problem(409).contains("c1"), "{}", wrong.body);
+    let report = json!({"id": "c1", "ok": true, "details": {"cpus": 4}});
+    let r = env.call("POST", "/v1/agent/report", &t2, Some(report.clone())).await;
+    assert_eq!(r.body, json!({"recorded": true}));
+    let r = env.call("POST", "/v1/agent/report", &t2, Some(report)).await;
+    assert_eq!(r.body, json!({"recorded": false}), "a retried report is acknowledged, not recorded again");
+    let stored = store.agent_session(id).await.unwrap().unwrap().report.unwrap();
+    assert_eq!(stored["details"]["cpus"], 4);
+    let ev = env.call("GET", &format!("/v1/events?object_id={id}&limit=100"), &admin, None).await;
+    let actions: Vec<&str> = ev.body["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "agent_reported").count(), 1, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| **a == "agent_booting").count(), 2, "{actions:?}");
+    // After its report the agent is told to stop; it was not asked for an image.
+    let r = env.call("POST", "/v1/agent/heartbeat", &t2, Some(hb.clone())).await;
+    assert_eq!(r.body, json!({"command": "exit"}));
+    env.call("GET", "/v1/agent/image", &t2, None).await.problem(409);
+
+    // The session ends with its operation: the token is dead, no script is served.
+    store.close_agent_session(id, op).await.unwrap();
+    env.call("POST", "/v1/agent/heartbeat", &t2, Some(hb)).await.problem(401);
+    env.call("GET", "/boot/52:54:00:aa:00:01.ipxe", "", None).await.problem(404);
+    // Boot assets: only plain file names inside the assets dir.
+    let assets = env.config.boot_assets_dir();
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::write(assets.join("vmlinuz"), b"kernel bytes").unwrap();
+    let r = env.call("GET", "/boot/assets/vmlinuz", "", None).await;
+    assert_eq!((r.status, r.bytes.as_ref()), (200, &b"kernel bytes"[..]));
+    env.call("GET", "/boot/assets/..%2Fsecrets.key", "", None).await.problem(404);
+    env.stop().await;
+}
