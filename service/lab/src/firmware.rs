@@ -28,8 +28,23 @@ pub enum Power {
     Off,
 }
 
+/// A machine that is a real QEMU (TCG) VM: its NICs are taps on the lab
+/// bridge, its firmware is SeaBIOS + the iPXE ROM of its virtio NIC.
+pub struct Vm {
+    /// Where scripts/setup.sh unpacked QEMU (`.venv/qemu`).
+    pub qemu_root: PathBuf,
+    pub fabric_ns: String,
+    /// (tap, MAC) per NIC.
+    pub taps: Vec<(String, String)>,
+    pub disks: Vec<PathBuf>,
+    /// The VM's serial console.
+    pub serial: PathBuf,
+}
+
 /// A lab machine as its firmware sees it.
 pub struct Machine {
+    /// Set for a QEMU machine; otherwise the namespace firmware runs.
+    pub vm: Option<Vm>,
     pub name: String,
     pub ns: String,
     /// The machine's hardware tree (`proc/`, `sys/`, `dev/`), the agent's `--root`.
@@ -67,7 +82,11 @@ impl Machine {
     }
 
     /// Kill everything running in the machine and forget its addresses.
+    /// (A VM's QEMU dies with its boot task.)
     async fn halt(&self) {
+        if self.vm.is_some() {
+            return;
+        }
         let out = Command::new("ip").args(["netns", "pids", &self.ns]).output().await;
         if let Ok(o) = out {
             for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
@@ -111,6 +130,9 @@ pub async fn run(m: Arc<Machine>, mut power: mpsc::UnboundedReceiver<Power>) {
 }
 
 async fn boot(m: &Machine, pxe: bool) -> anyhow::Result<()> {
+    if let Some(vm) = &m.vm {
+        return boot_vm(m, vm, pxe).await;
+    }
     if !pxe {
         m.set("disk");
         return Ok(());
@@ -166,6 +188,49 @@ async fn boot(m: &Machine, pxe: bool) -> anyhow::Result<()> {
         .status()
         .await?;
     m.set(format!("agent exited ({status})"));
+    Ok(())
+}
+
+/// Power on a QEMU machine: network first (its NIC's iPXE ROM) or disk.
+/// QEMU runs in the fabric namespace, where its taps are; it is killed when
+/// the machine powers off (the boot task is dropped).
+async fn boot_vm(m: &Machine, vm: &Vm, pxe: bool) -> anyhow::Result<()> {
+    let q = &vm.qemu_root;
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &vm.fabric_ns])
+        .arg(q.join("usr/bin/qemu-system-x86_64"))
+        .args(["-accel", "tcg", "-m", "256", "-nographic", "-nodefaults", "-no-user-config"])
+        .arg("-serial")
+        .arg(format!("file:{}", vm.serial.display()))
+        .arg("-L")
+        .arg(q.join("usr/share/seabios"))
+        .arg("-L")
+        .arg(q.join("usr/lib/ipxe/qemu"))
+        .arg("-L")
+        .arg(q.join("usr/share/qemu"))
+        .args(["-boot", if pxe { "n" } else { "c" }])
+        .env(
+            "LD_LIBRARY_PATH",
+            format!("{}:{}", q.join("usr/lib/x86_64-linux-gnu").display(), q.join("lib/x86_64-linux-gnu").display()),
+        );
+    for (j, (tap, mac)) in vm.taps.iter().enumerate() {
+        c.arg("-netdev").arg(format!("tap,id=n{j},ifname={tap},script=no,downscript=no"));
+        c.arg("-device").arg(format!("virtio-net-pci,netdev=n{j},mac={mac}"));
+    }
+    for d in &vm.disks {
+        c.arg("-drive").arg(format!("file={},format=raw,if=virtio", d.display()));
+    }
+    m.set(if pxe { "vm (network boot)" } else { "vm (disk)" });
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
+    let status = c
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("starting QEMU (scripts/setup.sh unpacks it into .venv/qemu)")?;
+    m.set(format!("vm stopped ({status})"));
     Ok(())
 }
 

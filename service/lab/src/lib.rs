@@ -154,7 +154,7 @@ impl Lab {
         opts: &Options,
     ) -> anyhow::Result<()> {
         let id = self.id.clone();
-        let macs: Vec<Vec<String>> = specs.iter().map(|s| s.macs.clone()).collect();
+        let macs: Vec<(Vec<String>, bool)> = specs.iter().map(|s| (s.macs.clone(), s.vm)).collect();
         fabric::build(&id, [net[0], net[1], net[2], 1], &macs)?;
 
         // Hardware trees and disks.
@@ -243,7 +243,15 @@ impl Lab {
 
         for (k, (s, rx)) in specs.iter().zip(receivers).enumerate() {
             let mdir = self.dir.join("machines").join(&s.name);
+            let vm = s.vm.then(|| firmware::Vm {
+                qemu_root: opts.venv.parent().unwrap_or(&opts.venv).join("qemu"),
+                fabric_ns: fabric::fabric_ns(&id),
+                taps: s.macs.iter().enumerate().map(|(j, mac)| (format!("m{k}t{j}"), mac.clone())).collect(),
+                disks: disks_of[k].iter().map(|(_, f)| f.clone()).collect(),
+                serial: mdir.join("serial.log"),
+            });
             let fw = Arc::new(firmware::Machine {
+                vm,
                 name: s.name.clone(),
                 ns: fabric::machine_ns(&id, k),
                 root: mdir.join("root"),

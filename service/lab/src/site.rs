@@ -66,6 +66,10 @@ pub struct MachineGroup {
     pub gpus: Vec<GpuSpec>,
     #[serde(default)]
     pub rack: Option<String>,
+    /// Boot a real QEMU (TCG) virtual machine with iPXE instead of the
+    /// namespace firmware (the staging smoke tier).
+    #[serde(default)]
+    pub vm: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +117,7 @@ pub struct MachineSpec {
     pub macs: Vec<String>,
     pub gpus: Vec<GpuSpec>,
     pub rack: Option<String>,
+    pub vm: bool,
 }
 
 impl Site {
@@ -171,6 +176,7 @@ impl Site {
                     macs: (0..g.nics).map(|j| format!("52:54:{lab_byte:02x}:{:02x}:{k:02x}:{j:02x}", k >> 8)).collect(),
                     gpus: g.gpus.clone(),
                     rack: g.rack.clone(),
+                    vm: g.vm,
                 });
             }
         }
