@@ -37,6 +37,7 @@ apt_packages=(
   libprotobuf-dev     # google/protobuf/*.proto (Timestamp, Empty) that proto/ imports
   iproute2            # ip netns / veth / bridge: the lab fabric
   busybox             # udhcpc: a real DHCP client inside lab namespaces
+  lldpd               # the lab switch announces its ports over LLDP (the agent listens)
   openssh-server      # sshd: Linux-switch dialect in the lab
   ipmitool            # IPMI client, checks our IPMI driver against pyghmi
   kea-admin           # perfdhcp: DHCP load generator for benchmarks

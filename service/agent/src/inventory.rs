@@ -34,6 +34,9 @@ pub struct Nic {
     pub carrier: bool,
     /// `ether` or `infiniband` (ARPHRD 1 / 32).
     pub kind: String,
+    /// The switch port it is cabled to, when LLDP was listened for and heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lldp: Option<crate::lldp::Lldp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +128,7 @@ fn nics(root: &Path) -> Vec<Nic> {
                 kind: kind.into(),
                 mac,
                 name,
+                lldp: None,
             })
         })
         .collect()

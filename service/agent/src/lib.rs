@@ -7,4 +7,5 @@
 pub mod erase;
 pub mod image;
 pub mod inventory;
+pub mod lldp;
 pub mod run;

@@ -12,8 +12,9 @@ USAGE:
         Work for tundrad: read tundra.api= and tundra.token= from the kernel command
         line (FILE, default ROOT/proc/cmdline), then inspect, write images or erase
         disks as tundrad asks, until it says exit. Disks are ROOT/dev/NAME.
-    tundra-agent inventory [--root DIR]
-        Print the hardware inventory as JSON (root defaults to /).
+    tundra-agent inventory [--root DIR] [--lldp-wait SECONDS]
+        Print the hardware inventory as JSON (root defaults to /), with each NIC's
+        LLDP neighbour when --lldp-wait is given (needs CAP_NET_RAW).
     tundra-agent write-image --url URL --sha256 HEX --target DISK
         Stream URL onto DISK (a block device or disk file), verifying sha256 inline.
         A bearer token for the URL is read from TUNDRA_AGENT_TOKEN.
@@ -45,9 +46,19 @@ async fn main() -> ExitCode {
         }
         Some("inventory") => {
             let root = PathBuf::from(arg(&args, "--root").unwrap_or_else(|| "/".into()));
-            tundra_agent::inventory::collect(&root)
-                .map_err(|e| format!("reading {}: {e}", root.display()))
-                .map(|inv| println!("{}", serde_json::to_string_pretty(&inv).expect("inventory serializes")))
+            let wait: f64 = arg(&args, "--lldp-wait").and_then(|w| w.parse().ok()).unwrap_or(0.0);
+            tundra_agent::inventory::collect(&root).map_err(|e| format!("reading {}: {e}", root.display())).and_then(
+                |mut inv| {
+                    let names: Vec<String> = inv.nics.iter().map(|n| n.name.clone()).collect();
+                    let heard = tundra_agent::lldp::listen(&names, std::time::Duration::from_secs_f64(wait.max(0.0)))
+                        .map_err(|e| format!("listening for LLDP: {e}"))?;
+                    for nic in &mut inv.nics {
+                        nic.lldp = heard.get(&nic.name).cloned();
+                    }
+                    println!("{}", serde_json::to_string_pretty(&inv).expect("inventory serializes"));
+                    Ok(())
+                },
+            )
         }
         Some("write-image") => async {
             let (url, sha, target) = (need("--url")?, need("--sha256")?, PathBuf::from(need("--target")?));

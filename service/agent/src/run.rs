@@ -20,6 +20,8 @@ pub struct BootParams {
     pub api: String,
     /// The per-boot agent token (`tundra.token=`).
     pub token: String,
+    /// How long inspection listens for LLDP (`tundra.lldp_wait=SECONDS`, default 0: not at all).
+    pub lldp_wait: Duration,
 }
 
 /// Read `tundra.api=` and `tundra.token=` from a kernel command line.
@@ -33,7 +35,16 @@ pub fn boot_params(cmdline: &str) -> Result<BootParams, String> {
                 format!("the kernel command line has no {key}= (was the machine booted by tundrad's iPXE script?)")
             })
     };
-    Ok(BootParams { api: get("tundra.api")?.trim_end_matches('/').to_string(), token: get("tundra.token")? })
+    let lldp_wait = match get("tundra.lldp_wait") {
+        Ok(v) => Duration::from_secs_f64(
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or(format!("tundra.lldp_wait={v} is not a number of seconds"))?,
+        ),
+        Err(_) => Duration::ZERO,
+    };
+    Ok(BootParams { api: get("tundra.api")?.trim_end_matches('/').to_string(), token: get("tundra.token")?, lldp_wait })
 }
 
 /// The agent's run: `root` is `/` on a machine (the lab points it at the
@@ -149,9 +160,26 @@ impl Agent {
     async fn work(&self, cmd: &Command, progress: std::sync::Arc<std::sync::Mutex<String>>) -> Report {
         let id = cmd.id().unwrap_or_default().to_string();
         let result: Result<serde_json::Value, String> = match cmd {
-            Command::Inspect { .. } => crate::inventory::collect(&self.root)
-                .map_err(|e| format!("reading the hardware under {}: {e}", self.root.display()))
-                .and_then(|inv| serde_json::to_value(inv).map_err(|e| e.to_string())),
+            Command::Inspect { .. } => async {
+                let mut inv = crate::inventory::collect(&self.root)
+                    .map_err(|e| format!("reading the hardware under {}: {e}", self.root.display()))?;
+                if !self.params.lldp_wait.is_zero() {
+                    if let Ok(mut p) = progress.lock() {
+                        *p = format!("listening for LLDP for {:?}", self.params.lldp_wait);
+                    }
+                    let names: Vec<String> = inv.nics.iter().filter(|n| n.kind == "ether").map(|n| n.name.clone()).collect();
+                    let wait = self.params.lldp_wait;
+                    let heard = tokio::task::spawn_blocking(move || crate::lldp::listen(&names, wait))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("listening for LLDP: {e}"))?;
+                    for nic in &mut inv.nics {
+                        nic.lldp = heard.get(&nic.name).cloned();
+                    }
+                }
+                serde_json::to_value(inv).map_err(|e| e.to_string())
+            }
+            .await,
             Command::WriteImage { url, sha256, disk, .. } => async {
                 let target = self.disk(disk)?;
                 let url = if url.starts_with('/') { self.url(url) } else { url.clone() };
@@ -227,14 +255,23 @@ mod tests {
     fn boot_params_come_from_the_command_line() {
         let p = boot_params("BOOT_IMAGE=/vmlinuz tundra.api=http://10.0.0.1:8180/ tundra.token=tna_abc console=ttyS0")
             .unwrap();
-        assert_eq!(p, BootParams { api: "http://10.0.0.1:8180".into(), token: "tna_abc".into() });
+        assert_eq!(
+            p,
+            BootParams { api: "http://10.0.0.1:8180".into(), token: "tna_abc".into(), lldp_wait: Duration::ZERO }
+        );
+        let p = boot_params("tundra.api=http://a tundra.token=t tundra.lldp_wait=2.5").unwrap();
+        assert_eq!(p.lldp_wait, Duration::from_millis(2500));
+        assert!(boot_params("tundra.api=http://a tundra.token=t tundra.lldp_wait=soon").is_err());
         let e = boot_params("quiet splash").unwrap_err();
         assert!(e.contains("tundra.api="), "{e}");
     }
 
     #[test]
     fn disk_names_stay_under_dev() {
-        let a = Agent::new(BootParams { api: "http://x".into(), token: "t".into() }, Path::new("/r"));
+        let a = Agent::new(
+            BootParams { api: "http://x".into(), token: "t".into(), lldp_wait: Duration::ZERO },
+            Path::new("/r"),
+        );
         assert_eq!(a.disk("vda").unwrap(), Path::new("/r/dev/vda"));
         assert!(a.disk("../etc/passwd").is_err());
         assert!(a.disk("").is_err());

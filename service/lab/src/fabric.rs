@@ -161,3 +161,34 @@ pub fn build(id: &str, host_ip: [u8; 4], machines: &[(Vec<String>, bool)]) -> an
     }
     Ok(())
 }
+
+/// Start lldpd (Debian's) in the fabric namespace as the lab switch: it
+/// sends LLDP every second on every machine port, with the site's system
+/// name and per-port IDs (`ports`: (bridge port, port ID, description)).
+pub fn start_lldpd(
+    id: &str,
+    dir: &Path,
+    switch: &str,
+    ports: &[(String, String, String)],
+) -> anyhow::Result<std::process::Child> {
+    let mut conf = format!("configure system hostname {switch}\nconfigure lldp tx-interval 1\n");
+    for (port, port_id, descr) in ports {
+        conf.push_str(&format!(
+            "configure ports {port} lldp portidsubtype local \"{port_id}\" description \"{descr}\"\n"
+        ));
+    }
+    let conf_file = dir.join("lldpd.conf");
+    std::fs::write(&conf_file, conf)?;
+    let log = dir.join("lldpd.log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &fabric_ns(id), "lldpd", "-d", "-u"])
+        .arg(dir.join("lldpd.sock"))
+        .args(["-I", "m*p*", "-O"])
+        .arg(&conf_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("starting lldpd (Debian's lldpd package; scripts/setup.sh installs it)")?;
+    Ok(child)
+}

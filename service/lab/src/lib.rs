@@ -48,6 +48,8 @@ pub struct LabMachine {
     pub bmc: BmcInfo,
     /// Disk name → the file standing in for it.
     pub disks: Vec<(String, PathBuf)>,
+    /// Per NIC: (switch, LLDP port ID) it is cabled to.
+    pub cabling: Vec<(String, String)>,
     pub firmware: Arc<firmware::Machine>,
 }
 
@@ -143,6 +145,7 @@ impl Lab {
         fabric::register(&id, &fabric::Registration { pid: std::process::id(), helpers: vec![], dir: dir.clone() })?;
         // From here on, a failure tears down what was built (Drop).
         lab.build(&specs, net, &password, opts).await?;
+        lab.cable(&specs, &site.switch)?;
         Ok(lab)
     }
 
@@ -266,8 +269,32 @@ impl Lab {
                 spec: s.clone(),
                 bmc: bmcs[k].clone().context("every machine has a BMC")?,
                 disks: disks_of[k].clone(),
+                cabling: Vec::new(),
                 firmware: fw,
             });
+        }
+        Ok(())
+    }
+
+    /// The lab switch: which port each machine NIC is on, announced by lldpd.
+    fn cable(&mut self, specs: &[MachineSpec], switch: &site::Switch) -> anyhow::Result<()> {
+        let mut ports = Vec::new();
+        let mut n = 0;
+        for (k, s) in specs.iter().enumerate() {
+            for j in 0..s.macs.len() {
+                n += 1;
+                let port_id = switch.port_id.replace("{n}", &n.to_string());
+                if !s.vm {
+                    ports.push((format!("m{k}p{j}"), port_id.clone(), format!("{} eth{j}", s.name)));
+                }
+                self.machines[k].cabling.push((switch.name.clone(), port_id));
+            }
+        }
+        if !ports.is_empty() {
+            let d = self.dir.join("switch");
+            std::fs::create_dir_all(&d)?;
+            self.helpers.push(fabric::start_lldpd(&self.id, &d, &switch.name, &ports)?);
+            self.register()?;
         }
         Ok(())
     }
@@ -297,6 +324,7 @@ impl Lab {
                 "bmc": m.bmc,
                 "macs": m.spec.macs,
                 "rack": m.spec.rack,
+                "cabling": m.cabling.iter().map(|(s, p)| serde_json::json!({"switch": s, "port_id": p})).collect::<Vec<_>>(),
                 "disks": m.disks.iter().map(|(n, p)| serde_json::json!({"name": n, "file": p})).collect::<Vec<_>>(),
                 "console_log": m.firmware.log,
             })).collect::<Vec<_>>(),

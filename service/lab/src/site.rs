@@ -26,6 +26,9 @@ use serde::Deserialize;
 pub struct Site {
     #[serde(default)]
     pub provisioning: Provisioning,
+    /// The switch the machines are cabled to (it speaks LLDP).
+    #[serde(default)]
+    pub switch: Switch,
     pub machines: Vec<MachineGroup>,
 }
 
@@ -34,6 +37,22 @@ pub struct Site {
 pub struct Provisioning {
     /// A /24 for the provisioning network; tundrad gets `.1`, the pool is `.100–.199`.
     pub cidr: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Switch {
+    /// The LLDP system name.
+    pub name: String,
+    /// The LLDP port ID of the N-th machine port (`{n}` counts from 1 in
+    /// machine and NIC order), e.g. `TenGigabitEthernet 1/0/{n}`.
+    pub port_id: String,
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Switch { name: "lab-leaf-1".into(), port_id: "Ethernet1/{n}".into() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -153,6 +172,14 @@ impl Site {
         }
         if names.len() > 250 {
             return Err(format!("{} machines: the lab holds at most 250", names.len()));
+        }
+        let lldp_ok = |v: &str| {
+            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !v.contains('"')
+        };
+        if !lldp_ok(&self.switch.name) || !lldp_ok(&self.switch.port_id) || !self.switch.port_id.contains("{n}") {
+            return Err(
+                "switch: name and port_id must be 1–64 printable characters without quotes; port_id needs {n}".into()
+            );
         }
         if let Some(c) = &self.provisioning.cidr {
             cidr24(c)?;

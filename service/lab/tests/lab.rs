@@ -11,6 +11,10 @@ use common::*;
 use serde_json::json;
 
 const SITE: &str = r#"
+[switch]
+name = "lab-leaf-7"
+port_id = "TenGigabitEthernet 1/0/{n}"
+
 [[machines]]
 name = "rf-{n}"
 count = 4
@@ -71,6 +75,11 @@ async fn eight_machines_are_inspected_cleaned_deployed_and_cleaned_again() {
         want.sort();
         assert_eq!(disks, want, "{got}");
         assert_eq!(got["interfaces"][0]["mac"], json!(m.spec.macs[0]));
+        // LLDP from the lab switch (lldpd), translated by the rules.
+        let (switch, port) = &m.cabling[0];
+        assert_eq!(got["interfaces"][0]["switch"], json!(switch), "{got}");
+        assert_eq!(got["interfaces"][0]["port"], json!(port.replace("TenGigabitEthernet ", "Te")), "{got}");
+        assert_eq!(got["interfaces"][0]["physical_network"], "provisioning", "{got}");
         if m.spec.gpus.is_empty() {
             assert_eq!(got["resource_class"], "baremetal");
             assert_eq!(p["cpu_model"], "Lab EPYC 7713");

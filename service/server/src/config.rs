@@ -56,6 +56,9 @@ pub struct Config {
     pub agent_initrd: String,
     /// Extra kernel arguments for the agent, e.g. `console=ttyS0,115200`.
     pub agent_kernel_args: String,
+    /// How long inspection listens for LLDP on each NIC (`0s`: not at all;
+    /// switches send every 30 s by default, so `35s` hears them all).
+    pub agent_lldp_wait: String,
     /// How long a machine booting the agent may stay silent (no heartbeat)
     /// before tundrad reboots it into the agent again (3 times at most).
     pub agent_boot_timeout: String,
@@ -168,6 +171,7 @@ impl Default for Config {
             agent_initrd: "initramfs".into(),
             agent_kernel_args: String::new(),
             agent_boot_timeout: "5m".into(),
+            agent_lldp_wait: "0s".into(),
             inspection_rules_file: None,
         }
     }
@@ -276,6 +280,7 @@ impl Config {
             ("power_sync_interval", &self.power_sync_interval),
             ("reconcile_interval", &self.reconcile_interval),
             ("agent_boot_timeout", &self.agent_boot_timeout),
+            ("agent_lldp_wait", &self.agent_lldp_wait),
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;

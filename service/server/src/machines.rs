@@ -492,7 +492,14 @@ pub async fn boot_script(state: &AppState, m: &Machine, mac: &str, base: &str) -
         .issue_agent_token(m.id, &crate::auth::sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl))
         .await?;
     let c = &state.config;
-    let args = if c.agent_kernel_args.is_empty() { String::new() } else { format!(" {}", c.agent_kernel_args) };
+    let mut args = String::new();
+    let lldp = humantime::parse_duration(&c.agent_lldp_wait).unwrap_or_default();
+    if !lldp.is_zero() {
+        args.push_str(&format!(" tundra.lldp_wait={}", lldp.as_secs_f64()));
+    }
+    if !c.agent_kernel_args.is_empty() {
+        args.push_str(&format!(" {}", c.agent_kernel_args));
+    }
     Ok(format!(
         "#!ipxe\n\
          # tundrad: {name} is {st}; operation {op}, boot {boot}\n\

@@ -42,7 +42,10 @@ pub const RULES: &str = r#"[
   {"name": "gpu", "conditions": [{"op": "any", "field": "/gpus", "key": "vendor", "value": "nvidia"}],
    "actions": [{"action": "set_resource_class", "value": "baremetal.gpu"}, {"action": "add_trait", "value": "gpu"}]},
   {"name": "big memory", "conditions": [{"op": "ge", "field": "/memory_mib", "value": 32768}],
-   "actions": [{"action": "add_trait", "value": "bigmem"}]}
+   "actions": [{"action": "add_trait", "value": "bigmem"}]},
+  {"name": "cabling", "actions": [
+     {"action": "set_switch_port_from_lldp", "translate": [["^TenGigabitEthernet (.*)$", "Te$1"]]},
+     {"action": "set_physical_network", "switch": "^lab-leaf-", "physical_network": "provisioning"}]}
 ]"#;
 
 /// tundrad's config for this lab: DHCP and boot HTTP on the lab's host link.
@@ -55,6 +58,7 @@ pub fn config(lab: &Lab, dir: &Path, listen: &str, http_port: u16) -> tundrad::c
         boot_assets_dir: Some(boot_assets(dir)),
         inspection_rules_file: Some(rules),
         reconcile_interval: "2s".into(),
+        agent_lldp_wait: "3s".into(),
         provisioning_networks: vec![tundrad::config::ProvisioningNetwork {
             interface: lab.provisioning.interface.clone(),
             address: lab.provisioning.address.clone(),
