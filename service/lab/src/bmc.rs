@@ -108,8 +108,12 @@ pub struct IpmiBmc {
     pub state: PathBuf,
 }
 
-/// Start one pyghmi process serving `n` BMCs.
-pub fn start_ipmi(venv: &Path, dir: &Path, n: usize, password: &str) -> anyhow::Result<(Child, Vec<IpmiBmc>)> {
+/// BMCs per pyghmi process: one Python loop answering many BMCs becomes the
+/// bottleneck a real site (one BMC per machine) does not have.
+const BMCS_PER_PROCESS: usize = 6;
+
+/// Start pyghmi processes serving `n` BMCs.
+pub fn start_ipmi(venv: &Path, dir: &Path, n: usize, password: &str) -> anyhow::Result<(Vec<Child>, Vec<IpmiBmc>)> {
     let script = dir.join("ipmi-bmc.py");
     std::fs::write(&script, IPMI_BMC_PY)?;
     let mut bmcs = Vec::new();
@@ -118,13 +122,37 @@ pub fn start_ipmi(venv: &Path, dir: &Path, n: usize, password: &str) -> anyhow::
         std::fs::write(&state, r#"{"power": "off", "bootdev": "default", "boots": 0}"#)?;
         bmcs.push(IpmiBmc { port: free_udp_port()?, state });
     }
+    let mut children = Vec::new();
+    for (i, chunk) in bmcs.chunks(BMCS_PER_PROCESS).enumerate() {
+        match start_ipmi_process(venv, dir, &script, i, chunk, password) {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                for mut c in children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok((children, bmcs))
+}
+
+fn start_ipmi_process(
+    venv: &Path,
+    dir: &Path,
+    script: &Path,
+    i: usize,
+    bmcs: &[IpmiBmc],
+    password: &str,
+) -> anyhow::Result<Child> {
     let list: Vec<serde_json::Value> =
         bmcs.iter().map(|b| serde_json::json!({"port": b.port, "state": b.state})).collect();
-    let many = dir.join("ipmi-bmcs.json");
+    let many = dir.join(format!("ipmi-bmcs-{i}.json"));
     std::fs::write(&many, serde_json::to_vec(&list)?)?;
-    let log = dir.join("ipmi.log");
+    let log = dir.join(format!("ipmi-{i}.log"));
     let mut child = Command::new(venv.join("python"))
-        .arg(&script)
+        .arg(script)
         .arg("--many")
         .arg(&many)
         .env("BMC_PASSWORD", password)
@@ -140,5 +168,5 @@ pub fn start_ipmi(venv: &Path, dir: &Path, n: usize, password: &str) -> anyhow::
         let _ = child.kill();
         bail!("the IPMI BMCs did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
     }
-    Ok((child, bmcs))
+    Ok(child)
 }

@@ -56,7 +56,7 @@ fn ours(pid: u32, dir: &Path) -> bool {
 }
 
 fn kill(pid: u32) {
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
 }
 
 /// Remove everything of lab `id`: processes in its namespaces, the

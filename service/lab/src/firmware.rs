@@ -90,7 +90,8 @@ impl Machine {
         let out = Command::new("ip").args(["netns", "pids", &self.ns]).output().await;
         if let Ok(o) = out {
             for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status().await;
+                // (It may have exited meanwhile.)
+                let _ = Command::new("kill").args(["-9", pid]).stderr(std::process::Stdio::null()).status().await;
             }
         }
         for j in 0..self.nics {

@@ -226,8 +226,8 @@ impl Lab {
         if !ipmi.is_empty() {
             let d = self.dir.join("ipmi");
             std::fs::create_dir_all(&d)?;
-            let (child, list) = bmc::start_ipmi(&opts.venv, &d, ipmi.len(), password)?;
-            self.helpers.push(child);
+            let (children, list) = bmc::start_ipmi(&opts.venv, &d, ipmi.len(), password)?;
+            self.helpers.extend(children);
             self.register()?;
             let mut watched = Vec::new();
             for (k, b) in ipmi.iter().zip(list) {

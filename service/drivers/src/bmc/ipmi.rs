@@ -78,6 +78,7 @@ impl Ipmi {
                 BmcError::Unauthorized { address: self.address() }
             } else if lower.contains("unable to establish")
                 || lower.contains("no response")
+                || lower.contains("no valid response")
                 || lower.contains("timeout")
             {
                 // Many BMCs stay silent on a bad password, so this is also what
