@@ -150,3 +150,38 @@ async fn eight_machines_are_inspected_cleaned_deployed_and_cleaned_again() {
     server.stop().await.unwrap();
     lab.stop().await;
 }
+
+/// A machine whose boot goes wrong (here: the initrd is missing, so its
+/// firmware gives up and boots its disk) never speaks to tundrad; after
+/// `agent_boot_timeout` tundrad reboots it into the agent again, and the
+/// second boot (initrd back in place) finishes the inspection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_that_misses_its_boot_is_booted_again() {
+    let dir = tempfile::Builder::new().prefix("tundra-lab-reboot-").tempdir().unwrap();
+    let lab = lab("[[machines]]\nname = \"ipmi-1\"\nbmc = \"ipmi\"\n", dir.path()).await;
+    let mut c = config(&lab, dir.path(), "127.0.0.1:0", 0);
+    c.agent_boot_timeout = "8s".into();
+    let initrd = c.boot_assets_dir.clone().unwrap().join("initramfs");
+    let server = tundrad::start(c).await.unwrap();
+    let api = Api::new(&format!("http://{}", server.addr), &dir.path().join("data"));
+    let m = &lab.machines[0];
+    let id = api.enroll(m).await;
+    api.action(&id, "manage", json!({})).await;
+    api.wait_state(&id, "manageable", Duration::from_secs(60), Some(m)).await;
+
+    let held = dir.path().join("initramfs.held");
+    std::fs::rename(&initrd, &held).unwrap();
+    api.action(&id, "inspect", json!({})).await;
+    let failed =
+        tundra_lab::firmware::wait_status(&m.firmware, Duration::from_secs(60), |s| s.starts_with("boot failed")).await;
+    assert!(failed.is_ok(), "the first boot should fail without an initrd: {failed:?}");
+    std::fs::rename(&held, &initrd).unwrap();
+
+    let got = api.wait_state(&id, "manageable", Duration::from_secs(120), Some(m)).await;
+    assert_eq!(got["properties"]["cpus"], json!(m.spec.cpus));
+    let ev = api.ok("GET", &format!("/v1/events?object_id={id}&limit=200"), None).await;
+    let boots = ev["items"].as_array().unwrap().iter().filter(|e| e["action"] == "agent_booting").count();
+    assert_eq!(boots, 2, "one failed boot, one reboot into the agent: {ev}");
+    server.stop().await.unwrap();
+    lab.stop().await;
+}
