@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
+    /// From DMI (`/sys/class/dmi/id`), when the platform has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_product: Option<String>,
     pub cpus: u32,
     pub cpu_model: String,
     pub memory_mib: u64,
@@ -67,7 +74,14 @@ pub fn collect(root: &Path) -> std::io::Result<Inventory> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let dmi = |f: &str| {
+        read(&root.join("sys/class/dmi/id").join(f))
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("to be filled by o.e.m."))
+    };
     Ok(Inventory {
+        serial: dmi("product_serial"),
+        system_vendor: dmi("sys_vendor"),
+        system_product: dmi("product_name"),
         cpus,
         cpu_model,
         memory_mib: memory_kib / 1024,
@@ -195,7 +209,13 @@ mod tests {
         write(r, "sys/bus/pci/devices/0000:41:00.0/vendor", "0x10de\n");
         write(r, "sys/bus/pci/devices/0000:41:00.0/device", "0x20b5\n");
         write(r, "sys/bus/pci/devices/0000:00:01.0/class", "0x060400\n");
+        write(r, "sys/class/dmi/id/product_serial", "CZ2041\n");
+        write(r, "sys/class/dmi/id/sys_vendor", "HPE\n");
+        write(r, "sys/class/dmi/id/product_name", "To Be Filled By O.E.M.\n");
         let inv = collect(r).unwrap();
+        assert_eq!(inv.serial.as_deref(), Some("CZ2041"));
+        assert_eq!(inv.system_vendor.as_deref(), Some("HPE"));
+        assert_eq!(inv.system_product, None, "placeholder DMI text is no fact");
         assert_eq!(inv.cpus, 2);
         assert_eq!(inv.cpu_model, "AMD EPYC 7713");
         assert_eq!(inv.memory_mib, 257736);

@@ -98,6 +98,22 @@ pub enum Action {
         #[serde(default)]
         translate: Vec<(String, String)>,
     },
+    /// The machine's BMC (what discovery needs to enroll a machine it found):
+    /// `driver` `redfish` or `ipmi`, `address` a template like
+    /// `"https://bmc-{/serial}.mgmt.example.org"`.
+    SetBmc {
+        driver: String,
+        address: String,
+        username: String,
+    },
+}
+
+/// A BMC the rules named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcOutcome {
+    pub driver: String,
+    pub address: String,
+    pub username: String,
 }
 
 /// The outcome of the rules.
@@ -112,6 +128,7 @@ pub struct Outcome {
     pub interfaces: Vec<InterfaceOutcome>,
     /// Names of the rules that applied, in order.
     pub applied: Vec<String>,
+    pub bmc: Option<BmcOutcome>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -170,6 +187,14 @@ pub fn load(json: &str) -> Result<Vec<Rule>, RuleError> {
                 }
                 Action::SetPhysicalNetwork { switch, .. } => {
                     Regex::new(switch).map_err(|e| bad(format!("switch pattern {switch:?}: {e}")))?;
+                }
+                Action::SetBmc { driver, address, username } => {
+                    if !matches!(driver.as_str(), "redfish" | "ipmi") {
+                        return Err(bad(format!("set_bmc driver {driver:?} must be redfish or ipmi")));
+                    }
+                    if address.is_empty() || username.is_empty() {
+                        return Err(bad("set_bmc needs an address and a username".into()));
+                    }
                 }
                 _ => {}
             }
@@ -284,6 +309,13 @@ pub fn evaluate(rules: &[Rule], facts: &Value) -> Outcome {
                         }
                     }
                 }
+                Action::SetBmc { driver, address, username } => {
+                    out.bmc = Some(BmcOutcome {
+                        driver: driver.clone(),
+                        address: render(address, facts),
+                        username: username.clone(),
+                    });
+                }
                 Action::SetSwitchPortFromLldp { translate: rules } => {
                     for nic in &nics {
                         let Some(mac) = nic["mac"].as_str() else { continue };
@@ -309,6 +341,30 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn bmc_rules_name_the_bmc_from_facts() {
+        let rules = load(
+            r#"[{"name": "bmc by serial", "conditions": [{"op": "matches", "field": "/serial", "pattern": "^CZ"}],
+                 "actions": [{"action": "set_bmc", "driver": "redfish", "address": "https://bmc-{/serial}.mgmt", "username": "root"}]}]"#,
+        )
+        .unwrap();
+        let out = evaluate(&rules, &json!({"serial": "CZ2041"}));
+        assert_eq!(
+            out.bmc,
+            Some(BmcOutcome {
+                driver: "redfish".into(),
+                address: "https://bmc-CZ2041.mgmt".into(),
+                username: "root".into()
+            })
+        );
+        assert_eq!(evaluate(&rules, &json!({"serial": "XX1"})).bmc, None);
+        let e = load(
+            r#"[{"name": "r", "actions": [{"action": "set_bmc", "driver": "ilo", "address": "a", "username": "u"}]}]"#,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("redfish or ipmi") && e.0.contains("\"r\""), "{e}");
+    }
 
     fn facts() -> Value {
         json!({

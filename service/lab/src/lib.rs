@@ -45,6 +45,8 @@ pub struct BmcInfo {
 /// One lab machine.
 pub struct LabMachine {
     pub spec: MachineSpec,
+    /// Its serial number (DMI), what discovery rules can key on.
+    pub serial: String,
     pub bmc: BmcInfo,
     /// Disk name → the file standing in for it.
     pub disks: Vec<(String, PathBuf)>,
@@ -164,8 +166,7 @@ impl Lab {
         let mut disks_of = Vec::new();
         for (k, s) in specs.iter().enumerate() {
             let root = self.dir.join("machines").join(&s.name).join("root");
-            disks_of.push(hardware_tree(&root, s, &self.dir.join("disks"))?);
-            let _ = k;
+            disks_of.push(hardware_tree(&root, s, &serial(&id, k), &self.dir.join("disks"))?);
         }
 
         // BMC power events reach the firmware through these channels.
@@ -267,6 +268,7 @@ impl Lab {
             self.tasks.push(tokio::spawn(firmware::run(fw.clone(), rx)));
             self.machines.push(LabMachine {
                 spec: s.clone(),
+                serial: serial(&id, k),
                 bmc: bmcs[k].clone().context("every machine has a BMC")?,
                 disks: disks_of[k].clone(),
                 cabling: Vec::new(),
@@ -321,6 +323,7 @@ impl Lab {
             "provisioning": self.provisioning,
             "machines": self.machines.iter().map(|m| serde_json::json!({
                 "name": m.spec.name,
+                "serial": m.serial,
                 "bmc": m.bmc,
                 "macs": m.spec.macs,
                 "rack": m.spec.rack,
@@ -365,9 +368,19 @@ impl Drop for Lab {
     }
 }
 
+/// A lab machine's serial number (its DMI `product_serial`).
+pub fn serial(lab: &str, k: usize) -> String {
+    format!("LAB-{lab}-{k:03}")
+}
+
 /// Write a machine's hardware tree (what its agent reads) and create its
 /// sparse disk files; returns (disk name, file).
-fn hardware_tree(root: &Path, s: &MachineSpec, disks_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+fn hardware_tree(
+    root: &Path,
+    s: &MachineSpec,
+    serial: &str,
+    disks_dir: &Path,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let w = |p: &str, v: String| -> anyhow::Result<()> {
         let f = root.join(p);
         std::fs::create_dir_all(f.parent().expect("has a parent"))?;
@@ -379,6 +392,9 @@ fn hardware_tree(root: &Path, s: &MachineSpec, disks_dir: &Path) -> anyhow::Resu
     }
     w("proc/cpuinfo", cpuinfo)?;
     w("proc/meminfo", format!("MemTotal:       {} kB\n", s.memory_mib * 1024))?;
+    w("sys/class/dmi/id/product_serial", format!("{serial}\n"))?;
+    w("sys/class/dmi/id/sys_vendor", "Tundra Lab\n".into())?;
+    w("sys/class/dmi/id/product_name", format!("{} ({} CPUs)\n", s.cpu_model, s.cpus))?;
     std::fs::create_dir_all(root.join("dev"))?;
     std::fs::create_dir_all(disks_dir)?;
     let mut out = Vec::new();

@@ -185,3 +185,67 @@ async fn a_machine_that_misses_its_boot_is_booted_again() {
     server.stop().await.unwrap();
     lab.stop().await;
 }
+
+/// Discovery: a machine nobody enrolled is powered on at its BMC; its
+/// network boot reaches tundrad (discovery on), the agent reports the
+/// hardware, a rule keyed on its serial number names its BMC, and tundrad
+/// enrolls it and verifies the BMC: `manageable`, with its facts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_machine_is_discovered_and_enrolled() {
+    let dir = tempfile::Builder::new().prefix("tundra-lab-discovery-").tempdir().unwrap();
+    let lab = lab("[[machines]]\nname = \"new-1\"\nbmc = \"ipmi\"\ncpus = 12\n", dir.path()).await;
+    let m = &lab.machines[0];
+    let mut c = config(&lab, dir.path(), "127.0.0.1:0", 0);
+    c.provisioning_networks[0].discovery = true;
+    let password = dir.path().join("bmc-password");
+    std::fs::write(&password, format!("{}\n", m.bmc.password)).unwrap();
+    c.discovery = tundrad::config::Discovery { enabled: true, bmc_password_file: Some(password) };
+    // The site's record: this serial's BMC is here.
+    let rules = format!(
+        r#"[{{"name": "bmc of {serial}", "conditions": [{{"op": "eq", "field": "/serial", "value": "{serial}"}}],
+             "actions": [{{"action": "set_bmc", "driver": "ipmi", "address": "{addr}", "username": "admin"}},
+                         {{"action": "set_name", "template": "found-{{/serial}}"}}]}}]"#,
+        serial = m.serial,
+        addr = m.bmc.address
+    );
+    std::fs::write(c.inspection_rules_file.as_ref().unwrap(), rules).unwrap();
+    let server = tundrad::start(c).await.unwrap();
+    let api = Api::new(&format!("http://{}", server.addr), &dir.path().join("data"));
+
+    // Someone powers the new machine on, network boot first.
+    let (host, port) = m.bmc.address.split_once(':').unwrap();
+    for args in [&["chassis", "bootdev", "pxe"][..], &["power", "on"]] {
+        let out = std::process::Command::new("ipmitool")
+            .args(["-I", "lanplus", "-H", host, "-p", port, "-U", "admin", "-E"])
+            .args(args)
+            .env("IPMI_PASSWORD", &m.bmc.password)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ipmitool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let name = format!("found-{}", m.serial);
+    let start = std::time::Instant::now();
+    let id = loop {
+        let (s, v) = api.call("GET", &format!("/v1/machines/{name}"), None).await;
+        if s == 200 {
+            break v["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "not discovered; firmware: {}\nconsole:\n{}",
+            m.firmware.status(),
+            std::fs::read_to_string(&m.firmware.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let got = api.wait_state(&id, "manageable", Duration::from_secs(60), Some(m)).await;
+    assert_eq!(got["properties"]["cpus"], 12);
+    assert_eq!(got["properties"]["serial"], json!(m.serial));
+    assert_eq!(got["bmc"]["address"], json!(m.bmc.address));
+    assert_eq!(got["interfaces"][0], json!({"mac": m.spec.macs[0], "pxe": true}));
+    let ev = api.ok("GET", &format!("/v1/events?object_id={}&limit=50", m.spec.macs[0]), None).await;
+    let actions: Vec<&str> = ev["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"booting") && actions.contains(&"enrolled"), "{actions:?}");
+    server.stop().await.unwrap();
+    lab.stop().await;
+}

@@ -64,6 +64,21 @@ pub struct Config {
     pub agent_boot_timeout: String,
     /// Inspection rules (a JSON array, see docs/guides/inspection.md); none by default.
     pub inspection_rules_file: Option<PathBuf>,
+    /// Enrolling machines that network-boot with a MAC tundrad does not know.
+    pub discovery: Discovery,
+}
+
+/// Discovery: an unknown MAC that boots on a provisioning network with
+/// `discovery = true` runs the agent; its report, through the inspection
+/// rules (which must name its BMC with `set_bmc`), enrolls the machine and
+/// takes it to `manageable`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Discovery {
+    pub enabled: bool,
+    /// The BMC password of discovered machines (the site's initial BMC
+    /// credential), one line; required when enabled.
+    pub bmc_password_file: Option<PathBuf>,
 }
 
 /// A network tundrad serves DHCP and TFTP on.
@@ -173,6 +188,7 @@ impl Default for Config {
             agent_boot_timeout: "5m".into(),
             agent_lldp_wait: "0s".into(),
             inspection_rules_file: None,
+            discovery: Discovery::default(),
         }
     }
 }
@@ -294,6 +310,16 @@ impl Config {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| invalid("inspection_rules_file", format!("reading {}: {e}", f.display())))?;
             tundra_engine::inspection::load(&text).map_err(|e| invalid("inspection_rules_file", e.to_string()))?;
+        }
+        if self.discovery.enabled {
+            let f = self.discovery.bmc_password_file.as_ref().ok_or_else(|| {
+                invalid("discovery.bmc_password_file", "discovery needs the BMC password of discovered machines".into())
+            })?;
+            let p = std::fs::read_to_string(f)
+                .map_err(|e| invalid("discovery.bmc_password_file", format!("reading {}: {e}", f.display())))?;
+            if p.trim().is_empty() {
+                return Err(invalid("discovery.bmc_password_file", format!("{} is empty", f.display())));
+            }
         }
         for (key, v) in [("agent_kernel", &self.agent_kernel), ("agent_initrd", &self.agent_initrd)] {
             if v.is_empty() || v.contains('/') || v.starts_with('.') {

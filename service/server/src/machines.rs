@@ -491,6 +491,23 @@ pub async fn boot_script(state: &AppState, m: &Machine, mac: &str, base: &str) -
         .store
         .issue_agent_token(m.id, &crate::auth::sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl))
         .await?;
+    let about = format!("{} is {st}; operation {}, boot {}", m.name, s.operation_id, s.boots);
+    Ok(render_script(state, base, &token, mac, &about))
+}
+
+/// The iPXE script for an unknown MAC while discovery is on: the agent
+/// reports the hardware and tundrad enrolls the machine.
+pub async fn discovery_script(state: &AppState, mac: &str, base: &str) -> anyhow::Result<String> {
+    let token = crate::auth::new_secret(crate::routes::agent::AGENT_TOKEN_PREFIX);
+    let ttl = state.config.agent_boot_timeout().max(Duration::from_secs(600));
+    state
+        .store
+        .issue_discovery_token(mac, &crate::auth::sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl))
+        .await?;
+    Ok(render_script(state, base, &token, mac, &format!("discovering {mac}")))
+}
+
+fn render_script(state: &AppState, base: &str, token: &str, mac: &str, about: &str) -> String {
     let c = &state.config;
     let mut args = String::new();
     let lldp = humantime::parse_duration(&c.agent_lldp_wait).unwrap_or_default();
@@ -500,32 +517,29 @@ pub async fn boot_script(state: &AppState, m: &Machine, mac: &str, base: &str) -
     if !c.agent_kernel_args.is_empty() {
         args.push_str(&format!(" {}", c.agent_kernel_args));
     }
-    Ok(format!(
+    format!(
         "#!ipxe\n\
-         # tundrad: {name} is {st}; operation {op}, boot {boot}\n\
+         # tundrad: {about}\n\
          kernel {base}/boot/assets/{kernel} initrd={initrd} tundra.api={base} tundra.token={token} BOOTIF=01-{bootif}{args}\n\
          initrd {base}/boot/assets/{initrd}\n\
          boot\n",
-        name = m.name,
-        op = s.operation_id,
-        boot = s.boots,
         kernel = c.agent_kernel,
         initrd = c.agent_initrd,
         bootif = mac.replace(':', "-"),
-    ))
+    )
 }
 
-/// Turn the agent's inventory into the machine's properties and interfaces,
-/// then let the site's inspection rules name and classify it.
-async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(), String> {
-    let mut facts = inv.clone();
-    if let Some(o) = facts.as_object_mut() {
-        o.insert("name".into(), json!(m.name));
-        o.insert("location".into(), serde_json::to_value(&m.location).unwrap_or_default());
-    }
-    let outcome = tundra_engine::inspection::evaluate(&state.config.inspection_rules(), &facts);
-    let mut props = m.properties.as_object().cloned().unwrap_or_default();
-    for key in ["cpus", "cpu_model", "memory_mib"] {
+/// What the agent's inventory and the rules' outcome make of a machine:
+/// (properties, interfaces, traits), keeping what an operator set.
+fn facts_to_machine(
+    props: &Value,
+    interfaces: &[Interface],
+    traits: &[String],
+    inv: &Value,
+    outcome: &tundra_engine::inspection::Outcome,
+) -> (Value, Vec<Interface>, Vec<String>) {
+    let mut props = props.as_object().cloned().unwrap_or_default();
+    for key in ["cpus", "cpu_model", "memory_mib", "serial", "system_vendor", "system_product"] {
         if let Some(v) = inv.get(key) {
             props.insert(key.into(), v.clone());
         }
@@ -546,12 +560,12 @@ async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(
     for (k, v) in &outcome.properties {
         props.insert(k.clone(), v.clone());
     }
-    // Interfaces: keep what an operator set, add every Ethernet/IB NIC the agent saw.
-    let mut interfaces = m.interfaces.clone();
+    // Interfaces: keep what an operator set, add every Ethernet NIC the agent saw.
+    let mut interfaces = interfaces.to_vec();
     for nic in inv["nics"].as_array().into_iter().flatten() {
         let Some(mac) = nic["mac"].as_str().map(str::to_ascii_lowercase) else { continue };
         if mac.len() != 17 {
-            continue; // InfiniBand hardware addresses are not MACs; they are kept in properties.
+            continue; // InfiniBand hardware addresses are not MACs.
         }
         if !interfaces.iter().any(|i| i.mac == mac) {
             interfaces.push(Interface { mac, physical_network: None, switch: None, port: None, pxe: false });
@@ -568,7 +582,7 @@ async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(
             }
         }
     }
-    let mut traits = m.traits.clone();
+    let mut traits = traits.to_vec();
     traits.retain(|t| !outcome.traits_removed.contains(t));
     for t in &outcome.traits_added {
         if !traits.contains(t) {
@@ -576,14 +590,86 @@ async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(
         }
     }
     traits.sort();
+    (Value::Object(props), interfaces, traits)
+}
+
+fn facts(inv: &Value, name: Option<&str>, location: &tundra_api::machines::Location) -> Value {
+    let mut facts = inv.clone();
+    if let Some(o) = facts.as_object_mut() {
+        o.insert("name".into(), json!(name));
+        o.insert("location".into(), serde_json::to_value(location).unwrap_or_default());
+    }
+    facts
+}
+
+/// Turn the agent's inventory into the machine's properties and interfaces,
+/// then let the site's inspection rules name and classify it.
+async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(), String> {
+    let outcome =
+        tundra_engine::inspection::evaluate(&state.config.inspection_rules(), &facts(inv, Some(&m.name), &m.location));
+    let (props, interfaces, traits) = facts_to_machine(&m.properties, &m.interfaces, &m.traits, inv, &outcome);
     let changes = MachineChanges {
         name: outcome.name.clone(),
         resource_class: outcome.resource_class.clone(),
         traits: Some(traits),
-        properties: Some(Value::Object(props)),
+        properties: Some(props),
         interfaces: Some(interfaces),
         ..Default::default()
     };
     state.store.update_machine(&Actor::service(), m.id, changes, None).await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Discovery: enroll the machine whose agent booted from `mac` and reported
+/// `inv`, with the BMC the rules name and the site's discovery password,
+/// then verify its BMC (`manage`).
+pub async fn enroll_discovered(state: &AppState, mac: &str, inv: &Value) -> Result<Machine, String> {
+    let outcome = tundra_engine::inspection::evaluate(
+        &state.config.inspection_rules(),
+        &facts(inv, None, &tundra_api::machines::Location::default()),
+    );
+    let bmc = outcome.bmc.clone().ok_or_else(|| {
+        format!(
+            "no inspection rule names a BMC (set_bmc) for the machine that booted from {mac} (serial {}); add one and boot it again",
+            inv["serial"].as_str().unwrap_or("unknown")
+        )
+    })?;
+    let driver = if bmc.driver == "redfish" { BmcDriver::Redfish } else { BmcDriver::Ipmi };
+    let settings = tundra_api::machines::BmcSettings {
+        driver,
+        address: bmc.address,
+        system: None,
+        username: bmc.username,
+        insecure: false,
+    };
+    validate_bmc(&settings).map_err(|e| format!("the BMC the rules name is not usable: {e}"))?;
+    let file = state.config.discovery.bmc_password_file.as_ref().ok_or("discovery has no bmc_password_file")?;
+    let password = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let name = outcome.name.clone().unwrap_or_else(|| format!("discovered-{}", mac.replace(':', "")));
+    crate::routes::check_name("/name", &name).map_err(|e| format!("the rules named the machine {name:?}: {e}"))?;
+    let boot_if = Interface { mac: mac.into(), physical_network: None, switch: None, port: None, pxe: true };
+    let (properties, interfaces, traits) = facts_to_machine(&json!({}), &[boot_if], &[], inv, &outcome);
+    let secret = state
+        .keyring
+        .seal(tundra_api::SecretId::generate(), &crate::secrets::Plaintext(password.trim().as_bytes().to_vec()));
+    let m = state
+        .store
+        .create_machine(
+            &Actor::service(),
+            tundra_store::NewMachine {
+                name,
+                resource_class: outcome.resource_class.clone().unwrap_or_else(|| "baremetal".into()),
+                traits,
+                properties,
+                location: Default::default(),
+                bmc: settings,
+                interfaces,
+                secret,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(machine = %m.name, %mac, "enrolled a discovered machine; verifying its BMC");
+    start_action(state, &Actor::service(), &m, "manage", None).await.map_err(|e| e.to_string())?;
+    Ok(m)
 }

@@ -54,6 +54,7 @@ fn main() {
         machines::wrong_credentials_and_restart_mid_operation,
         machines::stuck_steps_time_out,
         agent::tokens_commands_and_reports,
+        agent::discovery_without_a_bmc_rule_enrolls_nothing,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -13,6 +13,7 @@
 
 mod agent;
 mod catalog;
+mod discovery;
 mod idempotency;
 mod identity;
 mod machines;
@@ -29,6 +30,7 @@ use tundra_api::ProjectId;
 
 pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
+pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{MachineChanges, NewMachine, PowerObservation};

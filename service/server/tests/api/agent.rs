@@ -95,3 +95,43 @@ pub async fn tokens_commands_and_reports(b: Backend) {
     env.call("GET", "/boot/assets/..%2Fsecrets.key", "", None).await.problem(404);
     env.stop().await;
 }
+
+/// Discovery refuses what it cannot manage: without a rule naming the BMC,
+/// a report enrolls nothing and says which rule is missing; a report for
+/// another command is refused; discovery off means no script at all.
+pub async fn discovery_without_a_bmc_rule_enrolls_nothing(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("bmc-password");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let env = Env::start(b, |c| {
+        c.discovery = tundrad::config::Discovery { enabled: true, bmc_password_file: Some(pw.clone()) };
+    })
+    .await;
+    let r = env.call("GET", "/boot/52:54:00:dd:00:01.ipxe", "", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let text = String::from_utf8(r.bytes.to_vec()).unwrap();
+    assert!(text.contains("discovering 52:54:00:dd:00:01"), "{text}");
+    let token = text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
+    let hb = env.call("POST", "/v1/agent/heartbeat", &token, Some(json!({"version": "t"}))).await;
+    assert_eq!(hb.body, json!({"command": "inspect", "id": "discover-52:54:00:dd:00:01"}));
+    env.call("POST", "/v1/agent/report", &token, Some(json!({"id": "other", "ok": true}))).await.problem(409);
+    let inv = json!({"serial": "CZ1", "cpus": 2, "memory_mib": 1024, "disks": [], "nics": [], "gpus": []});
+    let r = env
+        .call(
+            "POST",
+            "/v1/agent/report",
+            &token,
+            Some(json!({"id": "discover-52:54:00:dd:00:01", "ok": true, "details": inv})),
+        )
+        .await;
+    let detail = r.problem(422);
+    assert!(detail.contains("set_bmc") && detail.contains("CZ1"), "{detail}");
+    let list = env.call("GET", "/v1/machines", &env.admin, None).await;
+    assert_eq!(list.body["items"], json!([]), "nothing was enrolled");
+    env.stop().await;
+
+    let env = Env::start(b, |_| {}).await;
+    env.call("GET", "/boot/52:54:00:dd:00:01.ipxe", "", None).await.problem(404);
+    env.call("GET", "/boot/not-a-mac.ipxe", "", None).await.problem(404);
+    env.stop().await;
+}

@@ -1,0 +1,78 @@
+//! Discovery sessions: an unknown MAC that network-booted while discovery is
+//! on gets a per-boot token (hash kept) for one job — reporting its hardware,
+//! once. What tundrad enrolled from the report is remembered, so a report
+//! that arrives again answers with the same machine.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use tundra_api::MachineId;
+
+use crate::{Actor, Result, Store, event, get, now, parse_id};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverySession {
+    pub mac: String,
+    pub token_expires_at: String,
+    pub report: Option<serde_json::Value>,
+    /// The machine enrolled from the report.
+    pub machine_id: Option<MachineId>,
+}
+
+fn session(row: &AnyRow) -> Result<DiscoverySession> {
+    let report: Option<String> = get(row, "report")?;
+    Ok(DiscoverySession {
+        mac: get(row, "mac")?,
+        token_expires_at: get(row, "token_expires_at")?,
+        report: report.and_then(|r| serde_json::from_str(&r).ok()),
+        machine_id: get::<Option<String>>(row, "machine_id")?
+            .map(|m| parse_id("discovery_sessions", &m))
+            .transpose()?,
+    })
+}
+
+impl Store {
+    /// An unknown MAC booted: a fresh token (the previous boot's dies).
+    pub async fn issue_discovery_token(&self, mac: &str, token_hash: &str, expires_at: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM discovery_sessions WHERE mac = $1").bind(mac.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query(
+            "INSERT INTO discovery_sessions (mac, token_hash, token_expires_at, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(mac.to_string())
+        .bind(token_hash.to_string())
+        .bind(expires_at.to_string())
+        .bind(now())
+        .execute(&mut *w.tx)
+        .await?;
+        event(&mut w, &Actor::service(), None, "discovery", mac, "booting", json!({"mac": mac})).await?;
+        w.commit().await
+    }
+
+    pub async fn discovery_by_token(&self, token_hash: &str) -> Result<Option<DiscoverySession>> {
+        let row = sqlx::query("SELECT * FROM discovery_sessions WHERE token_hash = $1")
+            .bind(token_hash.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session).transpose()
+    }
+
+    /// Record what was enrolled from the report (once; false if it was before).
+    pub async fn discovery_enrolled(&self, mac: &str, report: &serde_json::Value, machine: MachineId) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE discovery_sessions SET report = $1, machine_id = $2 WHERE mac = $3 AND machine_id IS NULL",
+        )
+        .bind(report.to_string())
+        .bind(machine.to_string())
+        .bind(mac.to_string())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            event(&mut w, &Actor::service(), None, "discovery", mac, "enrolled", json!({"machine_id": machine}))
+                .await?;
+        }
+        w.commit().await?;
+        Ok(n > 0)
+    }
+}
