@@ -45,6 +45,7 @@ tfplugin::tf_object! {
         pub switch: Value<String>,
         pub port: Value<String>,
         pub pxe: Value<bool>,
+        pub address: Value<String>,
     }
 }
 
@@ -111,6 +112,7 @@ impl MachineState {
                 switch: opt_str(&itf.switch),
                 port: opt_str(&itf.port),
                 pxe: opt_bool(itf.pxe, prior_ifs.and_then(|v| v.get(i)).map(|p| &p.pxe)),
+                address: opt_str(&itf.address),
             })
             .collect();
         MachineState {
@@ -182,6 +184,7 @@ impl MachineState {
                         switch: i.switch.known().cloned(),
                         port: i.port.known().cloned(),
                         pxe: i.pxe.known().copied().unwrap_or(false),
+                        address: i.address.known().cloned(),
                     })
                     .collect()
             })
@@ -279,6 +282,15 @@ impl Resource<Client> for MachineResource {
             Attribute::string("switch").optional(),
             Attribute::string("port").optional(),
             Attribute::bool("pxe").optional().description("The interface that network-boots."),
+            Attribute::string("address")
+                .optional()
+                .validator(validators::regex(
+                    r"^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$",
+                    "an IPv4 address like 10.0.0.21",
+                ))
+                .description(
+                    "A fixed IPv4 address on its provisioning network (a DHCP reservation); unset: one from the pool.",
+                ),
         ];
         Schema::new(
             Block::new(

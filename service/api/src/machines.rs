@@ -56,6 +56,11 @@ pub struct Interface {
     /// The interface that network-boots.
     #[serde(default)]
     pub pxe: bool,
+    /// A fixed IPv4 address on its provisioning network (tundrad's DHCP
+    /// reserves it, with the machine's name as host name); none: one from
+    /// the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// Where a machine is: scheduling uses it for locality.

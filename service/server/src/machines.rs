@@ -568,7 +568,14 @@ fn facts_to_machine(
             continue; // InfiniBand hardware addresses are not MACs.
         }
         if !interfaces.iter().any(|i| i.mac == mac) {
-            interfaces.push(Interface { mac, physical_network: None, switch: None, port: None, pxe: false });
+            interfaces.push(Interface {
+                mac,
+                physical_network: None,
+                switch: None,
+                port: None,
+                pxe: false,
+                address: None,
+            });
         }
     }
     for o in &outcome.interfaces {
@@ -647,7 +654,8 @@ pub async fn enroll_discovered(state: &AppState, mac: &str, inv: &Value) -> Resu
     let password = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
     let name = outcome.name.clone().unwrap_or_else(|| format!("discovered-{}", mac.replace(':', "")));
     crate::routes::check_name("/name", &name).map_err(|e| format!("the rules named the machine {name:?}: {e}"))?;
-    let boot_if = Interface { mac: mac.into(), physical_network: None, switch: None, port: None, pxe: true };
+    let boot_if =
+        Interface { mac: mac.into(), physical_network: None, switch: None, port: None, pxe: true, address: None };
     let (properties, interfaces, traits) = facts_to_machine(&json!({}), &[boot_if], &[], inv, &outcome);
     let secret = state
         .keyring

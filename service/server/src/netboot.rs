@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tundra_boot::dhcp::{BootConfig, Config, Leases, Server};
+use tundra_boot::dhcp::{BootConfig, Config, Leases, Reservation, Server};
 
 use crate::state::AppState;
 
@@ -80,8 +80,19 @@ async fn known_macs_loop(state: AppState, servers: Vec<Arc<Server>>) {
             Ok(ms) => {
                 let macs: std::collections::HashSet<String> =
                     ms.iter().flat_map(|m| m.interfaces.iter().map(|i| i.mac.clone())).collect();
+                // Fixed addresses from the inventory, with the machine's name.
+                let reservations: std::collections::HashMap<String, Reservation> = ms
+                    .iter()
+                    .flat_map(|m| {
+                        m.interfaces.iter().filter_map(|i| {
+                            let ip = i.address.as_deref()?.parse().ok()?;
+                            Some((i.mac.clone(), Reservation { ip, hostname: Some(m.name.clone()) }))
+                        })
+                    })
+                    .collect();
                 for s in &servers {
                     s.set_known(macs.clone());
+                    s.set_reservations(reservations.clone());
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading machines for DHCP failed"),

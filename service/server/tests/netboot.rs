@@ -71,6 +71,7 @@ fn tundrad_network_boots_enrolled_machines() {
                             switch: None,
                             port: None,
                             pxe: true,
+                            address: Some("10.77.0.50".into()),
                         }],
                         secret,
                     },
@@ -94,7 +95,9 @@ fn tundrad_network_boots_enrolled_machines() {
         }
         assert!(start.elapsed() < Duration::from_secs(20), "no lease for the enrolled machine");
     };
-    assert!(env["ip"].starts_with("10.77.0.1"), "{}", env["ip"]);
+    // Its interface has a fixed address in the inventory: a reservation, with its name.
+    assert_eq!(env["ip"], "10.77.0.50");
+    assert_eq!(env.get("hostname").map(String::as_str), Some("n1"), "{env:?}");
     assert_eq!(env["boot_file"], "http://10.77.0.1:8180/boot/52:54:00:77:00:01.ipxe");
     // A MAC tundrad does not know gets nothing (discovery is off).
     net.set_client_mac("52:54:00:77:00:02");

@@ -62,12 +62,52 @@ fn check_interfaces(ifs: &[Interface]) -> ApiResult<Vec<Interface>> {
         if out.iter().any(|o: &Interface| o.mac == mac) {
             return Err(ApiError::field(&format!("/interfaces/{i}/mac"), format!("{mac} is listed twice")));
         }
+        if let Some(a) = &itf.address
+            && a.parse::<std::net::Ipv4Addr>().is_err()
+        {
+            return Err(ApiError::field(
+                &format!("/interfaces/{i}/address"),
+                format!("{a:?} is not an IPv4 address like 10.0.0.21"),
+            ));
+        }
+        if let Some(a) = &itf.address
+            && out.iter().any(|o: &Interface| o.address.as_ref() == Some(a))
+        {
+            return Err(ApiError::field(&format!("/interfaces/{i}/address"), format!("{a} is listed twice")));
+        }
         out.push(Interface { mac, ..itf.clone() });
     }
     if out.iter().filter(|i| i.pxe).count() > 1 {
         return Err(ApiError::field("/interfaces", "at most one interface can be the PXE interface"));
     }
     Ok(out)
+}
+
+/// A fixed address belongs to one machine: the DHCP server would hand it to both.
+async fn check_addresses_free(
+    state: &AppState,
+    ifs: &[Interface],
+    except: Option<tundra_api::MachineId>,
+) -> ApiResult<()> {
+    if ifs.iter().all(|i| i.address.is_none()) {
+        return Ok(());
+    }
+    for m in state.store.all_machines().await? {
+        if Some(m.id) == except {
+            continue;
+        }
+        for (i, itf) in ifs.iter().enumerate() {
+            if let Some(a) = &itf.address
+                && m.interfaces.iter().any(|o| o.address.as_ref() == Some(a))
+            {
+                return Err(ApiError::field(
+                    &format!("/interfaces/{i}/address"),
+                    format!("{a} is machine {}'s address already; pick another", m.name),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_password(pointer: &str, p: &str, driver: BmcDriver) -> ApiResult<()> {
@@ -128,6 +168,7 @@ async fn create_machine(
     crate::machines::validate_bmc(&req.bmc).map_err(|e| ApiError::field("/bmc/address", e))?;
     check_password("/bmc_password", &req.bmc_password, req.bmc.driver)?;
     let interfaces = check_interfaces(&req.interfaces)?;
+    check_addresses_free(&state, &interfaces, None).await?;
     idempotent(&state, &p, key, "POST /v1/machines", &body.digest, async {
         let m = state
             .store
@@ -186,6 +227,9 @@ async fn update_machine(
         check_password("/bmc_password", pw, req.bmc.as_ref().unwrap_or(&m.bmc).driver)?;
     }
     let interfaces = req.interfaces.as_deref().map(check_interfaces).transpose()?;
+    if let Some(ifs) = &interfaces {
+        check_addresses_free(&state, ifs, Some(m.id)).await?;
+    }
     let maintenance = match (req.maintenance, &req.maintenance_reason) {
         (Some(true), r) => Some((true, Some(r.clone().unwrap_or_else(|| "set by an operator".into())))),
         (Some(false), _) => Some((false, None)),

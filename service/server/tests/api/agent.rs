@@ -21,6 +21,19 @@ pub async fn tokens_commands_and_reports(b: Backend) {
     let id: tundra_api::MachineId = m.body["id"].as_str().unwrap().parse().unwrap();
     let store = &env.state().store;
 
+    // Fixed provisioning addresses (DHCP reservations): valid, and one machine's each.
+    let with = |name: &str, mac: &str, addr: &str| {
+        json!({"name": name, "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p",
+               "interfaces": [{"mac": mac, "address": addr}]})
+    };
+    let r = env.call("POST", "/v1/machines", &admin, Some(with("m2", "52:54:00:aa:00:02", "10.0.0.300"))).await;
+    assert!(r.problem(400).contains("/interfaces/0/address"), "{}", r.body);
+    let r = env.call("POST", "/v1/machines", &admin, Some(with("m2", "52:54:00:aa:00:02", "10.0.0.5"))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["interfaces"][0]["address"], "10.0.0.5");
+    let r = env.call("POST", "/v1/machines", &admin, Some(with("m3", "52:54:00:aa:00:03", "10.0.0.5"))).await;
+    assert!(r.problem(400).contains("m2"), "{}", r.body);
+
     // Nothing is booting: no script.
     env.call("GET", "/boot/52:54:00:aa:00:01.ipxe", "", None).await.problem(404);
 
