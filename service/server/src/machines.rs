@@ -271,6 +271,8 @@ pub async fn timeouts_once(state: &AppState) -> Result<(), String> {
             Ok(_) => {
                 tracing::warn!(machine = %m.name, state = %st, to = %on_timeout, "machine timed out");
                 state.ops.cancel(op);
+                // Its agent, if one is still running, has nothing more to do here.
+                let _ = state.store.close_agent_session(m.id, op).await;
                 let _ = state.store.finish_operation(op, Some(why)).await;
             }
             // The worker finished it meanwhile.

@@ -55,6 +55,7 @@ fn main() {
         machines::stuck_steps_time_out,
         agent::tokens_commands_and_reports,
         agent::discovery_without_a_bmc_rule_enrolls_nothing,
+        agent::a_timed_out_wait_retires_its_token,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -148,3 +148,44 @@ pub async fn discovery_without_a_bmc_rule_enrolls_nothing(b: Backend) {
     env.call("GET", "/boot/not-a-mac.ipxe", "", None).await.problem(404);
     env.stop().await;
 }
+
+/// A wait that times out takes its agent session with it: the machine goes
+/// to its failed state and the agent's token stops working.
+pub async fn a_timed_out_wait_retires_its_token(b: Backend) {
+    let env = Env::start(b, |c| {
+        c.machine_timeout_scale = 0.001; // inspect_wait: 30 min → 1.8 s
+        c.reconcile_interval = "300ms".into();
+        c.power_sync_interval = "1h".into();
+    })
+    .await;
+    let m = env
+        .call("POST", "/v1/machines", &env.admin, Some(json!({"name": "m1", "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p", "interfaces": [{"mac": "52:54:00:aa:00:07"}]})))
+        .await;
+    let id: tundra_api::MachineId = m.body["id"].as_str().unwrap().parse().unwrap();
+    let store = &env.state().store;
+    let op = NewOperation {
+        project_id: None,
+        kind: "machine.test".into(),
+        target_type: "machine".into(),
+        target_id: id.to_string(),
+        input: json!({}),
+    };
+    let (_, op) =
+        store.begin_machine_transition(&Actor::service(), id, "enroll", "inspect_wait", "test", op).await.unwrap();
+    store
+        .open_agent_session(id, op, &serde_json::to_value(Command::Inspect { id: "c1".into() }).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(env.call("GET", "/boot/52:54:00:aa:00:07.ipxe", "", None).await.bytes).unwrap();
+    let token = text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
+    let hb = json!({"version": "t"});
+    assert_eq!(env.call("POST", "/v1/agent/heartbeat", &token, Some(hb.clone())).await.status, 200);
+    crate::harness::wait_for("the timeout", async || {
+        env.call("GET", &format!("/v1/machines/{id}"), &env.admin, None).await.body["provision_state"]
+            == "inspect_failed"
+    })
+    .await;
+    env.call("POST", "/v1/agent/heartbeat", &token, Some(hb)).await.problem(401);
+    env.call("GET", "/boot/52:54:00:aa:00:07.ipxe", "", None).await.problem(404);
+    env.stop().await;
+}
