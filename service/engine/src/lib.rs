@@ -4,3 +4,4 @@
 
 pub mod inspection;
 pub mod machine_states;
+pub mod scheduler;
