@@ -53,6 +53,7 @@ fn main() {
         machines::enroll_manage_power_and_maintenance,
         machines::wrong_credentials_and_restart_mid_operation,
         machines::stuck_steps_time_out,
+        machines::racing_transitions_have_one_winner,
         agent::tokens_commands_and_reports,
         agent::discovery_without_a_bmc_rule_enrolls_nothing,
         agent::a_timed_out_wait_retires_its_token,

@@ -299,7 +299,7 @@ impl Store {
             )));
         }
         let op_id = insert_operation(&mut w, actor, op).await?;
-        sqlx::query(
+        let moved = sqlx::query(
             "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, revision = revision + 1 \
              WHERE id = $4 AND provision_state = $5 AND operation_id IS NULL",
         )
@@ -309,7 +309,17 @@ impl Store {
         .bind(id.to_string())
         .bind(from.to_string())
         .execute(&mut *w.tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // On PostgreSQL a concurrent transition can commit between the read
+        // above and this update; the update then matches nothing, and this
+        // one (with its operation) is rolled back.
+        if moved != 1 {
+            return Err(StoreError::Conflict(format!(
+                "machine {} changed while you asked (another action got there first) — read it again",
+                cur.name
+            )));
+        }
         event(
             &mut w,
             actor,
@@ -340,16 +350,23 @@ impl Store {
         if cur.operation_id != Some(op) {
             return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
         }
-        sqlx::query(
-            "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
+        let moved = sqlx::query(
+            "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 \
+             WHERE id = $5 AND operation_id = $6",
         )
         .bind(to.to_string())
         .bind(error.clone())
         .bind(if release { None } else { Some(op.to_string()) })
         .bind(now())
         .bind(id.to_string())
+        .bind(op.to_string())
         .execute(&mut *w.tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // A timeout or abort may have taken the machine from `op` since the read (PostgreSQL).
+        if moved != 1 {
+            return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
+        }
         event(
             &mut w,
             &Actor::service(),

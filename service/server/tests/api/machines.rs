@@ -215,3 +215,44 @@ pub async fn stuck_steps_time_out(b: Backend) {
     assert_eq!(later["last_error"], m["last_error"]);
     env.stop().await;
 }
+
+/// Sixteen actions racing for one machine: exactly one moves it and gets an
+/// operation; the others are told it changed, and leave no operation behind
+/// (PostgreSQL lets a second transaction read the old state; its update
+/// must then match nothing and roll back).
+pub async fn racing_transitions_have_one_winner(b: Backend) {
+    let env = Env::start(b, |c| c.power_sync_interval = "1h".into()).await;
+    let r =
+        env.call("POST", "/v1/machines", &env.admin, Some(ipmi_machine("race", 1, "52:54:00:aa:00:31", "pw"))).await;
+    let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
+    let store = env.state().store.clone();
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let op = tundra_store::NewOperation {
+                project_id: None,
+                kind: "machine.race".into(),
+                target_type: "machine".into(),
+                target_id: id.to_string(),
+                input: json!({"k": k}),
+            };
+            store.begin_machine_transition(&tundra_store::Actor::service(), id, "enroll", "verifying", "race", op).await
+        }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok((_, op)) => won.push(op),
+            Err(tundra_store::StoreError::Conflict(m)) => assert!(m.contains("race"), "{m}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one transition wins: {won:?}");
+    let m = env.call("GET", &format!("/v1/machines/{id}"), &env.admin, None).await.body;
+    assert_eq!(m["operation_id"], json!(won[0].to_string()));
+    let ops = env.call("GET", "/v1/operations?limit=100", &env.admin, None).await.body;
+    let races = ops["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "machine.race").count();
+    assert_eq!(races, 1, "the losers' operations were rolled back");
+    env.stop().await;
+}
