@@ -42,6 +42,7 @@ fn main() {
     let cases: Vec<(&str, Case)> = cases![
         catalog::projects_etags_pagination_idempotency_events,
         catalog::keypairs_flavors,
+        catalog::racing_if_match_updates_lose_nothing,
         tenancy::every_route_keeps_projects_apart,
         bad_input::bad_requests_get_problems_and_write_nothing,
         images::upload_convert_serve_with_range,

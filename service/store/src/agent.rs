@@ -51,7 +51,8 @@ fn session(row: &AnyRow) -> Result<AgentSession> {
 
 /// The machine's session, inside a write transaction.
 async fn session_in(w: &mut Write, machine: MachineId) -> Result<AgentSession> {
-    let row = sqlx::query("SELECT * FROM agent_sessions WHERE machine_id = $1")
+    let lock = if w.lock_rows { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(&format!("SELECT * FROM agent_sessions WHERE machine_id = $1{lock}"))
         .bind(machine.to_string())
         .fetch_optional(&mut *w.tx)
         .await?

@@ -200,7 +200,11 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Write { tx, _guard: guard })
+        // SQLite: the writer lock serialises whole transactions. PostgreSQL:
+        // rows read to be changed are locked (FOR UPDATE), so a read-check-
+        // write (If-Match, state checks) cannot interleave with another.
+        let lock_rows = guard.is_none();
+        Ok(Write { tx, _guard: guard, lock_rows })
     }
 }
 
@@ -208,6 +212,8 @@ impl Store {
 pub(crate) struct Write {
     pub tx: Transaction<'static, Any>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Read rows `FOR UPDATE` (PostgreSQL).
+    pub lock_rows: bool,
 }
 
 impl Write {
@@ -264,7 +270,8 @@ where
     row.try_get(col).map_err(StoreError::Database)
 }
 
-/// One row by ID inside a write transaction, decoded by `f`; `NotFound` names the noun.
+/// One row by ID inside a write transaction, decoded by `f` (and locked
+/// until the transaction ends, on PostgreSQL); `NotFound` names the noun.
 pub(crate) async fn fetch_in<T>(
     w: &mut Write,
     table: &'static str,
@@ -272,7 +279,8 @@ pub(crate) async fn fetch_in<T>(
     id: String,
     f: fn(&AnyRow) -> Result<T>,
 ) -> Result<T> {
-    let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1"))
+    let lock = if w.lock_rows { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(&format!("SELECT * FROM {table} WHERE id = $1{lock}"))
         .bind(id.clone())
         .fetch_optional(&mut *w.tx)
         .await?
