@@ -55,6 +55,7 @@ fn main() {
         machines::wrong_credentials_and_restart_mid_operation,
         machines::stuck_steps_time_out,
         machines::racing_transitions_have_one_winner,
+        machines::racing_claims_never_share_a_machine,
         agent::tokens_commands_and_reports,
         agent::discovery_without_a_bmc_rule_enrolls_nothing,
         agent::a_timed_out_wait_retires_its_token,

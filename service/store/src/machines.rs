@@ -335,6 +335,58 @@ impl Store {
         Ok((out, op_id))
     }
 
+    /// Claim a machine for new work (a node's deploy): the first machine of
+    /// `ranked` (best first, from placement) that is still available, out of
+    /// maintenance and free moves to `to`, held by the operation `op` makes
+    /// for it. `None`: every one was taken meanwhile. Racing claims cannot
+    /// share a machine: each candidate is read locked (PostgreSQL) or under
+    /// the writer lock (SQLite), checked and moved in one transaction.
+    pub async fn claim_machine(
+        &self,
+        actor: &Actor,
+        ranked: &[MachineId],
+        to: &str,
+        verb: &str,
+        op: impl Fn(MachineId) -> NewOperation,
+    ) -> Result<Option<(Machine, OperationId)>> {
+        for &id in ranked {
+            let mut w = self.write().await?;
+            let cur = match fetch_in(&mut w, id).await {
+                Ok(m) => m,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if cur.provision_state != "available" || cur.operation_id.is_some() || cur.maintenance {
+                continue; // taken (or changed) since placement looked; rolled back on drop
+            }
+            let op_id = insert_operation(&mut w, actor, op(id)).await?;
+            sqlx::query(
+                "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, \
+                 revision = revision + 1 WHERE id = $4",
+            )
+            .bind(to.to_string())
+            .bind(op_id.to_string())
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+            event(
+                &mut w,
+                actor,
+                None,
+                "machine",
+                &id.to_string(),
+                verb,
+                json!({"from": "available", "to": to, "operation_id": op_id}),
+            )
+            .await?;
+            let out = fetch_in(&mut w, id).await?;
+            w.commit().await?;
+            return Ok(Some((out, op_id)));
+        }
+        Ok(None)
+    }
+
     /// Finish (or advance) the work of operation `op` on a machine: move it to
     /// `to`, record `error`, and release it when `release`.
     pub async fn machine_step(

@@ -256,3 +256,75 @@ pub async fn racing_transitions_have_one_winner(b: Backend) {
     assert_eq!(races, 1, "the losers' operations were rolled back");
     env.stop().await;
 }
+
+/// Placement's claim under contention: twelve claims race for three
+/// available machines (each claimer ranks them in its own order). Exactly
+/// three win, each machine once; the rest get nothing and leave no
+/// operation; a machine in maintenance is never claimed.
+pub async fn racing_claims_never_share_a_machine(b: Backend) {
+    let env = Env::start(b, |c| c.power_sync_interval = "1h".into()).await;
+    let store = env.state().store.clone();
+    let actor = tundra_store::Actor::service();
+    let mut ids = Vec::new();
+    for k in 0..4 {
+        let r = env
+            .call(
+                "POST",
+                "/v1/machines",
+                &env.admin,
+                Some(ipmi_machine(&format!("c{k}"), 1, &format!("52:54:00:aa:01:0{k}"), "pw")),
+            )
+            .await;
+        let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
+        // Straight to available (the lab tests cover the real way there).
+        let op = tundra_store::NewOperation {
+            project_id: None,
+            kind: "machine.setup".into(),
+            target_type: "machine".into(),
+            target_id: id.to_string(),
+            input: json!({}),
+        };
+        let (_, op) = store.begin_machine_transition(&actor, id, "enroll", "cleaning", "setup", op).await.unwrap();
+        store.machine_step(id, op, "available", None, true).await.unwrap();
+        ids.push(id);
+    }
+    // The fourth is in maintenance.
+    let maint = ids.pop().unwrap();
+    env.call("PATCH", &format!("/v1/machines/{maint}"), &env.admin, Some(json!({"maintenance": true}))).await;
+    let mut tasks = Vec::new();
+    for k in 0..12usize {
+        let store = store.clone();
+        let mut ranked: Vec<tundra_api::MachineId> = vec![maint];
+        ranked.extend(ids.iter().cycle().skip(k % 3).take(3).copied());
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_machine(&tundra_store::Actor::service(), &ranked, "deploying", "claimed", |id| {
+                    tundra_store::NewOperation {
+                        project_id: None,
+                        kind: "node.test".into(),
+                        target_type: "machine".into(),
+                        target_id: id.to_string(),
+                        input: json!({}),
+                    }
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        if let Some((m, _)) = t.await.unwrap() {
+            got.push(m.id);
+        }
+    }
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want, "each available machine claimed exactly once, the one in maintenance never");
+    let ops = env.call("GET", "/v1/operations?limit=200", &env.admin, None).await.body;
+    let claims = ops["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "node.test").count();
+    assert_eq!(claims, 3, "losers leave no operation");
+    let m = env.call("GET", &format!("/v1/machines/{maint}"), &env.admin, None).await.body;
+    assert_eq!(m["provision_state"], "available");
+    env.stop().await;
+}
