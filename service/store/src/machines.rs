@@ -100,6 +100,41 @@ async fn replace_macs(w: &mut Write, id: MachineId, interfaces: &[Interface]) ->
     Ok(())
 }
 
+/// Inside the caller's transaction, with `cur` read (locked) and checked:
+/// record a new operation, move the machine to `to` held by it, write the
+/// event. Returns the machine as it is now and the operation.
+async fn start_in(
+    w: &mut Write,
+    actor: &Actor,
+    cur: &Machine,
+    to: &str,
+    verb: &str,
+    op: NewOperation,
+) -> Result<(Machine, OperationId)> {
+    let op_id = insert_operation(w, actor, op).await?;
+    sqlx::query(
+        "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, revision = revision + 1 \
+         WHERE id = $4",
+    )
+    .bind(to.to_string())
+    .bind(op_id.to_string())
+    .bind(now())
+    .bind(cur.id.to_string())
+    .execute(&mut *w.tx)
+    .await?;
+    event(
+        w,
+        actor,
+        None,
+        "machine",
+        &cur.id.to_string(),
+        verb,
+        json!({"from": cur.provision_state, "to": to, "operation_id": op_id}),
+    )
+    .await?;
+    Ok((fetch_in(w, cur.id).await?, op_id))
+}
+
 impl Store {
     pub async fn create_machine(&self, actor: &Actor, m: NewMachine) -> Result<Machine> {
         let mut w = self.write().await?;
@@ -289,6 +324,8 @@ impl Store {
         op: NewOperation,
     ) -> Result<(Machine, OperationId)> {
         let mut w = self.write().await?;
+        // Locked until commit (PostgreSQL) or under the writer lock (SQLite):
+        // what is checked here is what the update changes.
         let cur = fetch_in(&mut w, id).await?;
         if cur.provision_state != from || cur.operation_id.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -298,41 +335,9 @@ impl Store {
                 if cur.operation_id.is_some() { " and busy with an operation" } else { "" }
             )));
         }
-        let op_id = insert_operation(&mut w, actor, op).await?;
-        let moved = sqlx::query(
-            "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, revision = revision + 1 \
-             WHERE id = $4 AND provision_state = $5 AND operation_id IS NULL",
-        )
-        .bind(to.to_string())
-        .bind(op_id.to_string())
-        .bind(now())
-        .bind(id.to_string())
-        .bind(from.to_string())
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        // On PostgreSQL a concurrent transition can commit between the read
-        // above and this update; the update then matches nothing, and this
-        // one (with its operation) is rolled back.
-        if moved != 1 {
-            return Err(StoreError::Conflict(format!(
-                "machine {} changed while you asked (another action got there first) — read it again",
-                cur.name
-            )));
-        }
-        event(
-            &mut w,
-            actor,
-            None,
-            "machine",
-            &id.to_string(),
-            verb,
-            json!({"from": from, "to": to, "operation_id": op_id}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, id).await?;
+        let out = start_in(&mut w, actor, &cur, to, verb, op).await?;
         w.commit().await?;
-        Ok((out, op_id))
+        Ok(out)
     }
 
     /// Claim a machine for new work (a node's deploy): the first machine of
@@ -359,30 +364,9 @@ impl Store {
             if cur.provision_state != "available" || cur.operation_id.is_some() || cur.maintenance {
                 continue; // taken (or changed) since placement looked; rolled back on drop
             }
-            let op_id = insert_operation(&mut w, actor, op(id)).await?;
-            sqlx::query(
-                "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, \
-                 revision = revision + 1 WHERE id = $4",
-            )
-            .bind(to.to_string())
-            .bind(op_id.to_string())
-            .bind(now())
-            .bind(id.to_string())
-            .execute(&mut *w.tx)
-            .await?;
-            event(
-                &mut w,
-                actor,
-                None,
-                "machine",
-                &id.to_string(),
-                verb,
-                json!({"from": "available", "to": to, "operation_id": op_id}),
-            )
-            .await?;
-            let out = fetch_in(&mut w, id).await?;
+            let out = start_in(&mut w, actor, &cur, to, verb, op(id)).await?;
             w.commit().await?;
-            return Ok(Some((out, op_id)));
+            return Ok(Some(out));
         }
         Ok(None)
     }
@@ -402,23 +386,16 @@ impl Store {
         if cur.operation_id != Some(op) {
             return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
         }
-        let moved = sqlx::query(
-            "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 \
-             WHERE id = $5 AND operation_id = $6",
+        sqlx::query(
+            "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
         )
         .bind(to.to_string())
         .bind(error.clone())
         .bind(if release { None } else { Some(op.to_string()) })
         .bind(now())
         .bind(id.to_string())
-        .bind(op.to_string())
         .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        // A timeout or abort may have taken the machine from `op` since the read (PostgreSQL).
-        if moved != 1 {
-            return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
-        }
+        .await?;
         event(
             &mut w,
             &Actor::service(),
