@@ -306,11 +306,7 @@ impl Config {
             humantime::parse_duration(&n.lease_time)
                 .map_err(|e| invalid(&format!("provisioning_networks[{i}].lease_time"), e.to_string()))?;
         }
-        if let Some(f) = &self.inspection_rules_file {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| invalid("inspection_rules_file", format!("reading {}: {e}", f.display())))?;
-            tundra_engine::inspection::load(&text).map_err(|e| invalid("inspection_rules_file", e.to_string()))?;
-        }
+        self.load_inspection_rules()?;
         if self.discovery.enabled {
             let f = self.discovery.bmc_password_file.as_ref().ok_or_else(|| {
                 invalid("discovery.bmc_password_file", "discovery needs the BMC password of discovered machines".into())
@@ -379,13 +375,12 @@ impl Config {
         self.boot_assets_dir.clone().unwrap_or_else(|| self.data_dir.join("boot"))
     }
 
-    /// The inspection rules (checked by `validate`).
-    pub fn inspection_rules(&self) -> Vec<tundra_engine::inspection::Rule> {
-        self.inspection_rules_file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|t| tundra_engine::inspection::load(&t).ok())
-            .unwrap_or_default()
+    /// Read and check the inspection rules (none without a file).
+    pub fn load_inspection_rules(&self) -> Result<Vec<tundra_engine::inspection::Rule>, ConfigError> {
+        let Some(f) = &self.inspection_rules_file else { return Ok(Vec::new()) };
+        let invalid = |message: String| ConfigError::Invalid { key: "inspection_rules_file".into(), message };
+        let text = std::fs::read_to_string(f).map_err(|e| invalid(format!("reading {}: {e}", f.display())))?;
+        tundra_engine::inspection::load(&text).map_err(|e| invalid(e.to_string()))
     }
 
     pub fn admin_token_file(&self) -> PathBuf {

@@ -89,6 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .build()
         .context("building the HTTP client")?;
     let oidc = auth::Oidc::new(&config.identity_providers, http.clone())?;
+    let config_rules = config.load_inspection_rules()?;
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
@@ -97,6 +98,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         oidc,
         http,
         ops: Default::default(),
+        inspection_rules: Arc::new(config_rules),
     };
     state.ops.bind(state.clone());
     bootstrap(&state).await?;

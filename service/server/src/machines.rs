@@ -165,12 +165,7 @@ pub async fn run(state: &AppState, op: &OperationInput) -> Result<(), String> {
                     "soft_power_off" => PowerAction::SoftOff,
                     _ => PowerAction::Reboot,
                 };
-                let p = d
-                    .set_power(a, Duration::from_secs(1), Duration::from_secs(120))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let _ = state.store.observe_power(m.id, PowerObservation::Answered(power_str(p))).await;
-                Ok(())
+                power(state, &m, &d, a).await
             }
             other => Err(format!("unknown machine operation {other:?}")),
         }
@@ -369,10 +364,7 @@ async fn drive(state: &AppState, op: &OperationInput, id: MachineId) -> Result<(
                         .open_agent_session(m.id, op_id, &serde_json::to_value(&cmd).map_err(|e| e.to_string())?)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let d = driver(state, &m, Backoff::default()).await?;
-                    d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
-                    let on = d.power_state().await.map_err(|e| e.to_string())? == PowerState::On;
-                    power(state, &m, &d, if on { PowerAction::Reboot } else { PowerAction::On }).await?;
+                    pxe_boot(state, &m).await?;
                     let _ = state.store.operation_progress(op_id, 0, None, "booting the agent").await;
                     Ok(Some(next(st, Event::Wait).map_err(|e| e.to_string())?))
                 }
@@ -401,9 +393,7 @@ async fn drive(state: &AppState, op: &OperationInput, id: MachineId) -> Result<(
                             }
                             reboots += 1;
                             tracing::warn!(machine = %m.name, attempt = reboots, "no word from the agent; rebooting into it again");
-                            let d = driver(state, &m, Backoff::default()).await?;
-                            d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
-                            power(state, &m, &d, PowerAction::Reboot).await?;
+                            pxe_boot(state, &m).await?;
                             boot_deadline = tokio::time::Instant::now() + silence;
                         }
                         let progress = s.progress.clone().unwrap_or_else(|| "waiting for the agent".into());
@@ -469,6 +459,15 @@ async fn finish_wait(state: &AppState, m: &Machine, st: State, report: &Value) -
         _ => {}
     }
     Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
+}
+
+/// Boot a machine from the network once: PXE as the next boot device, then
+/// power on — or reset, when it is already on.
+async fn pxe_boot(state: &AppState, m: &Machine) -> Result<(), String> {
+    let d = driver(state, m, Backoff::default()).await?;
+    d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
+    let on = d.power_state().await.map_err(|e| e.to_string())? == PowerState::On;
+    power(state, m, &d, if on { PowerAction::Reboot } else { PowerAction::On }).await
 }
 
 /// Power a machine and wait until the BMC says it is done; record what it says.
@@ -614,8 +613,7 @@ fn facts(inv: &Value, name: Option<&str>, location: &tundra_api::machines::Locat
 /// Turn the agent's inventory into the machine's properties and interfaces,
 /// then let the site's inspection rules name and classify it.
 async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(), String> {
-    let outcome =
-        tundra_engine::inspection::evaluate(&state.config.inspection_rules(), &facts(inv, Some(&m.name), &m.location));
+    let outcome = tundra_engine::inspection::evaluate(&state.inspection_rules, &facts(inv, Some(&m.name), &m.location));
     let (props, interfaces, traits) = facts_to_machine(&m.properties, &m.interfaces, &m.traits, inv, &outcome);
     let changes = MachineChanges {
         name: outcome.name.clone(),
@@ -634,7 +632,7 @@ async fn apply_inventory(state: &AppState, m: &Machine, inv: &Value) -> Result<(
 /// then verify its BMC (`manage`).
 pub async fn enroll_discovered(state: &AppState, mac: &str, inv: &Value) -> Result<Machine, String> {
     let outcome = tundra_engine::inspection::evaluate(
-        &state.config.inspection_rules(),
+        &state.inspection_rules,
         &facts(inv, None, &tundra_api::machines::Location::default()),
     );
     let bmc = outcome.bmc.clone().ok_or_else(|| {

@@ -20,6 +20,8 @@ pub struct AppState {
     /// Outbound HTTP (image fetches, JWKS): no redirects, so the allow-list holds.
     pub http: reqwest::Client,
     pub ops: Runner,
+    /// The inspection rules, read and checked once at start.
+    pub inspection_rules: Arc<Vec<tundra_engine::inspection::Rule>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -4,11 +4,9 @@
 //! script carried. These routes — and only these — are also served on each
 //! provisioning network's own listener.
 
-use axum::body::Body as RawBody;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use tower_http::services::ServeFile;
 use tundra_api::Problem;
 use tundra_api::agent::{Command, Heartbeat, Report, ReportAccepted};
 use tundra_store::{AgentSession, DiscoverySession};
@@ -119,16 +117,7 @@ async fn boot_asset(State(state): State<AppState>, Path(file): Path<String>, req
     if !ok || !path.is_file() {
         return Err(ApiError::NotFound { noun: "boot asset", id: file });
     }
-    serve_file(path, req).await
-}
-
-async fn serve_file(path: std::path::PathBuf, req: Request) -> ApiResult<Response> {
-    let svc = ServeFile::new_with_mime(path, &"application/octet-stream".parse().expect("mime literal"));
-    let (parts, _) = req.into_parts();
-    let resp = tower::ServiceExt::oneshot(svc, Request::from_parts(parts, RawBody::empty()))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(resp.map(RawBody::new).into_response())
+    super::serve_file(path, req).await
 }
 
 /// The agent is alive; answers what it should do next.
@@ -183,7 +172,7 @@ async fn agent_image(State(state): State<AppState>, agent: Agent, req: Request) 
         .as_str()
         .and_then(|i| i.parse().ok())
         .ok_or_else(|| ApiError::Conflict("the agent was not asked to write an image".into()))?;
-    serve_file(crate::images::raw_path(&state, image), req).await
+    super::serve_file(crate::images::raw_path(&state, image), req).await
 }
 
 fn discovery_command(mac: &str) -> String {

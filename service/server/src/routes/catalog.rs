@@ -1,10 +1,8 @@
 //! Keypairs, flavors and images.
 
-use axum::body::Body as RawBody;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use tower_http::services::ServeFile;
+use axum::response::Response;
 use tundra_api::catalog::{
     Flavor, FlavorCreate, FlavorUpdate, Image, ImageCreate, ImageStatus, ImageUpdate, Keypair, KeypairCreate,
     KeypairUpdate,
@@ -436,12 +434,5 @@ async fn download_image(
             img.status.as_str()
         )));
     }
-    let svc = ServeFile::new_with_mime(
-        crate::images::raw_path(&state, img.id),
-        &"application/octet-stream".parse().expect("mime literal"),
-    );
-    let (parts, _) = req.into_parts();
-    let req = Request::from_parts(parts, RawBody::empty());
-    let resp = tower::ServiceExt::oneshot(svc, req).await.map_err(ApiError::internal)?;
-    Ok(resp.map(RawBody::new).into_response())
+    super::serve_file(crate::images::raw_path(&state, img.id), req).await
 }

@@ -154,6 +154,19 @@ where
     Ok(r)
 }
 
+/// Serve a file as bytes, honouring `Range` (resumable, parallel downloads).
+pub async fn serve_file(path: std::path::PathBuf, req: axum::extract::Request) -> ApiResult<Response> {
+    let svc = tower_http::services::ServeFile::new_with_mime(
+        path,
+        &"application/octet-stream".parse().expect("mime literal"),
+    );
+    let (parts, _) = req.into_parts();
+    let resp = tower::ServiceExt::oneshot(svc, axum::extract::Request::from_parts(parts, axum::body::Body::empty()))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(resp.map(axum::body::Body::new).into_response())
+}
+
 /// Parse a typed ID from a path segment; a malformed one is simply not found.
 pub fn path_id<T: std::str::FromStr>(noun: &'static str, s: &str) -> ApiResult<T> {
     s.parse().map_err(|_| ApiError::NotFound { noun, id: s.to_string() })
