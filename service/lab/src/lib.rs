@@ -81,7 +81,6 @@ pub struct Lab {
     pub provisioning: Provisioning,
     pub machines: Vec<LabMachine>,
     helpers: Vec<Child>,
-    senders: Vec<mpsc::UnboundedSender<Power>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     torn_down: bool,
 }
@@ -140,7 +139,6 @@ impl Lab {
             },
             machines: Vec::new(),
             helpers: Vec::new(),
-            senders: Vec::new(),
             tasks: Vec::new(),
             torn_down: false,
         };
@@ -170,12 +168,7 @@ impl Lab {
         }
 
         // BMC power events reach the firmware through these channels.
-        let mut receivers = Vec::new();
-        for _ in specs {
-            let (tx, rx) = mpsc::unbounded_channel();
-            self.senders.push(tx);
-            receivers.push(rx);
-        }
+        let (senders, receivers): (Vec<_>, Vec<_>) = specs.iter().map(|_| mpsc::unbounded_channel()).unzip();
         let uuids: Vec<String> = specs.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
         let routing = Arc::new(Routing {
             by_uuid: specs
@@ -184,7 +177,7 @@ impl Lab {
                 .filter(|(_, s)| s.bmc == BmcKind::Redfish)
                 .map(|(k, _)| (uuids[k].clone(), k))
                 .collect(),
-            senders: self.senders.clone(),
+            senders,
             boot_device: Mutex::new(HashMap::new()),
         });
 
@@ -211,8 +204,7 @@ impl Lab {
             let (child, url) = bmc::start_sushy(&opts.venv, &d, &redfish, password, &notify_url)?;
             self.helpers.push(child);
             self.register()?;
-            for (k, s) in specs.iter().enumerate().filter(|(_, s)| s.bmc == BmcKind::Redfish) {
-                let _ = s;
+            for (k, _) in specs.iter().enumerate().filter(|(_, s)| s.bmc == BmcKind::Redfish) {
                 bmcs[k] = Some(BmcInfo {
                     driver: "redfish",
                     address: url.clone(),
@@ -334,16 +326,11 @@ impl Lab {
         })
     }
 
-    /// Stop everything and remove the fabric.
-    pub async fn stop(mut self) {
-        for s in self.senders.drain(..) {
-            drop(s);
-        }
-        // Firmware loops halt their machines when their channel closes.
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-        self.teardown();
+    /// Stop everything and remove the fabric (what dropping the lab does):
+    /// the firmware tasks stop, and the teardown kills whatever runs in the
+    /// machines' namespaces.
+    pub async fn stop(self) {
+        drop(self);
     }
 
     fn teardown(&mut self) {

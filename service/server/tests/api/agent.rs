@@ -6,9 +6,20 @@
 
 use serde_json::json;
 use tundra_api::agent::Command;
-use tundra_store::{Actor, NewOperation};
+use tundra_store::Actor;
 
-use crate::harness::{Backend, Env};
+use crate::harness::{Backend, Env, machine_op};
+
+/// An operation (not run by the test) holds the machine in inspect_wait, with
+/// an agent session whose command is `inspect` with ID `c1`.
+async fn waiting_for_agent(store: &tundra_store::Store, id: tundra_api::MachineId) -> tundra_api::OperationId {
+    let op = machine_op(id, "machine.test");
+    let (_, op) =
+        store.begin_machine_transition(&Actor::service(), id, "enroll", "inspect_wait", "test", op).await.unwrap();
+    let cmd = Command::Inspect { id: "c1".into() };
+    store.open_agent_session(id, op, &serde_json::to_value(&cmd).unwrap()).await.unwrap();
+    op
+}
 
 pub async fn tokens_commands_and_reports(b: Backend) {
     let env = Env::start(b, |_| {}).await;
@@ -38,17 +49,7 @@ pub async fn tokens_commands_and_reports(b: Backend) {
     env.call("GET", "/boot/52:54:00:aa:00:01.ipxe", "", None).await.problem(404);
 
     // An operation (not run here) holds the machine in inspect_wait with a session.
-    let op = NewOperation {
-        project_id: None,
-        kind: "machine.test".into(),
-        target_type: "machine".into(),
-        target_id: id.to_string(),
-        input: json!({}),
-    };
-    let (_, op) =
-        store.begin_machine_transition(&Actor::service(), id, "enroll", "inspect_wait", "test", op).await.unwrap();
-    let cmd = Command::Inspect { id: "c1".into() };
-    store.open_agent_session(id, op, &serde_json::to_value(&cmd).unwrap()).await.unwrap();
+    let op = waiting_for_agent(store, id).await;
 
     let script = async || {
         let r = env.call("GET", "/boot/52-54-00-AA-00-01.ipxe", "", None).await;
@@ -163,19 +164,7 @@ pub async fn a_timed_out_wait_retires_its_token(b: Backend) {
         .await;
     let id: tundra_api::MachineId = m.body["id"].as_str().unwrap().parse().unwrap();
     let store = &env.state().store;
-    let op = NewOperation {
-        project_id: None,
-        kind: "machine.test".into(),
-        target_type: "machine".into(),
-        target_id: id.to_string(),
-        input: json!({}),
-    };
-    let (_, op) =
-        store.begin_machine_transition(&Actor::service(), id, "enroll", "inspect_wait", "test", op).await.unwrap();
-    store
-        .open_agent_session(id, op, &serde_json::to_value(Command::Inspect { id: "c1".into() }).unwrap())
-        .await
-        .unwrap();
+    waiting_for_agent(store, id).await;
     let text = String::from_utf8(env.call("GET", "/boot/52:54:00:aa:00:07.ipxe", "", None).await.bytes).unwrap();
     let token = text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
     let hb = json!({"version": "t"});

@@ -315,3 +315,14 @@ impl FileServer {
         format!("http://{}/images/", self.addr)
     }
 }
+
+/// An operation record for tests that drive machine transitions in the store directly.
+pub fn machine_op(id: tundra_api::MachineId, kind: &str) -> tundra_store::NewOperation {
+    tundra_store::NewOperation {
+        project_id: None,
+        kind: kind.into(),
+        target_type: "machine".into(),
+        target_id: id.to_string(),
+        input: serde_json::json!({}),
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Env, wait_for};
+use crate::harness::{Backend, Env, machine_op, wait_for};
 use crate::peers;
 
 fn ipmi_machine(name: &str, port: u16, mac: &str, password: &str) -> Value {
@@ -227,16 +227,10 @@ pub async fn racing_transitions_have_one_winner(b: Backend) {
     let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
     let store = env.state().store.clone();
     let mut tasks = Vec::new();
-    for k in 0..16 {
+    for _ in 0..16 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let op = tundra_store::NewOperation {
-                project_id: None,
-                kind: "machine.race".into(),
-                target_type: "machine".into(),
-                target_id: id.to_string(),
-                input: json!({"k": k}),
-            };
+            let op = machine_op(id, "machine.race");
             store.begin_machine_transition(&tundra_store::Actor::service(), id, "enroll", "verifying", "race", op).await
         }));
     }
@@ -277,13 +271,7 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
             .await;
         let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
         // Straight to available (the lab tests cover the real way there).
-        let op = tundra_store::NewOperation {
-            project_id: None,
-            kind: "machine.setup".into(),
-            target_type: "machine".into(),
-            target_id: id.to_string(),
-            input: json!({}),
-        };
+        let op = machine_op(id, "machine.setup");
         let (_, op) = store.begin_machine_transition(&actor, id, "enroll", "cleaning", "setup", op).await.unwrap();
         store.machine_step(id, op, "available", None, true).await.unwrap();
         ids.push(id);
@@ -299,13 +287,7 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
         tasks.push(tokio::spawn(async move {
             store
                 .claim_machine(&tundra_store::Actor::service(), &ranked, "deploying", "claimed", |id| {
-                    tundra_store::NewOperation {
-                        project_id: None,
-                        kind: "node.test".into(),
-                        target_type: "machine".into(),
-                        target_id: id.to_string(),
-                        input: json!({}),
-                    }
+                    machine_op(id, "node.test")
                 })
                 .await
                 .unwrap()
