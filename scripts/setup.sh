@@ -38,6 +38,7 @@ apt_packages=(
   iproute2            # ip netns / veth / bridge: the lab fabric
   busybox             # udhcpc: a real DHCP client inside lab namespaces
   lldpd               # the lab switch announces its ports over LLDP (the agent listens)
+  procps              # kill: the lab stops what runs in its machines' namespaces
   openssh-server      # sshd: Linux-switch dialect in the lab
   ipmitool            # IPMI client, checks our IPMI driver against pyghmi
   kea-admin           # perfdhcp: DHCP load generator for benchmarks
