@@ -50,6 +50,11 @@ apt_packages=(
   qemu-utils          # qemu-img: tundrad converts qcow2 images to raw
   openssh-client      # ssh-keygen: keypair fixtures
   wrk                 # HTTP load generator for the API benchmark
+  fdisk               # sfdisk: partitioned test images; reads back the config drive's partition
+  gdisk               # sgdisk -v: checks the GPT the agent extends
+  mtools              # mcopy: reads the config drive's FAT without mounting
+  python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch
+  python3-requests python3-netifaces python3-oauthlib   # what cloud-init (unpacked below) imports
 )
 if [ "$want_vm" = 1 ]; then
   apt_packages+=(ovmf)
@@ -129,6 +134,25 @@ fi
 LD_LIBRARY_PATH="$qemu_root/usr/lib/x86_64-linux-gnu:$qemu_root/lib/x86_64-linux-gnu" \
   "$qemu_root/usr/bin/qemu-system-x86_64" --version >/dev/null \
   || { say "the unpacked QEMU in $qemu_root does not run"; exit 1; }
+
+# --- cloud-init, the config drive's real consumer (unpacked, not installed) --
+ci_root="$venv/cloud-init"
+if [ -x "$venv/bin/cloud-init" ] && [ -d "$ci_root/usr/lib/python3/dist-packages/cloudinit" ]; then
+  say "found cloud-init unpacked in $ci_root"
+else
+  say "unpacking Debian's cloud-init into $ci_root"
+  dl=$(mktemp -d)
+  ( cd "$dl" && { apt-get download -q cloud-init >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1; apt-get download -q cloud-init >/dev/null 2>&1; }; } ) \
+    || { rm -rf "$dl"; say "apt-get download of cloud-init failed"; exit 1; }
+  rm -rf "$ci_root"
+  dpkg-deb -x "$dl"/cloud-init_*.deb "$ci_root"
+  rm -rf "$dl"
+  printf '#!/bin/sh\nPYTHONPATH="%s/usr/lib/python3/dist-packages" exec /usr/bin/python3 "%s/usr/bin/cloud-init" "$@"\n' \
+    "$ci_root" "$ci_root" >"$venv/bin/cloud-init"
+  chmod 0755 "$venv/bin/cloud-init"
+fi
+"$venv/bin/cloud-init" --version >/dev/null 2>&1 || { say "the unpacked cloud-init does not run"; exit 1; }
 
 # --- Terraform ---------------------------------------------------------------
 shim="$venv/bin/terraform"

@@ -113,6 +113,7 @@ impl Provider for TundraProvider {
             tfplugin::resource(flavor::FlavorResource),
             tfplugin::resource(image::ImageResource),
             tfplugin::resource(machine::MachineResource),
+            tfplugin::resource(node::NodeResource),
         ]
     }
 
@@ -123,6 +124,7 @@ impl Provider for TundraProvider {
             tfplugin::data_source(KeypairData),
             tfplugin::data_source(FlavorData),
             tfplugin::data_source(ImageData),
+            tfplugin::data_source(NodeData),
         ]
     }
 }

@@ -252,3 +252,84 @@ impl DataSource<Client> for ImageData {
         ImageLookup::from_tf(v, &AttrPath::root()).map_err(Diagnostics::from)
     }
 }
+
+pub struct NodeData;
+
+tfplugin::tf_object! {
+    pub struct NodeLookup {
+        pub id: Value<String>,
+        pub project_id: Value<String>,
+        pub name: Value<String>,
+        pub flavor_id: Value<String>,
+        pub image_id: Value<String>,
+        pub keypair_id: Value<String>,
+        pub metadata: Value<std::collections::BTreeMap<String, String>>,
+        pub placement: Value<crate::resources::node::PlacementObj>,
+        pub status: Value<String>,
+        pub status_reason: Value<String>,
+        pub addresses: Value<Vec<crate::resources::node::AddressObj>>,
+        pub access_ip: Value<String>,
+        pub location: Value<crate::resources::node::LocationObj>,
+        pub machine_id: Value<String>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl DataSource<Client> for NodeData {
+    type State = NodeLookup;
+    fn type_name(&self) -> &'static str {
+        "tundra_node"
+    }
+    fn schema(&self) -> Schema {
+        let obj =
+            |names: &[&str]| -> Vec<Attribute> { names.iter().map(|n| Attribute::string(n).computed()).collect() };
+        Schema::new(
+            lookup_keys(
+                Block::new("Looks up a node of a project (e.g. one another configuration manages)."),
+                "node",
+                true,
+            )
+            .attr(Attribute::string("flavor_id").computed())
+            .attr(Attribute::string("image_id").computed())
+            .attr(Attribute::string("keypair_id").computed())
+            .attr(Attribute::map("metadata", Type::String).computed())
+            .attr(
+                Attribute::nested(
+                    "placement",
+                    tfplugin::Nesting::Single,
+                    obj(&["site", "rack", "island", "group", "policy", "strategy"]),
+                )
+                .computed(),
+            )
+            .attr(Attribute::string("status").computed())
+            .attr(Attribute::string("status_reason").computed())
+            .attr(
+                Attribute::nested("addresses", tfplugin::Nesting::List, obj(&["network", "mac", "address"])).computed(),
+            )
+            .attr(Attribute::string("access_ip").computed())
+            .attr(Attribute::nested("location", tfplugin::Nesting::Single, obj(&["site", "rack", "island"])).computed())
+            .attr(Attribute::string("machine_id").computed())
+            .attr(Attribute::string("created_at").computed()),
+        )
+    }
+    fn validate_config(&self, config: &NodeLookup, diags: &mut Diagnostics) {
+        need_id_or_name(&config.id, &config.name, diags);
+    }
+    async fn read(&self, ctx: &Ctx<Client>, config: NodeLookup) -> Result<NodeLookup, Diagnostics> {
+        let c = ctx.client()?;
+        let n: tundra_api::nodes::Node = match (config.id.known(), config.name.known()) {
+            (Some(id), _) => c.get(&format!("/v1/nodes/{id}")).await.map_err(|e| e.diag(&format!("No node {id:?}")))?,
+            (None, Some(name)) => {
+                let project = scope(c, &config.project_id).await;
+                by_name(c, "nodes", "node", name, project, |n: &tundra_api::nodes::Node| Some(n.project_id.to_string()))
+                    .await?
+            }
+            _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
+        };
+        let mut v = crate::resources::node::NodeState::from_view(&n, None).into_tf();
+        if let TfValue::Object(m) = &mut v {
+            m.remove("user_data");
+        }
+        NodeLookup::from_tf(v, &AttrPath::root()).map_err(Diagnostics::from)
+    }
+}

@@ -3,4 +3,4 @@
 
 mod lookup;
 
-pub use lookup::{FlavorData, ImageData, KeypairData, ProjectData};
+pub use lookup::{FlavorData, ImageData, KeypairData, NodeData, ProjectData};

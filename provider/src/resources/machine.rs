@@ -62,6 +62,7 @@ tfplugin::tf_object! {
         pub bmc_password_version: Value<i64>,
         pub interfaces: Value<Vec<InterfaceObj>>,
         pub manage: Value<bool>,
+        pub provide: Value<bool>,
         pub provision_state: Value<String>,
         pub power_state: Value<String>,
         pub maintenance: Value<bool>,
@@ -136,6 +137,7 @@ impl MachineState {
                 Value::Known(interfaces)
             },
             manage: prior.map(|p| p.manage.clone()).unwrap_or(Value::Known(true)),
+            provide: prior.map(|p| p.provide.clone()).unwrap_or(Value::Known(false)),
             provision_state: Value::Known(m.provision_state.clone()),
             power_state: Value::Known(m.power_state.clone()),
             maintenance: Value::Known(m.maintenance),
@@ -205,46 +207,59 @@ const REST: Rest = Rest { collection: "machines", noun: "machine", fields: FIELD
 
 pub struct MachineResource;
 
-/// Ask for `manage` and wait until tundrad has verified the BMC.
-async fn manage(
+/// Ask for `action` and wait until the machine is `want` with no operation.
+async fn act(
     ctx: &Ctx<Client>,
     c: &Client,
     m: Machine,
     plan: &MachineState,
+    action: &str,
+    want: &str,
 ) -> Result<Machine, Failed<MachineState>> {
     let path = format!("/v1/machines/{}", m.id);
-    let _: serde_json::Value = c
-        .create(&format!("{path}/actions"), &MachineAction { action: "manage".into(), image_id: None })
+    let op: tundra_api::ops::Operation = c
+        .create(&format!("{path}/actions"), &MachineAction { action: action.into(), image_id: None })
         .await
         .map_err(|e| {
-            Failed::with_state(e.diag("Could not start verifying the BMC"), MachineState::from_view(&m, Some(plan)))
+            Failed::with_state(e.diag(&format!("Could not start {action}")), MachineState::from_view(&m, Some(plan)))
         })?;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now: Machine = c.get(&path).await.map_err(|e| e.diag("Could not read machine"))?;
-        if now.operation_id.is_none() && now.provision_state != "verifying" {
-            if now.provision_state == "manageable" {
-                return Ok(now);
-            }
-            let why = now.last_error.clone().unwrap_or_else(|| now.provision_state.clone());
-            return Err(Failed::with_state(
-                Diagnostic::error(
-                    "BMC verification failed",
-                    format!(
-                        "{why}. The machine is enrolled but not manageable; fix bmc or bmc_password and apply again."
-                    ),
-                )
-                .at(AttrPath::attr_root("bmc")),
-                MachineState::from_view(&now, Some(plan)),
-            ));
+        let o: tundra_api::ops::Operation =
+            c.get(&format!("/v1/operations/{}", op.id)).await.map_err(|e| e.diag("Could not follow the operation"))?;
+        if o.state.is_terminal() {
+            break;
         }
         if ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(1) >= d) {
+            let now: Machine = c.get(&path).await.map_err(|e| e.diag("Could not read machine"))?;
             return Err(Failed::with_state(
-                Diagnostic::error("BMC verification still running", "Raise timeouts.create, or check the BMC."),
+                Diagnostic::error(format!("{action} still running"), "Raise timeouts.create, or check the machine."),
                 MachineState::from_view(&now, Some(plan)),
             ));
         }
     }
+    let now: Machine = c.get(&path).await.map_err(|e| e.diag("Could not read machine"))?;
+    if now.provision_state == want {
+        return Ok(now);
+    }
+    let why = now.last_error.clone().unwrap_or_else(|| now.provision_state.clone());
+    let (summary, advice, at) = if action == "manage" {
+        (
+            "BMC verification failed",
+            "The machine is enrolled but not manageable; fix bmc or bmc_password and apply again.",
+            "bmc",
+        )
+    } else {
+        (
+            "Machine not ready",
+            "The machine is enrolled but not available; see its last_error, fix the machine and replace it.",
+            "provide",
+        )
+    };
+    Err(Failed::with_state(
+        Diagnostic::error(summary, format!("{action}: {why}. {advice}")).at(AttrPath::attr_root(at)),
+        MachineState::from_view(&now, Some(plan)),
+    ))
 }
 
 impl Resource<Client> for MachineResource {
@@ -315,6 +330,14 @@ impl Resource<Client> for MachineResource {
                     .modifier(modifiers::requires_replace())
                     .description("Verify the BMC on create (enroll → manageable)."),
             )
+            .attr(
+                Attribute::bool("provide")
+                    .optional()
+                    .computed()
+                    .default(TfValue::Bool(false))
+                    .modifier(modifiers::requires_replace())
+                    .description("On create, after verifying the BMC: inspect the hardware and clean the disks, so the machine is `available` for nodes."),
+            )
             .attr(Attribute::string("provision_state").computed().description("See the machine states in the docs."))
             .attr(Attribute::string("power_state").computed().description("`on`, `off` or `unknown`."))
             .attr(Attribute::bool("maintenance").computed().description("Held out of automation (by an operator through the API, or by tundrad while the BMC is silent)."))
@@ -325,7 +348,7 @@ impl Resource<Client> for MachineResource {
     }
 
     fn timeouts(&self) -> Option<Timeouts> {
-        Some(Timeouts { create: Some(Duration::from_secs(600)), update: None, delete: None })
+        Some(Timeouts { create: Some(Duration::from_secs(1800)), update: None, delete: None })
     }
 
     fn importable(&self) -> bool {
@@ -346,7 +369,15 @@ impl Resource<Client> for MachineResource {
         };
         let m: Machine =
             c.create("/v1/machines", &req).await.map_err(|e| e.diag_at("Could not enroll machine", FIELDS))?;
-        let m = if plan.manage.known() != Some(&false) { manage(ctx, c, m, &plan).await? } else { m };
+        let mut m = if plan.manage.known() != Some(&false) || plan.provide.known() == Some(&true) {
+            act(ctx, c, m, &plan, "manage", "manageable").await?
+        } else {
+            m
+        };
+        if plan.provide.known() == Some(&true) {
+            m = act(ctx, c, m, &plan, "inspect", "manageable").await?;
+            m = act(ctx, c, m, &plan, "provide", "available").await?;
+        }
         Ok(MachineState::from_view(&m, Some(&plan)))
     }
 

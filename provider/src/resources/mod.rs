@@ -5,6 +5,7 @@ pub mod flavor;
 pub mod image;
 pub mod keypair;
 pub mod machine;
+pub mod node;
 pub mod project;
 
 use tfplugin::schema::Attribute;

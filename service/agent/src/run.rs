@@ -180,7 +180,7 @@ impl Agent {
                 serde_json::to_value(inv).map_err(|e| e.to_string())
             }
             .await,
-            Command::WriteImage { url, sha256, disk, .. } => async {
+            Command::WriteImage { url, sha256, disk, config_drive, .. } => async {
                 let target = self.disk(disk)?;
                 let url = if url.starts_with('/') { self.url(url) } else { url.clone() };
                 let mut attempt = 0;
@@ -205,7 +205,19 @@ impl Agent {
                         r => break r.map_err(|e| e.to_string())?,
                     }
                 };
-                Ok(serde_json::json!({"bytes": w.bytes, "sha256": w.sha256, "seconds": w.seconds, "resumed": w.resumed}))
+                let mut out = serde_json::json!({"bytes": w.bytes, "sha256": w.sha256, "seconds": w.seconds, "resumed": w.resumed});
+                if let Some(files) = config_drive.clone() {
+                    if let Ok(mut p) = progress.lock() {
+                        *p = "writing the config drive".into();
+                    }
+                    let t = target.clone();
+                    let d = tokio::task::spawn_blocking(move || crate::config_drive::write(&t, &files))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("the image is written, but the config drive is not: {e}"))?;
+                    out["config_drive"] = serde_json::to_value(d).map_err(|e| e.to_string())?;
+                }
+                Ok(out)
             }
             .await,
             Command::Erase { disks, .. } => async {

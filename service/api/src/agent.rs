@@ -24,7 +24,18 @@ pub enum Command {
     /// Stream the image at `url` (authenticated with the agent token; a path
     /// is relative to tundrad's base URL) onto `disk` (a name under `/dev`),
     /// verifying `sha256` as the bytes pass.
-    WriteImage { id: String, url: String, sha256: String, size_bytes: i64, disk: String },
+    /// With `config_drive`, the agent then adds a partition at the disk's
+    /// end (MBR or GPT) holding a `config-2` FAT filesystem with these files
+    /// (path → contents, e.g. `openstack/latest/meta_data.json`).
+    WriteImage {
+        id: String,
+        url: String,
+        sha256: String,
+        size_bytes: i64,
+        disk: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_drive: Option<std::collections::BTreeMap<String, String>>,
+    },
     /// Erase these disks (names under `/dev`; empty: every disk the agent
     /// sees) and check they read back as zero.
     Erase { id: String, disks: Vec<String> },

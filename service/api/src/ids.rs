@@ -92,3 +92,8 @@ typed_id!(
     MachineId,
     "machine"
 );
+typed_id!(
+    /// A node: a project's deployed bare-metal server.
+    NodeId,
+    "node"
+);

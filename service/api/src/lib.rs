@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod identity;
 pub mod ids;
 pub mod machines;
+pub mod nodes;
 pub mod ops;
 pub mod problem;
 

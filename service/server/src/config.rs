@@ -109,6 +109,14 @@ pub struct ProvisioningNetwork {
     /// `http://ADDRESS:HTTP_PORT`, or `http://ADDRESS:LISTEN_PORT` without `http_port`).
     #[serde(default)]
     pub boot_url: Option<String>,
+    /// Fixed addresses for nodes, e.g. `10.0.0.200-10.0.0.249`: each node
+    /// gets one (static in its config drive, reserved in DHCP under the
+    /// node's name). Must not overlap `pool`. Unset: nodes use DHCP.
+    #[serde(default)]
+    pub node_pool: Option<String>,
+    /// MTU nodes configure on this network.
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
     #[serde(default = "default_lease_time")]
     pub lease_time: String,
     #[serde(default = "default_dhcp_port")]
@@ -119,6 +127,9 @@ pub struct ProvisioningNetwork {
 
 fn default_tftp_root() -> PathBuf {
     "/usr/lib/ipxe".into()
+}
+fn default_mtu() -> u32 {
+    1500
 }
 fn default_lease_time() -> String {
     "1h".into()
@@ -157,6 +168,33 @@ impl ProvisioningNetwork {
             return Err(format!("pool {:?} must lie inside {} and run upwards", self.pool, self.address));
         }
         Ok((ip, mask, a, b))
+    }
+
+    /// The prefix length of the network.
+    pub fn prefix(&self) -> u8 {
+        self.address.split_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(24)
+    }
+
+    /// The node pool `(first, last)`, checked against the network and the DHCP pool.
+    pub fn node_pool(&self) -> Result<Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>, String> {
+        let Some(np) = &self.node_pool else { return Ok(None) };
+        let (ip, mask, start, end) = self.parsed()?;
+        let (a, b) = np.split_once('-').ok_or(format!("node_pool {np:?} must be START-END"))?;
+        let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (
+            a.trim().parse().map_err(|_| format!("node_pool start {a:?} is not an IPv4 address"))?,
+            b.trim().parse().map_err(|_| format!("node_pool end {b:?} is not an IPv4 address"))?,
+        );
+        let net = |x: std::net::Ipv4Addr| u32::from(x) & u32::from(mask);
+        if net(a) != net(ip) || net(b) != net(ip) || u32::from(a) > u32::from(b) {
+            return Err(format!("node_pool {np:?} must lie inside {} and run upwards", self.address));
+        }
+        if u32::from(a) <= u32::from(end) && u32::from(start) <= u32::from(b) {
+            return Err(format!("node_pool {np:?} overlaps the DHCP pool {:?}; give nodes their own range", self.pool));
+        }
+        if (u32::from(a)..=u32::from(b)).contains(&u32::from(ip)) {
+            return Err(format!("node_pool {np:?} contains tundrad's own address {ip}"));
+        }
+        Ok(Some((a, b)))
     }
 }
 
@@ -303,6 +341,7 @@ impl Config {
         }
         for (i, n) in self.provisioning_networks.iter().enumerate() {
             n.parsed().map_err(|m| invalid(&format!("provisioning_networks[{i}]"), m))?;
+            n.node_pool().map_err(|m| invalid(&format!("provisioning_networks[{i}].node_pool"), m))?;
             humantime::parse_duration(&n.lease_time)
                 .map_err(|e| invalid(&format!("provisioning_networks[{i}].lease_time"), e.to_string()))?;
         }

@@ -21,6 +21,9 @@ pub enum ApiError {
     NotFound { noun: &'static str, id: String },
     #[error("{0}")]
     Conflict(String),
+    /// No machine fits a node (409, problem type `no-capacity`); says which check emptied the list.
+    #[error("{0}")]
+    NoCapacity(String),
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("{0}")]
@@ -42,7 +45,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::NoCapacity(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } => "not-found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::NoCapacity(_) => "no-capacity",
             ApiError::PreconditionFailed(_) => "precondition-failed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -87,6 +91,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { noun, id } => ApiError::NotFound { noun, id },
+            StoreError::Conflict(m) if m.starts_with("no capacity") => ApiError::NoCapacity(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::RevisionMismatch { noun, id, expected, current } => ApiError::PreconditionFailed(format!(
                 "{noun} {id} changed: it is at revision {current}, your If-Match said {expected}; GET it again, reapply your change and retry"
@@ -118,13 +123,17 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let (kind, title) = match &self {
+            ApiError::NoCapacity(_) => ("no-capacity", "No capacity"),
+            _ => (ApiError::kind_of(status), status.canonical_reason().unwrap_or("Error")),
+        };
         let errors = match self {
             ApiError::Invalid { errors, .. } => errors,
             _ => Vec::new(),
         };
         let problem = Problem {
-            kind: format!("urn:tundra:problem:{}", ApiError::kind_of(status)),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            kind: format!("urn:tundra:problem:{kind}"),
+            title: title.to_string(),
             status: status.as_u16(),
             detail,
             instance: None,

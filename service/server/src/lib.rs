@@ -13,6 +13,7 @@ pub mod images;
 pub mod keys;
 pub mod machines;
 pub mod netboot;
+pub mod nodes;
 pub mod observe;
 pub mod operations;
 pub mod routes;
@@ -99,6 +100,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         http,
         ops: Default::default(),
         inspection_rules: Arc::new(config_rules),
+        placement: Default::default(),
+        nodes_changed: Default::default(),
+        netboot_changed: Default::default(),
     };
     state.ops.bind(state.clone());
     bootstrap(&state).await?;
@@ -186,6 +190,7 @@ async fn recover(state: &AppState) -> anyhow::Result<()> {
     state.ops.background(janitor_loop(janitor)).await;
     state.ops.background(machines::power_sync_loop(state.clone())).await;
     state.ops.background(machines::timeout_loop(state.clone())).await;
+    state.ops.background(nodes::reconcile_loop(state.clone())).await;
     let n = state.ops.resume(&state.store).await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");

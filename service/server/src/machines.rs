@@ -144,7 +144,10 @@ pub async fn start_action(
 pub async fn run(state: &AppState, op: &OperationInput) -> Result<(), String> {
     let id: MachineId = op.operation.target_id.parse().map_err(|_| "operation target is not a machine".to_string())?;
     if matches!(op.operation.kind.as_str(), "machine.inspect" | "machine.clean" | "machine.deploy" | "machine.delete") {
-        return drive(state, op, id).await;
+        let r = drive(state, op, id).await;
+        // A node may be waiting on this machine.
+        state.nodes_changed.notify_one();
+        return r;
     }
     let m = state.store.machine(&id.to_string()).await.map_err(|e| e.to_string())?;
     let action = op.input["action"].as_str().unwrap_or_default().to_string();
@@ -280,7 +283,7 @@ pub async fn timeouts_once(state: &AppState) -> Result<(), String> {
 
 /// `abort`: stop the operation waiting on a machine; the machine takes the
 /// table's abort edge (e.g. `deploy_wait` → `deploy_failed`).
-async fn abort(state: &AppState, actor: &Actor, m: &Machine, to: State) -> Result<OperationId, ApiError> {
+pub(crate) async fn abort(state: &AppState, actor: &Actor, m: &Machine, to: State) -> Result<OperationId, ApiError> {
     let op =
         m.operation_id.ok_or_else(|| ApiError::Conflict(format!("machine {} has no operation to abort", m.name)))?;
     state.ops.cancel(op);
@@ -292,7 +295,7 @@ async fn abort(state: &AppState, actor: &Actor, m: &Machine, to: State) -> Resul
 }
 
 /// The command the agent runs in a state that boots it.
-fn command_for(st: State, op: &OperationInput, m: &Machine) -> Result<Command, String> {
+async fn command_for(state: &AppState, st: State, op: &OperationInput, m: &Machine) -> Result<Command, String> {
     let id = format!("{}-{}", op.operation.id, st.as_str());
     Ok(match st {
         State::Inspecting => Command::Inspect { id },
@@ -310,6 +313,13 @@ fn command_for(st: State, op: &OperationInput, m: &Machine) -> Result<Command, S
                 sha256: op.input["sha256"].as_str().ok_or("the deploy names no image checksum")?.to_string(),
                 size_bytes: op.input["size_bytes"].as_i64().unwrap_or(0),
                 disk,
+                config_drive: match crate::nodes::node_of(&op.input) {
+                    Some(n) => {
+                        let node = state.store.node(n).await.map_err(|e| format!("the node being deployed: {e}"))?;
+                        Some(crate::nodes::drive_files(state, &node).await?)
+                    }
+                    None => None,
+                },
             }
         }
         other => return Err(format!("{other} does not boot the agent")),
@@ -358,7 +368,7 @@ async fn drive(state: &AppState, op: &OperationInput, id: MachineId) -> Result<(
             }
             State::Inspecting | State::Cleaning | State::Deploying => {
                 async {
-                    let cmd = command_for(st, op, &m)?;
+                    let cmd = command_for(state, st, op, &m).await?;
                     state
                         .store
                         .open_agent_session(m.id, op_id, &serde_json::to_value(&cmd).map_err(|e| e.to_string())?)

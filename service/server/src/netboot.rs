@@ -23,7 +23,9 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
                     .with_context(|| format!("binding the boot listener on {ip}:{port} ({})", n.interface))?;
                 let port = l.local_addr()?.port();
                 let (router, _) = crate::routes::agent::routes().split_for_parts();
-                let app = crate::app(router, state);
+                // The metadata service knows a node by the address asking.
+                let app = crate::app(router.merge(crate::routes::nodes::metadata_routes()), state)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>();
                 state
                     .ops
                     .background(async move {
@@ -71,11 +73,24 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
     Ok(servers)
 }
 
-/// Every few seconds, tell the DHCP servers which MACs belong to enrolled machines.
+/// Every few seconds (and at once when a node gets an address), tell the
+/// DHCP servers which MACs belong to enrolled machines and which addresses
+/// are reserved: interfaces' fixed addresses under the machine's name,
+/// nodes' addresses under the node's name.
 async fn known_macs_loop(state: AppState, servers: Vec<Arc<Server>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.netboot_changed.notified() => {}
+        }
+        let nodes = match state.store.all_nodes().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading nodes for DHCP failed");
+                continue;
+            }
+        };
         match state.store.all_machines().await {
             Ok(ms) => {
                 let macs: std::collections::HashSet<String> =
@@ -89,6 +104,12 @@ async fn known_macs_loop(state: AppState, servers: Vec<Arc<Server>>) {
                             Some((i.mac.clone(), Reservation { ip, hostname: Some(m.name.clone()) }))
                         })
                     })
+                    .chain(nodes.iter().filter(|n| n.machine_id.is_some()).flat_map(|n| {
+                        n.addresses.iter().filter_map(|a| {
+                            let ip = a.address.as_deref()?.parse().ok()?;
+                            Some((a.mac.clone(), Reservation { ip, hostname: Some(n.name.clone()) }))
+                        })
+                    }))
                     .collect();
                 for s in &servers {
                     s.set_known(macs.clone());

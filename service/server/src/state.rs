@@ -22,6 +22,14 @@ pub struct AppState {
     pub ops: Runner,
     /// The inspection rules, read and checked once at start.
     pub inspection_rules: Arc<Vec<tundra_engine::inspection::Rule>>,
+    /// Placement reads the machines and claims one node at a time: the claim
+    /// is race-free in the store anyway; this keeps a placement group's
+    /// members from being placed without seeing each other.
+    pub placement: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the node reconciler (a machine operation ended, a node changed).
+    pub nodes_changed: Arc<tokio::sync::Notify>,
+    /// Wakes the DHCP reservation refresh (a node got an address).
+    pub netboot_changed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -17,6 +17,8 @@ mod identity;
 mod images;
 #[path = "api/machines.rs"]
 mod machines;
+#[path = "api/nodes.rs"]
+mod nodes;
 #[path = "../../drivers/tests/peers/mod.rs"]
 #[allow(dead_code)]
 mod peers;
@@ -56,6 +58,9 @@ fn main() {
         machines::stuck_steps_time_out,
         machines::racing_transitions_have_one_winner,
         machines::racing_claims_never_share_a_machine,
+        nodes::placement_groups_and_no_capacity,
+        nodes::racing_creates_never_share_a_machine,
+        nodes::a_failed_deploy_rolls_back_to_cleaning,
         agent::tokens_commands_and_reports,
         agent::discovery_without_a_bmc_rule_enrolls_nothing,
         agent::a_timed_out_wait_retires_its_token,

@@ -34,6 +34,8 @@ fn tundrad_network_boots_enrolled_machines() {
             tftp_root,
             http_port: None,
             boot_url: Some("http://10.77.0.1:8180".into()),
+            node_pool: None,
+            mtu: 1500,
             lease_time: "1h".into(),
             dhcp_port: 67,
             tftp_port: 69,

@@ -119,7 +119,8 @@ pub struct ImageImported {
 }
 
 impl Store {
-    async fn list<T>(
+    /// A page of `table` the caller may see (name filter, visibility, keyset).
+    pub(crate) async fn list<T>(
         &self,
         table: &str,
         p: &ListParams,

@@ -17,6 +17,7 @@ mod discovery;
 mod idempotency;
 mod identity;
 mod machines;
+mod nodes;
 mod ops;
 mod secrets;
 mod sql;
@@ -34,6 +35,7 @@ pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{MachineChanges, NewMachine, PowerObservation};
+pub use nodes::{AddressPool, Claimed, NewNode, NodeStep};
 pub use ops::{NewOperation, OperationInput};
 pub use secrets::SecretRecord;
 

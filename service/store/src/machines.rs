@@ -83,7 +83,7 @@ pub enum PowerObservation {
     Failed { error: String, set_maintenance_after: i64 },
 }
 
-async fn fetch_in(w: &mut Write, id: MachineId) -> Result<Machine> {
+pub(crate) async fn fetch_in(w: &mut Write, id: MachineId) -> Result<Machine> {
     crate::fetch_in(w, "machines", "machine", id.to_string(), machine).await
 }
 
@@ -103,7 +103,7 @@ async fn replace_macs(w: &mut Write, id: MachineId, interfaces: &[Interface]) ->
 /// Inside the caller's transaction, with `cur` read (locked) and checked:
 /// record a new operation, move the machine to `to` held by it, write the
 /// event. Returns the machine as it is now and the operation.
-async fn start_in(
+pub(crate) async fn start_in(
     w: &mut Write,
     actor: &Actor,
     cur: &Machine,
@@ -300,6 +300,16 @@ impl Store {
     pub async fn delete_machine(&self, actor: &Actor, id: MachineId) -> Result<()> {
         let mut w = self.write().await?;
         let cur = fetch_in(&mut w, id).await?;
+        let holder: Option<String> = sqlx::query_scalar("SELECT name FROM nodes WHERE machine_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        if let Some(node) = holder {
+            return Err(StoreError::Conflict(format!(
+                "machine {} is node {node:?}'s; the node's owner deletes the node first (its machine is then cleaned)",
+                cur.name
+            )));
+        }
         let secret: String = sqlx::query_scalar("SELECT bmc_secret_id FROM machines WHERE id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)
@@ -338,37 +348,6 @@ impl Store {
         let out = start_in(&mut w, actor, &cur, to, verb, op).await?;
         w.commit().await?;
         Ok(out)
-    }
-
-    /// Claim a machine for new work (a node's deploy): the first machine of
-    /// `ranked` (best first, from placement) that is still available, out of
-    /// maintenance and free moves to `to`, held by the operation `op` makes
-    /// for it. `None`: every one was taken meanwhile. Racing claims cannot
-    /// share a machine: each candidate is read locked (PostgreSQL) or under
-    /// the writer lock (SQLite), checked and moved in one transaction.
-    pub async fn claim_machine(
-        &self,
-        actor: &Actor,
-        ranked: &[MachineId],
-        to: &str,
-        verb: &str,
-        op: impl Fn(MachineId) -> NewOperation,
-    ) -> Result<Option<(Machine, OperationId)>> {
-        for &id in ranked {
-            let mut w = self.write().await?;
-            let cur = match fetch_in(&mut w, id).await {
-                Ok(m) => m,
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            if cur.provision_state != "available" || cur.operation_id.is_some() || cur.maintenance {
-                continue; // taken (or changed) since placement looked; rolled back on drop
-            }
-            let out = start_in(&mut w, actor, &cur, to, verb, op(id)).await?;
-            w.commit().await?;
-            return Ok(Some(out));
-        }
-        Ok(None)
     }
 
     /// Finish (or advance) the work of operation `op` on a machine: move it to

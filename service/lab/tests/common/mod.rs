@@ -69,6 +69,8 @@ pub fn config(lab: &Lab, dir: &Path, listen: &str, http_port: u16) -> tundrad::c
             tftp_root: dir.join("tftp"),
             http_port: Some(http_port),
             boot_url: None,
+            node_pool: None,
+            mtu: 1500,
             lease_time: "1h".into(),
             dhcp_port: 67,
             tftp_port: 0,

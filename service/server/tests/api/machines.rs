@@ -279,24 +279,38 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
     // The fourth is in maintenance.
     let maint = ids.pop().unwrap();
     env.call("PATCH", &format!("/v1/machines/{maint}"), &env.admin, Some(json!({"maintenance": true}))).await;
+    // Nodes claim straight through the store here, past tundrad's placement
+    // lock: only the row locks (PostgreSQL) or the writer lock (SQLite) keep
+    // the claims apart.
+    let project: tundra_api::ProjectId = env.project("racers").await.parse().unwrap();
     let mut tasks = Vec::new();
     for k in 0..12usize {
         let store = store.clone();
         let mut ranked: Vec<tundra_api::MachineId> = vec![maint];
         ranked.extend(ids.iter().cycle().skip(k % 3).take(3).copied());
+        let node = tundra_store::NewNode {
+            project_id: project,
+            name: format!("n{k}"),
+            flavor_id: tundra_api::FlavorId::generate(),
+            image_id: tundra_api::ImageId::generate(),
+            keypair_id: None,
+            user_data: None,
+            user_data_sha256: None,
+            metadata: Default::default(),
+            placement: Default::default(),
+        };
         tasks.push(tokio::spawn(async move {
             store
-                .claim_machine(&tundra_store::Actor::service(), &ranked, "deploying", "claimed", |id| {
-                    machine_op(id, "node.test")
-                })
+                .create_node(&tundra_store::Actor::service(), &node, &ranked, None, |id, _| machine_op(id, "node.test"))
                 .await
                 .unwrap()
         }));
     }
     let mut got = Vec::new();
     for t in tasks {
-        if let Some((m, _)) = t.await.unwrap() {
-            got.push(m.id);
+        if let Some(c) = t.await.unwrap() {
+            assert_eq!(c.node.machine_id, Some(c.machine.id));
+            got.push(c.machine.id);
         }
     }
     got.sort();
@@ -306,6 +320,8 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
     let ops = env.call("GET", "/v1/operations?limit=200", &env.admin, None).await.body;
     let claims = ops["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "node.test").count();
     assert_eq!(claims, 3, "losers leave no operation");
+    let nodes = env.call("GET", "/v1/nodes", &env.admin, None).await.body;
+    assert_eq!(nodes["items"].as_array().unwrap().len(), 3, "losers leave no node: {nodes}");
     let m = env.call("GET", &format!("/v1/machines/{maint}"), &env.admin, None).await.body;
     assert_eq!(m["provision_state"], "available");
     env.stop().await;

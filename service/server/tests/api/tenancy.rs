@@ -100,6 +100,26 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         .await;
     assert_eq!(machine.status, 201, "{}", machine.body);
     let machine = machine.body["id"].as_str().unwrap().to_string();
+    // B's node, on a machine whose BMC is gone: its deploy fails and the
+    // node settles in `error` (machine released) before the checks start.
+    let bm = env
+        .call("POST", "/v1/machines", &admin, Some(json!({"name": "bm", "resource_class": "rc", "bmc": {"driver": "redfish", "address": "http://127.0.0.1:9", "username": "u"}, "bmc_password": "p", "interfaces": [{"mac": "52:54:00:00:0b:01", "pxe": true}]})))
+        .await;
+    let bm: tundra_api::MachineId = bm.body["id"].as_str().unwrap().parse().unwrap();
+    let (store, svc) = (&env.state().store, tundra_store::Actor::service());
+    let (_, op) = store
+        .begin_machine_transition(&svc, bm, "enroll", "cleaning", "setup", crate::harness::machine_op(bm, "m.setup"))
+        .await
+        .unwrap();
+    store.machine_step(bm, op, "available", None, true).await.unwrap();
+    let b_node =
+        post("/v1/nodes", json!({"project_id": bp, "name": "n", "flavor_id": b_flavor, "image_id": b_image})).await;
+    wait_for("B's node to fail and settle", async || {
+        let n = env.call("GET", &format!("/v1/nodes/{b_node}"), &admin, None).await.body;
+        let m = env.call("GET", &format!("/v1/machines/{bm}"), &admin, None).await.body;
+        n["status"] == "error" && n["machine_id"].is_null() && m["operation_id"].is_null()
+    })
+    .await;
     let snapshot = async || -> Vec<Value> {
         let mut v = Vec::new();
         for path in [
@@ -113,6 +133,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             format!("/v1/tokens/{b_token}"),
             format!("/v1/events?project={bp}&limit=500"),
             format!("/v1/machines/{machine}"),
+            format!("/v1/nodes/{b_node}"),
         ] {
             let r = env.call("GET", &path, &admin, None).await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -131,6 +152,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{image}", &b_image)
             .replace("{operation}", &b_op)
             .replace("{machine}", &machine)
+            .replace("{node}", &b_node)
             .replace("{script}", "52:54:00:00:00:99.ipxe")
             .replace("{file}", "vmlinuz")
     };
@@ -146,8 +168,12 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             (
                 "get",
                 "/v1/projects" | "/v1/keypairs" | "/v1/flavors" | "/v1/images" | "/v1/operations" | "/v1/events"
-                | "/v1/tokens" | "/v1/users" | "/v1/machines",
+                | "/v1/tokens" | "/v1/users" | "/v1/machines" | "/v1/nodes",
             ) => List,
+            ("post", "/v1/nodes") => Foreign(Some(json!({
+                "project_id": bp, "name": "sneaky", "flavor_id": b_flavor, "image_id": b_image
+            }))),
+            ("patch", "/v1/nodes/{node}") => Foreign(Some(json!({"metadata": {"pwned": "yes"}}))),
             ("post", "/v1/machines") => Foreign(Some(json!({
                 "name": "sneaky", "resource_class": "rc",
                 "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p"
@@ -186,7 +212,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
     }
     assert!(routes.len() >= 30, "only {} routes in the document?", routes.len());
 
-    let b_ids = [&bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine];
+    let b_ids = [&bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine, &b_node];
     let mut covered = 0;
     for (method, path) in &routes {
         let c = case(method, path).unwrap_or_else(|| panic!("route {method} {path} has no tenancy case; add one"));
@@ -214,7 +240,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 for id in b_ids {
                     assert!(!text.contains(id.as_str()), "{m} {url} shows B's {id} to A's member: {text}");
                 }
-                if ["/v1/keypairs", "/v1/flavors", "/v1/images", "/v1/operations", "/v1/events"]
+                if ["/v1/keypairs", "/v1/flavors", "/v1/images", "/v1/operations", "/v1/events", "/v1/nodes"]
                     .contains(&path.as_str())
                 {
                     let r = env.call(&m, &format!("{url}?project={bp}"), &a_member, None).await;
@@ -268,6 +294,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         ),
         ("PATCH", format!("/v1/images/{a_image}"), Some(json!({"description": "x"}))),
         ("DELETE", format!("/v1/images/{a_image}"), None),
+        (
+            "POST",
+            "/v1/nodes".into(),
+            Some(json!({"project_id": a, "name": "r", "flavor_id": a_flavor, "image_id": a_image})),
+        ),
         ("POST", "/v1/tokens".into(), Some(json!({"project_id": a, "role": "member"}))),
         ("POST", "/v1/projects".into(), Some(json!({"name": "r"}))),
         ("POST", "/v1/users".into(), Some(json!({"name": "r"}))),

@@ -1,0 +1,39 @@
+data "tundra_flavor" "compute" {
+  name = "compute"
+}
+
+data "tundra_image" "rocky" {
+  name = "rocky-9"
+}
+
+resource "tundra_keypair" "me" {
+  name       = "me"
+  public_key = file("~/.ssh/id_ed25519.pub")
+}
+
+# Four workers on one island (one fast fabric), packed into as few racks as possible.
+resource "tundra_node" "worker" {
+  count      = 4
+  name       = "worker-${count.index}"
+  flavor_id  = data.tundra_flavor.compute.id
+  image_id   = data.tundra_image.rocky.id
+  keypair_id = tundra_keypair.me.id
+  user_data  = "#cloud-config\npackages: [slurm-slurmd]\n"
+
+  metadata = {
+    role = "worker"
+  }
+
+  placement = {
+    group  = "workers"
+    policy = "affinity"
+  }
+
+  timeouts {
+    create = "45m"
+  }
+}
+
+output "workers" {
+  value = { for n in tundra_node.worker : n.name => n.access_ip }
+}

@@ -1,0 +1,163 @@
+//! Nodes: what a project declares — "a machine of this flavor, with this
+//! image, close to these others" — and tundrad places, deploys, and cleans.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{FlavorId, ImageId, KeypairId, MachineId, NodeId, OperationId, ProjectId};
+
+/// Where a node may go, and whom it should be near.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
+    /// A group of racks on one fast fabric (e.g. an InfiniBand island).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub island: Option<String>,
+    /// A placement group of the project (any name); its nodes follow `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// With `group`: `affinity` (all in one island) or `anti_affinity` (no two on one rack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<GroupPolicy>,
+    /// `pack` (default: fill the busiest racks, keep whole racks free) or `spread`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupPolicy {
+    Affinity,
+    AntiAffinity,
+}
+
+impl GroupPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupPolicy::Affinity => "affinity",
+            GroupPolicy::AntiAffinity => "anti_affinity",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Pack,
+    Spread,
+}
+
+/// `building` (placed, being deployed), `active`, `error` (see
+/// `status_reason`; its machine went back to cleaning), `deleting`
+/// (its machine is being cleaned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Building,
+    Active,
+    Error,
+    Deleting,
+}
+
+impl NodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Building => "building",
+            NodeStatus::Active => "active",
+            NodeStatus::Error => "error",
+            NodeStatus::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NodeStatus> {
+        Some(match s {
+            "building" => NodeStatus::Building,
+            "active" => NodeStatus::Active,
+            "error" => NodeStatus::Error,
+            "deleting" => NodeStatus::Deleting,
+            _ => return None,
+        })
+    }
+}
+
+/// An address of a node: on which network, through which interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAddress {
+    /// The network's name (`provisioning` until the node has networks of its own).
+    pub network: String,
+    /// The machine interface carrying it.
+    pub mac: String,
+    /// IPv4 address, or absent when the network hands it out by DHCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Prefix length of the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<u8>,
+}
+
+/// A node as its project sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    pub id: NodeId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub flavor_id: FlavorId,
+    pub image_id: ImageId,
+    pub keypair_id: Option<KeypairId>,
+    /// sha256 of the user data given at create (the data itself is not returned).
+    pub user_data_sha256: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub placement: Placement,
+    pub status: NodeStatus,
+    /// Why the node is in error (or what it waits for).
+    pub status_reason: Option<String>,
+    pub addresses: Vec<NodeAddress>,
+    /// Where it landed (rack, island): what locality the scheduler chose.
+    pub location: crate::machines::Location,
+    /// The machine it got — site admins only (absent for everyone else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<MachineId>,
+    /// The operation deploying or cleaning its machine, while one runs.
+    pub operation_id: Option<OperationId>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision: i64,
+}
+
+/// `POST /v1/nodes`: place a node and start deploying it. Refused with
+/// "no capacity" (409) when no machine fits, naming the check that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCreate {
+    pub project_id: ProjectId,
+    /// Unique in the project; also the host name.
+    pub name: String,
+    pub flavor_id: FlavorId,
+    /// An active image with a partition table (MBR or GPT): the config drive goes into a new partition.
+    pub image_id: ImageId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypair_id: Option<KeypairId>,
+    /// cloud-init user data (at most 64 KiB); on the config drive and the metadata service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// Free key/value pairs (`meta` in `meta_data.json`); changeable later.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// `PATCH /v1/nodes/{id}`: what can change without redeploying.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+}

@@ -1,0 +1,375 @@
+//! Nodes. Creating one is one transaction with the claim of its machine and
+//! its address: the node exists holding a machine that is `deploying`, or
+//! nothing was written at all.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use tundra_api::machines::Machine;
+use tundra_api::nodes::{Node, NodeAddress, NodeStatus, Placement};
+use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NodeId, OperationId, Page, ProjectId};
+
+use crate::identity::check_revision;
+use crate::ops::NewOperation;
+use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, now, parse_id, unique};
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {
+    let s: String = get(row, col)?;
+    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { table: "nodes", what: format!("{col}: {e}") })
+}
+
+fn opt_id<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>> {
+    get::<Option<String>>(row, col)?.map(|s| parse_id("nodes", &s)).transpose()
+}
+
+fn node(row: &AnyRow) -> Result<Node> {
+    let status: String = get(row, "status")?;
+    Ok(Node {
+        id: parse_id("nodes", &get::<String>(row, "id")?)?,
+        project_id: parse_id("nodes", &get::<String>(row, "project_id")?)?,
+        name: get(row, "name")?,
+        flavor_id: parse_id("nodes", &get::<String>(row, "flavor_id")?)?,
+        image_id: parse_id("nodes", &get::<String>(row, "image_id")?)?,
+        keypair_id: opt_id(row, "keypair_id")?,
+        user_data_sha256: get(row, "user_data_sha256")?,
+        metadata: json_col(row, "metadata")?,
+        placement: json_col(row, "placement")?,
+        status: NodeStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt { table: "nodes", what: format!("status {status:?}") })?,
+        status_reason: get(row, "status_reason")?,
+        addresses: json_col(row, "addresses")?,
+        location: json_col(row, "location")?,
+        machine_id: opt_id(row, "machine_id")?,
+        operation_id: opt_id(row, "operation_id")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        revision: get(row, "revision")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
+/// A node's event, in the caller's transaction.
+async fn node_event(
+    w: &mut Write,
+    actor: &Actor,
+    n: (ProjectId, NodeId),
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    event(w, actor, Some(n.0), "node", &n.1.to_string(), action, detail).await
+}
+
+async fn fetch_in(w: &mut Write, id: NodeId) -> Result<Node> {
+    crate::fetch_in(w, "nodes", "node", id.to_string(), node).await
+}
+
+/// A validated node to place.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub project_id: ProjectId,
+    pub name: String,
+    pub flavor_id: FlavorId,
+    pub image_id: ImageId,
+    pub keypair_id: Option<KeypairId>,
+    pub user_data: Option<String>,
+    pub user_data_sha256: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub placement: Placement,
+}
+
+/// Addresses for nodes on one network: `[first, last]`, a prefix, and the
+/// network's name.
+#[derive(Debug, Clone)]
+pub struct AddressPool {
+    pub network: String,
+    pub first: std::net::Ipv4Addr,
+    pub last: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// A node's move: from which status to which, why, whether it lets go of
+/// its machine, and the operation now working on the machine.
+#[derive(Debug, Clone)]
+pub struct NodeStep {
+    pub from: NodeStatus,
+    pub to: NodeStatus,
+    pub reason: Option<String>,
+    pub release: bool,
+    pub operation: Option<OperationId>,
+}
+
+/// What a claim made.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub node: Node,
+    pub machine: Machine,
+    pub operation_id: OperationId,
+}
+
+impl Store {
+    /// Create node `n` on the first machine of `ranked` that is still free:
+    /// in one transaction the machine moves to `deploying` held by the
+    /// operation `op` makes, the node is written holding it (with an
+    /// address from `pool` on the machine's boot interface), and the events
+    /// are recorded. `Ok(None)`: every ranked machine was taken meanwhile.
+    pub async fn create_node(
+        &self,
+        actor: &Actor,
+        n: &NewNode,
+        ranked: &[MachineId],
+        pool: Option<&AddressPool>,
+        op: impl Fn(MachineId, NodeId) -> NewOperation,
+    ) -> Result<Option<Claimed>> {
+        for &mid in ranked {
+            let mut w = self.write().await?;
+            let m = match crate::machines::fetch_in(&mut w, mid).await {
+                Ok(m) => m,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if m.provision_state != "available" || m.operation_id.is_some() || m.maintenance {
+                continue; // taken since placement looked; rolled back on drop
+            }
+            let id = NodeId::generate();
+            let mac = m.interfaces.iter().find(|i| i.pxe).or(m.interfaces.first()).map(|i| i.mac.clone());
+            let mut addresses = Vec::new();
+            if let (Some(pool), Some(mac)) = (pool, &mac) {
+                let ip = free_address(&mut w, pool).await?.ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "no capacity: every address of network {} ({}–{}) is taken; the site admin can widen node_pool",
+                        pool.network, pool.first, pool.last
+                    ))
+                })?;
+                addresses.push(NodeAddress {
+                    network: pool.network.clone(),
+                    mac: mac.clone(),
+                    address: Some(ip.to_string()),
+                    prefix: Some(pool.prefix),
+                });
+            } else if let Some(mac) = &mac {
+                addresses.push(NodeAddress {
+                    network: "provisioning".into(),
+                    mac: mac.clone(),
+                    address: None,
+                    prefix: None,
+                });
+            }
+            let t = now();
+            sqlx::query(
+                "INSERT INTO nodes (id, project_id, name, flavor_id, image_id, keypair_id, user_data, user_data_sha256, metadata, \
+                 placement, group_name, status, status_reason, machine_id, addresses, location, operation_id, created_at, updated_at, revision) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'building', NULL, $12, $13, $14, NULL, $15, $15, 1)",
+            )
+            .bind(id.to_string())
+            .bind(n.project_id.to_string())
+            .bind(n.name.clone())
+            .bind(n.flavor_id.to_string())
+            .bind(n.image_id.to_string())
+            .bind(n.keypair_id.map(|k| k.to_string()))
+            .bind(n.user_data.clone())
+            .bind(n.user_data_sha256.clone())
+            .bind(to_json(&n.metadata))
+            .bind(to_json(&n.placement))
+            .bind(n.placement.group.clone())
+            .bind(mid.to_string())
+            .bind(to_json(&addresses))
+            .bind(to_json(&m.location))
+            .bind(t)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| unique(e, || format!("the project already has a node named {:?}; pick another name", n.name)))?;
+            for a in &addresses {
+                if let Some(ip) = &a.address {
+                    sqlx::query("INSERT INTO node_addresses (network, address, node_id) VALUES ($1, $2, $3)")
+                        .bind(a.network.clone())
+                        .bind(ip.clone())
+                        .bind(id.to_string())
+                        .execute(&mut *w.tx)
+                        .await
+                        .map_err(|e| unique(e, || format!("address {ip} was taken meanwhile; try again")))?;
+                }
+            }
+            let (machine, op_id) =
+                crate::machines::start_in(&mut w, actor, &m, "deploying", "deploy", op(mid, id)).await?;
+            sqlx::query("UPDATE nodes SET operation_id = $1 WHERE id = $2")
+                .bind(op_id.to_string())
+                .bind(id.to_string())
+                .execute(&mut *w.tx)
+                .await?;
+            node_event(
+                &mut w,
+                actor,
+                (n.project_id, id),
+                "created",
+                json!({"name": n.name, "machine": m.name, "operation_id": op_id, "addresses": addresses}),
+            )
+            .await?;
+            let node = fetch_in(&mut w, id).await?;
+            w.commit().await?;
+            return Ok(Some(Claimed { node, machine, operation_id: op_id }));
+        }
+        Ok(None)
+    }
+
+    pub async fn node(&self, id: NodeId) -> Result<Node> {
+        self.fetch("nodes", "node", id.to_string(), node).await
+    }
+
+    /// The user data given at create (for the config drive and the metadata service only).
+    pub async fn node_user_data(&self, id: NodeId) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT user_data FROM nodes WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
+    pub async fn list_nodes(&self, p: &ListParams, v: &Visibility) -> Result<Page<Node>> {
+        self.list("nodes", p, v, false, node, |n| n.id.to_string()).await
+    }
+
+    /// Every node (the reconciler, DHCP reservations, the metadata service).
+    pub async fn all_nodes(&self) -> Result<Vec<Node>> {
+        let rows = sqlx::query("SELECT * FROM nodes ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(node).collect()
+    }
+
+    /// The nodes of a project's placement group.
+    pub async fn group_nodes(&self, project: ProjectId, group: &str) -> Result<Vec<Node>> {
+        let rows = sqlx::query("SELECT * FROM nodes WHERE project_id = $1 AND group_name = $2 ORDER BY id")
+            .bind(project.to_string())
+            .bind(group.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(node).collect()
+    }
+
+    pub async fn update_node_metadata(
+        &self,
+        actor: &Actor,
+        id: NodeId,
+        metadata: BTreeMap<String, String>,
+        if_match: Option<i64>,
+    ) -> Result<Node> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        check_revision("node", &cur.name, cur.revision, if_match)?;
+        sqlx::query("UPDATE nodes SET metadata = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
+            .bind(to_json(&metadata))
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        node_event(&mut w, actor, (cur.project_id, id), "updated", json!({"metadata": metadata})).await?;
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Move a node along `step` (the reconciler and a delete may race: the
+    /// node must still be in `step.from`).
+    pub async fn node_step(&self, actor: &Actor, id: NodeId, step: NodeStep) -> Result<Node> {
+        let NodeStep { from, to, reason, release, operation } = step;
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        if cur.status != from {
+            return Err(StoreError::Conflict(format!(
+                "node {} is {}, not {}",
+                cur.name,
+                cur.status.as_str(),
+                from.as_str()
+            )));
+        }
+        let machine = if release { None } else { cur.machine_id.map(|m| m.to_string()) };
+        sqlx::query(
+            "UPDATE nodes SET status = $1, status_reason = $2, machine_id = $3, operation_id = $4, updated_at = $5, revision = revision + 1 WHERE id = $6",
+        )
+        .bind(to.as_str().to_string())
+        .bind(reason.clone())
+        .bind(machine)
+        .bind(operation.map(|o| o.to_string()))
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        if cur.status != to || release {
+            node_event(&mut w, actor, (cur.project_id, id), "status_changed",
+                json!({"from": cur.status.as_str(), "to": to.as_str(), "reason": reason, "released_machine": release.then_some(cur.machine_id).flatten()}),
+            )
+            .await?;
+        }
+        let out = fetch_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Start work on a node's machine (cleaning, an abort) and record it on
+    /// the node, in one transaction: the machine moves `from` → `to` held
+    /// by a new operation only if it is still in `from` and free.
+    pub async fn node_machine_work(
+        &self,
+        actor: &Actor,
+        id: NodeId,
+        from: &str,
+        to: &str,
+        verb: &str,
+        op: NewOperation,
+    ) -> Result<OperationId> {
+        let mut w = self.write().await?;
+        let n = fetch_in(&mut w, id).await?;
+        let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
+        let m = crate::machines::fetch_in(&mut w, mid).await?;
+        if m.provision_state != from || m.operation_id.is_some() {
+            return Err(StoreError::Conflict(format!("machine {} is {} now", m.name, m.provision_state)));
+        }
+        let (_, op_id) = crate::machines::start_in(&mut w, actor, &m, to, verb, op).await?;
+        sqlx::query("UPDATE nodes SET operation_id = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
+            .bind(op_id.to_string())
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(op_id)
+    }
+
+    /// A node that holds no machine (or whose machine is cleaned) is gone.
+    pub async fn remove_node(&self, actor: &Actor, id: NodeId) -> Result<()> {
+        let mut w = self.write().await?;
+        let cur = fetch_in(&mut w, id).await?;
+        sqlx::query("DELETE FROM node_addresses WHERE node_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        node_event(
+            &mut w,
+            actor,
+            (cur.project_id, id),
+            "deleted",
+            json!({"name": cur.name, "machine": cur.machine_id}),
+        )
+        .await?;
+        w.commit().await
+    }
+
+    /// The node holding a machine, if any.
+    pub async fn node_of_machine(&self, machine: MachineId) -> Result<Option<Node>> {
+        let row = sqlx::query("SELECT * FROM nodes WHERE machine_id = $1")
+            .bind(machine.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(node).transpose()
+    }
+}
+
+/// The lowest address of the pool no node holds.
+async fn free_address(w: &mut Write, pool: &AddressPool) -> Result<Option<std::net::Ipv4Addr>> {
+    let used: Vec<String> = sqlx::query_scalar("SELECT address FROM node_addresses WHERE network = $1")
+        .bind(pool.network.clone())
+        .fetch_all(&mut *w.tx)
+        .await?;
+    let used: std::collections::HashSet<std::net::Ipv4Addr> = used.iter().filter_map(|a| a.parse().ok()).collect();
+    Ok((u32::from(pool.first)..=u32::from(pool.last)).map(std::net::Ipv4Addr::from).find(|a| !used.contains(a)))
+}
