@@ -14,6 +14,7 @@ mod support;
 #[allow(dead_code)]
 mod peers;
 
+mod nodes;
 mod steps;
 
 use libtest_mimic::{Arguments, Trial};
@@ -37,6 +38,7 @@ fn main() -> std::process::ExitCode {
         ("tls_with_private_ca", steps::tls_with_private_ca),
         ("machine_lifecycle", steps::machine_lifecycle),
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
+        ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
     ];
     let trials = tests.into_iter().map(|(name, f)| {
         Trial::test(name, move || {

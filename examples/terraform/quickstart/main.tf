@@ -1,10 +1,10 @@
-# Tundra quickstart: `scripts/quickstart.sh` starts tundrad on its embedded
-# default and applies this configuration against it as the bootstrap admin
-# (TUNDRA_TOKEN from the data dir's admin-token file).
-#
-# Today: a project, a public flavor, a keypair and an image. Networks and
-# nodes join here as the service grows (a network, 4 nodes in one island,
-# and their addresses as outputs).
+# Tundra quickstart: `scripts/quickstart.sh` starts a lab site and tundrad,
+# applies examples/terraform/site (the admin's machines and a public flavor),
+# then this configuration as the bootstrap admin (TUNDRA_TOKEN from the data
+# dir's admin-token file): a project, a keypair, an image, and 4 nodes kept
+# in one island — deployed with the image and a config drive — with their
+# addresses as outputs. (Networks join when the fabric lands; until then the
+# nodes live on the provisioning network.)
 
 terraform {
   required_providers {
@@ -21,13 +21,25 @@ variable "endpoint" {
 }
 
 variable "image_path" {
-  description = "A local raw image to upload (the quickstart script makes a small one)."
+  description = "A local raw disk image with a partition table (the quickstart script makes a small one)."
   type        = string
 }
 
 variable "public_key" {
   description = "SSH public key for the keypair."
   type        = string
+}
+
+variable "node_count" {
+  description = "How many nodes."
+  type        = number
+  default     = 4
+}
+
+variable "role" {
+  description = "Metadata every node carries (`meta.role` in meta_data.json); changed in place."
+  type        = string
+  default     = "worker"
 }
 
 provider "tundra" {
@@ -39,11 +51,8 @@ resource "tundra_project" "demo" {
   description = "Quickstart project"
 }
 
-resource "tundra_flavor" "compute" {
-  name            = "compute"
-  public          = true
-  resource_class  = "baremetal"
-  required_traits = ["x86_64"]
+data "tundra_flavor" "compute" {
+  name = "compute"
 }
 
 resource "tundra_keypair" "me" {
@@ -60,14 +69,31 @@ resource "tundra_image" "demo" {
   source_path = var.image_path
 }
 
-output "tundra_endpoint" {
-  value = var.endpoint
+resource "tundra_node" "worker" {
+  count      = var.node_count
+  project_id = tundra_project.demo.id
+  name       = "worker-${count.index}"
+  flavor_id  = data.tundra_flavor.compute.id
+  image_id   = tundra_image.demo.id
+  keypair_id = tundra_keypair.me.id
+
+  metadata = {
+    role = var.role
+  }
+
+  # All in one island (one fast fabric), wherever there is room for them.
+  placement = {
+    group  = "workers"
+    policy = "affinity"
+  }
+}
+
+output "nodes" {
+  value = {
+    for n in tundra_node.worker : n.name => "${n.status}, ${n.access_ip}, island ${n.location.island} rack ${n.location.rack}"
+  }
 }
 
 output "keypair_fingerprint" {
   value = tundra_keypair.me.fingerprint
-}
-
-output "image" {
-  value = "${tundra_image.demo.name}: ${tundra_image.demo.status}, ${tundra_image.demo.size_bytes} bytes"
 }

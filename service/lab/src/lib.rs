@@ -319,6 +319,7 @@ impl Lab {
                 "bmc": m.bmc,
                 "macs": m.spec.macs,
                 "rack": m.spec.rack,
+                "island": m.spec.island,
                 "cabling": m.cabling.iter().map(|(s, p)| serde_json::json!({"switch": s, "port_id": p})).collect::<Vec<_>>(),
                 "disks": m.disks.iter().map(|(n, p)| serde_json::json!({"name": n, "file": p})).collect::<Vec<_>>(),
                 "console_log": m.firmware.log,

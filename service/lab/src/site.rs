@@ -15,6 +15,7 @@
 //! nics = 1
 //! gpus = [{ vendor = "0x10de", device = "0x20b5" }]
 //! rack = "r1"
+//! island = "a"                     # racks on one fast fabric (placement locality)
 //! ```
 
 use std::net::Ipv4Addr;
@@ -85,6 +86,9 @@ pub struct MachineGroup {
     pub gpus: Vec<GpuSpec>,
     #[serde(default)]
     pub rack: Option<String>,
+    /// The island (racks on one fast fabric), for locality-aware placement.
+    #[serde(default)]
+    pub island: Option<String>,
     /// Boot a real QEMU (TCG) virtual machine with iPXE instead of the
     /// namespace firmware (the staging smoke tier).
     #[serde(default)]
@@ -136,6 +140,7 @@ pub struct MachineSpec {
     pub macs: Vec<String>,
     pub gpus: Vec<GpuSpec>,
     pub rack: Option<String>,
+    pub island: Option<String>,
     pub vm: bool,
 }
 
@@ -203,6 +208,7 @@ impl Site {
                     macs: (0..g.nics).map(|j| format!("52:54:{lab_byte:02x}:{:02x}:{k:02x}:{j:02x}", k >> 8)).collect(),
                     gpus: g.gpus.clone(),
                     rack: g.rack.clone(),
+                    island: g.island.clone(),
                     vm: g.vm,
                 });
             }
