@@ -5,3 +5,4 @@
 
 pub mod bmc;
 pub mod retry;
+pub mod switch;

@@ -3,6 +3,7 @@
 //! on pyghmi driven through Debian's ipmitool. Each test starts its own peer
 //! on a free loopback port in a temp dir and stops it.
 
+#[allow(dead_code)]
 mod peers;
 
 use std::future::Future;

@@ -1,7 +1,7 @@
 //! Real BMC peers for tests: sushy-tools' Redfish emulator and an IPMI
 //! lanplus BMC on pyghmi (`scripts/peers/ipmi-bmc.py`), each on a free
 //! loopback port, stopped when dropped. Shared by the driver tests and the
-//! service's API tests (included by path).
+//! service's API tests (included by path), and fake-switches for the switch tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,4 +86,25 @@ pub fn ipmi_bmc(dir: &Path, port: u16) -> Peer {
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     Peer(child)
+}
+
+/// Emulated switches (fake-switches, `scripts/peers/fake-switches.py`): one
+/// process for all, each `MODEL:NAME` on its own free loopback port; login
+/// and enable password `password`. Returns the peer and NAME → port.
+pub fn fake_switches(specs: &[&str]) -> (Peer, std::collections::HashMap<String, u16>) {
+    let mut child = Command::new(venv().join("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/fake-switches.py"))
+        .args(["--user", "admin", "--password-env", "SWITCH_PASSWORD"])
+        .args(specs)
+        .env("SWITCH_PASSWORD", "password")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let peer = Peer(child);
+    let ports = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("fake-switches said {line:?}: {e}"));
+    (peer, ports)
 }

@@ -1,0 +1,49 @@
+"""Emulated switches for tests and benchmarks, on fake-switches' SSH service.
+
+    fake-switches.py --user USER --password-env VAR MODEL:NAME[:PORTS] ...
+
+Each MODEL:NAME (e.g. cisco_generic:leaf1) is a switch of that fake-switches
+model (with the model's ports, or PORTS: comma-separated names) listening on
+127.0.0.1 (a free port; the stock CLI binds every
+interface). USER logs in with the password from the environment variable
+VAR, which is also the enable password (the stock CLI passes it as bytes, so
+`enable` never succeeds on Python 3). Prints one JSON line once all listen:
+{"NAME": PORT, ...}. Runs until killed. All switches share one reactor.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from fake_switches.switch_configuration import Port
+from fake_switches.switch_factory import SwitchFactory
+from fake_switches.transports.ssh_service import SwitchSshService
+from twisted.internet import reactor
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--password-env", required=True)
+    ap.add_argument("switches", nargs="+", metavar="MODEL:NAME[:PORTS]")
+    args = ap.parse_args()
+    password = os.environ[args.password_env]
+    factory = SwitchFactory()
+    ports = {}
+    for spec in args.switches:
+        model, _, rest = spec.partition(":")
+        name, _, port_names = rest.partition(":")
+        own = [Port(p) for p in port_names.split(",")] if port_names else None
+        core = factory.get(model, hostname=name or model, password=password, ports=own)
+        service = SwitchSshService(
+            ip="127.0.0.1", port=0, switch_core=core, users={args.user: password.encode()}
+        )
+        listening = service.hook_to_reactor(reactor)
+        ports[name or model] = listening.getHost().port
+    print(json.dumps(ports), flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

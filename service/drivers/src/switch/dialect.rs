@@ -1,0 +1,165 @@
+//! Dialects as data (`dialects.toml`, or an operator's own file): the
+//! commands of one switch family, and how to read its answers.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Deserialize;
+
+/// One dialect, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialectSpec {
+    pub description: String,
+    /// Sent when the login prompt ends in `>` (the enable password is the login password).
+    #[serde(default)]
+    pub enable: Option<String>,
+    /// Sent once per session before anything else (e.g. no paging).
+    #[serde(default)]
+    pub setup: Vec<String>,
+    pub configure: Vec<String>,
+    pub leave: Vec<String>,
+    /// Make sure a VLAN exists.
+    pub vlan: Vec<String>,
+    /// Put `{port}` into `{vlan}` (`{old_vlan}`: what it was).
+    pub port: Vec<String>,
+    pub read: String,
+    pub read_vlan: String,
+    /// What `read` must show for a port that exists (`{port}` filled in);
+    /// for CLIs that answer nothing at all about an unknown port.
+    #[serde(default)]
+    pub read_expect: Option<String>,
+    pub errors: Vec<String>,
+    /// Old VLANs not to mention in `{old_vlan}` steps (a default VLAN the port leaves by itself).
+    #[serde(default)]
+    pub skip_old_vlan: Vec<String>,
+}
+
+/// A dialect ready to use: its spec with the regexes compiled.
+#[derive(Debug, Clone)]
+pub struct Dialect {
+    pub name: String,
+    pub spec: DialectSpec,
+    pub read_vlan: Regex,
+    pub errors: Vec<Regex>,
+}
+
+/// The dialects tundrad knows without configuration.
+pub const BUILT_IN: &str = include_str!("dialects.toml");
+
+/// Parse a dialects file; every regex is compiled, every template checked.
+pub fn parse(text: &str) -> Result<BTreeMap<String, Dialect>, String> {
+    let specs: BTreeMap<String, DialectSpec> = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for (name, spec) in specs {
+        let re = |what: &str, p: &str| {
+            Regex::new(&format!("(?m){p}")).map_err(|e| format!("dialect {name}: {what} {p:?}: {e}"))
+        };
+        let read_vlan = re("read_vlan", &spec.read_vlan)?;
+        if read_vlan.captures_len() < 2 {
+            return Err(format!("dialect {name}: read_vlan needs a group capturing the VLAN"));
+        }
+        let errors = spec.errors.iter().map(|p| re("error pattern", p)).collect::<Result<Vec<_>, _>>()?;
+        if !spec.port.iter().any(|c| c.contains("{port}")) || !spec.read.contains("{port}") {
+            return Err(format!("dialect {name}: `port` and `read` must mention {{port}}"));
+        }
+        out.insert(name.clone(), Dialect { name, spec, read_vlan, errors });
+    }
+    Ok(out)
+}
+
+/// The built-in dialects.
+pub fn built_in() -> BTreeMap<String, Dialect> {
+    parse(BUILT_IN).expect("the built-in dialects parse (tested)")
+}
+
+impl Dialect {
+    /// The commands that move `port` to `vlan`, given what it was.
+    pub fn port_commands(&self, port: &str, vlan: u16, old: Option<u16>) -> Vec<String> {
+        let old = old.map(|v| v.to_string()).filter(|v| !self.spec.skip_old_vlan.contains(v));
+        let mut out = Vec::new();
+        let mut skipping = false;
+        for c in &self.spec.port {
+            // A step mentioning {old_vlan} opens a block that lasts to its `exit`.
+            if c.contains("{old_vlan}") {
+                skipping = old.is_none();
+            }
+            if !skipping {
+                out.push(fill(c, port, vlan, old.as_deref()));
+            }
+            if skipping && c.trim() == "exit" {
+                skipping = false;
+            }
+        }
+        out
+    }
+
+    pub fn vlan_commands(&self, vlan: u16) -> Vec<String> {
+        self.spec.vlan.iter().map(|c| fill(c, "", vlan, None)).collect()
+    }
+
+    pub fn read_command(&self, port: &str) -> String {
+        fill(&self.spec.read, port, 0, None)
+    }
+
+    /// The VLAN a `read` output shows, if any.
+    pub fn vlan_in(&self, output: &str) -> Option<u16> {
+        self.read_vlan.captures(output).and_then(|c| c.get(1)).and_then(|m| m.as_str().parse().ok())
+    }
+
+    /// What `read` must show for `port`, when the dialect says.
+    pub fn read_expect(&self, port: &str) -> Option<String> {
+        self.spec.read_expect.as_ref().map(|t| fill(t, port, 0, None))
+    }
+
+    /// The first output line that says the command failed.
+    pub fn error_in<'a>(&self, output: &'a str) -> Option<&'a str> {
+        output.lines().find(|l| self.errors.iter().any(|r| r.is_match(l)))
+    }
+}
+
+fn fill(t: &str, port: &str, vlan: u16, old: Option<&str>) -> String {
+    t.replace("{port}", port).replace("{vlan}", &vlan.to_string()).replace("{old_vlan}", old.unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_dialects_parse_and_render() {
+        let d = built_in();
+        assert!(d.len() >= 5, "{:?}", d.keys());
+        let c = &d["cisco_ios"];
+        assert_eq!(
+            c.port_commands("Gi1/0/1", 100, Some(1)),
+            ["interface Gi1/0/1", "switchport mode access", "switchport access vlan 100", "exit"]
+        );
+        assert_eq!(c.vlan_in("interface Gi1/0/1\n switchport access vlan 42\nend"), Some(42));
+        assert_eq!(
+            c.error_in("foo\n% Invalid input detected at '^' marker.\n"),
+            Some("% Invalid input detected at '^' marker.")
+        );
+        assert_eq!(c.error_in("all good"), None);
+    }
+
+    #[test]
+    fn old_vlan_steps_run_only_when_there_was_one() {
+        let b = &built_in()["brocade_fastiron"];
+        assert_eq!(
+            b.port_commands("1/3", 200, Some(100)),
+            ["vlan 100", "no untagged ethernet 1/3", "exit", "vlan 200", "untagged ethernet 1/3", "exit"]
+        );
+        let fresh = ["vlan 200", "untagged ethernet 1/3", "exit"];
+        assert_eq!(b.port_commands("1/3", 200, None), fresh);
+        assert_eq!(b.port_commands("1/3", 200, Some(1)), fresh, "the default VLAN is left implicitly");
+    }
+
+    #[test]
+    fn broken_dialects_are_refused_with_the_reason() {
+        let e = parse("[x]\ndescription = \"\"\nconfigure = []\nleave = []\nvlan = []\nport = [\"interface {port}\"]\nread = \"show {port}\"\nread_vlan = \"vlan\"\nerrors = []\n").unwrap_err();
+        assert!(e.contains("capturing"), "{e}");
+        let e = parse("[x]\ndescription = \"\"\nconfigure = []\nleave = []\nvlan = []\nport = [\"interface {port}\"]\nread = \"show {port}\"\nread_vlan = \"(\\\\d+\"\nerrors = []\n").unwrap_err();
+        assert!(e.contains("read_vlan"), "{e}");
+    }
+}

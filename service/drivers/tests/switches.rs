@@ -1,0 +1,113 @@
+//! The switch drivers against emulated switches (fake-switches over SSH, on
+//! loopback): per dialect, a batch of port moves in one session, read back
+//! and verified; the host key pinned; and a command the switch refuses is
+//! reported with its output, the ports already moved put back.
+
+#[allow(dead_code)]
+mod peers;
+
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Trial};
+use tundra_drivers::bmc::Password;
+use tundra_drivers::switch::{HostKey, PortVlan, Switch, SwitchError, dialect};
+
+/// (fake-switches model[:its ports], our dialect, three of its ports, a port it does not have)
+const CASES: &[(&str, &str, [&str; 3], &str)] = &[
+    ("cisco_generic", "cisco_ios", ["FastEthernet0/1", "FastEthernet0/2", "FastEthernet0/3"], "FastEthernet0/99"),
+    ("dell_generic", "dell_powerconnect", ["ethernet 1/g1", "ethernet 1/g2", "ethernet 2/g1"], "ethernet 1/g99"),
+    (
+        "dell10g_generic",
+        "dell_os6_10g",
+        ["tengigabitethernet 0/0/1", "tengigabitethernet 0/0/2", "tengigabitethernet 1/0/1"],
+        "tengigabitethernet 0/0/99",
+    ),
+    ("brocade_generic", "brocade_fastiron", ["1/1", "1/2", "1/3"], "1/99"),
+    (
+        "arista_generic:Ethernet1,Ethernet2,Ethernet3",
+        "arista_eos",
+        ["Ethernet1", "Ethernet2", "Ethernet3"],
+        "Ethernet99",
+    ),
+];
+
+fn switch(port: u16, dialect: &str, host_key: HostKey) -> Switch {
+    Switch {
+        address: format!("127.0.0.1:{port}"),
+        username: "admin".into(),
+        password: Password("password".into()),
+        host_key,
+        dialect: dialect::built_in()[dialect].clone(),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn moves(ports: &[&str], vlans: &[u16]) -> Vec<PortVlan> {
+    ports.iter().zip(vlans).map(|(p, v)| PortVlan { port: p.to_string(), vlan: *v }).collect()
+}
+
+async fn dialect_case(model: &str, dialect: &str, ports: [&str; 3], missing: &str) {
+    let spec = match model.split_once(':') {
+        Some((m, ports)) => format!("{m}:sw:{ports}"),
+        None => format!("{model}:sw"),
+    };
+    let (_peer, listening) = peers::fake_switches(&[&spec]);
+    let port = listening["sw"];
+    // Learn the key once, then only that key is accepted.
+    let learned = switch(port, dialect, HostKey::Learn).read(&[ports[0].to_string()]).await;
+    assert!(learned.is_ok(), "{dialect}: {learned:?}");
+    let sw = {
+        let a = switch(port, dialect, HostKey::Learn).apply(&moves(&ports[..1], &[100])).await.unwrap();
+        assert!(a.host_key.starts_with("SHA256:"), "{a:?}");
+        switch(port, dialect, HostKey::Pinned(a.host_key))
+    };
+    // A batch: three ports into two VLANs, one session, each verified.
+    let a = sw.apply(&moves(&ports, &[200, 300, 200])).await.unwrap_or_else(|e| panic!("{dialect}: {e}"));
+    assert_eq!(a.before[0].1, Some(100), "{dialect}: read before the change: {a:?}");
+    assert_eq!(a.after.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [Some(200), Some(300), Some(200)]);
+    let read = sw.read(&ports.iter().map(|p| p.to_string()).collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(read.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [Some(200), Some(300), Some(200)], "{dialect}");
+    // A port the switch does not have: reported with its output, not
+    // swallowed — when reading it before the batch (nothing changed), or
+    // when configuring it (the port moved before it goes back).
+    let e = sw.apply(&moves(&[ports[0], missing], &[400, 400])).await.unwrap_err();
+    match &e.error {
+        SwitchError::Command { port: Some(p), line, .. } => {
+            assert_eq!(p, missing, "{dialect}: {e}");
+            assert!(!line.is_empty(), "{dialect}: {e}");
+        }
+        other => panic!("{dialect}: expected the refused command, got {other}"),
+    }
+    assert!(e.left_changed.is_empty(), "{dialect}: {e}");
+    assert!(e.rolled_back.is_empty() || e.rolled_back == [ports[0].to_string()], "{dialect}: {e}");
+    eprintln!("{dialect}: {e}");
+    let read = sw.read(&[ports[0].to_string()]).await.unwrap();
+    assert_eq!(read[0].1, Some(200), "{dialect}: {} keeps its VLAN", ports[0]);
+    // Another key pinned: refused before logging in, saying which key it saw.
+    let wrong = switch(port, dialect, HostKey::Pinned("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()));
+    match wrong.read(&[ports[0].to_string()]).await.unwrap_err() {
+        SwitchError::HostKey { got, .. } => assert!(got.starts_with("SHA256:")),
+        other => panic!("{dialect}: expected a host key mismatch, got {other}"),
+    }
+    // A wrong password.
+    let mut bad = sw.clone();
+    bad.password = Password("nope".into());
+    assert!(matches!(bad.read(&[ports[0].to_string()]).await.unwrap_err(), SwitchError::Auth(_)));
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let trials = CASES
+        .iter()
+        .map(|(model, dialect, ports, missing)| {
+            let (model, dialect, ports, missing) = (*model, *dialect, *ports, *missing);
+            Trial::test(dialect.to_string(), move || {
+                let model = model;
+                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                rt.block_on(dialect_case(model, dialect, ports, missing));
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
