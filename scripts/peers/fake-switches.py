@@ -8,7 +8,8 @@ model (with the model's ports, or PORTS: comma-separated names) listening on
 interface). USER logs in with the password from the environment variable
 VAR, which is also the enable password (the stock CLI passes it as bytes, so
 `enable` never succeeds on Python 3). Prints one JSON line once all listen:
-{"NAME": PORT, ...}. Runs until killed. All switches share one reactor.
+{"NAME": PORT, ...}; with --count-sessions, then one line per SSH
+connection accepted. Runs until killed. All switches share one reactor.
 """
 
 import argparse
@@ -26,6 +27,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--user", required=True)
     ap.add_argument("--password-env", required=True)
+    ap.add_argument("--count-sessions", action="store_true",
+                    help='print {"session": NAME} for every SSH connection a switch accepts')
     ap.add_argument("switches", nargs="+", metavar="MODEL:NAME[:PORTS]")
     args = ap.parse_args()
     password = os.environ[args.password_env]
@@ -41,6 +44,14 @@ def main():
         )
         listening = service.hook_to_reactor(reactor)
         ports[name or model] = listening.getHost().port
+        if args.count_sessions:
+            build = listening.factory.buildProtocol
+
+            def counted(addr, build=build, name=name or model):
+                print(json.dumps({"session": name}), flush=True)
+                return build(addr)
+
+            listening.factory.buildProtocol = counted
     print(json.dumps(ports), flush=True)
     reactor.run()
 

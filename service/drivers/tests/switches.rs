@@ -23,6 +23,7 @@ const CASES: &[(&str, &str, [&str; 3], &str)] = &[
         "tengigabitethernet 0/0/99",
     ),
     ("brocade_generic", "brocade_fastiron", ["1/1", "1/2", "1/3"], "1/99"),
+    ("juniper_generic", "junos", ["ge-0/0/1", "ge-0/0/2", "ge-0/0/3"], "ge-0/0/200"),
     (
         "arista_generic:Ethernet1,Ethernet2,Ethernet3",
         "arista_eos",
@@ -95,9 +96,34 @@ async fn dialect_case(model: &str, dialect: &str, ports: [&str; 3], missing: &st
     assert!(matches!(bad.read(&[ports[0].to_string()]).await.unwrap_err(), SwitchError::Auth(_)));
 }
 
+/// A batch big enough to read the whole configuration at once (`read_all`):
+/// 24 ports, then again with one the switch does not have.
+async fn big_batch(model: &str, dialect: &str, name: impl Fn(usize) -> String) {
+    let ports: Vec<String> = (1..=24).map(&name).collect();
+    let (_peer, listening) = peers::fake_switches(&[&format!("{model}:sw:{}", ports.join(","))]);
+    let sw = switch(listening["sw"], dialect, HostKey::Learn);
+    let vlans: Vec<u16> = (0..24).map(|i| 500 + (i % 3) as u16).collect();
+    let refs: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let a = sw.apply(&moves(&refs, &vlans)).await.unwrap_or_else(|e| panic!("{dialect}: {e}"));
+    assert_eq!(a.after.iter().map(|(_, v)| v.unwrap()).collect::<Vec<_>>(), vlans, "{dialect}");
+    assert!(a.before.iter().all(|(_, v)| v.is_none()), "{dialect}: {a:?}");
+    let mut with_missing = refs.clone();
+    let missing = name(99);
+    with_missing.push(&missing);
+    let e = sw.apply(&moves(&with_missing, &[600; 25])).await.unwrap_err();
+    assert!(matches!(&e.error, SwitchError::Command { port: Some(p), .. } if *p == missing), "{dialect}: {e}");
+    let read = sw.read(&ports).await.unwrap();
+    assert_eq!(read.iter().map(|(_, v)| v.unwrap()).collect::<Vec<_>>(), vlans, "{dialect}: nothing changed");
+}
+
 fn main() {
     let args = Arguments::from_args();
-    let trials = CASES
+    let mut trials = vec![Trial::test("cisco_ios_big_batch", || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(big_batch("cisco_generic", "cisco_ios", |i| format!("FastEthernet0/{i}")));
+        Ok(())
+    })];
+    let cases: Vec<Trial> = CASES
         .iter()
         .map(|(model, dialect, ports, missing)| {
             let (model, dialect, ports, missing) = (*model, *dialect, *ports, *missing);
@@ -109,5 +135,6 @@ fn main() {
             })
         })
         .collect();
+    trials.extend(cases);
     libtest_mimic::run(&args, trials).exit();
 }

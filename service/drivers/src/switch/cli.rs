@@ -17,7 +17,7 @@ use crate::bmc::Password;
 /// `SSH@name>`; at the end of the output, maybe followed by a space.
 const PROMPT: &str = r"(?:^|[\r\n])[A-Za-z0-9_.@:/\-]+(?:\([^)\r\n]*\))?[>#] ?$";
 
-struct Client {
+pub(crate) struct Client {
     pin: HostKey,
     seen: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -44,17 +44,60 @@ impl client::Handler for Client {
 pub struct Session {
     handle: Handle<Client>,
     channel: russh::Channel<client::Msg>,
+    /// The switch's prompt at the end of its output.
     prompt: Regex,
+    /// The same, anywhere (to split pipelined answers).
+    prompt_any: Regex,
+    /// The prompt the switch showed last: its mode.
+    last_prompt: String,
     timeout: Duration,
     /// The host key's fingerprint (`SHA256:…`).
     pub host_key: String,
 }
 
+/// Terminal control sequences (cursor moves, erase) a shell may send.
+static ANSI: std::sync::LazyLock<Regex> =
+    std::sync::LazyLock::new(|| Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x07").expect("literal regex"));
+
 fn strip(raw: &[u8]) -> String {
     let s = String::from_utf8_lossy(raw);
-    // Terminal control sequences (cursor moves, erase) the shell may send.
-    let ansi = Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x07").expect("literal regex");
-    ansi.replace_all(&s, "").replace('\r', "")
+    ANSI.replace_all(&s, "").replace('\r', "")
+}
+
+/// An authenticated SSH connection whose host key passed its pin, and that key.
+pub(crate) async fn connect(
+    address: &str,
+    username: &str,
+    password: &Password,
+    pin: &HostKey,
+    timeout: Duration,
+) -> Result<(Handle<Client>, String), SwitchError> {
+    let config = Arc::new(client::Config { inactivity_timeout: Some(timeout * 4), ..Default::default() });
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let handler = Client { pin: pin.clone(), seen: seen.clone() };
+    let connect = client::connect(config, address, handler);
+    let mut handle = match tokio::time::timeout(timeout, connect).await {
+        Err(_) => return Err(SwitchError::Connect(format!("{address}: no SSH answer within {timeout:?}"))),
+        Ok(Err(e)) => {
+            let got = seen.lock().ok().and_then(|s| s.clone());
+            return Err(match (got, pin) {
+                (Some(got), HostKey::Pinned(want)) if got != *want => {
+                    SwitchError::HostKey { address: address.into(), want: want.clone(), got }
+                }
+                _ => SwitchError::Connect(format!("{address}: {e}")),
+            });
+        }
+        Ok(Ok(h)) => h,
+    };
+    let host_key = seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+    let auth = handle
+        .authenticate_password(username, password.0.clone())
+        .await
+        .map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
+    if !auth.success() {
+        return Err(SwitchError::Auth(format!("{address} refused user {username:?} with the configured password")));
+    }
+    Ok((handle, host_key))
 }
 
 impl Session {
@@ -67,31 +110,7 @@ impl Session {
         enable: Option<&str>,
         timeout: Duration,
     ) -> Result<Session, SwitchError> {
-        let config = Arc::new(client::Config { inactivity_timeout: Some(timeout * 4), ..Default::default() });
-        let seen = Arc::new(std::sync::Mutex::new(None));
-        let handler = Client { pin: pin.clone(), seen: seen.clone() };
-        let connect = client::connect(config, address, handler);
-        let mut handle = match tokio::time::timeout(timeout, connect).await {
-            Err(_) => return Err(SwitchError::Connect(format!("{address}: no SSH answer within {timeout:?}"))),
-            Ok(Err(e)) => {
-                let got = seen.lock().ok().and_then(|s| s.clone());
-                return Err(match (got, pin) {
-                    (Some(got), HostKey::Pinned(want)) if got != *want => {
-                        SwitchError::HostKey { address: address.into(), want: want.clone(), got }
-                    }
-                    _ => SwitchError::Connect(format!("{address}: {e}")),
-                });
-            }
-            Ok(Ok(h)) => h,
-        };
-        let host_key = seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
-        let auth = handle
-            .authenticate_password(username, password.0.clone())
-            .await
-            .map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
-        if !auth.success() {
-            return Err(SwitchError::Auth(format!("{address} refused user {username:?} with the configured password")));
-        }
+        let (handle, host_key) = connect(address, username, password, pin, timeout).await?;
         let channel =
             handle.channel_open_session().await.map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
         channel
@@ -99,7 +118,16 @@ impl Session {
             .await
             .map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
         channel.request_shell(false).await.map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
-        let mut s = Session { handle, channel, prompt: Regex::new(PROMPT).expect("literal regex"), timeout, host_key };
+        let generic = Regex::new(PROMPT).expect("literal regex");
+        let mut s = Session {
+            handle,
+            channel,
+            prompt: generic.clone(),
+            prompt_any: generic,
+            last_prompt: String::new(),
+            timeout,
+            host_key,
+        };
         let banner = s.read_until(&s.prompt.clone(), "the login prompt").await?;
         // From now on the prompt is this switch's own name in any mode
         // (`name>`, `name#`, `name(config-if)#`), wherever it starts: some
@@ -107,7 +135,10 @@ impl Session {
         let last = banner.trim_end().lines().last().unwrap_or_default().trim();
         let base = last.trim_end_matches(['>', '#']);
         let base = base.split_once('(').map(|(b, _)| b).unwrap_or(base);
-        s.prompt = Regex::new(&format!(r"{}(?:\([^)\r\n]*\))?[>#] ?$", regex::escape(base))).expect("escaped name");
+        let any = format!(r"{}(?:\([^)\r\n]*\))?[>#] ?", regex::escape(base));
+        s.prompt = Regex::new(&format!("{any}$")).expect("escaped name");
+        s.prompt_any = Regex::new(&any).expect("escaped name");
+        s.last_prompt = last.to_string();
         if banner.trim_end().ends_with('>')
             && let Some(cmd) = enable
         {
@@ -163,19 +194,90 @@ impl Session {
 
     /// Run one command; its output without the echo and the prompt.
     pub async fn run(&mut self, command: &str) -> Result<String, SwitchError> {
-        self.send(command).await?;
-        let prompt = self.prompt.clone();
-        let text = self.read_until(&prompt, &format!("the prompt after {command:?}")).await?;
-        // Drop the prompt (which may follow the output on its last line) and the echo.
-        let body = match prompt.find(&text) {
-            Some(m) => &text[..m.start()],
-            None => text.as_str(),
-        };
-        let mut lines: Vec<&str> = body.lines().collect();
-        if lines.first().is_some_and(|l| l.trim_end().ends_with(command.trim())) {
-            lines.remove(0);
+        Ok(self.run_many(&[command.to_string()]).await?.remove(0))
+    }
+
+    /// Send several commands at once (the switch takes them as typed
+    /// ahead) and split the answer at its prompts: each command's output,
+    /// without the echo and the prompt. One round trip for the lot.
+    pub async fn run_many(&mut self, commands: &[String]) -> Result<Vec<String>, SwitchError> {
+        let n = commands.len();
+        if n == 0 {
+            return Ok(Vec::new());
         }
-        Ok(lines.join("\n"))
+        let typed: String = commands.iter().map(|c| format!("{c}\n")).collect();
+        self.channel
+            .data_bytes(typed.into_bytes())
+            .await
+            .map_err(|e| SwitchError::Connect(format!("sending {:?}: {e}", commands[0])))?;
+        let wait = self.timeout.max(Duration::from_millis(200) * n as u32);
+        let deadline = tokio::time::Instant::now() + wait;
+        // The answer grows chunk by chunk (a CLI may echo one character per
+        // packet): strip and scan only what is new, so a long batch stays linear.
+        let mut text = String::new();
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        loop {
+            if found.len() >= n && self.prompt.is_match(&text) {
+                let mut out = Vec::with_capacity(n);
+                let mut start = 0;
+                for (i, (a, b)) in found.iter().take(n).enumerate() {
+                    let mut lines: Vec<&str> = text[start..*a].lines().collect();
+                    if lines.first().is_some_and(|l| l.trim_end().ends_with(commands[i].trim())) {
+                        lines.remove(0);
+                    }
+                    out.push(lines.join("\n"));
+                    start = *b;
+                    if i == n - 1 {
+                        self.last_prompt = text[*a..*b].trim().to_string();
+                    }
+                }
+                return Ok(out);
+            }
+            match tokio::time::timeout_at(deadline, self.channel.wait()).await {
+                Err(_) => {
+                    return Err(SwitchError::Timeout(format!(
+                        "waiting {wait:?} for the prompt after {:?}; the switch said: {:?}",
+                        commands[found.len().min(n - 1)],
+                        text.chars().rev().take(200).collect::<String>().chars().rev().collect::<String>()
+                    )));
+                }
+                Ok(Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. })) => {
+                    // Rescan a little of the old text: a prompt may have arrived in pieces.
+                    let mut from = text.len().saturating_sub(128);
+                    while !text.is_char_boundary(from) {
+                        from -= 1;
+                    }
+                    text.push_str(&strip(&data));
+                    let last = found.last().map(|f| f.0);
+                    for m in self.prompt_any.find_iter(&text[from..]) {
+                        let (a, b) = (from + m.start(), from + m.end());
+                        match found.last_mut() {
+                            // The same prompt, grown by a trailing space.
+                            Some(f) if f.0 == a => f.1 = b,
+                            _ if last.is_some_and(|l| a <= l) => {}
+                            _ => found.push((a, b)),
+                        }
+                    }
+                }
+                Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
+                    return Err(SwitchError::Connect(format!(
+                        "the switch closed the session after {:?}",
+                        commands[found.len().min(n - 1)]
+                    )));
+                }
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+
+    /// In configuration mode (any level)?
+    pub fn in_config(&self) -> bool {
+        self.last_prompt.contains("(config")
+    }
+
+    /// In a configuration sub-mode (an interface, a VLAN)?
+    pub fn in_submode(&self) -> bool {
+        self.last_prompt.contains("(config-")
     }
 
     pub async fn close(self) {

@@ -11,13 +11,21 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct DialectSpec {
     pub description: String,
+    /// `cli` (an SSH shell, one command per line; the default) or
+    /// `netconf` (the SSH `netconf` subsystem: `vlan` and `port` are XML
+    /// fragments of one `<configuration>` loaded into the candidate and
+    /// committed; `read` is an RPC body).
+    #[serde(default)]
+    pub transport: Transport,
     /// Sent when the login prompt ends in `>` (the enable password is the login password).
     #[serde(default)]
     pub enable: Option<String>,
     /// Sent once per session before anything else (e.g. no paging).
     #[serde(default)]
     pub setup: Vec<String>,
+    #[serde(default)]
     pub configure: Vec<String>,
+    #[serde(default)]
     pub leave: Vec<String>,
     /// Make sure a VLAN exists.
     pub vlan: Vec<String>,
@@ -30,9 +38,34 @@ pub struct DialectSpec {
     #[serde(default)]
     pub read_expect: Option<String>,
     pub errors: Vec<String>,
+    /// For big batches: one command showing every port (e.g. `show
+    /// running-config`) and a regex (`{port}` filled in, escaped) whose
+    /// first group is one port's section of it; `read_vlan` then applies
+    /// to the section. A port without a section does not exist.
+    #[serde(default)]
+    pub read_all: Option<String>,
+    #[serde(default)]
+    pub read_all_port: Option<String>,
+    /// Send a port's (or a read's) commands at once, as typed ahead, and
+    /// split the answer at the prompts (default); `false` for CLIs that
+    /// drop typeahead: one command per round trip.
+    #[serde(default = "yes")]
+    pub pipeline: bool,
     /// Old VLANs not to mention in `{old_vlan}` steps (a default VLAN the port leaves by itself).
     #[serde(default)]
     pub skip_old_vlan: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    #[default]
+    Cli,
+    Netconf,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A dialect ready to use: its spec with the regexes compiled.
@@ -60,6 +93,18 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Dialect>, String> {
             return Err(format!("dialect {name}: read_vlan needs a group capturing the VLAN"));
         }
         let errors = spec.errors.iter().map(|p| re("error pattern", p)).collect::<Result<Vec<_>, _>>()?;
+        match (&spec.read_all, &spec.read_all_port) {
+            (Some(_), Some(t)) => {
+                let r = re("read_all_port", &t.replace("{port}", "x"))?;
+                if r.captures_len() < 2 || !t.contains("{port}") {
+                    return Err(format!(
+                        "dialect {name}: read_all_port needs {{port}} and a group capturing the section"
+                    ));
+                }
+            }
+            (None, None) => {}
+            _ => return Err(format!("dialect {name}: read_all and read_all_port go together")),
+        }
         if !spec.port.iter().any(|c| c.contains("{port}")) || !spec.read.contains("{port}") {
             return Err(format!("dialect {name}: `port` and `read` must mention {{port}}"));
         }
@@ -107,6 +152,14 @@ impl Dialect {
         self.read_vlan.captures(output).and_then(|c| c.get(1)).and_then(|m| m.as_str().parse().ok())
     }
 
+    /// `port`'s section of a `read_all` answer (`None`: no such port), when
+    /// the dialect has `read_all`.
+    pub fn section_in<'a>(&self, all: &'a str, port: &str) -> Option<Option<&'a str>> {
+        let t = self.spec.read_all_port.as_ref()?;
+        let re = Regex::new(&format!("(?m){}", t.replace("{port}", &regex::escape(port)))).ok()?;
+        Some(re.captures(all).and_then(|c| c.get(1)).map(|m| m.as_str()))
+    }
+
     /// What `read` must show for `port`, when the dialect says.
     pub fn read_expect(&self, port: &str) -> Option<String> {
         self.spec.read_expect.as_ref().map(|t| fill(t, port, 0, None))
@@ -129,7 +182,8 @@ mod tests {
     #[test]
     fn built_in_dialects_parse_and_render() {
         let d = built_in();
-        assert!(d.len() >= 5, "{:?}", d.keys());
+        assert!(d.len() >= 6, "{:?}", d.keys());
+        assert_eq!(d["junos"].spec.transport, Transport::Netconf);
         let c = &d["cisco_ios"];
         assert_eq!(
             c.port_commands("Gi1/0/1", 100, Some(1)),

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod dialect;
+pub mod netconf;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,6 +19,9 @@ pub use dialect::Dialect;
 
 use crate::bmc::Password;
 use crate::retry::Transient;
+
+/// Batches of more ports than this read the whole configuration once.
+const READ_ALL_FROM: usize = 8;
 
 /// How a switch's SSH host key is trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,9 +120,101 @@ impl Switch {
         Ok(s)
     }
 
-    async fn read_in(&self, s: &mut cli::Session, port: &str) -> Result<Option<u16>, SwitchError> {
-        let cmd = self.dialect.read_command(port);
-        let out = s.run(&cmd).await?;
+    /// Run `commands` (at once, when the dialect pipelines) and check
+    /// every answer. After a refusal the session is brought back to plain
+    /// configuration mode (`back_to_config`), so what follows runs where
+    /// it should.
+    async fn group(
+        &self,
+        s: &mut cli::Session,
+        port: Option<&str>,
+        commands: &[String],
+        back_to_config: bool,
+    ) -> Result<Vec<String>, SwitchError> {
+        let outs = if self.dialect.spec.pipeline {
+            s.run_many(commands).await?
+        } else {
+            let mut v = Vec::new();
+            for c in commands {
+                v.push(s.run(c).await?);
+            }
+            v
+        };
+        for (c, out) in commands.iter().zip(&outs) {
+            if let Some(line) = self.dialect.error_in(out) {
+                let e = SwitchError::Command {
+                    port: port.map(String::from),
+                    command: c.clone(),
+                    line: line.trim().into(),
+                    output: out.clone(),
+                };
+                if back_to_config {
+                    self.resync(s).await?;
+                }
+                return Err(e);
+            }
+        }
+        Ok(outs)
+    }
+
+    /// Out of any sub-mode, and into configuration mode if a stray `exit` left it.
+    async fn resync(&self, s: &mut cli::Session) -> Result<(), SwitchError> {
+        for _ in 0..4 {
+            if !s.in_submode() {
+                break;
+            }
+            s.run("exit").await?;
+        }
+        if !s.in_config() {
+            for c in &self.dialect.spec.configure {
+                s.run(c).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read ports (outside configuration mode): their VLANs, in order.
+    /// Many ports at once come from one `read_all` when the dialect has it.
+    async fn read_many(&self, s: &mut cli::Session, ports: &[String]) -> Result<Vec<Option<u16>>, SwitchError> {
+        if ports.len() > READ_ALL_FROM
+            && let Some(all) = self.dialect.spec.read_all.clone()
+        {
+            let out = s.run(&all).await?;
+            if let Some(line) = self.dialect.error_in(&out) {
+                return Err(SwitchError::Command { port: None, command: all, line: line.into(), output: out });
+            }
+            return ports
+                .iter()
+                .map(|p| match self.dialect.section_in(&out, p).flatten() {
+                    Some(section) => Ok(self.dialect.vlan_in(section)),
+                    None => Err(SwitchError::Command {
+                        port: Some(p.clone()),
+                        command: all.clone(),
+                        line: format!("no section for {p} in the answer: is there such a port?"),
+                        output: out.clone(),
+                    }),
+                })
+                .collect();
+        }
+        let cmds: Vec<String> = ports.iter().map(|p| self.dialect.read_command(p)).collect();
+        let outs = if self.dialect.spec.pipeline {
+            s.run_many(&cmds).await?
+        } else {
+            let mut v = Vec::new();
+            for c in &cmds {
+                v.push(s.run(c).await?);
+            }
+            v
+        };
+        ports.iter().zip(cmds).zip(outs).map(|((p, c), o)| self.parse_read(p, c, o)).collect()
+    }
+
+    async fn netconf(&self) -> Result<netconf::Session, SwitchError> {
+        netconf::Session::open(&self.address, &self.username, &self.password, &self.host_key, self.timeout).await
+    }
+
+    /// A read's answer checked: errors, the port shown, its VLAN.
+    fn parse_read(&self, port: &str, cmd: String, out: String) -> Result<Option<u16>, SwitchError> {
         if let Some(line) = self.dialect.error_in(&out) {
             return Err(SwitchError::Command { port: Some(port.into()), command: cmd, line: line.into(), output: out });
         }
@@ -135,48 +231,88 @@ impl Switch {
         Ok(self.dialect.vlan_in(&out))
     }
 
-    /// Read the VLAN of each port (one session).
-    pub async fn read(&self, ports: &[String]) -> Result<Vec<(String, Option<u16>)>, SwitchError> {
-        let mut s = self.session().await?;
-        let mut out = Vec::new();
-        for p in ports {
-            match self.read_in(&mut s, p).await {
-                Ok(v) => out.push((p.clone(), v)),
-                Err(e) => {
-                    s.close().await;
-                    return Err(e);
-                }
-            }
-        }
-        s.close().await;
-        Ok(out)
+    async fn read_netconf(&self, s: &mut netconf::Session, port: &str) -> Result<Option<u16>, SwitchError> {
+        let cmd = self.dialect.read_command(port);
+        let out = s.rpc(&cmd, Some(port)).await?;
+        self.parse_read(port, cmd, out)
     }
 
-    /// Run `commands` in configuration mode, checking each answer; stops at the first error.
-    async fn configure(
-        &self,
-        s: &mut cli::Session,
-        port: Option<&str>,
-        commands: &[String],
-    ) -> Result<(), SwitchError> {
-        for c in commands {
-            let out = s.run(c).await?;
-            if let Some(line) = self.dialect.error_in(&out) {
-                return Err(SwitchError::Command {
-                    port: port.map(String::from),
-                    command: c.clone(),
-                    line: line.trim().into(),
-                    output: out,
-                });
+    /// NETCONF: read every port, load all changes into the candidate in
+    /// one edit, commit; on any error discard the candidate (nothing
+    /// changed); read back and verify.
+    async fn apply_netconf(&self, s: &mut netconf::Session, changes: &[PortVlan]) -> Result<Applied, BatchError> {
+        let mut before = Vec::new();
+        for c in changes {
+            before.push((c.port.clone(), self.read_netconf(s, &c.port).await?));
+        }
+        let vlans: BTreeSet<u16> = changes.iter().map(|c| c.vlan).collect();
+        let mut config = String::new();
+        for v in &vlans {
+            config.extend(self.dialect.vlan_commands(*v));
+        }
+        for (i, c) in changes.iter().enumerate() {
+            config.extend(self.dialect.port_commands(&c.port, c.vlan, before[i].1));
+        }
+        let edit = format!(
+            "<edit-config><target><candidate/></target><config><configuration>{config}</configuration></config></edit-config>"
+        );
+        for rpc in [edit.as_str(), "<commit/>"] {
+            if let Err(mut e) = s.rpc(rpc, None).await {
+                let _ = s.rpc("<discard-changes/>", None).await;
+                // Name the port the switch's answer is about.
+                if let SwitchError::Command { port, line, output, .. } = &mut e {
+                    *port = changes
+                        .iter()
+                        .find(|c| line.contains(&c.port) || output.contains(&format!(">{}<", c.port)))
+                        .map(|c| c.port.clone());
+                }
+                return Err(e.into());
             }
         }
-        Ok(())
+        let mut after = Vec::new();
+        for c in changes {
+            let got = self.read_netconf(s, &c.port).await?;
+            if got != Some(c.vlan) {
+                return Err(SwitchError::Verify { port: c.port.clone(), want: c.vlan, got }.into());
+            }
+            after.push((c.port.clone(), got));
+        }
+        Ok(Applied { before, after, host_key: s.host_key.clone() })
+    }
+
+    /// Read the VLAN of each port (one session).
+    pub async fn read(&self, ports: &[String]) -> Result<Vec<(String, Option<u16>)>, SwitchError> {
+        if self.dialect.spec.transport == dialect::Transport::Netconf {
+            let mut s = self.netconf().await?;
+            let mut out = Vec::new();
+            for p in ports {
+                match self.read_netconf(&mut s, p).await {
+                    Ok(v) => out.push((p.clone(), v)),
+                    Err(e) => {
+                        s.close().await;
+                        return Err(e);
+                    }
+                }
+            }
+            s.close().await;
+            return Ok(out);
+        }
+        let mut s = self.session().await?;
+        let r = self.read_many(&mut s, ports).await;
+        s.close().await;
+        Ok(ports.iter().cloned().zip(r?).collect())
     }
 
     /// Put every port into its VLAN in one session: read the ports, enter
     /// configuration, make the VLANs, move the ports, leave, read them back
     /// and verify. On failure, ports already moved go back to their old VLAN.
     pub async fn apply(&self, changes: &[PortVlan]) -> Result<Applied, BatchError> {
+        if self.dialect.spec.transport == dialect::Transport::Netconf {
+            let mut s = self.netconf().await?;
+            let r = self.apply_netconf(&mut s, changes).await;
+            s.close().await;
+            return r;
+        }
         let mut s = self.session().await?;
         let r = self.apply_in(&mut s, changes).await;
         s.close().await;
@@ -184,26 +320,20 @@ impl Switch {
     }
 
     async fn apply_in(&self, s: &mut cli::Session, changes: &[PortVlan]) -> Result<Applied, BatchError> {
-        let mut before = Vec::new();
-        for c in changes {
-            before.push((c.port.clone(), self.read_in(s, &c.port).await?));
-        }
+        let ports: Vec<String> = changes.iter().map(|c| c.port.clone()).collect();
+        let old = self.read_many(s, &ports).await?;
+        let before: Vec<(String, Option<u16>)> = ports.iter().cloned().zip(old.iter().copied()).collect();
         let spec = &self.dialect.spec;
-        self.configure(s, None, &spec.configure).await?;
+        self.group(s, None, &spec.configure, false).await?;
         let vlans: BTreeSet<u16> = changes.iter().map(|c| c.vlan).collect();
+        let vlan_cmds: Vec<String> = vlans.iter().flat_map(|v| self.dialect.vlan_commands(*v)).collect();
         let mut done: Vec<usize> = Vec::new();
-        let mut failed = None;
-        for v in &vlans {
-            if let Err(e) = self.configure(s, None, &self.dialect.vlan_commands(*v)).await {
-                failed = Some(e);
-                break;
-            }
-        }
+        let mut failed = self.group(s, None, &vlan_cmds, true).await.err();
         if failed.is_none() {
             for (i, c) in changes.iter().enumerate() {
-                let cmds = self.dialect.port_commands(&c.port, c.vlan, before[i].1);
-                match self.configure(s, Some(&c.port), &cmds).await {
-                    Ok(()) => done.push(i),
+                let cmds = self.dialect.port_commands(&c.port, c.vlan, old[i]);
+                match self.group(s, Some(&c.port), &cmds, true).await {
+                    Ok(_) => done.push(i),
                     Err(e) => {
                         failed = Some(e);
                         break;
@@ -212,14 +342,14 @@ impl Switch {
             }
         }
         if let Some(error) = failed {
-            // Put back what moved, still in configuration mode.
+            // Put back what moved (the session is in configuration mode again).
             let (mut rolled_back, mut left_changed) = (Vec::new(), Vec::new());
             for &i in &done {
-                let (port, old) = (&changes[i].port, before[i].1);
-                let back = match old {
-                    Some(old) => {
-                        self.configure(s, Some(port), &self.dialect.port_commands(port, old, Some(changes[i].vlan)))
-                            .await
+                let port = &changes[i].port;
+                let back = match old[i] {
+                    Some(v) => {
+                        let cmds = self.dialect.port_commands(port, v, Some(changes[i].vlan));
+                        self.group(s, Some(port), &cmds, true).await.map(|_| ())
                     }
                     None => Err(SwitchError::Verify { port: port.clone(), want: 0, got: None }),
                 };
@@ -228,18 +358,16 @@ impl Switch {
                     Err(_) => left_changed.push(port.clone()),
                 }
             }
-            let _ = self.configure(s, None, &spec.leave).await;
+            let _ = self.group(s, None, &spec.leave, false).await;
             return Err(BatchError { error, rolled_back, left_changed });
         }
-        self.configure(s, None, &spec.leave).await?;
-        let mut after = Vec::new();
-        for c in changes {
-            let got = self.read_in(s, &c.port).await?;
-            if got != Some(c.vlan) {
-                return Err(SwitchError::Verify { port: c.port.clone(), want: c.vlan, got }.into());
+        self.group(s, None, &spec.leave, false).await?;
+        let got = self.read_many(s, &ports).await?;
+        for (c, g) in changes.iter().zip(&got) {
+            if *g != Some(c.vlan) {
+                return Err(SwitchError::Verify { port: c.port.clone(), want: c.vlan, got: *g }.into());
             }
-            after.push((c.port.clone(), got));
         }
-        Ok(Applied { before, after, host_key: s.host_key.clone() })
+        Ok(Applied { before, after: ports.into_iter().zip(got).collect(), host_key: s.host_key.clone() })
     }
 }
