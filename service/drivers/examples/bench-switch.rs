@@ -57,6 +57,7 @@ async fn main() {
         address: format!("127.0.0.1:{}", listening[name]),
         username: "admin".into(),
         password: Password("password".into()),
+        private_key: None,
         host_key: HostKey::Learn,
         dialect: dialect::built_in()["cisco_ios"].clone(),
         timeout: Duration::from_secs(60),

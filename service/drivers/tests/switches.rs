@@ -1,6 +1,7 @@
 //! The switch drivers against emulated switches (fake-switches over SSH, on
-//! loopback): per dialect, a batch of port moves in one session, read back
-//! and verified; the host key pinned; and a command the switch refuses is
+//! loopback) and a Linux host (OpenSSH in a namespace of the test's own):
+//! per dialect, a batch of port moves in one session, read back and
+//! verified; the host key pinned; and a command the switch refuses is
 //! reported with its output, the ports already moved put back.
 
 #[allow(dead_code)]
@@ -37,6 +38,7 @@ fn switch(port: u16, dialect: &str, host_key: HostKey) -> Switch {
         address: format!("127.0.0.1:{port}"),
         username: "admin".into(),
         password: Password("password".into()),
+        private_key: None,
         host_key,
         dialect: dialect::built_in()[dialect].clone(),
         timeout: Duration::from_secs(10),
@@ -118,11 +120,17 @@ async fn big_batch(model: &str, dialect: &str, name: impl Fn(usize) -> String) {
 
 fn main() {
     let args = Arguments::from_args();
-    let mut trials = vec![Trial::test("cisco_ios_big_batch", || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(big_batch("cisco_generic", "cisco_ios", |i| format!("FastEthernet0/{i}")));
-        Ok(())
-    })];
+    let rt = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut trials = vec![
+        Trial::test("cisco_ios_big_batch", move || {
+            rt().block_on(big_batch("cisco_generic", "cisco_ios", |i| format!("FastEthernet0/{i}")));
+            Ok(())
+        }),
+        Trial::test("linux_bridge", move || {
+            rt().block_on(linux_bridge());
+            Ok(())
+        }),
+    ];
     let cases: Vec<Trial> = CASES
         .iter()
         .map(|(model, dialect, ports, missing)| {
@@ -137,4 +145,124 @@ fn main() {
         .collect();
     trials.extend(cases);
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// A Linux host as the switch: OpenSSH's sshd in a network namespace this
+/// test makes (reached over a veth), key login, the host key pinned as
+/// `ssh-keygen -l` prints it; ports (veths) move between per-VLAN
+/// bridges it creates on demand.
+async fn linux_bridge() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = std::process::id();
+    let (ns, host_if, ns_if) = (format!("tsw{id}"), format!("tswh{id}"), format!("tsws{id}"));
+    let net = format!("198.18.{}", id % 250);
+    let sh = |args: &[&str]| {
+        let out = std::process::Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for k in 1..=3 {
+                let _ = std::process::Command::new("ip").args(["netns", "del", &format!("{}m{k}", self.0)]).status();
+            }
+            let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.1]).status();
+        }
+    }
+    let _cleanup = Cleanup(ns.clone(), host_if.clone());
+    sh(&["ip", "netns", "add", &ns]);
+    sh(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if, "netns", &ns]);
+    sh(&["ip", "addr", "add", &format!("{net}.1/30"), "dev", &host_if]);
+    sh(&["ip", "link", "set", &host_if, "up"]);
+    sh(&["ip", "-n", &ns, "addr", "add", &format!("{net}.2/30"), "dev", &ns_if]);
+    sh(&["ip", "-n", &ns, "link", "set", &ns_if, "up"]);
+    sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+    // Three machines, each a namespace whose eth1 is cabled to port pK.
+    for k in 1..=3 {
+        let (p, m) = (format!("p{k}"), format!("{ns}m{k}"));
+        sh(&["ip", "netns", "add", &m]);
+        sh(&["ip", "-n", &ns, "link", "add", &p, "type", "veth", "peer", "name", "eth1", "netns", &m]);
+        sh(&["ip", "-n", &ns, "link", "set", &p, "up"]);
+        sh(&["ip", "-n", &m, "addr", "add", &format!("10.77.0.{k}/24"), "dev", "eth1"]);
+        sh(&["ip", "-n", &m, "link", "set", "eth1", "up"]);
+    }
+    // Real traffic: does machine a reach machine b?
+    let reaches = |a: u8, b: u8| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &format!("{ns}m{a}"), "ping", "-c", "1", "-W", "1", &format!("10.77.0.{b}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let d = dir.path();
+    for (k, t) in [("host", "ed25519"), ("client", "ed25519")] {
+        sh(&["ssh-keygen", "-q", "-t", t, "-N", "", "-f", d.join(k).to_str().unwrap()]);
+    }
+    std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+    let fingerprint = sh(&["ssh-keygen", "-l", "-f", d.join("host.pub").to_str().unwrap()])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "ListenAddress {net}.2\nPort 2222\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile none\n",
+            d.join("host").display(),
+            d.join("authorized_keys").display()
+        ),
+    )
+    .unwrap();
+    // sshd insists on its privilege-separation directory.
+    let made_run = !std::path::Path::new("/run/sshd").exists();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let sshd = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _sshd = peers::Peer(sshd);
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect((format!("{net}.2").as_str(), 2222)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd: {}",
+            std::fs::read_to_string(d.join("sshd.log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sw = Switch {
+        address: format!("{net}.2:2222"),
+        username: "root".into(),
+        password: Password(String::new()),
+        private_key: Some(Password(std::fs::read_to_string(d.join("client")).unwrap())),
+        host_key: HostKey::Pinned(fingerprint),
+        dialect: dialect::built_in()["linux_bridge"].clone(),
+        timeout: Duration::from_secs(10),
+    };
+    let a = sw.apply(&moves(&["p1", "p2", "p3"], &[100, 200, 100])).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.before.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [None, None, None]);
+    assert_eq!(a.after.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [Some(100), Some(200), Some(100)]);
+    // What the host says, not what the driver says — and what packets do.
+    assert!(sh(&["ip", "-n", &ns, "-o", "link", "show", "dev", "p2"]).contains("master br200"));
+    assert!(reaches(1, 3), "machines 1 and 3 share VLAN 100");
+    assert!(!reaches(1, 2), "machine 2 is on VLAN 200");
+    let a = sw.apply(&moves(&["p2", "p3"], &[100, 200])).await.unwrap();
+    assert_eq!(a.before[0].1, Some(200));
+    assert!(sh(&["ip", "-n", &ns, "-o", "link", "show", "dev", "p2"]).contains("master br100"));
+    assert!(reaches(1, 2), "machine 2 moved to VLAN 100");
+    assert!(!reaches(1, 3), "machine 3 moved to VLAN 200");
+    // A port the host does not have: its error, nothing changed.
+    let e = sw.apply(&moves(&["p1", "p99"], &[300, 300])).await.unwrap_err();
+    assert!(matches!(&e.error, SwitchError::Command { port: Some(p), .. } if p == "p99"), "{e}");
+    assert!(e.error.to_string().contains("p99"), "{e}");
+    assert!(sh(&["ip", "-n", &ns, "-o", "link", "show", "dev", "p1"]).contains("master br100"));
+    if made_run {
+        let _ = std::fs::remove_dir("/run/sshd");
+    }
 }

@@ -68,7 +68,7 @@ fn strip(raw: &[u8]) -> String {
 pub(crate) async fn connect(
     address: &str,
     username: &str,
-    password: &Password,
+    secret: Secret<'_>,
     pin: &HostKey,
     timeout: Duration,
 ) -> Result<(Handle<Client>, String), SwitchError> {
@@ -90,27 +90,40 @@ pub(crate) async fn connect(
         Ok(Ok(h)) => h,
     };
     let host_key = seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
-    let auth = handle
-        .authenticate_password(username, password.0.clone())
-        .await
-        .map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
+    let (auth, what) = match secret {
+        Secret::Password(p) => (handle.authenticate_password(username, p.0.clone()).await, "password"),
+        Secret::Key(k) => {
+            let key = russh::keys::PrivateKey::from_openssh(k.0.as_bytes())
+                .map_err(|e| SwitchError::Auth(format!("the switch's private key does not parse: {e}")))?;
+            let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), Some(HashAlg::Sha256));
+            (handle.authenticate_publickey(username, key).await, "key")
+        }
+    };
+    let auth = auth.map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
     if !auth.success() {
-        return Err(SwitchError::Auth(format!("{address} refused user {username:?} with the configured password")));
+        return Err(SwitchError::Auth(format!("{address} refused user {username:?} with the configured {what}")));
     }
     Ok((handle, host_key))
 }
 
+/// How to log in: a password, or a private key (OpenSSH format).
+#[derive(Clone, Copy)]
+pub(crate) enum Secret<'a> {
+    Password(&'a Password),
+    Key(&'a Password),
+}
+
 impl Session {
     /// Connect, check the host key, log in, and reach privileged mode.
-    pub async fn open(
+    pub(crate) async fn open(
         address: &str,
         username: &str,
-        password: &Password,
+        (secret, password): (Secret<'_>, &Password),
         pin: &HostKey,
         enable: Option<&str>,
         timeout: Duration,
     ) -> Result<Session, SwitchError> {
-        let (handle, host_key) = connect(address, username, password, pin, timeout).await?;
+        let (handle, host_key) = connect(address, username, secret, pin, timeout).await?;
         let channel =
             handle.channel_open_session().await.map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
         channel

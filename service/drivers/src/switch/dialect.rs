@@ -11,10 +11,11 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct DialectSpec {
     pub description: String,
-    /// `cli` (an SSH shell, one command per line; the default) or
+    /// `cli` (an SSH shell, one command per line; the default),
     /// `netconf` (the SSH `netconf` subsystem: `vlan` and `port` are XML
     /// fragments of one `<configuration>` loaded into the candidate and
-    /// committed; `read` is an RPC body).
+    /// committed; `read` is an RPC body) or `exec` (a Linux host: one exec
+    /// channel per command, judged by its exit status).
     #[serde(default)]
     pub transport: Transport,
     /// Sent when the login prompt ends in `>` (the enable password is the login password).
@@ -62,6 +63,9 @@ pub enum Transport {
     #[default]
     Cli,
     Netconf,
+    /// A host that is a switch: each command on its own SSH exec channel,
+    /// a non-zero exit status fails it.
+    Exec,
 }
 
 fn yes() -> bool {

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod dialect;
+pub mod exec;
 pub mod netconf;
 
 use std::collections::BTreeSet;
@@ -95,19 +96,90 @@ pub struct Switch {
     /// `HOST:PORT`.
     pub address: String,
     pub username: String,
+    /// Login password (and the enable password of CLIs that ask for one).
     pub password: Password,
+    /// An OpenSSH private key to log in with instead of the password.
+    pub private_key: Option<Password>,
     pub host_key: HostKey,
     pub dialect: Dialect,
     /// Per command (and for connecting).
     pub timeout: Duration,
 }
 
+/// A session of either kind of host.
+enum Conn {
+    Cli(cli::Session),
+    Exec(exec::Session),
+}
+
+impl Conn {
+    /// Each command's output, and whether it failed by its exit status (exec).
+    async fn run_many(&mut self, commands: &[String], pipeline: bool) -> Result<Vec<(String, bool)>, SwitchError> {
+        let mut out = Vec::with_capacity(commands.len());
+        match self {
+            Conn::Cli(s) if pipeline => out.extend(s.run_many(commands).await?.into_iter().map(|o| (o, false))),
+            Conn::Cli(s) => {
+                for c in commands {
+                    out.push((s.run(c).await?, false));
+                }
+            }
+            Conn::Exec(s) => {
+                for c in commands {
+                    let (status, o) = s.run(c).await?;
+                    out.push((o, status != 0));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn in_config(&self) -> bool {
+        match self {
+            Conn::Cli(s) => s.in_config(),
+            Conn::Exec(_) => true,
+        }
+    }
+
+    fn in_submode(&self) -> bool {
+        match self {
+            Conn::Cli(s) => s.in_submode(),
+            Conn::Exec(_) => false,
+        }
+    }
+
+    fn host_key(&self) -> String {
+        match self {
+            Conn::Cli(s) => s.host_key.clone(),
+            Conn::Exec(s) => s.host_key.clone(),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Conn::Cli(s) => s.close().await,
+            Conn::Exec(s) => s.close().await,
+        }
+    }
+}
+
 impl Switch {
-    async fn session(&self) -> Result<cli::Session, SwitchError> {
+    fn secret(&self) -> cli::Secret<'_> {
+        match &self.private_key {
+            Some(k) => cli::Secret::Key(k),
+            None => cli::Secret::Password(&self.password),
+        }
+    }
+
+    async fn session(&self) -> Result<Conn, SwitchError> {
+        if self.dialect.spec.transport == dialect::Transport::Exec {
+            let s =
+                exec::Session::open(&self.address, &self.username, self.secret(), &self.host_key, self.timeout).await?;
+            return Ok(Conn::Exec(s));
+        }
         let mut s = cli::Session::open(
             &self.address,
             &self.username,
-            &self.password,
+            (self.secret(), &self.password),
             &self.host_key,
             self.dialect.spec.enable.as_deref(),
             self.timeout,
@@ -117,7 +189,7 @@ impl Switch {
             // Paging switches are a convenience: a CLI without them is fine.
             let _ = s.run(c).await?;
         }
-        Ok(s)
+        Ok(Conn::Cli(s))
     }
 
     /// Run `commands` (at once, when the dialect pipelines) and check
@@ -126,26 +198,25 @@ impl Switch {
     /// it should.
     async fn group(
         &self,
-        s: &mut cli::Session,
+        s: &mut Conn,
         port: Option<&str>,
         commands: &[String],
         back_to_config: bool,
     ) -> Result<Vec<String>, SwitchError> {
-        let outs = if self.dialect.spec.pipeline {
-            s.run_many(commands).await?
-        } else {
-            let mut v = Vec::new();
-            for c in commands {
-                v.push(s.run(c).await?);
-            }
-            v
-        };
-        for (c, out) in commands.iter().zip(&outs) {
-            if let Some(line) = self.dialect.error_in(out) {
+        let outs = s.run_many(commands, self.dialect.spec.pipeline).await?;
+        for (c, (out, failed)) in commands.iter().zip(&outs) {
+            let line = match self.dialect.error_in(out) {
+                Some(l) => Some(l.trim().to_string()),
+                None if *failed => {
+                    Some(out.lines().last().unwrap_or("it failed (non-zero exit status)").trim().to_string())
+                }
+                None => None,
+            };
+            if let Some(line) = line {
                 let e = SwitchError::Command {
                     port: port.map(String::from),
                     command: c.clone(),
-                    line: line.trim().into(),
+                    line,
                     output: out.clone(),
                 };
                 if back_to_config {
@@ -154,32 +225,30 @@ impl Switch {
                 return Err(e);
             }
         }
-        Ok(outs)
+        Ok(outs.into_iter().map(|(o, _)| o).collect())
     }
 
     /// Out of any sub-mode, and into configuration mode if a stray `exit` left it.
-    async fn resync(&self, s: &mut cli::Session) -> Result<(), SwitchError> {
+    async fn resync(&self, s: &mut Conn) -> Result<(), SwitchError> {
         for _ in 0..4 {
             if !s.in_submode() {
                 break;
             }
-            s.run("exit").await?;
+            s.run_many(&["exit".to_string()], false).await?;
         }
         if !s.in_config() {
-            for c in &self.dialect.spec.configure {
-                s.run(c).await?;
-            }
+            s.run_many(&self.dialect.spec.configure, false).await?;
         }
         Ok(())
     }
 
     /// Read ports (outside configuration mode): their VLANs, in order.
     /// Many ports at once come from one `read_all` when the dialect has it.
-    async fn read_many(&self, s: &mut cli::Session, ports: &[String]) -> Result<Vec<Option<u16>>, SwitchError> {
+    async fn read_many(&self, s: &mut Conn, ports: &[String]) -> Result<Vec<Option<u16>>, SwitchError> {
         if ports.len() > READ_ALL_FROM
             && let Some(all) = self.dialect.spec.read_all.clone()
         {
-            let out = s.run(&all).await?;
+            let out = s.run_many(std::slice::from_ref(&all), false).await?.remove(0).0;
             if let Some(line) = self.dialect.error_in(&out) {
                 return Err(SwitchError::Command { port: None, command: all, line: line.into(), output: out });
             }
@@ -197,20 +266,23 @@ impl Switch {
                 .collect();
         }
         let cmds: Vec<String> = ports.iter().map(|p| self.dialect.read_command(p)).collect();
-        let outs = if self.dialect.spec.pipeline {
-            s.run_many(&cmds).await?
-        } else {
-            let mut v = Vec::new();
-            for c in &cmds {
-                v.push(s.run(c).await?);
-            }
-            v
-        };
-        ports.iter().zip(cmds).zip(outs).map(|((p, c), o)| self.parse_read(p, c, o)).collect()
+        let outs = s.run_many(&cmds, self.dialect.spec.pipeline).await?;
+        ports
+            .iter()
+            .zip(cmds)
+            .zip(outs)
+            .map(|((p, c), (o, failed))| {
+                if failed {
+                    let line = o.lines().last().unwrap_or("it failed (non-zero exit status)").trim().to_string();
+                    return Err(SwitchError::Command { port: Some(p.clone()), command: c, line, output: o });
+                }
+                self.parse_read(p, c, o)
+            })
+            .collect()
     }
 
     async fn netconf(&self) -> Result<netconf::Session, SwitchError> {
-        netconf::Session::open(&self.address, &self.username, &self.password, &self.host_key, self.timeout).await
+        netconf::Session::open(&self.address, &self.username, self.secret(), &self.host_key, self.timeout).await
     }
 
     /// A read's answer checked: errors, the port shown, its VLAN.
@@ -319,7 +391,7 @@ impl Switch {
         r
     }
 
-    async fn apply_in(&self, s: &mut cli::Session, changes: &[PortVlan]) -> Result<Applied, BatchError> {
+    async fn apply_in(&self, s: &mut Conn, changes: &[PortVlan]) -> Result<Applied, BatchError> {
         let ports: Vec<String> = changes.iter().map(|c| c.port.clone()).collect();
         let old = self.read_many(s, &ports).await?;
         let before: Vec<(String, Option<u16>)> = ports.iter().cloned().zip(old.iter().copied()).collect();
@@ -368,6 +440,6 @@ impl Switch {
                 return Err(SwitchError::Verify { port: c.port.clone(), want: c.vlan, got: *g }.into());
             }
         }
-        Ok(Applied { before, after: ports.into_iter().zip(got).collect(), host_key: s.host_key.clone() })
+        Ok(Applied { before, after: ports.into_iter().zip(got).collect(), host_key: s.host_key() })
     }
 }

@@ -7,9 +7,8 @@ use std::time::Duration;
 use russh::ChannelMsg;
 use russh::client::Handle;
 
-use super::cli::{Client, connect};
+use super::cli::{Client, Secret, connect};
 use super::{HostKey, SwitchError};
-use crate::bmc::Password;
 
 const END: &str = "]]>]]>";
 const BASE: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
@@ -32,14 +31,14 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 impl Session {
-    pub async fn open(
+    pub(crate) async fn open(
         address: &str,
         username: &str,
-        password: &Password,
+        secret: Secret<'_>,
         pin: &HostKey,
         timeout: Duration,
     ) -> Result<Session, SwitchError> {
-        let (handle, host_key) = connect(address, username, password, pin, timeout).await?;
+        let (handle, host_key) = connect(address, username, secret, pin, timeout).await?;
         let channel =
             handle.channel_open_session().await.map_err(|e| SwitchError::Connect(format!("{address}: {e}")))?;
         channel
