@@ -118,6 +118,53 @@ async fn big_batch(model: &str, dialect: &str, name: impl Fn(usize) -> String) {
     assert_eq!(read.iter().map(|(_, v)| v.unwrap()).collect::<Vec<_>>(), vlans, "{dialect}: nothing changed");
 }
 
+/// Many callers at once, one port each (50 nodes deploying together): the
+/// queue applies them in a few batches, one session at a time, and each
+/// caller learns its own port's outcome.
+async fn queue_batches_concurrent_asks() {
+    use tundra_drivers::switch::queue::{Limits, SwitchQueue};
+    let ports: Vec<String> = (1..=24).map(|i| format!("FastEthernet0/{i}")).collect();
+    let (_peer, listening) = peers::fake_switches(&[&format!("cisco_generic:sw:{}", ports.join(","))]);
+    let sw = switch(listening["sw"], "cisco_ios", HostKey::Learn);
+    let q = SwitchQueue::start(sw.clone(), Limits { max_sessions: 1, ..Limits::default() });
+    let mut asks = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let (q, p) = (q.clone(), p.clone());
+        asks.push(tokio::spawn(async move { q.set(&p, 700 + (i % 2) as u16).await }));
+    }
+    for (i, a) in asks.into_iter().enumerate() {
+        assert_eq!(a.await.unwrap().unwrap(), 700 + (i % 2) as u16);
+    }
+    let st = q.stats();
+    eprintln!("24 concurrent asks: {st:?}");
+    assert!(st.sessions <= 6, "24 concurrent asks in {} sessions", st.sessions);
+    let read = sw.read(&ports).await.unwrap();
+    assert!(read.iter().enumerate().all(|(i, (_, v))| *v == Some(700 + (i % 2) as u16)), "{read:?}");
+    // The latest ask for a port wins when asks for it meet in one batch.
+    let (a, b) = tokio::join!(q.set(&ports[0], 801), q.set(&ports[0], 802));
+    assert_eq!((a.unwrap(), b.unwrap()), (802, 802));
+    // A bad port fails its batch; its caller (and the batch's others) hear why.
+    let e = q.set("FastEthernet0/99", 5).await.unwrap_err();
+    assert!(matches!(&e.error, SwitchError::Command { port: Some(p), .. } if p == "FastEthernet0/99"), "{e}");
+    // Sessions refused: retried with backoff, then the error.
+    let closed = peers::free_port();
+    let mut gone = switch(closed, "cisco_ios", HostKey::Learn);
+    gone.timeout = Duration::from_secs(2);
+    let backoff = tundra_drivers::retry::Backoff {
+        attempts: 3,
+        first_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(100),
+    };
+    let gq =
+        SwitchQueue::start(gone, Limits { min_interval: Duration::from_millis(200), backoff, ..Limits::default() });
+    let t = std::time::Instant::now();
+    let e = gq.set("FastEthernet0/1", 5).await.unwrap_err();
+    assert!(matches!(e.error, SwitchError::Connect(_)), "{e}");
+    assert_eq!((gq.stats().sessions, gq.stats().retries), (3, 2));
+    // Three session starts, at least 200 ms apart (the rate limit).
+    assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+}
+
 fn main() {
     let args = Arguments::from_args();
     let rt = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -128,6 +175,10 @@ fn main() {
         }),
         Trial::test("linux_bridge", move || {
             rt().block_on(linux_bridge());
+            Ok(())
+        }),
+        Trial::test("queue_batches_concurrent_asks", move || {
+            rt().block_on(queue_batches_concurrent_asks());
             Ok(())
         }),
     ];

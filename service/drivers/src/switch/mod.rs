@@ -12,6 +12,7 @@ pub mod cli;
 pub mod dialect;
 pub mod exec;
 pub mod netconf;
+pub mod queue;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
