@@ -91,7 +91,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { noun, id } => ApiError::NotFound { noun, id },
-            StoreError::Conflict(m) if m.starts_with("no capacity") => ApiError::NoCapacity(m),
+            StoreError::NoCapacity(m) => ApiError::NoCapacity(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::RevisionMismatch { noun, id, expected, current } => ApiError::PreconditionFailed(format!(
                 "{noun} {id} changed: it is at revision {current}, your If-Match said {expected}; GET it again, reapply your change and retry"

@@ -66,6 +66,9 @@ pub enum StoreError {
     /// A uniqueness or reference rule would be broken; the message says which.
     #[error("{0}")]
     Conflict(String),
+    /// Nothing left to allocate (machines, addresses); the message says what ran out.
+    #[error("{0}")]
+    NoCapacity(String),
     /// Optimistic concurrency: the object changed since the caller read it.
     #[error("{noun} {id} is at revision {current}, not {expected}")]
     RevisionMismatch { noun: &'static str, id: String, expected: i64, current: i64 },

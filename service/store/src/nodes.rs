@@ -139,7 +139,7 @@ impl Store {
             let mut addresses = Vec::new();
             if let (Some(pool), Some(mac)) = (pool, &mac) {
                 let ip = free_address(&mut w, pool).await?.ok_or_else(|| {
-                    StoreError::Conflict(format!(
+                    StoreError::NoCapacity(format!(
                         "no capacity: every address of network {} ({}–{}) is taken; the site admin can widen node_pool",
                         pool.network, pool.first, pool.last
                     ))
