@@ -26,8 +26,8 @@ pub fn address_pool(state: &AppState) -> Option<AddressPool> {
     Some(AddressPool { network: "provisioning".into(), first, last, prefix: n.prefix() })
 }
 
-fn place_of(m: &Machine) -> Place {
-    Place { site: m.location.site.clone(), rack: m.location.rack.clone(), island: m.location.island.clone() }
+fn place_of(l: &tundra_api::machines::Location) -> Place {
+    Place { site: l.site.clone(), rack: l.rack.clone(), island: l.island.clone() }
 }
 
 /// Place `req` and claim its machine; start the deploy.
@@ -62,7 +62,7 @@ pub async fn create(
             id: m.id.to_string(),
             resource_class: m.resource_class.clone(),
             traits: m.traits.clone(),
-            place: place_of(m),
+            place: place_of(&m.location),
             free: m.provision_state == "available" && !m.maintenance && m.operation_id.is_none(),
         })
         .collect();
@@ -83,11 +83,7 @@ pub async fn create(
             let places = members
                 .iter()
                 .filter(|m| matches!(m.status, NodeStatus::Building | NodeStatus::Active) && m.machine_id.is_some())
-                .map(|m| Place {
-                    site: m.location.site.clone(),
-                    rack: m.location.rack.clone(),
-                    island: m.location.island.clone(),
-                })
+                .map(|m| place_of(&m.location))
                 .collect();
             Some(scheduler::Group {
                 policy: match policy {
@@ -218,11 +214,11 @@ fn status_of(s: NodeStatus) -> Status {
 /// One pass over every node: the one step each needs now.
 pub async fn reconcile_once(state: &AppState) -> Result<(), String> {
     let svc = Actor::service();
+    // One read of the machines per pass (each step re-checks its rows in its own transaction).
+    let mut machines: std::collections::HashMap<MachineId, Machine> =
+        state.store.all_machines().await.map_err(|e| e.to_string())?.into_iter().map(|m| (m.id, m)).collect();
     for n in state.store.all_nodes().await.map_err(|e| e.to_string())? {
-        let m = match n.machine_id {
-            Some(id) => state.store.machine(&id.to_string()).await.ok(),
-            None => None,
-        };
+        let m = n.machine_id.and_then(|id| machines.remove(&id));
         let seen = m.as_ref().map(|m| MachineSeen {
             state: State::parse(&m.provision_state).unwrap_or(State::Error),
             busy: m.operation_id.is_some(),
