@@ -22,6 +22,11 @@ pub use dialect::Dialect;
 use crate::bmc::Password;
 use crate::retry::Transient;
 
+/// What to quote from a command that failed by its exit status: its last line.
+fn failure_line(output: &str) -> String {
+    output.lines().last().unwrap_or("it failed (non-zero exit status)").trim().to_string()
+}
+
 /// Batches of more ports than this read the whole configuration once.
 const READ_ALL_FROM: usize = 8;
 
@@ -208,9 +213,7 @@ impl Switch {
         for (c, (out, failed)) in commands.iter().zip(&outs) {
             let line = match self.dialect.error_in(out) {
                 Some(l) => Some(l.trim().to_string()),
-                None if *failed => {
-                    Some(out.lines().last().unwrap_or("it failed (non-zero exit status)").trim().to_string())
-                }
+                None if *failed => Some(failure_line(out)),
                 None => None,
             };
             if let Some(line) = line {
@@ -274,7 +277,7 @@ impl Switch {
             .zip(outs)
             .map(|((p, c), (o, failed))| {
                 if failed {
-                    let line = o.lines().last().unwrap_or("it failed (non-zero exit status)").trim().to_string();
+                    let line = failure_line(&o);
                     return Err(SwitchError::Command { port: Some(p.clone()), command: c, line, output: o });
                 }
                 self.parse_read(p, c, o)
@@ -419,16 +422,18 @@ impl Switch {
             let (mut rolled_back, mut left_changed) = (Vec::new(), Vec::new());
             for &i in &done {
                 let port = &changes[i].port;
+                // A port that had no VLAN has nothing to go back to.
                 let back = match old[i] {
                     Some(v) => {
                         let cmds = self.dialect.port_commands(port, v, Some(changes[i].vlan));
-                        self.group(s, Some(port), &cmds, true).await.map(|_| ())
+                        self.group(s, Some(port), &cmds, true).await.is_ok()
                     }
-                    None => Err(SwitchError::Verify { port: port.clone(), want: 0, got: None }),
+                    None => false,
                 };
-                match back {
-                    Ok(()) => rolled_back.push(port.clone()),
-                    Err(_) => left_changed.push(port.clone()),
+                if back {
+                    rolled_back.push(port.clone());
+                } else {
+                    left_changed.push(port.clone());
                 }
             }
             let _ = self.group(s, None, &spec.leave, false).await;

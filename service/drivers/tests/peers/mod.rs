@@ -72,39 +72,39 @@ pub fn sushy(dir: &Path) -> (Peer, String) {
 }
 
 pub fn ipmi_bmc(dir: &Path, port: u16) -> Peer {
-    let mut child = Command::new(venv().join("python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/ipmi-bmc.py"))
+    let mut c = Command::new(venv().join("python"));
+    c.arg(script("ipmi-bmc.py"))
         .args(["--port", &port.to_string(), "--state"])
         .arg(dir.join("bmc.json"))
-        .env("BMC_PASSWORD", "password")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .env("BMC_PASSWORD", "password");
+    let (peer, line) = started(c);
+    assert_eq!(line.trim(), "ready");
+    peer
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers").join(name)
+}
+
+/// Start a peer script and read the line it prints once it listens.
+fn started(mut c: Command) -> (Peer, String) {
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     use std::io::BufRead;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    Peer(child)
+    (Peer(child), line)
 }
 
 /// Emulated switches (fake-switches, `scripts/peers/fake-switches.py`): one
 /// process for all, each `MODEL:NAME` on its own free loopback port; login
 /// and enable password `password`. Returns the peer and NAME → port.
 pub fn fake_switches(specs: &[&str]) -> (Peer, std::collections::HashMap<String, u16>) {
-    let mut child = Command::new(venv().join("python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/fake-switches.py"))
+    let mut c = Command::new(venv().join("python"));
+    c.arg(script("fake-switches.py"))
         .args(["--user", "admin", "--password-env", "SWITCH_PASSWORD"])
         .args(specs)
-        .env("SWITCH_PASSWORD", "password")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let peer = Peer(child);
+        .env("SWITCH_PASSWORD", "password");
+    let (peer, line) = started(c);
     let ports = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("fake-switches said {line:?}: {e}"));
     (peer, ports)
 }
