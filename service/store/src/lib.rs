@@ -275,6 +275,21 @@ where
     row.try_get(col).map_err(StoreError::Database)
 }
 
+/// A JSON text column decoded; a bad value is a corrupt row of `table`.
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    row: &AnyRow,
+    col: &'static str,
+) -> Result<T> {
+    let s: String = get(row, col)?;
+    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { table, what: format!("{col}: {e}") })
+}
+
+/// Plain data as a JSON text column.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
 /// One row by ID inside a write transaction, decoded by `f` (and locked
 /// until the transaction ends, on PostgreSQL); `NotFound` names the noun.
 pub(crate) async fn fetch_in<T>(

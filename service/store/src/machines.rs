@@ -11,23 +11,20 @@ use crate::identity::check_revision;
 use crate::ops::{NewOperation, insert_operation};
 use crate::secrets::{SecretRecord, put_secret_in};
 use crate::sql::{Sql, paginate};
-use crate::{Actor, ListParams, Result, Store, StoreError, Write, event, get, now, parse_id, unique};
-
-fn json_col<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {
-    let s: String = get(row, col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { table: "machines", what: format!("{col}: {e}") })
-}
+use crate::{
+    Actor, ListParams, Result, Store, StoreError, Write, event, get, json_col, now, parse_id, to_json, unique,
+};
 
 fn machine(row: &AnyRow) -> Result<Machine> {
     Ok(Machine {
         id: parse_id("machines", &get::<String>(row, "id")?)?,
         name: get(row, "name")?,
         resource_class: get(row, "resource_class")?,
-        traits: json_col(row, "traits")?,
-        properties: json_col(row, "properties")?,
-        location: json_col(row, "location")?,
-        bmc: json_col(row, "bmc")?,
-        interfaces: json_col(row, "interfaces")?,
+        traits: json_col("machines", row, "traits")?,
+        properties: json_col("machines", row, "properties")?,
+        location: json_col("machines", row, "location")?,
+        bmc: json_col("machines", row, "bmc")?,
+        interfaces: json_col("machines", row, "interfaces")?,
         power_state: get(row, "power_state")?,
         provision_state: get(row, "provision_state")?,
         maintenance: get::<i64>(row, "maintenance")? != 0,
@@ -39,10 +36,6 @@ fn machine(row: &AnyRow) -> Result<Machine> {
         updated_at: get(row, "updated_at")?,
         revision: get(row, "revision")?,
     })
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data serializes")
 }
 
 /// A validated machine to enroll, with its sealed BMC password.

@@ -12,12 +12,10 @@ use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NodeId, OperationId, P
 
 use crate::identity::check_revision;
 use crate::ops::NewOperation;
-use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, now, parse_id, unique};
-
-fn json_col<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {
-    let s: String = get(row, col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { table: "nodes", what: format!("{col}: {e}") })
-}
+use crate::{
+    Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, json_col, now, parse_id, to_json,
+    unique,
+};
 
 fn opt_id<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>> {
     get::<Option<String>>(row, col)?.map(|s| parse_id("nodes", &s)).transpose()
@@ -33,23 +31,19 @@ fn node(row: &AnyRow) -> Result<Node> {
         image_id: parse_id("nodes", &get::<String>(row, "image_id")?)?,
         keypair_id: opt_id(row, "keypair_id")?,
         user_data_sha256: get(row, "user_data_sha256")?,
-        metadata: json_col(row, "metadata")?,
-        placement: json_col(row, "placement")?,
+        metadata: json_col("nodes", row, "metadata")?,
+        placement: json_col("nodes", row, "placement")?,
         status: NodeStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt { table: "nodes", what: format!("status {status:?}") })?,
         status_reason: get(row, "status_reason")?,
-        addresses: json_col(row, "addresses")?,
-        location: json_col(row, "location")?,
+        addresses: json_col("nodes", row, "addresses")?,
+        location: json_col("nodes", row, "location")?,
         machine_id: opt_id(row, "machine_id")?,
         operation_id: opt_id(row, "operation_id")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
         revision: get(row, "revision")?,
     })
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data serializes")
 }
 
 /// A node's event, in the caller's transaction.
