@@ -114,6 +114,11 @@ impl Provider for TundraProvider {
             tfplugin::resource(image::ImageResource),
             tfplugin::resource(machine::MachineResource),
             tfplugin::resource(node::NodeResource),
+            tfplugin::resource(physical_network::PhysicalNetworkResource),
+            tfplugin::resource(switch::SwitchResource),
+            tfplugin::resource(network::NetworkResource),
+            tfplugin::resource(subnet::SubnetResource),
+            tfplugin::resource(port::PortResource),
         ]
     }
 
@@ -125,6 +130,10 @@ impl Provider for TundraProvider {
             tfplugin::data_source(FlavorData),
             tfplugin::data_source(ImageData),
             tfplugin::data_source(NodeData),
+            tfplugin::data_source(PhysicalNetworkData),
+            tfplugin::data_source(NetworkData),
+            tfplugin::data_source(SubnetData),
+            tfplugin::data_source(PortData),
         ]
     }
 }

@@ -15,7 +15,7 @@ use crate::resources::image::ImageState;
 use crate::resources::keypair::KeypairState;
 use crate::resources::project::ProjectState;
 
-fn lookup_keys(block: Block, noun: &str, project_scoped: bool) -> Block {
+pub(crate) fn lookup_keys(block: Block, noun: &str, project_scoped: bool) -> Block {
     let block = block
         .attr(
             Attribute::string("id")
@@ -38,7 +38,7 @@ fn lookup_keys(block: Block, noun: &str, project_scoped: bool) -> Block {
     }
 }
 
-fn need_id_or_name(id: &Value<String>, name: &Value<String>, diags: &mut Diagnostics) {
+pub(crate) fn need_id_or_name(id: &Value<String>, name: &Value<String>, diags: &mut Diagnostics) {
     if id.is_null() && name.is_null() {
         diags.push(Diagnostic::error("Nothing to look up", "Set id or name.").at(AttrPath::attr_root("name")));
     }
@@ -46,7 +46,7 @@ fn need_id_or_name(id: &Value<String>, name: &Value<String>, diags: &mut Diagnos
 
 /// Find by name among what the caller sees; prefer the project's own object
 /// over a public one of the same name.
-async fn by_name<T: DeserializeOwned>(
+pub(crate) async fn by_name<T: DeserializeOwned>(
     c: &Client,
     collection: &str,
     noun: &str,
@@ -82,7 +82,7 @@ async fn by_name<T: DeserializeOwned>(
     }
 }
 
-async fn scope(c: &Client, explicit: &Value<String>) -> Option<String> {
+pub(crate) async fn scope(c: &Client, explicit: &Value<String>) -> Option<String> {
     match explicit.known() {
         Some(p) => Some(p.clone()),
         None if c.project.is_some() => c.project_id(None).await.ok().map(|p| p.to_string()),
@@ -265,6 +265,8 @@ tfplugin::tf_object! {
         pub keypair_id: Value<String>,
         pub metadata: Value<std::collections::BTreeMap<String, String>>,
         pub placement: Value<crate::resources::node::PlacementObj>,
+        pub network_ports: Value<Vec<crate::resources::node::NetworkPortObj>>,
+        pub drift: Value<String>,
         pub status: Value<String>,
         pub status_reason: Value<String>,
         pub addresses: Value<Vec<crate::resources::node::AddressObj>>,
@@ -301,6 +303,15 @@ impl DataSource<Client> for NodeData {
                 )
                 .computed(),
             )
+            .attr(
+                Attribute::nested(
+                    "network_ports",
+                    tfplugin::Nesting::List,
+                    obj(&["network_id", "port_id", "mac", "address"]),
+                )
+                .computed(),
+            )
+            .attr(Attribute::string("drift").computed())
             .attr(Attribute::string("status").computed())
             .attr(Attribute::string("status_reason").computed())
             .attr(
@@ -329,6 +340,7 @@ impl DataSource<Client> for NodeData {
         let mut v = crate::resources::node::NodeState::from_view(&n, None).into_tf();
         if let TfValue::Object(m) = &mut v {
             m.remove("user_data");
+            m.remove("networks");
         }
         NodeLookup::from_tf(v, &AttrPath::root()).map_err(Diagnostics::from)
     }

@@ -1,6 +1,9 @@
 //! Data sources: look up catalog objects by ID or by name, to use objects
 //! managed elsewhere (public flavors and images, another team's project).
 
+mod fabric;
 mod lookup;
+
+pub use fabric::{NetworkData, PhysicalNetworkData, PortData, SubnetData};
 
 pub use lookup::{FlavorData, ImageData, KeypairData, NodeData, ProjectData};

@@ -5,8 +5,13 @@ pub mod flavor;
 pub mod image;
 pub mod keypair;
 pub mod machine;
+pub mod network;
 pub mod node;
+pub mod physical_network;
+pub mod port;
 pub mod project;
+pub mod subnet;
+pub mod switch;
 
 use tfplugin::schema::Attribute;
 use tfplugin::{Value, modifiers};
@@ -49,6 +54,12 @@ pub fn name_validator() -> std::sync::Arc<dyn tfplugin::validators::Validator> {
 /// The known string in a value, or `None`.
 pub fn known(v: &Value<String>) -> Option<&str> {
     v.known().map(String::as_str)
+}
+
+/// A known number as a `u32` (out-of-range values clamp; tundrad then
+/// refuses them with the attribute named).
+pub fn uint(v: &Value<i64>) -> Option<u32> {
+    v.known().map(|n| (*n).clamp(0, u32::MAX as i64) as u32)
 }
 
 /// The ID in state (empty when absent, which the service answers with 404).

@@ -15,7 +15,10 @@ use tfplugin::{
     AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Nesting, PlanChange, Resource, Timeouts, Value, modifiers,
     validators,
 };
-use tundra_api::nodes::{GroupPolicy, Node, NodeCreate, NodeStatus, NodeUpdate, Placement, Strategy};
+use tundra_api::fabric::SwitchPortState;
+use tundra_api::nodes::{
+    GroupPolicy, Node, NodeCreate, NodeNetworkRequest, NodeStatus, NodeUpdate, Placement, Strategy,
+};
 
 use super::keypair::project_id_attr;
 pub use super::machine::LocationObj;
@@ -44,6 +47,24 @@ tfplugin::tf_object! {
 }
 
 tfplugin::tf_object! {
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct NetworkRef {
+        pub network_id: Value<String>,
+        pub port_id: Value<String>,
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct NetworkPortObj {
+        pub network_id: Value<String>,
+        pub port_id: Value<String>,
+        pub mac: Value<String>,
+        pub address: Value<String>,
+    }
+}
+
+tfplugin::tf_object! {
     #[derive(Clone, Debug)]
     pub struct NodeState {
         pub id: Value<String>,
@@ -55,6 +76,9 @@ tfplugin::tf_object! {
         pub user_data: Value<String>,
         pub metadata: Value<BTreeMap<String, String>>,
         pub placement: Value<PlacementObj>,
+        pub networks: Value<Vec<NetworkRef>>,
+        pub network_ports: Value<Vec<NetworkPortObj>>,
+        pub drift: Value<String>,
         pub status: Value<String>,
         pub status_reason: Value<String>,
         pub addresses: Value<Vec<AddressObj>>,
@@ -96,6 +120,31 @@ impl NodeState {
                 Value::Known(n.metadata.clone())
             },
             placement,
+            networks: if n.networks.is_empty() && prior.is_none_or(|p| p.networks.is_null()) {
+                Value::Null
+            } else {
+                Value::Known(
+                    n.networks
+                        .iter()
+                        .map(|x| NetworkRef {
+                            network_id: if x.auto { Value::Known(x.network_id.to_string()) } else { Value::Null },
+                            port_id: if x.auto { Value::Null } else { Value::Known(x.port_id.to_string()) },
+                        })
+                        .collect(),
+                )
+            },
+            network_ports: Value::Known(
+                n.networks
+                    .iter()
+                    .map(|x| NetworkPortObj {
+                        network_id: Value::Known(x.network_id.to_string()),
+                        port_id: Value::Known(x.port_id.to_string()),
+                        mac: x.mac.clone().into(),
+                        address: x.fixed_ips.first().and_then(|f| f.address.clone()).into(),
+                    })
+                    .collect(),
+            ),
+            drift: n.drift.clone().into(),
             status: Value::Known(n.status.as_str().into()),
             status_reason: n.status_reason.clone().into(),
             access_ip: n.addresses.iter().find_map(|a| a.address.clone()).into(),
@@ -108,6 +157,28 @@ impl NodeState {
             machine_id: n.machine_id.map(|m| m.to_string()).into(),
             created_at: Value::Known(n.created_at.clone()),
         }
+    }
+
+    /// The `networks` request (what is in the plan).
+    fn networks(&self) -> Result<Vec<NodeNetworkRequest>, Diagnostic> {
+        let mut out = Vec::new();
+        for (i, r) in self.networks.known().cloned().unwrap_or_default().iter().enumerate() {
+            let at = AttrPath::attr_root("networks").index(i);
+            fn id<T: std::str::FromStr>(v: &Value<String>, at: &AttrPath, what: &str) -> Result<Option<T>, Diagnostic> {
+                match known(v) {
+                    Some(s) => s.parse().map(Some).map_err(|_| {
+                        Diagnostic::error(format!("Invalid {what}"), format!("{s:?} is not an ID"))
+                            .at(at.clone().attr(what))
+                    }),
+                    None => Ok(None),
+                }
+            }
+            out.push(NodeNetworkRequest {
+                network_id: id(&r.network_id, &at, "network_id")?,
+                port_id: id(&r.port_id, &at, "port_id")?,
+            });
+        }
+        Ok(out)
     }
 
     fn placement(&self) -> Placement {
@@ -153,6 +224,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/user_data", "user_data"),
     ("/metadata", "metadata"),
     ("/placement", "placement"),
+    ("/networks", "networks"),
 ];
 
 const REST: Rest = Rest { collection: "nodes", noun: "node", fields: FIELDS };
@@ -164,8 +236,19 @@ async fn wait_built(ctx: &Ctx<Client>, c: &Client, n: Node, plan: &NodeState) ->
     let path = format!("/v1/nodes/{}", n.id);
     let mut n = n;
     loop {
+        let ports_settled = n.networks.iter().all(|x| x.state.is_none_or(|s| s == SwitchPortState::InSync));
+        if let Some(x) = n.networks.iter().find(|x| x.state == Some(SwitchPortState::Failed)) {
+            return Err(Failed::with_state(
+                Diagnostic::error(
+                    "Node's switch port could not be programmed",
+                    x.drift.clone().unwrap_or_else(|| "the switch refused".into()),
+                ),
+                NodeState::from_view(&n, Some(plan)),
+            ));
+        }
         match n.status {
-            NodeStatus::Active => return Ok(NodeState::from_view(&n, Some(plan))),
+            NodeStatus::Active if ports_settled => return Ok(NodeState::from_view(&n, Some(plan))),
+            NodeStatus::Active => {}
             NodeStatus::Building => {}
             _ => {
                 return Err(Failed::with_state(
@@ -287,6 +370,42 @@ impl Resource<Client> for NodeResource {
                     .modifier(replace())
                     .description("Where the node may go and whom it should be near."),
             )
+            .attr(
+                Attribute::nested(
+                    "networks",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("network_id")
+                            .optional()
+                            .description("A network: tundrad makes the node a port on it."),
+                        Attribute::string("port_id")
+                            .optional()
+                            .description("Or a port of the project (its addresses stay yours)."),
+                    ],
+                )
+                .optional()
+                .description(
+                    "The node's networks beyond provisioning, in order: each goes to the machine's next free data \
+                     interface on that physical network. Changed in place — the switch ports move, no redeploy.",
+                ),
+            )
+            .attr(
+                Attribute::nested(
+                    "network_ports",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("network_id").computed(),
+                        Attribute::string("port_id").computed(),
+                        Attribute::string("mac").computed(),
+                        Attribute::string("address").computed(),
+                    ],
+                )
+                .computed()
+                .description(
+                    "Per entry of `networks`: the port, the interface (MAC) carrying it and its first address.",
+                ),
+            )
+            .attr(super::port::drift_attr("one of the node's ports"))
             .attr(Attribute::string("status").computed().description("`building`, `active`, `error` or `deleting`."))
             .attr(Attribute::string("status_reason").computed().description("Why it is in error (tundrad's words)."))
             .attr(
@@ -349,6 +468,7 @@ impl Resource<Client> for NodeResource {
     async fn modify_plan(&self, _ctx: &Ctx<Client>, change: &mut PlanChange<NodeState>) {
         let config_null = change.config.project_id.is_null();
         super::keep_project(change, |s| &mut s.project_id, config_null);
+        super::port::plan_repair(change, |s| &mut s.drift);
         let Some(prior) = &change.prior else { return };
         match known(&prior.status) {
             // Still deploying (timeouts.create ran out): plan an update that waits.
@@ -391,6 +511,7 @@ impl Resource<Client> for NodeResource {
             user_data: plan.user_data.known().cloned(),
             metadata: plan.metadata.known().cloned().unwrap_or_default(),
             placement: plan.placement(),
+            networks: plan.networks()?,
         };
         let n: Node = c.create("/v1/nodes", &req).await.map_err(|e| e.diag_at("Could not create node", FIELDS))?;
         wait_built(ctx, c, n, &plan).await
@@ -409,7 +530,12 @@ impl Resource<Client> for NodeResource {
         plan: NodeState,
     ) -> Result<NodeState, Failed<NodeState>> {
         let c = ctx.client()?;
-        let req = NodeUpdate { metadata: Some(plan.metadata.known().cloned().unwrap_or_default()) };
+        // `networks` always goes along: tundrad programs the node's switch
+        // ports again, which is how a plan's drift repair is applied.
+        let req = NodeUpdate {
+            metadata: Some(plan.metadata.known().cloned().unwrap_or_default()),
+            networks: Some(plan.networks()?),
+        };
         let n: Node = REST.patch(ctx, &prior.id, &req).await?;
         wait_built(ctx, c, n, &plan).await
     }

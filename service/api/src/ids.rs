@@ -97,3 +97,28 @@ typed_id!(
     NodeId,
     "node"
 );
+typed_id!(
+    /// A physical network: a fabric (ethernet or InfiniBand) and its segment range.
+    PhysicalNetworkId,
+    "physical network"
+);
+typed_id!(
+    /// A switch tundrad programs over SSH.
+    SwitchId,
+    "switch"
+);
+typed_id!(
+    /// A network: one segment (VLAN / partition key) of a physical network.
+    NetworkId,
+    "network"
+);
+typed_id!(
+    /// A subnet: an IPv4 range of a network.
+    SubnetId,
+    "subnet"
+);
+typed_id!(
+    /// A port: a place on a network (MAC, fixed IPs), bound to a machine interface when a node uses it.
+    PortId,
+    "port"
+);

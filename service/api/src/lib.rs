@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod fabric;
 pub mod identity;
 pub mod ids;
 pub mod machines;

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{FlavorId, ImageId, KeypairId, MachineId, NodeId, OperationId, ProjectId};
+use crate::fabric::FixedIp;
+use crate::{FlavorId, ImageId, KeypairId, MachineId, NetworkId, NodeId, OperationId, PortId, ProjectId};
 
 /// Where a node may go, and whom it should be near.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -102,6 +103,34 @@ pub struct NodeAddress {
     pub prefix: Option<u8>,
 }
 
+/// One of a node's networks: a network (tundrad makes the node a port on
+/// it) or a port of the project. In order: the first goes to the machine's
+/// first free data interface on that physical network, and so on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeNetworkRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<NetworkId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<PortId>,
+}
+
+/// A node's network as bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeNetwork {
+    pub network_id: NetworkId,
+    pub port_id: PortId,
+    /// The machine interface carrying it.
+    pub mac: Option<String>,
+    pub fixed_ips: Vec<FixedIp>,
+    /// Made by tundrad for a `network_id` entry (else the project's port was named).
+    pub auto: bool,
+    /// Its switch port's state (absent when nothing is programmed: InfiniBand, not bound).
+    pub state: Option<crate::fabric::SwitchPortState>,
+    /// Whether its switch port is where tundrad put it (see the port's `drift`).
+    pub drift: Option<String>,
+}
+
 /// A node as its project sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Node {
@@ -119,6 +148,13 @@ pub struct Node {
     /// Why the node is in error (or what it waits for).
     pub status_reason: Option<String>,
     pub addresses: Vec<NodeAddress>,
+    /// Its networks beyond provisioning, in order.
+    #[serde(default)]
+    pub networks: Vec<NodeNetwork>,
+    /// Set when a switch port of the node is not where tundrad put it, or
+    /// could not be programmed; `PATCH` with `networks` (or `POST /v1/ports/{id}/sync`) repairs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
     /// Where it landed (rack, island): what locality the scheduler chose.
     pub location: crate::machines::Location,
     /// The machine it got — site admins only (absent for everyone else).
@@ -152,6 +188,8 @@ pub struct NodeCreate {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub placement: Placement,
+    #[serde(default)]
+    pub networks: Vec<NodeNetworkRequest>,
 }
 
 /// `PATCH /v1/nodes/{id}`: what can change without redeploying.
@@ -160,4 +198,8 @@ pub struct NodeCreate {
 pub struct NodeUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// The node's networks, in place: ports that stay keep their addresses;
+    /// the node's switch ports are programmed again (which repairs drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<NodeNetworkRequest>>,
 }

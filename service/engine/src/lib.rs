@@ -3,6 +3,7 @@
 //! inspection rules as data (`inspection`), placement (`scheduler`) and the
 //! node workflow with the config drive it writes (`nodes`).
 
+pub mod fabric;
 pub mod inspection;
 pub mod machine_states;
 pub mod nodes;

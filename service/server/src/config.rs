@@ -47,6 +47,10 @@ pub struct Config {
     pub provisioning_networks: Vec<ProvisioningNetwork>,
     /// How often machines in transient states are checked against their timeouts.
     pub reconcile_interval: String,
+    /// How often every switch's managed ports are read back (drift detection).
+    pub fabric_read_interval: String,
+    /// Per switch command (and connecting).
+    pub switch_timeout: String,
     /// Multiplies every provision-state timeout (e.g. 3 for slow hardware, 0.01 in tests).
     pub machine_timeout_scale: f64,
     /// The agent's boot environment, served at `/boot/assets/FILE` (default `DATA_DIR/boot`).
@@ -218,6 +222,8 @@ impl Default for Config {
             power_sync_failures: 3,
             provisioning_networks: Vec::new(),
             reconcile_interval: "10s".into(),
+            fabric_read_interval: "5m".into(),
+            switch_timeout: "30s".into(),
             machine_timeout_scale: 1.0,
             boot_assets_dir: None,
             agent_kernel: "vmlinuz".into(),
@@ -333,6 +339,8 @@ impl Config {
             ("token_max_ttl", &self.token_max_ttl),
             ("power_sync_interval", &self.power_sync_interval),
             ("reconcile_interval", &self.reconcile_interval),
+            ("fabric_read_interval", &self.fabric_read_interval),
+            ("switch_timeout", &self.switch_timeout),
             ("agent_boot_timeout", &self.agent_boot_timeout),
             ("agent_lldp_wait", &self.agent_lldp_wait),
         ] {
@@ -432,6 +440,14 @@ impl Config {
 
     pub fn power_sync_interval(&self) -> std::time::Duration {
         humantime::parse_duration(&self.power_sync_interval).unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    pub fn fabric_read_interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.fabric_read_interval).unwrap_or(std::time::Duration::from_secs(300))
+    }
+
+    pub fn switch_timeout(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.switch_timeout).unwrap_or(std::time::Duration::from_secs(30))
     }
 
     pub fn reconcile_interval(&self) -> std::time::Duration {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod fabric;
 pub mod images;
 pub mod keys;
 pub mod machines;
@@ -103,6 +104,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         placement: Default::default(),
         nodes_changed: Default::default(),
         netboot_changed: Default::default(),
+        fabric: Default::default(),
     };
     state.ops.bind(state.clone());
     bootstrap(&state).await?;
@@ -191,6 +193,7 @@ async fn recover(state: &AppState) -> anyhow::Result<()> {
     state.ops.background(machines::power_sync_loop(state.clone())).await;
     state.ops.background(machines::timeout_loop(state.clone())).await;
     state.ops.background(nodes::reconcile_loop(state.clone())).await;
+    state.ops.background(fabric::worker_loop(state.clone())).await;
     let n = state.ops.resume(&state.store).await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");

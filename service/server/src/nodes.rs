@@ -11,6 +11,7 @@ use tundra_api::catalog::{Flavor, Image};
 use tundra_api::machines::Machine;
 use tundra_api::nodes::{GroupPolicy, Node, NodeCreate, NodeStatus, Strategy};
 use tundra_api::{MachineId, NodeId};
+use tundra_engine::fabric::Gate;
 use tundra_engine::machine_states::{Event, State, next};
 use tundra_engine::nodes::{DriveInput, Link, MachineSeen, Status, Step, reconcile};
 use tundra_engine::scheduler::{self, Candidate, Place};
@@ -43,6 +44,7 @@ pub async fn create(
         .clone()
         .ok_or_else(|| ApiError::field("/image_id", format!("image {} has no stored bytes yet", image.name)))?;
     let user_data_sha256 = req.user_data.as_ref().map(|u| crate::auth::sha256_hex(u.as_bytes()));
+    let wants = crate::fabric::resolve(state, req.project_id, None, &req.networks).await?;
     let new = NewNode {
         project_id: req.project_id,
         name: req.name,
@@ -114,9 +116,11 @@ pub async fn create(
         .collect();
     let pool = address_pool(state);
     let (image_id, size) = (image.id, image.size_bytes.unwrap_or(0));
+    let binder = crate::fabric::binder(state, &wants).await?;
+    let wants: Vec<_> = wants.into_iter().map(|(w, _)| w).collect();
     let claimed = state
         .store
-        .create_node(actor, &new, &ranked, pool.as_ref(), |mid, nid| NewOperation {
+        .create_node(actor, &new, &ranked, pool.as_ref(), (&wants, &*binder), |mid, nid| NewOperation {
             project_id: Some(new.project_id),
             kind: "machine.deploy".into(),
             target_type: "machine".into(),
@@ -202,7 +206,7 @@ pub async fn reconcile_loop(state: AppState) {
     }
 }
 
-fn status_of(s: NodeStatus) -> Status {
+pub(crate) fn status_of(s: NodeStatus) -> Status {
     match s {
         NodeStatus::Building => Status::Building,
         NodeStatus::Active => Status::Active,
@@ -227,11 +231,20 @@ pub async fn reconcile_once(state: &AppState) -> Result<(), String> {
         let step = reconcile(status_of(n.status), seen.as_ref());
         let r = match (&step, &m) {
             (Step::Wait, _) => Ok(()),
-            (Step::MarkActive, _) => state
-                .store
-                .node_step(&svc, n.id, NodeStep { from: n.status, to: NodeStatus::Active, reason: None, release: false, operation: None })
-                .await
-                .map(|_| tracing::info!(node = %n.name, "node active")),
+            (Step::MarkActive, _) => match crate::fabric::gate(state, &n).await {
+                Ok(Gate::Open) => state
+                    .store
+                    .node_step(&svc, n.id, NodeStep { from: n.status, to: NodeStatus::Active, reason: None, release: false, operation: None })
+                    .await
+                    .map(|_| tracing::info!(node = %n.name, "node active")),
+                Ok(Gate::Wait) => Ok(()), // its switch ports are being moved
+                Ok(Gate::Fail(why)) => state
+                    .store
+                    .node_step(&svc, n.id, NodeStep { from: n.status, to: NodeStatus::Error, reason: Some(format!("its network could not be set up: {why}")), release: false, operation: None })
+                    .await
+                    .map(|_| tracing::warn!(node = %n.name, reason = %why, "node's switch ports failed; its machine goes back through cleaning")),
+                Err(e) => Err(e),
+            },
             (Step::MarkError(why), _) => state
                 .store
                 .node_step(&svc, n.id, NodeStep { from: n.status, to: NodeStatus::Error, reason: Some(why.clone()), release: false, operation: None })
@@ -311,7 +324,27 @@ pub async fn drive_files(state: &AppState, n: &Node) -> Result<BTreeMap<String, 
             address: a.address.as_deref().and_then(|ip| ip.parse().ok()).map(|ip| (ip, a.prefix.unwrap_or(24))),
             gateway: net.and_then(|n| n.router),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut links = links;
+    for port in state.store.node_ports(n.id).await.map_err(|e| e.to_string())? {
+        let (Some(mac), net) =
+            (port.mac.clone(), state.store.network(port.network_id).await.map_err(|e| e.to_string())?)
+        else {
+            continue;
+        };
+        // The first address with its subnet's prefix; a DHCP subnet leaves it to DHCP.
+        let mut address = None;
+        let mut gateway = None;
+        if let Some(ip) = port.fixed_ips.first() {
+            let s = state.store.subnet(ip.subnet_id).await.map_err(|e| e.to_string())?;
+            let prefix = s.cidr.split_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(24);
+            if !s.dhcp {
+                address = ip.address.as_deref().and_then(|a| a.parse().ok()).map(|a| (a, prefix));
+                gateway = s.gateway.as_deref().and_then(|g| g.parse().ok());
+            }
+        }
+        links.push(Link { mac, mtu: net.mtu, network: net.name, address, gateway });
+    }
     let mut seed = [0u8; 64];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| "no randomness for random_seed".to_string())?;
     let input = DriveInput {

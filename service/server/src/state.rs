@@ -30,6 +30,8 @@ pub struct AppState {
     pub nodes_changed: Arc<tokio::sync::Notify>,
     /// Wakes the DHCP reservation refresh (a node got an address).
     pub netboot_changed: Arc<tokio::sync::Notify>,
+    /// Switch queues and the fabric worker's bookkeeping.
+    pub fabric: Arc<crate::fabric::Fabric>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -11,6 +11,8 @@ mod agent;
 mod bad_input;
 #[path = "api/catalog.rs"]
 mod catalog;
+#[path = "api/fabric.rs"]
+mod fabric;
 #[path = "api/identity.rs"]
 mod identity;
 #[path = "api/images.rs"]
@@ -58,6 +60,7 @@ fn main() {
         machines::stuck_steps_time_out,
         machines::racing_transitions_have_one_winner,
         machines::racing_claims_never_share_a_machine,
+        fabric::switch_ports_are_programmed_read_back_and_repaired,
         nodes::placement_groups_and_no_capacity,
         nodes::racing_creates_never_share_a_machine,
         nodes::a_failed_deploy_rolls_back_to_cleaning,

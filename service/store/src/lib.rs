@@ -14,6 +14,7 @@
 mod agent;
 mod catalog;
 mod discovery;
+mod fabric;
 mod idempotency;
 mod identity;
 mod machines;
@@ -32,10 +33,14 @@ use tundra_api::ProjectId;
 pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
 pub use discovery::DiscoverySession;
+pub use fabric::{
+    Bound, NewNetwork, NewPhysicalNetwork, NewPort, NewSubnet, NewSwitch, PortWant, SegmentChoice, SwitchChanges,
+    SwitchPortRecord, WantInfo, drift_sentence,
+};
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{MachineChanges, NewMachine, PowerObservation};
-pub use nodes::{AddressPool, Claimed, NewNode, NodeStep};
+pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeStep};
 pub use ops::{NewOperation, OperationInput};
 pub use secrets::SecretRecord;
 
@@ -309,6 +314,12 @@ pub(crate) async fn fetch_in<T>(
 }
 
 impl Store {
+    /// Every row of `table` (or a subquery `(…) x`), by ID, decoded by `f`.
+    pub(crate) async fn all<T>(&self, table: &str, f: fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
+        let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY id")).fetch_all(&self.pool).await?;
+        rows.iter().map(f).collect()
+    }
+
     /// One row by ID, decoded by `f`; `NotFound` names the noun.
     pub(crate) async fn fetch<T>(
         &self,

@@ -8,8 +8,9 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use tundra_api::machines::Machine;
 use tundra_api::nodes::{Node, NodeAddress, NodeStatus, Placement};
-use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NodeId, OperationId, Page, ProjectId};
+use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NetworkId, NodeId, OperationId, Page, PortId, ProjectId};
 
+use crate::fabric::{Bound, PortWant};
 use crate::identity::check_revision;
 use crate::ops::NewOperation;
 use crate::{
@@ -37,6 +38,8 @@ fn node(row: &AnyRow) -> Result<Node> {
             .ok_or_else(|| StoreError::Corrupt { table: "nodes", what: format!("status {status:?}") })?,
         status_reason: get(row, "status_reason")?,
         addresses: json_col("nodes", row, "addresses")?,
+        networks: Vec::new(),
+        drift: None,
         location: json_col("nodes", row, "location")?,
         machine_id: opt_id(row, "machine_id")?,
         operation_id: opt_id(row, "operation_id")?,
@@ -85,6 +88,10 @@ pub struct AddressPool {
     pub prefix: u8,
 }
 
+/// Binds a node's networks on a machine (interfaces already kept, per
+/// want) — tundrad's rules (`tundra_engine::fabric::bind`), handed to the store.
+pub type Binder<'a> = dyn Fn(&Machine, &[Option<String>]) -> std::result::Result<Vec<Bound>, String> + Send + Sync + 'a;
+
 /// A node's move: from which status to which, why, whether it lets go of
 /// its machine, and the operation now working on the machine.
 #[derive(Debug, Clone)]
@@ -116,8 +123,10 @@ impl Store {
         n: &NewNode,
         ranked: &[MachineId],
         pool: Option<&AddressPool>,
+        networks: (&[PortWant], &Binder<'_>),
         op: impl Fn(MachineId, NodeId) -> NewOperation,
     ) -> Result<Option<Claimed>> {
+        let mut unfit = None;
         for &mid in ranked {
             let mut w = self.write().await?;
             let m = match crate::machines::fetch_in(&mut w, mid).await {
@@ -128,6 +137,17 @@ impl Store {
             if m.provision_state != "available" || m.operation_id.is_some() || m.maintenance {
                 continue; // taken since placement looked; rolled back on drop
             }
+            let bound = if networks.0.is_empty() {
+                Vec::new()
+            } else {
+                match (networks.1)(&m, &vec![None; networks.0.len()]) {
+                    Ok(b) => b,
+                    Err(why) => {
+                        unfit = Some(format!("machine {}: {why}", m.name));
+                        continue;
+                    }
+                }
+            };
             let id = NodeId::generate();
             let mac = m.interfaces.iter().find(|i| i.pxe).or(m.interfaces.first()).map(|i| i.mac.clone());
             let mut addresses = Vec::new();
@@ -187,6 +207,7 @@ impl Store {
                         .map_err(|e| unique(e, || format!("address {ip} was taken meanwhile; try again")))?;
                 }
             }
+            crate::fabric::attach_ports(&mut w, actor, n.project_id, (id, &n.name), networks.0, &bound).await?;
             let (machine, op_id) =
                 crate::machines::start_in(&mut w, actor, &m, "deploying", "deploy", op(mid, id)).await?;
             sqlx::query("UPDATE nodes SET operation_id = $1 WHERE id = $2")
@@ -206,7 +227,97 @@ impl Store {
             w.commit().await?;
             return Ok(Some(Claimed { node, machine, operation_id: op_id }));
         }
-        Ok(None)
+        match unfit {
+            Some(why) => Err(StoreError::NoCapacity(format!(
+                "no capacity: no free machine can carry the node's networks ({why})"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Replace a node's networks in one transaction: ports that stay (the
+    /// same project port, or tundrad's port on the same network) keep their
+    /// interface and addresses, the rest are let go and the new ones bound;
+    /// every switch port of the node is then programmed again.
+    pub async fn set_node_networks(
+        &self,
+        actor: &Actor,
+        id: NodeId,
+        wants: &[PortWant],
+        bind: &Binder<'_>,
+    ) -> Result<()> {
+        let mut w = self.write().await?;
+        let n = fetch_in(&mut w, id).await?;
+        let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
+        let m = crate::machines::fetch_in(&mut w, mid).await?;
+        let rows = sqlx::query("SELECT id, network_id, auto, mac FROM ports WHERE node_id = $1 ORDER BY position")
+            .bind(id.to_string())
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let mut current: Vec<(PortId, NetworkId, bool, Option<String>)> = Vec::new();
+        for r in &rows {
+            current.push((
+                parse_id("ports", &get::<String>(r, "id")?)?,
+                parse_id("ports", &get::<String>(r, "network_id")?)?,
+                get::<i64>(r, "auto")? != 0,
+                get(r, "mac")?,
+            ));
+        }
+        let mut kept: Vec<Option<PortId>> = vec![None; wants.len()];
+        let mut fixed: Vec<Option<String>> = vec![None; wants.len()];
+        for (k, want) in wants.iter().enumerate() {
+            let hit = current.iter().position(|(pid, net, auto, _)| {
+                !kept.contains(&Some(*pid))
+                    && match want {
+                        PortWant::Port(p) => p == pid,
+                        PortWant::Network(nw) => *auto && nw == net,
+                    }
+            });
+            if let Some(i) = hit {
+                kept[k] = Some(current[i].0);
+                fixed[k] = current[i].3.clone();
+            }
+        }
+        let keep: Vec<PortId> = kept.iter().flatten().copied().collect();
+        crate::fabric::detach_ports(&mut w, actor, id, &keep).await?;
+        let bound =
+            bind(&m, &fixed).map_err(|why| StoreError::Conflict(format!("node {}'s machine: {why}", n.name)))?;
+        for (k, p) in kept.iter().enumerate() {
+            if let Some(p) = p {
+                sqlx::query("UPDATE ports SET position = $1 WHERE id = $2")
+                    .bind(k as i64)
+                    .bind(p.to_string())
+                    .execute(&mut *w.tx)
+                    .await?;
+            }
+        }
+        let new: Vec<usize> = (0..wants.len()).filter(|k| kept[*k].is_none()).collect();
+        crate::fabric::attach_ports_at(&mut w, actor, n.project_id, (id, &n.name), wants, &bound, &new).await?;
+        sqlx::query(
+            "UPDATE switch_ports SET state = 'pending', message = NULL, changed_at = $1 WHERE EXISTS \
+             (SELECT 1 FROM ports p WHERE p.node_id = $2 AND p.switch_id = switch_ports.switch_id AND p.switch_port = switch_ports.port)",
+        )
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        node_event(
+            &mut w,
+            actor,
+            (n.project_id, id),
+            "networks_set",
+            json!({"networks": wants.iter().map(|x| match x {
+            PortWant::Network(nw) => json!({"network_id": nw}),
+            PortWant::Port(p) => json!({"port_id": p}),
+        }).collect::<Vec<_>>()}),
+        )
+        .await?;
+        sqlx::query("UPDATE nodes SET updated_at = $1, revision = revision + 1 WHERE id = $2")
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
     }
 
     pub async fn node(&self, id: NodeId) -> Result<Node> {
@@ -336,6 +447,7 @@ impl Store {
         let mut w = self.write().await?;
         let cur = fetch_in(&mut w, id).await?;
         sqlx::query("DELETE FROM node_addresses WHERE node_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        crate::fabric::detach_ports(&mut w, actor, id, &[]).await?;
         sqlx::query("DELETE FROM nodes WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         node_event(
             &mut w,

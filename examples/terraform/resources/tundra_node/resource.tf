@@ -6,6 +6,21 @@ data "tundra_image" "rocky" {
   name = "rocky-9"
 }
 
+data "tundra_physical_network" "fabric" {
+  name = "fabric"
+}
+
+resource "tundra_network" "data" {
+  name                = "workers"
+  physical_network_id = data.tundra_physical_network.fabric.id
+}
+
+resource "tundra_subnet" "data" {
+  network_id = tundra_network.data.id
+  name       = "workers-v4"
+  cidr       = "10.40.0.0/24"
+}
+
 resource "tundra_keypair" "me" {
   name       = "me"
   public_key = file("~/.ssh/id_ed25519.pub")
@@ -23,6 +38,9 @@ resource "tundra_node" "worker" {
   metadata = {
     role = "worker"
   }
+
+  # The data network: this node's switch port moves into its VLAN while the node is active.
+  networks = [{ network_id = tundra_network.data.id }]
 
   placement = {
     group  = "workers"

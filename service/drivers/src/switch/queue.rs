@@ -129,19 +129,33 @@ impl SwitchQueue {
         })
     }
 
+    /// Read `ports`' VLANs in one session, within the same session and
+    /// rate limits as the batches (a drift check must not crowd the switch).
+    pub async fn read(&self, ports: &[String]) -> Result<Vec<(String, Option<u16>)>, SwitchError> {
+        let _permit =
+            self.sessions.acquire().await.map_err(|_| SwitchError::Connect("the switch queue stopped".into()))?;
+        self.pace().await;
+        if let Ok(mut s) = self.stats.lock() {
+            s.sessions += 1;
+        }
+        self.switch.read(ports).await
+    }
+
+    /// The rate limit: sessions start at least `min_interval` apart.
+    async fn pace(&self) {
+        let mut last = self.last_start.lock().await;
+        if let Some(t) = *last {
+            tokio::time::sleep_until(t + self.limits.min_interval).await;
+        }
+        *last = Some(tokio::time::Instant::now());
+    }
+
     async fn run(&self, batch: BTreeMap<String, Pending>) {
         let changes: Vec<PortVlan> = batch.iter().map(|(p, x)| PortVlan { port: p.clone(), vlan: x.vlan }).collect();
         let mut attempt = 0u32;
         let mut delay = self.limits.backoff.first_delay;
         let result: Result<Applied, BatchError> = loop {
-            {
-                // The rate limit: sessions start at least min_interval apart.
-                let mut last = self.last_start.lock().await;
-                if let Some(t) = *last {
-                    tokio::time::sleep_until(t + self.limits.min_interval).await;
-                }
-                *last = Some(tokio::time::Instant::now());
-            }
+            self.pace().await;
             if let Ok(mut s) = self.stats.lock() {
                 s.sessions += 1;
             }

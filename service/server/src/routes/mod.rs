@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod fabric;
 pub mod identity;
 pub mod machines;
 pub mod nodes;
@@ -41,6 +42,7 @@ use crate::state::AppState;
         (name = "identity", description = "Projects, users, roles, tokens"),
         (name = "catalog", description = "Keypairs, flavors, images"),
         (name = "machines", description = "Physical machines, their BMCs and provision states (site admins)"),
+        (name = "fabric", description = "Physical networks and switches (site admins); networks, subnets and ports; switch-port drift and its repair"),
         (name = "nodes", description = "A project's bare-metal servers: placed, deployed with a config drive, cleaned on delete"),
         (name = "operations", description = "Long-running work and the audit log"),
         (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script)"),
@@ -83,6 +85,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(identity::routes())
         .merge(catalog::routes())
         .merge(machines::routes())
+        .merge(fabric::routes())
         .merge(nodes::routes())
         .merge(ops::routes())
         .merge(agent::routes())

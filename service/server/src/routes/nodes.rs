@@ -34,12 +34,13 @@ pub fn metadata_routes() -> axum::Router<AppState> {
 
 const MAX_USER_DATA: usize = 64 * 1024;
 
-/// What a caller sees: the machine only for site admins.
-fn view(p: &Principal, mut n: Node) -> Node {
+/// What a caller sees: its networks; the machine only for site admins.
+async fn view(state: &AppState, p: &Principal, n: Node) -> ApiResult<Node> {
+    let mut n = crate::fabric::with_networks(state, n).await?;
     if !p.is_admin() {
         n.machine_id = None;
     }
-    n
+    Ok(n)
 }
 
 fn check_metadata(m: &std::collections::BTreeMap<String, String>) -> ApiResult<()> {
@@ -73,7 +74,11 @@ async fn list_nodes(
 ) -> ApiResult<axum::Json<Page<Node>>> {
     let v = p.list_filter(&state.store, q.project.as_deref()).await?;
     let mut page = state.store.list_nodes(&list_params(&q)?, &v).await?;
-    page.items = page.items.into_iter().map(|n| view(&p, n)).collect();
+    let mut items = Vec::with_capacity(page.items.len());
+    for n in page.items {
+        items.push(view(&state, &p, n).await?);
+    }
+    page.items = items;
     Ok(axum::Json(page))
 }
 
@@ -132,7 +137,7 @@ async fn create_node(
     idempotent(&state, &p, key, "POST /v1/nodes", &body.digest, async {
         let n = crate::nodes::create(&state, &actor, req, &flavor, &image).await?;
         let rev = n.revision;
-        Ok((StatusCode::ACCEPTED, view(&p, n), Some(rev)))
+        Ok((StatusCode::ACCEPTED, view(&state, &p, n).await?, Some(rev)))
     })
     .await
 }
@@ -148,11 +153,13 @@ async fn node(state: &AppState, p: &Principal, id: &str, min: Role) -> ApiResult
 async fn get_node(State(state): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Response> {
     let n = node(&state, &p, &id, Role::Reader).await?;
     let rev = n.revision;
-    Ok(json(StatusCode::OK, &view(&p, n), Some(rev)))
+    Ok(json(StatusCode::OK, &view(&state, &p, n).await?, Some(rev)))
 }
 
-/// Change a node's metadata (in place; the config drive keeps what it was
-/// deployed with, the metadata service answers the new values).
+/// Change a node's metadata and networks in place. The config drive keeps
+/// what it was deployed with; the metadata service answers the new values.
+/// New `networks` move the node's switch ports (and program every one of
+/// them again, which repairs drift); follow `networks[*].drift` and the ports.
 #[utoipa::path(patch, path = "/v1/nodes/{node}", tag = "nodes", request_body = NodeUpdate, params(("node" = String, Path), ("If-Match" = Option<String>, Header, description = "ETag of a GET")), responses((status = 200, body = Node), (status = "4XX", body = Problem)))]
 async fn update_node(
     State(state): State<AppState>,
@@ -162,15 +169,39 @@ async fn update_node(
     body: Body<NodeUpdate>,
 ) -> ApiResult<Response> {
     let n = node(&state, &p, &id, Role::Member).await?;
-    let n = match body.value.metadata {
-        Some(m) => {
-            check_metadata(&m)?;
-            state.store.update_node_metadata(&p.actor(), n.id, m, rev).await?
+    let req = body.value;
+    if let Some(m) = &req.metadata {
+        check_metadata(m)?;
+    }
+    let wants = match &req.networks {
+        Some(nets) => {
+            if !matches!(n.status, tundra_api::nodes::NodeStatus::Building | tundra_api::nodes::NodeStatus::Active) {
+                return Err(ApiError::field(
+                    "/networks",
+                    format!(
+                        "node {} is {}; only a building or active node's networks change",
+                        n.name,
+                        n.status.as_str()
+                    ),
+                ));
+            }
+            Some(crate::fabric::resolve(&state, n.project_id, Some(n.id), nets).await?)
         }
+        None => None,
+    };
+    let mut n = match req.metadata {
+        Some(m) => state.store.update_node_metadata(&p.actor(), n.id, m, rev).await?,
         None => n,
     };
+    if let Some(wants) = wants {
+        let binder = crate::fabric::binder(&state, &wants).await?;
+        let wants: Vec<_> = wants.into_iter().map(|(w, _)| w).collect();
+        state.store.set_node_networks(&p.actor(), n.id, &wants, &*binder).await?;
+        state.fabric.changed.notify_one();
+        n = state.store.node(n.id).await?;
+    }
     let rev = n.revision;
-    Ok(json(StatusCode::OK, &view(&p, n), Some(rev)))
+    Ok(json(StatusCode::OK, &view(&state, &p, n).await?, Some(rev)))
 }
 
 /// Delete a node: its machine is cleaned before it returns to the pool.
@@ -182,7 +213,7 @@ async fn delete_node(State(state): State<AppState>, p: Principal, Path(id): Path
     Ok(match crate::nodes::delete(&state, &p.actor(), &n).await? {
         Some(n) => {
             let rev = n.revision;
-            json(StatusCode::ACCEPTED, &view(&p, n), Some(rev))
+            json(StatusCode::ACCEPTED, &view(&state, &p, n).await?, Some(rev))
         }
         None => StatusCode::NO_CONTENT.into_response(),
     })

@@ -301,7 +301,14 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
         };
         tasks.push(tokio::spawn(async move {
             store
-                .create_node(&tundra_store::Actor::service(), &node, &ranked, None, |id, _| machine_op(id, "node.test"))
+                .create_node(
+                    &tundra_store::Actor::service(),
+                    &node,
+                    &ranked,
+                    None,
+                    (&[], &|_, _| Ok(Vec::new())),
+                    |id, _| machine_op(id, "node.test"),
+                )
                 .await
                 .unwrap()
         }));

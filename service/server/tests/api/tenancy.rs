@@ -28,6 +28,9 @@ enum Case {
     /// The agent protocol: only a per-boot agent token opens it; a user's
     /// API token is refused (401) like no token at all.
     Agent(Option<Value>),
+    /// A site object every signed-in user may read (physical networks): 200
+    /// for A's member without B's data, 401 without credentials.
+    Site,
 }
 
 pub async fn every_route_keeps_projects_apart(b: Backend) {
@@ -120,6 +123,26 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         n["status"] == "error" && n["machine_id"].is_null() && m["operation_id"].is_null()
     })
     .await;
+    // The fabric: a physical network and a switch (site admins), B's
+    // network, subnet and port.
+    let admin_post = |path: &'static str, body: Value| {
+        let env = &env;
+        let admin = admin.clone();
+        async move {
+            let r = env.call("POST", path, &admin, Some(body)).await;
+            assert_eq!(r.status, 201, "{path}: {}", r.body);
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let physnet = admin_post(
+        "/v1/physical-networks",
+        json!({"name": "fabric", "kind": "ethernet", "segment_range": [100, 199], "provisioning_segment": 10}),
+    )
+    .await;
+    let switch = admin_post("/v1/switches", json!({"name": "leaf", "physical_network_id": physnet, "dialect": "cisco_ios", "address": "127.0.0.1:1", "username": "u", "password": "switch-secret", "host_key": format!("SHA256:{}", "A".repeat(43))})).await;
+    let b_net = post("/v1/networks", json!({"project_id": bp, "name": "net", "physical_network_id": physnet})).await;
+    let b_subnet = post("/v1/subnets", json!({"network_id": b_net, "name": "sub", "cidr": "10.9.0.0/24"})).await;
+    let b_port = post("/v1/ports", json!({"project_id": bp, "network_id": b_net, "name": "port"})).await;
     let snapshot = async || -> Vec<Value> {
         let mut v = Vec::new();
         for path in [
@@ -134,6 +157,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             format!("/v1/events?project={bp}&limit=500"),
             format!("/v1/machines/{machine}"),
             format!("/v1/nodes/{b_node}"),
+            format!("/v1/physical-networks/{physnet}"),
+            format!("/v1/switches/{switch}"),
+            format!("/v1/networks/{b_net}"),
+            format!("/v1/subnets/{b_subnet}"),
+            format!("/v1/ports/{b_port}"),
         ] {
             let r = env.call("GET", &path, &admin, None).await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -153,6 +181,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{operation}", &b_op)
             .replace("{machine}", &machine)
             .replace("{node}", &b_node)
+            .replace("{physical_network}", &physnet)
+            .replace("{switch}", &switch)
+            .replace("{network}", &b_net)
+            .replace("{subnet}", &b_subnet)
+            .replace("{port}", &b_port)
             .replace("{script}", "52:54:00:00:00:99.ipxe")
             .replace("{file}", "vmlinuz")
     };
@@ -167,9 +200,44 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             ("get", "/v1/agent/image") => Agent(None),
             (
                 "get",
-                "/v1/projects" | "/v1/keypairs" | "/v1/flavors" | "/v1/images" | "/v1/operations" | "/v1/events"
-                | "/v1/tokens" | "/v1/users" | "/v1/machines" | "/v1/nodes",
+                "/v1/projects"
+                | "/v1/keypairs"
+                | "/v1/flavors"
+                | "/v1/images"
+                | "/v1/operations"
+                | "/v1/events"
+                | "/v1/tokens"
+                | "/v1/users"
+                | "/v1/machines"
+                | "/v1/nodes"
+                | "/v1/physical-networks"
+                | "/v1/switches"
+                | "/v1/networks"
+                | "/v1/subnets"
+                | "/v1/ports",
             ) => List,
+            ("get", "/v1/physical-networks/{physical_network}") => Site,
+            ("post", "/v1/physical-networks") => {
+                Foreign(Some(json!({"name": "sneaky", "kind": "infiniband", "segment_range": [2, 9]})))
+            }
+            ("patch", "/v1/physical-networks/{physical_network}" | "/v1/switches/{switch}") => {
+                Foreign(Some(json!({"description": "pwned"})))
+            }
+            ("post", "/v1/switches") => Foreign(Some(json!({
+                "name": "sneaky", "physical_network_id": physnet, "dialect": "cisco_ios", "address": "127.0.0.1:2",
+                "username": "u", "password": "p", "host_key": format!("SHA256:{}", "B".repeat(43))
+            }))),
+            ("post", "/v1/switches/{switch}/sync" | "/v1/ports/{port}/sync") => Foreign(None),
+            ("post", "/v1/networks") => {
+                Foreign(Some(json!({"project_id": bp, "name": "sneaky", "physical_network_id": physnet})))
+            }
+            ("post", "/v1/subnets") => {
+                Foreign(Some(json!({"network_id": b_net, "name": "sneaky", "cidr": "10.8.0.0/24"})))
+            }
+            ("post", "/v1/ports") => Foreign(Some(json!({"project_id": bp, "network_id": b_net, "name": "sneaky"}))),
+            ("patch", "/v1/networks/{network}" | "/v1/subnets/{subnet}" | "/v1/ports/{port}") => {
+                Foreign(Some(json!({"description": "pwned"})))
+            }
             ("post", "/v1/nodes") => Foreign(Some(json!({
                 "project_id": bp, "name": "sneaky", "flavor_id": b_flavor, "image_id": b_image
             }))),
@@ -212,7 +280,10 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
     }
     assert!(routes.len() >= 30, "only {} routes in the document?", routes.len());
 
-    let b_ids = [&bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine, &b_node];
+    let b_ids = [
+        &bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine, &b_node, &switch, &b_net, &b_subnet,
+        &b_port,
+    ];
     let mut covered = 0;
     for (method, path) in &routes {
         let c = case(method, path).unwrap_or_else(|| panic!("route {method} {path} has no tenancy case; add one"));
@@ -240,12 +311,30 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 for id in b_ids {
                     assert!(!text.contains(id.as_str()), "{m} {url} shows B's {id} to A's member: {text}");
                 }
-                if ["/v1/keypairs", "/v1/flavors", "/v1/images", "/v1/operations", "/v1/events", "/v1/nodes"]
-                    .contains(&path.as_str())
+                if [
+                    "/v1/keypairs",
+                    "/v1/flavors",
+                    "/v1/images",
+                    "/v1/operations",
+                    "/v1/events",
+                    "/v1/nodes",
+                    "/v1/networks",
+                    "/v1/subnets",
+                    "/v1/ports",
+                ]
+                .contains(&path.as_str())
                 {
                     let r = env.call(&m, &format!("{url}?project={bp}"), &a_member, None).await;
                     r.problem(404);
                 }
+            }
+            Case::Site => {
+                let r = env.call(&m, &url, &a_member, None).await;
+                assert_eq!(r.status, 200, "{m} {url}: {}", r.body);
+                for id in b_ids {
+                    assert!(!r.body.to_string().contains(id.as_str()), "{m} {url} leaks {id}");
+                }
+                env.call(&m, &url, "", None).await.problem(401);
             }
             Case::Boot => {
                 for who in ["", a_member.as_str(), admin.as_str()] {

@@ -1,0 +1,2 @@
+# Import a port by its ID.
+terraform import tundra_port.head 0b6d5a4e-3f0c-4c7e-9c55-6a1f2b3c4d5e

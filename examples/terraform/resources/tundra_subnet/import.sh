@@ -1,0 +1,2 @@
+# Import a subnet by its ID.
+terraform import tundra_subnet.data 0b6d5a4e-3f0c-4c7e-9c55-6a1f2b3c4d5e
