@@ -14,5 +14,11 @@ echo "test: doc tests"
 cargo test --workspace --locked --doc -q
 echo "test: cargo build --bins (the lab tests run tundrad and tundra-agent as programs)"
 cargo build --workspace --bins --locked -q
+# sshd (the switch tests' and the lab switch's) needs /run/sshd; made once
+# here, so no test removes it while another's sshd still needs it.
+if [ ! -d /run/sshd ]; then
+  mkdir -p /run/sshd
+  trap 'rmdir /run/sshd 2>/dev/null || true' EXIT
+fi
 echo "test: cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

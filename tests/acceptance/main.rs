@@ -14,6 +14,7 @@ mod support;
 #[allow(dead_code)]
 mod peers;
 
+mod fabric;
 mod nodes;
 mod steps;
 
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         ("machine_lifecycle", steps::machine_lifecycle),
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
+        ("fabric_on_the_lab", fabric::fabric_on_the_lab),
     ];
     let trials = tests.into_iter().map(|(name, f)| {
         Trial::test(name, move || {

@@ -51,7 +51,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 /// A raw disk image with a GPT and one partition of pseudo-random bytes.
-fn image(path: &Path, seed: u8) {
+pub(crate) fn image(path: &Path, seed: u8) {
     let bytes: Vec<u8> = (0..8u32 << 20).map(|i| ((i.wrapping_mul(2_654_435_761) >> 13) as u8) ^ seed).collect();
     std::fs::write(path, bytes).unwrap();
     let mut c = Command::new(tool("sfdisk"));
@@ -63,11 +63,11 @@ fn image(path: &Path, seed: u8) {
 }
 
 /// The lab, a tundrad serving its provisioning network, and the dirs.
-struct LabSite {
-    site: Site,
+pub(crate) struct LabSite {
+    pub(crate) site: Site,
     lab: Option<tundra_lab::Lab>,
     rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     boot_port: u16,
     server_ip: String,
 }
@@ -82,10 +82,15 @@ impl Drop for LabSite {
 
 impl LabSite {
     fn start() -> LabSite {
+        let spec = std::fs::read_to_string(root().join("examples/lab/quickstart.toml")).unwrap();
+        LabSite::start_with(&spec, |_| {})
+    }
+
+    /// A lab of `spec` (a site file) and a tundrad serving it, `tweak`ed.
+    pub(crate) fn start_with(spec: &str, tweak: impl FnOnce(&mut tundrad::config::Config)) -> LabSite {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::Builder::new().prefix("tundra-acc-nodes-").tempdir().unwrap();
-        let spec = std::fs::read_to_string(root().join("examples/lab/quickstart.toml")).unwrap();
-        let spec = tundra_lab::site::Site::parse(&spec).unwrap();
+        let spec = tundra_lab::site::Site::parse(spec).unwrap();
         let lab = rt
             .block_on(tundra_lab::Lab::start(
                 &spec,
@@ -120,30 +125,31 @@ impl LabSite {
                 dhcp_port: 67,
                 tftp_port: 0,
             }];
+            tweak(c);
         });
         let (code, v) = site.api("POST", "/v1/projects", Some(json!({"name": "astro"})));
         assert_eq!(code, 201, "{v}");
         LabSite { site, lab: Some(lab), rt, dir, boot_port, server_ip: p.server_ip }
     }
 
-    fn lab(&self) -> &tundra_lab::Lab {
+    pub(crate) fn lab(&self) -> &tundra_lab::Lab {
         self.lab.as_ref().unwrap()
     }
 
-    fn workspace(&self, example: &str) -> crate::support::Workspace {
+    pub(crate) fn workspace(&self, example: &str) -> crate::support::Workspace {
         let main_tf = std::fs::read_to_string(root().join("examples/terraform").join(example).join("main.tf")).unwrap();
         let mut ws = self.site.workspace(&main_tf);
         ws.env.push(("TF_VAR_endpoint".into(), self.site.endpoint.clone()));
         ws
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         let (code, v) = self.site.api("GET", path, None);
         assert_eq!(code, 200, "GET {path}: {v}");
         v
     }
 
-    fn nodes(&self) -> Vec<Value> {
+    pub(crate) fn nodes(&self) -> Vec<Value> {
         self.get("/v1/nodes?limit=100")["items"].as_array().unwrap().clone()
     }
 

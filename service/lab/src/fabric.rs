@@ -122,19 +122,20 @@ pub fn subnet_in_use(net: [u8; 3]) -> bool {
     ip_out(&["-4", "route", "show", "table", "all"]).contains(&prefix) || ip_out(&["-4", "addr"]).contains(&prefix)
 }
 
-/// Build the fabric: a namespace with bridge `br0`; the host's link `tl<id>h`
-/// (tundrad's side, `host_ip/24`) cabled to it; per machine a namespace with
-/// `eth0..` (the site's MACs) cabled to the bridge — or, for a VM, tap
-/// devices `mKtJ` on the bridge for QEMU.
-pub fn build(id: &str, host_ip: [u8; 4], machines: &[(Vec<String>, bool)]) -> anyhow::Result<()> {
+/// Build the fabric: a namespace with the provisioning network's bridge
+/// `bridge` (`br<VLAN>`); the host's link `tl<id>h` (tundrad's side,
+/// `host_ip/24`) cabled to it; per machine a namespace with `eth0..` (the
+/// site's MACs) cabled to the bridge — or, for a VM, tap devices `mKtJ` on
+/// the bridge for QEMU.
+pub fn build(id: &str, host_ip: [u8; 4], machines: &[(Vec<String>, bool)], bridge: &str) -> anyhow::Result<()> {
     let fab = fabric_ns(id);
     ip(&["netns", "add", &fab])?;
     ip(&["-n", &fab, "link", "set", "lo", "up"])?;
-    ip(&["-n", &fab, "link", "add", "br0", "type", "bridge", "forward_delay", "0"])?;
-    ip(&["-n", &fab, "link", "set", "br0", "up"])?;
+    ip(&["-n", &fab, "link", "add", bridge, "type", "bridge", "forward_delay", "0"])?;
+    ip(&["-n", &fab, "link", "set", bridge, "up"])?;
     let host = host_link(id);
     ip(&["link", "add", &host, "type", "veth", "peer", "name", "up0", "netns", &fab])?;
-    ip(&["-n", &fab, "link", "set", "up0", "master", "br0", "up"])?;
+    ip(&["-n", &fab, "link", "set", "up0", "master", bridge, "up"])?;
     let addr = format!("{}.{}.{}.{}/24", host_ip[0], host_ip[1], host_ip[2], host_ip[3]);
     ip(&["addr", "add", &addr, "dev", &host])?;
     ip(&["link", "set", &host, "up"])?;
@@ -143,7 +144,7 @@ pub fn build(id: &str, host_ip: [u8; 4], machines: &[(Vec<String>, bool)]) -> an
             for j in 0..macs.len() {
                 let tap = format!("m{k}t{j}");
                 ip(&["-n", &fab, "tuntap", "add", &tap, "mode", "tap"])?;
-                ip(&["-n", &fab, "link", "set", &tap, "master", "br0", "up"])?;
+                ip(&["-n", &fab, "link", "set", &tap, "master", bridge, "up"])?;
             }
             continue;
         }
@@ -156,7 +157,7 @@ pub fn build(id: &str, host_ip: [u8; 4], machines: &[(Vec<String>, bool)]) -> an
             ip(&["-n", &fab, "link", "add", &port, "type", "veth", "peer", "name", &nic, "netns", &ns])?;
             ip(&["-n", &ns, "link", "set", &nic, "address", mac])?;
             ip(&["-n", &ns, "link", "set", &nic, "up"])?;
-            ip(&["-n", &fab, "link", "set", &port, "master", "br0", "up"])?;
+            ip(&["-n", &fab, "link", "set", &port, "master", bridge, "up"])?;
         }
     }
     Ok(())
@@ -191,4 +192,95 @@ pub fn start_lldpd(
         .spawn()
         .context("starting lldpd (Debian's lldpd package; scripts/setup.sh installs it)")?;
     Ok(child)
+}
+
+/// What tundrad needs to program the lab switch over SSH.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SshSwitch {
+    pub name: String,
+    /// `A.B.C.2:22`, on the provisioning bridge of the fabric namespace.
+    pub address: String,
+    pub username: String,
+    /// An OpenSSH private key tundrad logs in with (the file's contents go to tundrad).
+    pub private_key_file: PathBuf,
+    /// The host key's fingerprint, as `ssh-keygen -l` prints it.
+    pub host_key: String,
+    pub dialect: String,
+    pub provisioning_vlan: u16,
+}
+
+/// sshd needs its privilege-separation directory; the lab makes it when
+/// missing and removes what it made.
+pub fn ensure_run_sshd() -> bool {
+    let p = Path::new("/run/sshd");
+    if p.exists() {
+        return false;
+    }
+    std::fs::create_dir_all(p).is_ok()
+}
+
+/// Start OpenSSH in the fabric namespace as the lab switch's management
+/// plane: listening on `addr` (put on the provisioning bridge), root login
+/// by a key the lab makes, the host key the lab makes. Returns the child and
+/// what tundrad needs.
+pub fn start_sshd(
+    id: &str,
+    dir: &Path,
+    switch: &str,
+    bridge: &str,
+    addr: [u8; 4],
+    provisioning_vlan: u16,
+) -> anyhow::Result<(std::process::Child, SshSwitch)> {
+    let fab = fabric_ns(id);
+    let a = format!("{}.{}.{}.{}", addr[0], addr[1], addr[2], addr[3]);
+    ip(&["-n", &fab, "addr", "add", &format!("{a}/24"), "dev", bridge])?;
+    let keygen = |name: &str| -> anyhow::Result<()> {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "tundra-lab", "-f"])
+            .arg(dir.join(name))
+            .output()
+            .context("running ssh-keygen (openssh-client; scripts/setup.sh installs it)")?;
+        if !out.status.success() {
+            bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    };
+    keygen("host_key")?;
+    keygen("tundra_key")?;
+    std::fs::copy(dir.join("tundra_key.pub"), dir.join("authorized_keys"))?;
+    let fp = Command::new("ssh-keygen").arg("-l").arg("-f").arg(dir.join("host_key.pub")).output()?;
+    let host_key = String::from_utf8_lossy(&fp.stdout).split_whitespace().nth(1).unwrap_or_default().to_string();
+    if !host_key.starts_with("SHA256:") {
+        bail!("ssh-keygen -l did not print a SHA256 fingerprint: {}", String::from_utf8_lossy(&fp.stdout));
+    }
+    std::fs::write(
+        dir.join("sshd_config"),
+        format!(
+            "ListenAddress {a}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile none\n\
+             MaxStartups 100\n",
+            dir.join("host_key").display(),
+            dir.join("authorized_keys").display()
+        ),
+    )?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", &fab, "/usr/sbin/sshd", "-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log"))?)
+        .spawn()
+        .context("starting sshd (openssh-server; scripts/setup.sh installs it)")?;
+    Ok((
+        child,
+        SshSwitch {
+            name: switch.to_string(),
+            address: format!("{a}:22"),
+            username: "root".into(),
+            private_key_file: dir.join("tundra_key"),
+            host_key,
+            dialect: "linux_bridge".into(),
+            provisioning_vlan,
+        },
+    ))
 }

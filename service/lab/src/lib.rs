@@ -80,7 +80,11 @@ pub struct Lab {
     pub dir: PathBuf,
     pub provisioning: Provisioning,
     pub machines: Vec<LabMachine>,
+    /// The switch tundrad programs over SSH, when the site has one.
+    pub ssh_switch: Option<fabric::SshSwitch>,
     helpers: Vec<Child>,
+    /// The lab made /run/sshd (and removes it).
+    made_run_sshd: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     torn_down: bool,
 }
@@ -138,14 +142,16 @@ impl Lab {
                 pool: format!("{0}.{1}.{2}.100-{0}.{1}.{2}.199", net[0], net[1], net[2]),
             },
             machines: Vec::new(),
+            ssh_switch: None,
             helpers: Vec::new(),
+            made_run_sshd: false,
             tasks: Vec::new(),
             torn_down: false,
         };
         fabric::register(&id, &fabric::Registration { pid: std::process::id(), helpers: vec![], dir: dir.clone() })?;
         // From here on, a failure tears down what was built (Drop).
-        lab.build(&specs, net, &password, opts).await?;
-        lab.cable(&specs, &site.switch)?;
+        lab.build(&specs, net, &password, opts, &bridge(&site.switch)).await?;
+        lab.cable(&specs, &site.switch, net)?;
         Ok(lab)
     }
 
@@ -155,10 +161,11 @@ impl Lab {
         net: [u8; 3],
         password: &str,
         opts: &Options,
+        bridge: &str,
     ) -> anyhow::Result<()> {
         let id = self.id.clone();
         let macs: Vec<(Vec<String>, bool)> = specs.iter().map(|s| (s.macs.clone(), s.vm)).collect();
-        fabric::build(&id, [net[0], net[1], net[2], 1], &macs)?;
+        fabric::build(&id, [net[0], net[1], net[2], 1], &macs, bridge)?;
 
         // Hardware trees and disks.
         let mut disks_of = Vec::new();
@@ -270,14 +277,16 @@ impl Lab {
         Ok(())
     }
 
-    /// The lab switch: which port each machine NIC is on, announced by lldpd.
-    fn cable(&mut self, specs: &[MachineSpec], switch: &site::Switch) -> anyhow::Result<()> {
+    /// The lab switch: which port each machine NIC is on, announced by
+    /// lldpd — and, for an SSH switch, sshd as its management plane.
+    fn cable(&mut self, specs: &[MachineSpec], switch: &site::Switch, net: [u8; 3]) -> anyhow::Result<()> {
         let mut ports = Vec::new();
         let mut n = 0;
         for (k, s) in specs.iter().enumerate() {
             for j in 0..s.macs.len() {
                 n += 1;
-                let port_id = switch.port_id.replace("{n}", &n.to_string());
+                let port_id =
+                    if switch.ssh { format!("m{k}p{j}") } else { switch.port_id.replace("{n}", &n.to_string()) };
                 if !s.vm {
                     ports.push((format!("m{k}p{j}"), port_id.clone(), format!("{} eth{j}", s.name)));
                 }
@@ -289,6 +298,33 @@ impl Lab {
             std::fs::create_dir_all(&d)?;
             self.helpers.push(fabric::start_lldpd(&self.id, &d, &switch.name, &ports)?);
             self.register()?;
+        }
+        if switch.ssh {
+            let d = self.dir.join("switch-ssh");
+            std::fs::create_dir_all(&d)?;
+            self.made_run_sshd = fabric::ensure_run_sshd();
+            let (child, sw) = fabric::start_sshd(
+                &self.id,
+                &d,
+                &switch.name,
+                &bridge(switch),
+                [net[0], net[1], net[2], 2],
+                switch.provisioning_vlan,
+            )?;
+            self.helpers.push(child);
+            self.register()?;
+            let addr = sw.address.clone();
+            let start = std::time::Instant::now();
+            while std::net::TcpStream::connect(addr.as_str()).is_err() {
+                if start.elapsed() > Duration::from_secs(10) {
+                    anyhow::bail!(
+                        "the lab switch's sshd did not start: {}",
+                        std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.ssh_switch = Some(sw);
         }
         Ok(())
     }
@@ -313,6 +349,7 @@ impl Lab {
         serde_json::json!({
             "id": self.id,
             "provisioning": self.provisioning,
+            "switch": self.ssh_switch,
             "machines": self.machines.iter().map(|m| serde_json::json!({
                 "name": m.spec.name,
                 "serial": m.serial,
@@ -344,6 +381,9 @@ impl Lab {
             let _ = c.wait();
         }
         fabric::teardown(&self.id, &[], &self.dir);
+        if self.made_run_sshd {
+            let _ = std::fs::remove_dir("/run/sshd");
+        }
     }
 }
 
@@ -354,6 +394,11 @@ impl Drop for Lab {
         }
         self.teardown();
     }
+}
+
+/// The provisioning network's bridge in the fabric namespace.
+fn bridge(s: &site::Switch) -> String {
+    format!("br{}", s.provisioning_vlan)
 }
 
 /// A lab machine's serial number (its DMI `product_serial`).

@@ -48,11 +48,18 @@ pub struct Switch {
     /// The LLDP port ID of the N-th machine port (`{n}` counts from 1 in
     /// machine and NIC order), e.g. `TenGigabitEthernet 1/0/{n}`.
     pub port_id: String,
+    /// A Linux switch tundrad programs over SSH (the `linux_bridge`
+    /// dialect): OpenSSH in the fabric namespace at `A.B.C.2:22`, VLAN N is
+    /// bridge `brN`, and LLDP port IDs are its port names (`m<K>p<J>`).
+    pub ssh: bool,
+    /// The VLAN of the provisioning network on the fabric (its bridge is
+    /// `br<VLAN>`; every port starts there, like a switch's default VLAN).
+    pub provisioning_vlan: u16,
 }
 
 impl Default for Switch {
     fn default() -> Self {
-        Switch { name: "lab-leaf-1".into(), port_id: "Ethernet1/{n}".into() }
+        Switch { name: "lab-leaf-1".into(), port_id: "Ethernet1/{n}".into(), ssh: false, provisioning_vlan: 1 }
     }
 }
 
@@ -185,6 +192,9 @@ impl Site {
             return Err(
                 "switch: name and port_id must be 1–64 printable characters without quotes; port_id needs {n}".into()
             );
+        }
+        if !(1..=4094).contains(&self.switch.provisioning_vlan) {
+            return Err(format!("switch: provisioning_vlan {} is not a VLAN 1–4094", self.switch.provisioning_vlan));
         }
         if let Some(c) = &self.provisioning.cidr {
             cidr24(c)?;
