@@ -279,6 +279,19 @@ pub fn fabric_on_the_lab() {
         assert_eq!(f.bridge_of(&format!("m{}p0", f.machine_of(&node))), "br1", "{n}'s boot port stays on provisioning");
     }
     assert_eq!(ws.plan().0, 0, "no changes after apply:\n{}", ws.plan().1);
+    // The config drive tells the OS its data address (static: the subnet has no DHCP).
+    let n1 = f.node("n1");
+    let drive = s.config_drive(&n1);
+    let nd: Value =
+        serde_json::from_slice(&std::fs::read(drive.path().join("openstack/latest/network_data.json")).unwrap())
+            .unwrap();
+    let mac = n1["networks"][0]["mac"].as_str().unwrap();
+    let ip = n1["networks"][0]["fixed_ips"][0]["address"].as_str().unwrap();
+    let link = nd["links"].as_array().unwrap().iter().find(|l| l["ethernet_mac_address"] == mac).cloned();
+    let link = link.unwrap_or_else(|| panic!("no link for {mac}: {nd}"));
+    let net = nd["networks"].as_array().unwrap().iter().find(|n| n["link"] == link["id"]).cloned().unwrap();
+    assert_eq!((net["type"].as_str(), net["ip_address"].as_str()), (Some("ipv4"), Some(ip)), "{nd}");
+    assert_eq!(net["netmask"], "255.255.255.0", "{nd}");
     f.check(&["n1", "n2"], "n3");
 
     // Move n2 to B, in place: its switch port moves, nothing is redeployed.
@@ -326,7 +339,9 @@ pub fn fabric_on_the_lab() {
     assert!(out.contains("0 to add, 1 to change, 0 to destroy"), "{out}");
     assert!(out.contains(&format!("port {port3} is in segment {seg_a} but should be in segment {seg_b}")), "{out}");
     assert!(out.contains("tundra_node.n[\"n3\"] will be updated in-place"), "{out}");
-    eprintln!("drift in the plan: {}", out.lines().find(|l| l.contains("~ drift")).unwrap_or_default().trim());
+    let shown = out.lines().find(|l| l.contains("drift") && l.contains("->")).unwrap_or_default().trim();
+    assert!(shown.contains(&format!("port {port3} is in segment {seg_a}")), "the plan's diff shows the drift:\n{out}");
+    eprintln!("drift in the plan: {shown}");
     ws.apply();
     assert_eq!(f.bridge_of(&port3), format!("br{seg_b}"), "apply repaired the switch port");
     assert!(f.node("n3")["drift"].is_null());

@@ -182,13 +182,7 @@ impl LabSite {
         assert_eq!(start + size + 33 * 512, got.len() as u64, "the config drive ends where the backup GPT begins");
         let probe = run(Command::new(tool("blkid")).args(["-p", "-O", &start.to_string()]).arg(&disk));
         assert!(probe.contains("LABEL=\"config-2\"") && probe.contains("TYPE=\"vfat\""), "{probe}");
-        let out = tempfile::tempdir().unwrap();
-        run(Command::new(tool("mcopy"))
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .args(["-s", "-n", "-i"])
-            .arg(format!("{}@@{start}", disk.display()))
-            .arg("::openstack")
-            .arg(out.path()));
+        let out = extract_drive(&disk, start);
         let latest = out.path().join("openstack/latest");
         let meta: Value = serde_json::from_slice(&std::fs::read(latest.join("meta_data.json")).unwrap()).unwrap();
         assert_eq!(meta["uuid"], node["id"], "{meta}");
@@ -222,6 +216,15 @@ impl LabSite {
         assert!(unit.contains(&format!("Address={addr}/24")), "networkd from network_data.json:\n{unit}");
     }
 
+    /// The node's config drive, as files (the last partition of its disk).
+    pub(crate) fn config_drive(&self, node: &Value) -> tempfile::TempDir {
+        let disk = self.disk_of(node);
+        let table: Value = serde_json::from_str(&run(Command::new(tool("sfdisk")).arg("-J").arg(&disk))).unwrap();
+        let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+        let start = parts.last().unwrap()["start"].as_u64().unwrap() * 512;
+        extract_drive(&disk, start)
+    }
+
     /// Ask the metadata service from the machine's own namespace, with the
     /// node's address on its NIC (what the deployed OS configures from the
     /// config drive).
@@ -238,6 +241,18 @@ impl LabSite {
         let _ = Command::new("ip").args(["-n", ns, "addr", "flush", "dev", "eth0"]).status();
         out
     }
+}
+
+/// Copy `openstack/` out of the FAT filesystem at byte `start` of `disk`.
+fn extract_drive(disk: &Path, start: u64) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    run(Command::new(tool("mcopy"))
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-s", "-n", "-i"])
+        .arg(format!("{}@@{start}", disk.display()))
+        .arg("::openstack")
+        .arg(out.path()));
+    out
 }
 
 pub fn quickstart_on_the_lab() {

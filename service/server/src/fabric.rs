@@ -34,6 +34,41 @@ pub struct Fabric {
     /// Wakes the worker (a machine or node changed, a repair was asked for).
     pub changed: tokio::sync::Notify,
     last_read: std::sync::Mutex<HashMap<SwitchId, Instant>>,
+    /// Switches that could not be reached: left alone until then.
+    resting: std::sync::Mutex<HashMap<SwitchId, Instant>>,
+}
+
+/// How long a switch that could not be reached (after the queue's own
+/// retries) is left alone before its pending ports are tried again.
+const REST_AFTER_UNREACHABLE: Duration = Duration::from_secs(30);
+
+/// What one port's programming came to, for the record.
+enum Programmed {
+    Done(Option<u32>),
+    /// The switch refused this port (or the batch could not be put back).
+    Refused(String),
+    /// Not this port's fault: another port of the batch was refused, or the
+    /// switch was unreachable (then it rests first). Stays pending, tried again.
+    Retry {
+        why: String,
+        unreachable: bool,
+    },
+}
+
+fn judge(port: &str, outcome: Result<u16, Arc<sw::BatchError>>) -> Programmed {
+    use tundra_drivers::retry::Transient;
+    match outcome {
+        Ok(v) => Programmed::Done(Some(v as u32)),
+        Err(e) if e.left_changed.iter().any(|p| p == port) => Programmed::Refused(e.to_string()),
+        Err(e) => match &e.error {
+            sw::SwitchError::Command { port: Some(p), .. } if p != port => Programmed::Retry {
+                why: format!("its batch was refused at port {p}; trying again without it"),
+                unreachable: false,
+            },
+            err if err.is_transient() => Programmed::Retry { why: e.to_string(), unreachable: true },
+            _ => Programmed::Refused(e.to_string()),
+        },
+    }
 }
 
 /// The built-in dialects, parsed once.
@@ -152,6 +187,16 @@ pub async fn pass(state: &AppState) -> Result<(), tundra_store::StoreError> {
     let by_id: HashMap<SwitchId, &Switch> = switches.iter().map(|s| (s.id, s)).collect();
     for r in records.iter().filter(|r| r.state == SwitchPortState::Pending) {
         let Some(s) = by_id.get(&r.switch_id) else { continue };
+        let resting = state
+            .fabric
+            .resting
+            .lock()
+            .expect("rest lock")
+            .get(&s.id)
+            .is_some_and(|t| t.elapsed() < REST_AFTER_UNREACHABLE);
+        if resting {
+            continue;
+        }
         let key = (r.switch_id, r.port.clone());
         if !state.fabric.inflight.lock().expect("inflight lock").insert(key.clone()) {
             continue;
@@ -167,15 +212,28 @@ pub async fn pass(state: &AppState) -> Result<(), tundra_store::StoreError> {
         };
         let (st, sid, port, want) = (state.clone(), s.id, r.port.clone(), r.desired);
         tokio::spawn(async move {
-            let outcome = match u16::try_from(want) {
-                Ok(v) => q.set(&port, v).await.map(|v| Some(v as u32)).map_err(|e| e.to_string()),
-                Err(_) => Err(format!("segment {want} is not a VLAN")),
+            let judged = match u16::try_from(want) {
+                Ok(v) => judge(&port, q.set(&port, v).await),
+                Err(_) => Programmed::Refused(format!("segment {want} is not a VLAN")),
             };
-            let session_error = outcome.as_ref().err().cloned();
-            if let Err(e) = &outcome {
-                tracing::warn!(switch = %sid, port = %port, vlan = want, error = %e, "switch port not programmed");
-            }
-            let _ = st.store.switch_port_programmed(sid, &port, want, outcome).await;
+            let session_error = match &judged {
+                Programmed::Done(_) => None,
+                Programmed::Refused(e) | Programmed::Retry { why: e, .. } => Some(e.clone()),
+            };
+            let _ = match judged {
+                Programmed::Done(v) => st.store.switch_port_programmed(sid, &port, want, Ok(v)).await.map(|_| ()),
+                Programmed::Refused(e) => {
+                    tracing::warn!(switch = %sid, port = %port, vlan = want, error = %e, "switch port refused");
+                    st.store.switch_port_programmed(sid, &port, want, Err(e)).await.map(|_| ())
+                }
+                Programmed::Retry { why, unreachable } => {
+                    tracing::warn!(switch = %sid, port = %port, vlan = want, error = %why, "switch port not programmed yet");
+                    if unreachable {
+                        st.fabric.resting.lock().expect("rest lock").insert(sid, Instant::now());
+                    }
+                    st.store.switch_port_retrying(sid, &port, want, &why).await
+                }
+            };
             let _ = st.store.switch_session(sid, session_error, false).await;
             st.fabric.inflight.lock().expect("inflight lock").remove(&(sid, port));
             st.nodes_changed.notify_one();
@@ -386,4 +444,51 @@ pub async fn gate(state: &AppState, n: &Node) -> Result<tundra_engine::fabric::G
         state.fabric.changed.notify_one();
     }
     Ok(tundra_engine::fabric::gate(&seen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(error: sw::SwitchError, left_changed: &[&str]) -> Result<u16, Arc<sw::BatchError>> {
+        Err(Arc::new(sw::BatchError {
+            error,
+            rolled_back: vec!["p1".into()],
+            left_changed: left_changed.iter().map(|p| p.to_string()).collect(),
+        }))
+    }
+
+    fn refused(port: &str) -> sw::SwitchError {
+        sw::SwitchError::Command {
+            port: Some(port.into()),
+            command: format!("interface {port}"),
+            line: "% Invalid input detected".into(),
+            output: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_fails_its_own_port_only() {
+        assert!(matches!(judge("p1", Ok(12)), Programmed::Done(Some(12))));
+        assert!(
+            matches!(judge("p9", batch(refused("p9"), &[])), Programmed::Refused(m) if m.contains("Invalid input"))
+        );
+        // Another port's refusal: this one was put back and goes again without it.
+        assert!(matches!(
+            judge("p1", batch(refused("p9"), &[])),
+            Programmed::Retry { unreachable: false, why } if why.contains("port p9")
+        ));
+        // Left changed (could not be put back): its state is unknown — failed, said so.
+        assert!(matches!(
+            judge("p1", batch(refused("p9"), &["p1"])),
+            Programmed::Refused(m) if m.contains("could not put back [\"p1\"]")
+        ));
+        // Unreachable: retried after a rest; a wrong host key is no transient.
+        assert!(matches!(
+            judge("p1", batch(sw::SwitchError::Connect("refused".into()), &[])),
+            Programmed::Retry { unreachable: true, .. }
+        ));
+        let hk = sw::SwitchError::HostKey { address: "a".into(), want: "x".into(), got: "y".into() };
+        assert!(matches!(judge("p1", batch(hk, &[])), Programmed::Refused(_)));
+    }
 }

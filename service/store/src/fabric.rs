@@ -1231,6 +1231,21 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// A programming attempt that will be retried: the port stays `pending`
+    /// with why it is not done yet.
+    pub async fn switch_port_retrying(&self, switch: SwitchId, port: &str, desired: u32, why: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE switch_ports SET message = $1 WHERE switch_id = $2 AND port = $3 AND desired = $4 AND state = 'pending'",
+        )
+        .bind(why.to_string())
+        .bind(switch.to_string())
+        .bind(port.to_string())
+        .bind(desired as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// What a read of the switch found: in-sync ports that differ become
     /// `drifted`, drifted ports put back by hand become `in_sync`.
     pub async fn switch_port_seen(

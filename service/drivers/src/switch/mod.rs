@@ -81,7 +81,11 @@ pub struct Applied {
 
 /// A batch that failed: why, and what state it left.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{error}{}", if self.rolled_back.is_empty() { String::new() } else { format!("; rolled back {:?}", self.rolled_back) })]
+#[error(
+    "{error}{}{}",
+    if self.rolled_back.is_empty() { String::new() } else { format!("; rolled back {:?}", self.rolled_back) },
+    if self.left_changed.is_empty() { String::new() } else { format!("; could not put back {:?}", self.left_changed) }
+)]
 pub struct BatchError {
     pub error: SwitchError,
     /// Ports changed before the failure and put back to their old VLAN.
