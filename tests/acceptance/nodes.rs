@@ -198,7 +198,7 @@ impl LabSite {
             .args(["-c", py])
             .arg(out.path()));
         let read: Value = serde_json::from_str(read.trim()).unwrap();
-        assert_eq!(read, json!({"uuid": node["id"], "links": 1}));
+        assert_eq!(read, json!({"uuid": node["id"], "links": 2}), "the boot NIC and the data NIC");
         // … and convert its network_data.json to networkd units.
         let mac = node["addresses"][0]["mac"].as_str().unwrap();
         let conv = tempfile::tempdir().unwrap();
@@ -207,13 +207,16 @@ impl LabSite {
             .arg(latest.join("network_data.json"))
             .arg("-d")
             .arg(conv.path())
-            .args(["-m", &format!("eth0,{mac}")]));
+            .args(["-m", &format!("eth0,{mac}")])
+            .args(["-m", &format!("eth1,{}", node["networks"][0]["mac"].as_str().unwrap())]));
         let unit = std::fs::read_dir(conv.path().join("etc/systemd/network"))
             .unwrap()
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
             .collect::<String>();
         let addr = node["addresses"][0]["address"].as_str().unwrap();
         assert!(unit.contains(&format!("Address={addr}/24")), "networkd from network_data.json:\n{unit}");
+        let data = node["networks"][0]["fixed_ips"][0]["address"].as_str().unwrap();
+        assert!(unit.contains(&format!("Address={data}/24")), "the data network's address:\n{unit}");
     }
 
     /// The node's config drive, as files (the last partition of its disk).

@@ -2,9 +2,9 @@
 # applies examples/terraform/site (the admin's machines and a public flavor),
 # then this configuration as the bootstrap admin (TUNDRA_TOKEN from the data
 # dir's admin-token file): a project, a keypair, an image, and 4 nodes kept
-# in one island — deployed with the image and a config drive — with their
-# addresses as outputs. (Networks join when the fabric lands; until then the
-# nodes live on the provisioning network.)
+# in one island on a data network of their own — deployed with the image
+# and a config drive, their switch ports moved into the network's VLAN —
+# with their addresses as outputs.
 
 terraform {
   required_providers {
@@ -69,6 +69,23 @@ resource "tundra_image" "demo" {
   source_path = var.image_path
 }
 
+data "tundra_physical_network" "fabric" {
+  name = "fabric"
+}
+
+# The workers' own network: the next free VLAN of the fabric.
+resource "tundra_network" "data" {
+  project_id          = tundra_project.demo.id
+  name                = "data"
+  physical_network_id = data.tundra_physical_network.fabric.id
+}
+
+resource "tundra_subnet" "data" {
+  network_id = tundra_network.data.id
+  name       = "data-v4"
+  cidr       = "10.50.0.0/24"
+}
+
 resource "tundra_node" "worker" {
   count      = var.node_count
   project_id = tundra_project.demo.id
@@ -81,6 +98,10 @@ resource "tundra_node" "worker" {
     role = var.role
   }
 
+  # eth1 on the data network (addresses from its subnet, on the config drive).
+  networks   = [{ network_id = tundra_network.data.id }]
+  depends_on = [tundra_subnet.data]
+
   # All in one island (one fast fabric), wherever there is room for them.
   placement = {
     group  = "workers"
@@ -90,7 +111,7 @@ resource "tundra_node" "worker" {
 
 output "nodes" {
   value = {
-    for n in tundra_node.worker : n.name => "${n.status}, ${n.access_ip}, island ${n.location.island} rack ${n.location.rack}"
+    for n in tundra_node.worker : n.name => "${n.status}, ${n.access_ip}, data ${n.network_ports[0].address} (VLAN ${tundra_network.data.segment}), island ${n.location.island} rack ${n.location.rack}"
   }
 }
 

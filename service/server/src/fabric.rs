@@ -150,7 +150,8 @@ async fn desired(
     let networks: HashMap<_, Network> = state.store.all_networks().await?.into_iter().map(|n| (n.id, n)).collect();
     let nodes: HashMap<MachineId, Node> =
         state.store.all_nodes().await?.into_iter().filter_map(|n| n.machine_id.map(|m| (m, n))).collect();
-    let ports = state.store.bound_ports().await?;
+    let ports: HashMap<String, tundra_api::fabric::Port> =
+        state.store.bound_ports().await?.into_iter().filter_map(|p| p.mac.clone().map(|m| (m, p))).collect();
     let mut out = BTreeMap::new();
     for m in state.store.all_machines().await? {
         let phase = nodes.get(&m.id).is_some_and(|n| {
@@ -161,9 +162,8 @@ async fn desired(
             let Some(s) = by_name.get(sname.as_str()) else { continue };
             let provisioning = physnets.get(&s.physical_network_id).and_then(|p| p.provisioning_segment);
             let tenant = ports
-                .iter()
-                .find(|p| p.mac.as_deref() == Some(i.mac.as_str()) && nodes.get(&m.id).map(|n| n.id) == p.node_id)
-                .filter(|_| phase)
+                .get(&i.mac)
+                .filter(|p| phase && nodes.get(&m.id).map(|n| n.id) == p.node_id)
                 .map(|p| networks.get(&p.network_id).and_then(|n| n.segment));
             if let Some(seg) = desired_segment(tenant, provisioning) {
                 out.insert((s.id, port.clone()), seg);
@@ -180,10 +180,17 @@ pub async fn pass(state: &AppState) -> Result<(), tundra_store::StoreError> {
     if switches.is_empty() {
         return Ok(());
     }
-    for ((s, port), seg) in desired(state, &switches).await? {
-        state.store.want_switch_port(s, &port, seg).await?;
+    let want = desired(state, &switches).await?;
+    for ((s, port), seg) in &want {
+        state.store.want_switch_port(*s, port, *seg).await?;
     }
-    let records = state.store.switch_ports().await?;
+    let mut records = state.store.switch_ports().await?;
+    // Ports no machine interface is cabled to any more are no longer managed.
+    for r in records.iter().filter(|r| !want.contains_key(&(r.switch_id, r.port.clone()))) {
+        tracing::info!(switch = %r.switch_id, port = %r.port, "switch port no longer cabled to a machine; not managed any more");
+        state.store.forget_switch_port(r.switch_id, &r.port).await?;
+    }
+    records.retain(|r| want.contains_key(&(r.switch_id, r.port.clone())));
     let by_id: HashMap<SwitchId, &Switch> = switches.iter().map(|s| (s.id, s)).collect();
     for r in records.iter().filter(|r| r.state == SwitchPortState::Pending) {
         let Some(s) = by_id.get(&r.switch_id) else { continue };

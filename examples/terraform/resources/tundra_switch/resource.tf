@@ -1,3 +1,7 @@
+data "tundra_physical_network" "fabric" {
+  name = "fabric"
+}
+
 variable "leaf_password" {
   type      = string
   sensitive = true
@@ -8,7 +12,7 @@ variable "leaf_password" {
 # write-only: never in state; bump credentials_version to send a new one.
 resource "tundra_switch" "leaf1" {
   name                = "leaf-1" # as LLDP names it (its system name)
-  physical_network_id = tundra_physical_network.fabric.id
+  physical_network_id = data.tundra_physical_network.fabric.id
   dialect             = "cisco_ios"
   address             = "10.0.0.11:22"
   username            = "tundra"

@@ -166,6 +166,25 @@ pub async fn switch_ports_are_programmed_read_back_and_repaired(b: Backend) {
     .await;
     assert_eq!(hand.read(&["FastEthernet0/3".into()]).await.unwrap()[0].1, Some(10));
 
+    // A restart keeps the record: drift made while tundrad is down is found after.
+    let mut env = env;
+    let before = port_state(&env, &sw, "FastEthernet0/3").await.unwrap();
+    env.restart(|c| c.fabric_read_interval = "1s".into()).await;
+    hand.apply(&[PortVlan { port: "FastEthernet0/3".into(), vlan: 66 }]).await.unwrap();
+    wait_for("the drift after a restart", async || {
+        port_state(&env, &sw, "FastEthernet0/3")
+            .await
+            .is_some_and(|p| p["state"] == "drifted" && p["actual_segment"] == 66)
+    })
+    .await;
+    assert_eq!(port_state(&env, &sw, "FastEthernet0/3").await.unwrap()["changed_at"], before["changed_at"]);
+    let r = env.call("POST", &format!("/v1/switches/{sw}/sync"), &admin, None).await;
+    assert_eq!(r.body["ports"], 1, "{}", r.body);
+    wait_for("the repair after a restart", async || {
+        port_state(&env, &sw, "FastEthernet0/3").await.is_some_and(|p| p["state"] == "in_sync")
+    })
+    .await;
+
     // A port the switch does not have: failed, with the switch's words.
     let m2 = env
         .call(
