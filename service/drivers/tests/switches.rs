@@ -266,12 +266,15 @@ async fn linux_bridge() {
         d.join("sshd_config"),
         format!(
             "ListenAddress {net}.2\nPort 2222\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile none\n",
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile none\n\
+             SetEnv SHLVL=1\n",
             d.join("host").display(),
             d.join("authorized_keys").display()
         ),
     )
     .unwrap();
+    // (SetEnv SHLVL=1: bash then does not source root's ~/.bashrc for the
+    // commands, as the lab's switch — see tundra_lab::fabric::start_sshd.)
     // sshd insists on its privilege-separation directory; one this test
     // makes goes again when it ends, passed or not.
     struct RunDir(bool);
@@ -307,7 +310,8 @@ async fn linux_bridge() {
         private_key: Some(Password(std::fs::read_to_string(d.join("client")).unwrap())),
         host_key: HostKey::Pinned(fingerprint),
         dialect: dialect::built_in()["linux_bridge"].clone(),
-        timeout: Duration::from_secs(10),
+        // Generous: exec channels on a loaded 2-core CI machine can take seconds.
+        timeout: Duration::from_secs(30),
     };
     let a = sw.apply(&moves(&["p1", "p2", "p3"], &[100, 200, 100])).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(a.before.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [None, None, None]);

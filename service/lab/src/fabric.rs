@@ -223,6 +223,11 @@ pub fn ensure_run_sshd() -> bool {
 /// plane: listening on `addr` (put on the provisioning bridge), root login
 /// by a key the lab makes, the host key the lab makes. Returns the child and
 /// what tundrad needs.
+///
+/// `SetEnv SHLVL=1` keeps the switch's commands in a clean shell: Debian's
+/// bash sources `~/.bashrc` for commands sshd runs unless it is a nested
+/// shell, and whatever root's rc files do (a pyenv rehash waiting on a stale
+/// lock, seen here) would otherwise be part of every port move.
 pub fn start_sshd(
     id: &str,
     dir: &Path,
@@ -258,7 +263,7 @@ pub fn start_sshd(
         format!(
             "ListenAddress {a}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile none\n\
-             MaxStartups 100\n",
+             MaxStartups 100\nSetEnv SHLVL=1\n",
             dir.join("host_key").display(),
             dir.join("authorized_keys").display()
         ),
