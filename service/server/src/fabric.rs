@@ -411,9 +411,13 @@ pub async fn binder(state: &AppState, wants: &[(PortWant, PhysicalNetwork)]) -> 
     }))
 }
 
-/// A node with its networks (ports) and their drift filled in.
-pub async fn with_networks(state: &AppState, mut n: Node) -> ApiResult<Node> {
-    let ports = state.store.node_ports(n.id).await?;
+/// A node with its networks (ports) and their drift filled in; for a
+/// project's eyes (`!admin`) without the switch details.
+pub async fn with_networks(state: &AppState, mut n: Node, admin: bool) -> ApiResult<Node> {
+    let mut ports = state.store.node_ports(n.id).await?;
+    if !admin {
+        ports = ports.into_iter().map(tundra_store::redact_port).collect();
+    }
     let drift: Vec<String> = ports.iter().filter_map(|p| p.drift.clone()).collect();
     n.drift = (!drift.is_empty()).then(|| drift.join("; "));
     n.networks = ports

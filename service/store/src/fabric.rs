@@ -165,26 +165,40 @@ fn port(row: &AnyRow) -> Result<Port> {
     })
 }
 
-/// What a port's `drift` says, from its switch port's record.
+/// What a port's `drift` says, from its switch port's record (naming the
+/// switch and port unless they were redacted for a project's eyes).
 pub fn drift_sentence(b: &PortBinding) -> Option<String> {
     let seg = |s: Option<u32>| s.map(|v| format!("segment {v}")).unwrap_or_else(|| "no segment".into());
+    let at = if b.switch.is_empty() {
+        "its switch port".to_string()
+    } else {
+        format!("switch {} port {}", b.switch, b.switch_port)
+    };
     match b.state {
         SwitchPortState::Drifted => Some(format!(
-            "switch {} port {} is in {} but should be in segment {} (changed on the switch outside tundra)",
-            b.switch,
-            b.switch_port,
+            "{at} is in {} but should be in segment {} (changed on the switch outside tundra)",
             seg(b.actual_segment),
             b.desired_segment
         )),
         SwitchPortState::Failed => Some(format!(
-            "switch {} port {} could not be put in segment {}: {}",
-            b.switch,
-            b.switch_port,
+            "{at} could not be put in segment {}: {}",
             b.desired_segment,
             b.message.as_deref().unwrap_or("unknown error")
         )),
         _ => None,
     }
+}
+
+/// A port as a project member sees it: which switch and port it is bound
+/// through (site detail) left out, also from `drift`.
+pub fn redact_port(mut x: Port) -> Port {
+    if let Some(b) = &mut x.binding {
+        b.switch = String::new();
+        b.switch_port = String::new();
+        b.message = b.message.as_ref().map(|_| "the switch refused (site admins see its answer)".into());
+        x.drift = drift_sentence(b);
+    }
+    x
 }
 
 /// A switch port's record as the fabric worker sees it.
@@ -1362,5 +1376,59 @@ impl ConflictOr for StoreError {
             StoreError::Conflict(_) => StoreError::Conflict(message),
             e => e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(state: SwitchPortState, message: Option<&str>) -> Port {
+        let b = PortBinding {
+            switch: "leaf-1".into(),
+            switch_port: "Te1/0/7".into(),
+            desired_segment: 10,
+            actual_segment: Some(55),
+            state,
+            message: message.map(String::from),
+            checked_at: None,
+        };
+        Port {
+            id: PortId::generate(),
+            project_id: ProjectId::generate(),
+            network_id: NetworkId::generate(),
+            name: "p".into(),
+            description: String::new(),
+            fixed_ips: vec![],
+            node_id: None,
+            mac: None,
+            auto: false,
+            drift: drift_sentence(&b),
+            binding: Some(b),
+            created_at: String::new(),
+            updated_at: String::new(),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn drift_names_the_switch_for_admins_only() {
+        let p = port(SwitchPortState::Drifted, None);
+        assert_eq!(
+            p.drift.as_deref(),
+            Some(
+                "switch leaf-1 port Te1/0/7 is in segment 55 but should be in segment 10 (changed on the switch outside tundra)"
+            )
+        );
+        let r = redact_port(p);
+        assert_eq!(
+            r.drift.as_deref(),
+            Some("its switch port is in segment 55 but should be in segment 10 (changed on the switch outside tundra)")
+        );
+        let b = r.binding.unwrap();
+        assert!(b.switch.is_empty() && b.switch_port.is_empty());
+        let f = redact_port(port(SwitchPortState::Failed, Some("% Invalid input at leaf-1")));
+        assert!(!f.drift.as_deref().unwrap().contains("leaf-1"), "{:?}", f.drift);
+        assert!(redact_port(port(SwitchPortState::InSync, None)).drift.is_none());
     }
 }

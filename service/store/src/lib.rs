@@ -35,7 +35,7 @@ pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair}
 pub use discovery::DiscoverySession;
 pub use fabric::{
     Bound, NewNetwork, NewPhysicalNetwork, NewPort, NewSubnet, NewSwitch, PortWant, SegmentChoice, SwitchChanges,
-    SwitchPortRecord, WantInfo, drift_sentence,
+    SwitchPortRecord, WantInfo, drift_sentence, redact_port,
 };
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};

@@ -761,7 +761,9 @@ async fn list_ports(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<Port>>> {
     let v = p.list_filter(&state.store, q.project.as_deref()).await?;
-    Ok(axum::Json(state.store.list_ports(&list_params(&q)?, &v).await?))
+    let mut page = state.store.list_ports(&list_params(&q)?, &v).await?;
+    page.items = page.items.into_iter().map(|x| port_view(&p, x)).collect();
+    Ok(axum::Json(page))
 }
 
 /// Make a port on a network (addresses from its subnets); a node uses it
@@ -824,14 +826,8 @@ async fn create_port(
 }
 
 /// A port as the caller may see it: its switch details only for site admins.
-fn port_view(p: &Principal, mut x: Port) -> Port {
-    if !p.is_admin()
-        && let Some(b) = &mut x.binding
-    {
-        b.switch = String::new();
-        b.switch_port = String::new();
-    }
-    x
+fn port_view(p: &Principal, x: Port) -> Port {
+    if p.is_admin() { x } else { tundra_store::redact_port(x) }
 }
 
 async fn find_port(state: &AppState, p: &Principal, id: &str, min: Role) -> ApiResult<Port> {

@@ -36,7 +36,7 @@ const MAX_USER_DATA: usize = 64 * 1024;
 
 /// What a caller sees: its networks; the machine only for site admins.
 async fn view(state: &AppState, p: &Principal, n: Node) -> ApiResult<Node> {
-    let mut n = crate::fabric::with_networks(state, n).await?;
+    let mut n = crate::fabric::with_networks(state, n, p.is_admin()).await?;
     if !p.is_admin() {
         n.machine_id = None;
     }
