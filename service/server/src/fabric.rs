@@ -181,8 +181,13 @@ pub async fn pass(state: &AppState) -> Result<(), tundra_store::StoreError> {
         return Ok(());
     }
     let want = desired(state, &switches).await?;
+    // Only new or changed wishes are written (most passes write nothing).
+    let known: HashMap<(SwitchId, String), u32> =
+        state.store.switch_ports().await?.into_iter().map(|r| ((r.switch_id, r.port), r.desired)).collect();
     for ((s, port), seg) in &want {
-        state.store.want_switch_port(*s, port, *seg).await?;
+        if known.get(&(*s, port.clone())) != Some(seg) {
+            state.store.want_switch_port(*s, port, *seg).await?;
+        }
     }
     let mut records = state.store.switch_ports().await?;
     // Ports no machine interface is cabled to any more are no longer managed.
@@ -276,13 +281,15 @@ pub async fn pass(state: &AppState) -> Result<(), tundra_store::StoreError> {
 }
 
 async fn read_back(state: &AppState, s: &Switch, q: &SwitchQueue, ports: &[String]) {
+    // What was programmed after this moment is newer than what the read saw.
+    let started = tundra_store::now();
     match q.read(ports).await {
         Ok(seen) => {
             for (port, vlan) in seen {
                 if state.fabric.inflight.lock().expect("inflight lock").contains(&(s.id, port.clone())) {
                     continue; // being programmed: the read raced the batch
                 }
-                match state.store.switch_port_seen(s.id, &port, vlan.map(u32::from)).await {
+                match state.store.switch_port_seen(s.id, &port, vlan.map(u32::from), &started).await {
                     Ok(Some(SwitchPortState::Drifted)) => {
                         tracing::warn!(switch = %s.name, port = %port, vlan = ?vlan, "switch port drifted")
                     }

@@ -1260,13 +1260,16 @@ impl Store {
         Ok(())
     }
 
-    /// What a read of the switch found: in-sync ports that differ become
-    /// `drifted`, drifted ports put back by hand become `in_sync`.
+    /// What a read of the switch that began at `read_started` found:
+    /// in-sync ports that differ become `drifted`, drifted ports put back by
+    /// hand become `in_sync`. A port programmed (or read) after the read
+    /// began is left alone: the read is older than what the record says.
     pub async fn switch_port_seen(
         &self,
         switch: SwitchId,
         port: &str,
         actual: Option<u32>,
+        read_started: &str,
     ) -> Result<Option<SwitchPortState>> {
         let mut w = self.write().await?;
         let Some(row) = sqlx::query("SELECT * FROM switch_ports WHERE switch_id = $1 AND port = $2")
@@ -1278,6 +1281,9 @@ impl Store {
             return Ok(None);
         };
         let cur = switch_port(&row)?;
+        if cur.checked_at.as_deref().is_some_and(|c| c > read_started) {
+            return Ok(Some(cur.state));
+        }
         let state = match cur.state {
             SwitchPortState::InSync | SwitchPortState::Drifted if actual == Some(cur.desired) => {
                 SwitchPortState::InSync
