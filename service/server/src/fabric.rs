@@ -182,14 +182,18 @@ pub async fn pass(state: &AppState) -> Result<(), tundra_store::StoreError> {
     }
     let want = desired(state, &switches).await?;
     // Only new or changed wishes are written (most passes write nothing).
-    let known: HashMap<(SwitchId, String), u32> =
-        state.store.switch_ports().await?.into_iter().map(|r| ((r.switch_id, r.port), r.desired)).collect();
+    let mut records = state.store.switch_ports().await?;
+    let known: HashMap<(SwitchId, &str), u32> =
+        records.iter().map(|r| ((r.switch_id, r.port.as_str()), r.desired)).collect();
+    let mut wrote = false;
     for ((s, port), seg) in &want {
-        if known.get(&(*s, port.clone())) != Some(seg) {
-            state.store.want_switch_port(*s, port, *seg).await?;
+        if known.get(&(*s, port.as_str())) != Some(seg) {
+            wrote |= state.store.want_switch_port(*s, port, *seg).await?;
         }
     }
-    let mut records = state.store.switch_ports().await?;
+    if wrote {
+        records = state.store.switch_ports().await?;
+    }
     // Ports no machine interface is cabled to any more are no longer managed.
     for r in records.iter().filter(|r| !want.contains_key(&(r.switch_id, r.port.clone()))) {
         tracing::info!(switch = %r.switch_id, port = %r.port, "switch port no longer cabled to a machine; not managed any more");
@@ -418,10 +422,26 @@ pub async fn binder(state: &AppState, wants: &[(PortWant, PhysicalNetwork)]) -> 
     }))
 }
 
-/// A node with its networks (ports) and their drift filled in; for a
-/// project's eyes (`!admin`) without the switch details.
-pub async fn with_networks(state: &AppState, mut n: Node, admin: bool) -> ApiResult<Node> {
-    let mut ports = state.store.node_ports(n.id).await?;
+/// Nodes with their networks (ports) and their drift filled in, with one
+/// read of their ports; for a project's eyes (`!admin`) without the switch details.
+pub async fn with_networks(state: &AppState, nodes: Vec<Node>, admin: bool) -> ApiResult<Vec<Node>> {
+    let ids: Vec<NodeId> = nodes.iter().map(|n| n.id).collect();
+    let mut by_node: HashMap<NodeId, Vec<tundra_api::fabric::Port>> = HashMap::new();
+    for p in state.store.ports_of_nodes(&ids).await? {
+        if let Some(n) = p.node_id {
+            by_node.entry(n).or_default().push(p);
+        }
+    }
+    Ok(nodes
+        .into_iter()
+        .map(|n| {
+            let ports = by_node.remove(&n.id).unwrap_or_default();
+            fill_networks(n, ports, admin)
+        })
+        .collect())
+}
+
+fn fill_networks(mut n: Node, mut ports: Vec<tundra_api::fabric::Port>, admin: bool) -> Node {
     if !admin {
         ports = ports.into_iter().map(tundra_store::redact_port).collect();
     }
@@ -439,7 +459,7 @@ pub async fn with_networks(state: &AppState, mut n: Node, admin: bool) -> ApiRes
             drift: p.drift,
         })
         .collect();
-    Ok(n)
+    n
 }
 
 /// Whether a deployed node's switch ports are in its networks' segments.

@@ -15,6 +15,7 @@ use tundra_api::{NetworkId, NodeId, Page, PhysicalNetworkId, PortId, ProjectId, 
 
 use crate::identity::check_revision;
 use crate::secrets::{SecretRecord, put_secret_in};
+use crate::sql::Sql;
 use crate::{
     Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, fetch_in, get, json_col, now, parse_id,
     to_json, unique,
@@ -795,10 +796,15 @@ impl Store {
                 cur.name
             )));
         }
-        let secrets = self.switch_secrets(id).await?;
+        let secrets = sqlx::query("SELECT password_secret, key_secret FROM switches WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let secrets: [Option<SecretId>; 2] =
+            [opt_id_of("switches", &secrets, "password_secret")?, opt_id_of("switches", &secrets, "key_secret")?];
         sqlx::query("DELETE FROM switch_ports WHERE switch_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         sqlx::query("DELETE FROM switches WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
-        for s in [secrets.0, secrets.1].into_iter().flatten() {
+        for s in secrets.into_iter().flatten() {
             sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.to_string()).execute(&mut *w.tx).await?;
         }
         event(&mut w, actor, None, "switch", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
@@ -1097,10 +1103,20 @@ impl Store {
 
     /// A node's ports in the order of its `networks`.
     pub async fn node_ports(&self, node: NodeId) -> Result<Vec<Port>> {
-        let rows = sqlx::query(&format!("SELECT * FROM {PORTS} x WHERE node_id = $1 ORDER BY position"))
-            .bind(node.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        self.ports_of_nodes(&[node]).await
+    }
+
+    /// The ports of these nodes, each node's in the order of its `networks`.
+    pub async fn ports_of_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Port>> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new(&format!("SELECT * FROM {PORTS} x WHERE node_id IN ("));
+        for (i, n) in nodes.iter().enumerate() {
+            q.push(if i == 0 { "" } else { ", " }).bind(n.to_string());
+        }
+        q.push(") ORDER BY node_id, position");
+        let rows = q.query().fetch_all(&self.pool).await?;
         rows.iter().map(port).collect()
     }
 

@@ -13,7 +13,9 @@ use tundra_api::fabric::{
     SwitchPortState, SwitchPortView, SwitchUpdate, SyncStarted,
 };
 use tundra_api::identity::Role;
-use tundra_api::{ListQuery, NetworkId, Page, PhysicalNetworkId, PortId, Problem, SecretId, SubnetId, SwitchId};
+use tundra_api::{
+    ListQuery, NetworkId, Page, PhysicalNetworkId, PortId, Problem, ProjectId, SecretId, SubnetId, SwitchId,
+};
 use tundra_store::{
     NewNetwork, NewPhysicalNetwork, NewPort, NewSubnet, NewSwitch, SecretRecord, SegmentChoice, SwitchChanges,
 };
@@ -504,14 +506,18 @@ async fn create_network(
 /// (writes to shared networks are site admins').
 async fn find_network(state: &AppState, p: &Principal, id: &str, min: Role) -> ApiResult<Network> {
     let n = state.store.network(path_id::<NetworkId>("network", id)?).await?;
-    match n.project_id {
-        Some(pid) => {
-            p.require(pid, min, "network", id)?;
-        }
-        None if min != Role::Reader => p.require_admin()?,
-        None => {}
-    }
+    require_shared(p, n.project_id, min, "network", id)?;
     Ok(n)
+}
+
+/// `min` role on an object of a project — or, for a shared one (no
+/// project), anyone reads and site admins change it.
+fn require_shared(p: &Principal, project: Option<ProjectId>, min: Role, noun: &'static str, id: &str) -> ApiResult<()> {
+    match project {
+        Some(pid) => p.require(pid, min, noun, id).map(|_| ()),
+        None if min != Role::Reader => p.require_admin(),
+        None => Ok(()),
+    }
 }
 
 /// A network.
@@ -697,13 +703,7 @@ async fn create_subnet(
 
 async fn find_subnet(state: &AppState, p: &Principal, id: &str, min: Role) -> ApiResult<Subnet> {
     let s = state.store.subnet(path_id::<SubnetId>("subnet", id)?).await?;
-    match s.project_id {
-        Some(pid) => {
-            p.require(pid, min, "subnet", id)?;
-        }
-        None if min != Role::Reader => p.require_admin()?,
-        None => {}
-    }
+    require_shared(p, s.project_id, min, "subnet", id)?;
     Ok(s)
 }
 

@@ -34,13 +34,17 @@ pub fn metadata_routes() -> axum::Router<AppState> {
 
 const MAX_USER_DATA: usize = 64 * 1024;
 
-/// What a caller sees: its networks; the machine only for site admins.
-async fn view(state: &AppState, p: &Principal, n: Node) -> ApiResult<Node> {
-    let mut n = crate::fabric::with_networks(state, n, p.is_admin()).await?;
+/// What a caller sees: their networks; the machine only for site admins.
+async fn views(state: &AppState, p: &Principal, nodes: Vec<Node>) -> ApiResult<Vec<Node>> {
+    let mut out = crate::fabric::with_networks(state, nodes, p.is_admin()).await?;
     if !p.is_admin() {
-        n.machine_id = None;
+        out.iter_mut().for_each(|n| n.machine_id = None);
     }
-    Ok(n)
+    Ok(out)
+}
+
+async fn view(state: &AppState, p: &Principal, n: Node) -> ApiResult<Node> {
+    Ok(views(state, p, vec![n]).await?.remove(0))
 }
 
 fn check_metadata(m: &std::collections::BTreeMap<String, String>) -> ApiResult<()> {
@@ -74,11 +78,7 @@ async fn list_nodes(
 ) -> ApiResult<axum::Json<Page<Node>>> {
     let v = p.list_filter(&state.store, q.project.as_deref()).await?;
     let mut page = state.store.list_nodes(&list_params(&q)?, &v).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for n in page.items {
-        items.push(view(&state, &p, n).await?);
-    }
-    page.items = items;
+    page.items = views(&state, &p, page.items).await?;
     Ok(axum::Json(page))
 }
 
