@@ -48,7 +48,7 @@ apt_packages=(
   python3-venv        # venv for the pinned Python peers
   postgresql          # initdb/pg_ctl: the API suite runs on PostgreSQL too (throwaway clusters)
   qemu-utils          # qemu-img: tundrad converts qcow2 images to raw
-  openssh-client      # ssh-keygen: keypair fixtures
+  openssh-client      # ssh-keygen (keypair fixtures, the lab switch's keys), ssh (drift made by hand)
   wrk                 # HTTP load generator for the API benchmark
   fdisk               # sfdisk: partitioned test images; reads back the config drive's partition
   gdisk               # sgdisk -v: checks the GPT the agent extends
