@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UPDATE_GENERATED=1 cargo test -q -p terraform-provider-tundra --test docs
-UPDATE_GENERATED=1 cargo test -q -p tundrad --lib -- routes::tests::openapi_document_is_committed_and_current
+UPDATE_GENERATED=1 cargo test -q -p tundrad --lib -- http::tests::openapi_document_is_committed_and_current
 UPDATE_GENERATED=1 cargo test -q -p tundra-engine --lib -- machine_states::tests::diagram_is_committed_and_current
 git status --short docs/

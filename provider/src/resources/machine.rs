@@ -11,7 +11,7 @@ use tfplugin::{
     validators,
 };
 use tundra_api::machines::{
-    BmcDriver, BmcSettings, Interface, Location, Machine, MachineAction, MachineCreate, MachineUpdate,
+    BmcDriver, BmcSettings, Interface, Location, Machine, MachineAction, MachineCreate, MachineUpdate, ProvisionState,
 };
 
 use super::{Rest, created_at_attr, id_attr, known, name_validator};
@@ -138,7 +138,7 @@ impl MachineState {
             },
             manage: prior.map(|p| p.manage.clone()).unwrap_or(Value::Known(true)),
             provide: prior.map(|p| p.provide.clone()).unwrap_or(Value::Known(false)),
-            provision_state: Value::Known(m.provision_state.clone()),
+            provision_state: Value::Known(m.provision_state.to_string()),
             power_state: Value::Known(m.power_state.clone()),
             maintenance: Value::Known(m.maintenance),
             maintenance_reason: opt_str(&m.maintenance_reason),
@@ -214,7 +214,7 @@ async fn act(
     m: Machine,
     plan: &MachineState,
     action: &str,
-    want: &str,
+    want: ProvisionState,
 ) -> Result<Machine, Failed<MachineState>> {
     let path = format!("/v1/machines/{}", m.id);
     let op: tundra_api::ops::Operation = c
@@ -242,7 +242,7 @@ async fn act(
     if now.provision_state == want {
         return Ok(now);
     }
-    let why = now.last_error.clone().unwrap_or_else(|| now.provision_state.clone());
+    let why = now.last_error.clone().unwrap_or_else(|| now.provision_state.to_string());
     let (summary, advice, at) = if action == "manage" {
         (
             "BMC verification failed",
@@ -370,13 +370,13 @@ impl Resource<Client> for MachineResource {
         let m: Machine =
             c.create("/v1/machines", &req).await.map_err(|e| e.diag_at("Could not enroll machine", FIELDS))?;
         let mut m = if plan.manage.known() != Some(&false) || plan.provide.known() == Some(&true) {
-            act(ctx, c, m, &plan, "manage", "manageable").await?
+            act(ctx, c, m, &plan, "manage", ProvisionState::Manageable).await?
         } else {
             m
         };
         if plan.provide.known() == Some(&true) {
-            m = act(ctx, c, m, &plan, "inspect", "manageable").await?;
-            m = act(ctx, c, m, &plan, "provide", "available").await?;
+            m = act(ctx, c, m, &plan, "inspect", ProvisionState::Manageable).await?;
+            m = act(ctx, c, m, &plan, "provide", ProvisionState::Available).await?;
         }
         Ok(MachineState::from_view(&m, Some(&plan)))
     }

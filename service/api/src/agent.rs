@@ -13,6 +13,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Agent tokens start with this (API tokens with `tnd_`): the two never open each other's routes.
+pub const TOKEN_PREFIX: &str = "tna_";
+
 /// What the agent must do next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod machines;
 pub mod nodes;
 pub mod ops;
+pub mod paths;
 pub mod problem;
 
 use serde::{Deserialize, Serialize};

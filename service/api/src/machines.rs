@@ -76,6 +76,110 @@ pub struct Location {
     pub island: Option<String>,
 }
 
+/// Where a machine is in its life. The moves between states are one table
+/// (`tundra_engine::machine_states`), drawn in docs/machine-states.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionState {
+    Enroll,
+    Verifying,
+    Manageable,
+    Inspecting,
+    InspectWait,
+    InspectFailed,
+    Cleaning,
+    CleanWait,
+    CleanFailed,
+    Available,
+    Deploying,
+    DeployWait,
+    DeployFailed,
+    Active,
+    Deleting,
+    Error,
+    Adopting,
+    AdoptFailed,
+    Rescuing,
+    RescueWait,
+    Rescue,
+    RescueFailed,
+    Unrescuing,
+    UnrescueFailed,
+}
+
+impl ProvisionState {
+    /// Every state, in the order of the enum.
+    pub const ALL: [ProvisionState; 24] = {
+        use ProvisionState::*;
+        [
+            Enroll,
+            Verifying,
+            Manageable,
+            Inspecting,
+            InspectWait,
+            InspectFailed,
+            Cleaning,
+            CleanWait,
+            CleanFailed,
+            Available,
+            Deploying,
+            DeployWait,
+            DeployFailed,
+            Active,
+            Deleting,
+            Error,
+            Adopting,
+            AdoptFailed,
+            Rescuing,
+            RescueWait,
+            Rescue,
+            RescueFailed,
+            Unrescuing,
+            UnrescueFailed,
+        ]
+    };
+
+    pub fn as_str(self) -> &'static str {
+        use ProvisionState::*;
+        match self {
+            Enroll => "enroll",
+            Verifying => "verifying",
+            Manageable => "manageable",
+            Inspecting => "inspecting",
+            InspectWait => "inspect_wait",
+            InspectFailed => "inspect_failed",
+            Cleaning => "cleaning",
+            CleanWait => "clean_wait",
+            CleanFailed => "clean_failed",
+            Available => "available",
+            Deploying => "deploying",
+            DeployWait => "deploy_wait",
+            DeployFailed => "deploy_failed",
+            Active => "active",
+            Deleting => "deleting",
+            Error => "error",
+            Adopting => "adopting",
+            AdoptFailed => "adopt_failed",
+            Rescuing => "rescuing",
+            RescueWait => "rescue_wait",
+            Rescue => "rescue",
+            RescueFailed => "rescue_failed",
+            Unrescuing => "unrescuing",
+            UnrescueFailed => "unrescue_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProvisionState> {
+        ProvisionState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ProvisionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A machine as tundrad knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Machine {
@@ -91,7 +195,7 @@ pub struct Machine {
     /// `on`, `off`, or `unknown` (never read, or the BMC did not answer).
     pub power_state: String,
     /// See docs/machine-states.md.
-    pub provision_state: String,
+    pub provision_state: ProvisionState,
     /// Held out of automation (by an operator, or by tundrad while its BMC is unreachable).
     pub maintenance: bool,
     pub maintenance_reason: Option<String>,
@@ -162,6 +266,34 @@ pub struct MachineUpdate {
     pub maintenance_reason: Option<String>,
 }
 
+/// A power action on a machine (also an action of `POST /v1/machines/{id}/actions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    PowerOn,
+    PowerOff,
+    SoftPowerOff,
+    Reboot,
+}
+
+impl PowerAction {
+    pub const ALL: [PowerAction; 4] =
+        [PowerAction::PowerOn, PowerAction::PowerOff, PowerAction::SoftPowerOff, PowerAction::Reboot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::PowerOn => "power_on",
+            PowerAction::PowerOff => "power_off",
+            PowerAction::SoftPowerOff => "soft_power_off",
+            PowerAction::Reboot => "reboot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PowerAction> {
+        PowerAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
 /// `POST /v1/machines/{id}/actions`: a provision-state verb (`manage`,
 /// `inspect`, `provide`, `deploy`, `delete`, `abort`) or a power action
 /// (`power_on`, `power_off`, `soft_power_off`, `reboot`).
@@ -172,4 +304,22 @@ pub struct MachineAction {
     /// `deploy` only: the image to write (an active image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<crate::ImageId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_power_actions_read_as_they_serialize() {
+        for s in ProvisionState::ALL {
+            assert_eq!(ProvisionState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for a in PowerAction::ALL {
+            assert_eq!(PowerAction::parse(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert_eq!(ProvisionState::parse("asleep"), None);
+    }
 }

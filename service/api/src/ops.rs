@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{EventId, OperationId, ProjectId};
+use crate::machines::PowerAction;
+use crate::{EventId, ImageId, MachineId, NodeId, OperationId, ProjectId};
 
 /// Where an operation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -66,6 +67,95 @@ pub struct Operation {
     pub updated_at: String,
 }
 
+/// What an operation does, with everything its worker needs to run it — and
+/// to run it again after a restart. Stored as the operation's input; the
+/// runner matches it exhaustively, so no operation kind exists outside this
+/// enum. Never holds secrets (the worker opens sealed ones itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Work {
+    /// Fetch an image from its `source_url`, verify, convert, publish.
+    #[serde(rename = "image.import")]
+    ImageImport { image_id: ImageId },
+    /// Verify a machine's BMC answers (`enroll` → `manageable`).
+    #[serde(rename = "machine.manage")]
+    MachineManage { machine_id: MachineId },
+    /// A power action; the provision state stays as it is.
+    #[serde(rename = "machine.power")]
+    MachinePower { machine_id: MachineId, action: PowerAction },
+    /// Boot the agent, record the hardware, apply the inspection rules.
+    #[serde(rename = "machine.inspect")]
+    MachineInspect { machine_id: MachineId },
+    /// Clean (erase the disks), then `available` (the `provide` verb).
+    #[serde(rename = "machine.clean")]
+    MachineClean { machine_id: MachineId },
+    /// Write `image` (and, for a node, its config drive) and boot it.
+    #[serde(rename = "machine.deploy")]
+    MachineDeploy {
+        machine_id: MachineId,
+        image: DeployImage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node_id: Option<NodeId>,
+    },
+    /// Undeploy: power off, then clean (for a node's machine: after the node let go).
+    #[serde(rename = "machine.delete")]
+    MachineDelete {
+        machine_id: MachineId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node_id: Option<NodeId>,
+    },
+}
+
+/// The image a deploy writes: its raw bytes' checksum and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployImage {
+    pub id: ImageId,
+    /// sha256 of the raw bytes the agent writes (verified as they stream).
+    pub sha256: String,
+    pub size_bytes: i64,
+}
+
+impl Work {
+    /// The operation's `kind` as shown in its view, e.g. `machine.deploy`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Work::ImageImport { .. } => "image.import",
+            Work::MachineManage { .. } => "machine.manage",
+            Work::MachinePower { .. } => "machine.power",
+            Work::MachineInspect { .. } => "machine.inspect",
+            Work::MachineClean { .. } => "machine.clean",
+            Work::MachineDeploy { .. } => "machine.deploy",
+            Work::MachineDelete { .. } => "machine.delete",
+        }
+    }
+
+    /// The noun and ID the operation works on.
+    pub fn target(&self) -> (&'static str, String) {
+        match self {
+            Work::ImageImport { image_id } => (ImageId::NOUN, image_id.to_string()),
+            Work::MachineManage { machine_id }
+            | Work::MachinePower { machine_id, .. }
+            | Work::MachineInspect { machine_id }
+            | Work::MachineClean { machine_id }
+            | Work::MachineDeploy { machine_id, .. }
+            | Work::MachineDelete { machine_id, .. } => (MachineId::NOUN, machine_id.to_string()),
+        }
+    }
+
+    /// The machine the work holds, if it is machine work.
+    pub fn machine(&self) -> Option<MachineId> {
+        match self {
+            Work::ImageImport { .. } => None,
+            Work::MachineManage { machine_id }
+            | Work::MachinePower { machine_id, .. }
+            | Work::MachineInspect { machine_id }
+            | Work::MachineClean { machine_id }
+            | Work::MachineDeploy { machine_id, .. }
+            | Work::MachineDelete { machine_id, .. } => Some(*machine_id),
+        }
+    }
+}
+
 /// One change: who did what to which object, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
@@ -95,4 +185,22 @@ pub struct EventQuery {
     pub object_type: Option<String>,
     /// …and this object.
     pub object_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_is_tagged_by_its_kind() {
+        let m = MachineId::generate();
+        let w = Work::MachinePower { machine_id: m, action: PowerAction::SoftPowerOff };
+        let v = serde_json::to_value(&w).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "machine.power", "machine_id": m, "action": "soft_power_off"}));
+        assert_eq!(v["kind"], w.kind());
+        assert_eq!(serde_json::from_value::<Work>(v).unwrap(), w);
+        assert_eq!(w.target(), ("machine", m.to_string()));
+        let unknown = serde_json::json!({"kind": "machine.teleport", "machine_id": m});
+        assert!(serde_json::from_value::<Work>(unknown).is_err());
+    }
 }

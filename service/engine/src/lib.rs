@@ -1,10 +1,15 @@
 //! `tundra-engine`: the rules of how things change — the machine
 //! provision-state machine as one table (`machine_states`) and the site's
 //! inspection rules as data (`inspection`), placement (`scheduler`) and the
-//! node workflow with the config drive it writes (`nodes`).
+//! node workflow with the config drive it writes (`nodes`), the fabric's
+//! binding and port rules (`fabric`), IPv4 address management (`ipam`) and
+//! object names (`names`). No IO: every function here is a rule, tested
+//! without a store, a network or a clock.
 
 pub mod fabric;
 pub mod inspection;
+pub mod ipam;
 pub mod machine_states;
+pub mod names;
 pub mod nodes;
 pub mod scheduler;

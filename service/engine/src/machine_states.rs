@@ -13,35 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a machine is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Enroll,
-    Verifying,
-    Manageable,
-    Inspecting,
-    InspectWait,
-    InspectFailed,
-    Cleaning,
-    CleanWait,
-    CleanFailed,
-    Available,
-    Deploying,
-    DeployWait,
-    DeployFailed,
-    Active,
-    Deleting,
-    Error,
-    Adopting,
-    AdoptFailed,
-    Rescuing,
-    RescueWait,
-    Rescue,
-    RescueFailed,
-    Unrescuing,
-    UnrescueFailed,
-}
+/// Where a machine is in its life: the wire enum, described here.
+pub use tundra_api::machines::ProvisionState as State;
 
 /// What can happen to a machine: an operator's verb, or how work ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -218,47 +191,18 @@ pub const TRANSITIONS: &[(State, Event, State)] = &[
     (UnrescueFailed, Event::Delete, Deleting),
 ];
 
-impl State {
-    pub fn info(self) -> &'static StateInfo {
-        STATES.iter().find(|s| s.state == self).expect("every state is in STATES (tested)")
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Enroll => "enroll",
-            Verifying => "verifying",
-            Manageable => "manageable",
-            Inspecting => "inspecting",
-            InspectWait => "inspect_wait",
-            InspectFailed => "inspect_failed",
-            Cleaning => "cleaning",
-            CleanWait => "clean_wait",
-            CleanFailed => "clean_failed",
-            Available => "available",
-            Deploying => "deploying",
-            DeployWait => "deploy_wait",
-            DeployFailed => "deploy_failed",
-            Active => "active",
-            Deleting => "deleting",
-            Error => "error",
-            Adopting => "adopting",
-            AdoptFailed => "adopt_failed",
-            Rescuing => "rescuing",
-            RescueWait => "rescue_wait",
-            Rescue => "rescue",
-            RescueFailed => "rescue_failed",
-            Unrescuing => "unrescuing",
-            UnrescueFailed => "unrescue_failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        STATES.iter().map(|i| i.state).find(|st| st.as_str() == s)
-    }
-
+/// What the table says of a state.
+pub trait Described {
+    fn info(&self) -> &'static StateInfo;
     /// Whether work is running or awaited in this state.
-    pub fn is_transient(self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self.info().kind, Kind::Transient { .. })
+    }
+}
+
+impl Described for State {
+    fn info(&self) -> &'static StateInfo {
+        STATES.iter().find(|s| s.state == *self).expect("every state is in STATES (tested)")
     }
 }
 
@@ -279,12 +223,6 @@ impl Event {
             Event::Timeout => "timeout",
             Event::Abort => "abort",
         }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -372,6 +310,7 @@ mod tests {
         for s in &states {
             assert_eq!(State::parse(s.as_str()), Some(*s));
         }
+        assert_eq!(unique.into_iter().copied().collect::<Vec<_>>(), State::ALL.to_vec(), "every state is described");
         // Every state used in a transition is described.
         for (from, _, to) in TRANSITIONS {
             assert!(states.contains(from) && states.contains(to));

@@ -23,14 +23,8 @@ use serde_json::{Value, json};
 
 use crate::machine_states::State;
 
-/// A node's status, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Building,
-    Active,
-    Error,
-    Deleting,
-}
+/// A node's status: the wire enum.
+pub use tundra_api::nodes::NodeStatus as Status;
 
 /// The node's machine as the reconciler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

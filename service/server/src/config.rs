@@ -434,10 +434,6 @@ impl Config {
         self.admin_token_file.clone().unwrap_or_else(|| self.data_dir.join("admin-token"))
     }
 
-    pub fn images_dir(&self) -> PathBuf {
-        self.data_dir.join("images")
-    }
-
     pub fn power_sync_interval(&self) -> std::time::Duration {
         humantime::parse_duration(&self.power_sync_interval).unwrap_or(std::time::Duration::from_secs(60))
     }
@@ -452,6 +448,48 @@ impl Config {
 
     pub fn reconcile_interval(&self) -> std::time::Duration {
         humantime::parse_duration(&self.reconcile_interval).unwrap_or(std::time::Duration::from_secs(10))
+    }
+
+    /// What the conductor is told, parsed (the config was validated at load).
+    pub fn conductor_settings(&self) -> Result<tundra_conductor::Settings, ConfigError> {
+        use tundra_conductor::settings::{AgentBoot, Discovery, NodeNetwork};
+        let node_network = match self.provisioning_networks.first() {
+            Some(n) => Some(NodeNetwork {
+                pool: n.node_pool().map_err(|message| ConfigError::Invalid {
+                    key: "provisioning_networks[0].node_pool".into(),
+                    message,
+                })?,
+                prefix: n.prefix(),
+                mtu: n.mtu,
+                router: n.router,
+                dns: n.dns.clone(),
+            }),
+            None => None,
+        };
+        Ok(tundra_conductor::Settings {
+            data_dir: self.data_dir.clone(),
+            max_image_bytes: self.max_image_bytes,
+            image_source_allow: self.image_source_allow.clone(),
+            power_sync_interval: self.power_sync_interval(),
+            power_sync_failures: self.power_sync_failures,
+            reconcile_interval: self.reconcile_interval(),
+            fabric_read_interval: self.fabric_read_interval(),
+            switch_timeout: self.switch_timeout(),
+            machine_timeout_scale: self.machine_timeout_scale,
+            agent: AgentBoot {
+                kernel: self.agent_kernel.clone(),
+                initrd: self.agent_initrd.clone(),
+                kernel_args: self.agent_kernel_args.clone(),
+                lldp_wait: humantime::parse_duration(&self.agent_lldp_wait).unwrap_or_default(),
+                boot_timeout: self.agent_boot_timeout(),
+            },
+            node_network,
+            discovery: Discovery {
+                enabled: self.discovery.enabled,
+                bmc_password_file: self.discovery.bmc_password_file.clone(),
+            },
+            inspection_rules: self.load_inspection_rules()?,
+        })
     }
 
     pub fn token_ttl_secs(&self) -> u64 {

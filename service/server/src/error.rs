@@ -21,6 +21,9 @@ pub enum ApiError {
     NotFound { noun: &'static str, id: String },
     #[error("{0}")]
     Conflict(String),
+    /// A conflict caused by one request field (a name taken, an overlapping CIDR).
+    #[error("{detail}")]
+    ConflictAt { detail: String, errors: Vec<FieldError> },
     /// No machine fits a node (409, problem type `no-capacity`); says which check emptied the list.
     #[error("{0}")]
     NoCapacity(String),
@@ -45,7 +48,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::NoCapacity(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ConflictAt { .. } | ApiError::NoCapacity(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -62,7 +65,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } => "not-found",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::ConflictAt { .. } => "conflict",
             ApiError::NoCapacity(_) => "no-capacity",
             ApiError::PreconditionFailed(_) => "precondition-failed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
@@ -87,17 +90,40 @@ impl ApiError {
     }
 }
 
+/// The one place a flow's answer becomes HTTP.
+impl From<tundra_conductor::Error> for ApiError {
+    fn from(e: tundra_conductor::Error) -> Self {
+        use tundra_conductor::Error as E;
+        match e {
+            E::NotFound { noun, id } => ApiError::NotFound { noun, id },
+            E::Conflict { detail, pointer: None } => ApiError::Conflict(detail),
+            E::Conflict { detail, pointer: Some(pointer) } => ApiError::ConflictAt {
+                detail: format!("{pointer}: {detail}"),
+                errors: vec![FieldError { pointer, detail }],
+            },
+            E::Invalid { pointer, detail } => ApiError::field(&pointer, detail),
+            E::NoCapacity(m) => ApiError::NoCapacity(m),
+            E::Failed(m) => ApiError::Unprocessable(m),
+            E::Store(StoreError::RevisionMismatch { noun, id, expected, current }) => {
+                ApiError::PreconditionFailed(format!(
+                    "{noun} {id} changed: it is at revision {current}, your If-Match said {expected}; GET it again, reapply your change and retry"
+                ))
+            }
+            E::Store(other) => ApiError::Internal(other.into()),
+            E::Internal(m) => ApiError::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::field(&e.pointer, e.detail)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound { noun, id } => ApiError::NotFound { noun, id },
-            StoreError::NoCapacity(m) => ApiError::NoCapacity(m),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::RevisionMismatch { noun, id, expected, current } => ApiError::PreconditionFailed(format!(
-                "{noun} {id} changed: it is at revision {current}, your If-Match said {expected}; GET it again, reapply your change and retry"
-            )),
-            other => ApiError::Internal(other.into()),
-        }
+        tundra_conductor::Error::from(e).into()
     }
 }
 
@@ -128,7 +154,7 @@ impl IntoResponse for ApiError {
             _ => (ApiError::kind_of(status), status.canonical_reason().unwrap_or("Error")),
         };
         let errors = match self {
-            ApiError::Invalid { errors, .. } => errors,
+            ApiError::Invalid { errors, .. } | ApiError::ConflictAt { errors, .. } => errors,
             _ => Vec::new(),
         };
         let problem = Problem {

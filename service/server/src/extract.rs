@@ -41,7 +41,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             }
         })?;
         let value = parse_json(&bytes)?;
-        Ok(Body { value, digest: crate::auth::sha256_hex(&bytes) })
+        Ok(Body { value, digest: tundra_conductor::secrets::sha256_hex(&bytes) })
     }
 }
 

@@ -1,33 +1,40 @@
-//! `tundrad`: the Tundra service.
+//! `tundrad`: the Tundra service — HTTP only. Handlers (`http`) parse,
+//! check the caller (`auth`, `principal`), call the conductor
+//! (`tundra-conductor`: flows, workers, rules) or the store, and render
+//! (`views`, `crud`). [`start`] opens the store (migrating it), loads the
+//! secret keys, bootstraps the first admin, starts the conductor and serves
+//! the API and the provisioning networks. The binary (`main.rs`) only
+//! parses the command line; tests start the same server in-process.
 //!
-//! [`start`] opens the store (migrating it), loads the secret keys,
-//! bootstraps the first admin, resumes unfinished operations and serves the
-//! API. The binary (`main.rs`) only parses the command line; tests start the
-//! same server in-process.
+//! Modules import only modules listed before them (checked by the
+//! conductor's `tests/layout.rs`): `config`, `keys`, `tls`, `metrics`,
+//! `error`, `principal`, `oidc`, `state`, `auth`, `extract`, `observe`,
+//! `crud`, `views`, `http`, `netboot`, then this file.
 
 pub mod auth;
 pub mod config;
+pub mod crud;
 pub mod error;
 pub mod extract;
-pub mod fabric;
-pub mod images;
+pub mod http;
 pub mod keys;
-pub mod machines;
+pub mod metrics;
 pub mod netboot;
-pub mod nodes;
 pub mod observe;
-pub mod operations;
-pub mod routes;
-pub mod secrets;
+pub mod oidc;
+pub mod principal;
 pub mod state;
 pub mod tls;
+pub mod views;
+
+/// Sealed secrets live with the conductor, which opens them.
+pub use tundra_conductor::secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
 use tundra_store::{Actor, NewToken, Store};
 
 use crate::config::Config;
@@ -49,8 +56,8 @@ impl Server {
             let _ = s.send(());
         }
         self.task.await??;
-        self.state.ops.abort().await;
-        self.state.store.close().await;
+        self.state.conductor.stop().await;
+        self.state.store().close().await;
         Ok(())
     }
 
@@ -90,33 +97,19 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("building the HTTP client")?;
-    let oidc = auth::Oidc::new(&config.identity_providers, http.clone())?;
-    let config_rules = config.load_inspection_rules()?;
-    let state = AppState {
-        store: store.clone(),
-        config: Arc::new(config),
-        keyring: Arc::new(keyring),
-        metrics: Default::default(),
-        oidc,
-        http,
-        ops: Default::default(),
-        inspection_rules: Arc::new(config_rules),
-        placement: Default::default(),
-        nodes_changed: Default::default(),
-        netboot_changed: Default::default(),
-        fabric: Default::default(),
-    };
-    state.ops.bind(state.clone());
+    let oidc = oidc::Oidc::new(&config.identity_providers, http.clone())?;
+    let conductor = tundra_conductor::new(store, keyring, config.conductor_settings()?, http);
+    let state = AppState { conductor, config: Arc::new(config), metrics: Default::default(), oidc };
     bootstrap(&state).await?;
-    recover(&state).await?;
+    tundra_conductor::start(&state.conductor).await?;
 
     let listener = tokio::net::TcpListener::bind(state.config.listen)
         .await
         .with_context(|| format!("binding {}; is another tundrad running?", state.config.listen))?;
     let addr = listener.local_addr()?;
     netboot::start(&state, addr.port()).await?;
-    let (router, _) = routes::router().split_for_parts();
-    let app = app(router, &state);
+    let (router, _) = http::router().split_for_parts();
+    let app = http::app(router, &state);
     let tls = match (&state.config.tls_cert_file, &state.config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -133,86 +126,30 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
     };
-    tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store.backend().as_str(), "tundrad serving");
+    tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store().backend().as_str(), "tundrad serving");
     Ok(Server { addr, state, shutdown: Some(tx), task })
-}
-
-/// A router with what every listener has: a problem for unknown paths,
-/// request ids, metrics, the body limit.
-pub(crate) fn app(router: axum::Router<AppState>, state: &AppState) -> axum::Router {
-    router
-        .fallback(|| async { error::ApiError::NotFound { noun: "route", id: "this path".into() } })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::layer))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .with_state(state.clone())
 }
 
 /// On the very first start (no users), create the site admin and write its
 /// token to a 0600 file — the only way in until identity providers are set up.
 async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
-    if state.store.count_users().await? > 0 {
+    let store = state.store();
+    if store.count_users().await? > 0 {
         return Ok(());
     }
-    let admin = state.store.create_user(&Actor::service(), "admin", true, "local").await?;
+    let admin = store.create_user(&Actor::service(), "admin", true, "local").await?;
     let secret = auth::new_token_secret();
-    state
-        .store
-        .create_token(
-            &Actor::service(),
-            NewToken {
-                user_id: admin.id,
-                secret_hash: auth::sha256_hex(secret.as_bytes()),
-                description: "bootstrap admin token".into(),
-                project_id: None,
-                role: None,
-                expires_at: tundra_store::time_after(Duration::from_secs(state.config.token_max_ttl_secs())),
-            },
-        )
-        .await?;
+    let token = NewToken {
+        user_id: admin.id,
+        secret_hash: secrets::sha256_hex(secret.as_bytes()),
+        description: "bootstrap admin token".into(),
+        project_id: None,
+        role: None,
+        expires_at: tundra_store::time_after(Duration::from_secs(state.config.token_max_ttl_secs())),
+    };
+    store.create_token(&Actor::service(), token).await?;
     let path = state.config.admin_token_file();
     secrets::write_private(&path, &format!("{secret}\n")).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(file = %path.display(), "bootstrapped the admin user; its token is in the file (mode 0600)");
     Ok(())
-}
-
-/// After a restart: fail uploads that were cut off, resume operations.
-async fn recover(state: &AppState) -> anyhow::Result<()> {
-    images::clean_staging(state).await;
-    for id in state.store.orphaned_importing_images().await? {
-        state
-            .store
-            .finish_image_import(
-                &Actor::service(),
-                id,
-                Err("the upload was interrupted by a tundrad restart; upload again".into()),
-            )
-            .await?;
-    }
-    let janitor = state.clone();
-    state.ops.background(janitor_loop(janitor)).await;
-    state.ops.background(machines::power_sync_loop(state.clone())).await;
-    state.ops.background(machines::timeout_loop(state.clone())).await;
-    state.ops.background(nodes::reconcile_loop(state.clone())).await;
-    state.ops.background(fabric::worker_loop(state.clone())).await;
-    let n = state.ops.resume(&state.store).await?;
-    if n > 0 {
-        tracing::info!(operations = n, "resumed unfinished operations");
-    }
-    Ok(())
-}
-
-/// Housekeeping that keeps the store small: idempotency keys are replayable
-/// for 24 hours, then forgotten.
-async fn janitor_loop(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before =
-            humantime::format_rfc3339_millis(std::time::SystemTime::now() - Duration::from_secs(86400)).to_string();
-        match state.store.expire_idempotency_keys(&before).await {
-            Ok(n) if n > 0 => tracing::info!(expired = n, "forgot old idempotency keys"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "expiring idempotency keys failed"),
-        }
-    }
 }

@@ -103,7 +103,7 @@ async fn main() -> ExitCode {
     };
     match args.command {
         Command::OpenApi => {
-            print!("{}", tundrad::routes::openapi_json());
+            print!("{}", tundrad::http::openapi_json());
             return ExitCode::SUCCESS;
         }
         Command::NewSecretKey => {

@@ -49,9 +49,11 @@ fn tundrad_network_boots_enrolled_machines() {
         rt.block_on(async move {
             let server = tundrad::start(config).await.unwrap();
             let st = server.state.clone();
-            let secret =
-                st.keyring.seal(tundra_api::SecretId::generate(), &tundrad::secrets::Plaintext(b"pw".to_vec()));
-            st.store
+            let secret = st
+                .conductor
+                .keyring()
+                .seal(tundra_api::SecretId::generate(), &tundrad::secrets::Plaintext(b"pw".to_vec()));
+            st.store()
                 .create_machine(
                     &tundra_store::Actor::service(),
                     tundra_store::NewMachine {

@@ -3,12 +3,14 @@
 use serde_json::json;
 use sqlx::any::AnyRow;
 use tundra_api::catalog::{DiskFormat, Flavor, Image, ImageStatus, Keypair};
+use tundra_api::ops::Work;
 use tundra_api::{FlavorId, ImageId, KeypairId, OperationId, Page, ProjectId};
 
-use crate::identity::check_revision;
 use crate::ops::{NewOperation, insert_operation};
-use crate::sql::{Sql, paginate};
-use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, event, fetch_in, get, now, parse_id, unique};
+use crate::{
+    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, fetch_in, get, now, parse_id,
+    unique,
+};
 
 fn opt_project(table: &'static str, row: &AnyRow) -> Result<Option<ProjectId>> {
     get::<Option<String>>(row, "project_id")?.map(|p| parse_id(table, &p)).transpose()
@@ -119,26 +121,6 @@ pub struct ImageImported {
 }
 
 impl Store {
-    /// A page of `table` the caller may see (name filter, visibility, keyset).
-    pub(crate) async fn list<T>(
-        &self,
-        table: &str,
-        p: &ListParams,
-        v: &Visibility,
-        has_public: bool,
-        f: fn(&AnyRow) -> Result<T>,
-        id: fn(&T) -> String,
-    ) -> Result<Page<T>> {
-        let mut q = Sql::new(&format!("SELECT * FROM {table} WHERE 1 = 1"));
-        if let Some(n) = &p.name {
-            q.push(" AND name = ").bind(n.clone());
-        }
-        q.visible(v, has_public).page(p.after.as_deref(), p.limit);
-        let rows = q.query().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, p.limit, id))
-    }
-
     pub async fn create_keypair(&self, actor: &Actor, k: NewKeypair) -> Result<Keypair> {
         let mut w = self.write().await?;
         let id = KeypairId::generate();
@@ -308,15 +290,15 @@ impl Store {
         w.commit().await
     }
 
-    /// Create an image record; with `import` also its import operation, in one
-    /// transaction (so an accepted import can never be lost).
-    pub async fn create_image(&self, actor: &Actor, i: NewImage, import: Option<NewOperation>) -> Result<Image> {
+    /// Create an image record; with a `source_url` also its import
+    /// operation, in one transaction (so an accepted import can never be lost).
+    pub async fn create_image(&self, actor: &Actor, i: NewImage) -> Result<Image> {
         let mut w = self.write().await?;
         let id = ImageId::generate();
         let t = now();
-        let op_id = match import {
-            Some(mut op) => {
-                op.target_id = id.to_string();
+        let op_id = match &i.source_url {
+            Some(_) => {
+                let op = NewOperation { project_id: i.project_id, work: Work::ImageImport { image_id: id } };
                 Some(insert_operation(&mut w, actor, op).await?)
             }
             None => None,

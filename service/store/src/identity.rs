@@ -6,7 +6,7 @@ use tundra_api::identity::{ApiToken, Project, Role, RoleAssignment, User};
 use tundra_api::{Page, ProjectId, TokenId, UserId};
 
 use crate::sql::{Sql, paginate};
-use crate::{Actor, ListParams, Result, Store, StoreError, event, get, now, parse_id, unique};
+use crate::{Actor, ListParams, Result, Store, StoreError, check_revision, event, get, now, parse_id, unique};
 
 fn project(row: &AnyRow) -> Result<Project> {
     Ok(Project {
@@ -398,15 +398,5 @@ impl Store {
         }
         event(&mut w, actor, None, "token", &id.to_string(), "deleted", json!({})).await?;
         w.commit().await
-    }
-}
-
-/// Optimistic concurrency: an `If-Match` revision must be the current one.
-pub(crate) fn check_revision(noun: &'static str, id: &str, current: i64, if_match: Option<i64>) -> Result<()> {
-    match if_match {
-        Some(expected) if expected != current => {
-            Err(StoreError::RevisionMismatch { noun, id: id.to_string(), expected, current })
-        }
-        _ => Ok(()),
     }
 }

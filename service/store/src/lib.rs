@@ -14,35 +14,43 @@
 mod agent;
 mod catalog;
 mod discovery;
-mod fabric;
 mod idempotency;
 mod identity;
 mod machines;
+mod networks;
 mod nodes;
 mod ops;
+mod physical_networks;
+mod ports;
 mod secrets;
 mod sql;
+mod subnets;
+mod switch_ports;
+mod switches;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tundra_api::ProjectId;
+use tundra_api::{Page, ProjectId};
 
 pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
 pub use discovery::DiscoverySession;
-pub use fabric::{
-    Bound, NewNetwork, NewPhysicalNetwork, NewPort, NewSubnet, NewSwitch, PortWant, SegmentChoice, SwitchChanges,
-    SwitchPortRecord, WantInfo, drift_sentence, redact_port,
-};
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{MachineChanges, NewMachine, PowerObservation};
+pub use networks::{NewNetwork, SegmentChoice};
 pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeStep};
 pub use ops::{NewOperation, OperationInput};
+pub use physical_networks::NewPhysicalNetwork;
+pub use ports::{Bound, NewPort, PortWant};
 pub use secrets::SecretRecord;
+pub use subnets::NewSubnet;
+pub use switch_ports::SwitchPortRecord;
+pub use switches::{NewSwitch, SwitchChanges};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -71,6 +79,9 @@ pub enum StoreError {
     /// A uniqueness or reference rule would be broken; the message says which.
     #[error("{0}")]
     Conflict(String),
+    /// As `Conflict`, caused by one field of the request (a JSON pointer).
+    #[error("{pointer}: {detail}")]
+    ConflictAt { pointer: String, detail: String },
     /// Nothing left to allocate (machines, addresses); the message says what ran out.
     #[error("{0}")]
     NoCapacity(String),
@@ -273,6 +284,14 @@ pub(crate) fn unique(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreE
     }
 }
 
+/// [`unique`], blaming the request field at `pointer`.
+pub(crate) fn unique_at(e: sqlx::Error, pointer: String, message: impl FnOnce() -> String) -> StoreError {
+    match unique(e, message) {
+        StoreError::Conflict(detail) => StoreError::ConflictAt { pointer, detail },
+        other => other,
+    }
+}
+
 pub(crate) fn get<T>(row: &AnyRow, col: &str) -> Result<T>
 where
     T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
@@ -313,6 +332,19 @@ pub(crate) async fn fetch_in<T>(
     f(&row)
 }
 
+/// Lock a row for the rest of the transaction (PostgreSQL; SQLite's writer
+/// lock already serialises writers), for checks that read *other* rows the
+/// write depends on — a network's subnets, say.
+pub(crate) async fn lock_row(w: &mut Write, table: &'static str, noun: &'static str, id: String) -> Result<()> {
+    let lock = if w.lock_rows { " FOR UPDATE" } else { "" };
+    sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1{lock}"))
+        .bind(id.clone())
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or(StoreError::NotFound { noun, id })?;
+    Ok(())
+}
+
 impl Store {
     /// Every row of `table` (or a subquery `(…) x`), by ID, decoded by `f`.
     pub(crate) async fn all<T>(&self, table: &str, f: fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
@@ -337,8 +369,93 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A page of `table` the caller may see (name filter, visibility, keyset).
+    pub(crate) async fn list<T>(
+        &self,
+        table: &str,
+        p: &ListParams,
+        v: &Visibility,
+        has_public: bool,
+        f: fn(&AnyRow) -> Result<T>,
+        id: fn(&T) -> String,
+    ) -> Result<Page<T>> {
+        let mut q = sql::Sql::new(&format!("SELECT * FROM {table} WHERE 1 = 1"));
+        if let Some(n) = &p.name {
+            q.push(" AND name = ").bind(n.clone());
+        }
+        q.visible(v, has_public).page(p.after.as_deref(), p.limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
+        Ok(sql::paginate(items, p.limit, id))
+    }
+}
+
+/// Optimistic concurrency: `If-Match` names the revision the caller read.
+pub(crate) fn check_revision(noun: &'static str, id: &str, current: i64, if_match: Option<i64>) -> Result<()> {
+    match if_match {
+        Some(expected) if expected != current => {
+            Err(StoreError::RevisionMismatch { noun, id: id.to_string(), expected, current })
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn parse_id<T: std::str::FromStr>(table: &'static str, s: &str) -> Result<T> {
     s.parse().map_err(|_| StoreError::Corrupt { table, what: format!("id {s:?}") })
+}
+
+/// A typed ID column.
+pub(crate) fn id_col<T: std::str::FromStr>(table: &'static str, row: &AnyRow, col: &str) -> Result<T> {
+    parse_id(table, &get::<String>(row, col)?)
+}
+
+/// A nullable typed ID column.
+pub(crate) fn opt_id_col<T: std::str::FromStr>(table: &'static str, row: &AnyRow, col: &str) -> Result<Option<T>> {
+    get::<Option<String>>(row, col)?.map(|s| parse_id(table, &s)).transpose()
+}
+
+/// A BIGINT column holding a segment, MTU or limit.
+pub(crate) fn u32_col(row: &AnyRow, col: &str) -> Result<u32> {
+    Ok(get::<i64>(row, col)? as u32)
+}
+
+pub(crate) fn opt_u32_col(row: &AnyRow, col: &str) -> Result<Option<u32>> {
+    Ok(get::<Option<i64>>(row, col)?.map(|v| v as u32))
+}
+
+/// A row whose name and description change (networks, ports).
+pub(crate) struct Named {
+    pub table: &'static str,
+    pub noun: &'static str,
+    pub project: Option<ProjectId>,
+    pub id: String,
+    /// The conflict message; `{}` is the name asked for.
+    pub taken: &'static str,
+}
+
+/// Set a row's name and description (each kept when not given) and record it.
+pub(crate) async fn rename(
+    w: &mut Write,
+    actor: &Actor,
+    x: Named,
+    cur: (String, String),
+    name: Option<String>,
+    description: Option<String>,
+) -> Result<()> {
+    let new_name = name.clone().unwrap_or(cur.0);
+    sqlx::query(&format!(
+        "UPDATE {} SET name = $1, description = $2, updated_at = $3, revision = revision + 1 WHERE id = $4",
+        x.table
+    ))
+    .bind(new_name.clone())
+    .bind(description.clone().unwrap_or(cur.1))
+    .bind(now())
+    .bind(x.id.clone())
+    .execute(&mut *w.tx)
+    .await
+    .map_err(|e| unique(e, || x.taken.replace("{}", &format!("{new_name:?}"))))?;
+    event(w, actor, x.project, x.noun, &x.id, "updated", json!({"name": name, "description": description})).await
 }
 
 /// Write an event inside the caller's transaction.

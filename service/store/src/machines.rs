@@ -4,18 +4,19 @@
 
 use serde_json::json;
 use sqlx::any::AnyRow;
-use tundra_api::machines::{BmcSettings, Interface, Location, Machine};
+use tundra_api::machines::{BmcSettings, Interface, Location, Machine, ProvisionState};
 use tundra_api::{MachineId, OperationId, Page, SecretId};
 
-use crate::identity::check_revision;
 use crate::ops::{NewOperation, insert_operation};
 use crate::secrets::{SecretRecord, put_secret_in};
 use crate::sql::{Sql, paginate};
 use crate::{
-    Actor, ListParams, Result, Store, StoreError, Write, event, get, json_col, now, parse_id, to_json, unique,
+    Actor, ListParams, Result, Store, StoreError, Write, check_revision, event, get, json_col, now, parse_id, to_json,
+    unique, unique_at,
 };
 
 fn machine(row: &AnyRow) -> Result<Machine> {
+    let state: String = get(row, "provision_state")?;
     Ok(Machine {
         id: parse_id("machines", &get::<String>(row, "id")?)?,
         name: get(row, "name")?,
@@ -26,7 +27,8 @@ fn machine(row: &AnyRow) -> Result<Machine> {
         bmc: json_col("machines", row, "bmc")?,
         interfaces: json_col("machines", row, "interfaces")?,
         power_state: get(row, "power_state")?,
-        provision_state: get(row, "provision_state")?,
+        provision_state: ProvisionState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt { table: "machines", what: format!("provision_state {state:?}") })?,
         maintenance: get::<i64>(row, "maintenance")? != 0,
         maintenance_reason: get(row, "maintenance_reason")?,
         maintenance_by: get(row, "maintenance_by")?,
@@ -80,15 +82,51 @@ pub(crate) async fn fetch_in(w: &mut Write, id: MachineId) -> Result<Machine> {
     crate::fetch_in(w, "machines", "machine", id.to_string(), machine).await
 }
 
-async fn replace_macs(w: &mut Write, id: MachineId, interfaces: &[Interface]) -> Result<()> {
-    sqlx::query("DELETE FROM machine_macs WHERE machine_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
-    for i in interfaces {
+/// A machine's MACs and fixed addresses, each held by one machine (DHCP
+/// answers by MAC and would hand one address to two machines): the unique
+/// keys make a second holder fail inside its own transaction.
+async fn replace_interfaces(w: &mut Write, id: MachineId, interfaces: &[Interface]) -> Result<()> {
+    for table in ["machine_macs", "machine_addresses"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE machine_id = $1"))
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+    }
+    for (k, i) in interfaces.iter().enumerate() {
         sqlx::query("INSERT INTO machine_macs (mac, machine_id) VALUES ($1, $2)")
             .bind(i.mac.clone())
             .bind(id.to_string())
             .execute(&mut *w.tx)
             .await
-            .map_err(|e| unique(e, || format!("MAC {} already belongs to another machine", i.mac)))?;
+            .map_err(|e| {
+                unique_at(e, format!("/interfaces/{k}/mac"), || {
+                    format!("MAC {} already belongs to another machine", i.mac)
+                })
+            })?;
+        if let Some(a) = &i.address {
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT m.name FROM machine_addresses a JOIN machines m ON m.id = a.machine_id WHERE a.address = $1",
+            )
+            .bind(a.clone())
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if let Some(other) = holder {
+                return Err(StoreError::ConflictAt {
+                    pointer: format!("/interfaces/{k}/address"),
+                    detail: format!("{a} is machine {other}'s address already; pick another"),
+                });
+            }
+            sqlx::query("INSERT INTO machine_addresses (address, machine_id) VALUES ($1, $2)")
+                .bind(a.clone())
+                .bind(id.to_string())
+                .execute(&mut *w.tx)
+                .await
+                .map_err(|e| {
+                    unique_at(e, format!("/interfaces/{k}/address"), || {
+                        format!("{a} is another machine's address already; pick another")
+                    })
+                })?;
+        }
     }
     Ok(())
 }
@@ -100,7 +138,7 @@ pub(crate) async fn start_in(
     w: &mut Write,
     actor: &Actor,
     cur: &Machine,
-    to: &str,
+    to: ProvisionState,
     verb: &str,
     op: NewOperation,
 ) -> Result<(Machine, OperationId)> {
@@ -109,7 +147,7 @@ pub(crate) async fn start_in(
         "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, revision = revision + 1 \
          WHERE id = $4",
     )
-    .bind(to.to_string())
+    .bind(to.as_str())
     .bind(op_id.to_string())
     .bind(now())
     .bind(cur.id.to_string())
@@ -153,7 +191,7 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("a machine named {:?} already exists; pick another name", m.name)))?;
-        replace_macs(&mut w, id, &m.interfaces).await?;
+        replace_interfaces(&mut w, id, &m.interfaces).await?;
         event(
             &mut w,
             actor,
@@ -202,13 +240,17 @@ impl Store {
     }
 
     /// Machines, filtered by name and provision state.
-    pub async fn list_machines(&self, p: &ListParams, provision_state: Option<&str>) -> Result<Page<Machine>> {
+    pub async fn list_machines(
+        &self,
+        p: &ListParams,
+        provision_state: Option<ProvisionState>,
+    ) -> Result<Page<Machine>> {
         let mut q = Sql::new("SELECT * FROM machines WHERE 1 = 1");
         if let Some(n) = &p.name {
             q.push(" AND name = ").bind(n.clone());
         }
         if let Some(s) = provision_state {
-            q.push(" AND provision_state = ").bind(s);
+            q.push(" AND provision_state = ").bind(s.as_str());
         }
         q.page(p.after.as_deref(), p.limit);
         let rows = q.query().fetch_all(&self.pool).await?;
@@ -241,7 +283,7 @@ impl Store {
                 .await?;
         }
         if let Some(ifs) = &c.interfaces {
-            replace_macs(&mut w, id, ifs).await?;
+            replace_interfaces(&mut w, id, ifs).await?;
         }
         let (maintenance, reason, by) = match &c.maintenance {
             Some((true, r)) => (true, r.clone(), Some(actor.name.clone())),
@@ -307,7 +349,7 @@ impl Store {
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)
             .await?;
-        sqlx::query("DELETE FROM machine_macs WHERE machine_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        replace_interfaces(&mut w, id, &[]).await?;
         sqlx::query("DELETE FROM machines WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         sqlx::query("DELETE FROM secrets WHERE id = $1").bind(secret).execute(&mut *w.tx).await?;
         event(&mut w, actor, None, "machine", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
@@ -321,8 +363,8 @@ impl Store {
         &self,
         actor: &Actor,
         id: MachineId,
-        from: &str,
-        to: &str,
+        from: ProvisionState,
+        to: ProvisionState,
         verb: &str,
         op: NewOperation,
     ) -> Result<(Machine, OperationId)> {
@@ -349,7 +391,7 @@ impl Store {
         &self,
         id: MachineId,
         op: OperationId,
-        to: &str,
+        to: ProvisionState,
         error: Option<String>,
         release: bool,
     ) -> Result<Machine> {
@@ -361,7 +403,7 @@ impl Store {
         sqlx::query(
             "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
         )
-        .bind(to.to_string())
+        .bind(to.as_str())
         .bind(error.clone())
         .bind(if release { None } else { Some(op.to_string()) })
         .bind(now())

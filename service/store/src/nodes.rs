@@ -6,21 +6,17 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use sqlx::any::AnyRow;
-use tundra_api::machines::Machine;
+use tundra_api::fabric::AllocationPool;
+use tundra_api::machines::{Machine, ProvisionState};
 use tundra_api::nodes::{Node, NodeAddress, NodeStatus, Placement};
 use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NetworkId, NodeId, OperationId, Page, PortId, ProjectId};
 
-use crate::fabric::{Bound, PortWant};
-use crate::identity::check_revision;
 use crate::ops::NewOperation;
+use crate::ports::{Bound, PortWant};
 use crate::{
-    Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, get, json_col, now, parse_id, to_json,
-    unique,
+    Actor, ListParams, Result, Store, StoreError, Visibility, Write, check_revision, event, get, json_col, now,
+    opt_id_col, parse_id, to_json, unique,
 };
-
-fn opt_id<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>> {
-    get::<Option<String>>(row, col)?.map(|s| parse_id("nodes", &s)).transpose()
-}
 
 fn node(row: &AnyRow) -> Result<Node> {
     let status: String = get(row, "status")?;
@@ -30,7 +26,7 @@ fn node(row: &AnyRow) -> Result<Node> {
         name: get(row, "name")?,
         flavor_id: parse_id("nodes", &get::<String>(row, "flavor_id")?)?,
         image_id: parse_id("nodes", &get::<String>(row, "image_id")?)?,
-        keypair_id: opt_id(row, "keypair_id")?,
+        keypair_id: opt_id_col("nodes", row, "keypair_id")?,
         user_data_sha256: get(row, "user_data_sha256")?,
         metadata: json_col("nodes", row, "metadata")?,
         placement: json_col("nodes", row, "placement")?,
@@ -41,8 +37,8 @@ fn node(row: &AnyRow) -> Result<Node> {
         networks: Vec::new(),
         drift: None,
         location: json_col("nodes", row, "location")?,
-        machine_id: opt_id(row, "machine_id")?,
-        operation_id: opt_id(row, "operation_id")?,
+        machine_id: opt_id_col("nodes", row, "machine_id")?,
+        operation_id: opt_id_col("nodes", row, "operation_id")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
         revision: get(row, "revision")?,
@@ -134,7 +130,7 @@ impl Store {
                 Err(StoreError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            if m.provision_state != "available" || m.operation_id.is_some() || m.maintenance {
+            if m.provision_state != ProvisionState::Available || m.operation_id.is_some() || m.maintenance {
                 continue; // taken since placement looked; rolled back on drop
             }
             let bound = if networks.0.is_empty() {
@@ -207,9 +203,9 @@ impl Store {
                         .map_err(|e| unique(e, || format!("address {ip} was taken meanwhile; try again")))?;
                 }
             }
-            crate::fabric::attach_ports(&mut w, actor, n.project_id, (id, &n.name), networks.0, &bound).await?;
+            crate::ports::attach_ports(&mut w, actor, n.project_id, (id, &n.name), networks.0, &bound).await?;
             let (machine, op_id) =
-                crate::machines::start_in(&mut w, actor, &m, "deploying", "deploy", op(mid, id)).await?;
+                crate::machines::start_in(&mut w, actor, &m, ProvisionState::Deploying, "deploy", op(mid, id)).await?;
             sqlx::query("UPDATE nodes SET operation_id = $1 WHERE id = $2")
                 .bind(op_id.to_string())
                 .bind(id.to_string())
@@ -279,7 +275,7 @@ impl Store {
             }
         }
         let keep: Vec<PortId> = kept.iter().flatten().copied().collect();
-        crate::fabric::detach_ports(&mut w, actor, id, &keep).await?;
+        crate::ports::detach_ports(&mut w, actor, id, &keep).await?;
         let bound =
             bind(&m, &fixed).map_err(|why| StoreError::Conflict(format!("node {}'s machine: {why}", n.name)))?;
         for (k, p) in kept.iter().enumerate() {
@@ -292,7 +288,7 @@ impl Store {
             }
         }
         let new: Vec<usize> = (0..wants.len()).filter(|k| kept[*k].is_none()).collect();
-        crate::fabric::attach_ports_at(&mut w, actor, n.project_id, (id, &n.name), wants, &bound, &new).await?;
+        crate::ports::attach_ports_at(&mut w, actor, n.project_id, (id, &n.name), wants, &bound, &new).await?;
         sqlx::query(
             "UPDATE switch_ports SET state = 'pending', message = NULL, changed_at = $1 WHERE EXISTS \
              (SELECT 1 FROM ports p WHERE p.node_id = $2 AND p.switch_id = switch_ports.switch_id AND p.switch_port = switch_ports.port)",
@@ -419,8 +415,8 @@ impl Store {
         &self,
         actor: &Actor,
         id: NodeId,
-        from: &str,
-        to: &str,
+        from: ProvisionState,
+        to: ProvisionState,
         verb: &str,
         op: NewOperation,
     ) -> Result<OperationId> {
@@ -447,7 +443,7 @@ impl Store {
         let mut w = self.write().await?;
         let cur = fetch_in(&mut w, id).await?;
         sqlx::query("DELETE FROM node_addresses WHERE node_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
-        crate::fabric::detach_ports(&mut w, actor, id, &[]).await?;
+        crate::ports::detach_ports(&mut w, actor, id, &[]).await?;
         sqlx::query("DELETE FROM nodes WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         node_event(
             &mut w,
@@ -476,6 +472,7 @@ async fn free_address(w: &mut Write, pool: &AddressPool) -> Result<Option<std::n
         .bind(pool.network.clone())
         .fetch_all(&mut *w.tx)
         .await?;
-    let used: std::collections::HashSet<std::net::Ipv4Addr> = used.iter().filter_map(|a| a.parse().ok()).collect();
-    Ok((u32::from(pool.first)..=u32::from(pool.last)).map(std::net::Ipv4Addr::from).find(|a| !used.contains(a)))
+    let used = used.iter().filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok().map(u32::from)).collect();
+    let range = AllocationPool { start: pool.first.to_string(), end: pool.last.to_string() };
+    Ok(tundra_engine::ipam::next_free(&[range], &used))
 }

@@ -3,28 +3,25 @@
 
 use serde_json::json;
 use sqlx::any::AnyRow;
-use tundra_api::ops::{Event, Operation, OperationState};
+use tundra_api::ops::{Event, Operation, OperationState, Work};
 use tundra_api::{OperationId, Page, ProjectId};
 
 use crate::sql::{Sql, paginate};
 use crate::{Actor, ListParams, Result, Store, StoreError, Visibility, Write, event, fetch_in, get, now, parse_id};
 
-/// An operation to start.
+/// An operation to start: the project it belongs to (none: the site's) and
+/// its work (kind, target and input all follow from it).
 #[derive(Debug, Clone)]
 pub struct NewOperation {
     pub project_id: Option<ProjectId>,
-    pub kind: String,
-    pub target_type: String,
-    pub target_id: String,
-    /// What the worker needs to run (and re-run) it; never secrets.
-    pub input: serde_json::Value,
+    pub work: Work,
 }
 
-/// An operation as a worker sees it: the view plus its input.
+/// An operation as a worker sees it: the view plus its work.
 #[derive(Debug, Clone)]
 pub struct OperationInput {
     pub operation: Operation,
-    pub input: serde_json::Value,
+    pub work: Work,
 }
 
 fn operation(row: &AnyRow) -> Result<Operation> {
@@ -49,12 +46,7 @@ fn operation(row: &AnyRow) -> Result<Operation> {
 }
 
 fn operation_input(row: &AnyRow) -> Result<OperationInput> {
-    let input: String = get(row, "input")?;
-    Ok(OperationInput {
-        operation: operation(row)?,
-        input: serde_json::from_str(&input)
-            .map_err(|e| StoreError::Corrupt { table: "operations", what: format!("input: {e}") })?,
-    })
+    Ok(OperationInput { operation: operation(row)?, work: crate::json_col("operations", row, "input")? })
 }
 
 fn event_row(row: &AnyRow) -> Result<Event> {
@@ -75,17 +67,18 @@ fn event_row(row: &AnyRow) -> Result<Event> {
 pub(crate) async fn insert_operation(w: &mut Write, actor: &Actor, op: NewOperation) -> Result<OperationId> {
     let id = OperationId::generate();
     let t = now();
+    let (kind, (target_type, target_id)) = (op.work.kind(), op.work.target());
     sqlx::query(
         "INSERT INTO operations (id, project_id, kind, target_type, target_id, state, progress_done, progress_total, message, error, created_by, attempts, input, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'pending', 0, NULL, 'accepted', NULL, $6, 0, $7, $8, $8)",
     )
     .bind(id.to_string())
     .bind(op.project_id.map(|p| p.to_string()))
-    .bind(op.kind.clone())
-    .bind(op.target_type.clone())
-    .bind(op.target_id.clone())
+    .bind(kind)
+    .bind(target_type)
+    .bind(target_id.clone())
     .bind(actor.name.clone())
-    .bind(op.input.to_string())
+    .bind(crate::to_json(&op.work))
     .bind(t)
     .execute(&mut *w.tx)
     .await?;
@@ -96,7 +89,7 @@ pub(crate) async fn insert_operation(w: &mut Write, actor: &Actor, op: NewOperat
         "operation",
         &id.to_string(),
         "created",
-        json!({"kind": op.kind, "target_type": op.target_type, "target_id": op.target_id}),
+        json!({"kind": kind, "target_type": target_type, "target_id": target_id}),
     )
     .await?;
     Ok(id)

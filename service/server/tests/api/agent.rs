@@ -6,6 +6,7 @@
 
 use serde_json::json;
 use tundra_api::agent::Command;
+use tundra_api::machines::ProvisionState;
 use tundra_store::Actor;
 
 use crate::harness::{Backend, Env, machine_op};
@@ -13,9 +14,18 @@ use crate::harness::{Backend, Env, machine_op};
 /// An operation (not run by the test) holds the machine in inspect_wait, with
 /// an agent session whose command is `inspect` with ID `c1`.
 async fn waiting_for_agent(store: &tundra_store::Store, id: tundra_api::MachineId) -> tundra_api::OperationId {
-    let op = machine_op(id, "machine.test");
-    let (_, op) =
-        store.begin_machine_transition(&Actor::service(), id, "enroll", "inspect_wait", "test", op).await.unwrap();
+    let op = machine_op(id);
+    let (_, op) = store
+        .begin_machine_transition(
+            &Actor::service(),
+            id,
+            ProvisionState::Enroll,
+            ProvisionState::InspectWait,
+            "test",
+            op,
+        )
+        .await
+        .unwrap();
     let cmd = Command::Inspect { id: "c1".into() };
     store.open_agent_session(id, op, &serde_json::to_value(&cmd).unwrap()).await.unwrap();
     op
@@ -30,7 +40,7 @@ pub async fn tokens_commands_and_reports(b: Backend) {
     assert_eq!(m.status, 201, "{}", m.body);
     assert_eq!(m.body["resource_class"], "baremetal", "the default class");
     let id: tundra_api::MachineId = m.body["id"].as_str().unwrap().parse().unwrap();
-    let store = &env.state().store;
+    let store = &env.state().store();
 
     // Fixed provisioning addresses (DHCP reservations): valid, and one machine's each.
     let with = |name: &str, mac: &str, addr: &str| {
@@ -43,7 +53,8 @@ pub async fn tokens_commands_and_reports(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["interfaces"][0]["address"], "10.0.0.5");
     let r = env.call("POST", "/v1/machines", &admin, Some(with("m3", "52:54:00:aa:00:03", "10.0.0.5"))).await;
-    assert!(r.problem(400).contains("m2"), "{}", r.body);
+    assert!(r.problem(409).contains("machine m2's address already"), "{}", r.body);
+    assert_eq!(r.body["errors"][0]["pointer"], "/interfaces/0/address", "{}", r.body);
 
     // Nothing is booting: no script.
     env.call("GET", "/boot/52:54:00:aa:00:01.ipxe", "", None).await.problem(404);
@@ -163,7 +174,7 @@ pub async fn a_timed_out_wait_retires_its_token(b: Backend) {
         .call("POST", "/v1/machines", &env.admin, Some(json!({"name": "m1", "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p", "interfaces": [{"mac": "52:54:00:aa:00:07"}]})))
         .await;
     let id: tundra_api::MachineId = m.body["id"].as_str().unwrap().parse().unwrap();
-    let store = &env.state().store;
+    let store = &env.state().store();
     waiting_for_agent(store, id).await;
     let text = String::from_utf8(env.call("GET", "/boot/52:54:00:aa:00:07.ipxe", "", None).await.bytes).unwrap();
     let token = text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();

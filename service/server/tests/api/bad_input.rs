@@ -99,7 +99,7 @@ pub async fn bad_requests_get_problems_and_write_nothing(b: Backend) {
     let after = env.call("GET", &format!("/v1/images/{id}"), &t, None).await;
     assert_eq!(after.body["status"], "error");
     assert!(after.body["error"].as_str().unwrap().contains("sha256 mismatch"));
-    let images_dir = env.config.images_dir();
+    let images_dir = env.config.data_dir.join("images");
     let files: Vec<_> = std::fs::read_dir(&images_dir)
         .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().is_file()).collect())
         .unwrap_or_default();

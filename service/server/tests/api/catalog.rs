@@ -54,7 +54,7 @@ pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
     // Keys are forgotten after their retention (the janitor's cut-off); then the key is fresh again.
     let forgotten = env
         .state()
-        .store
+        .store()
         .expire_idempotency_keys(&tundra_store::time_after(std::time::Duration::from_secs(1)))
         .await
         .unwrap();
@@ -184,7 +184,7 @@ pub async fn racing_if_match_updates_lose_nothing(b: Backend) {
     let f = env.call("POST", "/v1/flavors", &t, Some(json!({"name": "f", "resource_class": "rc"}))).await;
     assert_eq!(f.status, 201, "{}", f.body);
     let id: tundra_api::FlavorId = f.body["id"].as_str().unwrap().parse().unwrap();
-    let store = env.state().store.clone();
+    let store = env.state().store().clone();
     let mut tasks = Vec::new();
     for k in 0..16 {
         let store = store.clone();

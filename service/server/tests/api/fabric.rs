@@ -264,8 +264,14 @@ pub async fn switch_ports_are_programmed_read_back_and_repaired(b: Backend) {
     assert_eq!(s.status, 201, "{}", s.body);
     assert_eq!(s.body["allocation_pools"], json!([{"start": "10.20.0.2", "end": "10.20.0.254"}]));
     let subnet = s.body["id"].as_str().unwrap().to_string();
+    // Overlapping another subnet conflicts with what is there (409, as a
+    // taken name or address does), still pointing at the field.
+    let r = env
+        .call("POST", "/v1/subnets", &member, Some(json!({"network_id": net_a, "name": "t", "cidr": "10.20.0.128/25"})))
+        .await;
+    assert!(r.problem(409).contains("overlaps subnet s (10.20.0.0/24)"), "{}", r.body);
+    assert_eq!(r.body["errors"][0]["pointer"], "/cidr", "{}", r.body);
     for (body, at) in [
-        (json!({"network_id": net_a, "name": "t", "cidr": "10.20.0.128/25"}), "/cidr"),
         (json!({"network_id": net_a, "name": "t", "cidr": "10.21.0.1/24"}), "/cidr"),
         (json!({"network_id": net_a, "name": "t", "cidr": "10.21.0.0/24", "gateway": "10.22.0.1"}), "/gateway"),
         (

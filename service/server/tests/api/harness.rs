@@ -316,13 +316,8 @@ impl FileServer {
     }
 }
 
-/// An operation record for tests that drive machine transitions in the store directly.
-pub fn machine_op(id: tundra_api::MachineId, kind: &str) -> tundra_store::NewOperation {
-    tundra_store::NewOperation {
-        project_id: None,
-        kind: kind.into(),
-        target_type: "machine".into(),
-        target_id: id.to_string(),
-        input: serde_json::json!({}),
-    }
+/// An operation record (never run) for tests that drive machine
+/// transitions in the store directly.
+pub fn machine_op(id: tundra_api::MachineId) -> tundra_store::NewOperation {
+    tundra_store::NewOperation { project_id: None, work: tundra_api::ops::Work::MachineClean { machine_id: id } }
 }

@@ -163,10 +163,10 @@ pub async fn secrets_sealed_and_rotated(b: Backend) {
     let id = SecretId::generate();
     let plain = Plaintext(b"bmc-password-hunter2".to_vec());
     let st = env.state().clone();
-    st.keyring.put(&st.store, id, &plain).await.unwrap();
-    let first_key = st.keyring.primary_id().to_string();
-    assert_eq!(st.store.secret(id).await.unwrap().key_id, first_key);
-    assert_eq!(st.keyring.get(&st.store, id).await.unwrap(), plain);
+    st.conductor.keyring().put(st.store(), id, &plain).await.unwrap();
+    let first_key = st.conductor.keyring().primary_id().to_string();
+    assert_eq!(st.store().secret(id).await.unwrap().key_id, first_key);
+    assert_eq!(st.conductor.keyring().get(st.store(), id).await.unwrap(), plain);
     // Not in the database file in clear (SQLite: the file; PostgreSQL: the row).
     if b == Backend::Sqlite {
         let db = std::fs::read(env.config.data_dir.join("tundra.db")).unwrap_or_default();
@@ -175,7 +175,7 @@ pub async fn secrets_sealed_and_rotated(b: Backend) {
             assert!(!f.windows(plain.0.len()).any(|w| w == plain.0.as_slice()), "plaintext on disk");
         }
     }
-    assert!(!st.store.secret(id).await.unwrap().ciphertext.contains("hunter2"));
+    assert!(!st.store().secret(id).await.unwrap().ciphertext.contains("hunter2"));
     // Rotate: a new first key; restart re-seals; then the old key can go.
     let key_file = env.config.secrets_key_file();
     let old = std::fs::read_to_string(&key_file).unwrap();
@@ -184,15 +184,15 @@ pub async fn secrets_sealed_and_rotated(b: Backend) {
     env.restart(|_| {}).await;
     let st = env.state().clone();
     let new_key = new_line.split(':').next().unwrap();
-    assert_eq!(st.store.secret(id).await.unwrap().key_id, new_key);
+    assert_eq!(st.store().secret(id).await.unwrap().key_id, new_key);
     tundrad::secrets::write_private(&key_file, &format!("{new_line}\n")).unwrap();
     env.restart(|_| {}).await;
     let st = env.state().clone();
-    assert_eq!(st.keyring.get(&st.store, id).await.unwrap(), plain);
+    assert_eq!(st.conductor.keyring().get(st.store(), id).await.unwrap(), plain);
     // Without the sealing key, opening says which key is missing.
     tundrad::secrets::write_private(&key_file, &format!("{}\n", tundrad::secrets::new_key_line())).unwrap();
     let ring = tundrad::secrets::Keyring::load_or_create(&key_file).unwrap();
-    let e = ring.get(&st.store, id).await.unwrap_err().to_string();
+    let e = ring.get(st.store(), id).await.unwrap_err().to_string();
     assert!(e.contains(new_key), "{e}");
     env.stop().await;
 }

@@ -85,7 +85,7 @@ pub async fn upload_convert_serve_with_range(b: Backend) {
 
     // Delete removes the bytes.
     assert_eq!(env.call("DELETE", &format!("/v1/images/{id}"), &t, None).await.status, 204);
-    assert!(!env.config.images_dir().join(format!("{id}.raw")).exists());
+    assert!(!env.config.data_dir.join("images").join(format!("{id}.raw")).exists());
     let m = env.call("GET", "/metrics", "", None).await;
     assert!(m.body.as_str().unwrap().contains("tundra_images{status=\"active\"} 1"), "{}", m.body);
     env.stop().await;

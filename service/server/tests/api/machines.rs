@@ -4,6 +4,7 @@
 //! returns — against real BMC peers (pyghmi IPMI, sushy-tools Redfish).
 
 use std::time::Duration;
+use tundra_api::machines::ProvisionState;
 
 use serde_json::{Value, json};
 
@@ -225,13 +226,22 @@ pub async fn racing_transitions_have_one_winner(b: Backend) {
     let r =
         env.call("POST", "/v1/machines", &env.admin, Some(ipmi_machine("race", 1, "52:54:00:aa:00:31", "pw"))).await;
     let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
-    let store = env.state().store.clone();
+    let store = env.state().store().clone();
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let op = machine_op(id, "machine.race");
-            store.begin_machine_transition(&tundra_store::Actor::service(), id, "enroll", "verifying", "race", op).await
+            let op = machine_op(id);
+            store
+                .begin_machine_transition(
+                    &tundra_store::Actor::service(),
+                    id,
+                    ProvisionState::Enroll,
+                    ProvisionState::Verifying,
+                    "race",
+                    op,
+                )
+                .await
         }));
     }
     let mut won = Vec::new();
@@ -246,7 +256,7 @@ pub async fn racing_transitions_have_one_winner(b: Backend) {
     let m = env.call("GET", &format!("/v1/machines/{id}"), &env.admin, None).await.body;
     assert_eq!(m["operation_id"], json!(won[0].to_string()));
     let ops = env.call("GET", "/v1/operations?limit=100", &env.admin, None).await.body;
-    let races = ops["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "machine.race").count();
+    let races = ops["items"].as_array().unwrap().iter().filter(|o| o["target_id"] == json!(id.to_string())).count();
     assert_eq!(races, 1, "the losers' operations were rolled back");
     env.stop().await;
 }
@@ -257,7 +267,7 @@ pub async fn racing_transitions_have_one_winner(b: Backend) {
 /// operation; a machine in maintenance is never claimed.
 pub async fn racing_claims_never_share_a_machine(b: Backend) {
     let env = Env::start(b, |c| c.power_sync_interval = "1h".into()).await;
-    let store = env.state().store.clone();
+    let store = env.state().store().clone();
     let actor = tundra_store::Actor::service();
     let mut ids = Vec::new();
     for k in 0..4 {
@@ -271,9 +281,12 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
             .await;
         let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
         // Straight to available (the lab tests cover the real way there).
-        let op = machine_op(id, "machine.setup");
-        let (_, op) = store.begin_machine_transition(&actor, id, "enroll", "cleaning", "setup", op).await.unwrap();
-        store.machine_step(id, op, "available", None, true).await.unwrap();
+        let op = machine_op(id);
+        let (_, op) = store
+            .begin_machine_transition(&actor, id, ProvisionState::Enroll, ProvisionState::Cleaning, "setup", op)
+            .await
+            .unwrap();
+        store.machine_step(id, op, ProvisionState::Available, None, true).await.unwrap();
         ids.push(id);
     }
     // The fourth is in maintenance.
@@ -307,7 +320,18 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
                     &ranked,
                     None,
                     (&[], &|_, _| Ok(Vec::new())),
-                    |id, _| machine_op(id, "node.test"),
+                    |id, node| tundra_store::NewOperation {
+                        project_id: None,
+                        work: tundra_api::ops::Work::MachineDeploy {
+                            machine_id: id,
+                            image: tundra_api::ops::DeployImage {
+                                id: tundra_api::ImageId::generate(),
+                                sha256: String::new(),
+                                size_bytes: 0,
+                            },
+                            node_id: Some(node),
+                        },
+                    },
                 )
                 .await
                 .unwrap()
@@ -325,7 +349,7 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
     want.sort();
     assert_eq!(got, want, "each available machine claimed exactly once, the one in maintenance never");
     let ops = env.call("GET", "/v1/operations?limit=200", &env.admin, None).await.body;
-    let claims = ops["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "node.test").count();
+    let claims = ops["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "machine.deploy").count();
     assert_eq!(claims, 3, "losers leave no operation");
     let nodes = env.call("GET", "/v1/nodes", &env.admin, None).await.body;
     assert_eq!(nodes["items"].as_array().unwrap().len(), 3, "losers leave no node: {nodes}");

@@ -5,6 +5,7 @@
 //! a real Redfish emulator; the lab tests run whole deploys.
 
 use serde_json::{Value, json};
+use tundra_api::machines::ProvisionState;
 
 use crate::harness::{Backend, Env, machine_op, sha256, wait_for};
 
@@ -27,13 +28,13 @@ async fn machine(env: &Env, name: &str, mac: &str, rack: &str, island: &str, bmc
     assert_eq!(r.status, 201, "{}", r.body);
     let id: tundra_api::MachineId = r.body["id"].as_str().unwrap().parse().unwrap();
     // Straight to available (the lab tests cover the real way there).
-    let store = &env.state().store;
+    let store = &env.state().store();
     let actor = tundra_store::Actor::service();
     let (_, op) = store
-        .begin_machine_transition(&actor, id, "enroll", "cleaning", "setup", machine_op(id, "m.setup"))
+        .begin_machine_transition(&actor, id, ProvisionState::Enroll, ProvisionState::Cleaning, "setup", machine_op(id))
         .await
         .unwrap();
-    store.machine_step(id, op, "available", None, true).await.unwrap();
+    store.machine_step(id, op, ProvisionState::Available, None, true).await.unwrap();
     id.to_string()
 }
 

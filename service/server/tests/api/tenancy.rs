@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::time::Duration;
+use tundra_api::machines::ProvisionState;
 
 use serde_json::{Value, json};
 
@@ -109,12 +110,19 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         .call("POST", "/v1/machines", &admin, Some(json!({"name": "bm", "resource_class": "rc", "bmc": {"driver": "redfish", "address": "http://127.0.0.1:9", "username": "u"}, "bmc_password": "p", "interfaces": [{"mac": "52:54:00:00:0b:01", "pxe": true}]})))
         .await;
     let bm: tundra_api::MachineId = bm.body["id"].as_str().unwrap().parse().unwrap();
-    let (store, svc) = (&env.state().store, tundra_store::Actor::service());
+    let (store, svc) = (&env.state().store(), tundra_store::Actor::service());
     let (_, op) = store
-        .begin_machine_transition(&svc, bm, "enroll", "cleaning", "setup", crate::harness::machine_op(bm, "m.setup"))
+        .begin_machine_transition(
+            &svc,
+            bm,
+            ProvisionState::Enroll,
+            ProvisionState::Cleaning,
+            "setup",
+            crate::harness::machine_op(bm),
+        )
         .await
         .unwrap();
-    store.machine_step(bm, op, "available", None, true).await.unwrap();
+    store.machine_step(bm, op, ProvisionState::Available, None, true).await.unwrap();
     let b_node =
         post("/v1/nodes", json!({"project_id": bp, "name": "n", "flavor_id": b_flavor, "image_id": b_image})).await;
     wait_for("B's node to fail and settle", async || {

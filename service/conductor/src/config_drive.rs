@@ -1,0 +1,80 @@
+//! What a node is told about itself: the files of its config drive (written
+//! by the agent at deploy) and of the metadata service (served to the node's
+//! provisioning address) — keys, metadata, user data and a link per network
+//! with its static address. The layout is `tundra_engine::nodes::drive_files`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use tundra_api::nodes::Node;
+use tundra_engine::nodes::{DriveInput, Link};
+
+use crate::handle::Conductor;
+
+/// The files of a node's config drive (and of the metadata service).
+pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, String> {
+    let store = c.store();
+    let mut keys = Vec::new();
+    if let Some(k) = n.keypair_id {
+        let k = store.keypair(k).await.map_err(|e| format!("the node's keypair: {e}"))?;
+        keys.push((k.name, k.public_key));
+    }
+    let net = c.settings().node_network.as_ref();
+    let mut links = n
+        .addresses
+        .iter()
+        .map(|a| Link {
+            mac: a.mac.clone(),
+            mtu: net.map(|n| n.mtu).unwrap_or(1500),
+            network: a.network.clone(),
+            address: a.address.as_deref().and_then(|ip| ip.parse().ok()).map(|ip| (ip, a.prefix.unwrap_or(24))),
+            gateway: net.and_then(|n| n.router),
+        })
+        .collect::<Vec<_>>();
+    for port in store.node_ports(n.id).await.map_err(|e| e.to_string())? {
+        let (Some(mac), net) = (port.mac.clone(), store.network(port.network_id).await.map_err(|e| e.to_string())?)
+        else {
+            continue;
+        };
+        // The first address with its subnet's prefix; a DHCP subnet leaves it to DHCP.
+        let mut address = None;
+        let mut gateway = None;
+        if let Some(ip) = port.fixed_ips.first() {
+            let s = store.subnet(ip.subnet_id).await.map_err(|e| e.to_string())?;
+            let prefix = s.cidr.split_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(24);
+            if !s.dhcp {
+                address = ip.address.as_deref().and_then(|a| a.parse().ok()).map(|a| (a, prefix));
+                gateway = s.gateway.as_deref().and_then(|g| g.parse().ok());
+            }
+        }
+        links.push(Link { mac, mtu: net.mtu, network: net.name, address, gateway });
+    }
+    let mut seed = [0u8; 64];
+    aws_lc_rs::rand::fill(&mut seed).map_err(|_| "no randomness for random_seed".to_string())?;
+    let input = DriveInput {
+        uuid: n.id.to_string(),
+        name: n.name.clone(),
+        project_id: n.project_id.to_string(),
+        availability_zone: n.location.island.clone(),
+        keys,
+        metadata: n.metadata.clone(),
+        user_data: store.node_user_data(n.id).await.map_err(|e| e.to_string())?,
+        links,
+        dns: net.map(|n| n.dns.clone()).unwrap_or_default(),
+        random_seed: base64::engine::general_purpose::STANDARD.encode(seed),
+    };
+    Ok(tundra_engine::nodes::drive_files(&input))
+}
+
+/// The metadata service's answer: the file `name` (under
+/// `openstack/latest/`) for the node holding `address` on a provisioning
+/// network. `Ok(None)`: no such node, or no such file.
+pub async fn metadata(c: &Conductor, address: std::net::IpAddr, name: &str) -> Result<Option<String>, String> {
+    let ip = address.to_string();
+    let nodes = c.store().all_nodes().await.map_err(|e| e.to_string())?;
+    let holder = nodes
+        .into_iter()
+        .find(|n| n.machine_id.is_some() && n.addresses.iter().any(|a| a.address.as_deref() == Some(ip.as_str())));
+    let Some(n) = holder else { return Ok(None) };
+    Ok(files(c, &n).await?.remove(&format!("openstack/latest/{name}")))
+}

@@ -1,0 +1,337 @@
+//! The fabric worker: one queue per switch (`tundra_drivers::switch::queue`,
+//! its credentials opened here only), the desired segment of every managed
+//! switch port kept in the drift record by the rule of
+//! `tundra_engine::fabric`, pending ports programmed through their switch's
+//! queue (batched, verified), and every switch read back every
+//! `fabric_read_interval` to record drift — never repaired behind the
+//! operator's back.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use tundra_api::fabric::{Network, PhysicalNetwork, Switch, SwitchPortState};
+use tundra_api::nodes::Node;
+use tundra_api::{MachineId, SwitchId};
+use tundra_drivers::bmc::Password;
+use tundra_drivers::switch::queue::{Limits, SwitchQueue};
+use tundra_drivers::switch::{self as sw, HostKey};
+use tundra_engine::fabric::{desired_segment, tenant_phase};
+use tundra_store::StoreError;
+
+use crate::handle::Conductor;
+
+/// The worker's own bookkeeping, shared with the tasks it starts.
+#[derive(Default)]
+struct Worker {
+    /// Per switch: the revision its queue was built from, and the queue.
+    queues: Mutex<HashMap<SwitchId, (i64, Arc<SwitchQueue>)>>,
+    /// Switch ports being programmed right now.
+    inflight: std::sync::Mutex<HashSet<(SwitchId, String)>>,
+    last_read: std::sync::Mutex<HashMap<SwitchId, Instant>>,
+    /// Switches that could not be reached: left alone until then.
+    resting: std::sync::Mutex<HashMap<SwitchId, Instant>>,
+}
+
+/// How long a switch that could not be reached (after the queue's own
+/// retries) is left alone before its pending ports are tried again.
+const REST_AFTER_UNREACHABLE: Duration = Duration::from_secs(30);
+
+/// What one port's programming came to, for the record.
+enum Programmed {
+    Done(Option<u32>),
+    /// The switch refused this port (or the batch could not be put back).
+    Refused(String),
+    /// Not this port's fault: another port of the batch was refused, or the
+    /// switch was unreachable (then it rests first). Stays pending, tried again.
+    Retry {
+        why: String,
+        unreachable: bool,
+    },
+}
+
+fn judge(port: &str, outcome: Result<u16, Arc<sw::BatchError>>) -> Programmed {
+    use tundra_drivers::retry::Transient;
+    match outcome {
+        Ok(v) => Programmed::Done(Some(v as u32)),
+        Err(e) if e.left_changed.iter().any(|p| p == port) => Programmed::Refused(e.to_string()),
+        Err(e) => match &e.error {
+            sw::SwitchError::Command { port: Some(p), .. } if p != port => Programmed::Retry {
+                why: format!("its batch was refused at port {p}; trying again without it"),
+                unreachable: false,
+            },
+            err if err.is_transient() => Programmed::Retry { why: e.to_string(), unreachable: true },
+            _ => Programmed::Refused(e.to_string()),
+        },
+    }
+}
+
+impl Worker {
+    async fn queue(&self, c: &Conductor, s: &Switch) -> Result<Arc<SwitchQueue>, String> {
+        let mut qs = self.queues.lock().await;
+        if let Some((rev, q)) = qs.get(&s.id)
+            && *rev == s.revision
+        {
+            return Ok(q.clone());
+        }
+        let dialect = super::switches::dialects()
+            .get(&s.dialect)
+            .cloned()
+            .ok_or_else(|| format!("unknown dialect {:?}", s.dialect))?;
+        let (pw, key) = c.store().switch_secrets(s.id).await.map_err(|e| e.to_string())?;
+        let open = |id: Option<tundra_api::SecretId>| async move {
+            match id {
+                Some(id) => c
+                    .keyring()
+                    .get(c.store(), id)
+                    .await
+                    .map(|p| Some(Password(String::from_utf8_lossy(&p.0).into_owned())))
+                    .map_err(|e| e.to_string()),
+                None => Ok(None),
+            }
+        };
+        let driver = sw::Switch {
+            address: s.address.clone(),
+            username: s.username.clone(),
+            password: open(pw).await?.unwrap_or(Password(String::new())),
+            private_key: open(key).await?,
+            host_key: HostKey::Pinned(s.host_key.clone()),
+            dialect,
+            timeout: c.settings().switch_timeout,
+        };
+        let limits = Limits {
+            max_sessions: s.max_sessions.max(1) as usize,
+            min_interval: Duration::from_millis(s.min_interval_ms as u64),
+            ..Limits::default()
+        };
+        let q = SwitchQueue::start(driver, limits);
+        qs.insert(s.id, (s.revision, q.clone()));
+        Ok(q)
+    }
+}
+
+/// Run the worker: a pass every second (cheap: a few reads of the store)
+/// and whenever woken.
+pub async fn run(c: Conductor) {
+    let w = Arc::new(Worker::default());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = c.wakes().fabric.notified() => {}
+        }
+        if let Err(e) = pass(&c, &w).await {
+            tracing::warn!(error = %e, "fabric pass failed");
+        }
+    }
+}
+
+/// Where each managed switch port should be, from machines, nodes and ports.
+async fn desired(c: &Conductor, switches: &[Switch]) -> Result<BTreeMap<(SwitchId, String), u32>, StoreError> {
+    let by_name: HashMap<&str, &Switch> = switches.iter().map(|s| (s.name.as_str(), s)).collect();
+    let physnets: HashMap<_, PhysicalNetwork> =
+        c.store().all_physical_networks().await?.into_iter().map(|p| (p.id, p)).collect();
+    let networks: HashMap<_, Network> = c.store().all_networks().await?.into_iter().map(|n| (n.id, n)).collect();
+    let nodes: HashMap<MachineId, Node> =
+        c.store().all_nodes().await?.into_iter().filter_map(|n| n.machine_id.map(|m| (m, n))).collect();
+    let ports: HashMap<String, tundra_api::fabric::Port> =
+        c.store().bound_ports().await?.into_iter().filter_map(|p| p.mac.clone().map(|m| (m, p))).collect();
+    let mut out = BTreeMap::new();
+    for m in c.store().all_machines().await? {
+        let phase = nodes.get(&m.id).is_some_and(|n| tenant_phase(n.status, m.provision_state));
+        for i in &m.interfaces {
+            let (Some(sname), Some(port)) = (&i.switch, &i.port) else { continue };
+            let Some(s) = by_name.get(sname.as_str()) else { continue };
+            let provisioning = physnets.get(&s.physical_network_id).and_then(|p| p.provisioning_segment);
+            let tenant = ports
+                .get(&i.mac)
+                .filter(|p| phase && nodes.get(&m.id).map(|n| n.id) == p.node_id)
+                .map(|p| networks.get(&p.network_id).and_then(|n| n.segment));
+            if let Some(seg) = desired_segment(tenant, provisioning) {
+                out.insert((s.id, port.clone()), seg);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One pass: record what each port should be, program what is pending,
+/// read back switches that are due.
+async fn pass(c: &Conductor, w: &Arc<Worker>) -> Result<(), StoreError> {
+    let switches = c.store().all_switches().await?;
+    if switches.is_empty() {
+        return Ok(());
+    }
+    let want = desired(c, &switches).await?;
+    // Only new or changed wishes are written (most passes write nothing).
+    let mut records = c.store().switch_ports().await?;
+    let known: HashMap<(SwitchId, &str), u32> =
+        records.iter().map(|r| ((r.switch_id, r.port.as_str()), r.desired)).collect();
+    let mut wrote = false;
+    for ((s, port), seg) in &want {
+        if known.get(&(*s, port.as_str())) != Some(seg) {
+            wrote |= c.store().want_switch_port(*s, port, *seg).await?;
+        }
+    }
+    if wrote {
+        records = c.store().switch_ports().await?;
+    }
+    // Ports no machine interface is cabled to any more are no longer managed.
+    for r in records.iter().filter(|r| !want.contains_key(&(r.switch_id, r.port.clone()))) {
+        tracing::info!(switch = %r.switch_id, port = %r.port, "switch port no longer cabled to a machine; not managed any more");
+        c.store().forget_switch_port(r.switch_id, &r.port).await?;
+    }
+    records.retain(|r| want.contains_key(&(r.switch_id, r.port.clone())));
+    let by_id: HashMap<SwitchId, &Switch> = switches.iter().map(|s| (s.id, s)).collect();
+    for r in records.iter().filter(|r| r.state == SwitchPortState::Pending) {
+        let Some(s) = by_id.get(&r.switch_id) else { continue };
+        let resting =
+            w.resting.lock().expect("rest lock").get(&s.id).is_some_and(|t| t.elapsed() < REST_AFTER_UNREACHABLE);
+        if resting {
+            continue;
+        }
+        let key = (r.switch_id, r.port.clone());
+        if !w.inflight.lock().expect("inflight lock").insert(key.clone()) {
+            continue;
+        }
+        let q = match w.queue(c, s).await {
+            Ok(q) => q,
+            Err(e) => {
+                w.inflight.lock().expect("inflight lock").remove(&key);
+                c.store().switch_port_programmed(s.id, &r.port, r.desired, Err(e.clone())).await?;
+                c.store().switch_session(s.id, Some(e), false).await?;
+                continue;
+            }
+        };
+        let (c, w, sid, port, want) = (c.clone(), w.clone(), s.id, r.port.clone(), r.desired);
+        tokio::spawn(async move {
+            let judged = match u16::try_from(want) {
+                Ok(v) => judge(&port, q.set(&port, v).await),
+                Err(_) => Programmed::Refused(format!("segment {want} is not a VLAN")),
+            };
+            let session_error = match &judged {
+                Programmed::Done(_) => None,
+                Programmed::Refused(e) | Programmed::Retry { why: e, .. } => Some(e.clone()),
+            };
+            let _ = match judged {
+                Programmed::Done(v) => c.store().switch_port_programmed(sid, &port, want, Ok(v)).await.map(|_| ()),
+                Programmed::Refused(e) => {
+                    tracing::warn!(switch = %sid, port = %port, vlan = want, error = %e, "switch port refused");
+                    c.store().switch_port_programmed(sid, &port, want, Err(e)).await.map(|_| ())
+                }
+                Programmed::Retry { why, unreachable } => {
+                    tracing::warn!(switch = %sid, port = %port, vlan = want, error = %why, "switch port not programmed yet");
+                    if unreachable {
+                        w.resting.lock().expect("rest lock").insert(sid, Instant::now());
+                    }
+                    c.store().switch_port_retrying(sid, &port, want, &why).await
+                }
+            };
+            let _ = c.store().switch_session(sid, session_error, false).await;
+            w.inflight.lock().expect("inflight lock").remove(&(sid, port));
+            c.wakes().nodes.notify_one();
+        });
+    }
+    // Drift: read back every switch whose turn it is.
+    let every = c.settings().fabric_read_interval;
+    for s in &switches {
+        let due = w.last_read.lock().expect("read lock").get(&s.id).is_none_or(|t| t.elapsed() >= every);
+        if !due {
+            continue;
+        }
+        let ports: Vec<String> = records
+            .iter()
+            .filter(|r| r.switch_id == s.id && r.state != SwitchPortState::Pending)
+            .map(|r| r.port.clone())
+            .collect();
+        if ports.is_empty() {
+            continue;
+        }
+        w.last_read.lock().expect("read lock").insert(s.id, Instant::now());
+        let q = match w.queue(c, s).await {
+            Ok(q) => q,
+            Err(e) => {
+                c.store().switch_session(s.id, Some(e), false).await?;
+                continue;
+            }
+        };
+        let (c, w, sw) = (c.clone(), w.clone(), (*s).clone());
+        tokio::spawn(async move { read_back(&c, &w, &sw, &q, &ports).await });
+    }
+    Ok(())
+}
+
+async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports: &[String]) {
+    // What was programmed after this moment is newer than what the read saw.
+    let started = tundra_store::now();
+    match q.read(ports).await {
+        Ok(seen) => {
+            for (port, vlan) in seen {
+                if w.inflight.lock().expect("inflight lock").contains(&(s.id, port.clone())) {
+                    continue; // being programmed: the read raced the batch
+                }
+                match c.store().switch_port_seen(s.id, &port, vlan.map(u32::from), &started).await {
+                    Ok(Some(SwitchPortState::Drifted)) => {
+                        tracing::warn!(switch = %s.name, port = %port, vlan = ?vlan, "switch port drifted")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(switch = %s.name, error = %e, "recording a read failed"),
+                }
+            }
+            let _ = c.store().switch_session(s.id, None, true).await;
+        }
+        Err(e) => {
+            tracing::warn!(switch = %s.name, error = %e, "reading the switch failed");
+            let _ = c.store().switch_session(s.id, Some(e.to_string()), false).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(error: sw::SwitchError, left_changed: &[&str]) -> Result<u16, Arc<sw::BatchError>> {
+        Err(Arc::new(sw::BatchError {
+            error,
+            rolled_back: vec!["p1".into()],
+            left_changed: left_changed.iter().map(|p| p.to_string()).collect(),
+        }))
+    }
+
+    fn refused(port: &str) -> sw::SwitchError {
+        sw::SwitchError::Command {
+            port: Some(port.into()),
+            command: format!("interface {port}"),
+            line: "% Invalid input detected".into(),
+            output: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_fails_its_own_port_only() {
+        assert!(matches!(judge("p1", Ok(12)), Programmed::Done(Some(12))));
+        assert!(
+            matches!(judge("p9", batch(refused("p9"), &[])), Programmed::Refused(m) if m.contains("Invalid input"))
+        );
+        // Another port's refusal: this one was put back and goes again without it.
+        assert!(matches!(
+            judge("p1", batch(refused("p9"), &[])),
+            Programmed::Retry { unreachable: false, why } if why.contains("port p9")
+        ));
+        // Left changed (could not be put back): its state is unknown — failed, said so.
+        assert!(matches!(
+            judge("p1", batch(refused("p9"), &["p1"])),
+            Programmed::Refused(m) if m.contains("could not put back [\"p1\"]")
+        ));
+        // Unreachable: retried after a rest; a wrong host key is no transient.
+        assert!(matches!(
+            judge("p1", batch(sw::SwitchError::Connect("refused".into()), &[])),
+            Programmed::Retry { unreachable: true, .. }
+        ));
+        let hk = sw::SwitchError::HostKey { address: "a".into(), want: "x".into(), got: "y".into() };
+        assert!(matches!(judge("p1", batch(hk, &[])), Programmed::Refused(_)));
+    }
+}

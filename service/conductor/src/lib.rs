@@ -1,0 +1,64 @@
+//! `tundra-conductor`: the flows and workers `tundrad` runs — operations
+//! with typed work, machines (BMC, actions, the agent-driven loop, power
+//! sync, timeouts, discovery), nodes (placement, reconcile), config drives,
+//! the fabric (rules, binding, the switch worker) and images. No HTTP: the
+//! service's handlers parse a request, call in here, and render; errors are
+//! [`Error`], which tundrad turns into problem documents in one place.
+//!
+//! Modules import only modules listed before them (checked by
+//! `tests/layout.rs`):
+//!
+//! 1. `secrets`, `error`, `settings`, `runner` — leaves
+//! 2. `handle` — the [`Conductor`]: store, keyring, settings, runner, wake-ups
+//! 3. `bmc`, `images`, `config_drive`, `netboot`, `housekeeping`
+//! 4. `fabric::{switches, networks, binding, worker}`
+//! 5. `machines::{inventory, actions, power, drive, boot, discovery, sync}`
+//! 6. `nodes::{placement, reconcile}`
+//! 7. `agent` — the agent protocol's sessions
+//! 8. `work` — runs an operation, its `Work` matched exhaustively
+//! 9. this file — [`start`]: recovery and the background loops
+
+pub mod agent;
+pub mod bmc;
+pub mod config_drive;
+pub mod error;
+pub mod fabric;
+pub mod handle;
+pub mod housekeeping;
+pub mod images;
+pub mod machines;
+pub mod netboot;
+pub mod nodes;
+pub mod runner;
+pub mod secrets;
+pub mod settings;
+pub mod work;
+
+pub use error::{Error, Result};
+pub use handle::{BmcMaker, Conductor, Wakes};
+pub use settings::Settings;
+
+use tundra_store::Store;
+
+/// A conductor on `store` with the real BMC drivers, not yet running.
+pub fn new(store: Store, keyring: secrets::Keyring, settings: Settings, http: reqwest::Client) -> Conductor {
+    Conductor::new(store, keyring, settings, http, work::run, bmc::real())
+}
+
+/// Bring the conductor up after a (re)start: uploads cut off by the
+/// restart failed, the background loops started (power sync, timeouts,
+/// node reconciler, fabric worker, housekeeping), and unfinished operations
+/// resumed from the store.
+pub async fn start(c: &Conductor) -> Result<()> {
+    images::recover(c).await?;
+    c.background(housekeeping::run(c.clone())).await;
+    c.background(machines::sync::power_sync_loop(c.clone())).await;
+    c.background(machines::sync::timeout_loop(c.clone())).await;
+    c.background(nodes::reconcile::run(c.clone())).await;
+    c.background(fabric::worker::run(c.clone())).await;
+    let n = c.resume().await?;
+    if n > 0 {
+        tracing::info!(operations = n, "resumed unfinished operations");
+    }
+    Ok(())
+}

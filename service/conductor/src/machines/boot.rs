@@ -1,0 +1,59 @@
+//! The iPXE scripts that boot a machine into the agent: each carries a
+//! fresh per-boot agent token (only its hash is stored), for the machine's
+//! running operation — or, with discovery on, for an unknown MAC.
+
+use std::time::Duration;
+
+use tundra_api::agent::TOKEN_PREFIX;
+use tundra_api::machines::Machine;
+use tundra_engine::machine_states::{Described, Event, Kind, next};
+
+use crate::error::Result;
+use crate::handle::Conductor;
+use crate::secrets::{new_secret, sha256_hex};
+
+/// The iPXE script that boots `m` into the agent, with a fresh per-boot token.
+pub async fn boot_script(c: &Conductor, m: &Machine, mac: &str, base: &str) -> Result<String> {
+    let st = m.provision_state;
+    // The token lives as long as the boot step and its wait may take.
+    let wait = next(st, Event::Wait).unwrap_or(st);
+    let secs = |s: tundra_engine::machine_states::State| match s.info().kind {
+        Kind::Transient { timeout, .. } => timeout.as_secs_f64(),
+        _ => 0.0,
+    };
+    let ttl = Duration::from_secs_f64(((secs(st) + secs(wait)) * c.settings().machine_timeout_scale).max(600.0));
+    let token = new_secret(TOKEN_PREFIX);
+    let s = c.store().issue_agent_token(m.id, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl)).await?;
+    let about = format!("{} is {st}; operation {}, boot {}", m.name, s.operation_id, s.boots);
+    Ok(render_script(c, base, &token, mac, &about))
+}
+
+/// The iPXE script for an unknown MAC while discovery is on: the agent
+/// reports the hardware and tundrad enrolls the machine.
+pub async fn discovery_script(c: &Conductor, mac: &str, base: &str) -> Result<String> {
+    let token = new_secret(TOKEN_PREFIX);
+    let ttl = c.settings().agent.boot_timeout.max(Duration::from_secs(600));
+    c.store().issue_discovery_token(mac, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl)).await?;
+    Ok(render_script(c, base, &token, mac, &format!("discovering {mac}")))
+}
+
+fn render_script(c: &Conductor, base: &str, token: &str, mac: &str, about: &str) -> String {
+    let a = &c.settings().agent;
+    let mut args = String::new();
+    if !a.lldp_wait.is_zero() {
+        args.push_str(&format!(" tundra.lldp_wait={}", a.lldp_wait.as_secs_f64()));
+    }
+    if !a.kernel_args.is_empty() {
+        args.push_str(&format!(" {}", a.kernel_args));
+    }
+    format!(
+        "#!ipxe\n\
+         # tundrad: {about}\n\
+         kernel {base}/boot/assets/{kernel} initrd={initrd} tundra.api={base} tundra.token={token} BOOTIF=01-{bootif}{args}\n\
+         initrd {base}/boot/assets/{initrd}\n\
+         boot\n",
+        kernel = a.kernel,
+        initrd = a.initrd,
+        bootif = mac.replace(':', "-"),
+    )
+}

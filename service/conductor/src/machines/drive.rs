@@ -1,0 +1,209 @@
+//! The agent-driven operations — inspect, clean, deploy, delete (→ clean)
+//! — as one loop that reads the machine's state and does that state's step:
+//! open the agent session, PXE boot; wait for the agent's report (rebooting
+//! a silent machine up to 3 times); finish (apply the inventory, power off,
+//! or boot the disk). A restarted tundrad resumes where the store says the
+//! machine is.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tundra_api::agent::Command;
+use tundra_api::machines::Machine;
+use tundra_api::ops::DeployImage;
+use tundra_api::{MachineId, NodeId, OperationId};
+use tundra_drivers::bmc::{Bmc, BootDevice, PowerAction, PowerState};
+use tundra_drivers::retry::Backoff;
+use tundra_engine::machine_states::{Described, Event, State, next};
+
+use crate::bmc::{driver, power};
+use crate::handle::{Conductor, WorkResult};
+use crate::machines::inventory;
+
+/// What an agent-driven operation carries besides its machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub op: OperationId,
+    pub machine: MachineId,
+    /// A deploy's image, and the node it is for (whose config drive goes with it).
+    pub deploy: Option<(&'a DeployImage, Option<NodeId>)>,
+}
+
+/// Run an agent-driven operation to its end; wakes the node reconciler
+/// (a node may be waiting on the machine) whatever the outcome.
+pub async fn run(c: &Conductor, job: Job<'_>) -> WorkResult {
+    let r = drive(c, job).await;
+    c.wakes().nodes.notify_one();
+    r
+}
+
+/// The command the agent runs in a state that boots it.
+async fn command_for(c: &Conductor, st: State, job: Job<'_>, m: &Machine) -> Result<Command, String> {
+    let id = format!("{}-{}", job.op, st.as_str());
+    Ok(match st {
+        State::Inspecting => Command::Inspect { id },
+        State::Cleaning => Command::Erase { id, disks: Vec::new() },
+        State::Deploying => {
+            let disk = inventory::root_disk(m).ok_or_else(|| {
+                format!(
+                    "machine {} has no known disks; inspect it (or set properties.root_disk) before deploying",
+                    m.name
+                )
+            })?;
+            let (image, node) = job.deploy.ok_or("the deploy names no image")?;
+            Command::WriteImage {
+                id,
+                url: tundra_api::paths::AGENT_IMAGE.into(),
+                sha256: image.sha256.clone(),
+                size_bytes: image.size_bytes,
+                disk,
+                config_drive: match node {
+                    Some(n) => {
+                        let node = c.store().node(n).await.map_err(|e| format!("the node being deployed: {e}"))?;
+                        Some(crate::config_drive::files(c, &node).await?)
+                    }
+                    None => None,
+                },
+            }
+        }
+        other => return Err(format!("{other} does not boot the agent")),
+    })
+}
+
+/// Walk a machine through the agent-driven states of one operation
+/// (inspect, clean, deploy, delete → clean). Each pass reads the machine's
+/// state and does that state's step, so a restarted tundrad resumes exactly
+/// where the store says the machine is — a waiting state just waits again
+/// for the agent, which kept working meanwhile.
+async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
+    let (op_id, id) = (job.op, job.machine);
+    let mut last_progress = String::new();
+    // A machine that does not bring the agent up (a missed DHCP answer, a
+    // hung boot) is rebooted into it again, up to 3 times.
+    let silence = c.settings().agent.boot_timeout;
+    let mut boot_deadline = tokio::time::Instant::now() + silence;
+    let mut reboots = 0;
+    loop {
+        let m = c.store().machine(&id.to_string()).await.map_err(|e| e.to_string())?;
+        if m.operation_id != Some(op_id) {
+            // A timeout or an abort took the machine from this operation.
+            return Err(m.last_error.unwrap_or_else(|| format!("machine {} left this operation", m.name)));
+        }
+        let st = m.provision_state;
+        let step: Result<Option<State>, String> = match st {
+            State::Deleting => {
+                async {
+                    let d = driver(c, &m, Backoff::default()).await?;
+                    power(c, &m, &d, PowerAction::Off).await?;
+                    Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
+                }
+                .await
+            }
+            State::Inspecting | State::Cleaning | State::Deploying => {
+                async {
+                    let cmd = command_for(c, st, job, &m).await?;
+                    c.store()
+                        .open_agent_session(m.id, op_id, &serde_json::to_value(&cmd).map_err(|e| e.to_string())?)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    pxe_boot(c, &m).await?;
+                    let _ = c.store().operation_progress(op_id, 0, None, "booting the agent").await;
+                    Ok(Some(next(st, Event::Wait).map_err(|e| e.to_string())?))
+                }
+                .await
+            }
+            State::InspectWait | State::CleanWait | State::DeployWait => {
+                let s = c
+                    .store()
+                    .agent_session(m.id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the agent session is gone; start the action again")?;
+                match s.report {
+                    None => async {
+                        let silent = s
+                            .last_seen
+                            .as_deref()
+                            .and_then(tundra_store::parse_time)
+                            .and_then(|t| t.elapsed().ok())
+                            .is_none_or(|e| e > silence);
+                        if silent && tokio::time::Instant::now() > boot_deadline {
+                            if reboots == 3 {
+                                return Err(format!(
+                                    "the agent did not come up (or went silent) {reboots} times; check the machine's console, its boot order and the provisioning network"
+                                ));
+                            }
+                            reboots += 1;
+                            tracing::warn!(machine = %m.name, attempt = reboots, "no word from the agent; rebooting into it again");
+                            pxe_boot(c, &m).await?;
+                            boot_deadline = tokio::time::Instant::now() + silence;
+                        }
+                        let progress = s.progress.clone().unwrap_or_else(|| "waiting for the agent".into());
+                        if progress != last_progress {
+                            let _ = c.store().operation_progress(op_id, 0, None, &progress).await;
+                            last_progress = progress;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Ok(None)
+                    }
+                    .await,
+                    Some(report) => finish_wait(c, &m, st, &report).await,
+                }
+            }
+            other => Err(format!("machine {} is {other}, which this operation does not drive", m.name)),
+        };
+        match step {
+            Ok(None) => continue,
+            Ok(Some(to)) => {
+                let done = !to.is_transient();
+                c.store().machine_step(id, op_id, to, None, done).await.map_err(|e| e.to_string())?;
+                if done {
+                    c.store().close_agent_session(id, op_id).await.map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                // Leave the hardware off and the agent's token dead, then fail along the table.
+                if let Ok(d) = driver(c, &m, Backoff::default()).await {
+                    let _ = power(c, &m, &d, PowerAction::Off).await;
+                }
+                let _ = c.store().close_agent_session(id, op_id).await;
+                let to = next(st, Event::Fail).map_err(|e| e.to_string())?;
+                c.store().machine_step(id, op_id, to, Some(e.clone()), true).await.map_err(|e| e.to_string())?;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The agent reported: finish the waiting state's work.
+async fn finish_wait(c: &Conductor, m: &Machine, st: State, report: &Value) -> Result<Option<State>, String> {
+    if report["ok"] != json!(true) {
+        return Err(format!("the agent failed: {}", report["error"].as_str().unwrap_or("no reason given")));
+    }
+    let d = driver(c, m, Backoff::default()).await?;
+    match st {
+        State::InspectWait => {
+            inventory::apply(c, m, &report["details"]).await?;
+            power(c, m, &d, PowerAction::Off).await?;
+        }
+        State::CleanWait => {
+            power(c, m, &d, PowerAction::Off).await?;
+        }
+        State::DeployWait => {
+            d.set_boot_device(BootDevice::Disk, true).await.map_err(|e| e.to_string())?;
+            power(c, m, &d, PowerAction::Reboot).await?;
+        }
+        _ => {}
+    }
+    Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
+}
+
+/// Boot a machine from the network once: PXE as the next boot device, then
+/// power on — or reset, when it is already on.
+async fn pxe_boot(c: &Conductor, m: &Machine) -> Result<(), String> {
+    let d = driver(c, m, Backoff::default()).await?;
+    d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
+    let on = d.power_state().await.map_err(|e| e.to_string())? == PowerState::On;
+    power(c, m, &d, if on { PowerAction::Reboot } else { PowerAction::On }).await
+}

@@ -1,0 +1,12 @@
+//! Machine work. Module order: `inventory`, `actions` (start and abort),
+//! `power` (BMC-only operations), `drive` (agent-driven operations),
+//! `boot` (iPXE scripts with per-boot tokens), `discovery` (enrolling
+//! unknown machines), `sync` (power sync, timeouts).
+
+pub mod actions;
+pub mod boot;
+pub mod discovery;
+pub mod drive;
+pub mod inventory;
+pub mod power;
+pub mod sync;

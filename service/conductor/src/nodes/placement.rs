@@ -1,0 +1,177 @@
+//! Placing a node and claiming its machine: candidates from the machines,
+//! the project's placement group, `tundra_engine::scheduler`'s ranking, then
+//! `Store::create_node` — the first still-free machine of the ranking is
+//! claimed, the node written holding it, its networks bound and its deploy
+//! started, all in one transaction. Deleting a node lets go of nothing: the
+//! reconciler cleans its machine first.
+
+use tundra_api::MachineId;
+use tundra_api::catalog::{Flavor, Image};
+use tundra_api::machines::ProvisionState;
+use tundra_api::nodes::{GroupPolicy, Node, NodeCreate, NodeStatus, Strategy};
+use tundra_api::ops::{DeployImage, Work};
+use tundra_engine::scheduler::{self, Candidate, Place};
+use tundra_store::{Actor, AddressPool, NewNode, NewOperation, NodeStep};
+
+use crate::error::{Error, Result};
+use crate::fabric::binding;
+use crate::handle::Conductor;
+use crate::secrets::sha256_hex;
+
+/// The address pool nodes draw from: the first provisioning network's `node_pool`.
+fn address_pool(c: &Conductor) -> Option<AddressPool> {
+    let n = c.settings().node_network.as_ref()?;
+    let (first, last) = n.pool?;
+    Some(AddressPool { network: "provisioning".into(), first, last, prefix: n.prefix })
+}
+
+fn place_of(l: &tundra_api::machines::Location) -> Place {
+    Place { site: l.site.clone(), rack: l.rack.clone(), island: l.island.clone() }
+}
+
+/// Place `req` and claim its machine; start the deploy.
+pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flavor, image: &Image) -> Result<Node> {
+    let raw_sha256 = image
+        .raw_sha256
+        .clone()
+        .ok_or_else(|| Error::invalid("/image_id", format!("image {} has no stored bytes yet", image.name)))?;
+    let user_data_sha256 = req.user_data.as_ref().map(|u| sha256_hex(u.as_bytes()));
+    let wants = binding::resolve(c, req.project_id, None, &req.networks).await?;
+    let new = NewNode {
+        project_id: req.project_id,
+        name: req.name,
+        flavor_id: flavor.id,
+        image_id: image.id,
+        keypair_id: req.keypair_id,
+        user_data: req.user_data,
+        user_data_sha256,
+        metadata: req.metadata,
+        placement: req.placement.clone(),
+    };
+    let _one_at_a_time = c.placement().lock().await;
+    let machines = c.store().all_machines().await?;
+    let candidates: Vec<Candidate> = machines
+        .iter()
+        .map(|m| Candidate {
+            id: m.id.to_string(),
+            resource_class: m.resource_class.clone(),
+            traits: m.traits.clone(),
+            place: place_of(&m.location),
+            free: m.provision_state == ProvisionState::Available && !m.maintenance && m.operation_id.is_none(),
+        })
+        .collect();
+    let p = &req.placement;
+    let group = match (&p.group, p.policy) {
+        (Some(g), Some(policy)) => {
+            let members = c.store().group_nodes(new.project_id, g).await?;
+            if let Some(other) = members.iter().find(|m| m.placement.policy != Some(policy)) {
+                return Err(Error::invalid(
+                    "/placement/policy",
+                    format!(
+                        "group {g:?} already has node {} with policy {}; a group has one policy",
+                        other.name,
+                        other.placement.policy.map(|p| p.as_str()).unwrap_or("none")
+                    ),
+                ));
+            }
+            let places = members
+                .iter()
+                .filter(|m| matches!(m.status, NodeStatus::Building | NodeStatus::Active) && m.machine_id.is_some())
+                .map(|m| place_of(&m.location))
+                .collect();
+            Some(scheduler::Group {
+                policy: match policy {
+                    GroupPolicy::Affinity => scheduler::Policy::Affinity,
+                    GroupPolicy::AntiAffinity => scheduler::Policy::AntiAffinity,
+                },
+                members: places,
+            })
+        }
+        _ => None,
+    };
+    let request = scheduler::Request {
+        resource_class: flavor.resource_class.clone(),
+        traits: flavor.required_traits.clone(),
+        site: p.site.clone(),
+        rack: p.rack.clone(),
+        island: p.island.clone(),
+        group,
+        strategy: match p.strategy {
+            Some(Strategy::Spread) => scheduler::Strategy::Spread,
+            _ => scheduler::Strategy::Pack,
+        },
+    };
+    let ranked: Vec<MachineId> = scheduler::place(&request, &candidates)
+        .map_err(|e| Error::NoCapacity(format!("{e} — for flavor {} ({})", flavor.name, describe(&request))))?
+        .iter()
+        .filter_map(|id| id.parse().ok())
+        .collect();
+    let pool = address_pool(c);
+    let deploy = DeployImage { id: image.id, sha256: raw_sha256, size_bytes: image.size_bytes.unwrap_or(0) };
+    let binder = binding::binder(c, &wants).await?;
+    let wants: Vec<_> = wants.into_iter().map(|(w, _)| w).collect();
+    let claimed = c
+        .store()
+        .create_node(actor, &new, &ranked, pool.as_ref(), (&wants, &*binder), |mid, nid| NewOperation {
+            project_id: Some(new.project_id),
+            work: Work::MachineDeploy { machine_id: mid, image: deploy.clone(), node_id: Some(nid) },
+        })
+        .await?
+        .ok_or_else(|| {
+            Error::NoCapacity(format!(
+                "no capacity: the {} machine(s) that fit were claimed by other nodes meanwhile",
+                ranked.len()
+            ))
+        })?;
+    drop(_one_at_a_time);
+    tracing::info!(node = %claimed.node.name, machine = %claimed.machine.name, operation = %claimed.operation_id, "node placed; deploying");
+    c.wakes().netboot.notify_one();
+    c.run(claimed.operation_id).await?;
+    Ok(claimed.node)
+}
+
+/// What the request asked for, for "no capacity" messages.
+fn describe(r: &scheduler::Request) -> String {
+    let mut parts = vec![format!("resource class {:?}", r.resource_class)];
+    if !r.traits.is_empty() {
+        parts.push(format!("traits {:?}", r.traits));
+    }
+    for (k, v) in [("site", &r.site), ("rack", &r.rack), ("island", &r.island)] {
+        if let Some(v) = v {
+            parts.push(format!("{k} {v:?}"));
+        }
+    }
+    if let Some(g) = &r.group {
+        parts.push(format!("{:?} with {} member(s) placed", g.policy, g.members.len()));
+    }
+    parts.join(", ")
+}
+
+/// Delete a node: gone at once when it holds no machine; otherwise
+/// `deleting` until its machine is cleaned. `None`: already gone.
+pub async fn delete(c: &Conductor, actor: &Actor, n: &Node) -> Result<Option<Node>> {
+    if n.machine_id.is_none() {
+        c.store().remove_node(actor, n.id).await?;
+        c.wakes().netboot.notify_one();
+        return Ok(None);
+    }
+    if n.status == NodeStatus::Deleting {
+        return Ok(Some(n.clone()));
+    }
+    let out = c
+        .store()
+        .node_step(
+            actor,
+            n.id,
+            NodeStep {
+                from: n.status,
+                to: NodeStatus::Deleting,
+                reason: Some("cleaning its machine".into()),
+                release: false,
+                operation: n.operation_id,
+            },
+        )
+        .await?;
+    c.wakes().nodes.notify_one();
+    Ok(Some(out))
+}

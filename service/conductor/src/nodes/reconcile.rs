@@ -1,0 +1,119 @@
+//! The node reconciler: every `reconcile_interval`, and whenever a machine
+//! operation ends, each node takes the one step `tundra_engine::nodes::reconcile`
+//! names for its status and its machine as they are now — active (once its
+//! switch ports are in place), error, abort the deploy, start cleaning,
+//! release, remove. Level-triggered: a restart or a missed wake-up changes nothing.
+
+use std::collections::HashMap;
+
+use tundra_api::MachineId;
+use tundra_api::machines::Machine;
+use tundra_api::nodes::{Node, NodeStatus};
+use tundra_api::ops::Work;
+use tundra_engine::fabric::Gate;
+use tundra_engine::machine_states::{Event, next};
+use tundra_engine::nodes::{MachineSeen, Step, reconcile};
+use tundra_store::{Actor, NewOperation, NodeStep};
+
+use crate::error::Result;
+use crate::fabric::binding;
+use crate::handle::Conductor;
+use crate::machines::actions;
+
+/// The node reconciler's loop.
+pub async fn run(c: Conductor) {
+    let mut tick = tokio::time::interval(c.settings().reconcile_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = c.wakes().nodes.notified() => {}
+        }
+        if let Err(e) = once(&c).await {
+            tracing::warn!(error = %e, "node reconciler failed");
+        }
+    }
+}
+
+/// One pass over every node: the one step each needs now. A node someone
+/// else changed meanwhile (a delete, the worker) waits for the next pass.
+pub async fn once(c: &Conductor) -> Result<()> {
+    // One read of the machines per pass (each step re-checks its rows in its own transaction).
+    let mut machines: HashMap<MachineId, Machine> =
+        c.store().all_machines().await?.into_iter().map(|m| (m.id, m)).collect();
+    for n in c.store().all_nodes().await? {
+        let m = n.machine_id.and_then(|id| machines.remove(&id));
+        let seen = m.as_ref().map(|m| MachineSeen {
+            state: m.provision_state,
+            busy: m.operation_id.is_some(),
+            last_error: m.last_error.clone(),
+        });
+        let step = reconcile(n.status, seen.as_ref());
+        match take(c, &n, step, m.as_ref()).await {
+            Ok(()) => {}
+            Err(e) if e.is_conflict() => {}
+            Err(e) => tracing::warn!(node = %n.name, error = %e, "node step failed"),
+        }
+    }
+    Ok(())
+}
+
+/// Move a node from its status (checked again inside the store).
+async fn step_to(c: &Conductor, n: &Node, to: NodeStatus, reason: Option<String>, release: bool) -> Result<()> {
+    let step = NodeStep { from: n.status, to, reason, release, operation: None };
+    c.store().node_step(&Actor::service(), n.id, step).await?;
+    Ok(())
+}
+
+async fn take(c: &Conductor, n: &Node, step: Step, m: Option<&Machine>) -> Result<()> {
+    match (step, m) {
+        (Step::Wait, _) => Ok(()),
+        (Step::MarkActive, _) => match binding::gate(c, n).await? {
+            Gate::Open => {
+                step_to(c, n, NodeStatus::Active, None, false).await?;
+                tracing::info!(node = %n.name, "node active");
+                Ok(())
+            }
+            Gate::Wait => Ok(()), // its switch ports are being moved
+            Gate::Fail(why) => {
+                step_to(c, n, NodeStatus::Error, Some(format!("its network could not be set up: {why}")), false)
+                    .await?;
+                tracing::warn!(node = %n.name, reason = %why, "node's switch ports failed; its machine goes back through cleaning");
+                Ok(())
+            }
+        },
+        (Step::MarkError(why), _) => {
+            step_to(c, n, NodeStatus::Error, Some(why.clone()), false).await?;
+            tracing::warn!(node = %n.name, reason = %why, "node failed; its machine goes back through cleaning");
+            Ok(())
+        }
+        (Step::AbortDeploy, Some(m)) => match next(m.provision_state, Event::Abort) {
+            Ok(to) => actions::abort(c, &Actor::service(), m, to).await.map(|_| ()),
+            Err(_) => Ok(()), // not abortable yet (booting the agent): next pass
+        },
+        (Step::StartCleaning, Some(m)) => start_cleaning(c, n, m).await,
+        (Step::Release, _) => step_to(c, n, n.status, n.status_reason.clone(), true).await,
+        (Step::Remove, _) => {
+            let r = c.store().remove_node(&Actor::service(), n.id).await;
+            c.wakes().netboot.notify_one();
+            r?;
+            tracing::info!(node = %n.name, "node deleted; its machine is cleaned");
+            Ok(())
+        }
+        (_, None) => Ok(()),
+    }
+}
+
+/// Send a node's machine through delete → cleaning → available.
+async fn start_cleaning(c: &Conductor, n: &Node, m: &Machine) -> Result<()> {
+    if m.maintenance {
+        return Ok(()); // an operator holds it; cleaning waits for them
+    }
+    let from = m.provision_state;
+    let Ok(to) = next(from, Event::Delete) else { return Ok(()) };
+    let work = Work::MachineDelete { machine_id: m.id, node_id: Some(n.id) };
+    let op = NewOperation { project_id: Some(n.project_id), work };
+    let op_id = c.store().node_machine_work(&Actor::service(), n.id, from, to, "delete", op).await?;
+    tracing::info!(node = %n.name, machine = %m.name, operation = %op_id, "cleaning the node's machine");
+    c.run(op_id).await
+}

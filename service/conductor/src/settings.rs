@@ -1,0 +1,101 @@
+//! What the conductor is told: the part of tundrad's configuration its
+//! flows and workers use, already parsed (durations, addresses, rules).
+//! tundrad builds it from its config file; tests build it with [`Settings::new`].
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tundra_engine::inspection::Rule;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Images live under `DATA_DIR/images`.
+    pub data_dir: PathBuf,
+    /// Largest image, in bytes (uploads and fetches).
+    pub max_image_bytes: u64,
+    /// URL prefixes images may be fetched from; empty: fetching is off.
+    pub image_source_allow: Vec<String>,
+    pub power_sync_interval: Duration,
+    /// Consecutive failed power reads before tundrad puts a machine into maintenance.
+    pub power_sync_failures: i64,
+    /// How often the node reconciler and the timeout reconciler pass.
+    pub reconcile_interval: Duration,
+    /// How often every switch's managed ports are read back.
+    pub fabric_read_interval: Duration,
+    /// Per switch command (and connecting).
+    pub switch_timeout: Duration,
+    /// Multiplies every provision-state timeout.
+    pub machine_timeout_scale: f64,
+    pub agent: AgentBoot,
+    /// The provisioning network nodes get their address on; none: no
+    /// provisioning network is served.
+    pub node_network: Option<NodeNetwork>,
+    pub discovery: Discovery,
+    /// The site's inspection rules, checked at load.
+    pub inspection_rules: Vec<Rule>,
+}
+
+/// How a machine boots into the agent.
+#[derive(Debug, Clone)]
+pub struct AgentBoot {
+    /// Kernel and initramfs file names, served at `/boot/assets/FILE`.
+    pub kernel: String,
+    pub initrd: String,
+    /// Extra kernel arguments, e.g. `console=ttyS0,115200`.
+    pub kernel_args: String,
+    /// How long inspection listens for LLDP on each NIC (zero: not at all).
+    pub lldp_wait: Duration,
+    /// How long a machine booting the agent may stay silent before it is rebooted into it again.
+    pub boot_timeout: Duration,
+}
+
+/// The provisioning network as nodes see it.
+#[derive(Debug, Clone)]
+pub struct NodeNetwork {
+    /// Fixed addresses for nodes `(first, last)`; none: nodes use DHCP.
+    pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub prefix: u8,
+    pub mtu: u32,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// Enrolling machines that network-boot with a MAC tundrad does not know.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub enabled: bool,
+    /// The BMC password of discovered machines, one line.
+    pub bmc_password_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// tundrad's defaults, with data under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Settings {
+        Settings {
+            data_dir,
+            max_image_bytes: 64 * 1024 * 1024 * 1024,
+            image_source_allow: Vec::new(),
+            power_sync_interval: Duration::from_secs(60),
+            power_sync_failures: 3,
+            reconcile_interval: Duration::from_secs(10),
+            fabric_read_interval: Duration::from_secs(300),
+            switch_timeout: Duration::from_secs(30),
+            machine_timeout_scale: 1.0,
+            agent: AgentBoot {
+                kernel: "vmlinuz".into(),
+                initrd: "initramfs".into(),
+                kernel_args: String::new(),
+                lldp_wait: Duration::ZERO,
+                boot_timeout: Duration::from_secs(300),
+            },
+            node_network: None,
+            discovery: Discovery::default(),
+            inspection_rules: Vec::new(),
+        }
+    }
+
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_dir.join("images")
+    }
+}

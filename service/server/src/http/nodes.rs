@@ -1,0 +1,199 @@
+//! Nodes (project members): placed and deployed by the conductor
+//! (`tundra_conductor::nodes`), shown with their networks and drift.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tundra_api::identity::Role;
+use tundra_api::nodes::{Node, NodeCreate, NodeStatus, NodeUpdate};
+use tundra_api::{ListQuery, NodeId, Page, Problem, paths};
+use tundra_conductor::fabric::binding;
+use tundra_conductor::nodes::placement;
+use tundra_store::{Store, StoreError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::crud::{Object, Owner, check_name, find, idempotent, json, list_params, path_id};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
+use crate::principal::Principal;
+use crate::state::AppState;
+use crate::views;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_nodes, create_node)).routes(routes!(get_node, update_node, delete_node))
+}
+
+impl Object for Node {
+    const NOUN: &'static str = "node";
+    async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
+        store.node(path_id::<NodeId>(Self::NOUN, id)?).await
+    }
+    fn owner(&self) -> Owner {
+        Owner::Project(self.project_id)
+    }
+}
+
+const MAX_USER_DATA: usize = 64 * 1024;
+
+fn check_metadata(m: &std::collections::BTreeMap<String, String>) -> ApiResult<()> {
+    if m.len() > 128 {
+        return Err(ApiError::field("/metadata", format!("{} keys; at most 128", m.len())));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.len() > 255 || k.chars().any(char::is_control) {
+            return Err(ApiError::field("/metadata", format!("key {k:?}: 1–255 printable characters")));
+        }
+        if v.len() > 255 {
+            return Err(ApiError::field(&format!("/metadata/{k}"), "at most 255 bytes"));
+        }
+    }
+    Ok(())
+}
+
+fn check_place(pointer: &str, v: &Option<String>) -> ApiResult<()> {
+    match v {
+        Some(s) => check_name(pointer, s),
+        None => Ok(()),
+    }
+}
+
+/// Nodes of your projects.
+#[utoipa::path(get, path = paths::NODES, tag = "nodes", params(ListQuery), responses((status = 200, body = Page<Node>), (status = "4XX", body = Problem)))]
+async fn list_nodes(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<Node>>> {
+    let v = p.list_filter(state.store(), q.project.as_deref()).await?;
+    let mut page = state.store().list_nodes(&list_params(&q)?, &v).await?;
+    page.items = views::nodes(&state, &p, page.items).await?;
+    Ok(axum::Json(page))
+}
+
+/// Place a node and start deploying it: answers 202 with the node
+/// `building`; follow `status`. 409 `no-capacity` when no machine fits.
+#[utoipa::path(post, path = paths::NODES, tag = "nodes", request_body = NodeCreate, params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create")), responses((status = 202, body = Node), (status = "4XX", body = Problem)))]
+async fn create_node(
+    State(state): State<AppState>,
+    p: Principal,
+    key: IdempotencyKey,
+    body: Body<NodeCreate>,
+) -> ApiResult<Response> {
+    let req = body.value;
+    p.require(req.project_id, Role::Member, "project", &req.project_id.to_string())?;
+    check_name("/name", &req.name)?;
+    check_metadata(&req.metadata)?;
+    if req.user_data.as_ref().is_some_and(|u| u.len() > MAX_USER_DATA) {
+        return Err(ApiError::field("/user_data", format!("at most {} KiB", MAX_USER_DATA >> 10)));
+    }
+    let pl = &req.placement;
+    check_place("/placement/site", &pl.site)?;
+    check_place("/placement/rack", &pl.rack)?;
+    check_place("/placement/island", &pl.island)?;
+    check_place("/placement/group", &pl.group)?;
+    match (&pl.group, pl.policy) {
+        (Some(_), None) => {
+            return Err(ApiError::field("/placement/policy", "a group needs a policy: affinity or anti_affinity"));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::field("/placement/group", "a policy applies to a group: name one"));
+        }
+        _ => {}
+    }
+    let project = req.project_id;
+    let flavor = state.store().flavor(req.flavor_id).await.ok().filter(|f| f.project_id.is_none_or(|fp| fp == project));
+    let flavor = flavor.ok_or_else(|| {
+        ApiError::field("/flavor_id", format!("no flavor {} is public or in the node's project", req.flavor_id))
+    })?;
+    let image = state.store().image(req.image_id).await.ok().filter(|i| i.project_id.is_none_or(|ip| ip == project));
+    let image = image.ok_or_else(|| {
+        ApiError::field("/image_id", format!("no image {} is public or in the node's project", req.image_id))
+    })?;
+    if image.status != tundra_api::catalog::ImageStatus::Active {
+        return Err(ApiError::field(
+            "/image_id",
+            format!("image {} is {}; wait until it is active", image.name, image.status.as_str()),
+        ));
+    }
+    if let Some(k) = req.keypair_id {
+        let ok = state.store().keypair(k).await.ok().is_some_and(|kp| kp.project_id == project);
+        if !ok {
+            return Err(ApiError::field("/keypair_id", format!("no keypair {k} in the node's project")));
+        }
+    }
+    let actor = p.actor();
+    idempotent(&state, &p, key, "POST /v1/nodes", &body.digest, async {
+        let n = placement::create(&state.conductor, &actor, req, &flavor, &image).await?;
+        let rev = n.revision;
+        Ok((StatusCode::ACCEPTED, views::node(&state, &p, n).await?, Some(rev)))
+    })
+    .await
+}
+
+/// A node.
+#[utoipa::path(get, path = paths::NODE, tag = "nodes", params(("node" = String, Path)), responses((status = 200, body = Node), (status = "4XX", body = Problem)))]
+async fn get_node(State(state): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Response> {
+    let n = find::<Node>(&state, &p, &id, Role::Reader).await?;
+    let rev = n.revision;
+    Ok(json(StatusCode::OK, &views::node(&state, &p, n).await?, Some(rev)))
+}
+
+/// Change a node's metadata and networks in place. The config drive keeps
+/// what it was deployed with; the metadata service answers the new values.
+/// New `networks` move the node's switch ports (and program every one of
+/// them again, which repairs drift); follow `networks[*].drift` and the ports.
+#[utoipa::path(patch, path = paths::NODE, tag = "nodes", request_body = NodeUpdate, params(("node" = String, Path), ("If-Match" = Option<String>, Header, description = "ETag of a GET")), responses((status = 200, body = Node), (status = "4XX", body = Problem)))]
+async fn update_node(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    IfMatch(rev): IfMatch,
+    body: Body<NodeUpdate>,
+) -> ApiResult<Response> {
+    let n = find::<Node>(&state, &p, &id, Role::Member).await?;
+    let req = body.value;
+    if let Some(m) = &req.metadata {
+        check_metadata(m)?;
+    }
+    let wants = match &req.networks {
+        Some(nets) => {
+            if !matches!(n.status, NodeStatus::Building | NodeStatus::Active) {
+                return Err(ApiError::field(
+                    "/networks",
+                    format!(
+                        "node {} is {}; only a building or active node's networks change",
+                        n.name,
+                        n.status.as_str()
+                    ),
+                ));
+            }
+            Some(binding::resolve(&state.conductor, n.project_id, Some(n.id), nets).await?)
+        }
+        None => None,
+    };
+    let mut n = match req.metadata {
+        Some(m) => state.store().update_node_metadata(&p.actor(), n.id, m, rev).await?,
+        None => n,
+    };
+    if let Some(wants) = wants {
+        n = binding::set_networks(&state.conductor, &p.actor(), &n, wants).await?;
+    }
+    let rev = n.revision;
+    Ok(json(StatusCode::OK, &views::node(&state, &p, n).await?, Some(rev)))
+}
+
+/// Delete a node: its machine is cleaned before it returns to the pool.
+/// 202 with the node `deleting` (it disappears when cleaning ends), or 204
+/// when it held no machine.
+#[utoipa::path(delete, path = paths::NODE, tag = "nodes", params(("node" = String, Path)), responses((status = 202, body = Node), (status = 204), (status = "4XX", body = Problem)))]
+async fn delete_node(State(state): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Response> {
+    let n = find::<Node>(&state, &p, &id, Role::Member).await?;
+    Ok(match placement::delete(&state.conductor, &p.actor(), &n).await? {
+        Some(n) => {
+            let rev = n.revision;
+            json(StatusCode::ACCEPTED, &views::node(&state, &p, n).await?, Some(rev))
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}

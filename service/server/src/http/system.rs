@@ -1,0 +1,73 @@
+//! Health, readiness, service info, metrics and the OpenAPI document — the
+//! routes that need no credentials.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tundra_api::{API_VERSION, Health, HealthStatus, ServiceInfo, paths};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(info))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = paths::HEALTHZ, tag = "system", security(()), responses((status = 200, body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: HealthStatus::Ok })
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = paths::READYZ, tag = "system", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store().ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(Health { status: HealthStatus::Ok })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Health { status: HealthStatus::Unavailable })).into_response()
+        }
+    }
+}
+
+/// What is answering, for clients to check compatibility.
+#[utoipa::path(get, path = paths::INFO, tag = "system", security(()), responses((status = 200, body = ServiceInfo)))]
+async fn info() -> axum::Json<ServiceInfo> {
+    axum::Json(ServiceInfo {
+        service: "tundrad".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: API_VERSION.into(),
+    })
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = paths::METRICS, tag = "system", security(()), responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let images = state.store().image_status_counts().await.unwrap_or_default();
+    let gauges = vec![
+        (
+            "tundra_images",
+            "Images by status.",
+            images.into_iter().map(|(s, n)| (format!("status=\"{s}\""), n as f64)).collect(),
+        ),
+        (
+            "tundra_database_up",
+            "1 when the database answers.",
+            vec![(String::new(), f64::from(u8::from(state.store().ping().await.is_ok())))],
+        ),
+    ];
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges)).into_response()
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = paths::OPENAPI, tag = "system", security(()), responses((status = 200, content_type = "application/json", body = Object)))]
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi_json()).into_response()
+}

@@ -1,0 +1,203 @@
+//! Networks: a segment (VLAN, partition key) of a physical network, the
+//! next free one of its range unless a site admin names one; a project's, or
+//! shared. `UNIQUE (physical_network_id, segment)` holds one network per
+//! segment whatever races.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use std::collections::BTreeSet;
+
+use tundra_api::fabric::Network;
+use tundra_api::{NetworkId, Page, PhysicalNetworkId, ProjectId};
+
+use crate::physical_networks::{kind_of, physical_network};
+use crate::{
+    Actor, ListParams, Named, Result, Store, StoreError, Visibility, Write, check_revision, event, fetch_in, get,
+    id_col, now, opt_id_col, opt_u32_col, rename, u32_col, unique,
+};
+
+/// Networks are read with their physical network's kind.
+const NETWORKS: &str =
+    "(SELECT n.*, pn.kind AS kind FROM networks n JOIN physical_networks pn ON pn.id = n.physical_network_id)";
+
+fn network(row: &AnyRow) -> Result<Network> {
+    Ok(Network {
+        id: id_col("networks", row, "id")?,
+        project_id: opt_id_col("networks", row, "project_id")?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        physical_network_id: id_col("networks", row, "physical_network_id")?,
+        kind: kind_of("networks", &get::<String>(row, "kind")?)?,
+        segment: opt_u32_col(row, "segment")?,
+        mtu: u32_col(row, "mtu")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        revision: get(row, "revision")?,
+    })
+}
+
+/// How a network gets its segment.
+#[derive(Debug, Clone, Copy)]
+pub enum SegmentChoice {
+    /// The next free one of the physical network's range.
+    Next,
+    Exactly(u32),
+    Flat,
+}
+
+#[derive(Debug)]
+pub struct NewNetwork {
+    pub project_id: Option<ProjectId>,
+    pub name: String,
+    pub description: String,
+    pub physical_network_id: PhysicalNetworkId,
+    pub segment: SegmentChoice,
+    pub mtu: Option<u32>,
+}
+
+pub(crate) async fn network_in(w: &mut Write, id: NetworkId) -> Result<Network> {
+    let row = sqlx::query(&format!("SELECT * FROM {NETWORKS} x WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .ok_or(StoreError::NotFound { noun: "network", id: id.to_string() })?;
+    network(&row)
+}
+
+impl Store {
+    pub async fn create_network(&self, actor: &Actor, n: NewNetwork) -> Result<Network> {
+        let mut w = self.write().await?;
+        let pn = fetch_in(
+            &mut w,
+            "physical_networks",
+            "physical network",
+            n.physical_network_id.to_string(),
+            physical_network,
+        )
+        .await?;
+        let segment = match n.segment {
+            SegmentChoice::Flat => None,
+            SegmentChoice::Exactly(s) => Some(s),
+            SegmentChoice::Next => {
+                let used: BTreeSet<i64> =
+                    sqlx::query_scalar::<_, Option<i64>>("SELECT segment FROM networks WHERE physical_network_id = $1")
+                        .bind(pn.id.to_string())
+                        .fetch_all(&mut *w.tx)
+                        .await?
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                let free = (pn.segment_range[0]..=pn.segment_range[1])
+                    .find(|s| !used.contains(&(*s as i64)) && Some(*s) != pn.provisioning_segment);
+                Some(free.ok_or_else(|| {
+                    StoreError::NoCapacity(format!(
+                        "no capacity: every segment of physical network {} ({}–{}) is in use; the site admin can widen its range",
+                        pn.name, pn.segment_range[0], pn.segment_range[1]
+                    ))
+                })?)
+            }
+        };
+        let id = NetworkId::generate();
+        sqlx::query(
+            "INSERT INTO networks (id, project_id, scope, name, description, physical_network_id, segment, mtu, created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1)",
+        )
+        .bind(id.to_string())
+        .bind(n.project_id.map(|p| p.to_string()))
+        .bind(n.project_id.map(|p| p.to_string()).unwrap_or_else(|| "shared".into()))
+        .bind(n.name.clone())
+        .bind(n.description)
+        .bind(pn.id.to_string())
+        .bind(segment.map(|s| s as i64))
+        .bind(n.mtu.unwrap_or(pn.mtu) as i64)
+        .bind(now())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| {
+            unique(e, || match segment {
+                Some(s) => format!(
+                    "a network named {:?} exists in that scope, or segment {s} of {} is taken; pick another",
+                    n.name, pn.name
+                ),
+                None => format!("a network named {:?} exists in that scope; pick another name", n.name),
+            })
+        })?;
+        event(
+            &mut w,
+            actor,
+            n.project_id,
+            "network",
+            &id.to_string(),
+            "created",
+            json!({"name": n.name, "physical_network": pn.name, "segment": segment}),
+        )
+        .await?;
+        let out = network_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn network(&self, id: NetworkId) -> Result<Network> {
+        let row = sqlx::query(&format!("SELECT * FROM {NETWORKS} x WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "network", id: id.to_string() })?;
+        network(&row)
+    }
+
+    pub async fn list_networks(&self, p: &ListParams, v: &Visibility) -> Result<Page<Network>> {
+        self.list(&format!("{NETWORKS} x"), p, v, true, network, |n| n.id.to_string()).await
+    }
+
+    pub async fn all_networks(&self) -> Result<Vec<Network>> {
+        self.all(&format!("{NETWORKS} x"), network).await
+    }
+
+    pub async fn update_network(
+        &self,
+        actor: &Actor,
+        id: NetworkId,
+        name: Option<String>,
+        description: Option<String>,
+        if_match: Option<i64>,
+    ) -> Result<Network> {
+        let mut w = self.write().await?;
+        let cur = network_in(&mut w, id).await?;
+        check_revision("network", &id.to_string(), cur.revision, if_match)?;
+        let taken = "a network named {} exists in that scope; pick another name";
+        let what = Named { table: "networks", noun: "network", project: cur.project_id, id: id.to_string(), taken };
+        rename(&mut w, actor, what, (cur.name, cur.description), name, description).await?;
+        let out = network_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn delete_network(&self, actor: &Actor, id: NetworkId) -> Result<()> {
+        let mut w = self.write().await?;
+        let cur = network_in(&mut w, id).await?;
+        let ports: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ports WHERE network_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        if ports > 0 {
+            return Err(StoreError::Conflict(format!(
+                "network {} still has {ports} port(s); delete them (or the nodes using it) first",
+                cur.name
+            )));
+        }
+        sqlx::query("DELETE FROM subnets WHERE network_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query("DELETE FROM networks WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        event(
+            &mut w,
+            actor,
+            cur.project_id,
+            "network",
+            &id.to_string(),
+            "deleted",
+            json!({"name": cur.name, "segment": cur.segment}),
+        )
+        .await?;
+        w.commit().await
+    }
+}
