@@ -99,6 +99,7 @@ impl Provider for TundraProvider {
             config.token.or_env("TUNDRA_TOKEN").into_known(),
             config.project.or_env("TUNDRA_PROJECT").into_known(),
             ca.as_deref(),
+            concat!("terraform-provider-tundra/", env!("CARGO_PKG_VERSION")),
         )
         .map_err(|e| {
             Diagnostic::error("Bad provider configuration", e).at(AttrPath::attr_root("ca_certificate")).into()

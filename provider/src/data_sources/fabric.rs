@@ -4,11 +4,11 @@
 
 use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{Ctx, DataSource, Diagnostic, Diagnostics, Nesting, Type};
-use tundra_api::Page;
+use tundra_api::ListQuery;
 use tundra_api::fabric::{Network, PhysicalNetwork, Port, Subnet};
 
 use super::lookup::{by_name, lookup_keys, need_id_or_name, scope};
-use crate::client::Client;
+use crate::client::{Client, Diag, nouns};
 use crate::resources::network::NetworkState;
 use crate::resources::physical_network::PhysicalNetworkState;
 use crate::resources::port::PortState;
@@ -47,15 +47,13 @@ impl DataSource<Client> for PhysicalNetworkData {
         let c = ctx.client()?;
         let x: PhysicalNetwork = match (config.id.known(), config.name.known()) {
             (Some(id), _) => c
-                .get(&format!("/v1/physical-networks/{id}"))
+                .get(&nouns::PHYSICAL_NETWORKS, &id.to_string())
                 .await
                 .map_err(|e| e.diag(&format!("No physical network {id:?}")))?,
             (None, Some(name)) => {
-                let page: Page<PhysicalNetwork> = c
-                    .get(&format!(
-                        "/v1/physical-networks?name={}",
-                        form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
-                    ))
+                let q = ListQuery { name: Some(name.clone()), ..Default::default() };
+                let page = c
+                    .list(&nouns::PHYSICAL_NETWORKS, &q)
                     .await
                     .map_err(|e| e.diag(&format!("Could not look up physical network {name:?}")))?;
                 page.items.into_iter().next().ok_or_else(|| {
@@ -97,12 +95,11 @@ impl DataSource<Client> for NetworkData {
         let c = ctx.client()?;
         let x: Network = match (config.id.known(), config.name.known()) {
             (Some(id), _) => {
-                c.get(&format!("/v1/networks/{id}")).await.map_err(|e| e.diag(&format!("No network {id:?}")))?
+                c.get(&nouns::NETWORKS, &id.to_string()).await.map_err(|e| e.diag(&format!("No network {id:?}")))?
             }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "networks", "network", name, project, |n: &Network| n.project_id.map(|p| p.to_string()))
-                    .await?
+                by_name(c, &nouns::NETWORKS, name, project, |n: &Network| n.project_id.map(|p| p.to_string())).await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
         };
@@ -142,11 +139,11 @@ impl DataSource<Client> for SubnetData {
         let c = ctx.client()?;
         let x: Subnet = match (config.id.known(), config.name.known()) {
             (Some(id), _) => {
-                c.get(&format!("/v1/subnets/{id}")).await.map_err(|e| e.diag(&format!("No subnet {id:?}")))?
+                c.get(&nouns::SUBNETS, &id.to_string()).await.map_err(|e| e.diag(&format!("No subnet {id:?}")))?
             }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "subnets", "subnet", name, project, |s: &Subnet| s.project_id.map(|p| p.to_string())).await?
+                by_name(c, &nouns::SUBNETS, name, project, |s: &Subnet| s.project_id.map(|p| p.to_string())).await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
         };
@@ -183,10 +180,12 @@ impl DataSource<Client> for PortData {
     async fn read(&self, ctx: &Ctx<Client>, config: PortState) -> Result<PortState, Diagnostics> {
         let c = ctx.client()?;
         let x: Port = match (config.id.known(), config.name.known()) {
-            (Some(id), _) => c.get(&format!("/v1/ports/{id}")).await.map_err(|e| e.diag(&format!("No port {id:?}")))?,
+            (Some(id), _) => {
+                c.get(&nouns::PORTS, &id.to_string()).await.map_err(|e| e.diag(&format!("No port {id:?}")))?
+            }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "ports", "port", name, project, |p: &Port| Some(p.project_id.to_string())).await?
+                by_name(c, &nouns::PORTS, name, project, |p: &Port| Some(p.project_id.to_string())).await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
         };

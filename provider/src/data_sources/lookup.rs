@@ -5,11 +5,11 @@
 use serde::de::DeserializeOwned;
 use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{AttrPath, Ctx, DataSource, Diagnostic, Diagnostics, FromTf, IntoTf, TfValue, Type, Value};
-use tundra_api::Page;
 use tundra_api::catalog::{Flavor, Image, Keypair};
 use tundra_api::identity::Project;
+use tundra_api::{ListQuery, MAX_PAGE};
 
-use crate::client::Client;
+use crate::client::{Client, ClientExt, Diag, Noun, nouns};
 use crate::resources::flavor::FlavorState;
 use crate::resources::image::ImageState;
 use crate::resources::keypair::KeypairState;
@@ -48,22 +48,14 @@ pub(crate) fn need_id_or_name(id: &Value<String>, name: &Value<String>, diags: &
 /// over a public one of the same name.
 pub(crate) async fn by_name<T: DeserializeOwned>(
     c: &Client,
-    collection: &str,
-    noun: &str,
+    noun: &Noun<T>,
     name: &str,
     project: Option<String>,
     project_of: fn(&T) -> Option<String>,
 ) -> Result<T, Diagnostics> {
-    let page: Page<T> = c
-        .get(&format!(
-            "/v1/{collection}?{}",
-            form_urlencoded::Serializer::new(String::new())
-                .append_pair("name", name)
-                .append_pair("limit", "500")
-                .finish()
-        ))
-        .await
-        .map_err(|e| e.diag(&format!("Could not look up {noun} {name:?}")))?;
+    let q = ListQuery { name: Some(name.into()), limit: Some(MAX_PAGE), ..Default::default() };
+    let noun_name = noun.name;
+    let page = c.list(noun, &q).await.map_err(|e| e.diag(&format!("Could not look up {noun_name} {name:?}")))?;
     let mut items = page.items;
     let pos = items
         .iter()
@@ -72,9 +64,9 @@ pub(crate) async fn by_name<T: DeserializeOwned>(
     match pos {
         Some(p) => Ok(items.swap_remove(p)),
         None => Err(Diagnostic::error(
-            format!("No {noun} named {name:?}"),
+            format!("No {noun_name} named {name:?}"),
             format!(
-                "No {noun} of that name is visible in the project or among public ones; check the name and project_id."
+                "No {noun_name} of that name is visible in the project or among public ones; check the name and project_id."
             ),
         )
         .at(AttrPath::attr_root("name"))
@@ -111,7 +103,7 @@ impl DataSource<Client> for ProjectData {
         let key = config.id.known().or(config.name.known()).cloned().unwrap_or_default();
         let p: Project = ctx
             .client()?
-            .get(&format!("/v1/projects/{key}"))
+            .get(&nouns::PROJECTS, &key.to_string())
             .await
             .map_err(|e| e.diag(&format!("No project {key:?}")))?;
         Ok(ProjectState::from_view(&p))
@@ -142,11 +134,11 @@ impl DataSource<Client> for KeypairData {
         let c = ctx.client()?;
         let k: Keypair = match (config.id.known(), config.name.known()) {
             (Some(id), _) => {
-                c.get(&format!("/v1/keypairs/{id}")).await.map_err(|e| e.diag(&format!("No keypair {id:?}")))?
+                c.get(&nouns::KEYPAIRS, &id.to_string()).await.map_err(|e| e.diag(&format!("No keypair {id:?}")))?
             }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "keypairs", "keypair", name, project, |k: &Keypair| Some(k.project_id.to_string())).await?
+                by_name(c, &nouns::KEYPAIRS, name, project, |k: &Keypair| Some(k.project_id.to_string())).await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
         };
@@ -178,11 +170,11 @@ impl DataSource<Client> for FlavorData {
         let c = ctx.client()?;
         let f: Flavor = match (config.id.known(), config.name.known()) {
             (Some(id), _) => {
-                c.get(&format!("/v1/flavors/{id}")).await.map_err(|e| e.diag(&format!("No flavor {id:?}")))?
+                c.get(&nouns::FLAVORS, &id.to_string()).await.map_err(|e| e.diag(&format!("No flavor {id:?}")))?
             }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "flavors", "flavor", name, project, |f: &Flavor| f.project_id.map(|p| p.to_string())).await?
+                by_name(c, &nouns::FLAVORS, name, project, |f: &Flavor| f.project_id.map(|p| p.to_string())).await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
         };
@@ -235,11 +227,11 @@ impl DataSource<Client> for ImageData {
         let c = ctx.client()?;
         let i: Image = match (config.id.known(), config.name.known()) {
             (Some(id), _) => {
-                c.get(&format!("/v1/images/{id}")).await.map_err(|e| e.diag(&format!("No image {id:?}")))?
+                c.get(&nouns::IMAGES, &id.to_string()).await.map_err(|e| e.diag(&format!("No image {id:?}")))?
             }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "images", "image", name, project, |i: &Image| i.project_id.map(|p| p.to_string())).await?
+                by_name(c, &nouns::IMAGES, name, project, |i: &Image| i.project_id.map(|p| p.to_string())).await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),
         };
@@ -329,10 +321,12 @@ impl DataSource<Client> for NodeData {
     async fn read(&self, ctx: &Ctx<Client>, config: NodeLookup) -> Result<NodeLookup, Diagnostics> {
         let c = ctx.client()?;
         let n: tundra_api::nodes::Node = match (config.id.known(), config.name.known()) {
-            (Some(id), _) => c.get(&format!("/v1/nodes/{id}")).await.map_err(|e| e.diag(&format!("No node {id:?}")))?,
+            (Some(id), _) => {
+                c.get(&nouns::NODES, &id.to_string()).await.map_err(|e| e.diag(&format!("No node {id:?}")))?
+            }
             (None, Some(name)) => {
                 let project = scope(c, &config.project_id).await;
-                by_name(c, "nodes", "node", name, project, |n: &tundra_api::nodes::Node| Some(n.project_id.to_string()))
+                by_name(c, &nouns::NODES, name, project, |n: &tundra_api::nodes::Node| Some(n.project_id.to_string()))
                     .await?
             }
             _ => return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into()),

@@ -8,7 +8,7 @@ use tundra_api::catalog::{Flavor, FlavorCreate, FlavorUpdate};
 
 use super::keypair::project_id_attr;
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, ClientExt, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ pub fn public_attr(what: &str) -> Attribute {
         ))
 }
 
-const REST: Rest = Rest { collection: "flavors", noun: "flavor", fields: FIELDS };
+const REST: Rest<Flavor> = Rest { noun: &nouns::FLAVORS, fields: FIELDS };
 
 pub struct FlavorResource;
 
@@ -134,8 +134,7 @@ impl Resource<Client> for FlavorResource {
             resource_class: known(&plan.resource_class).unwrap_or_default().into(),
             required_traits: plan.required_traits.known().cloned().unwrap_or_default(),
         };
-        let f: Flavor =
-            c.create("/v1/flavors", &req).await.map_err(|e| e.diag_at("Could not create flavor", FIELDS))?;
+        let f: Flavor = REST.create(c, &req).await?;
         Ok(FlavorState::from_view(&f))
     }
 

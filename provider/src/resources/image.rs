@@ -13,7 +13,7 @@ use tundra_api::ops::Operation;
 use super::flavor::public_attr;
 use super::keypair::project_id_attr;
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, ClientExt, Diag, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -64,7 +64,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/disk_format", "disk_format"),
 ];
 
-const REST: Rest = Rest { collection: "images", noun: "image", fields: FIELDS };
+const REST: Rest<Image> = Rest { noun: &nouns::IMAGES, fields: FIELDS };
 
 pub struct ImageResource;
 
@@ -183,14 +183,13 @@ impl Resource<Client> for ImageResource {
             sha256: known(&plan.sha256).unwrap_or_default().to_ascii_lowercase(),
             source_url: plan.source_url.known().cloned(),
         };
-        let mut img: Image =
-            c.create("/v1/images", &req).await.map_err(|e| e.diag_at("Could not create image", FIELDS))?;
+        let mut img: Image = REST.create(c, &req).await?;
         let id = img.id;
         if let Some(path) = known(&plan.source_path) {
-            img = match c.upload(&format!("/v1/images/{id}/file"), std::path::Path::new(path)).await {
+            img = match c.upload_image(&id.to_string(), std::path::Path::new(path)).await {
                 Ok(i) => i,
                 Err(e) => {
-                    let now: Option<Image> = c.find(&format!("/v1/images/{id}")).await.ok().flatten();
+                    let now: Option<Image> = c.find(&nouns::IMAGES, &id.to_string()).await.ok().flatten();
                     let partial = ImageState::from_view(now.as_ref().unwrap_or(&img), Some(&plan));
                     return Err(Failed::with_state(
                         e.diag("Image upload failed").at(AttrPath::attr_root("source_path")),
@@ -202,14 +201,14 @@ impl Resource<Client> for ImageResource {
         if let Some(op) = img.operation_id {
             loop {
                 let o: Operation = c
-                    .get(&format!("/v1/operations/{op}"))
+                    .get(&nouns::OPERATIONS, &op.to_string())
                     .await
                     .map_err(|e| e.diag("Could not follow the image import"))?;
                 if o.state.is_terminal() {
                     break;
                 }
                 if ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(1) >= d) || ctx.stopping() {
-                    img = c.get(&format!("/v1/images/{id}")).await.map_err(|e| e.diag("Could not read image"))?;
+                    img = c.get(&nouns::IMAGES, &id.to_string()).await.map_err(|e| e.diag("Could not read image"))?;
                     let done = match o.progress_total {
                         Some(t) => format!("{} of {t} bytes", o.progress_done),
                         None => format!("{} bytes", o.progress_done),
@@ -226,7 +225,7 @@ impl Resource<Client> for ImageResource {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            img = c.get(&format!("/v1/images/{id}")).await.map_err(|e| e.diag("Could not read image"))?;
+            img = c.get(&nouns::IMAGES, &id.to_string()).await.map_err(|e| e.diag("Could not read image"))?;
         }
         let state = ImageState::from_view(&img, Some(&plan));
         if img.status != ImageStatus::Active {

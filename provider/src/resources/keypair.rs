@@ -7,7 +7,7 @@ use tfplugin::{Ctx, Diagnostics, Failed, Resource, Value, modifiers};
 use tundra_api::catalog::{Keypair, KeypairCreate, KeypairUpdate};
 
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, ClientExt, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ impl KeypairState {
 const FIELDS: &[(&str, &str)] =
     &[("/name", "name"), ("/description", "description"), ("/public_key", "public_key"), ("/project_id", "project_id")];
 
-const REST: Rest = Rest { collection: "keypairs", noun: "keypair", fields: FIELDS };
+const REST: Rest<Keypair> = Rest { noun: &nouns::KEYPAIRS, fields: FIELDS };
 
 pub struct KeypairResource;
 
@@ -123,8 +123,7 @@ impl Resource<Client> for KeypairResource {
             description: known(&plan.description).unwrap_or_default().to_string(),
             public_key: known(&plan.public_key).unwrap_or_default().to_string(),
         };
-        let k: Keypair =
-            c.create("/v1/keypairs", &req).await.map_err(|e| e.diag_at("Could not create keypair", FIELDS))?;
+        let k: Keypair = REST.create(c, &req).await?;
         Ok(KeypairState::from_view(&k, known(&plan.public_key)))
     }
 

@@ -15,7 +15,7 @@ use tundra_api::machines::{
 };
 
 use super::{Rest, created_at_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, Diag, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug, PartialEq)]
@@ -203,7 +203,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/interfaces", "interfaces"),
 ];
 
-const REST: Rest = Rest { collection: "machines", noun: "machine", fields: FIELDS };
+const REST: Rest<Machine> = Rest { noun: &nouns::MACHINES, fields: FIELDS };
 
 pub struct MachineResource;
 
@@ -216,29 +216,28 @@ async fn act(
     action: &str,
     want: ProvisionState,
 ) -> Result<Machine, Failed<MachineState>> {
-    let path = format!("/v1/machines/{}", m.id);
-    let op: tundra_api::ops::Operation = c
-        .create(&format!("{path}/actions"), &MachineAction { action: action.into(), image_id: None })
-        .await
-        .map_err(|e| {
-            Failed::with_state(e.diag(&format!("Could not start {action}")), MachineState::from_view(&m, Some(plan)))
-        })?;
+    let id = m.id.to_string();
+    let op = c.machine_action(&id, &MachineAction { action: action.into(), image_id: None }).await.map_err(|e| {
+        Failed::with_state(e.diag(&format!("Could not start {action}")), MachineState::from_view(&m, Some(plan)))
+    })?;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let o: tundra_api::ops::Operation =
-            c.get(&format!("/v1/operations/{}", op.id)).await.map_err(|e| e.diag("Could not follow the operation"))?;
+        let o: tundra_api::ops::Operation = c
+            .get(&nouns::OPERATIONS, &op.id.to_string())
+            .await
+            .map_err(|e| e.diag("Could not follow the operation"))?;
         if o.state.is_terminal() {
             break;
         }
         if ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(1) >= d) {
-            let now: Machine = c.get(&path).await.map_err(|e| e.diag("Could not read machine"))?;
+            let now = c.get(&nouns::MACHINES, &id).await.map_err(|e| e.diag("Could not read machine"))?;
             return Err(Failed::with_state(
                 Diagnostic::error(format!("{action} still running"), "Raise timeouts.create, or check the machine."),
                 MachineState::from_view(&now, Some(plan)),
             ));
         }
     }
-    let now: Machine = c.get(&path).await.map_err(|e| e.diag("Could not read machine"))?;
+    let now = c.get(&nouns::MACHINES, &id).await.map_err(|e| e.diag("Could not read machine"))?;
     if now.provision_state == want {
         return Ok(now);
     }
@@ -367,8 +366,7 @@ impl Resource<Client> for MachineResource {
             bmc_password: known(&plan.bmc_password).unwrap_or_default().into(),
             interfaces: plan.interfaces(),
         };
-        let m: Machine =
-            c.create("/v1/machines", &req).await.map_err(|e| e.diag_at("Could not enroll machine", FIELDS))?;
+        let m: Machine = REST.create(c, &req).await?;
         let mut m = if plan.manage.known() != Some(&false) || plan.provide.known() == Some(&true) {
             act(ctx, c, m, &plan, "manage", ProvisionState::Manageable).await?
         } else {

@@ -16,7 +16,7 @@ pub mod switch;
 use tfplugin::schema::Attribute;
 use tfplugin::{Value, modifiers};
 
-use crate::client::Client;
+use crate::client::{Client, Diag, Noun};
 
 /// `id`: assigned by tundrad, stable for the object's life.
 pub fn id_attr(noun: &str) -> Attribute {
@@ -86,63 +86,48 @@ pub fn keep_project<T>(
     }
 }
 
-/// The REST collection behind a resource: the read, update, delete and
-/// import calls every resource makes the same way.
-pub struct Rest {
-    pub collection: &'static str,
-    pub noun: &'static str,
+/// The noun behind a resource: the create, read, update, delete and
+/// import calls every resource makes the same way, with failures as
+/// diagnostics at the attribute the service blamed.
+pub struct Rest<V: 'static> {
+    pub noun: &'static Noun<V>,
     /// The service's JSON pointers and the attributes they name.
     pub fields: &'static [(&'static str, &'static str)],
 }
 
-impl Rest {
-    fn path(&self, id: &str) -> String {
-        format!("/v1/{}/{id}", self.collection)
+impl<V: serde::de::DeserializeOwned> Rest<V> {
+    pub async fn create(&self, c: &Client, body: &impl serde::Serialize) -> Result<V, tfplugin::Diagnostics> {
+        let what = format!("Could not create {}", self.noun.name);
+        Ok(c.create(self.noun, body).await.map_err(|e| e.diag_at(&what, self.fields))?)
     }
 
     /// The object, or `None` once it is gone.
-    pub async fn find<V: serde::de::DeserializeOwned>(
+    pub async fn find(
         &self,
         ctx: &tfplugin::Ctx<Client>,
         id: &Value<String>,
     ) -> Result<Option<V>, tfplugin::Diagnostics> {
-        Ok(ctx
-            .client()?
-            .find(&self.path(&state_id(id)))
-            .await
-            .map_err(|e| e.diag(&format!("Could not read {}", self.noun)))?)
+        let what = format!("Could not read {}", self.noun.name);
+        Ok(ctx.client()?.find(self.noun, &state_id(id)).await.map_err(|e| e.diag(&what))?)
     }
 
-    pub async fn patch<V: serde::de::DeserializeOwned>(
+    pub async fn patch(
         &self,
         ctx: &tfplugin::Ctx<Client>,
         id: &Value<String>,
         body: &impl serde::Serialize,
     ) -> Result<V, tfplugin::Diagnostics> {
-        Ok(ctx
-            .client()?
-            .patch(&self.path(&state_id(id)), body)
-            .await
-            .map_err(|e| e.diag_at(&format!("Could not update {}", self.noun), self.fields))?)
+        let what = format!("Could not update {}", self.noun.name);
+        Ok(ctx.client()?.update(self.noun, &state_id(id), body).await.map_err(|e| e.diag_at(&what, self.fields))?)
     }
 
     pub async fn delete(&self, ctx: &tfplugin::Ctx<Client>, id: &Value<String>) -> Result<(), tfplugin::Diagnostics> {
-        Ok(ctx
-            .client()?
-            .delete(&self.path(&state_id(id)))
-            .await
-            .map_err(|e| e.diag(&format!("Could not delete {}", self.noun)))?)
+        let what = format!("Could not delete {}", self.noun.name);
+        Ok(ctx.client()?.delete(self.noun, &state_id(id)).await.map_err(|e| e.diag(&what))?)
     }
 
-    pub async fn import<V: serde::de::DeserializeOwned>(
-        &self,
-        ctx: &tfplugin::Ctx<Client>,
-        id: &str,
-    ) -> Result<V, tfplugin::Diagnostics> {
-        Ok(ctx
-            .client()?
-            .get(&self.path(id))
-            .await
-            .map_err(|e| e.diag(&format!("Cannot import {} {id:?}", self.noun)))?)
+    pub async fn import(&self, ctx: &tfplugin::Ctx<Client>, id: &str) -> Result<V, tfplugin::Diagnostics> {
+        let what = format!("Cannot import {} {id:?}", self.noun.name);
+        Ok(ctx.client()?.get(self.noun, id).await.map_err(|e| e.diag(&what))?)
     }
 }

@@ -9,7 +9,7 @@ use tundra_api::fabric::{Network, NetworkCreate, NetworkUpdate};
 use super::flavor::public_attr;
 use super::keypair::project_id_attr;
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
-use crate::client::Client;
+use crate::client::{Client, ClientExt, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -56,7 +56,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/mtu", "mtu"),
 ];
 
-const REST: Rest = Rest { collection: "networks", noun: "network", fields: FIELDS };
+const REST: Rest<Network> = Rest { noun: &nouns::NETWORKS, fields: FIELDS };
 
 pub struct NetworkResource;
 
@@ -160,8 +160,7 @@ impl Resource<Client> for NetworkResource {
             flat: plan.flat.known() == Some(&true),
             mtu: uint(&plan.mtu),
         };
-        let x: Network =
-            c.create("/v1/networks", &req).await.map_err(|e| e.diag_at("Could not create network", FIELDS))?;
+        let x: Network = REST.create(c, &req).await?;
         Ok(NetworkState::from_view(&x))
     }
 

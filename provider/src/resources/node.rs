@@ -23,7 +23,7 @@ use tundra_api::nodes::{
 use super::keypair::project_id_attr;
 pub use super::machine::LocationObj;
 use super::{Rest, created_at_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, ClientExt, Diag, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug, PartialEq)]
@@ -227,13 +227,13 @@ const FIELDS: &[(&str, &str)] = &[
     ("/networks", "networks"),
 ];
 
-const REST: Rest = Rest { collection: "nodes", noun: "node", fields: FIELDS };
+const REST: Rest<Node> = Rest { noun: &nouns::NODES, fields: FIELDS };
 
 pub struct NodeResource;
 
 /// Poll the node until it leaves `building` (or the deadline nears).
 async fn wait_built(ctx: &Ctx<Client>, c: &Client, n: Node, plan: &NodeState) -> Result<NodeState, Failed<NodeState>> {
-    let path = format!("/v1/nodes/{}", n.id);
+    let id = n.id.to_string();
     let mut n = n;
     loop {
         let ports_settled = n.networks.iter().all(|x| x.state.is_none_or(|s| s == SwitchPortState::InSync));
@@ -279,7 +279,7 @@ async fn wait_built(ctx: &Ctx<Client>, c: &Client, n: Node, plan: &NodeState) ->
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         n = c
-            .get(&path)
+            .get(&nouns::NODES, &id)
             .await
             .map_err(|e| Failed::with_state(e.diag("Could not read the node"), NodeState::from_view(&n, Some(plan))))?;
     }
@@ -513,7 +513,7 @@ impl Resource<Client> for NodeResource {
             placement: plan.placement(),
             networks: plan.networks()?,
         };
-        let n: Node = c.create("/v1/nodes", &req).await.map_err(|e| e.diag_at("Could not create node", FIELDS))?;
+        let n: Node = REST.create(c, &req).await?;
         wait_built(ctx, c, n, &plan).await
     }
 
@@ -543,9 +543,9 @@ impl Resource<Client> for NodeResource {
     async fn delete(&self, ctx: &Ctx<Client>, state: NodeState) -> Result<(), Diagnostics> {
         REST.delete(ctx, &state.id).await?;
         let c = ctx.client()?;
-        let path = format!("/v1/nodes/{}", super::state_id(&state.id));
+        let id = super::state_id(&state.id);
         loop {
-            let n: Option<Node> = c.find(&path).await.map_err(|e| e.diag("Could not read the node"))?;
+            let n = c.find(&nouns::NODES, &id).await.map_err(|e| e.diag("Could not read the node"))?;
             let Some(n) = n else { return Ok(()) };
             if ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(2) >= d) || ctx.stopping() {
                 return Err(Diagnostic::error(

@@ -7,7 +7,7 @@ use tfplugin::{AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Resource, Type, V
 use tundra_api::fabric::{FabricKind, PhysicalNetwork, PhysicalNetworkCreate, PhysicalNetworkUpdate};
 
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
-use crate::client::Client;
+use crate::client::{Client, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/mtu", "mtu"),
 ];
 
-const REST: Rest = Rest { collection: "physical-networks", noun: "physical network", fields: FIELDS };
+const REST: Rest<PhysicalNetwork> = Rest { noun: &nouns::PHYSICAL_NETWORKS, fields: FIELDS };
 
 pub struct PhysicalNetworkResource;
 
@@ -136,10 +136,7 @@ impl Resource<Client> for PhysicalNetworkResource {
             provisioning_segment: uint(&plan.provisioning_segment),
             mtu: uint(&plan.mtu),
         };
-        let x: PhysicalNetwork = c
-            .create("/v1/physical-networks", &req)
-            .await
-            .map_err(|e| e.diag_at("Could not create physical network", FIELDS))?;
+        let x: PhysicalNetwork = REST.create(c, &req).await?;
         Ok(PhysicalNetworkState::from_view(&x))
     }
 

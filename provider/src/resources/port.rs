@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Nesting, PlanChange, Resource, Value, modifiers};
-use tundra_api::fabric::{FixedIp, Port, PortCreate, PortUpdate, SwitchPortState, SyncStarted};
+use tundra_api::fabric::{FixedIp, Port, PortCreate, PortUpdate, SwitchPortState};
 
 use super::keypair::project_id_attr;
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, ClientExt, Diag, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +67,7 @@ impl PortState {
 const FIELDS: &[(&str, &str)] =
     &[("/network_id", "network_id"), ("/name", "name"), ("/description", "description"), ("/fixed_ips", "fixed_ips")];
 
-const REST: Rest = Rest { collection: "ports", noun: "port", fields: FIELDS };
+const REST: Rest<Port> = Rest { noun: &nouns::PORTS, fields: FIELDS };
 
 /// The drift attribute: shown while the switch disagrees; a plan clears it.
 pub fn drift_attr(what: &str) -> Attribute {
@@ -166,7 +166,7 @@ impl Resource<Client> for PortResource {
             description: known(&plan.description).unwrap_or_default().into(),
             fixed_ips,
         };
-        let x: Port = c.create("/v1/ports", &req).await.map_err(|e| e.diag_at("Could not create port", FIELDS))?;
+        let x: Port = REST.create(c, &req).await?;
         Ok(PortState::from_view(&x))
     }
 
@@ -188,12 +188,9 @@ impl Resource<Client> for PortResource {
         };
         let mut x: Port = REST.patch(ctx, &prior.id, &req).await?;
         if prior.drift.is_known() {
-            let path = format!("/v1/ports/{}", x.id);
-            let _: SyncStarted = c
-                .create(&format!("{path}/sync"), &serde_json::json!({}))
-                .await
-                .map_err(|e| Failed::from(e.diag("Could not repair the port's switch port")))?;
-            x = wait_in_sync(ctx, c, &path).await?;
+            let id = x.id.to_string();
+            c.sync_port(&id).await.map_err(|e| Failed::from(e.diag("Could not repair the port's switch port")))?;
+            x = wait_in_sync(ctx, c, &id).await?;
         }
         Ok(PortState::from_view(&x))
     }
@@ -209,9 +206,9 @@ impl Resource<Client> for PortResource {
 }
 
 /// Poll the port until its switch port reads back right (or failed).
-async fn wait_in_sync(ctx: &Ctx<Client>, c: &Client, path: &str) -> Result<Port, Diagnostic> {
+async fn wait_in_sync(ctx: &Ctx<Client>, c: &Client, id: &str) -> Result<Port, Diagnostic> {
     loop {
-        let x: Port = c.get(path).await.map_err(|e| e.diag("Could not read the port"))?;
+        let x = c.get(&nouns::PORTS, id).await.map_err(|e| e.diag("Could not read the port"))?;
         match x.binding.as_ref().map(|b| b.state) {
             None | Some(SwitchPortState::InSync) => return Ok(x),
             Some(SwitchPortState::Failed) => {

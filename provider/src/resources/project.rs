@@ -6,7 +6,7 @@ use tfplugin::{Ctx, Diagnostics, Failed, Resource, Value};
 use tundra_api::identity::{Project, ProjectCreate, ProjectUpdate};
 
 use super::{Rest, created_at_attr, description_attr, id_attr, name_validator};
-use crate::client::Client;
+use crate::client::{Client, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -31,7 +31,7 @@ impl ProjectState {
 
 const FIELDS: &[(&str, &str)] = &[("/name", "name"), ("/description", "description")];
 
-const REST: Rest = Rest { collection: "projects", noun: "project", fields: FIELDS };
+const REST: Rest<Project> = Rest { noun: &nouns::PROJECTS, fields: FIELDS };
 
 pub struct ProjectResource;
 
@@ -66,8 +66,7 @@ impl Resource<Client> for ProjectResource {
             name: plan.name.known().cloned().unwrap_or_default(),
             description: plan.description.known().cloned().unwrap_or_default(),
         };
-        let p: Project =
-            c.create("/v1/projects", &req).await.map_err(|e| e.diag_at("Could not create project", FIELDS))?;
+        let p: Project = REST.create(c, &req).await?;
         Ok(ProjectState::from_view(&p))
     }
 

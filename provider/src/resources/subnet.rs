@@ -7,7 +7,7 @@ use tfplugin::{AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Nesting, Resource
 use tundra_api::fabric::{AllocationPool, Subnet, SubnetCreate, SubnetUpdate};
 
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator};
-use crate::client::Client;
+use crate::client::{Client, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug, PartialEq)]
@@ -68,7 +68,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/dhcp", "dhcp"),
 ];
 
-const REST: Rest = Rest { collection: "subnets", noun: "subnet", fields: FIELDS };
+const REST: Rest<Subnet> = Rest { noun: &nouns::SUBNETS, fields: FIELDS };
 
 pub struct SubnetResource;
 
@@ -152,8 +152,7 @@ impl Resource<Client> for SubnetResource {
                 .unwrap_or_default(),
             dhcp: plan.dhcp.known() == Some(&true),
         };
-        let x: Subnet =
-            c.create("/v1/subnets", &req).await.map_err(|e| e.diag_at("Could not create subnet", FIELDS))?;
+        let x: Subnet = REST.create(c, &req).await?;
         Ok(SubnetState::from_view(&x))
     }
 

@@ -8,7 +8,7 @@ use tfplugin::{Ctx, Diagnostics, Failed, Resource, Value, modifiers, validators}
 use tundra_api::fabric::{Switch, SwitchCreate, SwitchUpdate};
 
 use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
-use crate::client::Client;
+use crate::client::{Client, nouns};
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
@@ -65,7 +65,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/min_interval_ms", "min_interval_ms"),
 ];
 
-const REST: Rest = Rest { collection: "switches", noun: "switch", fields: FIELDS };
+const REST: Rest<Switch> = Rest { noun: &nouns::SWITCHES, fields: FIELDS };
 
 pub struct SwitchResource;
 
@@ -138,8 +138,7 @@ impl Resource<Client> for SwitchResource {
             max_sessions: uint(&plan.max_sessions),
             min_interval_ms: uint(&plan.min_interval_ms),
         };
-        let x: Switch =
-            c.create("/v1/switches", &req).await.map_err(|e| e.diag_at("Could not create switch", FIELDS))?;
+        let x: Switch = REST.create(c, &req).await?;
         Ok(SwitchState::from_view(&x, Some(&plan)))
     }
 

@@ -12,7 +12,7 @@ use tundra_api::OperationId;
 use tundra_api::machines::BmcSettings;
 use tundra_drivers::bmc::{BmcError, Driver, Password};
 use tundra_drivers::retry::Backoff;
-use tundra_store::{OperationInput, Store};
+use tundra_store::{OperationInput, Store, StoreError};
 
 use crate::error::Result;
 use crate::runner::Runner;
@@ -121,7 +121,19 @@ impl Conductor {
 
     /// Run an accepted operation (already in the store) as tundrad.
     pub async fn run(&self, id: OperationId) -> Result<()> {
-        let op = self.store().operation_input(id).await?;
+        let op = match self.store().operation_input(id).await {
+            Ok(op) => op,
+            // Work this tundrad cannot read (a newer release wrote it): that
+            // operation fails, saying why; everything else goes on.
+            Err(StoreError::Corrupt { what, .. }) => {
+                let why =
+                    format!("this tundrad cannot run this operation ({what}); was it started by a newer release?");
+                tracing::warn!(operation_id = %id, error = %why, "operation not runnable");
+                self.store().finish_operation(id, Some(why)).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (c, dispatch) = (self.clone(), self.inner.dispatch);
         let span = tracing::info_span!("operation", operation_id = %id, kind = %op.operation.kind);
         let task = tracing::Instrument::instrument(
@@ -148,8 +160,7 @@ impl Conductor {
     /// Run what a previous tundrad left unfinished; returns how many.
     pub async fn resume(&self) -> Result<usize> {
         let ops = self.store().unfinished_operations().await?;
-        for op in &ops {
-            let o = &op.operation;
+        for o in &ops {
             tracing::info!(operation_id = %o.id, kind = %o.kind, attempts = o.attempts, "resuming operation");
             self.run(o.id).await?;
         }

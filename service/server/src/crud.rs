@@ -90,14 +90,14 @@ pub fn etag(revision: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).expect("digits are a valid header")
 }
 
-/// Run a create once per idempotency key: a retry with the same key and the
-/// same body gets the first answer (with `Idempotent-Replayed: true`); the
-/// same key with a different body is refused.
+/// Run a create (a `POST` to `collection`) once per idempotency key: a
+/// retry with the same key and the same body gets the first answer (with
+/// `Idempotent-Replayed: true`); the same key with a different body is refused.
 pub async fn idempotent<T, F>(
     state: &AppState,
     p: &Principal,
     key: IdempotencyKey,
-    route: &str,
+    collection: &str,
     digest: &str,
     create: F,
 ) -> ApiResult<Response>
@@ -105,6 +105,7 @@ where
     T: Serialize,
     F: Future<Output = ApiResult<(StatusCode, T, Option<i64>)>>,
 {
+    let route = format!("POST {collection}");
     let principal = p.user.id.to_string();
     if let Some(k) = &key.0
         && let Some(prev) = state.store().idempotent_response(&principal, k).await?
@@ -122,12 +123,7 @@ where
     let (status, value, revision) = create.await?;
     let body = serde_json::to_string(&value).map_err(ApiError::internal)?;
     if let Some(k) = &key.0 {
-        let stored = StoredResponse {
-            route: route.into(),
-            request_hash: digest.into(),
-            status: status.as_u16(),
-            body: body.clone(),
-        };
+        let stored = StoredResponse { route, request_hash: digest.into(), status: status.as_u16(), body: body.clone() };
         state.store().remember_response(&principal, k, &stored).await?;
     }
     let mut r = (status, body).into_response();

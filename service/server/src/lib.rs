@@ -99,7 +99,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .context("building the HTTP client")?;
     let oidc = oidc::Oidc::new(&config.identity_providers, http.clone())?;
     let conductor = tundra_conductor::new(store, keyring, config.conductor_settings()?, http);
-    let state = AppState { conductor, config: Arc::new(config), metrics: Default::default(), oidc };
+    let openapi = http::openapi_json().into();
+    let state = AppState { conductor, config: Arc::new(config), metrics: Default::default(), oidc, openapi };
     bootstrap(&state).await?;
     tundra_conductor::start(&state.conductor).await?;
 

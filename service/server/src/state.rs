@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub oidc: Arc<Oidc>,
+    /// This API's OpenAPI document, rendered once at start.
+    pub openapi: Arc<str>,
 }
 
 impl AppState {

@@ -24,8 +24,12 @@ mod nodes;
 #[path = "../../drivers/tests/peers/mod.rs"]
 #[allow(dead_code)]
 mod peers;
+#[path = "api/races.rs"]
+mod races;
 #[path = "api/tenancy.rs"]
 mod tenancy;
+#[path = "api/upgrade.rs"]
+mod upgrade;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -67,6 +71,8 @@ fn main() {
         agent::tokens_commands_and_reports,
         agent::discovery_without_a_bmc_rule_enrolls_nothing,
         agent::a_timed_out_wait_retires_its_token,
+        races::racing_creates_get_the_answers_of_one_after_the_other,
+        upgrade::a_pending_operation_of_the_previous_release_runs_to_its_end,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

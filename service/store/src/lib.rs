@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tundra_api::{Page, ProjectId};
+use tundra_api::ProjectId;
 
 pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
@@ -366,28 +366,6 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound { noun, id })?;
         f(&row)
-    }
-}
-
-impl Store {
-    /// A page of `table` the caller may see (name filter, visibility, keyset).
-    pub(crate) async fn list<T>(
-        &self,
-        table: &str,
-        p: &ListParams,
-        v: &Visibility,
-        has_public: bool,
-        f: fn(&AnyRow) -> Result<T>,
-        id: fn(&T) -> String,
-    ) -> Result<Page<T>> {
-        let mut q = sql::Sql::new(&format!("SELECT * FROM {table} WHERE 1 = 1"));
-        if let Some(n) = &p.name {
-            q.push(" AND name = ").bind(n.clone());
-        }
-        q.visible(v, has_public).page(p.after.as_deref(), p.limit);
-        let rows = q.query().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
-        Ok(sql::paginate(items, p.limit, id))
     }
 }
 

@@ -105,9 +105,11 @@ async fn replace_interfaces(w: &mut Write, id: MachineId, interfaces: &[Interfac
             })?;
         if let Some(a) = &i.address {
             let holder: Option<String> = sqlx::query_scalar(
-                "SELECT m.name FROM machine_addresses a JOIN machines m ON m.id = a.machine_id WHERE a.address = $1",
+                "SELECT m.name FROM machine_addresses a JOIN machines m ON m.id = a.machine_id \
+                 WHERE a.address = $1 AND a.machine_id <> $2",
             )
             .bind(a.clone())
+            .bind(id.to_string())
             .fetch_optional(&mut *w.tx)
             .await?;
             if let Some(other) = holder {

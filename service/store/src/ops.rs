@@ -120,12 +120,13 @@ impl Store {
         Ok(paginate(items, p.limit, |o| o.id.to_string()))
     }
 
-    /// Operations not finished: what a starting `tundrad` resumes.
-    pub async fn unfinished_operations(&self) -> Result<Vec<OperationInput>> {
+    /// Operations not finished: what a starting `tundrad` resumes (each
+    /// read on its own, so one it cannot read fails alone).
+    pub async fn unfinished_operations(&self) -> Result<Vec<Operation>> {
         let rows = sqlx::query("SELECT * FROM operations WHERE state IN ('pending', 'running') ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(operation_input).collect()
+        rows.iter().map(operation).collect()
     }
 
     /// Mark an operation running (counting the attempt).

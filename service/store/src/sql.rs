@@ -3,8 +3,12 @@
 //! stay injection-free on both backends.
 
 use sqlx::any::AnyArguments;
+use sqlx::any::AnyRow;
 use sqlx::query::Query;
 use sqlx::{Any, Arguments};
+use tundra_api::Page;
+
+use crate::{ListParams, Result, Store, Visibility};
 
 #[derive(Debug)]
 enum Arg {
@@ -61,7 +65,7 @@ impl Sql {
     }
 
     /// Append a visibility filter on `project_id`.
-    pub fn visible(&mut self, v: &crate::Visibility, has_public: bool) -> &mut Self {
+    pub fn visible(&mut self, v: &Visibility, has_public: bool) -> &mut Self {
         use crate::Visibility::*;
         match v {
             All => self,
@@ -83,12 +87,34 @@ impl Sql {
 }
 
 /// Cut a fetched `limit + 1` rows down to a page and its `next` cursor.
-pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> tundra_api::Page<T> {
+pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(id)
     } else {
         None
     };
-    tundra_api::Page { items, next }
+    Page { items, next }
+}
+
+impl Store {
+    /// A page of `table` the caller may see (name filter, visibility, keyset).
+    pub(crate) async fn list<T>(
+        &self,
+        table: &str,
+        p: &ListParams,
+        v: &Visibility,
+        has_public: bool,
+        f: fn(&AnyRow) -> Result<T>,
+        id: fn(&T) -> String,
+    ) -> Result<Page<T>> {
+        let mut q = Sql::new(&format!("SELECT * FROM {table} WHERE 1 = 1"));
+        if let Some(n) = &p.name {
+            q.push(" AND name = ").bind(n.clone());
+        }
+        q.visible(v, has_public).page(p.after.as_deref(), p.limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, p.limit, id))
+    }
 }

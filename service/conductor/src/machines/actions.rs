@@ -52,8 +52,9 @@ impl Action {
     }
 }
 
-/// Start `action` on `m` (`image`: what a deploy writes). Returns the
-/// operation doing it — for `abort`, the operation it ended.
+/// Start `action` on `m` (`image`: what a deploy writes, an active one).
+/// Returns the operation doing it — for `abort`, the operation it ended.
+/// Refusals in order: the state (409), maintenance (409), the image (400).
 pub async fn start(
     c: &Conductor,
     actor: &Actor,
@@ -61,59 +62,55 @@ pub async fn start(
     action: Action,
     image: Option<&Image>,
 ) -> Result<OperationId> {
-    let from = m.provision_state;
-    let machine_id = m.id;
-    let (to, work, verb) = match action {
-        Action::Power(a) => {
-            if from.is_transient() {
-                return Err(Error::conflict(format!(
-                    "machine {} is {from}; power it when the running step ends",
-                    m.name
-                )));
-            }
-            (from, Work::MachinePower { machine_id, action: a }, a.as_str())
+    let (from, machine_id) = (m.provision_state, m.id);
+    let (to, verb) = match action {
+        Action::Power(_) if from.is_transient() => {
+            return Err(Error::conflict(format!("machine {} is {from}; power it when the running step ends", m.name)));
         }
+        Action::Power(a) => (from, a.as_str()),
         Action::Verb(event) => {
             let to = next(from, event).map_err(|e| Error::conflict(e.to_string()))?;
-            let work = match event {
-                Event::Manage => Work::MachineManage { machine_id },
-                Event::Inspect => Work::MachineInspect { machine_id },
-                Event::Provide => Work::MachineClean { machine_id },
-                Event::Deploy => {
-                    let img = image.ok_or_else(|| {
-                        Error::invalid("/image_id", "deploy needs the image to write: \"image_id\": \"<id>\"")
-                    })?;
-                    let sha256 = img.raw_sha256.clone().ok_or_else(|| {
-                        Error::invalid(
-                            "/image_id",
-                            format!("image {} is {}; deploy it once it is active", img.name, img.status.as_str()),
-                        )
-                    })?;
-                    let image = DeployImage { id: img.id, sha256, size_bytes: img.size_bytes.unwrap_or(0) };
-                    Work::MachineDeploy { machine_id, image, node_id: None }
-                }
-                Event::Delete => Work::MachineDelete { machine_id, node_id: None },
+            match event {
                 Event::Abort => return abort(c, actor, m, to).await,
+                Event::Manage | Event::Inspect | Event::Provide | Event::Deploy | Event::Delete => {}
                 other => {
                     return Err(Error::conflict(format!(
                         "{} is not available in this tundrad yet (manage, inspect, provide, deploy, delete and abort are)",
                         other.as_str()
                     )));
                 }
-            };
-            (to, work, event.as_str())
+            }
+            (to, event.as_str())
         }
     };
-    if image.is_some() && !matches!(work, Work::MachineDeploy { .. }) {
-        return Err(Error::invalid("/image_id", format!("only deploy takes an image, not {verb}")));
-    }
-    if m.maintenance && !matches!(work, Work::MachinePower { .. }) {
+    if m.maintenance && !matches!(action, Action::Power(_)) {
         return Err(Error::conflict(format!(
             "machine {} is in maintenance ({}); take it out of maintenance first",
             m.name,
             m.maintenance_reason.clone().unwrap_or_default()
         )));
     }
+    let work = match (action, image) {
+        (Action::Verb(Event::Deploy), Some(img)) => {
+            let sha256 = img.raw_sha256.clone().ok_or_else(|| {
+                Error::invalid(
+                    "/image_id",
+                    format!("image {} is {}; deploy it once it is active", img.name, img.status.as_str()),
+                )
+            })?;
+            let image = DeployImage { id: img.id, sha256, size_bytes: img.size_bytes.unwrap_or(0) };
+            Work::MachineDeploy { machine_id, image, node_id: None }
+        }
+        (Action::Verb(Event::Deploy), None) => {
+            return Err(Error::invalid("/image_id", "deploy needs the image to write: \"image_id\": \"<id>\""));
+        }
+        (_, Some(_)) => return Err(Error::invalid("/image_id", format!("only deploy takes an image, not {verb}"))),
+        (Action::Power(a), None) => Work::MachinePower { machine_id, action: a },
+        (Action::Verb(Event::Manage), None) => Work::MachineManage { machine_id },
+        (Action::Verb(Event::Inspect), None) => Work::MachineInspect { machine_id },
+        (Action::Verb(Event::Provide), None) => Work::MachineClean { machine_id },
+        (Action::Verb(_), None) => Work::MachineDelete { machine_id, node_id: None },
+    };
     let op = NewOperation { project_id: None, work };
     let (_, op_id) = c.store().begin_machine_transition(actor, m.id, from, to, verb, op).await?;
     c.run(op_id).await?;

@@ -10,7 +10,7 @@ use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PublicKeyOrCertificate};
 
-use super::{HostKey, SwitchError};
+use super::error::{HostKey, SwitchError};
 use crate::bmc::Password;
 
 /// Prompts of the CLIs we speak: `name>`, `name#`, `name(config-if)#`,

@@ -8,7 +8,7 @@ use russh::ChannelMsg;
 use russh::client::Handle;
 
 use super::cli::{Client, Secret, connect};
-use super::{HostKey, SwitchError};
+use super::error::{HostKey, SwitchError};
 
 pub struct Session {
     handle: Handle<Client>,

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod dialect;
+mod error;
 pub mod exec;
 pub mod netconf;
 pub mod queue;
@@ -18,9 +19,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub use dialect::Dialect;
+pub use error::{HostKey, SwitchError};
 
 use crate::bmc::Password;
-use crate::retry::Transient;
 
 /// What to quote from a command that failed by its exit status: its last line.
 fn failure_line(output: &str) -> String {
@@ -29,39 +30,6 @@ fn failure_line(output: &str) -> String {
 
 /// Batches of more ports than this read the whole configuration once.
 const READ_ALL_FROM: usize = 8;
-
-/// How a switch's SSH host key is trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKey {
-    /// Only this key (`SHA256:…`, as `ssh-keygen -lf` prints it).
-    Pinned(String),
-    /// Any key, to learn it (an admin registering the switch pins what it saw).
-    Learn,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SwitchError {
-    #[error("cannot reach the switch: {0}")]
-    Connect(String),
-    #[error(
-        "the switch at {address} presented host key {got}, not the pinned {want}; if the switch was replaced, pin its new key"
-    )]
-    HostKey { address: String, want: String, got: String },
-    #[error("{0}")]
-    Auth(String),
-    #[error("no answer in time: {0}")]
-    Timeout(String),
-    #[error("the switch refused {command:?}{}: {line}", port.as_ref().map(|p| format!(" (port {p})")).unwrap_or_default())]
-    Command { port: Option<String>, command: String, line: String, output: String },
-    #[error("port {port} reads back VLAN {got:?} after it was set to {want}")]
-    Verify { port: String, want: u16, got: Option<u16> },
-}
-
-impl Transient for SwitchError {
-    fn is_transient(&self) -> bool {
-        matches!(self, SwitchError::Connect(_) | SwitchError::Timeout(_))
-    }
-}
 
 /// A port and the VLAN it should be in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,7 +63,7 @@ async fn create_flavor(
     check_description("/description", &req.description)?;
     check_resource_class(&req.resource_class)?;
     let traits = check_traits("/required_traits", &req.required_traits)?;
-    idempotent(&state, &p, key, "POST /v1/flavors", &body.digest, async {
+    idempotent(&state, &p, key, paths::FLAVORS, &body.digest, async {
         let f = state
             .store()
             .create_flavor(

@@ -76,7 +76,7 @@ async fn create_project(
     let req = body.value;
     check_name("/name", &req.name)?;
     check_description("/description", &req.description)?;
-    idempotent(&state, &p, key, "POST /v1/projects", &body.digest, async {
+    idempotent(&state, &p, key, paths::PROJECTS, &body.digest, async {
         let project = state.store().create_project(&p.actor(), &req.name, &req.description).await?;
         let rev = project.revision;
         Ok((StatusCode::CREATED, project, Some(rev)))
@@ -184,7 +184,7 @@ async fn create_user(
     p.require_admin()?;
     let req = body.value;
     check_name("/name", &req.name)?;
-    idempotent(&state, &p, key, "POST /v1/users", &body.digest, async {
+    idempotent(&state, &p, key, paths::USERS, &body.digest, async {
         Ok((StatusCode::CREATED, state.store().create_user(&p.actor(), &req.name, req.admin, "local").await?, None))
     })
     .await

@@ -70,7 +70,7 @@ async fn create_image(
             .map_err(|e| ApiError::field("/source_url", e))?;
     }
     let mut started = None;
-    let resp = idempotent(&state, &p, key, "POST /v1/images", &body.digest, async {
+    let resp = idempotent(&state, &p, key, paths::IMAGES, &body.digest, async {
         let img = state
             .store()
             .create_image(

@@ -59,7 +59,7 @@ async fn create_keypair(
     check_name("/name", &req.name)?;
     check_description("/description", &req.description)?;
     let parsed = crate::keys::parse(&req.public_key).map_err(|e| crate::error::ApiError::field("/public_key", e))?;
-    idempotent(&state, &p, key, "POST /v1/keypairs", &body.digest, async {
+    idempotent(&state, &p, key, paths::KEYPAIRS, &body.digest, async {
         let k = state
             .store()
             .create_keypair(

@@ -156,7 +156,7 @@ async fn create_machine(
     tundra_conductor::bmc::validate(&req.bmc).map_err(|e| ApiError::field("/bmc/address", e))?;
     check_password("/bmc_password", &req.bmc_password, req.bmc.driver)?;
     let interfaces = check_interfaces(&req.interfaces)?;
-    idempotent(&state, &p, key, "POST /v1/machines", &body.digest, async {
+    idempotent(&state, &p, key, paths::MACHINES, &body.digest, async {
         let m = state
             .store()
             .create_machine(
@@ -267,14 +267,23 @@ async fn machine_action(
     body: Body<MachineAction>,
 ) -> ApiResult<Response> {
     let m = find::<Machine>(&state, &p, &id, Role::Admin).await?;
-    let action = Action::parse(&body.value.action)?;
     let image = match body.value.image_id {
-        Some(id) => Some(state.store().image(id).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => ApiError::field("/image_id", format!("image {id} does not exist")),
-            e => e.into(),
-        })?),
+        Some(id) => {
+            let img = state.store().image(id).await.map_err(|e| match e {
+                StoreError::NotFound { .. } => ApiError::field("/image_id", format!("image {id} does not exist")),
+                e => e.into(),
+            })?;
+            if img.raw_sha256.is_none() {
+                return Err(ApiError::field(
+                    "/image_id",
+                    format!("image {} is {}; deploy it once it is active", img.name, img.status.as_str()),
+                ));
+            }
+            Some(img)
+        }
         None => None,
     };
+    let action = Action::parse(&body.value.action)?;
     let op = actions::start(&state.conductor, &p.actor(), &m, action, image.as_ref()).await?;
     Ok(json(StatusCode::ACCEPTED, &state.store().operation(op).await?, None))
 }

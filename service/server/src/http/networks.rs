@@ -67,7 +67,7 @@ async fn create_network(
     }
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, "POST /v1/networks", &body.digest, async {
+    idempotent(&state, &p, key, paths::NETWORKS, &body.digest, async {
         let x = networks::create_network(&state.conductor, &p.actor(), p.is_admin(), r).await?;
         let rev = x.revision;
         Ok((StatusCode::CREATED, x, Some(rev)))

@@ -123,7 +123,7 @@ async fn create_node(
         }
     }
     let actor = p.actor();
-    idempotent(&state, &p, key, "POST /v1/nodes", &body.digest, async {
+    idempotent(&state, &p, key, paths::NODES, &body.digest, async {
         let n = placement::create(&state.conductor, &actor, req, &flavor, &image).await?;
         let rev = n.revision;
         Ok((StatusCode::ACCEPTED, views::node(&state, &p, n).await?, Some(rev)))

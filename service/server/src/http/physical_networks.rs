@@ -58,7 +58,7 @@ async fn create_physical_network(
     let r = body.value;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, "POST /v1/physical-networks", &body.digest, async {
+    idempotent(&state, &p, key, paths::PHYSICAL_NETWORKS, &body.digest, async {
         let x = networks::create_physical_network(&state.conductor, &p.actor(), r).await?;
         let rev = x.revision;
         Ok((StatusCode::CREATED, x, Some(rev)))

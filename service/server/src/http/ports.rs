@@ -63,7 +63,7 @@ async fn create_port(
     p.require(r.project_id, Role::Member, "project", &r.project_id.to_string())?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, "POST /v1/ports", &body.digest, async {
+    idempotent(&state, &p, key, paths::PORTS, &body.digest, async {
         let x = views::port(&p, networks::create_port(&state.conductor, &p.actor(), r).await?);
         let rev = x.revision;
         Ok((StatusCode::CREATED, x, Some(rev)))

@@ -60,7 +60,7 @@ async fn create_subnet(
     let net = find::<Network>(&state, &p, &r.network_id.to_string(), Role::Member).await?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, "POST /v1/subnets", &body.digest, async {
+    idempotent(&state, &p, key, paths::SUBNETS, &body.digest, async {
         let x = networks::create_subnet(&state.conductor, &p.actor(), &net, r).await?;
         let rev = x.revision;
         Ok((StatusCode::CREATED, x, Some(rev)))

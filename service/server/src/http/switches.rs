@@ -62,7 +62,7 @@ async fn create_switch(
     let r = body.value;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, "POST /v1/switches", &body.digest, async {
+    idempotent(&state, &p, key, paths::SWITCHES, &body.digest, async {
         let x = switches::create(&state.conductor, &p.actor(), r).await?;
         let rev = x.revision;
         Ok((StatusCode::CREATED, x, Some(rev)))

@@ -68,6 +68,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// This API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = paths::OPENAPI, tag = "system", security(()), responses((status = 200, content_type = "application/json", body = Object)))]
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], super::openapi_json()).into_response()
+async fn openapi(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.to_string()).into_response()
 }

@@ -1,0 +1,7 @@
+//! The conductor's tests, one binary: flows end to end without HTTP, and
+//! the workspace's module layout.
+
+#[path = "conductor/flows.rs"]
+mod flows;
+#[path = "conductor/layout.rs"]
+mod layout;

@@ -1,0 +1,274 @@
+//! Flows end to end without HTTP: a conductor on a SQLite store in a temp
+//! dir, BMCs that are `tundra_drivers::bmc::Fake`s, and the test playing
+//! the agent through the conductor's own agent-session calls (the script's
+//! per-boot token, heartbeat, report) — what `tundra-agent` does over HTTP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tundra_api::agent::{Command, Report};
+use tundra_api::catalog::DiskFormat;
+use tundra_api::machines::{BmcDriver, BmcSettings, Interface, Location, Machine, PowerAction, ProvisionState};
+use tundra_api::nodes::{NodeCreate, NodeStatus};
+use tundra_api::{MachineId, OperationId};
+use tundra_conductor::machines::actions::{self, Action};
+use tundra_conductor::nodes::{placement, reconcile};
+use tundra_conductor::secrets::{Keyring, Plaintext, new_key_line};
+use tundra_conductor::settings::NodeNetwork;
+use tundra_conductor::{Conductor, Settings, agent};
+use tundra_drivers::bmc::{BootDevice, Driver, Fake};
+use tundra_engine::machine_states::Event;
+use tundra_store::{Actor, NewFlavor, NewImage, NewMachine, Store};
+
+/// A conductor whose BMCs are fakes, keyed by BMC address.
+struct World {
+    c: Conductor,
+    bmcs: Arc<Mutex<HashMap<String, Fake>>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut settings = Settings::new(dir.path().join("data"));
+    settings.node_network = Some(NodeNetwork {
+        pool: Some(("10.9.0.200".parse().unwrap(), "10.9.0.209".parse().unwrap())),
+        prefix: 24,
+        mtu: 1500,
+        router: None,
+        dns: Vec::new(),
+    });
+    let bmcs: Arc<Mutex<HashMap<String, Fake>>> = Default::default();
+    let fakes = bmcs.clone();
+    let maker: tundra_conductor::BmcMaker = Arc::new(move |b: &BmcSettings, _pw, _backoff| {
+        Ok(Driver::Fake(fakes.lock().unwrap().entry(b.address.clone()).or_insert_with(|| Fake::new(0)).clone()))
+    });
+    let keyring = Keyring::parse(&new_key_line()).unwrap();
+    let c = Conductor::new(store, keyring, settings, reqwest::Client::new(), tundra_conductor::work::run, maker);
+    World { c, bmcs, _dir: dir }
+}
+
+impl World {
+    fn bmc(&self, m: &Machine) -> Fake {
+        self.bmcs.lock().unwrap().get(&m.bmc.address).cloned().expect("the BMC was used")
+    }
+
+    async fn enroll(&self, name: &str, mac: &str) -> Machine {
+        let bmc = BmcSettings {
+            driver: BmcDriver::Ipmi,
+            address: format!("{name}.bmc"),
+            system: None,
+            username: "admin".into(),
+            insecure: false,
+        };
+        let secret = self.c.keyring().seal(tundra_api::SecretId::generate(), &Plaintext(b"pw".to_vec()));
+        let boot =
+            Interface { mac: mac.into(), physical_network: None, switch: None, port: None, pxe: true, address: None };
+        let new = NewMachine {
+            name: name.into(),
+            resource_class: "baremetal".into(),
+            traits: Vec::new(),
+            properties: json!({}),
+            location: Location { site: None, rack: Some("r1".into()), island: Some("a".into()) },
+            bmc,
+            interfaces: vec![boot],
+            secret,
+        };
+        self.c.store().create_machine(&Actor::service(), new).await.unwrap()
+    }
+
+    async fn machine(&self, id: MachineId) -> Machine {
+        self.c.store().machine(&id.to_string()).await.unwrap()
+    }
+
+    /// Start `action`; returns the operation doing it.
+    async fn act(&self, m: MachineId, action: Action) -> OperationId {
+        let m = self.machine(m).await;
+        actions::start(&self.c, &Actor::service(), &m, action, None).await.unwrap()
+    }
+
+    async fn wait_op(&self, op: OperationId) -> tundra_api::ops::Operation {
+        for _ in 0..600 {
+            let o = self.c.store().operation(op).await.unwrap();
+            if o.state.is_terminal() {
+                return o;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("operation {op} did not end");
+    }
+
+    /// Play the agent on the machine with `mac`: fetch the boot script
+    /// (once tundrad offers one), ask for the command, report it done with
+    /// `details`. Returns the command.
+    async fn agent(&self, mac: &str, details: Value) -> Command {
+        let mut script = None;
+        for _ in 0..600 {
+            script = agent::script(&self.c, mac, "http://tundrad.test").await.unwrap();
+            if script.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let script = script.expect("tundrad booted the machine into the agent");
+        assert!(script.contains(&format!("BOOTIF=01-{}", mac.replace(':', "-"))), "{script}");
+        let token = script.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
+        let caller = || async { agent::caller(&self.c, &token).await.unwrap().expect("the token is live") };
+        let cmd = agent::heartbeat(&self.c, caller().await, Some("working".into())).await.unwrap();
+        let id = cmd.id().expect("a command that is work").to_string();
+        let report = Report { id, ok: true, error: None, details };
+        assert!(agent::report(&self.c, caller().await, report.clone()).await.unwrap().recorded);
+        // A retried report is acknowledged, not recorded twice.
+        assert!(!agent::report(&self.c, caller().await, report).await.unwrap().recorded);
+        cmd
+    }
+}
+
+fn inventory(mac: &str) -> Value {
+    json!({
+        "cpus": 8, "memory_mib": 16384, "serial": "S1",
+        "disks": [{"name": "vda", "size_bytes": 1_073_741_824u64, "rotational": false}],
+        "nics": [{"mac": mac}, {"mac": "52:54:00:00:99:02"}],
+        "gpus": [],
+    })
+}
+
+/// A machine flow: manage (the BMC answers), a power action, then inspect
+/// — the agent's inventory applied — and provide (cleaning) to available.
+#[tokio::test]
+async fn a_machine_is_managed_inspected_and_cleaned() {
+    let w = world().await;
+    let mac = "52:54:00:00:99:01";
+    let m = w.enroll("m1", mac).await;
+    let op = w.act(m.id, Action::Verb(Event::Manage)).await;
+    assert_eq!(w.wait_op(op).await.error, None);
+    let m = w.machine(m.id).await;
+    assert_eq!((m.provision_state, m.power_state.as_str(), m.operation_id), (ProvisionState::Manageable, "off", None));
+
+    let op = w.act(m.id, Action::Power(PowerAction::PowerOn)).await;
+    assert_eq!(w.wait_op(op).await.error, None);
+    let m = w.machine(m.id).await;
+    assert_eq!((m.provision_state, m.power_state.as_str()), (ProvisionState::Manageable, "on"));
+
+    // Inspect: PXE once, power (a reset: it was on), the agent reports.
+    let op = w.act(m.id, Action::Verb(Event::Inspect)).await;
+    let cmd = w.agent(mac, inventory(mac)).await;
+    assert!(matches!(cmd, Command::Inspect { .. }), "{cmd:?}");
+    let o = w.wait_op(op).await;
+    assert_eq!(o.error, None, "{o:?}");
+    let m = w.machine(m.id).await;
+    assert_eq!(m.provision_state, ProvisionState::Manageable);
+    assert_eq!(m.properties["cpus"], 8);
+    assert_eq!(m.properties["disks"][0]["name"], "vda");
+    assert_eq!(m.interfaces.len(), 2, "the second NIC was added: {:?}", m.interfaces);
+    assert_eq!(w.bmc(&m).boot_device(), Some((BootDevice::Pxe, false)));
+    assert_eq!(m.power_state, "off", "powered off after inspection");
+    // The session is closed: the token opens nothing, no script is offered.
+    assert!(agent::script(&w.c, mac, "http://t").await.unwrap().is_none());
+
+    // Provide: cleaning erases the disks, then available.
+    let op = w.act(m.id, Action::Verb(Event::Provide)).await;
+    let cmd = w.agent(mac, json!({"disks": []})).await;
+    assert!(matches!(cmd, Command::Erase { .. }), "{cmd:?}");
+    assert_eq!(w.wait_op(op).await.error, None);
+    assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::Available);
+}
+
+/// The node flow: placed and claimed, deployed (the agent writes the image
+/// and the config drive), marked active by the reconciler; deleted, its
+/// machine cleaned, and only then gone.
+#[tokio::test]
+async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
+    let w = world().await;
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    let mac = "52:54:00:00:98:01";
+    let m = w.enroll("m2", mac).await;
+    for (action, details) in
+        [(Event::Manage, None), (Event::Inspect, Some(inventory(mac))), (Event::Provide, Some(json!({})))]
+    {
+        let op = w.act(m.id, Action::Verb(action)).await;
+        if let Some(d) = details {
+            w.agent(mac, d).await;
+        }
+        assert_eq!(w.wait_op(op).await.error, None, "{action:?}");
+    }
+    let project = store.create_project(&svc, "p", "").await.unwrap();
+    let flavor = store
+        .create_flavor(
+            &svc,
+            NewFlavor {
+                project_id: None,
+                name: "bm".into(),
+                description: String::new(),
+                resource_class: "baremetal".into(),
+                required_traits: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let bytes = b"a raw disk image".to_vec();
+    let sha = tundra_conductor::secrets::sha256_hex(&bytes);
+    let new = NewImage {
+        project_id: None,
+        name: "img".into(),
+        description: String::new(),
+        disk_format: DiskFormat::Raw,
+        sha256: sha.clone(),
+        source_url: None,
+    };
+    let img = store.create_image(&svc, new).await.unwrap();
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
+    let img = tundra_conductor::images::upload(&w.c, &svc, &img, body, None).await.unwrap();
+    assert_eq!(img.raw_sha256.as_deref(), Some(sha.as_str()));
+
+    let req = NodeCreate {
+        project_id: project.id,
+        name: "n1".into(),
+        flavor_id: flavor.id,
+        image_id: img.id,
+        keypair_id: None,
+        user_data: Some("#cloud-config\n".into()),
+        metadata: Default::default(),
+        placement: Default::default(),
+        networks: Vec::new(),
+    };
+    let node = placement::create(&w.c, &svc, req, &flavor, &img).await.unwrap();
+    assert_eq!(node.status, NodeStatus::Building);
+    assert_eq!(node.machine_id, Some(m.id));
+    assert_eq!(node.addresses[0].address.as_deref(), Some("10.9.0.200"));
+    // Deploying: nothing for the reconciler to do yet.
+    reconcile::once(&w.c).await.unwrap();
+    assert_eq!(store.node(node.id).await.unwrap().status, NodeStatus::Building);
+    let cmd = w.agent(mac, json!({"bytes": 16})).await;
+    let Command::WriteImage { sha256, disk, config_drive: Some(files), .. } = cmd else { panic!("{cmd:?}") };
+    assert_eq!((sha256.as_str(), disk.as_str()), (sha.as_str(), "vda"));
+    let meta: Value = serde_json::from_str(&files["openstack/latest/meta_data.json"]).unwrap();
+    assert_eq!(meta["uuid"], node.id.to_string());
+    assert_eq!(files["openstack/latest/user_data"], "#cloud-config\n");
+    let deploy = store.machine(&m.id.to_string()).await.unwrap().operation_id.unwrap_or(node.operation_id.unwrap());
+    assert_eq!(w.wait_op(deploy).await.error, None);
+    let m = w.machine(m.id).await;
+    assert_eq!(m.provision_state, ProvisionState::Active);
+    assert_eq!(w.bmc(&m).boot_device(), Some((BootDevice::Disk, true)), "boots its disk from now on");
+    reconcile::once(&w.c).await.unwrap();
+    assert_eq!(store.node(node.id).await.unwrap().status, NodeStatus::Active);
+
+    // Delete: deleting, the machine through delete → cleaning, then gone.
+    let n = store.node(node.id).await.unwrap();
+    let n = placement::delete(&w.c, &svc, &n).await.unwrap().expect("it holds a machine");
+    assert_eq!(n.status, NodeStatus::Deleting);
+    reconcile::once(&w.c).await.unwrap();
+    let clean = w.machine(m.id).await.operation_id.expect("cleaning started");
+    let cmd = w.agent(mac, json!({})).await;
+    assert!(matches!(cmd, Command::Erase { .. }), "{cmd:?}");
+    assert_eq!(w.wait_op(clean).await.error, None);
+    assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::Available);
+    assert!(store.node(node.id).await.is_ok(), "the node waits for the reconciler");
+    reconcile::once(&w.c).await.unwrap();
+    assert!(store.node(node.id).await.is_err(), "the node is gone once its machine is clean");
+    // Its address is free again: a new node gets the same one.
+    assert!(store.all_nodes().await.unwrap().is_empty());
+}
