@@ -85,61 +85,25 @@ pub struct FlavorUpdate {
     pub required_traits: Option<Vec<String>>,
 }
 
-/// The format an image arrives in; it is always stored and served raw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DiskFormat {
-    Raw,
-    Qcow2,
-}
-
-impl DiskFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiskFormat::Raw => "raw",
-            DiskFormat::Qcow2 => "qcow2",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "raw" => Some(DiskFormat::Raw),
-            "qcow2" => Some(DiskFormat::Qcow2),
-            _ => None,
-        }
+words! {
+    /// The format an image arrives in; it is always stored and served raw.
+    pub enum DiskFormat {
+        Raw = "raw",
+        Qcow2 = "qcow2",
     }
 }
 
-/// Where an image is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ImageStatus {
-    /// Created; waiting for an upload (`PUT /v1/images/{id}/file`).
-    Queued,
-    /// Being fetched, verified or converted (see `operation_id`).
-    Importing,
-    /// Verified and servable.
-    Active,
-    /// Import failed; `error` says why. Upload again or delete.
-    Error,
-}
-
-impl ImageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageStatus::Queued => "queued",
-            ImageStatus::Importing => "importing",
-            ImageStatus::Active => "active",
-            ImageStatus::Error => "error",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => ImageStatus::Queued,
-            "importing" => ImageStatus::Importing,
-            "active" => ImageStatus::Active,
-            "error" => ImageStatus::Error,
-            _ => return None,
-        })
+words! {
+    /// Where an image is in its life.
+    pub enum ImageStatus {
+        /// Created; waiting for an upload (`PUT /v1/images/{id}/file`).
+        Queued = "queued",
+        /// Being fetched, verified or converted (see `operation_id`).
+        Importing = "importing",
+        /// Verified and servable.
+        Active = "active",
+        /// Import failed; `error` says why. Upload again or delete.
+        Error = "error",
     }
 }
 

@@ -10,32 +10,17 @@ use utoipa::ToSchema;
 
 use crate::{NetworkId, NodeId, PhysicalNetworkId, PortId, ProjectId, SubnetId, SwitchId};
 
-/// `ethernet` (segments are VLANs, ports are switch ports tundrad programs)
-/// or `infiniband` (segments are partition keys; the subnet manager owns the
-/// fabric, there is no DHCP: addresses go to the config drive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FabricKind {
-    Ethernet,
-    Infiniband,
+words! {
+    /// `ethernet` (segments are VLANs, ports are switch ports tundrad programs)
+    /// or `infiniband` (segments are partition keys; the subnet manager owns the
+    /// fabric, there is no DHCP: addresses go to the config drive).
+    pub enum FabricKind {
+        Ethernet = "ethernet",
+        Infiniband = "infiniband",
+    }
 }
 
 impl FabricKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FabricKind::Ethernet => "ethernet",
-            FabricKind::Infiniband => "infiniband",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<FabricKind> {
-        match s {
-            "ethernet" => Some(FabricKind::Ethernet),
-            "infiniband" => Some(FabricKind::Infiniband),
-            _ => None,
-        }
-    }
-
     /// The segment numbers the kind allows: VLAN IDs 2–4094, partition keys 2–0x7ffe.
     pub fn segment_limits(self) -> (u32, u32) {
         match self {
@@ -310,33 +295,12 @@ pub struct PortBinding {
     pub checked_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SwitchPortState {
-    Pending,
-    InSync,
-    Drifted,
-    Failed,
-}
-
-impl SwitchPortState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SwitchPortState::Pending => "pending",
-            SwitchPortState::InSync => "in_sync",
-            SwitchPortState::Drifted => "drifted",
-            SwitchPortState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SwitchPortState> {
-        Some(match s {
-            "pending" => SwitchPortState::Pending,
-            "in_sync" => SwitchPortState::InSync,
-            "drifted" => SwitchPortState::Drifted,
-            "failed" => SwitchPortState::Failed,
-            _ => return None,
-        })
+words! {
+    pub enum SwitchPortState {
+        Pending = "pending",
+        InSync = "in_sync",
+        Drifted = "drifted",
+        Failed = "failed",
     }
 }
 

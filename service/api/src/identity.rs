@@ -5,34 +5,15 @@ use utoipa::ToSchema;
 
 use crate::{ProjectId, TokenId, UserId};
 
-/// A role within a project. Ordered: `reader < member < admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads everything of the project.
-    Reader,
-    /// Reads, creates, changes and deletes the project's objects.
-    Member,
-    /// A member who also manages the project's role assignments.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Member => "member",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "reader" => Some(Role::Reader),
-            "member" => Some(Role::Member),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
+words! {
+    /// A role within a project. Ordered: `reader < member < admin`.
+    pub enum Role {
+        /// Reads everything of the project.
+        Reader = "reader",
+        /// Reads, creates, changes and deletes the project's objects.
+        Member = "member",
+        /// A member who also manages the project's role assignments.
+        Admin = "admin",
     }
 }
 

@@ -6,6 +6,9 @@
 //! 400 that names the field, never silently ignored); views carry `revision`
 //! where the object can be updated (its ETag); times are RFC 3339 UTC strings.
 
+#[macro_use]
+mod words;
+
 pub mod agent;
 pub mod catalog;
 pub mod fabric;

@@ -31,59 +31,29 @@ pub struct Placement {
     pub strategy: Option<Strategy>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupPolicy {
-    Affinity,
-    AntiAffinity,
-}
-
-impl GroupPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupPolicy::Affinity => "affinity",
-            GroupPolicy::AntiAffinity => "anti_affinity",
-        }
+words! {
+    pub enum GroupPolicy {
+        Affinity = "affinity",
+        AntiAffinity = "anti_affinity",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    Pack,
-    Spread,
-}
-
-/// `building` (placed, being deployed), `active`, `error` (see
-/// `status_reason`; its machine went back to cleaning), `deleting`
-/// (its machine is being cleaned).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeStatus {
-    Building,
-    Active,
-    Error,
-    Deleting,
-}
-
-impl NodeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeStatus::Building => "building",
-            NodeStatus::Active => "active",
-            NodeStatus::Error => "error",
-            NodeStatus::Deleting => "deleting",
-        }
+words! {
+    pub enum Strategy {
+        Pack = "pack",
+        Spread = "spread",
     }
+}
 
-    pub fn parse(s: &str) -> Option<NodeStatus> {
-        Some(match s {
-            "building" => NodeStatus::Building,
-            "active" => NodeStatus::Active,
-            "error" => NodeStatus::Error,
-            "deleting" => NodeStatus::Deleting,
-            _ => return None,
-        })
+words! {
+    /// `building` (placed, being deployed), `active`, `error` (see
+    /// `status_reason`; its machine went back to cleaning), `deleting`
+    /// (its machine is being cleaned).
+    pub enum NodeStatus {
+        Building = "building",
+        Active = "active",
+        Error = "error",
+        Deleting = "deleting",
     }
 }
 

@@ -6,35 +6,18 @@ use utoipa::ToSchema;
 use crate::machines::PowerAction;
 use crate::{EventId, ImageId, MachineId, NodeId, OperationId, ProjectId};
 
-/// Where an operation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationState {
-    /// Accepted, not started (or waiting to be resumed after a restart).
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
+words! {
+    /// Where an operation is.
+    pub enum OperationState {
+        /// Accepted, not started (or waiting to be resumed after a restart).
+        Pending = "pending",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
 }
 
 impl OperationState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationState::Pending => "pending",
-            OperationState::Running => "running",
-            OperationState::Succeeded => "succeeded",
-            OperationState::Failed => "failed",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => OperationState::Pending,
-            "running" => OperationState::Running,
-            "succeeded" => OperationState::Succeeded,
-            "failed" => OperationState::Failed,
-            _ => return None,
-        })
-    }
     pub fn is_terminal(self) -> bool {
         matches!(self, OperationState::Succeeded | OperationState::Failed)
     }

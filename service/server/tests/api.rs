@@ -46,6 +46,10 @@ macro_rules! cases {
 }
 
 fn main() {
+    // TUNDRA_TEST_LOG=warn (an env filter) shows what the servers log.
+    if let Ok(filter) = std::env::var("TUNDRA_TEST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().init();
+    }
     let args = Arguments::from_args();
     let cases: Vec<(&str, Case)> = cases![
         catalog::projects_etags_pagination_idempotency_events,

@@ -7,9 +7,9 @@ use tundra_api::ops::Work;
 use tundra_api::{FlavorId, ImageId, KeypairId, OperationId, Page, ProjectId};
 
 use crate::ops::{NewOperation, insert_operation};
+use crate::table::Table;
 use crate::{
-    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, fetch_in, get, now, parse_id,
-    unique,
+    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, get, now, parse_id, unique,
 };
 
 fn opt_project(table: &'static str, row: &AnyRow) -> Result<Option<ProjectId>> {
@@ -35,6 +35,8 @@ fn keypair(row: &AnyRow) -> Result<Keypair> {
     })
 }
 
+pub(crate) const KEYPAIRS: Table<Keypair> = Table::new("keypairs", "keypair", keypair, |x| x.id.to_string());
+
 fn flavor(row: &AnyRow) -> Result<Flavor> {
     let traits: String = get(row, "required_traits")?;
     Ok(Flavor {
@@ -50,6 +52,8 @@ fn flavor(row: &AnyRow) -> Result<Flavor> {
         revision: get(row, "revision")?,
     })
 }
+
+pub(crate) const FLAVORS: Table<Flavor> = Table::new("flavors", "flavor", flavor, |x| x.id.to_string()).public();
 
 fn image(row: &AnyRow) -> Result<Image> {
     let corrupt = |what: String| StoreError::Corrupt { table: "images", what };
@@ -73,6 +77,8 @@ fn image(row: &AnyRow) -> Result<Image> {
         revision: get(row, "revision")?,
     })
 }
+
+pub(crate) const IMAGES: Table<Image> = Table::new("images", "image", image, |x| x.id.to_string()).public();
 
 /// A validated keypair to store (the server parses the key).
 #[derive(Debug)]
@@ -140,27 +146,17 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("the project already has a keypair named {:?}; pick another name", k.name)))?;
-        event(
-            &mut w,
-            actor,
-            Some(k.project_id),
-            "keypair",
-            &id.to_string(),
-            "created",
-            json!({"name": k.name, "fingerprint": k.fingerprint}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
-        w.commit().await?;
-        Ok(out)
+        KEYPAIRS
+            .commit(w, actor, Some(k.project_id), id, "created", json!({"name": k.name, "fingerprint": k.fingerprint}))
+            .await
     }
 
     pub async fn keypair(&self, id: KeypairId) -> Result<Keypair> {
-        self.fetch("keypairs", "keypair", id.to_string(), keypair).await
+        KEYPAIRS.get(self, id).await
     }
 
     pub async fn list_keypairs(&self, p: &ListParams, v: &Visibility) -> Result<Page<Keypair>> {
-        self.list("keypairs", p, v, false, keypair, |k| k.id.to_string()).await
+        KEYPAIRS.list(self, p, v).await
     }
 
     pub async fn update_keypair(
@@ -171,7 +167,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Keypair> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        let cur = KEYPAIRS.get_in(&mut w, id).await?;
         check_revision("keypair", &id.to_string(), cur.revision, if_match)?;
         sqlx::query("UPDATE keypairs SET description = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(description.clone().unwrap_or(cur.description))
@@ -179,24 +175,12 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *w.tx)
             .await?;
-        event(
-            &mut w,
-            actor,
-            Some(cur.project_id),
-            "keypair",
-            &id.to_string(),
-            "updated",
-            json!({"description": description}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
-        w.commit().await?;
-        Ok(out)
+        KEYPAIRS.commit(w, actor, Some(cur.project_id), id, "updated", json!({"description": description})).await
     }
 
     pub async fn delete_keypair(&self, actor: &Actor, id: KeypairId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "keypairs", "keypair", id.to_string(), keypair).await?;
+        let cur = KEYPAIRS.get_in(&mut w, id).await?;
         sqlx::query("DELETE FROM keypairs WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, Some(cur.project_id), "keypair", &id.to_string(), "deleted", json!({"name": cur.name}))
             .await?;
@@ -222,27 +206,24 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("a flavor named {:?} already exists in that scope; pick another name", f.name)))?;
-        event(
-            &mut w,
-            actor,
-            f.project_id,
-            "flavor",
-            &id.to_string(),
-            "created",
-            json!({"name": f.name, "resource_class": f.resource_class, "required_traits": f.required_traits}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
-        w.commit().await?;
-        Ok(out)
+        FLAVORS
+            .commit(
+                w,
+                actor,
+                f.project_id,
+                id,
+                "created",
+                json!({"name": f.name, "resource_class": f.resource_class, "required_traits": f.required_traits}),
+            )
+            .await
     }
 
     pub async fn flavor(&self, id: FlavorId) -> Result<Flavor> {
-        self.fetch("flavors", "flavor", id.to_string(), flavor).await
+        FLAVORS.get(self, id).await
     }
 
     pub async fn list_flavors(&self, p: &ListParams, v: &Visibility) -> Result<Page<Flavor>> {
-        self.list("flavors", p, v, true, flavor, |f| f.id.to_string()).await
+        FLAVORS.list(self, p, v).await
     }
 
     pub async fn update_flavor(
@@ -253,7 +234,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Flavor> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        let cur = FLAVORS.get_in(&mut w, id).await?;
         check_revision("flavor", &id.to_string(), cur.revision, if_match)?;
         let name = c.name.clone().unwrap_or(cur.name.clone());
         sqlx::query(
@@ -267,24 +248,21 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("a flavor named {name:?} already exists in that scope; pick another name")))?;
-        event(
-            &mut w,
-            actor,
-            cur.project_id,
-            "flavor",
-            &id.to_string(),
-            "updated",
-            json!({"name": c.name, "description": c.description, "required_traits": c.required_traits}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
-        w.commit().await?;
-        Ok(out)
+        FLAVORS
+            .commit(
+                w,
+                actor,
+                cur.project_id,
+                id,
+                "updated",
+                json!({"name": c.name, "description": c.description, "required_traits": c.required_traits}),
+            )
+            .await
     }
 
     pub async fn delete_flavor(&self, actor: &Actor, id: FlavorId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "flavors", "flavor", id.to_string(), flavor).await?;
+        let cur = FLAVORS.get_in(&mut w, id).await?;
         sqlx::query("DELETE FROM flavors WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, cur.project_id, "flavor", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
         w.commit().await
@@ -322,27 +300,24 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("an image named {:?} already exists in that scope; pick another name", i.name)))?;
-        event(
-            &mut w,
-            actor,
-            i.project_id,
-            "image",
-            &id.to_string(),
-            "created",
-            json!({"name": i.name, "disk_format": i.disk_format, "sha256": i.sha256, "source_url": i.source_url}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
-        w.commit().await?;
-        Ok(out)
+        IMAGES
+            .commit(
+                w,
+                actor,
+                i.project_id,
+                id,
+                "created",
+                json!({"name": i.name, "disk_format": i.disk_format, "sha256": i.sha256, "source_url": i.source_url}),
+            )
+            .await
     }
 
     pub async fn image(&self, id: ImageId) -> Result<Image> {
-        self.fetch("images", "image", id.to_string(), image).await
+        IMAGES.get(self, id).await
     }
 
     pub async fn list_images(&self, p: &ListParams, v: &Visibility) -> Result<Page<Image>> {
-        self.list("images", p, v, true, image, |i| i.id.to_string()).await
+        IMAGES.list(self, p, v).await
     }
 
     pub async fn update_image(
@@ -354,7 +329,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = IMAGES.get_in(&mut w, id).await?;
         check_revision("image", &id.to_string(), cur.revision, if_match)?;
         let new_name = name.clone().unwrap_or(cur.name.clone());
         sqlx::query(
@@ -369,26 +344,14 @@ impl Store {
         .map_err(|e| {
             unique(e, || format!("an image named {new_name:?} already exists in that scope; pick another name"))
         })?;
-        event(
-            &mut w,
-            actor,
-            cur.project_id,
-            "image",
-            &id.to_string(),
-            "updated",
-            json!({"name": name, "description": description}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
-        w.commit().await?;
-        Ok(out)
+        IMAGES.commit(w, actor, cur.project_id, id, "updated", json!({"name": name, "description": description})).await
     }
 
     /// Move an image to `importing` for an upload; refuses unless it is
     /// queued or failed (an active image's bytes never change).
     pub async fn begin_image_upload(&self, actor: &Actor, id: ImageId) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = IMAGES.get_in(&mut w, id).await?;
         if !matches!(cur.status, ImageStatus::Queued | ImageStatus::Error) {
             return Err(StoreError::Conflict(format!(
                 "image {id} is {}; only queued or failed images take an upload — create a new image for new bytes",
@@ -400,10 +363,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *w.tx)
             .await?;
-        event(&mut w, actor, cur.project_id, "image", &id.to_string(), "upload_started", json!({})).await?;
-        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
-        w.commit().await?;
-        Ok(out)
+        IMAGES.commit(w, actor, cur.project_id, id, "upload_started", json!({})).await
     }
 
     /// Record how an import ended: active with its raw size and digest, or error.
@@ -414,7 +374,7 @@ impl Store {
         outcome: std::result::Result<ImageImported, String>,
     ) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = IMAGES.get_in(&mut w, id).await?;
         match &outcome {
             Ok(done) => {
                 sqlx::query("UPDATE images SET status = 'active', size_bytes = $1, raw_sha256 = $2, error = NULL, updated_at = $3, revision = revision + 1 WHERE id = $4")
@@ -446,14 +406,14 @@ impl Store {
                     .await?;
             }
         }
-        let out = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let out = IMAGES.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn delete_image(&self, actor: &Actor, id: ImageId) -> Result<Image> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "images", "image", id.to_string(), image).await?;
+        let cur = IMAGES.get_in(&mut w, id).await?;
         sqlx::query("DELETE FROM images WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, cur.project_id, "image", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
         w.commit().await?;

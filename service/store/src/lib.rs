@@ -27,6 +27,7 @@ mod sql;
 mod subnets;
 mod switch_ports;
 mod switches;
+mod table;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -179,7 +180,9 @@ impl Store {
             Backend::Sqlite => options.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
                     use sqlx::Executor;
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+                    // Per connection; the busy timeout first, so nothing
+                    // after it fails at once on a lock another connection holds.
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
                         .await?;
                     Ok(())
                 })
@@ -187,6 +190,12 @@ impl Store {
             Backend::Postgres => options.max_connections(16),
         };
         let pool = options.connect(&url).await?;
+        if backend == Backend::Sqlite {
+            // Once per database (it stays in the file): readers never wait
+            // for the writer. Setting it on every new connection made
+            // connections opened during a burst of writes fail as "locked".
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         Ok(Store { pool, backend, writer })
     }
@@ -220,10 +229,17 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
-        // SQLite: the writer lock serialises whole transactions. PostgreSQL:
-        // rows read to be changed are locked (FOR UPDATE), so a read-check-
-        // write (If-Match, state checks) cannot interleave with another.
+        // SQLite: the writer lock serialises whole transactions, and each
+        // takes SQLite's write lock as it begins (IMMEDIATE), waiting out
+        // the busy timeout: a transaction dropped on an error is rolled back
+        // on its connection only after our lock is released, and a deferred
+        // one that read first would then fail at once as "locked".
+        // PostgreSQL: rows read to be changed are locked (FOR UPDATE), so a
+        // read-check-write (If-Match, state checks) cannot interleave.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         let lock_rows = guard.is_none();
         Ok(Write { tx, _guard: guard, lock_rows })
     }
@@ -346,12 +362,6 @@ pub(crate) async fn lock_row(w: &mut Write, table: &'static str, noun: &'static 
 }
 
 impl Store {
-    /// Every row of `table` (or a subquery `(…) x`), by ID, decoded by `f`.
-    pub(crate) async fn all<T>(&self, table: &str, f: fn(&AnyRow) -> Result<T>) -> Result<Vec<T>> {
-        let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY id")).fetch_all(&self.pool).await?;
-        rows.iter().map(f).collect()
-    }
-
     /// One row by ID, decoded by `f`; `NotFound` names the noun.
     pub(crate) async fn fetch<T>(
         &self,

@@ -10,6 +10,7 @@ use tundra_api::{MachineId, OperationId, Page, SecretId};
 use crate::ops::{NewOperation, insert_operation};
 use crate::secrets::{SecretRecord, put_secret_in};
 use crate::sql::{Sql, paginate};
+use crate::table::Table;
 use crate::{
     Actor, ListParams, Result, Store, StoreError, Write, check_revision, event, get, json_col, now, parse_id, to_json,
     unique, unique_at,
@@ -39,6 +40,8 @@ fn machine(row: &AnyRow) -> Result<Machine> {
         revision: get(row, "revision")?,
     })
 }
+
+pub(crate) const MACHINES: Table<Machine> = Table::new("machines", "machine", machine, |x| x.id.to_string());
 
 /// A validated machine to enroll, with its sealed BMC password.
 #[derive(Debug)]
@@ -76,10 +79,6 @@ pub enum PowerObservation {
     /// The BMC did not answer; `set_maintenance_after` consecutive failures put
     /// the machine into maintenance (by `tundrad`).
     Failed { error: String, set_maintenance_after: i64 },
-}
-
-pub(crate) async fn fetch_in(w: &mut Write, id: MachineId) -> Result<Machine> {
-    crate::fetch_in(w, "machines", "machine", id.to_string(), machine).await
 }
 
 /// A machine's MACs and fixed addresses, each held by one machine (DHCP
@@ -165,7 +164,7 @@ pub(crate) async fn start_in(
         json!({"from": cur.provision_state, "to": to, "operation_id": op_id}),
     )
     .await?;
-    Ok((fetch_in(w, cur.id).await?, op_id))
+    Ok((MACHINES.get_in(w, cur.id).await?, op_id))
 }
 
 impl Store {
@@ -194,19 +193,7 @@ impl Store {
         .await
         .map_err(|e| unique(e, || format!("a machine named {:?} already exists; pick another name", m.name)))?;
         replace_interfaces(&mut w, id, &m.interfaces).await?;
-        event(
-            &mut w,
-            actor,
-            None,
-            "machine",
-            &id.to_string(),
-            "created",
-            json!({"name": m.name, "resource_class": m.resource_class, "bmc": {"driver": m.bmc.driver, "address": m.bmc.address}, "macs": m.interfaces.iter().map(|i| &i.mac).collect::<Vec<_>>()}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, id).await?;
-        w.commit().await?;
-        Ok(out)
+        MACHINES.commit(w, actor, None, id, "created", json!({"name": m.name, "resource_class": m.resource_class, "bmc": {"driver": m.bmc.driver, "address": m.bmc.address}, "macs": m.interfaces.iter().map(|i| &i.mac).collect::<Vec<_>>()})).await
     }
 
     /// A machine by ID or name.
@@ -274,7 +261,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Machine> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = MACHINES.get_in(&mut w, id).await?;
         check_revision("machine", &id.to_string(), cur.revision, if_match)?;
         if let Some(s) = &c.secret {
             put_secret_in(&mut w, s).await?;
@@ -312,31 +299,28 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("a machine named {name:?} already exists; pick another name")))?;
-        event(
-            &mut w,
-            actor,
-            None,
-            "machine",
-            &id.to_string(),
-            "updated",
-            json!({
-                "name": c.name, "resource_class": c.resource_class, "traits": c.traits, "location": c.location,
-                "bmc": c.bmc.as_ref().map(|b| json!({"driver": b.driver, "address": b.address})),
-                "bmc_password_changed": c.secret.is_some(),
-                "interfaces": c.interfaces.as_ref().map(|i| i.iter().map(|i| &i.mac).collect::<Vec<_>>()),
-                "maintenance": c.maintenance.as_ref().map(|m| m.0), "maintenance_reason": reason,
-            }),
-        )
-        .await?;
-        let out = fetch_in(&mut w, id).await?;
-        w.commit().await?;
-        Ok(out)
+        MACHINES
+            .commit(
+                w,
+                actor,
+                None,
+                id,
+                "updated",
+                json!({
+                    "name": c.name, "resource_class": c.resource_class, "traits": c.traits, "location": c.location,
+                    "bmc": c.bmc.as_ref().map(|b| json!({"driver": b.driver, "address": b.address})),
+                    "bmc_password_changed": c.secret.is_some(),
+                    "interfaces": c.interfaces.as_ref().map(|i| i.iter().map(|i| &i.mac).collect::<Vec<_>>()),
+                    "maintenance": c.maintenance.as_ref().map(|m| m.0), "maintenance_reason": reason,
+                }),
+            )
+            .await
     }
 
     /// Delete a machine and its sealed password.
     pub async fn delete_machine(&self, actor: &Actor, id: MachineId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = MACHINES.get_in(&mut w, id).await?;
         let holder: Option<String> = sqlx::query_scalar("SELECT name FROM nodes WHERE machine_id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *w.tx)
@@ -373,7 +357,7 @@ impl Store {
         let mut w = self.write().await?;
         // Locked until commit (PostgreSQL) or under the writer lock (SQLite):
         // what is checked here is what the update changes.
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = MACHINES.get_in(&mut w, id).await?;
         if cur.provision_state != from || cur.operation_id.is_some() {
             return Err(StoreError::Conflict(format!(
                 "machine {} is {}{}; it changed while you asked — read it again",
@@ -398,7 +382,7 @@ impl Store {
         release: bool,
     ) -> Result<Machine> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = MACHINES.get_in(&mut w, id).await?;
         if cur.operation_id != Some(op) {
             return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
         }
@@ -422,7 +406,7 @@ impl Store {
             json!({"from": cur.provision_state, "to": to, "error": error}),
         )
         .await?;
-        let out = fetch_in(&mut w, id).await?;
+        let out = MACHINES.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
@@ -431,7 +415,7 @@ impl Store {
     /// Returns the machine and whether maintenance changed.
     pub async fn observe_power(&self, id: MachineId, seen: PowerObservation) -> Result<(Machine, bool)> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = MACHINES.get_in(&mut w, id).await?;
         let failures: i64 = sqlx::query_scalar("SELECT bmc_failures FROM machines WHERE id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)
@@ -512,7 +496,7 @@ impl Store {
             )
             .await?;
         }
-        let out = fetch_in(&mut w, id).await?;
+        let out = MACHINES.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok((out, changed))
     }

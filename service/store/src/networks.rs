@@ -10,14 +10,15 @@ use std::collections::BTreeSet;
 use tundra_api::fabric::Network;
 use tundra_api::{NetworkId, Page, PhysicalNetworkId, ProjectId};
 
-use crate::physical_networks::{kind_of, physical_network};
+use crate::physical_networks::{PHYSICAL_NETWORKS, kind_of};
+use crate::table::Table;
 use crate::{
-    Actor, ListParams, Named, Result, Store, StoreError, Visibility, Write, check_revision, event, fetch_in, get,
-    id_col, now, opt_id_col, opt_u32_col, rename, u32_col, unique,
+    Actor, ListParams, Named, Result, Store, StoreError, Visibility, check_revision, event, get, id_col, now,
+    opt_id_col, opt_u32_col, rename, u32_col, unique,
 };
 
 /// Networks are read with their physical network's kind.
-const NETWORKS: &str =
+const NETWORKS_VIEW: &str =
     "(SELECT n.*, pn.kind AS kind FROM networks n JOIN physical_networks pn ON pn.id = n.physical_network_id)";
 
 fn network(row: &AnyRow) -> Result<Network> {
@@ -35,6 +36,9 @@ fn network(row: &AnyRow) -> Result<Network> {
         revision: get(row, "revision")?,
     })
 }
+
+pub(crate) const NETWORKS: Table<Network> =
+    Table::new("networks", "network", network, |x| x.id.to_string()).public().view(NETWORKS_VIEW);
 
 /// How a network gets its segment.
 #[derive(Debug, Clone, Copy)]
@@ -55,26 +59,11 @@ pub struct NewNetwork {
     pub mtu: Option<u32>,
 }
 
-pub(crate) async fn network_in(w: &mut Write, id: NetworkId) -> Result<Network> {
-    let row = sqlx::query(&format!("SELECT * FROM {NETWORKS} x WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or(StoreError::NotFound { noun: "network", id: id.to_string() })?;
-    network(&row)
-}
-
 impl Store {
     pub async fn create_network(&self, actor: &Actor, n: NewNetwork) -> Result<Network> {
         let mut w = self.write().await?;
-        let pn = fetch_in(
-            &mut w,
-            "physical_networks",
-            "physical network",
-            n.physical_network_id.to_string(),
-            physical_network,
-        )
-        .await?;
+        // Locked: racing creates take the next free segment in turn.
+        let pn = PHYSICAL_NETWORKS.get_in(&mut w, n.physical_network_id).await?;
         let segment = match n.segment {
             SegmentChoice::Flat => None,
             SegmentChoice::Exactly(s) => Some(s),
@@ -122,36 +111,28 @@ impl Store {
                 None => format!("a network named {:?} exists in that scope; pick another name", n.name),
             })
         })?;
-        event(
-            &mut w,
-            actor,
-            n.project_id,
-            "network",
-            &id.to_string(),
-            "created",
-            json!({"name": n.name, "physical_network": pn.name, "segment": segment}),
-        )
-        .await?;
-        let out = network_in(&mut w, id).await?;
-        w.commit().await?;
-        Ok(out)
+        NETWORKS
+            .commit(
+                w,
+                actor,
+                n.project_id,
+                id,
+                "created",
+                json!({"name": n.name, "physical_network": pn.name, "segment": segment}),
+            )
+            .await
     }
 
     pub async fn network(&self, id: NetworkId) -> Result<Network> {
-        let row = sqlx::query(&format!("SELECT * FROM {NETWORKS} x WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "network", id: id.to_string() })?;
-        network(&row)
+        NETWORKS.get(self, id).await
     }
 
     pub async fn list_networks(&self, p: &ListParams, v: &Visibility) -> Result<Page<Network>> {
-        self.list(&format!("{NETWORKS} x"), p, v, true, network, |n| n.id.to_string()).await
+        NETWORKS.list(self, p, v).await
     }
 
     pub async fn all_networks(&self) -> Result<Vec<Network>> {
-        self.all(&format!("{NETWORKS} x"), network).await
+        NETWORKS.all(self).await
     }
 
     pub async fn update_network(
@@ -163,19 +144,19 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Network> {
         let mut w = self.write().await?;
-        let cur = network_in(&mut w, id).await?;
+        let cur = NETWORKS.get_in(&mut w, id).await?;
         check_revision("network", &id.to_string(), cur.revision, if_match)?;
         let taken = "a network named {} exists in that scope; pick another name";
         let what = Named { table: "networks", noun: "network", project: cur.project_id, id: id.to_string(), taken };
         rename(&mut w, actor, what, (cur.name, cur.description), name, description).await?;
-        let out = network_in(&mut w, id).await?;
+        let out = NETWORKS.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn delete_network(&self, actor: &Actor, id: NetworkId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = network_in(&mut w, id).await?;
+        let cur = NETWORKS.get_in(&mut w, id).await?;
         let ports: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ports WHERE network_id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)

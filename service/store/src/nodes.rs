@@ -13,6 +13,7 @@ use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NetworkId, NodeId, Ope
 
 use crate::ops::NewOperation;
 use crate::ports::{Bound, PortWant};
+use crate::table::Table;
 use crate::{
     Actor, ListParams, Result, Store, StoreError, Visibility, Write, check_revision, event, get, json_col, now,
     opt_id_col, parse_id, to_json, unique,
@@ -45,6 +46,8 @@ fn node(row: &AnyRow) -> Result<Node> {
     })
 }
 
+pub(crate) const NODES: Table<Node> = Table::new("nodes", "node", node, |x| x.id.to_string());
+
 /// A node's event, in the caller's transaction.
 async fn node_event(
     w: &mut Write,
@@ -54,10 +57,6 @@ async fn node_event(
     detail: serde_json::Value,
 ) -> Result<()> {
     event(w, actor, Some(n.0), "node", &n.1.to_string(), action, detail).await
-}
-
-async fn fetch_in(w: &mut Write, id: NodeId) -> Result<Node> {
-    crate::fetch_in(w, "nodes", "node", id.to_string(), node).await
 }
 
 /// A validated node to place.
@@ -125,7 +124,7 @@ impl Store {
         let mut unfit = None;
         for &mid in ranked {
             let mut w = self.write().await?;
-            let m = match crate::machines::fetch_in(&mut w, mid).await {
+            let m = match crate::machines::MACHINES.get_in(&mut w, mid).await {
                 Ok(m) => m,
                 Err(StoreError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
@@ -219,7 +218,7 @@ impl Store {
                 json!({"name": n.name, "machine": m.name, "operation_id": op_id, "addresses": addresses}),
             )
             .await?;
-            let node = fetch_in(&mut w, id).await?;
+            let node = NODES.get_in(&mut w, id).await?;
             w.commit().await?;
             return Ok(Some(Claimed { node, machine, operation_id: op_id }));
         }
@@ -243,9 +242,9 @@ impl Store {
         bind: &Binder<'_>,
     ) -> Result<()> {
         let mut w = self.write().await?;
-        let n = fetch_in(&mut w, id).await?;
+        let n = NODES.get_in(&mut w, id).await?;
         let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
-        let m = crate::machines::fetch_in(&mut w, mid).await?;
+        let m = crate::machines::MACHINES.get_in(&mut w, mid).await?;
         let rows = sqlx::query("SELECT id, network_id, auto, mac FROM ports WHERE node_id = $1 ORDER BY position")
             .bind(id.to_string())
             .fetch_all(&mut *w.tx)
@@ -317,7 +316,7 @@ impl Store {
     }
 
     pub async fn node(&self, id: NodeId) -> Result<Node> {
-        self.fetch("nodes", "node", id.to_string(), node).await
+        NODES.get(self, id).await
     }
 
     /// The user data given at create (for the config drive and the metadata service only).
@@ -330,7 +329,7 @@ impl Store {
     }
 
     pub async fn list_nodes(&self, p: &ListParams, v: &Visibility) -> Result<Page<Node>> {
-        self.list("nodes", p, v, false, node, |n| n.id.to_string()).await
+        NODES.list(self, p, v).await
     }
 
     /// Every node (the reconciler, DHCP reservations, the metadata service).
@@ -357,7 +356,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Node> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = NODES.get_in(&mut w, id).await?;
         check_revision("node", &cur.name, cur.revision, if_match)?;
         sqlx::query("UPDATE nodes SET metadata = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(to_json(&metadata))
@@ -366,7 +365,7 @@ impl Store {
             .execute(&mut *w.tx)
             .await?;
         node_event(&mut w, actor, (cur.project_id, id), "updated", json!({"metadata": metadata})).await?;
-        let out = fetch_in(&mut w, id).await?;
+        let out = NODES.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
@@ -376,7 +375,7 @@ impl Store {
     pub async fn node_step(&self, actor: &Actor, id: NodeId, step: NodeStep) -> Result<Node> {
         let NodeStep { from, to, reason, release, operation } = step;
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = NODES.get_in(&mut w, id).await?;
         if cur.status != from {
             return Err(StoreError::Conflict(format!(
                 "node {} is {}, not {}",
@@ -403,7 +402,7 @@ impl Store {
             )
             .await?;
         }
-        let out = fetch_in(&mut w, id).await?;
+        let out = NODES.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
@@ -421,9 +420,9 @@ impl Store {
         op: NewOperation,
     ) -> Result<OperationId> {
         let mut w = self.write().await?;
-        let n = fetch_in(&mut w, id).await?;
+        let n = NODES.get_in(&mut w, id).await?;
         let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
-        let m = crate::machines::fetch_in(&mut w, mid).await?;
+        let m = crate::machines::MACHINES.get_in(&mut w, mid).await?;
         if m.provision_state != from || m.operation_id.is_some() {
             return Err(StoreError::Conflict(format!("machine {} is {} now", m.name, m.provision_state)));
         }
@@ -441,7 +440,7 @@ impl Store {
     /// A node that holds no machine (or whose machine is cleaned) is gone.
     pub async fn remove_node(&self, actor: &Actor, id: NodeId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, id).await?;
+        let cur = NODES.get_in(&mut w, id).await?;
         sqlx::query("DELETE FROM node_addresses WHERE node_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         crate::ports::detach_ports(&mut w, actor, id, &[]).await?;
         sqlx::query("DELETE FROM nodes WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;

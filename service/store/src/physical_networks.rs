@@ -8,9 +8,10 @@ use tundra_api::Page;
 use tundra_api::PhysicalNetworkId;
 use tundra_api::fabric::{FabricKind, PhysicalNetwork};
 
+use crate::table::Table;
 use crate::{
-    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, fetch_in, get, id_col, now,
-    opt_u32_col, u32_col, unique,
+    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, get, id_col, now, opt_u32_col,
+    u32_col, unique,
 };
 
 pub(crate) fn kind_of(table: &'static str, s: &str) -> Result<FabricKind> {
@@ -31,6 +32,10 @@ pub(crate) fn physical_network(row: &AnyRow) -> Result<PhysicalNetwork> {
         revision: get(row, "revision")?,
     })
 }
+
+pub(crate) const PHYSICAL_NETWORKS: Table<PhysicalNetwork> =
+    Table::new("physical_networks", "physical network", physical_network, |x| x.id.to_string())
+        .kind("physical_network");
 
 #[derive(Debug)]
 pub struct NewPhysicalNetwork {
@@ -62,31 +67,28 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("a physical network named {:?} exists; pick another name", p.name)))?;
-        event(
-            &mut w,
-            actor,
-            None,
-            "physical_network",
-            &id.to_string(),
-            "created",
-            json!({"name": p.name, "kind": p.kind.as_str(), "segment_range": p.segment_range}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "physical_networks", "physical network", id.to_string(), physical_network).await?;
-        w.commit().await?;
-        Ok(out)
+        PHYSICAL_NETWORKS
+            .commit(
+                w,
+                actor,
+                None,
+                id,
+                "created",
+                json!({"name": p.name, "kind": p.kind.as_str(), "segment_range": p.segment_range}),
+            )
+            .await
     }
 
     pub async fn physical_network(&self, id: PhysicalNetworkId) -> Result<PhysicalNetwork> {
-        self.fetch("physical_networks", "physical network", id.to_string(), physical_network).await
+        PHYSICAL_NETWORKS.get(self, id).await
     }
 
     pub async fn list_physical_networks(&self, p: &ListParams) -> Result<Page<PhysicalNetwork>> {
-        self.list("physical_networks", p, &Visibility::All, false, physical_network, |x| x.id.to_string()).await
+        PHYSICAL_NETWORKS.list(self, p, &Visibility::All).await
     }
 
     pub async fn all_physical_networks(&self) -> Result<Vec<PhysicalNetwork>> {
-        self.all("physical_networks", physical_network).await
+        PHYSICAL_NETWORKS.all(self).await
     }
 
     pub async fn update_physical_network(
@@ -97,7 +99,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<PhysicalNetwork> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "physical_networks", "physical network", id.to_string(), physical_network).await?;
+        let cur = PHYSICAL_NETWORKS.get_in(&mut w, id).await?;
         check_revision("physical network", &id.to_string(), cur.revision, if_match)?;
         sqlx::query(
             "UPDATE physical_networks SET description = $1, updated_at = $2, revision = revision + 1 WHERE id = $3",
@@ -107,16 +109,12 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *w.tx)
         .await?;
-        event(&mut w, actor, None, "physical_network", &id.to_string(), "updated", json!({"description": description}))
-            .await?;
-        let out = fetch_in(&mut w, "physical_networks", "physical network", id.to_string(), physical_network).await?;
-        w.commit().await?;
-        Ok(out)
+        PHYSICAL_NETWORKS.commit(w, actor, None, id, "updated", json!({"description": description})).await
     }
 
     pub async fn delete_physical_network(&self, actor: &Actor, id: PhysicalNetworkId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "physical_networks", "physical network", id.to_string(), physical_network).await?;
+        let cur = PHYSICAL_NETWORKS.get_in(&mut w, id).await?;
         sqlx::query("DELETE FROM physical_networks WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *w.tx)

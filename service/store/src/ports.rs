@@ -11,14 +11,15 @@ use tundra_api::fabric::{FixedIp, Port, PortBinding, SwitchPortState};
 use tundra_api::{NetworkId, NodeId, Page, PortId, ProjectId, SwitchId};
 
 use crate::sql::Sql;
-use crate::subnets::subnet_in;
+use crate::subnets::SUBNETS;
+use crate::table::Table;
 use crate::{
     Actor, ListParams, Named, Result, Store, StoreError, Visibility, Write, check_revision, event, get, id_col,
     json_col, now, opt_id_col, opt_u32_col, rename, to_json, u32_col, unique,
 };
 
 /// Ports are read with their switch port's drift record.
-const PORTS: &str = "(SELECT p.*, s.name AS switch_name, sp.desired AS sp_desired, sp.actual AS sp_actual, \
+const PORTS_VIEW: &str = "(SELECT p.*, s.name AS switch_name, sp.desired AS sp_desired, sp.actual AS sp_actual, \
      sp.state AS sp_state, sp.message AS sp_message, sp.checked_at AS sp_checked_at \
      FROM ports p LEFT JOIN switches s ON s.id = p.switch_id \
      LEFT JOIN switch_ports sp ON sp.switch_id = p.switch_id AND sp.port = p.switch_port)";
@@ -67,6 +68,8 @@ fn port(row: &AnyRow) -> Result<Port> {
     })
 }
 
+pub(crate) const PORTS: Table<Port> = Table::new("ports", "port", port, |x| x.id.to_string()).view(PORTS_VIEW);
+
 #[derive(Debug)]
 pub struct NewPort {
     pub project_id: ProjectId,
@@ -111,7 +114,7 @@ async fn allocate_ips(
     };
     let mut out = Vec::new();
     for (i, f) in asked.iter().enumerate() {
-        let s = match subnet_in(w, f.subnet_id).await {
+        let s = match SUBNETS.get_in(w, f.subnet_id).await {
             Ok(s) if s.network_id == network => s,
             Ok(_) | Err(StoreError::NotFound { .. }) => {
                 return Err(StoreError::Conflict(format!(
@@ -198,15 +201,6 @@ async fn insert_port(
     )
     .await?;
     Ok(id)
-}
-
-async fn port_in(w: &mut Write, id: PortId) -> Result<Port> {
-    let row = sqlx::query(&format!("SELECT * FROM {PORTS} x WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or(StoreError::NotFound { noun: "port", id: id.to_string() })?;
-    port(&row)
 }
 
 /// Bind the node's wanted ports (in order) to `bound`: tundrad's own ports
@@ -318,22 +312,17 @@ impl Store {
     pub async fn create_port(&self, actor: &Actor, p: NewPort) -> Result<Port> {
         let mut w = self.write().await?;
         let id = insert_port(&mut w, actor, &p, false, None).await?;
-        let out = port_in(&mut w, id).await?;
+        let out = PORTS.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn port(&self, id: PortId) -> Result<Port> {
-        let row = sqlx::query(&format!("SELECT * FROM {PORTS} x WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound { noun: "port", id: id.to_string() })?;
-        port(&row)
+        PORTS.get(self, id).await
     }
 
     pub async fn list_ports(&self, p: &ListParams, v: &Visibility) -> Result<Page<Port>> {
-        self.list(&format!("{PORTS} x"), p, v, false, port, |x| x.id.to_string()).await
+        PORTS.list(self, p, v).await
     }
 
     /// A node's ports in the order of its `networks`.
@@ -346,7 +335,7 @@ impl Store {
         if nodes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = Sql::new(&format!("SELECT * FROM {PORTS} x WHERE node_id IN ("));
+        let mut q = Sql::new(&format!("SELECT * FROM {PORTS_VIEW} x WHERE node_id IN ("));
         for (i, n) in nodes.iter().enumerate() {
             q.push(if i == 0 { "" } else { ", " }).bind(n.to_string());
         }
@@ -366,7 +355,7 @@ impl Store {
 
     /// Every port bound to a node (the fabric worker).
     pub async fn bound_ports(&self) -> Result<Vec<Port>> {
-        let rows = sqlx::query(&format!("SELECT * FROM {PORTS} x WHERE node_id IS NOT NULL ORDER BY id"))
+        let rows = sqlx::query(&format!("SELECT * FROM {PORTS_VIEW} x WHERE node_id IS NOT NULL ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(port).collect()
@@ -381,19 +370,19 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Port> {
         let mut w = self.write().await?;
-        let cur = port_in(&mut w, id).await?;
+        let cur = PORTS.get_in(&mut w, id).await?;
         check_revision("port", &id.to_string(), cur.revision, if_match)?;
         let taken = "the project already has a port named {}; pick another name";
         let what = Named { table: "ports", noun: "port", project: Some(cur.project_id), id: id.to_string(), taken };
         rename(&mut w, actor, what, (cur.name, cur.description), name, description).await?;
-        let out = port_in(&mut w, id).await?;
+        let out = PORTS.get_in(&mut w, id).await?;
         w.commit().await?;
         Ok(out)
     }
 
     pub async fn delete_port(&self, actor: &Actor, id: PortId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = port_in(&mut w, id).await?;
+        let cur = PORTS.get_in(&mut w, id).await?;
         if let Some(n) = cur.node_id {
             return Err(StoreError::Conflict(format!(
                 "port {} is used by node {n}; take it out of the node's networks first",

@@ -3,12 +3,11 @@
 //! stay injection-free on both backends.
 
 use sqlx::any::AnyArguments;
-use sqlx::any::AnyRow;
 use sqlx::query::Query;
 use sqlx::{Any, Arguments};
 use tundra_api::Page;
 
-use crate::{ListParams, Result, Store, Visibility};
+use crate::Visibility;
 
 #[derive(Debug)]
 enum Arg {
@@ -95,26 +94,4 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> Stri
         None
     };
     Page { items, next }
-}
-
-impl Store {
-    /// A page of `table` the caller may see (name filter, visibility, keyset).
-    pub(crate) async fn list<T>(
-        &self,
-        table: &str,
-        p: &ListParams,
-        v: &Visibility,
-        has_public: bool,
-        f: fn(&AnyRow) -> Result<T>,
-        id: fn(&T) -> String,
-    ) -> Result<Page<T>> {
-        let mut q = Sql::new(&format!("SELECT * FROM {table} WHERE 1 = 1"));
-        if let Some(n) = &p.name {
-            q.push(" AND name = ").bind(n.clone());
-        }
-        q.visible(v, has_public).page(p.after.as_deref(), p.limit);
-        let rows = q.query().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, p.limit, id))
-    }
 }

@@ -10,10 +10,11 @@ use tundra_api::{NetworkId, Page, SubnetId};
 
 use tundra_engine::ipam::Cidr;
 
-use crate::networks::network_in;
+use crate::networks::NETWORKS;
+use crate::table::Table;
 use crate::{
-    Actor, ListParams, Result, Store, StoreError, Visibility, Write, check_revision, event, fetch_in, get, id_col,
-    json_col, lock_row, now, opt_id_col, to_json, unique,
+    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, get, id_col, json_col, now,
+    opt_id_col, to_json, unique,
 };
 
 fn subnet(row: &AnyRow) -> Result<Subnet> {
@@ -34,6 +35,8 @@ fn subnet(row: &AnyRow) -> Result<Subnet> {
     })
 }
 
+pub(crate) const SUBNETS: Table<Subnet> = Table::new("subnets", "subnet", subnet, |x| x.id.to_string()).public();
+
 /// A subnet checked by `tundra_engine::ipam::subnet`.
 #[derive(Debug)]
 pub struct NewSubnet {
@@ -47,17 +50,12 @@ pub struct NewSubnet {
     pub dhcp: bool,
 }
 
-pub(crate) async fn subnet_in(w: &mut Write, id: SubnetId) -> Result<Subnet> {
-    fetch_in(w, "subnets", "subnet", id.to_string(), subnet).await
-}
-
 impl Store {
     pub async fn create_subnet(&self, actor: &Actor, s: NewSubnet) -> Result<Subnet> {
         let mut w = self.write().await?;
-        // The network's row locked: a racing create of another subnet waits
-        // here and then sees this one.
-        lock_row(&mut w, "networks", "network", s.network_id.to_string()).await?;
-        let net = network_in(&mut w, s.network_id).await?;
+        // The network's row is locked by this read: a racing create of
+        // another subnet waits here and then sees this one.
+        let net = NETWORKS.get_in(&mut w, s.network_id).await?;
         let existing: Vec<(String, String)> =
             sqlx::query("SELECT name, cidr FROM subnets WHERE network_id = $1 ORDER BY id")
                 .bind(net.id.to_string())
@@ -92,27 +90,24 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("network {} already has a subnet named {:?}; pick another name", net.name, s.name)))?;
-        event(
-            &mut w,
-            actor,
-            net.project_id,
-            "subnet",
-            &id.to_string(),
-            "created",
-            json!({"name": s.name, "cidr": s.cidr.to_string(), "network": net.name}),
-        )
-        .await?;
-        let out = subnet_in(&mut w, id).await?;
-        w.commit().await?;
-        Ok(out)
+        SUBNETS
+            .commit(
+                w,
+                actor,
+                net.project_id,
+                id,
+                "created",
+                json!({"name": s.name, "cidr": s.cidr.to_string(), "network": net.name}),
+            )
+            .await
     }
 
     pub async fn subnet(&self, id: SubnetId) -> Result<Subnet> {
-        self.fetch("subnets", "subnet", id.to_string(), subnet).await
+        SUBNETS.get(self, id).await
     }
 
     pub async fn list_subnets(&self, p: &ListParams, v: &Visibility) -> Result<Page<Subnet>> {
-        self.list("subnets", p, v, true, subnet, |s| s.id.to_string()).await
+        SUBNETS.list(self, p, v).await
     }
 
     pub async fn subnets_of(&self, network: NetworkId) -> Result<Vec<Subnet>> {
@@ -133,7 +128,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Subnet> {
         let mut w = self.write().await?;
-        let cur = subnet_in(&mut w, id).await?;
+        let cur = SUBNETS.get_in(&mut w, id).await?;
         check_revision("subnet", &id.to_string(), cur.revision, if_match)?;
         let new_name = name.clone().unwrap_or(cur.name.clone());
         sqlx::query("UPDATE subnets SET name = $1, description = $2, dns = $3, updated_at = $4, revision = revision + 1 WHERE id = $5")
@@ -145,24 +140,21 @@ impl Store {
             .execute(&mut *w.tx)
             .await
             .map_err(|e| unique(e, || format!("the network already has a subnet named {new_name:?}; pick another name")))?;
-        event(
-            &mut w,
-            actor,
-            cur.project_id,
-            "subnet",
-            &id.to_string(),
-            "updated",
-            json!({"name": name, "description": description, "dns": dns}),
-        )
-        .await?;
-        let out = subnet_in(&mut w, id).await?;
-        w.commit().await?;
-        Ok(out)
+        SUBNETS
+            .commit(
+                w,
+                actor,
+                cur.project_id,
+                id,
+                "updated",
+                json!({"name": name, "description": description, "dns": dns}),
+            )
+            .await
     }
 
     pub async fn delete_subnet(&self, actor: &Actor, id: SubnetId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = subnet_in(&mut w, id).await?;
+        let cur = SUBNETS.get_in(&mut w, id).await?;
         let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM port_ips WHERE subnet_id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)

@@ -8,9 +8,10 @@ use tundra_api::fabric::Switch;
 use tundra_api::{Page, PhysicalNetworkId, SecretId, SwitchId};
 
 use crate::secrets::{SecretRecord, put_secret_in};
+use crate::table::Table;
 use crate::{
-    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, fetch_in, get, id_col, now,
-    opt_id_col, u32_col, unique,
+    Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, get, id_col, now, opt_id_col,
+    u32_col, unique,
 };
 
 fn switch(row: &AnyRow) -> Result<Switch> {
@@ -34,6 +35,8 @@ fn switch(row: &AnyRow) -> Result<Switch> {
         revision: get(row, "revision")?,
     })
 }
+
+pub(crate) const SWITCHES: Table<Switch> = Table::new("switches", "switch", switch, |x| x.id.to_string());
 
 /// A validated switch; credentials already sealed.
 #[derive(Debug)]
@@ -91,31 +94,21 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| unique(e, || format!("a switch named {:?} exists; pick another name", s.name)))?;
-        event(
-            &mut w,
-            actor,
-            None,
-            "switch",
-            &id.to_string(),
-            "created",
-            json!({"name": s.name, "dialect": s.dialect, "address": s.address}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "switches", "switch", id.to_string(), switch).await?;
-        w.commit().await?;
-        Ok(out)
+        SWITCHES
+            .commit(w, actor, None, id, "created", json!({"name": s.name, "dialect": s.dialect, "address": s.address}))
+            .await
     }
 
     pub async fn switch(&self, id: SwitchId) -> Result<Switch> {
-        self.fetch("switches", "switch", id.to_string(), switch).await
+        SWITCHES.get(self, id).await
     }
 
     pub async fn list_switches(&self, p: &ListParams) -> Result<Page<Switch>> {
-        self.list("switches", p, &Visibility::All, false, switch, |x| x.id.to_string()).await
+        SWITCHES.list(self, p, &Visibility::All).await
     }
 
     pub async fn all_switches(&self) -> Result<Vec<Switch>> {
-        self.all("switches", switch).await
+        SWITCHES.all(self).await
     }
 
     /// The switch's sealed password and key (for tundrad's session only).
@@ -136,7 +129,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Switch> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "switches", "switch", id.to_string(), switch).await?;
+        let cur = SWITCHES.get_in(&mut w, id).await?;
         check_revision("switch", &id.to_string(), cur.revision, if_match)?;
         for r in c.password.iter().chain(&c.private_key) {
             put_secret_in(&mut w, r).await?;
@@ -169,25 +162,13 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *w.tx)
         .await?;
-        event(
-            &mut w,
-            actor,
-            None,
-            "switch",
-            &id.to_string(),
-            "updated",
-            json!({"address": c.address, "username": c.username, "host_key": c.host_key, "password_changed": c.password.is_some(),
-                   "private_key_changed": c.private_key.is_some(), "max_sessions": c.max_sessions, "min_interval_ms": c.min_interval_ms}),
-        )
-        .await?;
-        let out = fetch_in(&mut w, "switches", "switch", id.to_string(), switch).await?;
-        w.commit().await?;
-        Ok(out)
+        SWITCHES.commit(w, actor, None, id, "updated", json!({"address": c.address, "username": c.username, "host_key": c.host_key, "password_changed": c.password.is_some(),
+                   "private_key_changed": c.private_key.is_some(), "max_sessions": c.max_sessions, "min_interval_ms": c.min_interval_ms})).await
     }
 
     pub async fn delete_switch(&self, actor: &Actor, id: SwitchId) -> Result<()> {
         let mut w = self.write().await?;
-        let cur = fetch_in(&mut w, "switches", "switch", id.to_string(), switch).await?;
+        let cur = SWITCHES.get_in(&mut w, id).await?;
         let bound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ports WHERE switch_id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)

@@ -153,18 +153,18 @@ pub async fn racing_creates_get_the_answers_of_one_after_the_other(b: Backend) {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 10, "each address once: {ips:?}");
-    // …and 5 ports asking for the same address: one gets it.
+    // …and 5 ports asking for the same address (free, in whichever subnet won): one gets it.
     let reqs = (0..5)
         .map(|i| {
             let body = json!({"project_id": proj, "network_id": net, "name": format!("q{i}"),
-                              "fixed_ips": [{"subnet_id": sid, "address": "10.40.0.77"}]});
+                              "fixed_ips": [{"subnet_id": sid, "address": "10.40.0.20"}]});
             ("POST", "/v1/ports".to_string(), body)
         })
         .collect();
     let rs = at_once(&env, &admin, reqs).await;
     assert_eq!(statuses(&rs), [201, 409, 409, 409, 409], "{}", said(&rs));
     for r in rs.iter().filter(|r| r.status == 409) {
-        assert!(r.problem(409).contains("10.40.0.77"), "{}", r.body);
+        assert!(r.problem(409).contains("10.40.0.20"), "{}", r.body);
     }
 
     // A fixed provisioning address belongs to one machine: 5 enrolled at once with it.
