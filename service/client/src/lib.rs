@@ -166,8 +166,7 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> ApiResult<T> {
-        let idempotent = method == Method::POST;
-        Self::decode(self.send(method, path, body, idempotent).await?).await
+        Self::decode(self.send(method, path, body, false).await?).await
     }
 
     /// The object `id` (an ID, or a name where the noun takes one).
@@ -202,9 +201,10 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
-    /// Create an object (with an idempotency key).
+    /// Create an object, with an idempotency key: a create retried after
+    /// a dropped connection gets the first answer, never a second object.
     pub async fn create<T: DeserializeOwned>(&self, noun: &Noun<T>, body: &impl Serialize) -> ApiResult<T> {
-        self.call(Method::POST, noun.collection, Some(body)).await
+        Self::decode(self.send(Method::POST, noun.collection, Some(body), true).await?).await
     }
 
     /// Change an object; absent fields stay as they are.
@@ -221,7 +221,8 @@ impl Client {
         }
     }
 
-    /// `POST` to a path of `tundra_api::paths` with its parameters (actions, repairs).
+    /// `POST` to a path of `tundra_api::paths` with its parameters (actions,
+    /// repairs): not retried once sent, as they are not idempotent.
     pub async fn post<T: DeserializeOwned>(&self, path: &str, args: &[&str], body: &impl Serialize) -> ApiResult<T> {
         self.call(Method::POST, &paths::fill(path, args), Some(body)).await
     }

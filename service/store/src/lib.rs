@@ -501,6 +501,38 @@ mod tests {
         }
     }
 
+    /// Migrations are append-only: once released, a file never changes (a
+    /// store that ran it would refuse to start: sqlx checks its checksum).
+    /// `migrations/RELEASED` holds each migration's checksum as sqlx
+    /// computes it; `UPDATE_GENERATED=1` adds lines for new migrations and
+    /// never rewrites one that is there.
+    #[test]
+    fn released_migrations_never_change() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/RELEASED");
+        let released = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut missing = String::new();
+        for (backend, m) in [("sqlite", &SQLITE_MIGRATIONS), ("postgres", &POSTGRES_MIGRATIONS)] {
+            for mig in m.iter() {
+                let key = format!("{backend} {:04}", mig.version);
+                let sum: String = mig.checksum.iter().map(|b| format!("{b:02x}")).collect();
+                match released.lines().find(|l| l.starts_with(&format!("{key} "))) {
+                    Some(line) => assert_eq!(
+                        line,
+                        format!("{key} {sum}"),
+                        "{key} ({}) changed after its release; add a new migration instead",
+                        mig.description
+                    ),
+                    None => missing.push_str(&format!("{key} {sum}\n")),
+                }
+            }
+        }
+        if std::env::var_os("UPDATE_GENERATED").is_some() {
+            std::fs::write(&path, format!("{released}{missing}")).unwrap();
+        } else {
+            assert!(missing.is_empty(), "new migrations: run scripts/generate.sh to record them\n{missing}");
+        }
+    }
+
     #[test]
     fn times_round_trip() {
         let t = now();

@@ -52,7 +52,8 @@ impl Action {
     }
 }
 
-/// Start `action` on `m` (`image`: what a deploy writes, an active one).
+/// Start `action` on `m` (`image`: what a deploy writes, an active one —
+/// the HTTP layer checks that it exists and is active before the action).
 /// Returns the operation doing it — for `abort`, the operation it ended.
 /// Refusals in order: the state (409), maintenance (409), the image (400).
 pub async fn start(

@@ -248,7 +248,7 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     let meta: Value = serde_json::from_str(&files["openstack/latest/meta_data.json"]).unwrap();
     assert_eq!(meta["uuid"], node.id.to_string());
     assert_eq!(files["openstack/latest/user_data"], "#cloud-config\n");
-    let deploy = store.machine(&m.id.to_string()).await.unwrap().operation_id.unwrap_or(node.operation_id.unwrap());
+    let deploy = node.operation_id.expect("the node records its machine's deploy");
     assert_eq!(w.wait_op(deploy).await.error, None);
     let m = w.machine(m.id).await;
     assert_eq!(m.provision_state, ProvisionState::Active);

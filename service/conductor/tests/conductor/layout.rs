@@ -24,6 +24,11 @@ fn modules(src: &Path) -> BTreeMap<String, String> {
             if p.is_dir() {
                 walk(&p, src, out);
             } else if p.extension().is_some_and(|x| x == "rs") {
+                // A binary's `main.rs` beside a `lib.rs` is a crate of its own
+                // (it reaches the library by name, not by `crate::`).
+                if p.file_name().is_some_and(|n| n == "main.rs") && p.with_file_name("lib.rs").exists() {
+                    continue;
+                }
                 let rel = p.strip_prefix(src).unwrap().with_extension("");
                 let mut parts: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
                 if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
@@ -60,7 +65,8 @@ fn paths_after<'a>(text: &'a str, prefix: &str) -> Vec<Vec<&'a str>> {
     while let Some(i) = rest.find(prefix) {
         let before = rest[..i].chars().last();
         rest = &rest[i + prefix.len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+        // Part of a longer path (`other::prefix::`, `xprefix::`): not this one.
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
             continue;
         }
         let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
