@@ -86,6 +86,41 @@ impl Principal {
         }
     }
 
+    /// What a token the caller makes for themselves may carry: never more
+    /// than the caller's own token — its project (a scoped token makes only
+    /// tokens scoped alike) and its role (a capped one, none above the cap),
+    /// the defaults being the caller's own limits.
+    pub fn token_limits(
+        &self,
+        project: Option<ProjectId>,
+        role: Option<Role>,
+    ) -> Result<(Option<ProjectId>, Option<Role>), ApiError> {
+        let project = match (self.scope, project) {
+            (Some(s), Some(p)) if s != p => {
+                return Err(ApiError::Forbidden(format!(
+                    "this token works in project {s} only; the tokens it makes cannot reach another project"
+                )));
+            }
+            (Some(s), _) => Some(s),
+            (None, p) => p,
+        };
+        let role = match (self.cap, role) {
+            (Some(c), Some(r)) if r > c => {
+                return Err(ApiError::Forbidden(format!(
+                    "this token is capped at {}; the tokens it makes cannot have {}",
+                    c.as_str(),
+                    r.as_str()
+                )));
+            }
+            (Some(c), None) => Some(c),
+            (_, r) => r,
+        };
+        if let Some(p) = project {
+            self.require(p, role.unwrap_or(Role::Reader), "project", &p.to_string())?;
+        }
+        Ok((project, role))
+    }
+
     /// Which projects' objects the caller may list.
     pub fn visibility(&self) -> Visibility {
         if self.is_admin() {
@@ -165,5 +200,21 @@ mod tests {
         assert_eq!(admin_scoped.role_in(a), Some(Role::Admin));
         assert_eq!(admin_scoped.role_in(b), None);
         assert!(principal(true, &[], None, None).is_admin());
+    }
+
+    #[test]
+    fn tokens_never_carry_more_than_their_maker() {
+        let (a, b) = (ProjectId::generate(), ProjectId::generate());
+        let reader_of_a = principal(false, &[(a, Role::Admin), (b, Role::Admin)], Some(a), Some(Role::Reader));
+        // Nothing asked: the maker's own limits.
+        assert_eq!(reader_of_a.token_limits(None, None).unwrap(), (Some(a), Some(Role::Reader)));
+        assert!(matches!(reader_of_a.token_limits(Some(b), None), Err(ApiError::Forbidden(_))));
+        assert!(matches!(reader_of_a.token_limits(None, Some(Role::Admin)), Err(ApiError::Forbidden(_))));
+        // An unrestricted member makes what it asks for, within its roles.
+        let member = principal(false, &[(a, Role::Member)], None, None);
+        assert_eq!(member.token_limits(None, None).unwrap(), (None, None));
+        assert_eq!(member.token_limits(Some(a), Some(Role::Reader)).unwrap(), (Some(a), Some(Role::Reader)));
+        assert!(matches!(member.token_limits(Some(a), Some(Role::Admin)), Err(ApiError::Forbidden(_))));
+        assert!(matches!(member.token_limits(Some(b), None), Err(ApiError::NotFound { .. })));
     }
 }

@@ -26,6 +26,8 @@ mod nodes;
 mod peers;
 #[path = "api/races.rs"]
 mod races;
+#[path = "api/security.rs"]
+mod security;
 #[path = "api/tenancy.rs"]
 mod tenancy;
 #[path = "api/upgrade.rs"]
@@ -77,6 +79,8 @@ fn main() {
         agent::a_timed_out_wait_retires_its_token,
         races::racing_creates_get_the_answers_of_one_after_the_other,
         upgrade::a_pending_operation_of_the_previous_release_runs_to_its_end,
+        security::a_token_cannot_grow_its_own_power,
+        security::public_shows_no_site_records,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

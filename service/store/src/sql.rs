@@ -68,7 +68,9 @@ impl Sql {
         use crate::Visibility::*;
         match v {
             All => self,
-            PublicOnly => self.push(" AND project_id IS NULL"),
+            // Only nouns that have public objects have any to show.
+            PublicOnly if has_public => self.push(" AND project_id IS NULL"),
+            PublicOnly => self.push(" AND 1 = 0"),
             Project(p) => self.push(" AND project_id = ").bind(p.to_string()),
             Projects(ps) => {
                 self.push(" AND (");

@@ -233,14 +233,16 @@ async fn create_token(State(state): State<AppState>, p: Principal, body: Body<To
         }
         _ => p.user.id,
     };
-    if let Some(project) = req.project_id {
-        // A token can only carry what its creator has.
-        if user_id == p.user.id {
-            p.require(project, req.role.unwrap_or(Role::Reader), "project", &project.to_string())?;
-        } else {
+    // A token carries no more than its maker: an own token within the
+    // caller's scope, cap and roles; another user's only from a site admin.
+    let (project_id, role) = if user_id == p.user.id {
+        p.token_limits(req.project_id, req.role)?
+    } else {
+        if let Some(project) = req.project_id {
             state.store().project(&project.to_string()).await?;
         }
-    }
+        (req.project_id, req.role)
+    };
     let max = state.config.token_max_ttl_secs();
     let ttl = req.expires_in.unwrap_or(state.config.token_ttl_secs());
     if ttl == 0 || ttl > max {
@@ -256,8 +258,8 @@ async fn create_token(State(state): State<AppState>, p: Principal, body: Body<To
                 user_id,
                 secret_hash: sha256_hex(secret.as_bytes()),
                 description: req.description,
-                project_id: req.project_id,
-                role: req.role,
+                project_id,
+                role,
                 expires_at: tundra_store::time_after(Duration::from_secs(ttl)),
             },
         )

@@ -201,6 +201,13 @@ impl Env {
         r.body["secret"].as_str().unwrap().to_string()
     }
 
+    /// The ID of an existing project.
+    pub async fn project_id(&self, name: &str) -> String {
+        let r = self.call("GET", &format!("/v1/projects/{name}"), &self.admin, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
     pub async fn project(&self, name: &str) -> String {
         let r = self.call("POST", "/v1/projects", &self.admin, Some(serde_json::json!({"name": name}))).await;
         assert_eq!(r.status, 201, "{}", r.body);
