@@ -35,5 +35,5 @@ async fn main() {
     let server = Server::new(config, leases);
     let socket = tundra_boot::bind_udp(Some(&a[0]), 67).expect("bind");
     println!("ready");
-    server.serve(tokio::net::UdpSocket::from_std(socket).expect("tokio socket")).await;
+    server.serve(&tokio::net::UdpSocket::from_std(socket).expect("tokio socket")).await;
 }

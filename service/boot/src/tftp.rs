@@ -64,7 +64,7 @@ fn error(code: u16, msg: &str) -> Vec<u8> {
 }
 
 /// Serve files under `root` to requests arriving on `socket`.
-pub async fn serve(root: PathBuf, socket: UdpSocket, bind_device: Option<String>) {
+pub async fn serve(root: PathBuf, socket: &UdpSocket, bind_device: Option<String>) {
     let mut buf = [0u8; 1500];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };

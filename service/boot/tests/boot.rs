@@ -37,7 +37,7 @@ fn run(server: std::sync::Arc<Server>, socket: std::net::UdpSocket) -> tokio::ru
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.spawn(async move {
         let s = tokio::net::UdpSocket::from_std(socket).unwrap();
-        server.serve(s).await
+        server.serve(&s).await
     });
     rt
 }
@@ -112,7 +112,7 @@ fn tftp_in_namespace(net: &Net, root: &Path) -> tokio::sync::oneshot::Sender<()>
             let sock = tokio::net::UdpSocket::from_std(s).unwrap();
             ready_tx.send(()).unwrap();
             tokio::select! {
-                _ = tundra_boot::tftp::serve(root, sock, Some(ifname)) => {}
+                _ = tundra_boot::tftp::serve(root, &sock, Some(ifname)) => {}
                 _ = stopped => {}
             }
         });

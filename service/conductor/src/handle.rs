@@ -172,9 +172,19 @@ impl Conductor {
         self.inner.runner.cancel(id);
     }
 
-    /// Run a service loop (or listener) that stops with the conductor.
-    pub async fn background(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.inner.runner.background(task).await;
+    /// Run the service loop (or listener) `name`, supervised: started
+    /// again when it panics or ends (see `Runner::supervise`).
+    pub async fn supervise<F, Fut>(&self, name: &'static str, make: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.runner.supervise(name, make).await;
+    }
+
+    /// How many times each service loop was started again (for `/metrics`).
+    pub fn restarts(&self) -> Vec<(&'static str, u64)> {
+        self.inner.runner.restarts()
     }
 
     /// Stop every task; operations resume on the next start.

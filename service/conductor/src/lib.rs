@@ -38,7 +38,12 @@ pub use error::{Error, Result};
 pub use handle::{BmcMaker, Conductor, Wakes};
 pub use settings::Settings;
 
+use std::pin::Pin;
+
 use tundra_store::Store;
+
+/// A service loop, made anew each time its supervisor starts it.
+type Loop = fn(Conductor) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A conductor on `store` with the real BMC drivers, not yet running.
 pub fn new(store: Store, keyring: secrets::Keyring, settings: Settings, http: reqwest::Client) -> Conductor {
@@ -51,11 +56,17 @@ pub fn new(store: Store, keyring: secrets::Keyring, settings: Settings, http: re
 /// resumed from the store.
 pub async fn start(c: &Conductor) -> Result<()> {
     images::recover(c).await?;
-    c.background(housekeeping::run(c.clone())).await;
-    c.background(machines::sync::power_sync_loop(c.clone())).await;
-    c.background(machines::sync::timeout_loop(c.clone())).await;
-    c.background(nodes::reconcile::run(c.clone())).await;
-    c.background(fabric::worker::run(c.clone())).await;
+    let loops: [(&'static str, Loop); 5] = [
+        ("housekeeping", |c| Box::pin(housekeeping::run(c))),
+        ("power_sync", |c| Box::pin(machines::sync::power_sync_loop(c))),
+        ("timeouts", |c| Box::pin(machines::sync::timeout_loop(c))),
+        ("node_reconciler", |c| Box::pin(nodes::reconcile::run(c))),
+        ("fabric_worker", |c| Box::pin(fabric::worker::run(c))),
+    ];
+    for (name, run) in loops {
+        let c2 = c.clone();
+        c.supervise(name, move || run(c2.clone())).await;
+    }
     let n = c.resume().await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");

@@ -1,9 +1,12 @@
 //! Where the conductor's tasks run: operations (each by its ID, so a timeout
-//! or an abort can cancel it) and the service loops, all stopped together
-//! when tundrad stops. It knows nothing of what the tasks do.
+//! or an abort can cancel it) and the service's loops — each supervised:
+//! one that panics or ends is logged, counted and started again after a
+//! pause — all stopped together when tundrad stops. It knows nothing of
+//! what the tasks do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinSet};
 use tundra_api::OperationId;
@@ -12,6 +15,16 @@ use tundra_api::OperationId;
 pub struct Runner {
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     running: Arc<std::sync::Mutex<HashMap<OperationId, AbortHandle>>>,
+    restarts: Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
+}
+
+/// Aborts the task when the supervisor holding it is aborted.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Runner {
@@ -40,13 +53,76 @@ impl Runner {
         }
     }
 
-    /// Run a service loop that stops with the others.
-    pub async fn background(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.lock().await.spawn(task);
+    /// Run the service loop `name`, made by `make`: if it panics or ends,
+    /// it is logged, counted (`restarts`) and made again after a pause that
+    /// doubles up to half a minute; it stops with the others.
+    pub async fn supervise<F, Fut>(&self, name: &'static str, make: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let restarts = self.restarts.clone();
+        self.tasks.lock().await.spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let task = tokio::spawn(make());
+                let _abort = AbortOnDrop(task.abort_handle());
+                match task.await {
+                    Ok(()) => tracing::error!(task = name, "a service loop ended; starting it again"),
+                    Err(e) if e.is_panic() => {
+                        tracing::error!(task = name, error = %e, "a service loop panicked; starting it again")
+                    }
+                    Err(_) => return, // cancelled: tundrad is stopping
+                }
+                *restarts.lock().expect("restarts lock").entry(name).or_default() += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+
+    /// How many times each service loop was started again.
+    pub fn restarts(&self) -> Vec<(&'static str, u64)> {
+        self.restarts.lock().expect("restarts lock").iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     /// Stop everything; unfinished operations resume on the next start.
     pub async fn abort(&self) {
         self.tasks.lock().await.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_loop_that_panics_or_ends_is_started_again_and_counted() {
+        let r = Runner::default();
+        let runs = Arc::new(AtomicU32::new(0));
+        let n = runs.clone();
+        r.supervise("flaky", move || {
+            let n = n.clone();
+            async move {
+                match n.fetch_add(1, Ordering::SeqCst) {
+                    0 => panic!("a malformed packet"),
+                    1 => {} // ends
+                    _ => std::future::pending().await,
+                }
+            }
+        })
+        .await;
+        // Pauses of 0.1 s, then 0.2 s.
+        for _ in 0..50 {
+            if runs.load(Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "made again after the panic and after it ended");
+        assert_eq!(r.restarts(), vec![("flaky", 2)]);
+        r.abort().await;
     }
 }

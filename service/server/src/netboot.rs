@@ -28,9 +28,24 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
                 // The metadata service knows a node by the address asking.
                 let app = crate::http::app(router.merge(crate::http::metadata::routes()), state)
                     .into_make_service_with_connect_info::<std::net::SocketAddr>();
-                c.background(async move {
-                    if let Err(e) = axum::serve(l, app).await {
-                        tracing::error!(error = %e, "the boot listener stopped");
+                // Served as bound; if it stops, bound again on the same address.
+                let first = Arc::new(std::sync::Mutex::new(Some(l)));
+                c.supervise("boot_listener", move || {
+                    let (app, first) = (app.clone(), first.clone());
+                    async move {
+                        let bound = first.lock().expect("listener lock").take();
+                        let l = match bound {
+                            Some(l) => Ok(l),
+                            None => tokio::net::TcpListener::bind((ip, port)).await,
+                        };
+                        match l {
+                            Ok(l) => {
+                                if let Err(e) = axum::serve(l, app).await {
+                                    tracing::error!(error = %e, "the boot listener stopped");
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, %ip, port, "binding the boot listener again failed"),
+                        }
                     }
                 })
                 .await;
@@ -57,16 +72,26 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
         let leases = Leases::open(Some(state.config.data_dir.join(format!("dhcp-{}.leases", n.interface))))
             .with_context(|| format!("opening the DHCP leases of {}", n.interface))?;
         let server = Arc::new(Server::new(config, leases));
-        let dhcp = tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.dhcp_port)?)?;
-        let tftp = tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.tftp_port)?)?;
+        let dhcp = Arc::new(tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.dhcp_port)?)?);
+        let tftp = Arc::new(tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.tftp_port)?)?);
         let s = server.clone();
-        c.background(async move { s.serve(dhcp).await }).await;
-        c.background(tundra_boot::tftp::serve(n.tftp_root.clone(), tftp, Some(n.interface.clone()))).await;
+        c.supervise("dhcp", move || {
+            let (s, dhcp) = (s.clone(), dhcp.clone());
+            async move { s.serve(&dhcp).await }
+        })
+        .await;
+        let (root, device) = (n.tftp_root.clone(), n.interface.clone());
+        c.supervise("tftp", move || {
+            let (root, device, tftp) = (root.clone(), device.clone(), tftp.clone());
+            async move { tundra_boot::tftp::serve(root, &tftp, Some(device)).await }
+        })
+        .await;
         tracing::info!(interface = %n.interface, %ip, pool = %n.pool, discovery = n.discovery, http_port, "serving DHCP, TFTP and boot HTTP");
         servers.push(server);
     }
     if !servers.is_empty() {
-        c.background(refresh_loop(c.clone(), servers.clone())).await;
+        let (c2, servers) = (c.clone(), servers.clone());
+        c.supervise("dhcp_refresh", move || refresh_loop(c2.clone(), servers.clone())).await;
     }
     Ok(servers)
 }

@@ -89,6 +89,10 @@ fn tundrad_network_boots_enrolled_machines() {
     });
     ready.recv().unwrap();
 
+    // A malformed packet first (a hardware address length of 200, which a
+    // 16-byte field cannot hold): DHCP must go on answering.
+    malformed_discover(&net);
+
     // The enrolled machine's iPXE gets a pool address and its script URL (once
     // tundrad has refreshed its known MACs, within a few seconds).
     net.set_client_mac("52:54:00:77:00:01");
@@ -116,4 +120,24 @@ fn tundrad_network_boots_enrolled_machines() {
     assert!(leases.contains("52:54:00:77:00:01"), "{leases}");
     stop.send(()).unwrap();
     server.join().unwrap();
+}
+
+/// Broadcast a DHCPDISCOVER whose hlen is 200 from the client namespace.
+fn malformed_discover(net: &Net) {
+    let script = r#"
+import socket, struct, sys
+pkt = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 200, 0, 0x1234, 0, 0x8000,
+                  bytes(4), bytes(4), bytes(4), bytes(4), bytes(16), bytes(64), bytes(128))
+pkt += bytes([99, 130, 83, 99, 53, 1, 1, 255])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
+for _ in range(3):
+    s.sendto(pkt, ("255.255.255.255", 67))
+"#;
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.cli, "python3", "-c", script, &net.cli_if])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

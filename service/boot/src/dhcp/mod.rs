@@ -211,7 +211,9 @@ impl Server {
 
     /// Answer one message; `None` when it is not ours to answer.
     pub fn handle(&self, req: &Message) -> Option<Message> {
-        if req.opcode() != Opcode::BootRequest {
+        // Clients are known by an Ethernet address (6 bytes); a length the
+        // field cannot even hold (over 16) is a malformed packet.
+        if req.opcode() != Opcode::BootRequest || req.hlen() != 6 {
             return None;
         }
         let mac = mac_of(req);
@@ -284,7 +286,7 @@ impl Server {
     }
 
     /// Serve on `socket` until the task is dropped.
-    pub async fn serve(&self, socket: tokio::net::UdpSocket) {
+    pub async fn serve(&self, socket: &tokio::net::UdpSocket) {
         let mut buf = vec![0u8; 1500];
         loop {
             let (n, from) = match socket.recv_from(&mut buf).await {
@@ -350,6 +352,21 @@ mod tests {
             m.opts_mut().insert(o);
         }
         m
+    }
+
+    #[test]
+    fn malformed_hardware_lengths_are_ignored() {
+        let s = Server::new(config(true), Leases::default());
+        let good = msg(MessageType::Discover, 1, vec![]);
+        let mut bytes = Vec::new();
+        good.encode(&mut Encoder::new(&mut bytes)).unwrap();
+        for hlen in [0u8, 5, 7, 16, 17, 200, 255] {
+            bytes[2] = hlen; // the hlen byte of the BOOTP header
+            let m = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+            assert!(s.handle(&m).is_none(), "hlen {hlen} answered");
+        }
+        bytes[2] = 6;
+        assert!(s.handle(&Message::decode(&mut Decoder::new(&bytes)).unwrap()).is_some());
     }
 
     #[test]

@@ -62,6 +62,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "1 when the database answers.",
             vec![(String::new(), f64::from(u8::from(state.store().ping().await.is_ok())))],
         ),
+        (
+            "tundra_task_restarts",
+            "Times a service loop (DHCP, TFTP, the reconcilers, the fabric worker…) panicked or ended and was started again.",
+            state.conductor.restarts().into_iter().map(|(t, n)| (format!("task=\"{t}\""), n as f64)).collect(),
+        ),
     ];
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges)).into_response()
 }
