@@ -117,7 +117,7 @@ impl LabSite {
                 dns: vec![],
                 discovery: false,
                 tftp_root: tftp,
-                http_port: Some(boot_port),
+                http_port: boot_port,
                 boot_url: None,
                 node_pool: Some(format!("{net}.200-{net}.249")),
                 mtu: 1500,

@@ -75,6 +75,11 @@ pub async fn erase(path: &Path) -> std::io::Result<Method> {
     Ok(method)
 }
 
+/// The size of a disk (block device or file), in bytes.
+pub async fn size(path: &Path) -> std::io::Result<u64> {
+    size_of(&mut tokio::fs::File::open(path).await?).await
+}
+
 /// Whether every byte of `path` is zero (reads it all).
 pub async fn verify_zero(path: &Path) -> std::io::Result<bool> {
     let mut f = tokio::fs::File::open(path).await?;

@@ -242,7 +242,11 @@ impl Agent {
                     if !zero {
                         return Err(format!("{name} is not all zero after erasing ({method:?})"));
                     }
-                    out.insert(name.clone(), serde_json::json!({"method": format!("{method:?}"), "verified_zero": zero}));
+                    let size_bytes = crate::erase::size(&path).await.map_err(|e| format!("sizing {name}: {e}"))?;
+                    out.insert(
+                        name.clone(),
+                        serde_json::json!({"method": format!("{method:?}"), "verified_zero": zero, "size_bytes": size_bytes}),
+                    );
                 }
                 Ok(serde_json::Value::Object(out))
             }

@@ -1,9 +1,14 @@
 //! The agent protocol's sessions, as tundrad answers them: who is calling
-//! (a per-boot token of a machine's operation, or of discovery), the iPXE
-//! script a booting MAC gets, the command a heartbeat is answered with, a
-//! report recorded once (or, from discovery, the machine enrolled), and the
-//! image a deploying agent streams.
+//! (a per-boot token of a machine's operation, or of discovery, from the
+//! address it was issued to), the iPXE script a booting MAC gets, the
+//! command a heartbeat is answered with, a report recorded once (or, from
+//! discovery, the machine enrolled), and the image a deploying agent streams.
+//!
+//! The trust rules (docs/security.md): a script is served only to the DHCP
+//! lease holder of its MAC, only once per boot tundrad made (or per
+//! discovery boot), and its token then works only from that address.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -28,35 +33,67 @@ fn live(expires_at: Option<&str>) -> bool {
     expires_at.and_then(tundra_store::parse_time).is_some_and(|t| t > SystemTime::now())
 }
 
-/// The caller a bearer token names; `None` when it names no live session
-/// (unknown, expired, its operation over, or discovery turned off).
-pub async fn caller(c: &Conductor, token: &str) -> Result<Option<Caller>> {
+/// The caller a bearer token names, calling from `peer`; `None` when it
+/// names no live session (unknown, expired, its operation over, or
+/// discovery turned off) or the session's agent is at another address.
+pub async fn caller(c: &Conductor, token: &str, peer: IpAddr) -> Result<Option<Caller>> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
     let hash = sha256_hex(token.as_bytes());
+    let from = |bound: &Option<String>| {
+        let ok = bound.as_deref() == Some(peer.to_string().as_str());
+        if !ok {
+            tracing::warn!(%peer, bound = bound.as_deref().unwrap_or("nothing"), "an agent token was used from another address; refused");
+        }
+        ok
+    };
     if let Some(s) = c.store().agent_by_token(&hash).await? {
-        return Ok(live(s.token_expires_at.as_deref()).then_some(Caller::Machine(s)));
+        return Ok((live(s.token_expires_at.as_deref()) && from(&s.agent_address)).then_some(Caller::Machine(s)));
     }
     Ok(match c.store().discovery_by_token(&hash).await? {
-        Some(d) if c.settings().discovery.enabled && live(Some(&d.token_expires_at)) => Some(Caller::Discovery(d)),
+        Some(d) if c.settings().discovery.enabled && live(Some(&d.token_expires_at)) && from(&d.agent_address) => {
+            Some(Caller::Discovery(d))
+        }
         _ => None,
     })
 }
 
-/// The iPXE script for `mac` (lowercase, colons) when tundrad is booting its
-/// machine into the agent, or, with discovery on, for a MAC no machine has.
-/// `base`: how the firmware reached tundrad. `None`: nothing to boot — the
-/// firmware falls through to its next boot device.
-pub async fn script(c: &Conductor, mac: &str, base: &str) -> Result<Option<String>> {
-    match c.store().machine_by_mac(mac).await? {
+/// A boot script request, as the provisioning network's boot listener saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct BootRequest<'a> {
+    /// The MAC the script is for (lowercase, colons).
+    pub mac: &'a str,
+    /// How the firmware reached tundrad (`http://ADDRESS:PORT`).
+    pub base: &'a str,
+    /// Who asked.
+    pub peer: IpAddr,
+    /// The address the network's DHCP server leases to `mac` now, if any.
+    pub lease_holder: Option<IpAddr>,
+}
+
+/// The iPXE script for `r.mac` when tundrad is booting its machine into the
+/// agent, or, with discovery on, for a MAC no machine has — served only to
+/// the MAC's lease holder, once per boot. `None`: nothing to boot (the
+/// firmware falls through to its next boot device).
+pub async fn script(c: &Conductor, r: BootRequest<'_>) -> Result<Option<String>> {
+    if r.lease_holder != Some(r.peer) {
+        tracing::warn!(mac = r.mac, peer = %r.peer, lease = ?r.lease_holder, "a boot script was asked for by an address that does not hold the MAC's lease; refused");
+        return Ok(None);
+    }
+    let peer = r.peer.to_string();
+    match c.store().machine_by_mac(r.mac).await? {
         Some(m) => {
             if c.store().agent_session(m.id).await?.is_none() {
                 return Ok(None);
             }
-            Ok(Some(boot::boot_script(c, &m, mac, base).await?))
+            let script = boot::boot_script(c, &m, r.mac, r.base, &peer).await?;
+            if script.is_none() {
+                tracing::warn!(machine = %m.name, mac = r.mac, peer = %r.peer, "a second boot script was asked for in one boot; refused (tundrad reboots a machine whose agent stays silent)");
+            }
+            Ok(script)
         }
-        None if c.settings().discovery.enabled => Ok(Some(boot::discovery_script(c, mac, base).await?)),
+        None if c.settings().discovery.enabled => Ok(Some(boot::discovery_script(c, r.mac, r.base, &peer).await?)),
         None => Ok(None),
     }
 }

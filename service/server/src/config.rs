@@ -105,12 +105,14 @@ pub struct ProvisioningNetwork {
     /// Directory with the iPXE binaries served over TFTP (Debian's `ipxe` package: /usr/lib/ipxe).
     #[serde(default = "default_tftp_root")]
     pub tftp_root: PathBuf,
-    /// Serve the boot and agent routes (only those) on `ADDRESS:http_port`;
-    /// 0 picks a free port. Unset: machines use the API listener.
-    #[serde(default)]
-    pub http_port: Option<u16>,
-    /// Where booting machines reach tundrad over HTTP (default
-    /// `http://ADDRESS:HTTP_PORT`, or `http://ADDRESS:LISTEN_PORT` without `http_port`).
+    /// The boot listener: the boot and agent routes and the metadata
+    /// service (only those) on `ADDRESS:http_port`; 0 picks a free port.
+    /// They are served nowhere else — not on the API listener.
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    /// Where booting machines reach the boot listener over HTTP (default
+    /// `http://ADDRESS:HTTP_PORT`), e.g. with a DNS name. It must reach the
+    /// listener directly: a boot is bound to the address that asks.
     #[serde(default)]
     pub boot_url: Option<String>,
     /// Fixed addresses for nodes, e.g. `10.0.0.200-10.0.0.249`: each node
@@ -137,6 +139,9 @@ fn default_mtu() -> u32 {
 }
 fn default_lease_time() -> String {
     "1h".into()
+}
+fn default_http_port() -> u16 {
+    8180
 }
 fn default_dhcp_port() -> u16 {
     67

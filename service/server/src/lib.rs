@@ -43,6 +43,8 @@ use crate::state::AppState;
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Each provisioning network's boot listener, in config order.
+    pub boot_listeners: Vec<SocketAddr>,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -108,7 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("binding {}; is another tundrad running?", state.config.listen))?;
     let addr = listener.local_addr()?;
-    netboot::start(&state, addr.port()).await?;
+    let served = netboot::start(&state).await?;
     let (router, _) = http::router().split_for_parts();
     let app = http::app(router, &state);
     let tls = match (&state.config.tls_cert_file, &state.config.tls_key_file) {
@@ -128,7 +130,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
     };
     tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store().backend().as_str(), "tundrad serving");
-    Ok(Server { addr, state, shutdown: Some(tx), task })
+    Ok(Server { addr, boot_listeners: served.boot_listeners, state, shutdown: Some(tx), task })
 }
 
 /// On the very first start (no users), create the site admin and write its

@@ -1,7 +1,8 @@
 //! Network boot on the provisioning networks: a DHCP and a TFTP server per
 //! network, the boot listener (the boot and agent routes and the metadata
-//! service, only those, on the network's own address), and a task that
-//! keeps the DHCP servers' knowledge current (`tundra_conductor::netboot`).
+//! service, only those and only there, on the network's own address, bound
+//! to that network's leases), and a task that keeps the DHCP servers'
+//! knowledge current (`tundra_conductor::netboot`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,48 +12,23 @@ use tundra_boot::dhcp::{BootConfig, Config, Leases, Server};
 
 use crate::state::AppState;
 
-/// Bind and start every configured network; `api_port` is where machines
-/// reach tundrad when a network has no boot listener of its own.
-pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Server>>> {
+/// What netboot serves: per provisioning network, its DHCP server and where
+/// its boot listener is bound.
+pub struct Served {
+    pub dhcp: Vec<Arc<Server>>,
+    pub boot_listeners: Vec<std::net::SocketAddr>,
+}
+
+/// Bind and start every configured network.
+pub async fn start(state: &AppState) -> anyhow::Result<Served> {
     let c = &state.conductor;
-    let mut servers = Vec::new();
+    let mut served = Served { dhcp: Vec::new(), boot_listeners: Vec::new() };
     for n in &state.config.provisioning_networks {
         let (ip, mask, start, end) = n.parsed().map_err(|e| anyhow::anyhow!(e))?;
-        let http_port = match n.http_port {
-            Some(port) => {
-                let l = tokio::net::TcpListener::bind((ip, port))
-                    .await
-                    .with_context(|| format!("binding the boot listener on {ip}:{port} ({})", n.interface))?;
-                let port = l.local_addr()?.port();
-                let (router, _) = crate::http::agent::routes().split_for_parts();
-                // The metadata service knows a node by the address asking.
-                let app = crate::http::app(router.merge(crate::http::metadata::routes()), state)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>();
-                // Served as bound; if it stops, bound again on the same address.
-                let first = Arc::new(std::sync::Mutex::new(Some(l)));
-                c.supervise("boot_listener", move || {
-                    let (app, first) = (app.clone(), first.clone());
-                    async move {
-                        let bound = first.lock().expect("listener lock").take();
-                        let l = match bound {
-                            Some(l) => Ok(l),
-                            None => tokio::net::TcpListener::bind((ip, port)).await,
-                        };
-                        match l {
-                            Ok(l) => {
-                                if let Err(e) = axum::serve(l, app).await {
-                                    tracing::error!(error = %e, "the boot listener stopped");
-                                }
-                            }
-                            Err(e) => tracing::error!(error = %e, %ip, port, "binding the boot listener again failed"),
-                        }
-                    }
-                })
-                .await;
-                port
-            }
-            None => api_port,
-        };
+        let l = tokio::net::TcpListener::bind((ip, n.http_port))
+            .await
+            .with_context(|| format!("binding the boot listener on {ip}:{} ({})", n.http_port, n.interface))?;
+        let http_port = l.local_addr()?.port();
         let boot_url = n.boot_url.clone().unwrap_or_else(|| format!("http://{ip}:{http_port}"));
         let config = Config {
             server_ip: ip,
@@ -74,6 +50,34 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
         let server = Arc::new(Server::new(config, leases));
         let dhcp = Arc::new(tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.dhcp_port)?)?);
         let tftp = Arc::new(tokio::net::UdpSocket::from_std(tundra_boot::bind_udp(Some(&n.interface), n.tftp_port)?)?);
+
+        // The boot listener: boot and agent routes and the metadata service,
+        // with the peer address, and this network's leases (who may boot).
+        let net = crate::http::agent::BootNet { dhcp: server.clone() };
+        let app = crate::http::app(crate::http::boot_router().layer(axum::Extension(net)), state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        // Served as bound; if it stops, bound again on the same address.
+        let first = Arc::new(std::sync::Mutex::new(Some(l)));
+        c.supervise("boot_listener", move || {
+            let (app, first) = (app.clone(), first.clone());
+            async move {
+                let bound = first.lock().expect("listener lock").take();
+                let l = match bound {
+                    Some(l) => Ok(l),
+                    None => tokio::net::TcpListener::bind((ip, http_port)).await,
+                };
+                match l {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "the boot listener stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, %ip, http_port, "binding the boot listener again failed"),
+                }
+            }
+        })
+        .await;
+
         let s = server.clone();
         c.supervise("dhcp", move || {
             let (s, dhcp) = (s.clone(), dhcp.clone());
@@ -87,13 +91,14 @@ pub async fn start(state: &AppState, api_port: u16) -> anyhow::Result<Vec<Arc<Se
         })
         .await;
         tracing::info!(interface = %n.interface, %ip, pool = %n.pool, discovery = n.discovery, http_port, "serving DHCP, TFTP and boot HTTP");
-        servers.push(server);
+        served.dhcp.push(server);
+        served.boot_listeners.push(std::net::SocketAddr::from((ip, http_port)));
     }
-    if !servers.is_empty() {
-        let (c2, servers) = (c.clone(), servers.clone());
+    if !served.dhcp.is_empty() {
+        let (c2, servers) = (c.clone(), served.dhcp.clone());
         c.supervise("dhcp_refresh", move || refresh_loop(c2.clone(), servers.clone())).await;
     }
-    Ok(servers)
+    Ok(served)
 }
 
 /// Every few seconds (and at once when a node gets or loses an address),

@@ -10,7 +10,7 @@ mod netns;
 use std::time::{Duration, Instant};
 
 use netns::{Net, ip};
-use tundra_api::machines::{BmcDriver, BmcSettings, Interface, Location};
+use tundra_api::machines::{BmcDriver, BmcSettings, Interface, Location, ProvisionState};
 use tundrad::config::{Config, ProvisioningNetwork};
 
 #[test]
@@ -32,8 +32,8 @@ fn tundrad_network_boots_enrolled_machines() {
             dns: vec![],
             discovery: false,
             tftp_root,
-            http_port: None,
-            boot_url: Some("http://10.77.0.1:8180".into()),
+            http_port: 8180,
+            boot_url: None,
             node_pool: None,
             mtu: 1500,
             lease_time: "1h".into(),
@@ -53,7 +53,8 @@ fn tundrad_network_boots_enrolled_machines() {
                 .conductor
                 .keyring()
                 .seal(tundra_api::SecretId::generate(), &tundrad::secrets::Plaintext(b"pw".to_vec()));
-            st.store()
+            let m = st
+                .store()
                 .create_machine(
                     &tundra_store::Actor::service(),
                     tundra_store::NewMachine {
@@ -82,6 +83,25 @@ fn tundrad_network_boots_enrolled_machines() {
                 )
                 .await
                 .unwrap();
+            // An operation (not run here) waits for the machine's agent; it
+            // has PXE-booted the machine once (armed its session).
+            let svc = tundra_store::Actor::service();
+            let work = tundra_api::ops::Work::MachineInspect { machine_id: m.id };
+            let (_, op) = st
+                .store()
+                .begin_machine_transition(
+                    &svc,
+                    m.id,
+                    ProvisionState::Enroll,
+                    ProvisionState::InspectWait,
+                    "test",
+                    tundra_store::NewOperation { project_id: None, work },
+                )
+                .await
+                .unwrap();
+            let cmd = serde_json::json!({"command": "inspect", "id": "c1"});
+            st.store().open_agent_session(m.id, op, &cmd).await.unwrap();
+            assert!(st.store().arm_agent_boot(m.id, op).await.unwrap());
             ready_tx.send(()).unwrap();
             let _ = stopped.await;
             server.stop().await.unwrap();
@@ -110,8 +130,30 @@ fn tundrad_network_boots_enrolled_machines() {
     // A MAC tundrad does not know gets nothing (discovery is off).
     net.set_client_mac("52:54:00:77:00:02");
     assert!(net.udhcpc(dir.path(), &[]).is_none());
-    // The firmware's next step: the iPXE binary over TFTP.
+
+    // The boot script goes to the lease holder (10.77.0.50) only, once per
+    // boot; its token works only from there. Another machine on the network
+    // (10.77.0.2, which knows the MAC) gets neither.
+    ip(&["-n", &net.cli, "addr", "add", "10.77.0.50/24", "dev", &net.cli_if]);
     ip(&["-n", &net.cli, "addr", "add", "10.77.0.2/24", "dev", &net.cli_if]);
+    let script = "/boot/52:54:00:77:00:01.ipxe";
+    let (status, _) = http(&net, "10.77.0.2", "GET", script, "", "");
+    assert_eq!(status, 404, "a boot script for an address that does not hold the lease");
+    let (status, text) = http(&net, "10.77.0.50", "GET", script, "", "");
+    assert_eq!(status, 200, "{text}");
+    let token = text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
+    let (status, _) = http(&net, "10.77.0.50", "GET", script, "", "");
+    assert_eq!(status, 404, "a second script in the same boot");
+    let hb = r#"{"version": "t"}"#;
+    let (status, _) = http(&net, "10.77.0.2", "POST", "/v1/agent/heartbeat", &token, hb);
+    assert_eq!(status, 401, "a token used from another address");
+    let (status, body) = http(&net, "10.77.0.50", "POST", "/v1/agent/heartbeat", &token, hb);
+    assert_eq!((status, body.as_str()), (200, r#"{"command":"inspect","id":"c1"}"#));
+    // The boot listener serves nothing of the API.
+    let (status, _) = http(&net, "10.77.0.50", "GET", "/v1/machines", &token, "");
+    assert_eq!(status, 404);
+
+    // The firmware's next step: the iPXE binary over TFTP.
     let (ok, got, err) = net.tftp_get(dir.path(), "10.77.0.1", "snponly.efi", &["-b", "1468"]);
     assert!(ok, "{err}");
     assert_eq!(got.unwrap(), efi);
@@ -123,6 +165,30 @@ fn tundrad_network_boots_enrolled_machines() {
 }
 
 /// Broadcast a DHCPDISCOVER whose hlen is 200 from the client namespace.
+/// An HTTP request to the boot listener (10.77.0.1:8180) from `src` in the
+/// client namespace: (status, body).
+fn http(net: &Net, src: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let script = r#"
+import http.client, sys
+src, method, path, token, body = sys.argv[1:6]
+c = http.client.HTTPConnection("10.77.0.1", 8180, timeout=10, source_address=(src, 0))
+h = {"Content-Type": "application/json"}
+if token:
+    h["Authorization"] = "Bearer " + token
+c.request(method, path, body=body or None, headers=h)
+r = c.getresponse()
+sys.stdout.write(str(r.status) + "\n" + r.read().decode())
+"#;
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.cli, "python3", "-c", script, src, method, path, token, body])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (status, body) = text.split_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
 fn malformed_discover(net: &Net) {
     let script = r#"
 import socket, struct, sys

@@ -21,6 +21,10 @@ pub struct AgentSession {
     pub token_expires_at: Option<String>,
     /// How many times the machine fetched its script (booted) in this session.
     pub boots: i64,
+    /// tundrad PXE-booted the machine and no script was served for that boot yet.
+    pub armed: bool,
+    /// The address that fetched this boot's script (the agent's, from then on).
+    pub agent_address: Option<String>,
     pub last_seen: Option<String>,
     pub progress: Option<String>,
     /// The agent's `tundra_api::agent::Report`, once it reported.
@@ -43,6 +47,8 @@ fn session(row: &AnyRow) -> Result<AgentSession> {
         command: json(row, "command")?.unwrap_or_default(),
         token_expires_at: get(row, "token_expires_at")?,
         boots: get(row, "boots")?,
+        armed: get::<i64>(row, "armed")? != 0,
+        agent_address: get(row, "agent_address")?,
         last_seen: get(row, "last_seen")?,
         progress: get(row, "progress")?,
         report: json(row, "report")?,
@@ -102,26 +108,45 @@ impl Store {
         row.as_ref().map(session).transpose()
     }
 
-    /// The machine fetched its boot script: store the new token's hash (the
-    /// previous boot's token stops working) and count the boot.
+    /// Operation `op` is PXE-booting the machine: the next boot script
+    /// request may be served (once). False when `op` has no session here.
+    pub async fn arm_agent_boot(&self, machine: MachineId, op: OperationId) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query("UPDATE agent_sessions SET armed = 1 WHERE machine_id = $1 AND operation_id = $2")
+            .bind(machine.to_string())
+            .bind(op.to_string())
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// The machine fetched its boot script from `address`: if the session is
+    /// armed, disarm it, store the new token's hash (the previous boot's
+    /// token stops working), bind it to `address` and count the boot.
+    /// `None`: no session, or this boot's script was served already.
     pub async fn issue_agent_token(
         &self,
         machine: MachineId,
         token_hash: &str,
         expires_at: &str,
-    ) -> Result<AgentSession> {
+        address: &str,
+    ) -> Result<Option<AgentSession>> {
         let mut w = self.write().await?;
         let n = sqlx::query(
-            "UPDATE agent_sessions SET token_hash = $1, token_expires_at = $2, boots = boots + 1 WHERE machine_id = $3",
+            "UPDATE agent_sessions SET token_hash = $1, token_expires_at = $2, agent_address = $3, armed = 0, \
+             boots = boots + 1 WHERE machine_id = $4 AND armed = 1",
         )
         .bind(token_hash.to_string())
         .bind(expires_at.to_string())
+        .bind(address.to_string())
         .bind(machine.to_string())
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
         if n == 0 {
-            return Err(StoreError::NotFound { noun: "agent session", id: machine.to_string() });
+            return Ok(None);
         }
         let s = session_in(&mut w, machine).await?;
         event(
@@ -131,11 +156,11 @@ impl Store {
             "machine",
             &machine.to_string(),
             "agent_booting",
-            json!({"operation_id": s.operation_id, "boot": s.boots}),
+            json!({"operation_id": s.operation_id, "boot": s.boots, "address": address}),
         )
         .await?;
         w.commit().await?;
-        Ok(s)
+        Ok(Some(s))
     }
 
     /// The session a token belongs to (expiry is the caller's check).

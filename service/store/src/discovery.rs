@@ -16,6 +16,8 @@ pub struct DiscoverySession {
     pub report: Option<serde_json::Value>,
     /// The machine enrolled from the report.
     pub machine_id: Option<MachineId>,
+    /// The address that fetched the script (the agent's, from then on).
+    pub agent_address: Option<String>,
 }
 
 fn session(row: &AnyRow) -> Result<DiscoverySession> {
@@ -27,20 +29,30 @@ fn session(row: &AnyRow) -> Result<DiscoverySession> {
         machine_id: get::<Option<String>>(row, "machine_id")?
             .map(|m| parse_id("discovery_sessions", &m))
             .transpose()?,
+        agent_address: get(row, "agent_address")?,
     })
 }
 
 impl Store {
-    /// An unknown MAC booted: a fresh token (the previous boot's dies).
-    pub async fn issue_discovery_token(&self, mac: &str, token_hash: &str, expires_at: &str) -> Result<()> {
+    /// An unknown MAC booted from `address`: a fresh token bound to it (the
+    /// previous boot's dies).
+    pub async fn issue_discovery_token(
+        &self,
+        mac: &str,
+        token_hash: &str,
+        expires_at: &str,
+        address: &str,
+    ) -> Result<()> {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM discovery_sessions WHERE mac = $1").bind(mac.to_string()).execute(&mut *w.tx).await?;
         sqlx::query(
-            "INSERT INTO discovery_sessions (mac, token_hash, token_expires_at, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO discovery_sessions (mac, token_hash, token_expires_at, agent_address, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(mac.to_string())
         .bind(token_hash.to_string())
         .bind(expires_at.to_string())
+        .bind(address.to_string())
         .bind(now())
         .execute(&mut *w.tx)
         .await?;

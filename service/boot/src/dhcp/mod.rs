@@ -124,6 +124,13 @@ impl Server {
         self.leases.lock().expect("leases lock").all()
     }
 
+    /// The address `mac` holds now: an acknowledged (not merely offered),
+    /// unexpired lease. What the boot listener binds a boot to.
+    pub fn holder(&self, mac: &str) -> Option<Ipv4Addr> {
+        let book = self.leases.lock().expect("leases lock");
+        book.get(mac).filter(|l| !l.offered && l.expires > leases::now_secs()).map(|l| l.ip)
+    }
+
     /// The address for `mac`: its reservation, its current lease, the
     /// address it asks for if free, or the first free pool address.
     fn address_for(&self, mac: &str, requested: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
@@ -367,6 +374,19 @@ mod tests {
         }
         bytes[2] = 6;
         assert!(s.handle(&Message::decode(&mut Decoder::new(&bytes)).unwrap()).is_some());
+    }
+
+    #[test]
+    fn only_an_acknowledged_lease_holds_its_address() {
+        let s = Server::new(config(true), Leases::default());
+        let mac = "52:54:00:00:00:01";
+        assert_eq!(s.holder(mac), None);
+        let offer = s.handle(&msg(MessageType::Discover, 1, vec![])).unwrap();
+        assert_eq!(s.holder(mac), None, "an offer is not a lease");
+        s.handle(&msg(MessageType::Request, 1, vec![DhcpOption::RequestedIpAddress(offer.yiaddr())])).unwrap();
+        assert_eq!(s.holder(mac), Some(offer.yiaddr()));
+        assert!(s.handle(&msg(MessageType::Release, 1, vec![])).is_none(), "a release has no answer");
+        assert_eq!(s.holder(mac), None, "released");
     }
 
     #[test]

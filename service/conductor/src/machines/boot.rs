@@ -1,6 +1,7 @@
 //! The iPXE scripts that boot a machine into the agent: each carries a
-//! fresh per-boot agent token (only its hash is stored), for the machine's
-//! running operation — or, with discovery on, for an unknown MAC.
+//! fresh per-boot agent token (only its hash is stored) bound to the address
+//! that fetched it, for the machine's running operation — one per boot
+//! tundrad made — or, with discovery on, for an unknown MAC.
 
 use std::time::Duration;
 
@@ -12,8 +13,10 @@ use crate::error::Result;
 use crate::handle::Conductor;
 use crate::secrets::{new_secret, sha256_hex};
 
-/// The iPXE script that boots `m` into the agent, with a fresh per-boot token.
-pub async fn boot_script(c: &Conductor, m: &Machine, mac: &str, base: &str) -> Result<String> {
+/// The iPXE script that boots `m` into the agent, with a fresh per-boot
+/// token bound to `address`; `None` when this boot's script was served
+/// already (or the session is gone).
+pub async fn boot_script(c: &Conductor, m: &Machine, mac: &str, base: &str, address: &str) -> Result<Option<String>> {
     let st = m.provision_state;
     // The token lives as long as the boot step and its wait may take.
     let wait = next(st, Event::Wait).unwrap_or(st);
@@ -23,17 +26,24 @@ pub async fn boot_script(c: &Conductor, m: &Machine, mac: &str, base: &str) -> R
     };
     let ttl = Duration::from_secs_f64(((secs(st) + secs(wait)) * c.settings().machine_timeout_scale).max(600.0));
     let token = new_secret(TOKEN_PREFIX);
-    let s = c.store().issue_agent_token(m.id, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl)).await?;
-    let about = format!("{} is {st}; operation {}, boot {}", m.name, s.operation_id, s.boots);
-    Ok(render_script(c, base, &token, mac, &about))
+    let issued = c
+        .store()
+        .issue_agent_token(m.id, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl), address)
+        .await?;
+    Ok(issued.map(|s| {
+        let about = format!("{} is {st}; operation {}, boot {}", m.name, s.operation_id, s.boots);
+        render_script(c, base, &token, mac, &about)
+    }))
 }
 
 /// The iPXE script for an unknown MAC while discovery is on: the agent
 /// reports the hardware and tundrad enrolls the machine.
-pub async fn discovery_script(c: &Conductor, mac: &str, base: &str) -> Result<String> {
+pub async fn discovery_script(c: &Conductor, mac: &str, base: &str, address: &str) -> Result<String> {
     let token = new_secret(TOKEN_PREFIX);
     let ttl = c.settings().agent.boot_timeout.max(Duration::from_secs(600));
-    c.store().issue_discovery_token(mac, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl)).await?;
+    c.store()
+        .issue_discovery_token(mac, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl), address)
+        .await?;
     Ok(render_script(c, base, &token, mac, &format!("discovering {mac}")))
 }
 

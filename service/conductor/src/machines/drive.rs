@@ -42,7 +42,11 @@ async fn command_for(c: &Conductor, st: State, job: Job<'_>, m: &Machine) -> Res
     let id = format!("{}-{}", job.op, st.as_str());
     Ok(match st {
         State::Inspecting => Command::Inspect { id },
-        State::Cleaning => Command::Erase { id, disks: Vec::new() },
+        // Every disk inspection found (the report must account for each);
+        // a machine never inspected: every disk the agent sees.
+        State::Cleaning => {
+            Command::Erase { id, disks: inventory::disks(m).into_iter().map(|(name, _)| name).collect() }
+        }
         State::Deploying => {
             let disk = inventory::root_disk(m).ok_or_else(|| {
                 format!(
@@ -106,7 +110,7 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
                         .open_agent_session(m.id, op_id, &serde_json::to_value(&cmd).map_err(|e| e.to_string())?)
                         .await
                         .map_err(|e| e.to_string())?;
-                    pxe_boot(c, &m).await?;
+                    pxe_boot(c, &m, op_id).await?;
                     let _ = c.store().operation_progress(op_id, 0, None, "booting the agent").await;
                     Ok(Some(next(st, Event::Wait).map_err(|e| e.to_string())?))
                 }
@@ -135,7 +139,7 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
                             }
                             reboots += 1;
                             tracing::warn!(machine = %m.name, attempt = reboots, "no word from the agent; rebooting into it again");
-                            pxe_boot(c, &m).await?;
+                            pxe_boot(c, &m, op_id).await?;
                             boot_deadline = tokio::time::Instant::now() + silence;
                         }
                         let progress = s.progress.clone().unwrap_or_else(|| "waiting for the agent".into());
@@ -188,6 +192,7 @@ async fn finish_wait(c: &Conductor, m: &Machine, st: State, report: &Value) -> R
             power(c, m, &d, PowerAction::Off).await?;
         }
         State::CleanWait => {
+            erased_every_disk(m, &report["details"])?;
             power(c, m, &d, PowerAction::Off).await?;
         }
         State::DeployWait => {
@@ -199,9 +204,36 @@ async fn finish_wait(c: &Conductor, m: &Machine, st: State, report: &Value) -> R
     Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
 }
 
-/// Boot a machine from the network once: PXE as the next boot device, then
-/// power on — or reset, when it is already on.
-async fn pxe_boot(c: &Conductor, m: &Machine) -> Result<(), String> {
+/// Cleaning is over only when the agent accounts for every disk inspection
+/// found: each read back as zero, at the size inspection saw (a disk that
+/// went missing or shrank is not "erased").
+fn erased_every_disk(m: &Machine, details: &Value) -> Result<(), String> {
+    for (name, size) in inventory::disks(m) {
+        let d = &details[name.as_str()];
+        if d.is_null() {
+            return Err(format!(
+                "the agent's erase report does not account for disk {name}; the machine stays out of service"
+            ));
+        }
+        if d["verified_zero"] != json!(true) {
+            return Err(format!("disk {name} did not read back as zero after erasing"));
+        }
+        if let (Some(want), Some(got)) = (size, d["size_bytes"].as_u64())
+            && want != got
+        {
+            return Err(format!("disk {name} erased {got} bytes, but inspection found {want}"));
+        }
+    }
+    Ok(())
+}
+
+/// Boot a machine from the network once for operation `op`: arm its agent
+/// session (the boot's one script may be served), PXE as the next boot
+/// device, then power on — or reset, when it is already on.
+async fn pxe_boot(c: &Conductor, m: &Machine, op: OperationId) -> Result<(), String> {
+    if !c.store().arm_agent_boot(m.id, op).await.map_err(|e| e.to_string())? {
+        return Err("the agent session is gone; start the action again".into());
+    }
     let d = driver(c, m, Backoff::default()).await?;
     d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
     let on = d.power_state().await.map_err(|e| e.to_string())? == PowerState::On;

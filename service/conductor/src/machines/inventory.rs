@@ -9,6 +9,12 @@ use tundra_store::{Actor, MachineChanges};
 
 use crate::handle::Conductor;
 
+/// The disks inspection found: (name, size in bytes if known).
+pub fn disks(m: &Machine) -> Vec<(String, Option<u64>)> {
+    let Some(disks) = m.properties["disks"].as_array() else { return Vec::new() };
+    disks.iter().filter_map(|d| Some((d["name"].as_str()?.to_string(), d["size_bytes"].as_u64()))).collect()
+}
+
 /// The disk images go onto: `properties.root_disk`, else the first
 /// non-rotational disk inspection found, else the first disk.
 pub fn root_disk(m: &Machine) -> Option<String> {

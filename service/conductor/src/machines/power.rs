@@ -6,7 +6,7 @@ use tundra_api::machines::PowerAction;
 use tundra_api::{MachineId, OperationId};
 use tundra_drivers::bmc::{self as drv, Bmc};
 use tundra_drivers::retry::Backoff;
-use tundra_engine::machine_states::{Event, next};
+use tundra_engine::machine_states::{Described, Event, next};
 use tundra_store::PowerObservation;
 
 use crate::bmc::{driver, power, power_str};
@@ -30,8 +30,11 @@ pub async fn run(c: &Conductor, op: OperationId, id: MachineId, action: Option<P
     .await;
     let here = c.store().machine(&id.to_string()).await.map_err(|e| e.to_string())?.provision_state;
     let to = match (&result, action) {
-        // A power action leaves the provision state as it was.
+        // A power action leaves the provision state as it was; so does
+        // `manage` from a failed state, which goes straight to `manageable`
+        // (the BMC check is then a check only, its error recorded).
         (_, Some(_)) => here,
+        (_, None) if !here.is_transient() => here,
         (Ok(()), None) => next(here, Event::Done).map_err(|e| e.to_string())?,
         (Err(_), None) => next(here, Event::Fail).map_err(|e| e.to_string())?,
     };

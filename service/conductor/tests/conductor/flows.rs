@@ -4,6 +4,7 @@
 //! per-boot token, heartbeat, report) — what `tundra-agent` does over HTTP.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,7 +108,10 @@ impl World {
     async fn agent(&self, mac: &str, details: Value) -> Command {
         let mut script = None;
         for _ in 0..600 {
-            script = agent::script(&self.c, mac, "http://tundrad.test").await.unwrap();
+            // Someone else on the network asks first: nothing, and the boot's one script is kept.
+            let stranger = agent::BootRequest { peer: STRANGER, ..boot(mac) };
+            assert!(agent::script(&self.c, stranger).await.unwrap().is_none());
+            script = agent::script(&self.c, boot(mac)).await.unwrap();
             if script.is_some() {
                 break;
             }
@@ -116,7 +120,11 @@ impl World {
         let script = script.expect("tundrad booted the machine into the agent");
         assert!(script.contains(&format!("BOOTIF=01-{}", mac.replace(':', "-"))), "{script}");
         let token = script.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
-        let caller = || async { agent::caller(&self.c, &token).await.unwrap().expect("the token is live") };
+        // One script per boot.
+        assert!(agent::script(&self.c, boot(mac)).await.unwrap().is_none(), "a second script in one boot");
+        // The token works only from the address its script went to.
+        assert!(agent::caller(&self.c, &token, STRANGER).await.unwrap().is_none());
+        let caller = || async { agent::caller(&self.c, &token, HOLDER).await.unwrap().expect("the token is live") };
         let cmd = agent::heartbeat(&self.c, caller().await, Some("working".into())).await.unwrap();
         let id = cmd.id().expect("a command that is work").to_string();
         let report = Report { id, ok: true, error: None, details };
@@ -125,6 +133,20 @@ impl World {
         assert!(!agent::report(&self.c, caller().await, report).await.unwrap().recorded);
         cmd
     }
+}
+
+/// The address DHCP leased to the booting machine; anyone else.
+const HOLDER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 100));
+const STRANGER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 150));
+
+/// The erase report for `inventory`'s disk.
+fn erased() -> Value {
+    json!({"vda": {"method": "Zeroed", "verified_zero": true, "size_bytes": 1_073_741_824u64}})
+}
+
+/// A boot script request from the lease holder of `mac`.
+fn boot(mac: &str) -> agent::BootRequest<'_> {
+    agent::BootRequest { mac, base: "http://tundrad.test", peer: HOLDER, lease_holder: Some(HOLDER) }
 }
 
 fn inventory(mac: &str) -> Value {
@@ -167,12 +189,27 @@ async fn a_machine_is_managed_inspected_and_cleaned() {
     assert_eq!(w.bmc(&m).boot_device(), Some((BootDevice::Pxe, false)));
     assert_eq!(m.power_state, "off", "powered off after inspection");
     // The session is closed: the token opens nothing, no script is offered.
-    assert!(agent::script(&w.c, mac, "http://t").await.unwrap().is_none());
+    assert!(agent::script(&w.c, boot(mac)).await.unwrap().is_none());
 
-    // Provide: cleaning erases the disks, then available.
+    // Provide: cleaning erases every disk inspection found. A report that
+    // does not account for one is not an erase: clean_failed, held.
     let op = w.act(m.id, Action::Verb(Event::Provide)).await;
-    let cmd = w.agent(mac, json!({"disks": []})).await;
-    assert!(matches!(cmd, Command::Erase { .. }), "{cmd:?}");
+    let cmd = w.agent(mac, json!({})).await;
+    assert_eq!(cmd, Command::Erase { id: format!("{op}-cleaning"), disks: vec!["vda".into()] });
+    let o = w.wait_op(op).await;
+    assert!(o.error.as_deref().unwrap_or("").contains("does not account for disk vda"), "{o:?}");
+    assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::CleanFailed);
+    let op = w.act(m.id, Action::Verb(Event::Manage)).await;
+    assert_eq!(w.wait_op(op).await.error, None);
+    // A disk that read back at another size than inspection found is not erased either.
+    let op = w.act(m.id, Action::Verb(Event::Provide)).await;
+    w.agent(mac, json!({"vda": {"method": "Zeroed", "verified_zero": true, "size_bytes": 4096}})).await;
+    let o = w.wait_op(op).await;
+    assert!(o.error.as_deref().unwrap_or("").contains("inspection found 1073741824"), "{o:?}");
+    let op = w.act(m.id, Action::Verb(Event::Manage)).await;
+    assert_eq!(w.wait_op(op).await.error, None);
+    let op = w.act(m.id, Action::Verb(Event::Provide)).await;
+    w.agent(mac, erased()).await;
     assert_eq!(w.wait_op(op).await.error, None);
     assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::Available);
 }
@@ -187,7 +224,7 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     let mac = "52:54:00:00:98:01";
     let m = w.enroll("m2", mac).await;
     for (action, details) in
-        [(Event::Manage, None), (Event::Inspect, Some(inventory(mac))), (Event::Provide, Some(json!({})))]
+        [(Event::Manage, None), (Event::Inspect, Some(inventory(mac))), (Event::Provide, Some(erased()))]
     {
         let op = w.act(m.id, Action::Verb(action)).await;
         if let Some(d) = details {
@@ -262,7 +299,7 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     assert_eq!(n.status, NodeStatus::Deleting);
     reconcile::once(&w.c).await.unwrap();
     let clean = w.machine(m.id).await.operation_id.expect("cleaning started");
-    let cmd = w.agent(mac, json!({})).await;
+    let cmd = w.agent(mac, erased()).await;
     assert!(matches!(cmd, Command::Erase { .. }), "{cmd:?}");
     assert_eq!(w.wait_op(clean).await.error, None);
     assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::Available);

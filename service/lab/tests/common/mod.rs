@@ -67,7 +67,7 @@ pub fn config(lab: &Lab, dir: &Path, listen: &str, http_port: u16) -> tundrad::c
             dns: vec![],
             discovery: false,
             tftp_root: dir.join("tftp"),
-            http_port: Some(http_port),
+            http_port,
             boot_url: None,
             node_pool: None,
             mtu: 1500,

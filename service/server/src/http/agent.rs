@@ -1,10 +1,15 @@
 //! What booting machines talk to: the per-machine iPXE script and boot
 //! assets (firmware sends no credentials), and the agent protocol
 //! (`tundra_api::agent`), authenticated by the per-boot agent token the
-//! script carried (`tundra_conductor::agent`). These routes — and only
-//! these — are also served on each provisioning network's own listener.
+//! script carried (`tundra_conductor::agent`). These routes are served only
+//! on each provisioning network's boot listener (`netboot`), never on the
+//! API listener: a script goes only to the DHCP lease holder of its MAC on
+//! that network, and a token works only from the address it went to.
 
-use axum::extract::{Path, Request, State};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Extension, Path, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use tundra_api::agent::{Command, Heartbeat, Report, ReportAccepted, TOKEN_PREFIX};
@@ -27,7 +32,23 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agent_image))
 }
 
-/// The agent behind a request: its bearer token names a live session.
+/// The provisioning network a boot listener serves: its DHCP server knows
+/// who holds which lease.
+#[derive(Clone)]
+pub struct BootNet {
+    pub dhcp: Arc<tundra_boot::dhcp::Server>,
+}
+
+fn peer_of(parts: &axum::http::request::Parts) -> Result<IpAddr, ApiError> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the boot listener did not record the peer address")))
+}
+
+/// The agent behind a request: its bearer token names a live session
+/// bound to the address asking.
 pub struct Agent(Caller);
 
 impl axum::extract::FromRequestParts<AppState> for Agent {
@@ -46,9 +67,12 @@ impl axum::extract::FromRequestParts<AppState> for Agent {
                     "agent routes need the agent token ({TOKEN_PREFIX}…) from the machine's boot script"
                 ))
             })?;
-        agent::caller(&state.conductor, bearer).await?.map(Agent).ok_or_else(|| {
+        let peer = peer_of(parts)?;
+        agent::caller(&state.conductor, bearer, peer).await?.map(Agent).ok_or_else(|| {
             ApiError::Unauthorized(
-                "the agent token is unknown or expired: the operation that booted this machine is over".into(),
+                "the agent token is unknown, expired or not this address's: the operation that booted this \
+                 machine is over, or the request did not come from the machine that booted"
+                    .into(),
             )
         })
     }
@@ -56,11 +80,15 @@ impl axum::extract::FromRequestParts<AppState> for Agent {
 
 /// The iPXE script for the machine with this MAC (`52:54:00:12:34:56.ipxe`),
 /// when tundrad is booting it into the agent — or, with discovery on, for a
-/// MAC no machine has; it carries a fresh per-boot agent token. 404
-/// otherwise, so the firmware falls through to its next boot device.
+/// MAC no machine has; it carries a fresh per-boot agent token. Served once
+/// per boot, only to the address the network's DHCP server leased to the
+/// MAC, and only on the boot listener. 404 otherwise, so the firmware falls
+/// through to its next boot device.
 #[utoipa::path(get, path = paths::BOOT_SCRIPT, tag = "boot", security(()), params(("script" = String, Path, description = "MAC address + `.ipxe`")), responses((status = 200, content_type = "text/plain", body = String), (status = "4XX", body = Problem)))]
 async fn boot_script(
     State(state): State<AppState>,
+    Extension(net): Extension<BootNet>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(script): Path<String>,
 ) -> ApiResult<Response> {
@@ -70,13 +98,19 @@ async fn boot_script(
     if !is_mac {
         return Err(not_booting());
     }
-    // Reach tundrad the way the firmware did.
+    // Reach tundrad the way the firmware did (the boot listener is plain HTTP).
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .ok_or_else(|| ApiError::BadRequest("the request has no Host header; iPXE always sends one".into()))?;
-    let base = format!("{}://{host}", if state.config.tls_cert_file.is_some() { "https" } else { "http" });
-    let text = agent::script(&state.conductor, &mac, &base).await?.ok_or_else(not_booting)?;
+    let base = format!("http://{host}");
+    let request = agent::BootRequest {
+        mac: &mac,
+        base: &base,
+        peer: peer.ip().to_canonical(),
+        lease_holder: net.dhcp.holder(&mac).map(IpAddr::V4),
+    };
+    let text = agent::script(&state.conductor, request).await?.ok_or_else(not_booting)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 

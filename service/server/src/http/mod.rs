@@ -47,7 +47,7 @@ use crate::state::AppState;
         (name = "fabric", description = "Physical networks and switches (site admins); networks, subnets and ports; switch-port drift and its repair"),
         (name = "nodes", description = "A project's bare-metal servers: placed, deployed with a config drive, cleaned on delete"),
         (name = "operations", description = "Long-running work and the audit log"),
-        (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script)"),
+        (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script). Served only on the provisioning networks' boot listeners, never on the API listener"),
     )
 )]
 pub struct ApiDoc;
@@ -80,7 +80,7 @@ impl Modify for Bearer {
     }
 }
 
-/// Every route, with its OpenAPI description.
+/// The API listener's routes, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::routes())
@@ -96,12 +96,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(ports::routes())
         .merge(nodes::routes())
         .merge(operations::routes())
-        .merge(agent::routes())
 }
 
-/// The OpenAPI document, as committed in docs/openapi.json.
+/// A boot listener's routes (`netboot`): what booting machines use, and the
+/// metadata service (not in the document: it speaks OpenStack's format).
+pub fn boot_router() -> axum::Router<AppState> {
+    let (router, _) = agent::routes().split_for_parts();
+    router.merge(metadata::routes())
+}
+
+/// The OpenAPI document, as committed in docs/openapi.json: the API
+/// listener's routes and the boot listeners' (tag `boot`).
 pub fn openapi_json() -> String {
-    let (_, api) = router().split_for_parts();
+    let (_, mut api) = router().split_for_parts();
+    api.merge(agent::routes().split_for_parts().1);
     let mut s = api.to_pretty_json().expect("OpenAPI serializes");
     s.push('\n');
     s

@@ -110,6 +110,40 @@ impl Drop for Pg {
     }
 }
 
+/// A provisioning network on the loopback interface (DHCP and TFTP bound to
+/// `lo` on free ports, the boot listener on 127.0.0.1:0, pool
+/// 127.0.0.100-127.0.0.199), whose DHCP server starts out holding `leases`
+/// (MAC, address) — as its journal would after real exchanges (the netboot
+/// and lab tests make those). Boot-listener calls come from
+/// `Env::boot_call(.., from)`.
+pub fn loopback_boot(c: &mut Config, leases: &[(&str, &str)]) {
+    std::fs::create_dir_all(&c.data_dir).unwrap();
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let journal: String = leases
+        .iter()
+        .map(|(mac, ip)| {
+            format!("{}\n", serde_json::json!({"mac": mac, "ip": ip, "expires": expires, "offered": false}))
+        })
+        .collect();
+    std::fs::write(c.data_dir.join("dhcp-lo.leases"), journal).unwrap();
+    c.provisioning_networks = vec![tundrad::config::ProvisioningNetwork {
+        interface: "lo".into(),
+        address: "127.0.0.1/8".into(),
+        pool: "127.0.0.100-127.0.0.199".into(),
+        router: None,
+        dns: vec![],
+        discovery: false,
+        tftp_root: c.data_dir.join("tftp"),
+        http_port: 0,
+        boot_url: None,
+        node_pool: None,
+        mtu: 1500,
+        lease_time: "1h".into(),
+        dhcp_port: 0,
+        tftp_port: 0,
+    }];
+}
+
 /// A running `tundrad` and what a test needs to talk to it.
 pub struct Env {
     pub server: Option<tundrad::Server>,
@@ -141,6 +175,26 @@ impl Env {
 
     pub fn base(&self) -> String {
         format!("http://{}", self.server.as_ref().unwrap().addr)
+    }
+
+    /// The boot listener of the loopback provisioning network (`loopback_boot`).
+    pub fn boot_base(&self) -> String {
+        format!("http://{}", self.server.as_ref().unwrap().boot_listeners[0])
+    }
+
+    /// A call to the boot listener from `from` (a loopback address: a lease
+    /// holder of `loopback_boot`, or anyone else).
+    pub async fn boot_call(&self, method: &str, path: &str, token: &str, body: Option<Value>, from: &str) -> Resp {
+        let http = reqwest::Client::builder().local_address(from.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+        let mut req =
+            http.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.boot_base()));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::from(req.send().await.unwrap()).await
     }
 
     pub fn state(&self) -> &tundrad::state::AppState {

@@ -9,7 +9,7 @@ use tundra_api::machines::ProvisionState;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Env, FileServer, sha256, wait_for};
+use crate::harness::{Backend, Env, FileServer, loopback_boot, sha256, wait_for};
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE28EIbrewdEDj9qeZjjK3liBBadA01HeYTCQGsZnbFB test@tundra";
 
@@ -23,12 +23,11 @@ enum Case {
     List,
     /// A call on one of B's objects (or creating in B): must fail 403/404.
     Foreign(Option<Value>),
-    /// What booting machines fetch without credentials: nothing while no
-    /// machine is booting (404), with or without a user's token.
-    Boot,
-    /// The agent protocol: only a per-boot agent token opens it; a user's
-    /// API token is refused (401) like no token at all.
-    Agent(Option<Value>),
+    /// Served only on the boot listeners: 404 on the API listener, whoever
+    /// asks. On a boot listener a user's API token opens nothing: no script
+    /// or asset while no machine is booting (404), and the agent protocol
+    /// (`agent`: true) needs a per-boot agent token (401).
+    Boot { agent: bool, body: Option<Value> },
     /// A site object every signed-in user may read (physical networks): 200
     /// for A's member without B's data, 401 without credentials.
     Site,
@@ -38,7 +37,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
     let image_bytes = vec![7u8; 4096];
     let files = FileServer::start(image_bytes.clone(), Duration::ZERO).await;
     let prefix = files.prefix();
-    let env = Env::start(b, |c| c.image_source_allow = vec![prefix]).await;
+    let env = Env::start(b, |c| {
+        c.image_source_allow = vec![prefix];
+        loopback_boot(c, &[]);
+    })
+    .await;
     let admin = env.admin.clone();
     let a = env.project("a").await;
     let bp = env.project("b").await;
@@ -202,10 +205,10 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         Some(match (method, path) {
             ("get", "/healthz" | "/readyz" | "/v1/info" | "/metrics" | "/v1/openapi.json") => Public,
             ("get", "/v1/whoami") => Personal,
-            ("get", "/boot/{script}" | "/boot/assets/{file}") => Boot,
-            ("post", "/v1/agent/heartbeat") => Agent(Some(json!({"version": "0"}))),
-            ("post", "/v1/agent/report") => Agent(Some(json!({"id": "x", "ok": true}))),
-            ("get", "/v1/agent/image") => Agent(None),
+            ("get", "/boot/{script}" | "/boot/assets/{file}") => Boot { agent: false, body: None },
+            ("post", "/v1/agent/heartbeat") => Boot { agent: true, body: Some(json!({"version": "0"})) },
+            ("post", "/v1/agent/report") => Boot { agent: true, body: Some(json!({"id": "x", "ok": true})) },
+            ("get", "/v1/agent/image") => Boot { agent: true, body: None },
             (
                 "get",
                 "/v1/projects"
@@ -344,16 +347,16 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 }
                 env.call(&m, &url, "", None).await.problem(401);
             }
-            Case::Boot => {
+            Case::Boot { agent, body } => {
                 for who in ["", a_member.as_str(), admin.as_str()] {
-                    env.call(&m, &url, who, None).await.problem(404);
-                }
-            }
-            Case::Agent(body) => {
-                for who in ["", a_member.as_str(), admin.as_str()] {
-                    let r = env.call(&m, &url, who, body.clone()).await;
-                    r.problem(401);
-                    assert!(r.body["detail"].as_str().unwrap_or_default().contains("agent"), "{}", r.body);
+                    env.call(&m, &url, who, body.clone()).await.problem(404);
+                    let r = env.boot_call(&m, &url, who, body.clone(), "127.0.0.1").await;
+                    if agent {
+                        r.problem(401);
+                        assert!(r.body["detail"].as_str().unwrap_or_default().contains("agent"), "{}", r.body);
+                    } else {
+                        r.problem(404);
+                    }
                 }
             }
             Case::Foreign(body) => {
