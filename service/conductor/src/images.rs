@@ -16,6 +16,7 @@ use tundra_store::{Actor, ImageImported, StoreError};
 
 use crate::error::{Error, Result};
 use crate::handle::{Conductor, WorkResult};
+use crate::settings::ImageConvert;
 
 pub fn raw_path(c: &Conductor, id: ImageId) -> PathBuf {
     c.settings().images_dir().join(format!("{id}.raw"))
@@ -129,7 +130,7 @@ where
                 .tempfile_in(&staging)
                 .map_err(|e| e.to_string())?
                 .into_temp_path();
-            convert_qcow2(src.path(), &out).await?;
+            convert_qcow2(c, src.path(), &out).await?;
             out
         }
     };
@@ -140,15 +141,53 @@ where
     Ok(ImageImported { size_bytes: size as i64, raw_sha256: raw_sha })
 }
 
-/// `qemu-img convert` after checking the file really is a self-contained qcow2
-/// (a backing file could make qemu-img read any file of this host).
-async fn convert_qcow2(src: &Path, dst: &Path) -> Result<(), String> {
-    let info = tokio::process::Command::new("qemu-img")
-        .args(["info", "--output=json", "-f", "qcow2"])
-        .arg(src)
-        .output()
-        .await
-        .map_err(|e| format!("running qemu-img (install qemu-utils): {e}"))?;
+/// `qemu-img`, bounded: killed after `limits.timeout` (wall clock, and as
+/// much CPU), and with `limits.memory_bytes` of address space (`prlimit`).
+async fn qemu_img(limits: ImageConvert, args: &[&std::ffi::OsStr]) -> Result<std::process::Output, String> {
+    let secs = limits.timeout.as_secs().max(1);
+    let mut cmd = tokio::process::Command::new("prlimit");
+    cmd.arg(format!("--as={}", limits.memory_bytes))
+        .arg(format!("--cpu={secs}"))
+        .args(["--", "qemu-img"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match tokio::time::timeout(limits.timeout, cmd.output()).await {
+        Ok(out) => out.map_err(|e| format!("running qemu-img under prlimit (install qemu-utils and util-linux): {e}")),
+        Err(_) => Err(format!(
+            "qemu-img ran longer than image_convert_timeout ({}) and was stopped",
+            humantime::format_duration(limits.timeout)
+        )),
+    }
+}
+
+/// Convert a qcow2 to raw — only a self-contained one: its header is
+/// checked by our own code first (`tundra_engine::qcow2`: no backing or
+/// external data file, which qemu-img would read from this host; a virtual
+/// size within `max_image_bytes`), then qemu-img's own reading of it, then
+/// `qemu-img convert`, all under the conversion limits.
+async fn convert_qcow2(c: &Conductor, src: &Path, dst: &Path) -> Result<(), String> {
+    let max = c.settings().max_image_bytes;
+    let limits = c.settings().image_convert;
+    let mut head = vec![0u8; 512];
+    let n = {
+        use tokio::io::AsyncReadExt;
+        let mut f = tokio::fs::File::open(src).await.map_err(|e| e.to_string())?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]).await.map_err(|e| e.to_string())? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    };
+    tundra_engine::qcow2::check(&head[..n], max)?;
+    let info = qemu_img(
+        limits,
+        &["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), "qcow2".as_ref(), src.as_os_str()],
+    )
+    .await?;
     if !info.status.success() {
         return Err(format!(
             "the bytes are not a valid qcow2 image ({}); was disk_format meant to be raw?",
@@ -157,16 +196,32 @@ async fn convert_qcow2(src: &Path, dst: &Path) -> Result<(), String> {
     }
     let v: serde_json::Value =
         serde_json::from_slice(&info.stdout).map_err(|e| format!("qemu-img info output: {e}"))?;
+    // What qemu-img makes of it must agree with the header check.
     if v.get("backing-filename").is_some() || v.get("full-backing-filename").is_some() {
         return Err("qcow2 images with a backing file are refused; flatten it with qemu-img convert first".into());
     }
-    let out = tokio::process::Command::new("qemu-img")
-        .args(["convert", "-q", "-f", "qcow2", "-O", "raw"])
-        .arg(src)
-        .arg(dst)
-        .output()
-        .await
-        .map_err(|e| format!("running qemu-img: {e}"))?;
+    if v.pointer("/format-specific/data/data-file").is_some() {
+        return Err(
+            "qcow2 images with an external data file are refused; convert it to a self-contained image first".into()
+        );
+    }
+    if v["virtual-size"].as_u64().is_none_or(|s| s > max) {
+        return Err(format!("the qcow2 image's virtual size is over max_image_bytes ({max})"));
+    }
+    let out = qemu_img(
+        limits,
+        &[
+            "convert".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-O".as_ref(),
+            "raw".as_ref(),
+            src.as_os_str(),
+            dst.as_os_str(),
+        ],
+    )
+    .await?;
     if !out.status.success() {
         return Err(format!("qemu-img convert failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }

@@ -12,8 +12,9 @@ use tundra_engine::inspection::Rule;
 pub struct Settings {
     /// Images live under `DATA_DIR/images`.
     pub data_dir: PathBuf,
-    /// Largest image, in bytes (uploads and fetches).
+    /// Largest image, in bytes (uploads and fetches; for qcow2, also its virtual size).
     pub max_image_bytes: u64,
+    pub image_convert: ImageConvert,
     /// URL prefixes images may be fetched from; empty: fetching is off.
     pub image_source_allow: Vec<String>,
     pub power_sync_interval: Duration,
@@ -34,6 +35,15 @@ pub struct Settings {
     pub discovery: Discovery,
     /// The site's inspection rules, checked at load.
     pub inspection_rules: Vec<Rule>,
+}
+
+/// The limits `qemu-img` runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageConvert {
+    /// Wall-clock (and CPU) time per run.
+    pub timeout: Duration,
+    /// Address space (`prlimit --as`).
+    pub memory_bytes: u64,
 }
 
 /// How a machine boots into the agent.
@@ -75,6 +85,7 @@ impl Settings {
         Settings {
             data_dir,
             max_image_bytes: 64 * 1024 * 1024 * 1024,
+            image_convert: ImageConvert { timeout: Duration::from_secs(3600), memory_bytes: 2 << 30 },
             image_source_allow: Vec::new(),
             power_sync_interval: Duration::from_secs(60),
             power_sync_failures: 3,

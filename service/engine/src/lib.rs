@@ -2,9 +2,10 @@
 //! provision-state machine as one table (`machine_states`) and the site's
 //! inspection rules as data (`inspection`), placement (`scheduler`) and the
 //! node workflow with the config drive it writes (`nodes`), the fabric's
-//! binding and port rules (`fabric`), IPv4 address management (`ipam`) and
-//! object names (`names`). No IO: every function here is a rule, tested
-//! without a store, a network or a clock.
+//! binding and port rules (`fabric`), IPv4 address management (`ipam`),
+//! object names (`names`) and which qcow2 headers may be converted
+//! (`qcow2`). No IO: every function here is a rule, tested without a store,
+//! a network or a clock.
 
 pub mod fabric;
 pub mod inspection;
@@ -12,4 +13,5 @@ pub mod ipam;
 pub mod machine_states;
 pub mod names;
 pub mod nodes;
+pub mod qcow2;
 pub mod scheduler;

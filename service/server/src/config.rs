@@ -29,8 +29,12 @@ pub struct Config {
     pub tls_key_file: Option<PathBuf>,
     /// Largest JSON request body, in bytes.
     pub max_body_bytes: usize,
-    /// Largest image, in bytes (uploads and fetches).
+    /// Largest image, in bytes (uploads and fetches; for qcow2, also its virtual size).
     pub max_image_bytes: u64,
+    /// How long `qemu-img` may run on one image (info or convert) before it is killed.
+    pub image_convert_timeout: String,
+    /// The address space `qemu-img` may use, in MiB (`prlimit --as`).
+    pub image_convert_memory_mib: u64,
     /// URL prefixes images may be fetched from, e.g. `https://images.example.org/`.
     /// Empty: fetching is off (uploads still work).
     pub image_source_allow: Vec<String>,
@@ -219,6 +223,8 @@ impl Default for Config {
             tls_key_file: None,
             max_body_bytes: 1024 * 1024,
             max_image_bytes: 64 * 1024 * 1024 * 1024,
+            image_convert_timeout: "1h".into(),
+            image_convert_memory_mib: 2048,
             image_source_allow: Vec::new(),
             token_ttl: "30d".into(),
             token_max_ttl: "365d".into(),
@@ -348,6 +354,7 @@ impl Config {
             ("switch_timeout", &self.switch_timeout),
             ("agent_boot_timeout", &self.agent_boot_timeout),
             ("agent_lldp_wait", &self.agent_lldp_wait),
+            ("image_convert_timeout", &self.image_convert_timeout),
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
@@ -474,6 +481,11 @@ impl Config {
         Ok(tundra_conductor::Settings {
             data_dir: self.data_dir.clone(),
             max_image_bytes: self.max_image_bytes,
+            image_convert: tundra_conductor::settings::ImageConvert {
+                timeout: humantime::parse_duration(&self.image_convert_timeout)
+                    .unwrap_or(std::time::Duration::from_secs(3600)),
+                memory_bytes: self.image_convert_memory_mib.saturating_mul(1 << 20),
+            },
             image_source_allow: self.image_source_allow.clone(),
             power_sync_interval: self.power_sync_interval(),
             power_sync_failures: self.power_sync_failures,

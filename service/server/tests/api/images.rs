@@ -14,7 +14,7 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 pub async fn upload_convert_serve_with_range(b: Backend) {
-    let env = Env::start(b, |_| {}).await;
+    let mut env = Env::start(b, |_| {}).await;
     let t = env.admin.clone();
     let raw = pattern(1 << 20);
     let img = env
@@ -57,7 +57,7 @@ pub async fn upload_convert_serve_with_range(b: Backend) {
         )
         .await;
     let qid = img.body["id"].as_str().unwrap().to_string();
-    let up = env.raw(env.req("PUT", &format!("/v1/images/{qid}/file"), &t).body(qbytes)).await;
+    let up = env.raw(env.req("PUT", &format!("/v1/images/{qid}/file"), &t).body(qbytes.clone())).await;
     assert_eq!(up.status, 200, "{}", up.body);
     assert_eq!(up.body["raw_sha256"], sha256(&raw));
     assert_eq!(up.body["size_bytes"], raw.len());
@@ -82,12 +82,67 @@ pub async fn upload_convert_serve_with_range(b: Backend) {
     let bid = img.body["id"].as_str().unwrap().to_string();
     let r = env.raw(env.req("PUT", &format!("/v1/images/{bid}/file"), &t).body(bbytes)).await;
     assert!(r.problem(422).contains("backing file"));
+    // Nor can a qcow2 name host files another way, or unpack beyond the limit:
+    // real images, made by qemu-img.
+    let secret = dir.path().join("host-secret");
+    let crafted: [(&str, Vec<String>, &str); 3] = [
+        // An external data file: qemu-img convert would read it.
+        (
+            "data-file",
+            vec!["-o".into(), format!("data_file={},data_file_raw=on", dir.path().join("data").display())],
+            "external data file",
+        ),
+        // A backing file given as a json: block-driver description.
+        (
+            "json-backing",
+            vec![
+                "-u".into(),
+                "-F".into(),
+                "raw".into(),
+                "-b".into(),
+                format!(r#"json:{{"driver":"file","filename":"{}"}}"#, secret.display()),
+            ],
+            "backing file",
+        ),
+        // 100 TiB of virtual size in a few MB of file.
+        ("huge", vec![], "virtual size"),
+    ];
+    std::fs::write(&secret, b"host secret").unwrap();
+    for (name, args, why) in crafted {
+        let path = dir.path().join(format!("{name}.qcow2"));
+        let size = if name == "huge" { "100T" } else { "1M" };
+        let out =
+            Command::new("qemu-img").args(["create", "-f", "qcow2"]).args(&args).arg(&path).arg(size).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let bytes = std::fs::read(&path).unwrap();
+        let body = json!({"name": name, "disk_format": "qcow2", "sha256": sha256(&bytes)});
+        let id = env.call("POST", "/v1/images", &t, Some(body)).await.body["id"].as_str().unwrap().to_string();
+        let r = env.raw(env.req("PUT", &format!("/v1/images/{id}/file"), &t).body(bytes)).await;
+        assert!(r.problem(422).contains(why), "{name}: {}", r.body);
+        let got = env.call("GET", &format!("/v1/images/{id}"), &t, None).await;
+        assert_eq!(got.body["status"], "error", "{name}: {}", got.body);
+        assert!(!env.config.data_dir.join("images").join(format!("{id}.raw")).exists(), "{name} left bytes");
+    }
 
     // Delete removes the bytes.
     assert_eq!(env.call("DELETE", &format!("/v1/images/{id}"), &t, None).await.status, 204);
     assert!(!env.config.data_dir.join("images").join(format!("{id}.raw")).exists());
     let m = env.call("GET", "/metrics", "", None).await;
     assert!(m.body.as_str().unwrap().contains("tundra_images{status=\"active\"} 1"), "{}", m.body);
+
+    // qemu-img runs under a time limit: past it, it is stopped and the image refused.
+    env.restart(|c| c.image_convert_timeout = "1ms".into()).await;
+    let img = env
+        .call(
+            "POST",
+            "/v1/images",
+            &t,
+            Some(json!({"name": "slow-q", "disk_format": "qcow2", "sha256": sha256(&qbytes)})),
+        )
+        .await;
+    let sid = img.body["id"].as_str().unwrap().to_string();
+    let r = env.raw(env.req("PUT", &format!("/v1/images/{sid}/file"), &t).body(qbytes)).await;
+    assert!(r.problem(422).contains("image_convert_timeout"), "{}", r.body);
     env.stop().await;
 }
 
