@@ -129,6 +129,9 @@ pub struct Outcome {
     /// Names of the rules that applied, in order.
     pub applied: Vec<String>,
     pub bmc: Option<BmcOutcome>,
+    /// Facts the rules would have used but refused, and why (an LLDP port
+    /// name that is not a name).
+    pub refused: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -322,9 +325,16 @@ pub fn evaluate(rules: &[Rule], facts: &Value) -> Outcome {
                         let sw = nic.pointer("/lldp/system_name").and_then(Value::as_str);
                         let port = nic.pointer("/lldp/port_id").and_then(Value::as_str);
                         if let (Some(sw), Some(port)) = (sw, port) {
+                            // What a neighbour says goes to switches' command
+                            // lines later: only names that are names.
+                            let port = translate(port, rules);
+                            if let Err(e) = crate::names::check(sw).and(crate::names::switch_port(&port)) {
+                                out.refused.push(format!("NIC {mac}: LLDP neighbour {sw:?} port {port:?}: {e}"));
+                                continue;
+                            }
                             let i = iface(&mut out, mac);
                             i.switch = Some(sw.to_string());
-                            i.port = Some(translate(port, rules));
+                            i.port = Some(port);
                         }
                     }
                 }
@@ -341,6 +351,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn lldp_names_that_are_not_names_are_refused() {
+        let rules = load(r#"[{"name": "cabling", "actions": [{"action": "set_switch_port_from_lldp"}]}]"#).unwrap();
+        let facts = json!({"nics": [
+            {"mac": "52:54:00:00:00:01", "lldp": {"system_name": "leaf-1", "port_id": "Te1/0/1\nreload"}},
+            {"mac": "52:54:00:00:00:02", "lldp": {"system_name": "leaf 1; id", "port_id": "Te1/0/2"}},
+            {"mac": "52:54:00:00:00:03", "lldp": {"system_name": "leaf-1", "port_id": "Te1/0/3"}},
+        ]});
+        let out = evaluate(&rules, &facts);
+        let set: Vec<(&str, Option<&str>)> =
+            out.interfaces.iter().map(|i| (i.mac.as_str(), i.port.as_deref())).collect();
+        assert_eq!(set, [("52:54:00:00:00:03", Some("Te1/0/3"))]);
+        assert_eq!(out.refused.len(), 2, "{:?}", out.refused);
+        assert!(
+            out.refused[0].contains("52:54:00:00:00:01") && out.refused[1].contains("leaf 1; id"),
+            "{:?}",
+            out.refused
+        );
+    }
 
     #[test]
     fn bmc_rules_name_the_bmc_from_facts() {

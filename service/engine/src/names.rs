@@ -18,6 +18,29 @@ pub fn check(name: &str) -> Result<(), String> {
     }
 }
 
+/// A switch port's name as tundrad will type it into a switch's CLI,
+/// shell or NETCONF XML (e.g. `Te1/0/7`, `TenGigabitEthernet 1/0/7`,
+/// `xe-0/0/1:2`, `swp12`): 1–64 letters, digits, `/`, `.`, `:`, `_`, `-`
+/// and single inner spaces, starting with a letter or digit. Nothing a
+/// command line, a shell or XML would read as more than a name. (Each
+/// switch dialect narrows this further, e.g. Linux interface names.)
+pub fn switch_port(port: &str) -> Result<(), String> {
+    let ok = !port.is_empty()
+        && port.len() <= 64
+        && port.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && !port.ends_with(' ')
+        && !port.contains("  ")
+        && port.chars().all(|c| c.is_ascii_alphanumeric() || "/.:_- ".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{port:?} is not a switch port name: use 1–64 letters, digits, '/', '.', ':', '_', '-' and single \
+             spaces, starting with a letter or digit (e.g. \"Te1/0/7\")"
+        ))
+    }
+}
+
 /// A resource class, e.g. `baremetal.gpu`.
 pub fn resource_class(rc: &str) -> Result<(), String> {
     let ok = !rc.is_empty() && rc.len() <= 63 && rc.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
@@ -49,6 +72,32 @@ pub fn traits(traits: &[String]) -> Result<Vec<String>, (usize, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn switch_ports_are_names_not_commands() {
+        for ok in ["Te1/0/7", "TenGigabitEthernet 1/0/7", "xe-0/0/1:2", "swp12", "ethernet1/1.100"] {
+            assert!(super::switch_port(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " Te1",
+            "Te1 ",
+            "Te1  2",
+            "Te1\nreload",
+            "eth0; reboot",
+            "x$(id)",
+            "a`b`",
+            "p</name><x>",
+            "a&b",
+            "a|b",
+            "a'b",
+            "a\"b",
+            "-eth0",
+            &"x".repeat(65),
+        ] {
+            assert!(super::switch_port(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn names_are_host_name_safe() {
         assert!(super::check("worker-0.a_b").is_ok());

@@ -81,6 +81,7 @@ fn main() {
         upgrade::a_pending_operation_of_the_previous_release_runs_to_its_end,
         security::a_token_cannot_grow_its_own_power,
         security::public_shows_no_site_records,
+        security::switch_ports_are_names_and_one_machines,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

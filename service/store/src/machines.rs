@@ -81,11 +81,12 @@ pub enum PowerObservation {
     Failed { error: String, set_maintenance_after: i64 },
 }
 
-/// A machine's MACs and fixed addresses, each held by one machine (DHCP
-/// answers by MAC and would hand one address to two machines): the unique
-/// keys make a second holder fail inside its own transaction.
+/// A machine's MACs, fixed addresses and switch ports, each held by one
+/// machine (DHCP answers by MAC and would hand one address to two machines;
+/// tundrad moves a port into the VLAN of whoever holds its machine): the
+/// unique keys make a second holder fail inside its own transaction.
 async fn replace_interfaces(w: &mut Write, id: MachineId, interfaces: &[Interface]) -> Result<()> {
-    for table in ["machine_macs", "machine_addresses"] {
+    for table in ["machine_macs", "machine_addresses", "machine_switch_ports"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE machine_id = $1"))
             .bind(id.to_string())
             .execute(&mut *w.tx)
@@ -125,6 +126,37 @@ async fn replace_interfaces(w: &mut Write, id: MachineId, interfaces: &[Interfac
                 .map_err(|e| {
                     unique_at(e, format!("/interfaces/{k}/address"), || {
                         format!("{a} is another machine's address already; pick another")
+                    })
+                })?;
+        }
+        if let (Some(sw), Some(port)) = (&i.switch, &i.port) {
+            let holder: Option<String> = sqlx::query_scalar(
+                "SELECT m.name FROM machine_switch_ports p JOIN machines m ON m.id = p.machine_id \
+                 WHERE p.switch = $1 AND p.port = $2 AND p.machine_id <> $3",
+            )
+            .bind(sw.clone())
+            .bind(port.clone())
+            .bind(id.to_string())
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if let Some(other) = holder {
+                return Err(StoreError::ConflictAt {
+                    pointer: format!("/interfaces/{k}/port"),
+                    detail: format!(
+                        "{sw} port {port} is cabled to machine {other} already; a port belongs to one machine \
+                         (fix the cabling record of one of them)"
+                    ),
+                });
+            }
+            sqlx::query("INSERT INTO machine_switch_ports (switch, port, machine_id) VALUES ($1, $2, $3)")
+                .bind(sw.clone())
+                .bind(port.clone())
+                .bind(id.to_string())
+                .execute(&mut *w.tx)
+                .await
+                .map_err(|e| {
+                    unique_at(e, format!("/interfaces/{k}/port"), || {
+                        format!("{sw} port {port} is another machine's already")
                     })
                 })?;
         }

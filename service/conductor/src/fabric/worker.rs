@@ -57,10 +57,17 @@ fn judge(port: &str, outcome: Result<u16, Arc<sw::BatchError>>) -> Programmed {
         Ok(v) => Programmed::Done(Some(v as u32)),
         Err(e) if e.left_changed.iter().any(|p| p == port) => Programmed::Refused(e.to_string()),
         Err(e) => match &e.error {
-            sw::SwitchError::Command { port: Some(p), .. } if p != port => Programmed::Retry {
-                why: format!("its batch was refused at port {p}; trying again without it"),
-                unreachable: false,
-            },
+            err @ (sw::SwitchError::Command { .. } | sw::SwitchError::BadPort { .. })
+                if err.port().is_some_and(|p| p != port) =>
+            {
+                Programmed::Retry {
+                    why: format!(
+                        "its batch was refused at port {}; trying again without it",
+                        err.port().unwrap_or_default()
+                    ),
+                    unreachable: false,
+                }
+            }
             err if err.is_transient() => Programmed::Retry { why: e.to_string(), unreachable: true },
             _ => Programmed::Refused(e.to_string()),
         },
@@ -333,5 +340,9 @@ mod tests {
         ));
         let hk = sw::SwitchError::HostKey { address: "a".into(), want: "x".into(), got: "y".into() };
         assert!(matches!(judge("p1", batch(hk, &[])), Programmed::Refused(_)));
+        // A name the dialect refuses: nothing was sent; that port fails, the others go again.
+        let bad = || sw::SwitchError::BadPort { port: "p;9".into(), why: "shell syntax".into() };
+        assert!(matches!(judge("p;9", batch(bad(), &[])), Programmed::Refused(m) if m.contains("nothing was sent")));
+        assert!(matches!(judge("p1", batch(bad(), &[])), Programmed::Retry { unreachable: false, .. }));
     }
 }

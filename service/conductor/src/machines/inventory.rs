@@ -111,6 +111,9 @@ pub(crate) fn facts(inv: &Value, name: Option<&str>, location: &Location) -> Val
 pub(crate) async fn apply(c: &Conductor, m: &Machine, inv: &Value) -> Result<(), String> {
     let outcome =
         tundra_engine::inspection::evaluate(&c.settings().inspection_rules, &facts(inv, Some(&m.name), &m.location));
+    for r in &outcome.refused {
+        tracing::warn!(machine = %m.name, "inspection refused a fact: {r}");
+    }
     let (props, interfaces, traits) = facts_to_machine(&m.properties, &m.interfaces, &m.traits, inv, &outcome);
     let changes = MachineChanges {
         name: outcome.name.clone(),

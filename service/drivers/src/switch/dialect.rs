@@ -55,7 +55,22 @@ pub struct DialectSpec {
     /// Old VLANs not to mention in `{old_vlan}` steps (a default VLAN the port leaves by itself).
     #[serde(default)]
     pub skip_old_vlan: Vec<String>,
+    /// The port names this dialect accepts, a regex matched against the
+    /// whole name (default by transport: CLI names with single inner
+    /// spaces; NETCONF names without; Linux interface names for `exec`).
+    /// A port that does not match is never put into a command.
+    #[serde(default)]
+    pub port_name: Option<String>,
 }
+
+/// Port names by transport. CLI: `TenGigabitEthernet 1/0/7`, `Te1/0/7`;
+/// NETCONF: `xe-0/0/1:2`; exec (a Linux host): an interface name, at most
+/// 15 bytes, no `/` or `:`.
+const CLI_PORT: &str = r"[A-Za-z0-9]+(?: ?[A-Za-z0-9/.:_-]+)*";
+const NETCONF_PORT: &str = r"[A-Za-z0-9][A-Za-z0-9/.:_-]*";
+const EXEC_PORT: &str = r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}";
+/// Longest port name any dialect takes.
+const MAX_PORT: usize = 64;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +94,8 @@ pub struct Dialect {
     pub spec: DialectSpec,
     pub read_vlan: Regex,
     pub errors: Vec<Regex>,
+    /// `port_name`, anchored.
+    pub port_name: Regex,
 }
 
 /// The dialects tundrad knows without configuration.
@@ -112,7 +129,14 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Dialect>, String> {
         if !spec.port.iter().any(|c| c.contains("{port}")) || !spec.read.contains("{port}") {
             return Err(format!("dialect {name}: `port` and `read` must mention {{port}}"));
         }
-        out.insert(name.clone(), Dialect { name, spec, read_vlan, errors });
+        let default = match spec.transport {
+            Transport::Cli => CLI_PORT,
+            Transport::Netconf => NETCONF_PORT,
+            Transport::Exec => EXEC_PORT,
+        };
+        let port_name = Regex::new(&format!("^(?:{})$", spec.port_name.as_deref().unwrap_or(default)))
+            .map_err(|e| format!("dialect {name}: port_name: {e}"))?;
+        out.insert(name.clone(), Dialect { name, spec, read_vlan, errors, port_name });
     }
     Ok(out)
 }
@@ -123,6 +147,23 @@ pub fn built_in() -> BTreeMap<String, Dialect> {
 }
 
 impl Dialect {
+    /// Whether `port` may go into this dialect's commands: it matches
+    /// `port_name` and holds nothing a command line, shell or XML reads as
+    /// more than a name (checked whatever `port_name` says).
+    pub fn check_port(&self, port: &str) -> Result<(), super::SwitchError> {
+        let bad = |why: &str| Err(super::SwitchError::BadPort { port: port.into(), why: why.into() });
+        if port.is_empty() || port.len() > MAX_PORT {
+            return bad("1–64 characters");
+        }
+        if port.chars().any(|c| c.is_control() || "\"'`$;&|<>\\(){}*?!#~^[]".contains(c)) {
+            return bad("control characters and shell or XML syntax are never part of a name");
+        }
+        if !self.port_name.is_match(port) {
+            return bad(&format!("it must match {}", self.port_name.as_str()));
+        }
+        Ok(())
+    }
+
     /// The commands that move `port` to `vlan`, given what it was.
     pub fn port_commands(&self, port: &str, vlan: u16, old: Option<u16>) -> Vec<String> {
         let old = old.map(|v| v.to_string()).filter(|v| !self.spec.skip_old_vlan.contains(v));
@@ -134,7 +175,7 @@ impl Dialect {
                 skipping = old.is_none();
             }
             if !skipping {
-                out.push(fill(c, port, vlan, old.as_deref()));
+                out.push(fill(c, &self.quoted(port), vlan, old.as_deref()));
             }
             if skipping && c.trim() == "exit" {
                 skipping = false;
@@ -148,7 +189,17 @@ impl Dialect {
     }
 
     pub fn read_command(&self, port: &str) -> String {
-        fill(&self.spec.read, port, 0, None)
+        fill(&self.spec.read, &self.quoted(port), 0, None)
+    }
+
+    /// A port name as it goes into a template: XML-escaped for NETCONF
+    /// (names are checked first; this holds even for a dialect's own
+    /// `port_name`).
+    fn quoted(&self, port: &str) -> String {
+        match self.spec.transport {
+            Transport::Netconf => xml_escape(port),
+            _ => port.to_string(),
+        }
     }
 
     /// The VLAN a `read` output shows, if any.
@@ -166,7 +217,7 @@ impl Dialect {
 
     /// What `read` must show for `port`, when the dialect says.
     pub fn read_expect(&self, port: &str) -> Option<String> {
-        self.spec.read_expect.as_ref().map(|t| fill(t, port, 0, None))
+        self.spec.read_expect.as_ref().map(|t| fill(t, &self.quoted(port), 0, None))
     }
 
     /// The first output line that says the command failed.
@@ -177,6 +228,22 @@ impl Dialect {
 
 fn fill(t: &str, port: &str, vlan: u16, old: Option<&str>) -> String {
     t.replace("{port}", port).replace("{vlan}", &vlan.to_string()).replace("{old_vlan}", old.unwrap_or(""))
+}
+
+/// `s` as XML character data.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -199,6 +266,44 @@ mod tests {
             Some("% Invalid input detected at '^' marker.")
         );
         assert_eq!(c.error_in("all good"), None);
+    }
+
+    #[test]
+    fn ports_are_names_per_dialect_and_never_commands() {
+        let d = built_in();
+        for (dialect, ok) in [
+            ("cisco_ios", "TenGigabitEthernet 1/0/7"),
+            ("cisco_ios", "Te1/0/7"),
+            ("junos", "xe-0/0/1:2"),
+            ("linux_bridge", "lab1-m3-0"),
+            ("brocade_fastiron", "1/3"),
+        ] {
+            assert!(d[dialect].check_port(ok).is_ok(), "{dialect} {ok:?}");
+        }
+        for (dialect, bad) in [
+            ("cisco_ios", "Te1/0/7\nreload"),
+            ("cisco_ios", "Te1/0/7 ; end"),
+            ("cisco_ios", "Te1/0/7  x"),
+            ("cisco_ios", " Te1"),
+            ("junos", "ge-0/0/1</name></interface><interface><name>ge-0/0/2"),
+            ("junos", "a&b"),
+            ("junos", "xe-0/0/1 x"),
+            ("linux_bridge", "eth0; reboot"),
+            ("linux_bridge", "$(reboot)"),
+            ("linux_bridge", "Te1/0/7"),
+            ("linux_bridge", "a-very-long-interface"),
+            ("arista_eos", ""),
+        ] {
+            let e = d[dialect].check_port(bad).unwrap_err();
+            assert!(matches!(e, crate::switch::SwitchError::BadPort { .. }), "{dialect} {bad:?}: {e}");
+        }
+        // A dialect's own pattern cannot let shell syntax through.
+        let own = parse("[x]\ndescription = \"\"\ntransport = \"exec\"\nvlan = []\nport = [\"ip link set {port}\"]\nread = \"ip link show {port}\"\nread_vlan = \"br(\\\\d+)\"\nerrors = []\nport_name = \".*\"\n").unwrap();
+        assert!(own["x"].check_port("eth0;reboot").is_err());
+        assert!(own["x"].check_port("eth0").is_ok());
+        // NETCONF names are escaped as they go into XML.
+        let j = &d["junos"];
+        assert!(j.read_command("a&b").contains("<name>a&amp;b</name>"));
     }
 
     #[test]

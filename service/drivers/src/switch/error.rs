@@ -28,6 +28,20 @@ pub enum SwitchError {
     Command { port: Option<String>, command: String, line: String, output: String },
     #[error("port {port} reads back VLAN {got:?} after it was set to {want}")]
     Verify { port: String, want: u16, got: Option<u16> },
+    /// Nothing was sent: the name is not one of this dialect's port names.
+    #[error("{port:?} is not a port name this switch's dialect accepts ({why}); nothing was sent")]
+    BadPort { port: String, why: String },
+}
+
+impl SwitchError {
+    /// The port an error is about, when it is about one.
+    pub fn port(&self) -> Option<&str> {
+        match self {
+            SwitchError::Command { port, .. } => port.as_deref(),
+            SwitchError::Verify { port, .. } | SwitchError::BadPort { port, .. } => Some(port),
+            _ => None,
+        }
+    }
 }
 
 impl Transient for SwitchError {

@@ -328,8 +328,12 @@ impl Switch {
         Ok(Applied { before, after, host_key: s.host_key.clone() })
     }
 
-    /// Read the VLAN of each port (one session).
+    /// Read the VLAN of each port (one session). Every name is checked
+    /// against the dialect before a session opens.
     pub async fn read(&self, ports: &[String]) -> Result<Vec<(String, Option<u16>)>, SwitchError> {
+        for p in ports {
+            self.dialect.check_port(p)?;
+        }
         if self.dialect.spec.transport == dialect::Transport::Netconf {
             let mut s = self.netconf().await?;
             let mut out = Vec::new();
@@ -354,7 +358,11 @@ impl Switch {
     /// Put every port into its VLAN in one session: read the ports, enter
     /// configuration, make the VLANs, move the ports, leave, read them back
     /// and verify. On failure, ports already moved go back to their old VLAN.
+    /// Every name is checked against the dialect before a session opens.
     pub async fn apply(&self, changes: &[PortVlan]) -> Result<Applied, BatchError> {
+        for c in changes {
+            self.dialect.check_port(&c.port)?;
+        }
         if self.dialect.spec.transport == dialect::Transport::Netconf {
             let mut s = self.netconf().await?;
             let r = self.apply_netconf(&mut s, changes).await;

@@ -90,6 +90,15 @@ fn check_interfaces(ifs: &[Interface]) -> ApiResult<Vec<Interface>> {
                 format!("{a:?} is not an IPv4 address like 10.0.0.21"),
             ));
         }
+        if let Some(sw) = &itf.switch {
+            tundra_engine::names::check(sw).map_err(|e| ApiError::field(&format!("/interfaces/{i}/switch"), e))?;
+        }
+        if let Some(p) = &itf.port {
+            tundra_engine::names::switch_port(p).map_err(|e| ApiError::field(&format!("/interfaces/{i}/port"), e))?;
+            if itf.switch.is_some() && out.iter().any(|o: &Interface| o.switch == itf.switch && o.port == itf.port) {
+                return Err(ApiError::field(&format!("/interfaces/{i}/port"), format!("port {p} is listed twice")));
+            }
+        }
         if let Some(a) = &itf.address
             && out.iter().any(|o: &Interface| o.address.as_ref() == Some(a))
         {

@@ -62,3 +62,37 @@ pub async fn public_shows_no_site_records(b: Backend) {
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.body);
     env.stop().await;
 }
+
+/// Switch port names go into switch command lines, a Linux switch's shell
+/// and NETCONF XML: only names are accepted, and a port is one machine's.
+pub async fn switch_ports_are_names_and_one_machines(b: Backend) {
+    let env = Env::start(b, |_| {}).await;
+    let machine = |name: &str, mac: &str, port: &str| {
+        json!({"name": name, "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p",
+               "interfaces": [{"mac": mac, "switch": "leaf-1", "port": port}]})
+    };
+    for bad in ["Te1/0/1\nreload", "eth0; reboot", "$(id)", "ge-0/0/1</name><name>ge-0/0/2", "Te1/0/1  x"] {
+        let r = env.call("POST", "/v1/machines", &env.admin, Some(machine("m0", "52:54:00:66:00:09", bad))).await;
+        let d = r.problem(400);
+        assert_eq!(r.body["errors"][0]["pointer"], "/interfaces/0/port", "{bad:?}: {}", r.body);
+        assert!(d.contains("not a switch port name"), "{d}");
+    }
+    let r = env.call("POST", "/v1/machines", &env.admin, Some(machine("m1", "52:54:00:66:00:01", "Te1/0/1"))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Another machine cannot claim m1's port — at create or by an update.
+    let r = env.call("POST", "/v1/machines", &env.admin, Some(machine("m2", "52:54:00:66:00:02", "Te1/0/1"))).await;
+    assert!(r.problem(409).contains("cabled to machine m1"), "{}", r.body);
+    assert_eq!(r.body["errors"][0]["pointer"], "/interfaces/0/port");
+    let r = env.call("POST", "/v1/machines", &env.admin, Some(machine("m2", "52:54:00:66:00:02", "Te1/0/2"))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let patch = json!({"interfaces": [{"mac": "52:54:00:66:00:02", "switch": "leaf-1", "port": "Te1/0/1"}]});
+    let r = env.call("PATCH", "/v1/machines/m2", &env.admin, Some(patch)).await;
+    assert!(r.problem(409).contains("cabled to machine m1"), "{}", r.body);
+    // Once m1 lets go of it, it is free.
+    let free = json!({"interfaces": [{"mac": "52:54:00:66:00:01", "switch": "leaf-1", "port": "Te1/0/9"}]});
+    assert_eq!(env.call("PATCH", "/v1/machines/m1", &env.admin, Some(free)).await.status, 200);
+    let patch = json!({"interfaces": [{"mac": "52:54:00:66:00:02", "switch": "leaf-1", "port": "Te1/0/1"}]});
+    let r = env.call("PATCH", "/v1/machines/m2", &env.admin, Some(patch)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.stop().await;
+}
