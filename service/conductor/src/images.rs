@@ -280,12 +280,21 @@ pub async fn run_import(c: &Conductor, op: OperationId, id: ImageId) -> WorkResu
     let url = img.source_url.clone().ok_or("the image has no source_url")?;
     let outcome = async {
         allowed(&url, &c.settings().image_source_allow)?;
-        let resp = c.http().get(&url).send().await.map_err(|e| format!("fetching {url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("fetching {url}: HTTP {}", resp.status()));
-        }
-        let total = resp.content_length();
-        ingest(c, &img, Box::pin(resp.bytes_stream()), total, Some(op)).await
+        let limit = c.settings().image_fetch_timeout;
+        let fetch = async {
+            let resp = c.http().get(&url).send().await.map_err(|e| format!("fetching {url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("fetching {url}: HTTP {}", resp.status()));
+            }
+            let total = resp.content_length();
+            ingest(c, &img, Box::pin(resp.bytes_stream()), total, Some(op)).await
+        };
+        tokio::time::timeout(limit, fetch).await.unwrap_or_else(|_| {
+            Err(format!(
+                "fetching {url} took longer than image_fetch_timeout ({}); a faster source, or a larger limit",
+                humantime::format_duration(limit)
+            ))
+        })
     }
     .await;
     let failed = outcome.as_ref().err().cloned();

@@ -3,8 +3,21 @@
 //! safe in host names, paths and logs; and the other identifiers scheduling
 //! matches on: resource classes and traits.
 
+/// Whether `s` has the shape of an ID (a UUID: 8-4-4-4-12 hex digits).
+fn looks_like_an_id(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// Whether `name` is a valid object name; the error says what is allowed.
+/// A name never has the shape of an ID: paths take either, and a name must
+/// not stand in for another object's ID.
 pub fn check(name: &str) -> Result<(), String> {
+    if looks_like_an_id(name) {
+        return Err(format!("{name:?} has the shape of an ID; a name must not (add a letter outside a-f)"));
+    }
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -101,7 +114,7 @@ mod tests {
     #[test]
     fn names_are_host_name_safe() {
         assert!(super::check("worker-0.a_b").is_ok());
-        for bad in ["", "-x", "a b", "a/b", &"x".repeat(64)] {
+        for bad in ["", "-x", "a b", "a/b", &"x".repeat(64), "0190a3b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"] {
             assert!(super::check(bad).is_err(), "{bad:?}");
         }
         assert_eq!(super::traits(&["ib".into(), "gpu".into(), "ib".into()]), Ok(vec!["gpu".into(), "ib".into()]));

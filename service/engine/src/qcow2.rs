@@ -39,7 +39,9 @@ fn be64(b: &[u8], at: usize) -> u64 {
 /// know, a virtual size of at most `max_virtual` bytes.
 pub fn check(head: &[u8], max_virtual: u64) -> Result<Header, String> {
     if head.len() < 72 || &head[..4] != MAGIC {
-        return Err("the bytes are not a qcow2 image (no QFI\\xfb magic); was disk_format meant to be raw?".into());
+        return Err(
+            "the bytes are not a valid qcow2 image (no QFI\\xfb magic); was disk_format meant to be raw?".into()
+        );
     }
     let version = be32(head, 4);
     if version != 2 && version != 3 {

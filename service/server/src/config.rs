@@ -31,6 +31,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest image, in bytes (uploads and fetches; for qcow2, also its virtual size).
     pub max_image_bytes: u64,
+    /// How long fetching one image from its source URL may take in all
+    /// (a source that stops sending for 60 s is dropped sooner).
+    pub image_fetch_timeout: String,
     /// How long `qemu-img` may run on one image (info or convert) before it is killed.
     pub image_convert_timeout: String,
     /// The address space `qemu-img` may use, in MiB (`prlimit --as`).
@@ -223,6 +226,7 @@ impl Default for Config {
             tls_key_file: None,
             max_body_bytes: 1024 * 1024,
             max_image_bytes: 64 * 1024 * 1024 * 1024,
+            image_fetch_timeout: "6h".into(),
             image_convert_timeout: "1h".into(),
             image_convert_memory_mib: 2048,
             image_source_allow: Vec::new(),
@@ -355,6 +359,7 @@ impl Config {
             ("agent_boot_timeout", &self.agent_boot_timeout),
             ("agent_lldp_wait", &self.agent_lldp_wait),
             ("image_convert_timeout", &self.image_convert_timeout),
+            ("image_fetch_timeout", &self.image_fetch_timeout),
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
@@ -481,6 +486,8 @@ impl Config {
         Ok(tundra_conductor::Settings {
             data_dir: self.data_dir.clone(),
             max_image_bytes: self.max_image_bytes,
+            image_fetch_timeout: humantime::parse_duration(&self.image_fetch_timeout)
+                .unwrap_or(std::time::Duration::from_secs(6 * 3600)),
             image_convert: tundra_conductor::settings::ImageConvert {
                 timeout: humantime::parse_duration(&self.image_convert_timeout)
                     .unwrap_or(std::time::Duration::from_secs(3600)),

@@ -77,7 +77,8 @@ pub fn parse(line: &str) -> Result<PublicKey, String> {
                 Some(i) => &n[i..],
                 None => &[][..],
             };
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // (An empty or all-zero modulus has 0 bits.)
+            let bits = (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
             if bits < 2048 {
                 return Err(format!(
                     "RSA keys need at least 2048 bits; this one has {bits} — make an ed25519 key (ssh-keygen -t ed25519)"
@@ -130,5 +131,16 @@ mod tests {
         );
         assert!(parse("hello").unwrap_err().contains("TYPE BASE64"));
         assert!(parse(RSA1024).unwrap_err().contains("has 1024"), "{:?}", parse(RSA1024));
+        // An empty and an all-zero modulus: 0 bits, not a panic.
+        let rsa = |n: &[u8]| {
+            let mut blob = Vec::new();
+            for part in [&b"ssh-rsa"[..], &[1, 0, 1], n] {
+                blob.extend((part.len() as u32).to_be_bytes());
+                blob.extend(part);
+            }
+            format!("ssh-rsa {}", STANDARD.encode(blob))
+        };
+        assert!(parse(&rsa(&[])).unwrap_err().contains("has 0"));
+        assert!(parse(&rsa(&[0, 0, 0])).unwrap_err().contains("has 0"));
     }
 }

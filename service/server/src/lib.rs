@@ -97,6 +97,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
+        // A peer that stops sending (an image source, a JWKS URL) is dropped;
+        // total time per request is each caller's (image_fetch_timeout).
+        .read_timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
     let oidc = oidc::Oidc::new(&config.identity_providers, http.clone())?;

@@ -25,7 +25,10 @@ pub struct Oidc {
 
 struct Provider {
     config: IdentityProvider,
-    keys: RwLock<(JwkSet, Option<Instant>)>,
+    keys: RwLock<JwkSet>,
+    /// When the key set was last fetched; held while a fetch runs (one at a
+    /// time), never while the keys are read.
+    fetched: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -47,7 +50,11 @@ impl Oidc {
                 }
                 None => JwkSet { keys: Vec::new() },
             };
-            providers.push(Provider { config: c.clone(), keys: RwLock::new((set, None)) });
+            providers.push(Provider {
+                config: c.clone(),
+                keys: RwLock::new(set),
+                fetched: tokio::sync::Mutex::new(None),
+            });
         }
         Ok(Arc::new(Oidc { providers, http }))
     }
@@ -115,20 +122,24 @@ impl Provider {
             };
             jsonwebtoken::DecodingKey::from_jwk(jwk).ok()
         };
-        if let Some(k) = find(&self.keys.read().await.0) {
+        if let Some(k) = find(&*self.keys.read().await) {
             return Ok(k);
         }
         if let Some(url) = &self.config.jwks_url {
-            let mut guard = self.keys.write().await;
-            let stale = guard.1.is_none_or(|t| t.elapsed() > Duration::from_secs(60));
-            if stale {
-                guard.1 = Some(Instant::now());
+            // An unknown key: fetch the set again (at most once a minute, one
+            // fetch at a time). Requests with known keys never wait for it.
+            let mut last = self.fetched.lock().await;
+            if let Some(k) = find(&*self.keys.read().await) {
+                return Ok(k); // fetched while this request waited
+            }
+            if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                *last = Some(Instant::now());
                 match fetch_jwks(http, url).await {
-                    Ok(set) => guard.0 = set,
+                    Ok(set) => *self.keys.write().await = set,
                     Err(e) => tracing::warn!(url, error = %e, "fetching JWKS failed"),
                 }
             }
-            if let Some(k) = find(&guard.0) {
+            if let Some(k) = find(&*self.keys.read().await) {
                 return Ok(k);
             }
         }
@@ -138,4 +149,56 @@ impl Provider {
 
 async fn fetch_jwks(http: &reqwest::Client, url: &str) -> anyhow::Result<JwkSet> {
     Ok(http.get(url).timeout(Duration::from_secs(10)).send().await?.error_for_status()?.json().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While a refetch for an unknown key hangs on the identity provider,
+    /// requests signed with a known key are answered.
+    #[tokio::test]
+    async fn a_hanging_refetch_blocks_no_known_key() {
+        // A JWKS URL that accepts and never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", l.local_addr().unwrap());
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = l.accept().await {
+                held.push(c);
+            }
+        });
+        let raw = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap().public_key_raw().to_vec();
+        let b64 = |b: &[u8]| Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+        let jwk = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+                                               "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+        let config = IdentityProvider {
+            issuer: "https://idp".into(),
+            audience: "tundra".into(),
+            jwks_file: None,
+            jwks_url: Some(url),
+            username_claim: "sub".into(),
+            groups_claim: "groups".into(),
+            user_prefix: String::new(),
+            admin_groups: vec![],
+            mappings: vec![],
+        };
+        let p = Arc::new(Provider {
+            config,
+            keys: RwLock::new(serde_json::from_value(jwk).unwrap()),
+            fetched: tokio::sync::Mutex::new(None),
+        });
+        let http = reqwest::Client::new();
+        let (p2, http2) = (p.clone(), http.clone());
+        let unknown = tokio::spawn(async move { p2.key(&http2, Some("k2")).await.is_ok() });
+        // The refetch for k2 has started (it holds the fetch gate)…
+        while p.fetched.try_lock().is_ok() {
+            tokio::task::yield_now().await;
+        }
+        // …and a known key is still answered, before the refetch ends.
+        assert!(p.key(&http, Some("k1")).await.is_ok());
+        assert!(!unknown.is_finished(), "the refetch should still be hanging");
+        unknown.abort();
+        hold.abort();
+    }
 }

@@ -82,6 +82,7 @@ fn main() {
         security::a_token_cannot_grow_its_own_power,
         security::public_shows_no_site_records,
         security::switch_ports_are_names_and_one_machines,
+        security::small_items_hold,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

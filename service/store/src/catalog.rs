@@ -411,9 +411,27 @@ impl Store {
         Ok(out)
     }
 
+    /// Delete an image — not while a deploy of it is unfinished (the agent
+    /// is streaming it, or about to). A deploy starting reads the image row
+    /// locked too (`machines::start_in`), so the two cannot interleave.
     pub async fn delete_image(&self, actor: &Actor, id: ImageId) -> Result<Image> {
         let mut w = self.write().await?;
         let cur = IMAGES.get_in(&mut w, id).await?;
+        let deploys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, input FROM operations WHERE kind = 'machine.deploy' AND state IN ('pending', 'running')",
+        )
+        .fetch_all(&mut *w.tx)
+        .await?;
+        for (op, input) in deploys {
+            let deploying = serde_json::from_str::<Work>(&input)
+                .is_ok_and(|work| matches!(work, Work::MachineDeploy { image, .. } if image.id == id));
+            if deploying {
+                return Err(StoreError::Conflict(format!(
+                    "image {} is being deployed (operation {op}); delete it when the deploy has ended",
+                    cur.name
+                )));
+            }
+        }
         sqlx::query("DELETE FROM images WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, cur.project_id, "image", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
         w.commit().await?;

@@ -97,7 +97,7 @@ impl Store {
 
     /// A project by ID or by name.
     pub async fn project(&self, id_or_name: &str) -> Result<Project> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = $1 OR name = $1")
+        let row = sqlx::query(&format!("SELECT * FROM projects WHERE {} = $1", crate::id_or_name(id_or_name)))
             .bind(id_or_name.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -218,7 +218,7 @@ impl Store {
 
     /// A user by ID or name.
     pub async fn user(&self, id_or_name: &str) -> Result<User> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1 OR name = $1")
+        let row = sqlx::query(&format!("SELECT * FROM users WHERE {} = $1", crate::id_or_name(id_or_name)))
             .bind(id_or_name.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -226,16 +226,28 @@ impl Store {
         user(&row)
     }
 
-    /// The federated user for a subject of an identity provider, created on first sight.
+    /// A user by name only.
+    async fn user_named(&self, name: &str) -> Result<User> {
+        let row = sqlx::query("SELECT * FROM users WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { noun: "user", id: name.to_string() })?;
+        user(&row)
+    }
+
+    /// The federated user for a subject of an identity provider, created on
+    /// first sight — matched by name alone (a name that is another user's ID
+    /// is just a name).
     pub async fn federated_user(&self, name: &str, issuer: &str) -> Result<User> {
-        match self.user(name).await {
+        match self.user_named(name).await {
             Ok(u) if u.source == issuer => Ok(u),
             Ok(_) => Err(StoreError::Conflict(format!(
                 "user name {name:?} already belongs to another identity source; map the identity provider's subjects to a distinct prefix"
             ))),
             Err(StoreError::NotFound { .. }) => match self.create_user(&Actor::service(), name, false, issuer).await {
                 // Two first requests of one user can race; the loser reads the winner's row.
-                Err(StoreError::Conflict(_)) => self.user(name).await,
+                Err(StoreError::Conflict(_)) => self.user_named(name).await,
                 r => r,
             },
             Err(e) => Err(e),

@@ -44,7 +44,7 @@ pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{MachineChanges, NewMachine, PowerObservation};
 pub use networks::{NewNetwork, SegmentChoice};
-pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeStep};
+pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeChanges, NodeStep};
 pub use ops::{NewOperation, OperationInput};
 pub use physical_networks::NewPhysicalNetwork;
 pub use ports::{Bound, NewPort, PortWant};
@@ -261,6 +261,12 @@ impl Write {
 }
 
 /// The current time as stored: RFC 3339, UTC, milliseconds.
+/// Which column a path segment names: `id` when it is an ID (a UUID),
+/// else `name`. Never both: a name cannot stand in for another object's ID.
+pub(crate) fn id_or_name(key: &str) -> &'static str {
+    if key.parse::<ProjectId>().is_ok() { "id" } else { "name" }
+}
+
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

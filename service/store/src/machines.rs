@@ -175,6 +175,16 @@ pub(crate) async fn start_in(
     verb: &str,
     op: NewOperation,
 ) -> Result<(Machine, OperationId)> {
+    // A deploy holds its image: the row is read locked here, as a delete
+    // reads it, so the two cannot interleave (`Store::delete_image`).
+    if let tundra_api::ops::Work::MachineDeploy { image, .. } = &op.work {
+        crate::catalog::IMAGES.get_in(w, image.id).await.map_err(|e| match e {
+            StoreError::NotFound { .. } => {
+                StoreError::Conflict(format!("image {} was deleted; deploy another", image.id))
+            }
+            e => e,
+        })?;
+    }
     let op_id = insert_operation(w, actor, op).await?;
     sqlx::query(
         "UPDATE machines SET provision_state = $1, operation_id = $2, last_error = NULL, updated_at = $3, revision = revision + 1 \
@@ -230,7 +240,7 @@ impl Store {
 
     /// A machine by ID or name.
     pub async fn machine(&self, id_or_name: &str) -> Result<Machine> {
-        let row = sqlx::query("SELECT * FROM machines WHERE id = $1 OR name = $1")
+        let row = sqlx::query(&format!("SELECT * FROM machines WHERE {} = $1", crate::id_or_name(id_or_name)))
             .bind(id_or_name.to_string())
             .fetch_optional(&self.pool)
             .await?

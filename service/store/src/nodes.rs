@@ -230,89 +230,40 @@ impl Store {
         }
     }
 
-    /// Replace a node's networks in one transaction: ports that stay (the
+    /// Change a node in place, in one transaction checked against
+    /// `if_match`: its metadata, and/or its networks — ports that stay (the
     /// same project port, or tundrad's port on the same network) keep their
     /// interface and addresses, the rest are let go and the new ones bound;
     /// every switch port of the node is then programmed again.
-    pub async fn set_node_networks(
+    pub async fn update_node(
         &self,
         actor: &Actor,
         id: NodeId,
-        wants: &[PortWant],
-        bind: &Binder<'_>,
-    ) -> Result<()> {
+        changes: NodeChanges<'_>,
+        if_match: Option<i64>,
+    ) -> Result<Node> {
         let mut w = self.write().await?;
         let n = NODES.get_in(&mut w, id).await?;
-        let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
-        let m = crate::machines::MACHINES.get_in(&mut w, mid).await?;
-        let rows = sqlx::query("SELECT id, network_id, auto, mac FROM ports WHERE node_id = $1 ORDER BY position")
-            .bind(id.to_string())
-            .fetch_all(&mut *w.tx)
-            .await?;
-        let mut current: Vec<(PortId, NetworkId, bool, Option<String>)> = Vec::new();
-        for r in &rows {
-            current.push((
-                parse_id("ports", &get::<String>(r, "id")?)?,
-                parse_id("ports", &get::<String>(r, "network_id")?)?,
-                get::<i64>(r, "auto")? != 0,
-                get(r, "mac")?,
-            ));
+        check_revision("node", &n.name, n.revision, if_match)?;
+        if let Some(metadata) = &changes.metadata {
+            sqlx::query("UPDATE nodes SET metadata = $1 WHERE id = $2")
+                .bind(to_json(metadata))
+                .bind(id.to_string())
+                .execute(&mut *w.tx)
+                .await?;
+            node_event(&mut w, actor, (n.project_id, id), "updated", json!({"metadata": metadata})).await?;
         }
-        let mut kept: Vec<Option<PortId>> = vec![None; wants.len()];
-        let mut fixed: Vec<Option<String>> = vec![None; wants.len()];
-        for (k, want) in wants.iter().enumerate() {
-            let hit = current.iter().position(|(pid, net, auto, _)| {
-                !kept.contains(&Some(*pid))
-                    && match want {
-                        PortWant::Port(p) => p == pid,
-                        PortWant::Network(nw) => *auto && nw == net,
-                    }
-            });
-            if let Some(i) = hit {
-                kept[k] = Some(current[i].0);
-                fixed[k] = current[i].3.clone();
-            }
+        if let Some((wants, bind)) = changes.networks {
+            set_networks_in(&mut w, actor, &n, wants, bind).await?;
         }
-        let keep: Vec<PortId> = kept.iter().flatten().copied().collect();
-        crate::ports::detach_ports(&mut w, actor, id, &keep).await?;
-        let bound =
-            bind(&m, &fixed).map_err(|why| StoreError::Conflict(format!("node {}'s machine: {why}", n.name)))?;
-        for (k, p) in kept.iter().enumerate() {
-            if let Some(p) = p {
-                sqlx::query("UPDATE ports SET position = $1 WHERE id = $2")
-                    .bind(k as i64)
-                    .bind(p.to_string())
-                    .execute(&mut *w.tx)
-                    .await?;
-            }
-        }
-        let new: Vec<usize> = (0..wants.len()).filter(|k| kept[*k].is_none()).collect();
-        crate::ports::attach_ports_at(&mut w, actor, n.project_id, (id, &n.name), wants, &bound, &new).await?;
-        sqlx::query(
-            "UPDATE switch_ports SET state = 'pending', message = NULL, changed_at = $1 WHERE EXISTS \
-             (SELECT 1 FROM ports p WHERE p.node_id = $2 AND p.switch_id = switch_ports.switch_id AND p.switch_port = switch_ports.port)",
-        )
-        .bind(now())
-        .bind(id.to_string())
-        .execute(&mut *w.tx)
-        .await?;
-        node_event(
-            &mut w,
-            actor,
-            (n.project_id, id),
-            "networks_set",
-            json!({"networks": wants.iter().map(|x| match x {
-            PortWant::Network(nw) => json!({"network_id": nw}),
-            PortWant::Port(p) => json!({"port_id": p}),
-        }).collect::<Vec<_>>()}),
-        )
-        .await?;
         sqlx::query("UPDATE nodes SET updated_at = $1, revision = revision + 1 WHERE id = $2")
             .bind(now())
             .bind(id.to_string())
             .execute(&mut *w.tx)
             .await?;
-        w.commit().await
+        let out = NODES.get_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
     }
 
     pub async fn node(&self, id: NodeId) -> Result<Node> {
@@ -346,28 +297,6 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(node).collect()
-    }
-
-    pub async fn update_node_metadata(
-        &self,
-        actor: &Actor,
-        id: NodeId,
-        metadata: BTreeMap<String, String>,
-        if_match: Option<i64>,
-    ) -> Result<Node> {
-        let mut w = self.write().await?;
-        let cur = NODES.get_in(&mut w, id).await?;
-        check_revision("node", &cur.name, cur.revision, if_match)?;
-        sqlx::query("UPDATE nodes SET metadata = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
-            .bind(to_json(&metadata))
-            .bind(now())
-            .bind(id.to_string())
-            .execute(&mut *w.tx)
-            .await?;
-        node_event(&mut w, actor, (cur.project_id, id), "updated", json!({"metadata": metadata})).await?;
-        let out = NODES.get_in(&mut w, id).await?;
-        w.commit().await?;
-        Ok(out)
     }
 
     /// Move a node along `step` (the reconciler and a delete may race: the
@@ -474,4 +403,81 @@ async fn free_address(w: &mut Write, pool: &AddressPool) -> Result<Option<std::n
     let used = used.iter().filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok().map(u32::from)).collect();
     let range = AllocationPool { start: pool.first.to_string(), end: pool.last.to_string() };
     Ok(tundra_engine::ipam::next_free(&[range], &used))
+}
+
+/// A node's change: what to set (`None`: leave as it is).
+#[derive(Default)]
+pub struct NodeChanges<'a> {
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// The networks wanted, in order, and how to bind new ports to the machine's interfaces.
+    pub networks: Option<(&'a [PortWant], &'a Binder<'a>)>,
+}
+
+/// Inside `update_node`'s transaction: replace node `n`'s networks.
+async fn set_networks_in(w: &mut Write, actor: &Actor, n: &Node, wants: &[PortWant], bind: &Binder<'_>) -> Result<()> {
+    let id = n.id;
+    let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
+    let m = crate::machines::MACHINES.get_in(w, mid).await?;
+    let rows = sqlx::query("SELECT id, network_id, auto, mac FROM ports WHERE node_id = $1 ORDER BY position")
+        .bind(id.to_string())
+        .fetch_all(&mut *w.tx)
+        .await?;
+    let mut current: Vec<(PortId, NetworkId, bool, Option<String>)> = Vec::new();
+    for r in &rows {
+        current.push((
+            parse_id("ports", &get::<String>(r, "id")?)?,
+            parse_id("ports", &get::<String>(r, "network_id")?)?,
+            get::<i64>(r, "auto")? != 0,
+            get(r, "mac")?,
+        ));
+    }
+    let mut kept: Vec<Option<PortId>> = vec![None; wants.len()];
+    let mut fixed: Vec<Option<String>> = vec![None; wants.len()];
+    for (k, want) in wants.iter().enumerate() {
+        let hit = current.iter().position(|(pid, net, auto, _)| {
+            !kept.contains(&Some(*pid))
+                && match want {
+                    PortWant::Port(p) => p == pid,
+                    PortWant::Network(nw) => *auto && nw == net,
+                }
+        });
+        if let Some(i) = hit {
+            kept[k] = Some(current[i].0);
+            fixed[k] = current[i].3.clone();
+        }
+    }
+    let keep: Vec<PortId> = kept.iter().flatten().copied().collect();
+    crate::ports::detach_ports(w, actor, id, &keep).await?;
+    let bound = bind(&m, &fixed).map_err(|why| StoreError::Conflict(format!("node {}'s machine: {why}", n.name)))?;
+    for (k, p) in kept.iter().enumerate() {
+        if let Some(p) = p {
+            sqlx::query("UPDATE ports SET position = $1 WHERE id = $2")
+                .bind(k as i64)
+                .bind(p.to_string())
+                .execute(&mut *w.tx)
+                .await?;
+        }
+    }
+    let new: Vec<usize> = (0..wants.len()).filter(|k| kept[*k].is_none()).collect();
+    crate::ports::attach_ports_at(w, actor, n.project_id, (id, &n.name), wants, &bound, &new).await?;
+    sqlx::query(
+        "UPDATE switch_ports SET state = 'pending', message = NULL, changed_at = $1 WHERE EXISTS \
+         (SELECT 1 FROM ports p WHERE p.node_id = $2 AND p.switch_id = switch_ports.switch_id AND p.switch_port = switch_ports.port)",
+    )
+    .bind(now())
+    .bind(id.to_string())
+    .execute(&mut *w.tx)
+    .await?;
+    node_event(
+        w,
+        actor,
+        (n.project_id, id),
+        "networks_set",
+        json!({"networks": wants.iter().map(|x| match x {
+        PortWant::Network(nw) => json!({"network_id": nw}),
+        PortWant::Port(p) => json!({"port_id": p}),
+    }).collect::<Vec<_>>()}),
+    )
+    .await?;
+    Ok(())
 }

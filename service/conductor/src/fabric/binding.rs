@@ -128,20 +128,29 @@ pub async fn binder(c: &Conductor, wants: &[(PortWant, PhysicalNetwork)]) -> Res
     }))
 }
 
-/// Replace a node's networks in place (`Store::set_node_networks`): ports
-/// that stay keep their interface and addresses; every switch port of the
-/// node is programmed again, which also repairs drift.
-pub async fn set_networks(
+/// Change a node in place, in one transaction checked against `if_match`
+/// (`Store::update_node`): its metadata, and/or its networks — ports that
+/// stay keep their interface and addresses; every switch port of the node is
+/// programmed again, which also repairs drift.
+pub async fn update_node(
     c: &Conductor,
     actor: &Actor,
     n: &Node,
-    wants: Vec<(PortWant, PhysicalNetwork)>,
+    metadata: Option<BTreeMap<String, String>>,
+    networks: Option<Vec<(PortWant, PhysicalNetwork)>>,
+    if_match: Option<i64>,
 ) -> Result<Node> {
-    let binder = binder(c, &wants).await?;
-    let wants: Vec<PortWant> = wants.into_iter().map(|(w, _)| w).collect();
-    c.store().set_node_networks(actor, n.id, &wants, &*binder).await?;
-    c.wakes().fabric.notify_one();
-    Ok(c.store().node(n.id).await?)
+    let binder = match &networks {
+        Some(wants) => Some(binder(c, wants).await?),
+        None => None,
+    };
+    let wants: Option<Vec<PortWant>> = networks.map(|ws| ws.into_iter().map(|(w, _)| w).collect());
+    let changes = tundra_store::NodeChanges { metadata, networks: wants.as_deref().zip(binder.as_deref()) };
+    let node = c.store().update_node(actor, n.id, changes, if_match).await?;
+    if wants.is_some() {
+        c.wakes().fabric.notify_one();
+    }
+    Ok(node)
 }
 
 /// Whether a deployed node's switch ports are in its networks' segments.

@@ -14,6 +14,7 @@ use tundra_api::catalog::DiskFormat;
 use tundra_api::machines::{BmcDriver, BmcSettings, Interface, Location, Machine, PowerAction, ProvisionState};
 use tundra_api::nodes::{NodeCreate, NodeStatus};
 use tundra_api::{MachineId, OperationId};
+use tundra_conductor::fabric::binding;
 use tundra_conductor::machines::actions::{self, Action};
 use tundra_conductor::nodes::{placement, reconcile};
 use tundra_conductor::secrets::{Keyring, Plaintext, new_key_line};
@@ -276,6 +277,9 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     assert_eq!(node.status, NodeStatus::Building);
     assert_eq!(node.machine_id, Some(m.id));
     assert_eq!(node.addresses[0].address.as_deref(), Some("10.9.0.200"));
+    // The image cannot be deleted from under the deploy.
+    let e = tundra_conductor::images::delete(&w.c, &svc, &img).await.unwrap_err();
+    assert!(e.to_string().contains("being deployed"), "{e}");
     // Deploying: nothing for the reconciler to do yet.
     reconcile::once(&w.c).await.unwrap();
     assert_eq!(store.node(node.id).await.unwrap().status, NodeStatus::Building);
@@ -292,6 +296,21 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     assert_eq!(w.bmc(&m).boot_device(), Some((BootDevice::Disk, true)), "boots its disk from now on");
     reconcile::once(&w.c).await.unwrap();
     assert_eq!(store.node(node.id).await.unwrap().status, NodeStatus::Active);
+
+    // An update is one change checked against If-Match: a stale revision
+    // changes neither the networks nor the metadata.
+    let n = store.node(node.id).await.unwrap();
+    let meta = std::collections::BTreeMap::from([("role".to_string(), "worker".to_string())]);
+    for (metadata, networks) in [(None, Some(Vec::new())), (Some(meta.clone()), Some(Vec::new()))] {
+        let e = binding::update_node(&w.c, &svc, &n, metadata, networks, Some(n.revision - 1)).await.unwrap_err();
+        assert!(
+            matches!(e, tundra_conductor::Error::Store(tundra_store::StoreError::RevisionMismatch { .. })),
+            "{e:?}"
+        );
+    }
+    assert_eq!(store.node(node.id).await.unwrap().revision, n.revision, "nothing was written");
+    let done = binding::update_node(&w.c, &svc, &n, Some(meta), Some(Vec::new()), Some(n.revision)).await.unwrap();
+    assert_eq!((done.revision, done.metadata["role"].as_str()), (n.revision + 1, "worker"), "one change, one revision");
 
     // Delete: deleting, the machine through delete → cleaning, then gone.
     let n = store.node(node.id).await.unwrap();

@@ -150,8 +150,8 @@ impl Dialect {
     /// Whether `port` may go into this dialect's commands: it matches
     /// `port_name` and holds nothing a command line, shell or XML reads as
     /// more than a name (checked whatever `port_name` says).
-    pub fn check_port(&self, port: &str) -> Result<(), super::SwitchError> {
-        let bad = |why: &str| Err(super::SwitchError::BadPort { port: port.into(), why: why.into() });
+    pub fn check_port(&self, port: &str) -> Result<(), super::error::SwitchError> {
+        let bad = |why: &str| Err(super::error::SwitchError::BadPort { port: port.into(), why: why.into() });
         if port.is_empty() || port.len() > MAX_PORT {
             return bad("1–64 characters");
         }

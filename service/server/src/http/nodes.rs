@@ -172,13 +172,7 @@ async fn update_node(
         }
         None => None,
     };
-    let mut n = match req.metadata {
-        Some(m) => state.store().update_node_metadata(&p.actor(), n.id, m, rev).await?,
-        None => n,
-    };
-    if let Some(wants) = wants {
-        n = binding::set_networks(&state.conductor, &p.actor(), &n, wants).await?;
-    }
+    let n = binding::update_node(&state.conductor, &p.actor(), &n, req.metadata, wants, rev).await?;
     let rev = n.revision;
     Ok(json(StatusCode::OK, &views::node(&state, &p, n).await?, Some(rev)))
 }

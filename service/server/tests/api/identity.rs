@@ -91,6 +91,8 @@ async fn oidc(b: Backend, from_url: bool) {
     std::fs::write(&jwks_file, jwks.to_string()).unwrap();
     let served = crate::harness::FileServer::start(jwks.to_string().into_bytes(), Duration::ZERO).await;
     let issuer = "https://idp.example.org/realms/astro".to_string();
+    // (The second variant maps user names as they are, no prefix.)
+    let prefix = if from_url { "" } else { "sso:" };
     let idp = IdentityProvider {
         issuer: issuer.clone(),
         audience: "tundra".into(),
@@ -98,7 +100,7 @@ async fn oidc(b: Backend, from_url: bool) {
         jwks_url: from_url.then(|| served.url("jwks.json")),
         username_claim: "preferred_username".into(),
         groups_claim: "groups".into(),
-        user_prefix: "sso:".into(),
+        user_prefix: prefix.into(),
         admin_groups: vec!["hpc-admins".into()],
         mappings: vec![GroupMapping {
             group: "astro-ops".into(),
@@ -121,7 +123,7 @@ async fn oidc(b: Backend, from_url: bool) {
     );
     let who = env.call("GET", "/v1/whoami", &good, None).await;
     assert_eq!(who.status, 200, "{}", who.body);
-    assert_eq!(who.body["name"], "sso:carol");
+    assert_eq!(who.body["name"], format!("{prefix}carol"));
     assert_eq!(who.body["method"], "oidc");
     assert_eq!(who.body["roles"], json!([{"project_id": astro, "role": "member"}]));
     // The member can work in astro and not elsewhere.
@@ -132,7 +134,15 @@ async fn oidc(b: Backend, from_url: bool) {
     env.call("GET", "/v1/projects/other", &good, None).await.problem(404);
     // Their changes are attributed to them.
     let ev = env.call("GET", "/v1/events?object_type=flavor", &good, None).await;
-    assert_eq!(ev.body["items"][0]["actor"], "sso:carol");
+    assert_eq!(ev.body["items"][0]["actor"], format!("{prefix}carol"));
+    // Somebody whose user name at the identity provider is carol's ID here
+    // is not carol: names are matched as names.
+    let carol = who.body["user_id"].as_str().unwrap().to_string();
+    let imp = jwt(
+        json!({"iss": issuer, "aud": "tundra", "sub": "u-9", "preferred_username": carol, "groups": [], "exp": now + 600}),
+    );
+    let r = env.call("GET", "/v1/whoami", &imp, None).await;
+    assert!(r.status != 200 || r.body["user_id"] != carol.as_str(), "logged in as carol: {}", r.body);
     // Admin group.
     let admin = jwt(
         json!({"iss": issuer, "aud": "tundra", "sub": "u-2", "preferred_username": "dan", "groups": ["hpc-admins"], "exp": now + 600}),

@@ -296,6 +296,10 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
     // lock: only the row locks (PostgreSQL) or the writer lock (SQLite) keep
     // the claims apart.
     let project: tundra_api::ProjectId = env.project("racers").await.parse().unwrap();
+    // (A deploy holds its image: one that exists.)
+    let img = json!({"name": "racing", "disk_format": "raw", "sha256": "0".repeat(64)});
+    let image: tundra_api::ImageId =
+        env.call("POST", "/v1/images", &env.admin, Some(img)).await.body["id"].as_str().unwrap().parse().unwrap();
     let mut tasks = Vec::new();
     for k in 0..12usize {
         let store = store.clone();
@@ -305,7 +309,7 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
             project_id: project,
             name: format!("n{k}"),
             flavor_id: tundra_api::FlavorId::generate(),
-            image_id: tundra_api::ImageId::generate(),
+            image_id: image,
             keypair_id: None,
             user_data: None,
             user_data_sha256: None,
@@ -324,11 +328,7 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
                         project_id: None,
                         work: tundra_api::ops::Work::MachineDeploy {
                             machine_id: id,
-                            image: tundra_api::ops::DeployImage {
-                                id: tundra_api::ImageId::generate(),
-                                sha256: String::new(),
-                                size_bytes: 0,
-                            },
+                            image: tundra_api::ops::DeployImage { id: image, sha256: String::new(), size_bytes: 0 },
                             node_id: Some(node),
                         },
                     },

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Backend, Env};
+use crate::harness::{Backend, Env, FileServer, sha256, wait_for};
 
 /// A token restricted to one project as reader cannot make itself a
 /// stronger one: the tokens it makes carry its scope and its cap.
@@ -94,5 +94,43 @@ pub async fn switch_ports_are_names_and_one_machines(b: Backend) {
     let patch = json!({"interfaces": [{"mac": "52:54:00:66:00:02", "switch": "leaf-1", "port": "Te1/0/1"}]});
     let r = env.call("PATCH", "/v1/machines/m2", &env.admin, Some(patch)).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    env.stop().await;
+}
+
+/// Smaller holes: a malformed key is refused (it once panicked the parser),
+/// and an image source that trickles cannot hold an import forever.
+pub async fn small_items_hold(b: Backend) {
+    let bytes = vec![5u8; 2 << 20];
+    // 32 chunks, 200 ms apart: about 6 s for the whole file.
+    let files = FileServer::start(bytes.clone(), std::time::Duration::from_millis(200)).await;
+    let prefix = files.prefix();
+    let env = Env::start(b, |c| {
+        c.image_source_allow = vec![prefix.clone()];
+        c.image_fetch_timeout = "1s".into();
+    })
+    .await;
+    let p = env.project("a").await;
+    // An RSA key with an empty modulus.
+    let mut blob = Vec::new();
+    for part in [&b"ssh-rsa"[..], &[1, 0, 1], &[]] {
+        blob.extend((part.len() as u32).to_be_bytes());
+        blob.extend(part);
+    }
+    let key = format!("ssh-rsa {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, blob));
+    let r = env
+        .call("POST", "/v1/keypairs", &env.admin, Some(json!({"project_id": p, "name": "k", "public_key": key})))
+        .await;
+    assert!(r.problem(400).contains("has 0"), "{}", r.body);
+
+    let body = json!({"project_id": p, "name": "slow", "disk_format": "raw", "sha256": sha256(&bytes), "source_url": files.url("slow.raw")});
+    let img = env.call("POST", "/v1/images", &env.admin, Some(body)).await;
+    assert_eq!(img.status, 202, "{}", img.body);
+    let op = img.body["operation_id"].as_str().unwrap().to_string();
+    wait_for("the import to end", async || {
+        env.call("GET", &format!("/v1/operations/{op}"), &env.admin, None).await.body["state"] == "failed"
+    })
+    .await;
+    let o = env.call("GET", &format!("/v1/operations/{op}"), &env.admin, None).await;
+    assert!(o.body["error"].as_str().unwrap_or("").contains("image_fetch_timeout"), "{}", o.body);
     env.stop().await;
 }
