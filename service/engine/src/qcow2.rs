@@ -127,10 +127,10 @@ mod tests {
         refused(&|h| h[78] |= 0x01, "does not know");
         refused(&|h| h[24..32].copy_from_slice(&((1u64 << 30) + 1).to_be_bytes()), "virtual size");
         refused(&|h| h[32..36].copy_from_slice(&1u32.to_be_bytes()), "encrypted");
-        refused(&|h| h[0] = b'X', "not a qcow2");
+        refused(&|h| h[0] = b'X', "not a valid qcow2");
         refused(&|h| h[4..8].copy_from_slice(&4u32.to_be_bytes()), "version 4");
         refused(&|h| h[20..24].copy_from_slice(&40u32.to_be_bytes()), "cluster_bits");
         refused(&|h| h.truncate(90), "cut short");
-        refused(&|h| h.truncate(10), "not a qcow2");
+        refused(&|h| h.truncate(10), "not a valid qcow2");
     }
 }
