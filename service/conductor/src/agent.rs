@@ -93,7 +93,7 @@ pub async fn script(c: &Conductor, r: BootRequest<'_>) -> Result<Option<String>>
             }
             Ok(script)
         }
-        None if c.settings().discovery.enabled => Ok(Some(boot::discovery_script(c, r.mac, r.base, &peer).await?)),
+        None if c.settings().discovery.enabled => boot::discovery_script(c, r.mac, r.base, &peer).await,
         None => Ok(None),
     }
 }

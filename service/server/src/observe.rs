@@ -28,7 +28,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // Metrics labels are bounded: any other method is counted as OTHER.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let start = Instant::now();
     let mut resp = CURRENT_REQUEST.scope(RequestId(id.clone()), next.run(req).instrument(span.clone())).await;

@@ -35,15 +35,28 @@ fn session(row: &AnyRow) -> Result<DiscoverySession> {
 
 impl Store {
     /// An unknown MAC booted from `address`: a fresh token bound to it (the
-    /// previous boot's dies).
+    /// previous boot's dies) — unless the last one was issued after
+    /// `not_since` (a timestamp): then nothing is written and `false` says so
+    /// (a machine boots far less often; this bounds what a flood of script
+    /// requests can write).
     pub async fn issue_discovery_token(
         &self,
         mac: &str,
         token_hash: &str,
         expires_at: &str,
         address: &str,
-    ) -> Result<()> {
+        not_since: &str,
+    ) -> Result<bool> {
         let mut w = self.write().await?;
+        let recent: Option<String> =
+            sqlx::query_scalar("SELECT created_at FROM discovery_sessions WHERE mac = $1 AND created_at > $2")
+                .bind(mac.to_string())
+                .bind(not_since.to_string())
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        if recent.is_some() {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM discovery_sessions WHERE mac = $1").bind(mac.to_string()).execute(&mut *w.tx).await?;
         sqlx::query(
             "INSERT INTO discovery_sessions (mac, token_hash, token_expires_at, agent_address, created_at) \
@@ -57,7 +70,8 @@ impl Store {
         .execute(&mut *w.tx)
         .await?;
         event(&mut w, &Actor::service(), None, "discovery", mac, "booting", json!({"mac": mac})).await?;
-        w.commit().await
+        w.commit().await?;
+        Ok(true)
     }
 
     pub async fn discovery_by_token(&self, token_hash: &str) -> Result<Option<DiscoverySession>> {

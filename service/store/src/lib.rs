@@ -276,6 +276,11 @@ pub fn time_after(d: Duration) -> String {
     humantime::format_rfc3339_millis(SystemTime::now() + d).to_string()
 }
 
+/// A stored time a duration ago, in the stored form (compares as text).
+pub fn time_before(d: Duration) -> String {
+    humantime::format_rfc3339_millis(SystemTime::now() - d).to_string()
+}
+
 /// Parse a stored time.
 pub fn parse_time(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()

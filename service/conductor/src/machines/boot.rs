@@ -36,15 +36,26 @@ pub async fn boot_script(c: &Conductor, m: &Machine, mac: &str, base: &str, addr
     }))
 }
 
+/// A MAC under discovery gets at most one script this often.
+const DISCOVERY_BOOT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The iPXE script for an unknown MAC while discovery is on: the agent
-/// reports the hardware and tundrad enrolls the machine.
-pub async fn discovery_script(c: &Conductor, mac: &str, base: &str, address: &str) -> Result<String> {
+/// reports the hardware and tundrad enrolls the machine. `None` when the
+/// MAC was given one less than 10 s ago.
+pub async fn discovery_script(c: &Conductor, mac: &str, base: &str, address: &str) -> Result<Option<String>> {
     let token = new_secret(TOKEN_PREFIX);
     let ttl = c.settings().agent.boot_timeout.max(Duration::from_secs(600));
-    c.store()
-        .issue_discovery_token(mac, &sha256_hex(token.as_bytes()), &tundra_store::time_after(ttl), address)
+    let issued = c
+        .store()
+        .issue_discovery_token(
+            mac,
+            &sha256_hex(token.as_bytes()),
+            &tundra_store::time_after(ttl),
+            address,
+            &tundra_store::time_before(DISCOVERY_BOOT_INTERVAL),
+        )
         .await?;
-    Ok(render_script(c, base, &token, mac, &format!("discovering {mac}")))
+    Ok(issued.then(|| render_script(c, base, &token, mac, &format!("discovering {mac}"))))
 }
 
 fn render_script(c: &Conductor, base: &str, token: &str, mac: &str, about: &str) -> String {

@@ -132,5 +132,13 @@ pub async fn small_items_hold(b: Backend) {
     .await;
     let o = env.call("GET", &format!("/v1/operations/{op}"), &env.admin, None).await;
     assert!(o.body["error"].as_str().unwrap_or("").contains("image_fetch_timeout"), "{}", o.body);
+
+    // Metrics labels are bounded: made-up methods are counted as OTHER.
+    for m in ["BREW", "XYZZY1", "XYZZY2"] {
+        env.call(m, "/v1/projects", "", None).await;
+    }
+    let metrics = env.call("GET", "/metrics", "", None).await.body.as_str().unwrap().to_string();
+    assert!(!metrics.contains("BREW") && !metrics.contains("XYZZY"), "{metrics}");
+    assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
     env.stop().await;
 }
