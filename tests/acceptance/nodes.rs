@@ -230,8 +230,16 @@ impl LabSite {
 
     /// Ask the metadata service from the machine's own namespace, with the
     /// node's address on its NIC (what the deployed OS configures from the
-    /// config drive).
+    /// config drive) and the metadata token from its config drive.
     fn metadata_from_node(&self, node: &Value, file: &str) -> String {
+        let drive = self.config_drive(node);
+        let token = std::fs::read_to_string(drive.path().join("openstack/latest/tundra_metadata_token")).unwrap();
+        self.ask_metadata(node, file, Some(token.trim())).unwrap()
+    }
+
+    /// The same from whoever takes the node's address: the answer, or
+    /// busybox wget's complaint.
+    fn ask_metadata(&self, node: &Value, file: &str, token: Option<&str>) -> Result<String, String> {
         let mid = node["machine_id"].as_str().unwrap();
         let name = self.get(&format!("/v1/machines/{mid}"))["name"].as_str().unwrap().to_string();
         let lm = self.lab().machines.iter().find(|l| l.spec.name == name).unwrap();
@@ -240,9 +248,18 @@ impl LabSite {
         let _ = Command::new("ip").args(["-n", ns, "addr", "flush", "dev", "eth0"]).status();
         run(Command::new("ip").args(["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]));
         let url = format!("http://{}:{}/openstack/latest/{file}", self.server_ip, self.boot_port);
-        let out = run(Command::new("ip").args(["netns", "exec", ns, "busybox", "wget", "-q", "-O", "-", &url]));
+        let mut wget = Command::new("ip");
+        wget.args(["netns", "exec", ns, "busybox", "wget", "-q", "-O", "-"]);
+        if let Some(t) = token {
+            wget.args(["--header", &format!("X-Tundra-Metadata-Token: {t}")]);
+        }
+        let out = wget.arg(&url).output().unwrap();
         let _ = Command::new("ip").args(["-n", ns, "addr", "flush", "dev", "eth0"]).status();
-        out
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 }
 
@@ -296,9 +313,14 @@ pub fn quickstart_on_the_lab() {
         assert!(outputs.contains(n["addresses"][0]["address"].as_str().unwrap()), "{outputs}");
     }
     assert_eq!(ws.plan().0, 0, "no changes after apply:\n{}", ws.plan().1);
-    // The metadata service answers the node from its own address.
+    // The metadata service answers the node from its own address, with the
+    // token on its config drive — and nobody who merely takes the address.
     let md: Value = serde_json::from_str(&s.metadata_from_node(&nodes[0], "meta_data.json")).unwrap();
     assert_eq!(md["uuid"], nodes[0]["id"]);
+    let e = s.ask_metadata(&nodes[0], "user_data", None).unwrap_err();
+    assert!(e.contains("401"), "without the token: {e}");
+    let e = s.ask_metadata(&nodes[0], "user_data", Some("tnm_guessed")).unwrap_err();
+    assert!(e.contains("401"), "with a guessed token: {e}");
 
     // Import: forget a node, import it by ID, and the plan is still empty.
     let first = ws.resource("tundra_node.worker[0]");

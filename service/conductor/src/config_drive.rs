@@ -2,6 +2,12 @@
 //! by the agent at deploy) and of the metadata service (served to the node's
 //! provisioning address) — keys, metadata, user data and a link per network
 //! with its static address. The layout is `tundra_engine::nodes::drive_files`.
+//!
+//! The metadata service trusts neither an address nor a MAC alone (a tenant
+//! on the provisioning network can take either): each deploy writes a fresh
+//! metadata token on the config drive ([`TOKEN_FILE`]; only its hash is
+//! kept), and the service answers the node holding the asking address only
+//! when the request carries that node's token.
 
 use std::collections::BTreeMap;
 
@@ -66,15 +72,59 @@ pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, 
     Ok(tundra_engine::nodes::drive_files(&input))
 }
 
+/// Where the config drive holds the node's metadata token (never served by
+/// the metadata service).
+pub const TOKEN_FILE: &str = "openstack/latest/tundra_metadata_token";
+
+/// Metadata tokens start with this.
+pub const TOKEN_PREFIX: &str = "tnm_";
+
+/// The files a deploy writes on node `n`'s config drive: [`files`] and a
+/// fresh metadata token (its hash kept; the previous deploy's stops working).
+pub async fn drive(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, String> {
+    let mut out = files(c, n).await?;
+    let token = crate::secrets::new_secret(TOKEN_PREFIX);
+    c.store()
+        .set_node_metadata_token(n.id, &crate::secrets::sha256_hex(token.as_bytes()))
+        .await
+        .map_err(|e| format!("recording the node's metadata token: {e}"))?;
+    out.insert(TOKEN_FILE.into(), format!("{token}\n"));
+    Ok(out)
+}
+
+/// What the metadata service answers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Metadata {
+    File(String),
+    /// No node holds the address, or there is no such file.
+    NotFound,
+    /// A node holds the address, but the request did not carry its token.
+    Denied,
+}
+
 /// The metadata service's answer: the file `name` (under
 /// `openstack/latest/`) for the node holding `address` on a provisioning
-/// network. `Ok(None)`: no such node, or no such file.
-pub async fn metadata(c: &Conductor, address: std::net::IpAddr, name: &str) -> Result<Option<String>, String> {
+/// network — given that node's metadata `token`.
+pub async fn metadata(
+    c: &Conductor,
+    address: std::net::IpAddr,
+    token: Option<&str>,
+    name: &str,
+) -> Result<Metadata, String> {
     let ip = address.to_string();
     let nodes = c.store().all_nodes().await.map_err(|e| e.to_string())?;
     let holder = nodes
         .into_iter()
         .find(|n| n.machine_id.is_some() && n.addresses.iter().any(|a| a.address.as_deref() == Some(ip.as_str())));
-    let Some(n) = holder else { return Ok(None) };
-    Ok(files(c, &n).await?.remove(&format!("openstack/latest/{name}")))
+    let Some(n) = holder else { return Ok(Metadata::NotFound) };
+    let want = c.store().node_metadata_token_hash(n.id).await.map_err(|e| e.to_string())?;
+    let given = token.map(|t| crate::secrets::sha256_hex(t.trim().as_bytes()));
+    if want.is_none() || given != want {
+        tracing::warn!(node = %n.name, %address, "a metadata request without the node's token; refused");
+        return Ok(Metadata::Denied);
+    }
+    Ok(match files(c, &n).await?.remove(&format!("openstack/latest/{name}")) {
+        Some(f) => Metadata::File(f),
+        None => Metadata::NotFound,
+    })
 }

@@ -270,6 +270,26 @@ impl Store {
         NODES.get(self, id).await
     }
 
+    /// A deploy wrote a new metadata token on the node's config drive: keep its hash.
+    pub async fn set_node_metadata_token(&self, id: NodeId, token_hash: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE nodes SET metadata_token_hash = $1 WHERE id = $2")
+            .bind(token_hash.to_string())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    /// The hash of the metadata token on the node's config drive (none before its first deploy).
+    pub async fn node_metadata_token_hash(&self, id: NodeId) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT metadata_token_hash FROM nodes WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
     /// The user data given at create (for the config drive and the metadata service only).
     pub async fn node_user_data(&self, id: NodeId) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT user_data FROM nodes WHERE id = $1")

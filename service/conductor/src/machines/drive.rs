@@ -64,7 +64,7 @@ async fn command_for(c: &Conductor, st: State, job: Job<'_>, m: &Machine) -> Res
                 config_drive: match node {
                     Some(n) => {
                         let node = c.store().node(n).await.map_err(|e| format!("the node being deployed: {e}"))?;
-                        Some(crate::config_drive::files(c, &node).await?)
+                        Some(crate::config_drive::drive(c, &node).await?)
                     }
                     None => None,
                 },

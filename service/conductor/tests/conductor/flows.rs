@@ -289,6 +289,23 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     let meta: Value = serde_json::from_str(&files["openstack/latest/meta_data.json"]).unwrap();
     assert_eq!(meta["uuid"], node.id.to_string());
     assert_eq!(files["openstack/latest/user_data"], "#cloud-config\n");
+    // The metadata service answers the node's address only with the token
+    // on its config drive; another machine taking the address gets nothing.
+    use tundra_conductor::config_drive::{self, Metadata, TOKEN_FILE};
+    let token = files[TOKEN_FILE].trim().to_string();
+    assert!(token.starts_with("tnm_"), "{token}");
+    let at: IpAddr = "10.9.0.200".parse().unwrap();
+    let ask = async |token: Option<&str>| config_drive::metadata(&w.c, at, token, "user_data").await.unwrap();
+    assert_eq!(ask(Some(&token)).await, Metadata::File("#cloud-config\n".into()));
+    assert_eq!(ask(None).await, Metadata::Denied);
+    assert_eq!(ask(Some("tnm_guess")).await, Metadata::Denied);
+    let other: IpAddr = "10.9.0.201".parse().unwrap();
+    assert_eq!(config_drive::metadata(&w.c, other, Some(&token), "user_data").await.unwrap(), Metadata::NotFound);
+    assert_eq!(
+        config_drive::metadata(&w.c, at, Some(&token), "tundra_metadata_token").await.unwrap(),
+        Metadata::NotFound,
+        "the token itself is never served"
+    );
     let deploy = node.operation_id.expect("the node records its machine's deploy");
     assert_eq!(w.wait_op(deploy).await.error, None);
     let m = w.machine(m.id).await;
