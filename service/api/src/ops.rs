@@ -125,6 +125,14 @@ impl Work {
         }
     }
 
+    /// The node the work is for, if any.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            Work::MachineDeploy { node_id, .. } | Work::MachineDelete { node_id, .. } => *node_id,
+            _ => None,
+        }
+    }
+
     /// The machine the work holds, if it is machine work.
     pub fn machine(&self) -> Option<MachineId> {
         match self {

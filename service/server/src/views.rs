@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use tundra_api::NodeId;
 use tundra_api::fabric::{Port, PortBinding, SwitchPortState, SwitchPortView};
 use tundra_api::nodes::{Node, NodeNetwork};
+use tundra_api::ops::{Event, Operation};
 use tundra_store::SwitchPortRecord;
 
 use crate::error::ApiResult;
@@ -96,6 +97,89 @@ pub async fn nodes(state: &AppState, p: &Principal, nodes: Vec<Node>) -> ApiResu
 
 pub async fn node(state: &AppState, p: &Principal, n: Node) -> ApiResult<Node> {
     Ok(nodes(state, p, vec![n]).await?.remove(0))
+}
+
+/// Operations as the caller may see them: a project's view of machine work
+/// is about its node — the target is the node, and the message and error
+/// name neither the machine nor its BMC or cabling
+/// (`tundra_conductor::machines::tenant`). Site admins see them whole.
+pub async fn operations(state: &AppState, p: &Principal, ops: Vec<Operation>) -> ApiResult<Vec<Operation>> {
+    if p.is_admin() {
+        return Ok(ops);
+    }
+    let mut machines: HashMap<String, Option<tundra_api::machines::Machine>> = HashMap::new();
+    let mut out = Vec::with_capacity(ops.len());
+    for mut op in ops {
+        if op.target_type == tundra_api::MachineId::NOUN {
+            let node = state.store().operation_input(op.id).await.ok().and_then(|i| i.work.node());
+            let m = match machines.get(&op.target_id) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = state.store().machine(&op.target_id).await.ok();
+                    machines.insert(op.target_id.clone(), m.clone());
+                    m
+                }
+            };
+            if let Some(m) = &m {
+                op.message = tundra_conductor::machines::tenant::redact(&op.message, m);
+                op.error = op.error.map(|e| tundra_conductor::machines::tenant::redact(&e, m));
+            }
+            op.target_type = NodeId::NOUN.into();
+            op.target_id = node.map(|n| n.to_string()).unwrap_or_default();
+        }
+        out.push(op);
+    }
+    Ok(out)
+}
+
+/// Events as the caller may see them: a project's events do not say which
+/// machine holds its node — node events lose their machine keys, and the
+/// events of machine work done for the project (an operation's creation,
+/// its error) are redacted like the operation itself.
+pub async fn events(state: &AppState, p: &Principal, mut events: Vec<Event>) -> ApiResult<Vec<Event>> {
+    if p.is_admin() {
+        return Ok(events);
+    }
+    let mut machine_of: HashMap<String, Option<tundra_api::machines::Machine>> = HashMap::new();
+    for e in &mut events {
+        if let Some(d) = e.detail.as_object_mut() {
+            for key in ["machine", "machine_id", "released_machine"] {
+                d.remove(key);
+            }
+        }
+        if e.object_type != "operation" {
+            continue;
+        }
+        if !machine_of.contains_key(&e.object_id) {
+            let mut m = None;
+            if let Ok(id) = e.object_id.parse()
+                && let Ok(op) = state.store().operation(id).await
+                && op.target_type == tundra_api::MachineId::NOUN
+            {
+                m = state.store().machine(&op.target_id).await.ok();
+            }
+            machine_of.insert(e.object_id.clone(), m);
+        }
+        if let Some(Some(m)) = machine_of.get(&e.object_id) {
+            redact_json(&mut e.detail, m);
+            if let Some(d) = e.detail.as_object_mut()
+                && d.get("target_type").and_then(|t| t.as_str()) == Some(tundra_api::MachineId::NOUN)
+            {
+                d.insert("target_type".into(), NodeId::NOUN.into());
+                d.remove("target_id");
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn redact_json(v: &mut serde_json::Value, m: &tundra_api::machines::Machine) {
+    match v {
+        serde_json::Value::String(s) => *s = tundra_conductor::machines::tenant::redact(s, m),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_json(x, m)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| redact_json(x, m)),
+        _ => {}
+    }
 }
 
 /// A switch port's drift record (site admins).

@@ -1,7 +1,8 @@
 //! Machine work. Module order: `inventory`, `actions` (start and abort),
 //! `power` (BMC-only operations), `drive` (agent-driven operations),
 //! `boot` (iPXE scripts with per-boot tokens), `discovery` (enrolling
-//! unknown machines), `sync` (power sync, timeouts).
+//! unknown machines), `sync` (power sync, timeouts), `tenant` (what a
+//! project may read about a machine).
 
 pub mod actions;
 pub mod boot;
@@ -10,3 +11,4 @@ pub mod drive;
 pub mod inventory;
 pub mod power;
 pub mod sync;
+pub mod tenant;

@@ -82,7 +82,12 @@ async fn take(c: &Conductor, n: &Node, step: Step, m: Option<&Machine>) -> Resul
                 Ok(())
             }
         },
-        (Step::MarkError(why), _) => {
+        (Step::MarkError(why), m) => {
+            // The node's reason is the project's to read: the machine's error, redacted.
+            let why = match m {
+                Some(m) => crate::machines::tenant::redact(&why, m),
+                None => why,
+            };
             step_to(c, n, NodeStatus::Error, Some(why.clone()), false).await?;
             tracing::warn!(node = %n.name, reason = %why, "node failed; its machine goes back through cleaning");
             Ok(())

@@ -25,7 +25,9 @@ async fn list_operations(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<Operation>>> {
     let v = p.list_filter(state.store(), q.project.as_deref()).await?;
-    Ok(axum::Json(state.store().list_operations(&list_params(&q)?, &v).await?))
+    let mut page = state.store().list_operations(&list_params(&q)?, &v).await?;
+    page.items = crate::views::operations(&state, &p, page.items).await?;
+    Ok(axum::Json(page))
 }
 
 /// An operation: state, progress, error.
@@ -45,7 +47,7 @@ async fn get_operation(
         }
         None => {}
     }
-    Ok(axum::Json(op))
+    Ok(axum::Json(crate::views::operations(&state, &p, vec![op]).await?.remove(0)))
 }
 
 /// The audit log: who changed what, when — per object with `object_type` and `object_id`.
@@ -57,5 +59,7 @@ async fn list_events(
 ) -> ApiResult<axum::Json<Page<Event>>> {
     let v = p.list_filter(state.store(), q.project.as_deref()).await?;
     let params = ListParams { limit: page_limit(q.limit)?, after: q.after.clone(), name: None };
-    Ok(axum::Json(state.store().list_events(&params, &v, q.object_type.as_deref(), q.object_id.as_deref()).await?))
+    let mut page = state.store().list_events(&params, &v, q.object_type.as_deref(), q.object_id.as_deref()).await?;
+    page.items = crate::views::events(&state, &p, page.items).await?;
+    Ok(axum::Json(page))
 }

@@ -230,6 +230,26 @@ pub async fn a_failed_deploy_rolls_back_to_cleaning(b: Backend) {
         env.call("GET", &format!("/v1/events?object_type=machine&object_id={m}&limit=100"), &env.admin, None).await;
     let actions: Vec<&str> = ev.body["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"deploy") && actions.contains(&"delete"), "deploy, then cleaning: {actions:?}");
+    // The project's member learns what went wrong, not which machine, BMC
+    // or address it was: node, its operations, its events.
+    let member = env.user_with_role("hpc-member", "hpc", "member").await;
+    let node_view = env.call("GET", &format!("/v1/nodes/{id}"), &member, None).await.body;
+    assert!(node_view["status_reason"].as_str().unwrap().starts_with("deploy failed"), "{node_view}");
+    let ops = env.call("GET", "/v1/operations?limit=100", &member, None).await.body;
+    let deploy = ops["items"].as_array().unwrap().iter().find(|o| o["kind"] == "machine.deploy").unwrap();
+    assert_eq!((deploy["target_type"].as_str(), deploy["target_id"].as_str()), (Some("node"), Some(id.as_str())));
+    assert!(deploy["error"].as_str().unwrap_or("").contains("its machine has no known disks"), "{deploy}");
+    let one = env.call("GET", &format!("/v1/operations/{}", deploy["id"].as_str().unwrap()), &member, None).await;
+    let events = env.call("GET", &format!("/v1/events?project={}&limit=200", c.project), &member, None).await;
+    for seen in [node_view, ops, one.body, events.body] {
+        let text = seen.to_string();
+        for secret in [m.as_str(), "dead", "127.0.0.1:9"] {
+            assert!(!text.contains(secret), "a member sees {secret}: {text}");
+        }
+    }
+    // Site admins see it whole.
+    let admin_ops = env.call("GET", "/v1/operations?limit=100", &env.admin, None).await.body.to_string();
+    assert!(admin_ops.contains(m.as_str()) && admin_ops.contains("machine dead"), "{admin_ops}");
     let r = env.call("DELETE", &format!("/v1/nodes/{id}"), &env.admin, None).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(env.call("GET", &format!("/v1/nodes/{id}"), &env.admin, None).await.status, 404);
