@@ -86,6 +86,54 @@ pub fn mac_of(msg: &Message) -> String {
     msg.chaddr().iter().take(6).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// The options this server reads, with the lengths each may have: every
+/// other option is dropped before decoding (what is not read cannot hurt),
+/// and one of these at a wrong length drops the packet.
+fn option_fits(code: u8, len: usize) -> Option<bool> {
+    Some(match code {
+        53 => len == 1,                            // message type
+        50 | 54 => len == 4,                       // requested address, server identifier
+        93 => len >= 2 && len.is_multiple_of(2),   // client architectures
+        60 | 77 | 175 => (1..=255).contains(&len), // vendor class, user class, iPXE encapsulated
+        _ => return None,
+    })
+}
+
+/// Decode a packet off the wire, or `None`. Only the options the server
+/// reads reach the decoder, each checked for its length first: a stranger's
+/// packet must never get to a decoder path that asserts (dhcproto 0.15
+/// panics on some malformed options; `tundra-fuzz dhcp` found it).
+pub fn decode(packet: &[u8]) -> Option<Message> {
+    const HEADER: usize = 236;
+    if packet.len() < HEADER + 4 || packet[HEADER..HEADER + 4] != [99, 130, 83, 99] {
+        return None;
+    }
+    let mut clean = packet[..HEADER + 4].to_vec();
+    let mut i = HEADER + 4;
+    while i < packet.len() {
+        let code = packet[i];
+        match code {
+            0 => i += 1,
+            255 => break,
+            _ => {
+                let len = *packet.get(i + 1)? as usize;
+                let value = packet.get(i + 2..i + 2 + len)?;
+                match option_fits(code, len) {
+                    Some(true) => {
+                        clean.extend([code, len as u8]);
+                        clean.extend(value);
+                    }
+                    Some(false) => return None,
+                    None => {}
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    clean.push(255);
+    Message::decode(&mut Decoder::new(&clean)).ok()
+}
+
 /// The server's state: configuration, reservations, leases.
 pub struct Server {
     config: Config,
@@ -304,7 +352,7 @@ impl Server {
                     continue;
                 }
             };
-            let Ok(req) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+            let Some(req) = decode(&buf[..n]) else {
                 tracing::debug!(%from, "undecodable DHCP packet");
                 continue;
             };
@@ -374,6 +422,30 @@ mod tests {
         }
         bytes[2] = 6;
         assert!(s.handle(&Message::decode(&mut Decoder::new(&bytes)).unwrap()).is_some());
+    }
+
+    /// Found by `tundra-fuzz dhcp`: an option at a length dhcproto asserts
+    /// on panicked the decoder. Options the server does not read never reach
+    /// it; those it reads are length-checked.
+    #[test]
+    fn malformed_options_never_reach_the_decoder() {
+        let mut good = Vec::new();
+        msg(MessageType::Discover, 1, vec![DhcpOption::UserClass(b"iPXE".to_vec())])
+            .encode(&mut Encoder::new(&mut good))
+            .unwrap();
+        let m = decode(&good).expect("a good packet decodes");
+        assert_eq!(client_kind(&m), ClientKind::Ipxe);
+        let end = good.iter().rposition(|b| *b == 255).unwrap();
+        let with = |opt: &[u8]| [&good[..end], opt, &[255]].concat();
+        // Bulk lease query base time (option 159) at length 1: dhcproto asserts length 4.
+        assert!(decode(&with(&[159, 1, 7])).is_some_and(|m| m.opts().get(OptionCode::Unknown(159)).is_none()));
+        // Classless static route (121) with a prefix over 32: dhcproto unwraps.
+        assert!(decode(&with(&[121, 5, 40, 10, 0, 0, 1])).is_some());
+        // An option the server reads, at a wrong length: the packet is dropped.
+        assert!(decode(&with(&[50, 3, 10, 0, 0])).is_none());
+        // Cut short, or without the magic cookie.
+        assert!(decode(&with(&[60, 9, 1])).is_none());
+        assert!(decode(&good[..200]).is_none());
     }
 
     #[test]
