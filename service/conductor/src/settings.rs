@@ -26,6 +26,8 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// How often every switch's managed ports are read back.
     pub fabric_read_interval: Duration,
+    /// How long a freed segment rests before a new network may get it.
+    pub segment_quarantine: Duration,
     /// Per switch command (and connecting).
     pub switch_timeout: Duration,
     /// Multiplies every provision-state timeout.
@@ -94,6 +96,7 @@ impl Settings {
             power_sync_failures: 3,
             reconcile_interval: Duration::from_secs(10),
             fabric_read_interval: Duration::from_secs(300),
+            segment_quarantine: Duration::from_secs(1800),
             switch_timeout: Duration::from_secs(30),
             machine_timeout_scale: 1.0,
             agent: AgentBoot {

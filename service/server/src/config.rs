@@ -56,6 +56,10 @@ pub struct Config {
     pub reconcile_interval: String,
     /// How often every switch's managed ports are read back (drift detection).
     pub fabric_read_interval: String,
+    /// How long a deleted network's segment rests before another network
+    /// may get it (a switch port that failed to move back must not join a
+    /// new tenant).
+    pub segment_quarantine: String,
     /// Per switch command (and connecting).
     pub switch_timeout: String,
     /// Multiplies every provision-state timeout (e.g. 3 for slow hardware, 0.01 in tests).
@@ -238,6 +242,7 @@ impl Default for Config {
             provisioning_networks: Vec::new(),
             reconcile_interval: "10s".into(),
             fabric_read_interval: "5m".into(),
+            segment_quarantine: "30m".into(),
             switch_timeout: "30s".into(),
             machine_timeout_scale: 1.0,
             boot_assets_dir: None,
@@ -355,6 +360,7 @@ impl Config {
             ("power_sync_interval", &self.power_sync_interval),
             ("reconcile_interval", &self.reconcile_interval),
             ("fabric_read_interval", &self.fabric_read_interval),
+            ("segment_quarantine", &self.segment_quarantine),
             ("switch_timeout", &self.switch_timeout),
             ("agent_boot_timeout", &self.agent_boot_timeout),
             ("agent_lldp_wait", &self.agent_lldp_wait),
@@ -498,6 +504,8 @@ impl Config {
             power_sync_failures: self.power_sync_failures,
             reconcile_interval: self.reconcile_interval(),
             fabric_read_interval: self.fabric_read_interval(),
+            segment_quarantine: humantime::parse_duration(&self.segment_quarantine)
+                .unwrap_or(std::time::Duration::from_secs(1800)),
             switch_timeout: self.switch_timeout(),
             machine_timeout_scale: self.machine_timeout_scale,
             agent: AgentBoot {

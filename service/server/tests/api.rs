@@ -83,6 +83,7 @@ fn main() {
         security::public_shows_no_site_records,
         security::switch_ports_are_names_and_one_machines,
         security::small_items_hold,
+        security::freed_segments_rest_before_reuse,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

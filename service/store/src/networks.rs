@@ -57,6 +57,9 @@ pub struct NewNetwork {
     pub physical_network_id: PhysicalNetworkId,
     pub segment: SegmentChoice,
     pub mtu: Option<u32>,
+    /// Segments freed after this time (a stored timestamp) are still in
+    /// quarantine: not handed out, not to be asked for.
+    pub quarantine_since: String,
 }
 
 impl Store {
@@ -64,11 +67,30 @@ impl Store {
         let mut w = self.write().await?;
         // Locked: racing creates take the next free segment in turn.
         let pn = PHYSICAL_NETWORKS.get_in(&mut w, n.physical_network_id).await?;
+        let quarantined: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT segment, freed_at FROM freed_segments WHERE physical_network_id = $1 AND freed_at > $2",
+        )
+        .bind(pn.id.to_string())
+        .bind(n.quarantine_since.clone())
+        .fetch_all(&mut *w.tx)
+        .await?;
         let segment = match n.segment {
             SegmentChoice::Flat => None,
-            SegmentChoice::Exactly(s) => Some(s),
+            SegmentChoice::Exactly(s) => {
+                if let Some((_, at)) = quarantined.iter().find(|(q, _)| *q == s as i64) {
+                    return Err(StoreError::ConflictAt {
+                        pointer: "/segment".into(),
+                        detail: format!(
+                            "segment {s} of {} was freed at {at} and is in quarantine (segment_quarantine): a switch \
+                             port still on it must not join a new network; pick another",
+                            pn.name
+                        ),
+                    });
+                }
+                Some(s)
+            }
             SegmentChoice::Next => {
-                let used: BTreeSet<i64> =
+                let mut used: BTreeSet<i64> =
                     sqlx::query_scalar::<_, Option<i64>>("SELECT segment FROM networks WHERE physical_network_id = $1")
                         .bind(pn.id.to_string())
                         .fetch_all(&mut *w.tx)
@@ -76,12 +98,17 @@ impl Store {
                         .into_iter()
                         .flatten()
                         .collect();
+                used.extend(quarantined.iter().map(|(q, _)| *q));
                 let free = (pn.segment_range[0]..=pn.segment_range[1])
                     .find(|s| !used.contains(&(*s as i64)) && Some(*s) != pn.provisioning_segment);
                 Some(free.ok_or_else(|| {
                     StoreError::NoCapacity(format!(
-                        "no capacity: every segment of physical network {} ({}–{}) is in use; the site admin can widen its range",
-                        pn.name, pn.segment_range[0], pn.segment_range[1]
+                        "no capacity: every segment of physical network {} ({}–{}) is in use ({} freed ones in \
+                         quarantine); the site admin can widen its range",
+                        pn.name,
+                        pn.segment_range[0],
+                        pn.segment_range[1],
+                        quarantined.len()
                     ))
                 })?)
             }
@@ -169,6 +196,18 @@ impl Store {
         }
         sqlx::query("DELETE FROM subnets WHERE network_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         sqlx::query("DELETE FROM networks WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+        if let Some(seg) = cur.segment {
+            // Its segment rests before it is handed out again.
+            sqlx::query(
+                "INSERT INTO freed_segments (physical_network_id, segment, freed_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (physical_network_id, segment) DO UPDATE SET freed_at = excluded.freed_at",
+            )
+            .bind(cur.physical_network_id.to_string())
+            .bind(seg as i64)
+            .bind(now())
+            .execute(&mut *w.tx)
+            .await?;
+        }
         event(
             &mut w,
             actor,

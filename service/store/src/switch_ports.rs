@@ -22,6 +22,8 @@ pub struct SwitchPortRecord {
     pub message: Option<String>,
     pub checked_at: Option<String>,
     pub changed_at: String,
+    /// Programming failures in a row (0 after a success).
+    pub failures: i64,
 }
 
 fn switch_port(row: &AnyRow) -> Result<SwitchPortRecord> {
@@ -36,6 +38,7 @@ fn switch_port(row: &AnyRow) -> Result<SwitchPortRecord> {
         message: get(row, "message")?,
         checked_at: get(row, "checked_at")?,
         changed_at: get(row, "changed_at")?,
+        failures: get(row, "failures")?,
     })
 }
 
@@ -111,7 +114,8 @@ impl Store {
             Err(m) => (SwitchPortState::Failed, None, Some(m.clone())),
         };
         let r = sqlx::query(
-            "UPDATE switch_ports SET state = $1, message = $2, checked_at = $3, actual = CASE WHEN $4 = 1 THEN $5 ELSE actual END \
+            "UPDATE switch_ports SET state = $1, message = $2, checked_at = $3, actual = CASE WHEN $4 = 1 THEN $5 ELSE actual END, \
+             failures = CASE WHEN $4 = 1 THEN 0 ELSE failures + 1 END \
              WHERE switch_id = $6 AND port = $7 AND desired = $8 AND state = 'pending'",
         )
         .bind(state.as_str())
@@ -119,6 +123,22 @@ impl Store {
         .bind(now())
         .bind(outcome.is_ok() as i64)
         .bind(actual)
+        .bind(switch.to_string())
+        .bind(port.to_string())
+        .bind(desired as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Try a failed port again (its pause is over): `pending` once more,
+    /// keeping its failure count and message. False if it changed meanwhile.
+    pub async fn retry_switch_port(&self, switch: SwitchId, port: &str, desired: u32) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE switch_ports SET state = 'pending', changed_at = $1 \
+             WHERE switch_id = $2 AND port = $3 AND desired = $4 AND state = 'failed'",
+        )
+        .bind(now())
         .bind(switch.to_string())
         .bind(port.to_string())
         .bind(desired as i64)

@@ -175,3 +175,52 @@ pub async fn gate(c: &Conductor, n: &Node) -> Result<Gate> {
     }
     Ok(tundra_engine::fabric::gate(&seen))
 }
+
+/// Whether a machine's switch ports are back on the provisioning segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Home {
+    Ready,
+    /// Not yet (being programmed, retried, or drifted): why.
+    Wait(String),
+    /// Programming failed again and again: why.
+    Failed(String),
+}
+
+/// Failures in a row after which cleaning gives up on a port.
+const HOME_FAILURES: i64 = 3;
+
+/// Whether every switch port machine `m` is cabled to (on switches tundrad
+/// manages, on physical networks with a provisioning segment) reads back on
+/// that segment — what a machine must have before it is `available`, so the
+/// next tenant cannot inherit the last one's VLAN.
+pub async fn machine_ports_home(c: &Conductor, m: &Machine) -> Result<Home> {
+    let switches = c.store().all_switches().await?;
+    let physnets: HashMap<_, PhysicalNetwork> =
+        c.store().all_physical_networks().await?.into_iter().map(|p| (p.id, p)).collect();
+    let records = c.store().switch_ports().await?;
+    for i in &m.interfaces {
+        let (Some(name), Some(port)) = (&i.switch, &i.port) else { continue };
+        let Some(s) = switches.iter().find(|s| &s.name == name) else { continue };
+        let Some(home) = physnets.get(&s.physical_network_id).and_then(|p| p.provisioning_segment) else { continue };
+        let r = records.iter().find(|r| r.switch_id == s.id && &r.port == port);
+        let what = format!("switch port {port} of {name}");
+        match r {
+            Some(r) if r.desired == home && r.state == SwitchPortState::InSync && r.actual == Some(home) => {}
+            Some(r) if r.state == SwitchPortState::Failed && r.failures >= HOME_FAILURES => {
+                return Ok(Home::Failed(format!(
+                    "{what} could not be put back on the provisioning segment {home} ({} tries): {}",
+                    r.failures,
+                    r.message.as_deref().unwrap_or("no answer recorded")
+                )));
+            }
+            Some(r) if r.state == SwitchPortState::Drifted => {
+                return Ok(Home::Wait(format!(
+                    "{what} reads back segment {:?}, not {home}: it was changed on the switch; sync it (POST /v1/switches/{}/sync)",
+                    r.actual, s.id
+                )));
+            }
+            _ => return Ok(Home::Wait(format!("waiting for {what} to read back on the provisioning segment {home}"))),
+        }
+    }
+    Ok(Home::Ready)
+}

@@ -106,6 +106,7 @@ pub async fn create_network(c: &Conductor, actor: &Actor, admin: bool, r: Networ
         physical_network_id: pn.id,
         segment,
         mtu: r.mtu,
+        quarantine_since: tundra_store::time_before(c.settings().segment_quarantine),
     };
     Ok(c.store().create_network(actor, new).await?)
 }

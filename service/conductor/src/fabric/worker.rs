@@ -34,6 +34,13 @@ struct Worker {
     resting: std::sync::Mutex<HashMap<SwitchId, Instant>>,
 }
 
+/// How long a port that failed `failures` times in a row rests before it is
+/// programmed again: 30 s, doubling, at most 15 minutes.
+pub fn retry_pause(failures: i64) -> Duration {
+    let doublings = failures.clamp(1, 6) - 1;
+    Duration::from_secs(30 << doublings).min(Duration::from_secs(900))
+}
+
 /// How long a switch that could not be reached (after the queue's own
 /// retries) is left alone before its pending ports are tried again.
 const REST_AFTER_UNREACHABLE: Duration = Duration::from_secs(30);
@@ -191,6 +198,22 @@ async fn pass(c: &Conductor, w: &Arc<Worker>) -> Result<(), StoreError> {
         c.store().forget_switch_port(r.switch_id, &r.port).await?;
     }
     records.retain(|r| want.contains_key(&(r.switch_id, r.port.clone())));
+    // A failed port is tried again once its pause is over (growing with its
+    // failures): a port left on a tenant's VLAN must not stay there.
+    for r in records.iter().filter(|r| r.state == SwitchPortState::Failed) {
+        let since = r.checked_at.as_deref().and_then(tundra_store::parse_time).and_then(|t| t.elapsed().ok());
+        if since.is_some_and(|s| s >= retry_pause(r.failures))
+            && c.store().retry_switch_port(r.switch_id, &r.port, r.desired).await?
+        {
+            tracing::info!(switch = %r.switch_id, port = %r.port, failures = r.failures, "trying a failed switch port again");
+        }
+    }
+    let records: Vec<_> = if records.iter().any(|r| r.state == SwitchPortState::Failed) {
+        let keep: HashSet<(SwitchId, String)> = records.iter().map(|r| (r.switch_id, r.port.clone())).collect();
+        c.store().switch_ports().await?.into_iter().filter(|r| keep.contains(&(r.switch_id, r.port.clone()))).collect()
+    } else {
+        records
+    };
     let by_id: HashMap<SwitchId, &Switch> = switches.iter().map(|s| (s.id, s)).collect();
     for r in records.iter().filter(|r| r.state == SwitchPortState::Pending) {
         let Some(s) = by_id.get(&r.switch_id) else { continue };
@@ -338,6 +361,11 @@ mod tests {
             judge("p1", batch(sw::SwitchError::Connect("refused".into()), &[])),
             Programmed::Retry { unreachable: true, .. }
         ));
+        assert_eq!(
+            [1, 2, 3, 6, 50].map(retry_pause),
+            [30, 60, 120, 900, 900].map(Duration::from_secs),
+            "failed ports are retried, pausing longer each time"
+        );
         let hk = sw::SwitchError::HostKey { address: "a".into(), want: "x".into(), got: "y".into() };
         assert!(matches!(judge("p1", batch(hk, &[])), Programmed::Refused(_)));
         // A name the dialect refuses: nothing was sent; that port fails, the others go again.

@@ -17,6 +17,7 @@ use tundra_drivers::retry::Backoff;
 use tundra_engine::machine_states::{Described, Event, State, next};
 
 use crate::bmc::{driver, power};
+use crate::fabric::binding::Home;
 use crate::handle::{Conductor, WorkResult};
 use crate::machines::inventory;
 
@@ -151,6 +152,26 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
                         Ok(None)
                     }
                     .await,
+                    // Cleaning ends only with the disks erased and the switch
+                    // ports back on the provisioning segment.
+                    Some(report) if st == State::CleanWait && report["ok"] == json!(true) => {
+                        async {
+                            erased_every_disk(&m, &report["details"])?;
+                            match crate::fabric::binding::machine_ports_home(c, &m).await.map_err(|e| e.to_string())? {
+                                Home::Ready => finish_wait(c, &m, st, &report).await,
+                                Home::Failed(why) => Err(why),
+                                Home::Wait(why) => {
+                                    if why != last_progress {
+                                        let _ = c.store().operation_progress(op_id, 0, None, &why).await;
+                                        last_progress = why;
+                                    }
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                    Ok(None)
+                                }
+                            }
+                        }
+                        .await
+                    }
                     Some(report) => finish_wait(c, &m, st, &report).await,
                 }
             }

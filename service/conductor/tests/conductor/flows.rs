@@ -345,3 +345,86 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
     // Its address is free again: a new node gets the same one.
     assert!(store.all_nodes().await.unwrap().is_empty());
 }
+
+/// A machine is `available` only once its switch ports read back on the
+/// provisioning segment: cleaning waits for them, and gives up (held in
+/// `clean_failed`) when a port fails again and again — the next tenant never
+/// inherits the last one's VLAN.
+#[tokio::test]
+async fn cleaning_waits_for_the_switch_ports_to_come_home() {
+    use tundra_api::fabric::FabricKind;
+    use tundra_store::{NewPhysicalNetwork, NewSwitch};
+    let w = world().await;
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    let pn = NewPhysicalNetwork {
+        name: "eth".into(),
+        description: String::new(),
+        kind: FabricKind::Ethernet,
+        segment_range: [100, 200],
+        provisioning_segment: Some(10),
+        mtu: 1500,
+    };
+    let pn = store.create_physical_network(&svc, pn).await.unwrap();
+    let sw = NewSwitch {
+        name: "leaf".into(),
+        description: String::new(),
+        physical_network_id: pn.id,
+        dialect: "cisco_ios".into(),
+        address: "127.0.0.1:1".into(),
+        username: "u".into(),
+        password: None,
+        private_key: None,
+        host_key: format!("SHA256:{}", "A".repeat(43)),
+        max_sessions: 1,
+        min_interval_ms: 0,
+    };
+    let sw = store.create_switch(&svc, sw).await.unwrap();
+    let mac = "52:54:00:00:97:01";
+    let m = w.enroll("m3", mac).await;
+    let cabled = Interface { switch: Some("leaf".into()), port: Some("Te1/0/1".into()), ..m.interfaces[0].clone() };
+    let changes = tundra_store::MachineChanges { interfaces: Some(vec![cabled]), ..Default::default() };
+    store.update_machine(&svc, m.id, changes, None).await.unwrap();
+    for (action, details) in [(Event::Manage, None), (Event::Inspect, Some(inventory(mac)))] {
+        let op = w.act(m.id, Action::Verb(action)).await;
+        if let Some(d) = details {
+            w.agent(mac, d).await;
+        }
+        assert_eq!(w.wait_op(op).await.error, None, "{action:?}");
+    }
+    let cabled_port = |m: &Machine| m.interfaces.iter().find(|i| i.mac == mac).and_then(|i| i.port.clone());
+    assert_eq!(cabled_port(&w.machine(m.id).await).as_deref(), Some("Te1/0/1"), "inspection kept the cabling");
+
+    // Provide: the disks are erased, but the port has not read back yet.
+    let op = w.act(m.id, Action::Verb(Event::Provide)).await;
+    w.agent(mac, erased()).await;
+    let mut waiting = String::new();
+    for _ in 0..100 {
+        waiting = store.operation(op).await.unwrap().message;
+        if waiting.contains("Te1/0/1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting.contains("waiting for switch port Te1/0/1 of leaf"), "{waiting}");
+    assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::CleanWait, "not available yet");
+    // The fabric worker programs it and reads it back: available.
+    assert!(store.want_switch_port(sw.id, "Te1/0/1", 10).await.unwrap());
+    assert!(store.switch_port_programmed(sw.id, "Te1/0/1", 10, Ok(Some(10))).await.unwrap());
+    assert_eq!(w.wait_op(op).await.error, None);
+    assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::Available);
+
+    // Another round where the switch refuses the port three times: held.
+    let manage = w.act(m.id, Action::Verb(Event::Manage)).await;
+    assert_eq!(w.wait_op(manage).await.error, None);
+    store.resync_switch_ports(&svc, &[(sw.id, "Te1/0/1".into())]).await.unwrap();
+    let op = w.act(m.id, Action::Verb(Event::Provide)).await;
+    w.agent(mac, erased()).await;
+    for _ in 0..3 {
+        store.switch_port_programmed(sw.id, "Te1/0/1", 10, Err("% Invalid input".into())).await.unwrap();
+        store.retry_switch_port(sw.id, "Te1/0/1", 10).await.unwrap();
+    }
+    store.switch_port_programmed(sw.id, "Te1/0/1", 10, Err("% Invalid input".into())).await.unwrap();
+    let o = w.wait_op(op).await;
+    assert!(o.error.as_deref().unwrap_or("").contains("could not be put back on the provisioning segment 10"), "{o:?}");
+    assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::CleanFailed);
+}

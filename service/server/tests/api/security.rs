@@ -142,3 +142,36 @@ pub async fn small_items_hold(b: Backend) {
     assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
     env.stop().await;
 }
+
+/// A deleted network's segment rests before another network gets it: a
+/// switch port that failed to move back must not join the next tenant.
+pub async fn freed_segments_rest_before_reuse(b: Backend) {
+    let mut env = Env::start(b, |_| {}).await;
+    let admin = env.admin.clone();
+    let p = env.project("a").await;
+    let pn = json!({"name": "eth", "kind": "ethernet", "segment_range": [100, 105], "provisioning_segment": 10});
+    let pn = env.call("POST", "/v1/physical-networks", &admin, Some(pn)).await;
+    assert_eq!(pn.status, 201, "{}", pn.body);
+    let pn = pn.body["id"].as_str().unwrap().to_string();
+    let net = |name: &str, segment: Option<u32>| {
+        let mut body = json!({"project_id": p, "name": name, "physical_network_id": pn});
+        if let Some(s) = segment {
+            body["segment"] = json!(s);
+        }
+        body
+    };
+    let a = env.call("POST", "/v1/networks", &admin, Some(net("a", None))).await;
+    assert_eq!((a.status, a.body["segment"].as_u64()), (201, Some(100)), "{}", a.body);
+    let r = env.call("DELETE", &format!("/v1/networks/{}", a.body["id"].as_str().unwrap()), &admin, None).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let b2 = env.call("POST", "/v1/networks", &admin, Some(net("b", None))).await;
+    assert_eq!(b2.body["segment"].as_u64(), Some(101), "100 rests: {}", b2.body);
+    let r = env.call("POST", "/v1/networks", &admin, Some(net("c", Some(100)))).await;
+    assert!(r.problem(409).contains("quarantine"), "{}", r.body);
+    assert_eq!(r.body["errors"][0]["pointer"], "/segment");
+    // With no quarantine configured, it is free at once.
+    env.restart(|c| c.segment_quarantine = "0s".into()).await;
+    let c = env.call("POST", "/v1/networks", &env.admin, Some(net("c", Some(100)))).await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    env.stop().await;
+}
