@@ -450,6 +450,7 @@ fn api_bodies(runner: &mut TestRunner) -> Result<(), String> {
             | parse::<identity::UserCreate>(&v)
             | parse::<identity::TokenCreate>(&v)
             | parse::<identity::RoleGrant>(&v)
+            | parse::<identity::QuotaSet>(&v)
             | parse::<catalog::KeypairCreate>(&v)
             | parse::<catalog::KeypairUpdate>(&v)
             | parse::<catalog::FlavorCreate>(&v)

@@ -50,6 +50,42 @@ pub struct ProjectUpdate {
     pub description: Option<String>,
 }
 
+/// One of a project's quotas: its limit, what the project uses, and
+/// whether the limit is the site's default (not set for this project).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuotaItem {
+    pub limit: u64,
+    pub used: u64,
+    pub default: bool,
+}
+
+/// `GET /v1/projects/{project}/quota`: what a project may have and has.
+/// `addresses` counts the addresses of its ports (on its own and on shared
+/// networks); `image_bytes` the raw size of its images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Quota {
+    pub project_id: ProjectId,
+    pub nodes: QuotaItem,
+    pub networks: QuotaItem,
+    pub addresses: QuotaItem,
+    pub image_bytes: QuotaItem,
+}
+
+/// `PUT /v1/projects/{project}/quota` (site admins): the project's own
+/// limits; a limit left out (or null) follows the site's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSet {
+    #[serde(default)]
+    pub nodes: Option<u64>,
+    #[serde(default)]
+    pub networks: Option<u64>,
+    #[serde(default)]
+    pub addresses: Option<u64>,
+    #[serde(default)]
+    pub image_bytes: Option<u64>,
+}
+
 /// A user: local (with API tokens) or federated (created on first login
 /// through an identity provider).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

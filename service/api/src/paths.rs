@@ -12,6 +12,7 @@ pub const WHOAMI: &str = "/v1/whoami";
 pub const PROJECTS: &str = "/v1/projects";
 pub const PROJECT: &str = "/v1/projects/{project}";
 pub const PROJECT_ROLES: &str = "/v1/projects/{project}/roles";
+pub const PROJECT_QUOTA: &str = "/v1/projects/{project}/quota";
 pub const PROJECT_ROLE: &str = "/v1/projects/{project}/roles/{user}";
 pub const USERS: &str = "/v1/users";
 pub const USER: &str = "/v1/users/{user}";
@@ -68,6 +69,7 @@ pub const ALL: &[&str] = &[
     PROJECTS,
     PROJECT,
     PROJECT_ROLES,
+    PROJECT_QUOTA,
     PROJECT_ROLE,
     USERS,
     USER,

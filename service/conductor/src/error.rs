@@ -18,6 +18,9 @@ pub enum Error {
     /// Nothing fits or is left (machines, addresses, segments); says which check emptied the list.
     #[error("{0}")]
     NoCapacity(String),
+    /// A project's quota would be exceeded; says which, and who can raise it.
+    #[error("{0}")]
+    Quota(String),
     /// Well-formed, but the work it asked for failed (an upload that did not verify).
     #[error("{0}")]
     Failed(String),
@@ -51,6 +54,7 @@ impl From<StoreError> for Error {
             StoreError::Conflict(detail) => Error::Conflict { detail, pointer: None },
             StoreError::ConflictAt { pointer, detail } => Error::Conflict { detail, pointer: Some(pointer) },
             StoreError::NoCapacity(m) => Error::NoCapacity(m),
+            StoreError::Quota(m) => Error::Quota(m),
             other => Error::Store(other),
         }
     }

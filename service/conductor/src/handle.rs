@@ -75,6 +75,7 @@ impl Conductor {
         dispatch: Dispatch,
         bmc: BmcMaker,
     ) -> Conductor {
+        store.set_quota_defaults(settings.quota);
         Conductor {
             inner: Arc::new(Inner {
                 store,

@@ -263,7 +263,14 @@ where
     let img = c.store().begin_image_upload(actor, img.id).await?;
     let outcome = ingest(c, &img, body, total, None).await;
     let failed = outcome.as_ref().err().cloned();
-    let img = c.store().finish_image_import(actor, img.id, outcome).await?;
+    let img = match c.store().finish_image_import(actor, img.id, outcome).await {
+        Ok(img) => img,
+        Err(e) => {
+            // Over the project's quota: the bytes are not kept.
+            let _ = tokio::fs::remove_file(raw_path(c, img.id)).await;
+            return Err(e.into());
+        }
+    };
     match failed {
         Some(msg) => Err(Error::Failed(msg)),
         None => Ok(img),
@@ -300,6 +307,10 @@ pub async fn run_import(c: &Conductor, op: OperationId, id: ImageId) -> WorkResu
     let failed = outcome.as_ref().err().cloned();
     match c.store().finish_image_import(&Actor::service(), id, outcome).await {
         Ok(_) => {}
+        Err(StoreError::Quota(m)) => {
+            let _ = tokio::fs::remove_file(raw_path(c, id)).await;
+            return Err(m);
+        }
         Err(StoreError::NotFound { .. }) => {
             // Deleted while importing: do not leave its bytes behind.
             let _ = tokio::fs::remove_file(raw_path(c, id)).await;

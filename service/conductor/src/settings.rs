@@ -14,6 +14,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Largest image, in bytes (uploads and fetches; for qcow2, also its virtual size).
     pub max_image_bytes: u64,
+    /// Every project's limits unless it has its own.
+    pub quota: tundra_store::QuotaLimits,
     /// How long fetching one image may take in all.
     pub image_fetch_timeout: Duration,
     pub image_convert: ImageConvert,
@@ -89,6 +91,7 @@ impl Settings {
         Settings {
             data_dir,
             max_image_bytes: 64 * 1024 * 1024 * 1024,
+            quota: tundra_store::QuotaLimits::NONE,
             image_fetch_timeout: Duration::from_secs(6 * 3600),
             image_convert: ImageConvert { timeout: Duration::from_secs(3600), memory_bytes: 2 << 30 },
             image_source_allow: Vec::new(),

@@ -156,12 +156,34 @@ pub fn overlapping<'a>(
     existing.into_iter().find(|(_, c)| Cidr::parse(c).is_ok_and(|c| c.overlaps(new)))
 }
 
-/// Whether `address` may be asked for on a subnet: a host address of it, not its gateway.
-pub fn fixed_address(cidr: &str, gateway: Option<&str>, address: &str) -> Result<u32, String> {
+/// A subnet as an address asked for on it is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct SubnetSpace<'a> {
+    pub cidr: &'a str,
+    pub gateway: Option<&'a str>,
+    pub pools: &'a [AllocationPool],
+    pub dns: &'a [String],
+}
+
+/// Whether `address` may be asked for on a subnet: a host address inside
+/// one of its allocation pools — not its gateway, not one of its DNS
+/// servers, nothing the subnet's owner kept out of the pools.
+pub fn fixed_address(s: SubnetSpace<'_>, address: &str) -> Result<u32, String> {
     let v = parse_ip(address)?;
-    let net = Cidr::parse(cidr)?;
-    if !net.is_host(v) || gateway == Some(address) {
-        return Err(format!("{address} is not a free host address of {cidr} (not its gateway)"));
+    let net = Cidr::parse(s.cidr)?;
+    if !net.is_host(v) || s.gateway == Some(address) || s.dns.iter().any(|d| d == address) {
+        return Err(format!("{address} is not a free host address of {} (not its gateway or DNS servers)", s.cidr));
+    }
+    let in_pool = s.pools.iter().any(|p| {
+        let (Ok(a), Ok(b)) = (parse_ip(&p.start), parse_ip(&p.end)) else { return false };
+        (a..=b).contains(&v)
+    });
+    if !in_pool {
+        let pools: Vec<String> = s.pools.iter().map(|p| format!("{}–{}", p.start, p.end)).collect();
+        return Err(format!(
+            "{address} is outside the subnet's allocation pools ({}); ask for one inside",
+            pools.join(", ")
+        ));
     }
     Ok(v)
 }
@@ -246,9 +268,14 @@ mod tests {
 
     #[test]
     fn fixed_addresses_are_hosts_and_not_the_gateway() {
-        assert!(fixed_address("10.0.0.0/24", Some("10.0.0.1"), "10.0.0.7").is_ok());
-        assert!(fixed_address("10.0.0.0/24", Some("10.0.0.1"), "10.0.0.1").is_err());
-        assert!(fixed_address("10.0.0.0/24", None, "10.0.0.255").is_err());
-        assert!(fixed_address("10.0.0.0/24", None, "10.0.1.7").is_err());
+        let pools = [AllocationPool { start: "10.0.0.5".into(), end: "10.0.0.200".into() }];
+        let dns = ["10.0.0.53".to_string()];
+        let s = |gateway| SubnetSpace { cidr: "10.0.0.0/24", gateway, pools: &pools, dns: &dns };
+        assert!(fixed_address(s(Some("10.0.0.1")), "10.0.0.7").is_ok());
+        assert!(fixed_address(s(Some("10.0.0.7")), "10.0.0.7").is_err(), "the gateway");
+        assert!(fixed_address(s(None), "10.0.0.255").is_err());
+        assert!(fixed_address(s(None), "10.0.1.7").is_err());
+        assert!(fixed_address(s(None), "10.0.0.53").unwrap_err().contains("DNS"));
+        assert!(fixed_address(s(None), "10.0.0.201").unwrap_err().contains("outside the subnet's allocation pools"));
     }
 }

@@ -81,6 +81,25 @@ pub struct Config {
     pub inspection_rules_file: Option<PathBuf>,
     /// Enrolling machines that network-boot with a MAC tundrad does not know.
     pub discovery: Discovery,
+    /// Every project's limits unless a site admin sets its own
+    /// (`PUT /v1/projects/{project}/quota`).
+    pub default_quota: DefaultQuota,
+}
+
+/// The site's default per-project quotas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultQuota {
+    pub nodes: u64,
+    pub networks: u64,
+    pub addresses: u64,
+    pub image_bytes: u64,
+}
+
+impl Default for DefaultQuota {
+    fn default() -> Self {
+        DefaultQuota { nodes: 200, networks: 50, addresses: 2000, image_bytes: 10 << 40 }
+    }
 }
 
 /// Discovery: an unknown MAC that boots on a provisioning network with
@@ -253,6 +272,7 @@ impl Default for Config {
             agent_lldp_wait: "0s".into(),
             inspection_rules_file: None,
             discovery: Discovery::default(),
+            default_quota: DefaultQuota::default(),
         }
     }
 }
@@ -492,6 +512,12 @@ impl Config {
         Ok(tundra_conductor::Settings {
             data_dir: self.data_dir.clone(),
             max_image_bytes: self.max_image_bytes,
+            quota: tundra_store::QuotaLimits {
+                nodes: self.default_quota.nodes,
+                networks: self.default_quota.networks,
+                addresses: self.default_quota.addresses,
+                image_bytes: self.default_quota.image_bytes,
+            },
             image_fetch_timeout: humantime::parse_duration(&self.image_fetch_timeout)
                 .unwrap_or(std::time::Duration::from_secs(6 * 3600)),
             image_convert: tundra_conductor::settings::ImageConvert {

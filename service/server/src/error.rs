@@ -27,6 +27,9 @@ pub enum ApiError {
     /// No machine fits a node (409, problem type `no-capacity`); says which check emptied the list.
     #[error("{0}")]
     NoCapacity(String),
+    /// A project's quota would be exceeded (403, problem type `quota-exceeded`).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("{0}")]
@@ -46,7 +49,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::ConflictAt { .. } | ApiError::NoCapacity(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "not-found",
             ApiError::Conflict(_) | ApiError::ConflictAt { .. } => "conflict",
             ApiError::NoCapacity(_) => "no-capacity",
+            ApiError::QuotaExceeded(_) => "quota-exceeded",
             ApiError::PreconditionFailed(_) => "precondition-failed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -103,6 +107,7 @@ impl From<tundra_conductor::Error> for ApiError {
             },
             E::Invalid { pointer, detail } => ApiError::field(&pointer, detail),
             E::NoCapacity(m) => ApiError::NoCapacity(m),
+            E::Quota(m) => ApiError::QuotaExceeded(m),
             E::Failed(m) => ApiError::Unprocessable(m),
             E::Store(StoreError::RevisionMismatch { noun, id, expected, current }) => {
                 ApiError::PreconditionFailed(format!(
@@ -151,6 +156,7 @@ impl IntoResponse for ApiError {
         };
         let (kind, title) = match &self {
             ApiError::NoCapacity(_) => ("no-capacity", "No capacity"),
+            ApiError::QuotaExceeded(_) => ("quota-exceeded", "Quota exceeded"),
             _ => (ApiError::kind_of(status), status.canonical_reason().unwrap_or("Error")),
         };
         let errors = match self {

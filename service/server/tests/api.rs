@@ -84,6 +84,7 @@ fn main() {
         security::switch_ports_are_names_and_one_machines,
         security::small_items_hold,
         security::freed_segments_rest_before_reuse,
+        security::quotas_hold_and_are_readable,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -358,6 +358,10 @@ impl Store {
                 cur.status.as_str()
             )));
         }
+        if let Some(p) = cur.project_id {
+            // A project at its limit is told before it sends the bytes.
+            crate::quotas::check(&mut w, p, crate::quotas::QuotaKind::ImageBytes, 1).await?;
+        }
         sqlx::query("UPDATE images SET status = 'importing', error = NULL, updated_at = $1, revision = revision + 1 WHERE id = $2")
             .bind(now())
             .bind(id.to_string())
@@ -366,7 +370,9 @@ impl Store {
         IMAGES.commit(w, actor, cur.project_id, id, "upload_started", json!({})).await
     }
 
-    /// Record how an import ended: active with its raw size and digest, or error.
+    /// Record how an import ended: active with its raw size and digest, or
+    /// error. Over the project's image quota it ends in error and answers
+    /// `StoreError::Quota` (recorded all the same).
     pub async fn finish_image_import(
         &self,
         actor: &Actor,
@@ -375,6 +381,19 @@ impl Store {
     ) -> Result<Image> {
         let mut w = self.write().await?;
         let cur = IMAGES.get_in(&mut w, id).await?;
+        // The bytes count against the project's quota once they are known:
+        // over it, the image fails (and the caller removes its bytes).
+        let mut over_quota = None;
+        if let (Ok(done), Some(p)) = (&outcome, cur.project_id) {
+            let adding = done.size_bytes.max(0) as u64;
+            if let Err(e) = crate::quotas::check(&mut w, p, crate::quotas::QuotaKind::ImageBytes, adding).await {
+                over_quota = Some(e);
+            }
+        }
+        let outcome = match &over_quota {
+            Some(e) => Err(e.to_string()),
+            None => outcome,
+        };
         match &outcome {
             Ok(done) => {
                 sqlx::query("UPDATE images SET status = 'active', size_bytes = $1, raw_sha256 = $2, error = NULL, updated_at = $3, revision = revision + 1 WHERE id = $4")
@@ -408,7 +427,10 @@ impl Store {
         }
         let out = IMAGES.get_in(&mut w, id).await?;
         w.commit().await?;
-        Ok(out)
+        match over_quota {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Delete an image — not while a deploy of it is unfinished (the agent

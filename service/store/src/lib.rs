@@ -22,6 +22,7 @@ mod nodes;
 mod ops;
 mod physical_networks;
 mod ports;
+mod quotas;
 mod secrets;
 mod sql;
 mod subnets;
@@ -48,6 +49,7 @@ pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeChanges, NodeStep};
 pub use ops::{NewOperation, OperationInput};
 pub use physical_networks::NewPhysicalNetwork;
 pub use ports::{Bound, NewPort, PortWant};
+pub use quotas::QuotaKind;
 pub use secrets::SecretRecord;
 pub use subnets::NewSubnet;
 pub use switch_ports::SwitchPortRecord;
@@ -95,6 +97,9 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("applying migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A project's quota would be exceeded; the message says which and who can raise it.
+    #[error("{0}")]
+    Quota(String),
     #[error("stored {table} row is corrupt: {what}")]
     Corrupt { table: &'static str, what: String },
 }
@@ -152,6 +157,7 @@ pub struct Store {
     // SQLite allows one writer; taking this lock before BEGIN turns would-be
     // SQLITE_BUSY upgrade failures into an orderly queue. PostgreSQL needs none.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    quota_defaults: QuotaDefaults,
 }
 
 impl std::fmt::Debug for Store {
@@ -197,7 +203,8 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { pool, backend, writer })
+        let quota_defaults = Arc::new(std::sync::RwLock::new(QuotaLimits::NONE));
+        Ok(Store { pool, backend, writer, quota_defaults })
     }
 
     /// Apply every migration not yet applied. Safe to run on every start.
@@ -241,9 +248,27 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         };
         let lock_rows = guard.is_none();
-        Ok(Write { tx, _guard: guard, lock_rows })
+        Ok(Write { tx, _guard: guard, lock_rows, quota_defaults: self.quota_defaults.clone() })
     }
 }
+
+/// Per-project limits, one per quota kind (`quotas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub nodes: u64,
+    pub networks: u64,
+    pub addresses: u64,
+    pub image_bytes: u64,
+}
+
+impl QuotaLimits {
+    /// No limits (a store nobody configured: tools and tests).
+    pub const NONE: QuotaLimits =
+        QuotaLimits { nodes: u64::MAX, networks: u64::MAX, addresses: u64::MAX, image_bytes: u64::MAX };
+}
+
+/// The site's default quotas, shared by every clone of a store.
+pub(crate) type QuotaDefaults = Arc<std::sync::RwLock<QuotaLimits>>;
 
 /// A write transaction; dropped without `commit` it rolls back.
 pub(crate) struct Write {
@@ -251,6 +276,8 @@ pub(crate) struct Write {
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Read rows `FOR UPDATE` (PostgreSQL).
     pub lock_rows: bool,
+    /// The site's default quotas (`quotas::check`).
+    pub quota_defaults: QuotaDefaults,
 }
 
 impl Write {

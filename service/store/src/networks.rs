@@ -67,6 +67,9 @@ impl Store {
         let mut w = self.write().await?;
         // Locked: racing creates take the next free segment in turn.
         let pn = PHYSICAL_NETWORKS.get_in(&mut w, n.physical_network_id).await?;
+        if let Some(p) = n.project_id {
+            crate::quotas::check(&mut w, p, crate::quotas::QuotaKind::Networks, 1).await?;
+        }
         let quarantined: Vec<(i64, String)> = sqlx::query_as(
             "SELECT segment, freed_at FROM freed_segments WHERE physical_network_id = $1 AND freed_at > $2",
         )

@@ -124,6 +124,7 @@ impl Store {
         let mut unfit = None;
         for &mid in ranked {
             let mut w = self.write().await?;
+            crate::quotas::check(&mut w, n.project_id, crate::quotas::QuotaKind::Nodes, 1).await?;
             let m = match crate::machines::MACHINES.get_in(&mut w, mid).await {
                 Ok(m) => m,
                 Err(StoreError::NotFound { .. }) => continue,

@@ -98,7 +98,7 @@ pub struct Bound {
 /// each subnet row is locked first, so racing allocations take turns.
 async fn allocate_ips(
     w: &mut Write,
-    network: NetworkId,
+    (project, network): (ProjectId, NetworkId),
     port: PortId,
     asked: Option<&[FixedIp]>,
 ) -> Result<Vec<FixedIp>> {
@@ -112,6 +112,7 @@ async fn allocate_ips(
             .map(|r| Ok(FixedIp { subnet_id: id_col("subnets", r, "id")?, address: None }))
             .collect::<Result<_>>()?,
     };
+    crate::quotas::check(w, project, crate::quotas::QuotaKind::Addresses, asked.len() as u64).await?;
     let mut out = Vec::new();
     for (i, f) in asked.iter().enumerate() {
         let s = match SUBNETS.get_in(w, f.subnet_id).await {
@@ -184,7 +185,7 @@ async fn insert_port(
     .execute(&mut *w.tx)
     .await
     .map_err(|e| unique(e, || format!("the project already has a port named {:?}; pick another name", p.name)))?;
-    let ips = allocate_ips(w, p.network_id, id, p.fixed_ips.as_deref()).await?;
+    let ips = allocate_ips(w, (p.project_id, p.network_id), id, p.fixed_ips.as_deref()).await?;
     sqlx::query("UPDATE ports SET fixed_ips = $1 WHERE id = $2")
         .bind(to_json(&ips))
         .bind(id.to_string())

@@ -150,7 +150,13 @@ pub async fn create_port(c: &Conductor, actor: &Actor, r: PortCreate) -> Result<
             )
         })?;
         if let Some(a) = &f.address {
-            tundra_engine::ipam::fixed_address(&s.cidr, s.gateway.as_deref(), a)
+            let space = tundra_engine::ipam::SubnetSpace {
+                cidr: &s.cidr,
+                gateway: s.gateway.as_deref(),
+                pools: &s.allocation_pools,
+                dns: &s.dns,
+            };
+            tundra_engine::ipam::fixed_address(space, a)
                 .map_err(|e| Error::invalid(&format!("/fixed_ips/{i}/address"), e))?;
         }
     }

@@ -48,6 +48,9 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
         metadata: req.metadata,
         placement: req.placement.clone(),
     };
+    // A project at its node quota hears so before any machine is looked at
+    // (the claim's transaction checks again).
+    c.store().check_quota(req.project_id, tundra_store::QuotaKind::Nodes, 1).await?;
     let _one_at_a_time = c.placement().lock().await;
     let machines = c.store().all_machines().await?;
     let candidates: Vec<Candidate> = machines

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use tundra_api::identity::{
-    ApiToken, Project, ProjectCreate, ProjectUpdate, Role, RoleAssignment, RoleGrant, TokenCreate, TokenCreated, User,
-    UserCreate, Whoami,
+    ApiToken, Project, ProjectCreate, ProjectUpdate, Quota, QuotaSet, Role, RoleAssignment, RoleGrant, TokenCreate,
+    TokenCreated, User, UserCreate, Whoami,
 };
 use tundra_api::{ListQuery, Page, Problem, TokenId, UserId, paths};
 use tundra_conductor::secrets::sha256_hex;
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_project, update_project, delete_project))
         .routes(routes!(list_roles))
         .routes(routes!(grant_role, revoke_role))
+        .routes(routes!(get_quota, set_quota))
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, delete_user))
         .routes(routes!(list_tokens, create_token))
@@ -133,6 +134,33 @@ async fn list_roles(
 ) -> ApiResult<axum::Json<Vec<RoleAssignment>>> {
     let project = visible_project(&state, &p, &id, Role::Reader).await?;
     Ok(axum::Json(state.store().project_roles(project.id).await?))
+}
+
+/// A project's quotas: each limit (its own, or the site's default) and what
+/// the project uses. Readable by the project's readers.
+#[utoipa::path(get, path = paths::PROJECT_QUOTA, tag = "identity", params(("project" = String, Path, description = "ID or name")), responses((status = 200, body = Quota), (status = "4XX", body = Problem)))]
+async fn get_quota(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Quota>> {
+    let project = visible_project(&state, &p, &id, Role::Reader).await?;
+    Ok(axum::Json(state.store().project_quota(project.id).await?))
+}
+
+/// Set a project's own limits (site admins); a limit left out or null
+/// follows the site's default (`default_quota`). Lowering a limit below
+/// what the project uses takes nothing away; it only refuses more.
+#[utoipa::path(put, path = paths::PROJECT_QUOTA, tag = "identity", request_body = QuotaSet, params(("project" = String, Path, description = "ID or name")), responses((status = 200, body = Quota), (status = "4XX", body = Problem)))]
+async fn set_quota(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Body<QuotaSet>,
+) -> ApiResult<axum::Json<Quota>> {
+    let project = visible_project(&state, &p, &id, Role::Reader).await?;
+    p.require_admin()?;
+    Ok(axum::Json(state.store().set_project_quota(&p.actor(), project.id, &body.value).await?))
 }
 
 /// Give a user a role in a project (project admins).

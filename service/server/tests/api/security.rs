@@ -175,3 +175,99 @@ pub async fn freed_segments_rest_before_reuse(b: Backend) {
     assert_eq!(c.status, 201, "{}", c.body);
     env.stop().await;
 }
+
+/// Per-project quotas hold — networks, addresses (also on a shared network),
+/// image bytes, nodes — inside the transaction that would add more, are
+/// readable by the project and set by site admins; addresses asked for must
+/// lie in a pool and not be a DNS server.
+pub async fn quotas_hold_and_are_readable(b: Backend) {
+    let env = Env::start(b, |c| {
+        c.default_quota = tundrad::config::DefaultQuota { nodes: 0, networks: 1, addresses: 3, image_bytes: 5000 };
+    })
+    .await;
+    let admin = env.admin.clone();
+    let p = env.project("a").await;
+    let m = env.user_with_role("m", "a", "member").await;
+    let q = env.call("GET", "/v1/projects/a/quota", &m, None).await;
+    assert_eq!(q.status, 200, "{}", q.body);
+    assert_eq!(q.body["networks"], json!({"limit": 1, "used": 0, "default": true}));
+    assert_eq!(q.body["image_bytes"]["limit"], 5000);
+
+    let pn = json!({"name": "eth", "kind": "ethernet", "segment_range": [100, 199], "provisioning_segment": 10});
+    let pn = env.call("POST", "/v1/physical-networks", &admin, Some(pn)).await.body["id"].as_str().unwrap().to_string();
+    let net = |name: &str| json!({"project_id": p, "name": name, "physical_network_id": pn});
+    let n1 = env.call("POST", "/v1/networks", &m, Some(net("n1"))).await;
+    assert_eq!(n1.status, 201, "{}", n1.body);
+    let r = env.call("POST", "/v1/networks", &m, Some(net("n2"))).await;
+    let d = r.problem(403);
+    assert!(d.contains("quota exceeded") && d.contains("1 of its 1 networks"), "{d}");
+    assert_eq!(r.body["type"], "urn:tundra:problem:quota-exceeded");
+
+    // Addresses: asked-for ones inside a pool, never a DNS server; three in all.
+    let n1 = n1.body["id"].as_str().unwrap().to_string();
+    let sub = json!({"network_id": n1, "name": "s", "cidr": "10.5.0.0/24", "dns": ["10.5.0.53"],
+                     "allocation_pools": [{"start": "10.5.0.10", "end": "10.5.0.20"}]});
+    let s = env.call("POST", "/v1/subnets", &m, Some(sub)).await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    let sid = s.body["id"].as_str().unwrap().to_string();
+    let port = |name: &str, addr: Option<&str>| {
+        let mut b = json!({"project_id": p, "network_id": n1, "name": name});
+        if let Some(a) = addr {
+            b["fixed_ips"] = json!([{"subnet_id": sid, "address": a}]);
+        }
+        b
+    };
+    for (addr, why) in [("10.5.0.50", "outside the subnet's allocation pools"), ("10.5.0.53", "DNS")] {
+        let r = env.call("POST", "/v1/ports", &m, Some(port("x", Some(addr)))).await;
+        assert!(r.problem(400).contains(why), "{addr}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["pointer"], "/fixed_ips/0/address");
+    }
+    // A shared network's addresses count too.
+    let shared = json!({"name": "shared", "physical_network_id": pn});
+    let shared = env.call("POST", "/v1/networks", &admin, Some(shared)).await.body["id"].as_str().unwrap().to_string();
+    let ss = json!({"network_id": shared, "name": "ss", "cidr": "10.6.0.0/24"});
+    assert_eq!(env.call("POST", "/v1/subnets", &admin, Some(ss)).await.status, 201);
+    let on_shared = json!({"project_id": p, "network_id": shared, "name": "sh"});
+    assert_eq!(env.call("POST", "/v1/ports", &m, Some(on_shared.clone())).await.status, 201);
+    for name in ["p1", "p2"] {
+        let r = env.call("POST", "/v1/ports", &m, Some(port(name, None))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = env.call("POST", "/v1/ports", &m, Some(port("p3", None))).await;
+    assert!(r.problem(403).contains("3 of its 3 addresses"), "{}", r.body);
+    let ports = env.call("GET", "/v1/ports?limit=100", &m, None).await;
+    assert_eq!(ports.body["items"].as_array().unwrap().len(), 3, "nothing half-made: {}", ports.body);
+
+    // Image bytes: counted once known; over the limit the image fails and its bytes go.
+    let bytes = vec![1u8; 4096];
+    let mut ids = Vec::new();
+    for name in ["i1", "i2"] {
+        let body = json!({"project_id": p, "name": name, "disk_format": "raw", "sha256": sha256(&bytes)});
+        let id = env.call("POST", "/v1/images", &m, Some(body)).await.body["id"].as_str().unwrap().to_string();
+        ids.push(id.clone());
+        let up = env.raw(env.req("PUT", &format!("/v1/images/{id}/file"), &m).body(bytes.clone())).await;
+        if name == "i1" {
+            assert_eq!(up.status, 200, "{}", up.body);
+        } else {
+            assert!(up.problem(403).contains("bytes of images"), "{}", up.body);
+        }
+    }
+    let i2 = env.call("GET", &format!("/v1/images/{}", ids[1]), &m, None).await;
+    assert_eq!(i2.body["status"], "error", "{}", i2.body);
+    assert!(!env.config.data_dir.join("images").join(format!("{}.raw", ids[1])).exists());
+
+    // Nodes: a quota of 0 says so before any placement.
+    let f = env.call("POST", "/v1/flavors", &admin, Some(json!({"name": "bm", "resource_class": "baremetal"}))).await;
+    let body = json!({"project_id": p, "name": "n", "flavor_id": f.body["id"], "image_id": ids[0]});
+    let r = env.call("POST", "/v1/nodes", &m, Some(body)).await;
+    assert!(r.problem(403).contains("0 nodes"), "{}", r.body);
+
+    // Site admins set a project's own limits; members cannot.
+    env.call("PUT", "/v1/projects/a/quota", &m, Some(json!({"networks": 5}))).await.problem(403);
+    let q = env.call("PUT", "/v1/projects/a/quota", &admin, Some(json!({"networks": 2}))).await;
+    assert_eq!(q.status, 200, "{}", q.body);
+    assert_eq!(q.body["networks"], json!({"limit": 2, "used": 1, "default": false}));
+    assert_eq!(q.body["addresses"], json!({"limit": 3, "used": 3, "default": true}));
+    assert_eq!(env.call("POST", "/v1/networks", &m, Some(net("n2"))).await.status, 201);
+    env.stop().await;
+}

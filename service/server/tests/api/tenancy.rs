@@ -274,6 +274,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 Foreign(Some(json!({"description": "pwned"})))
             }
             ("put", "/v1/projects/{project}/roles/{user}") => Foreign(Some(json!({"role": "admin"}))),
+            ("put", "/v1/projects/{project}/quota") => Foreign(Some(json!({"nodes": 1000}))),
             ("put", "/v1/images/{image}/file") => Foreign(None),
             ("get" | "delete", _) => Foreign(None),
             _ => return None,
@@ -380,6 +381,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         ("PATCH", format!("/v1/projects/{a}"), Some(json!({"description": "x"}))),
         ("DELETE", format!("/v1/projects/{a}"), None),
         ("PUT", format!("/v1/projects/{a}/roles/a-reader"), Some(json!({"role": "admin"}))),
+        ("PUT", format!("/v1/projects/{a}/quota"), Some(json!({"nodes": 1000}))),
         ("DELETE", format!("/v1/projects/{a}/roles/a-member"), None),
         ("POST", "/v1/keypairs".into(), Some(json!({"project_id": a, "name": "r", "public_key": KEY}))),
         ("PATCH", format!("/v1/keypairs/{a_key}"), Some(json!({"description": "x"}))),
