@@ -323,6 +323,13 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 for id in b_ids {
                     assert!(!text.contains(id.as_str()), "{m} {url} shows B's {id} to A's member: {text}");
                 }
+                // `public` shows public objects only: never B's, never the site's records.
+                let r = env.call(&m, &format!("{url}?project=public"), &a_member, None).await;
+                assert!([200, 400, 403].contains(&r.status), "{m} {url}?project=public: {}", r.body);
+                let text = r.body.to_string();
+                for secret in b_ids.iter().map(|s| s.as_str()).chain(["127.0.0.1:9", "52:54:00:00:0b:01"]) {
+                    assert!(!text.contains(secret), "{m} {url}?project=public shows {secret}: {text}");
+                }
                 if [
                     "/v1/keypairs",
                     "/v1/flavors",
@@ -405,12 +412,32 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         ("POST", "/v1/projects".into(), Some(json!({"name": "r"}))),
         ("POST", "/v1/users".into(), Some(json!({"name": "r"}))),
     ];
-    for (m, url, body) in writes {
-        let r = env.call(m, &url, &a_reader, body).await;
+    // A member's token capped to reader is a reader — and the tokens it
+    // makes are no stronger.
+    let capped = env.call("POST", "/v1/tokens", &a_member, Some(json!({"project_id": a, "role": "reader"}))).await;
+    let capped = capped.body["secret"].as_str().unwrap().to_string();
+    let child = env.call("POST", "/v1/tokens", &capped, Some(json!({}))).await;
+    let child = child.body["secret"].as_str().unwrap().to_string();
+    for who in [&a_reader, &capped, &child] {
+        for (m, url, body) in &writes {
+            let r = env.call(m, url, who, body.clone()).await;
+            r.problem(403);
+        }
+        let r = env.raw(env.req("PUT", &format!("/v1/images/{a_image}/file"), who).body(b"x".to_vec())).await;
         r.problem(403);
     }
-    let r = env.raw(env.req("PUT", &format!("/v1/images/{a_image}/file"), &a_reader).body(b"x".to_vec())).await;
-    r.problem(403);
+    // B's own member reads B's node, its operations and events without the
+    // machine under it: no machine ID, no BMC address (site admins see those).
+    for url in
+        [format!("/v1/nodes/{b_node}"), "/v1/operations?limit=200".into(), format!("/v1/events?project={bp}&limit=500")]
+    {
+        let r = env.call("GET", &url, &b_member, None).await;
+        assert_eq!(r.status, 200, "{url}: {}", r.body);
+        let text = r.body.to_string();
+        for secret in [bm.to_string().as_str(), "127.0.0.1:9", machine.as_str()] {
+            assert!(!text.contains(secret), "B's member sees {secret} in {url}: {text}");
+        }
+    }
     // …but can read them.
     for url in [
         format!("/v1/projects/{a}"),
