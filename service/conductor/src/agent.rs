@@ -41,19 +41,27 @@ pub async fn caller(c: &Conductor, token: &str, peer: IpAddr) -> Result<Option<C
         return Ok(None);
     }
     let hash = sha256_hex(token.as_bytes());
+    let here = peer.to_string();
     let from = |bound: &Option<String>| {
-        let ok = bound.as_deref() == Some(peer.to_string().as_str());
+        let ok = bound.as_deref() == Some(here.as_str());
         if !ok {
             tracing::warn!(%peer, bound = bound.as_deref().unwrap_or("nothing"), "an agent token was used from another address; refused");
         }
         ok
     };
     if let Some(s) = c.store().agent_by_token(&hash).await? {
-        return Ok((live(s.token_expires_at.as_deref()) && from(&s.agent_address)).then_some(Caller::Machine(s)));
+        if !live(s.token_expires_at.as_deref()) {
+            return Ok(None);
+        }
+        // Issued before tokens were bound to an address (an upgrade mid-boot):
+        // bound to its first caller from now on.
+        let adopted = s.agent_address.is_none() && c.store().bind_agent_address(s.machine_id, &here).await?;
+        return Ok((adopted || from(&s.agent_address)).then_some(Caller::Machine(s)));
     }
     Ok(match c.store().discovery_by_token(&hash).await? {
-        Some(d) if c.settings().discovery.enabled && live(Some(&d.token_expires_at)) && from(&d.agent_address) => {
-            Some(Caller::Discovery(d))
+        Some(d) if c.settings().discovery.enabled && live(Some(&d.token_expires_at)) => {
+            let adopted = d.agent_address.is_none() && c.store().bind_discovery_address(&d.mac, &here).await?;
+            (adopted || from(&d.agent_address)).then_some(Caller::Discovery(d))
         }
         _ => None,
     })

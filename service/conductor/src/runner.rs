@@ -65,6 +65,7 @@ impl Runner {
         self.tasks.lock().await.spawn(async move {
             let mut pause = Duration::from_millis(100);
             loop {
+                let started = tokio::time::Instant::now();
                 let task = tokio::spawn(make());
                 let _abort = AbortOnDrop(task.abort_handle());
                 match task.await {
@@ -75,6 +76,9 @@ impl Runner {
                     Err(_) => return, // cancelled: tundrad is stopping
                 }
                 *restarts.lock().expect("restarts lock").entry(name).or_default() += 1;
+                if started.elapsed() > Duration::from_secs(60) {
+                    pause = Duration::from_millis(100); // it had been healthy: start over quickly
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(30));
             }

@@ -5,10 +5,13 @@
 
 /// Whether `s` has the shape of an ID (a UUID: 8-4-4-4-12 hex digits).
 fn looks_like_an_id(s: &str) -> bool {
+    // Every form a UUID parser takes: hyphenated, 32 digits, braced, URN.
+    let s = s.strip_prefix("urn:uuid:").unwrap_or(s);
+    let s = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
     let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+    let hyphenated = groups.len() == 5 && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
+    let simple = groups.len() == 1 && s.len() == 32;
+    (hyphenated || simple) && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Whether `name` is a valid object name; the error says what is allowed.
@@ -114,7 +117,15 @@ mod tests {
     #[test]
     fn names_are_host_name_safe() {
         assert!(super::check("worker-0.a_b").is_ok());
-        for bad in ["", "-x", "a b", "a/b", &"x".repeat(64), "0190a3b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"] {
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a/b",
+            &"x".repeat(64),
+            "0190a3b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b",
+            "0190a3b45c6d7e8f9a0b1c2d3e4f5a6b",
+        ] {
             assert!(super::check(bad).is_err(), "{bad:?}");
         }
         assert_eq!(super::traits(&["ib".into(), "gpu".into(), "ib".into()]), Ok(vec!["gpu".into(), "ib".into()]));

@@ -99,6 +99,9 @@ pub async fn node(state: &AppState, p: &Principal, n: Node) -> ApiResult<Node> {
     Ok(nodes(state, p, vec![n]).await?.remove(0))
 }
 
+/// What a project reads of machine work whose machine is gone.
+const GONE: &str = "its machine's work ended (site admins see the details)";
+
 /// Operations as the caller may see them: a project's view of machine work
 /// is about its node — the target is the node, and the message and error
 /// name neither the machine nor its BMC or cabling
@@ -120,9 +123,16 @@ pub async fn operations(state: &AppState, p: &Principal, ops: Vec<Operation>) ->
                     m
                 }
             };
-            if let Some(m) = &m {
-                op.message = tundra_conductor::machines::tenant::redact(&op.message, m);
-                op.error = op.error.map(|e| tundra_conductor::machines::tenant::redact(&e, m));
+            match &m {
+                Some(m) => {
+                    op.message = tundra_conductor::machines::tenant::redact(&op.message, m);
+                    op.error = op.error.map(|e| tundra_conductor::machines::tenant::redact(&e, m));
+                }
+                // The machine is gone: nothing left to redact against, so nothing of it is shown.
+                None => {
+                    op.message = GONE.into();
+                    op.error = op.error.map(|_| GONE.into());
+                }
             }
             op.target_type = NodeId::NOUN.into();
             op.target_id = node.map(|n| n.to_string()).unwrap_or_default();
@@ -140,7 +150,8 @@ pub async fn events(state: &AppState, p: &Principal, mut events: Vec<Event>) -> 
     if p.is_admin() {
         return Ok(events);
     }
-    let mut machine_of: HashMap<String, Option<tundra_api::machines::Machine>> = HashMap::new();
+    // Per operation: whether it is machine work, and the machine if it is still there.
+    let mut machine_of: HashMap<String, Option<Option<tundra_api::machines::Machine>>> = HashMap::new();
     for e in &mut events {
         if let Some(d) = e.detail.as_object_mut() {
             for key in ["machine", "machine_id", "released_machine"] {
@@ -151,23 +162,33 @@ pub async fn events(state: &AppState, p: &Principal, mut events: Vec<Event>) -> 
             continue;
         }
         if !machine_of.contains_key(&e.object_id) {
-            let mut m = None;
+            let mut work = None;
             if let Ok(id) = e.object_id.parse()
                 && let Ok(op) = state.store().operation(id).await
                 && op.target_type == tundra_api::MachineId::NOUN
             {
-                m = state.store().machine(&op.target_id).await.ok();
+                work = Some(state.store().machine(&op.target_id).await.ok());
             }
-            machine_of.insert(e.object_id.clone(), m);
+            machine_of.insert(e.object_id.clone(), work);
         }
-        if let Some(Some(m)) = machine_of.get(&e.object_id) {
-            redact_json(&mut e.detail, m);
-            if let Some(d) = e.detail.as_object_mut()
-                && d.get("target_type").and_then(|t| t.as_str()) == Some(tundra_api::MachineId::NOUN)
-            {
-                d.insert("target_type".into(), NodeId::NOUN.into());
-                d.remove("target_id");
+        let Some(Some(machine)) = machine_of.get(&e.object_id) else { continue };
+        match machine {
+            Some(m) => redact_json(&mut e.detail, m),
+            None => {
+                if let Some(d) = e.detail.as_object_mut() {
+                    for key in ["error", "message", "reason"] {
+                        if let Some(v) = d.get_mut(key).filter(|v| v.is_string()) {
+                            *v = GONE.into();
+                        }
+                    }
+                }
             }
+        }
+        if let Some(d) = e.detail.as_object_mut()
+            && d.get("target_type").and_then(|t| t.as_str()) == Some(tundra_api::MachineId::NOUN)
+        {
+            d.insert("target_type".into(), NodeId::NOUN.into());
+            d.remove("target_id");
         }
     }
     Ok(events)

@@ -163,6 +163,22 @@ impl Store {
         Ok(Some(s))
     }
 
+    /// A session whose token was issued before tokens were bound to an
+    /// address (an upgrade mid-boot): bind it to its first caller. False
+    /// when it is bound already.
+    pub async fn bind_agent_address(&self, machine: MachineId, address: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n =
+            sqlx::query("UPDATE agent_sessions SET agent_address = $1 WHERE machine_id = $2 AND agent_address IS NULL")
+                .bind(address.to_string())
+                .bind(machine.to_string())
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
     /// The session a token belongs to (expiry is the caller's check).
     pub async fn agent_by_token(&self, token_hash: &str) -> Result<Option<AgentSession>> {
         let row = sqlx::query("SELECT * FROM agent_sessions WHERE token_hash = $1")

@@ -74,6 +74,20 @@ impl Store {
         Ok(true)
     }
 
+    /// As `Store::bind_agent_address`, for a discovery session.
+    pub async fn bind_discovery_address(&self, mac: &str, address: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n =
+            sqlx::query("UPDATE discovery_sessions SET agent_address = $1 WHERE mac = $2 AND agent_address IS NULL")
+                .bind(address.to_string())
+                .bind(mac.to_string())
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
     pub async fn discovery_by_token(&self, token_hash: &str) -> Result<Option<DiscoverySession>> {
         let row = sqlx::query("SELECT * FROM discovery_sessions WHERE token_hash = $1")
             .bind(token_hash.to_string())

@@ -290,6 +290,13 @@ impl Store {
     }
 
     /// Every machine (for reconcilers), in ID order.
+    /// Which machine holds each (switch, port): one each (`machine_switch_ports`).
+    pub async fn switch_port_holders(&self) -> Result<std::collections::HashMap<(String, String), MachineId>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT switch, port, machine_id FROM machine_switch_ports").fetch_all(&self.pool).await?;
+        rows.into_iter().map(|(s, p, m)| Ok(((s, p), parse_id("machine_switch_ports", &m)?))).collect()
+    }
+
     pub async fn all_machines(&self) -> Result<Vec<Machine>> {
         let rows = sqlx::query("SELECT * FROM machines ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(machine).collect()

@@ -139,7 +139,8 @@ impl Store {
                 match (networks.1)(&m, &vec![None; networks.0.len()]) {
                     Ok(b) => b,
                     Err(why) => {
-                        unfit = Some(format!("machine {}: {why}", m.name));
+                        // (A project reads this: the reason, not the machine.)
+                        unfit = Some(why);
                         continue;
                     }
                 }

@@ -97,6 +97,18 @@ async fn usage(tx: &mut sqlx::AnyConnection, project: ProjectId, k: QuotaKind) -
 /// Inside a write: would `adding` more of `kind` take `project` over its
 /// limit? The refusal says the limit, the use and who can raise it.
 pub(crate) async fn check(w: &mut Write, project: ProjectId, kind: QuotaKind, adding: u64) -> Result<()> {
+    // Adds to one project take turns (PostgreSQL: its row locked until the
+    // adding transaction ends; SQLite serialises writers anyway), so two
+    // cannot both count the same use and slip under the limit together.
+    // NO KEY UPDATE, not UPDATE: rows already inserted in this transaction
+    // hold KEY SHARE on the project through their foreign key, and UPDATE
+    // would wait on the other adders' KEY SHARE while they wait on ours.
+    if w.lock_rows {
+        sqlx::query("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(project.to_string())
+            .fetch_optional(&mut *w.tx)
+            .await?;
+    }
     let default = limit_of(&w.quota_defaults.read().expect("quota defaults lock"), kind);
     let limit = own(&overrides(&mut w.tx, project).await?, kind).unwrap_or(default);
     if limit == u64::MAX {

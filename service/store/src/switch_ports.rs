@@ -54,7 +54,7 @@ impl Store {
     pub async fn want_switch_port(&self, switch: SwitchId, port: &str, desired: u32) -> Result<bool> {
         let t = now();
         let r = sqlx::query(
-            "UPDATE switch_ports SET desired = $1, state = 'pending', message = NULL, changed_at = $2 \
+            "UPDATE switch_ports SET desired = $1, state = 'pending', message = NULL, changed_at = $2, failures = 0 \
              WHERE switch_id = $3 AND port = $4 AND desired <> $1",
         )
         .bind(desired as i64)
@@ -85,7 +85,7 @@ impl Store {
         let mut n = 0;
         for (s, p) in ports {
             let r = sqlx::query(
-                "UPDATE switch_ports SET state = 'pending', message = NULL, changed_at = $1 WHERE switch_id = $2 AND port = $3",
+                "UPDATE switch_ports SET state = 'pending', message = NULL, changed_at = $1, failures = 0 WHERE switch_id = $2 AND port = $3",
             )
             .bind(now())
             .bind(s.to_string())

@@ -206,7 +206,7 @@ pub async fn machine_ports_home(c: &Conductor, m: &Machine) -> Result<Home> {
         let what = format!("switch port {port} of {name}");
         match r {
             Some(r) if r.desired == home && r.state == SwitchPortState::InSync && r.actual == Some(home) => {}
-            Some(r) if r.state == SwitchPortState::Failed && r.failures >= HOME_FAILURES => {
+            Some(r) if r.desired == home && r.state == SwitchPortState::Failed && r.failures >= HOME_FAILURES => {
                 return Ok(Home::Failed(format!(
                     "{what} could not be put back on the provisioning segment {home} ({} tries): {}",
                     r.failures,

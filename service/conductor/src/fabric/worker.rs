@@ -152,11 +152,17 @@ async fn desired(c: &Conductor, switches: &[Switch]) -> Result<BTreeMap<(SwitchI
         c.store().all_nodes().await?.into_iter().filter_map(|n| n.machine_id.map(|m| (m, n))).collect();
     let ports: HashMap<String, tundra_api::fabric::Port> =
         c.store().bound_ports().await?.into_iter().filter_map(|p| p.mac.clone().map(|m| (m, p))).collect();
+    // A port is steered for the one machine that holds it (a duplicate
+    // recorded before ports were held — migration 0010 — is ignored).
+    let holders = c.store().switch_port_holders().await?;
     let mut out = BTreeMap::new();
     for m in c.store().all_machines().await? {
         let phase = nodes.get(&m.id).is_some_and(|n| tenant_phase(n.status, m.provision_state));
         for i in &m.interfaces {
             let (Some(sname), Some(port)) = (&i.switch, &i.port) else { continue };
+            if holders.get(&(sname.clone(), port.clone())).is_some_and(|h| *h != m.id) {
+                continue;
+            }
             let Some(s) = by_name.get(sname.as_str()) else { continue };
             let provisioning = physnets.get(&s.physical_network_id).and_then(|p| p.provisioning_segment);
             let tenant = ports

@@ -229,7 +229,17 @@ async fn finish_wait(c: &Conductor, m: &Machine, st: State, report: &Value) -> R
 /// found: each read back as zero, at the size inspection saw (a disk that
 /// went missing or shrank is not "erased").
 fn erased_every_disk(m: &Machine, details: &Value) -> Result<(), String> {
-    for (name, size) in inventory::disks(m) {
+    let known = inventory::disks(m);
+    // Never inspected: the agent erased every disk it saw; the report must
+    // still name at least one, each read back as zero with its size.
+    let reported: Vec<(String, Option<u64>)> = match details.as_object() {
+        Some(o) if known.is_empty() => o.keys().map(|k| (k.clone(), None)).collect(),
+        _ => known.clone(),
+    };
+    if reported.is_empty() {
+        return Err("the agent's erase report names no disk; inspect the machine and provide it again".into());
+    }
+    for (name, size) in reported {
         let d = &details[name.as_str()];
         if d.is_null() {
             return Err(format!(
@@ -239,7 +249,10 @@ fn erased_every_disk(m: &Machine, details: &Value) -> Result<(), String> {
         if d["verified_zero"] != json!(true) {
             return Err(format!("disk {name} did not read back as zero after erasing"));
         }
-        if let (Some(want), Some(got)) = (size, d["size_bytes"].as_u64())
+        let Some(got) = d["size_bytes"].as_u64() else {
+            return Err(format!("the erase report gives no size for disk {name}"));
+        };
+        if let Some(want) = size
             && want != got
         {
             return Err(format!("disk {name} erased {got} bytes, but inspection found {want}"));

@@ -209,6 +209,13 @@ async fn a_machine_is_managed_inspected_and_cleaned() {
     assert!(o.error.as_deref().unwrap_or("").contains("inspection found 1073741824"), "{o:?}");
     let op = w.act(m.id, Action::Verb(Event::Manage)).await;
     assert_eq!(w.wait_op(op).await.error, None);
+    // …nor one whose size the report leaves out.
+    let op = w.act(m.id, Action::Verb(Event::Provide)).await;
+    w.agent(mac, json!({"vda": {"method": "Zeroed", "verified_zero": true}})).await;
+    let o = w.wait_op(op).await;
+    assert!(o.error.as_deref().unwrap_or("").contains("gives no size for disk vda"), "{o:?}");
+    let op = w.act(m.id, Action::Verb(Event::Manage)).await;
+    assert_eq!(w.wait_op(op).await.error, None);
     let op = w.act(m.id, Action::Verb(Event::Provide)).await;
     w.agent(mac, erased()).await;
     assert_eq!(w.wait_op(op).await.error, None);
@@ -427,4 +434,8 @@ async fn cleaning_waits_for_the_switch_ports_to_come_home() {
     let o = w.wait_op(op).await;
     assert!(o.error.as_deref().unwrap_or("").contains("could not be put back on the provisioning segment 10"), "{o:?}");
     assert_eq!(w.machine(m.id).await.provision_state, ProvisionState::CleanFailed);
+    // An operator's sync starts the count over.
+    store.resync_switch_ports(&svc, &[(sw.id, "Te1/0/1".into())]).await.unwrap();
+    let rec = store.switch_ports().await.unwrap().into_iter().find(|r| r.port == "Te1/0/1").unwrap();
+    assert_eq!((rec.failures, rec.state), (0, tundra_api::fabric::SwitchPortState::Pending));
 }

@@ -158,6 +158,9 @@ impl Dialect {
         if port.chars().any(|c| c.is_control() || "\"'`$;&|<>\\(){}*?!#~^[]".contains(c)) {
             return bad("control characters and shell or XML syntax are never part of a name");
         }
+        if self.spec.transport == Transport::Exec && port.chars().any(char::is_whitespace) {
+            return bad("a Linux interface name has no spaces");
+        }
         if !self.port_name.is_match(port) {
             return bad(&format!("it must match {}", self.port_name.as_str()));
         }
@@ -300,6 +303,7 @@ mod tests {
         // A dialect's own pattern cannot let shell syntax through.
         let own = parse("[x]\ndescription = \"\"\ntransport = \"exec\"\nvlan = []\nport = [\"ip link set {port}\"]\nread = \"ip link show {port}\"\nread_vlan = \"br(\\\\d+)\"\nerrors = []\nport_name = \".*\"\n").unwrap();
         assert!(own["x"].check_port("eth0;reboot").is_err());
+        assert!(own["x"].check_port("eth0 master br9").is_err(), "no extra arguments");
         assert!(own["x"].check_port("eth0").is_ok());
         // NETCONF names are escaped as they go into XML.
         let j = &d["junos"];

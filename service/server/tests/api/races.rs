@@ -180,5 +180,33 @@ pub async fn racing_creates_get_the_answers_of_one_after_the_other(b: Backend) {
     for r in rs.iter().filter(|r| r.status == 409) {
         assert_eq!(r.body["errors"][0]["pointer"], "/interfaces/0/address", "{}", r.body);
     }
+
+    // Quotas: a project allowed 2 networks asks for 6 at once — 2 made, 4
+    // refused. Each on its own physical network, so no segment lock makes
+    // them take turns: only the quota's own does.
+    let capped = env.project("capped").await;
+    let q = env.call("PUT", &format!("/v1/projects/{capped}/quota"), &admin, Some(json!({"networks": 2}))).await;
+    assert_eq!(q.status, 200, "{}", q.body);
+    let mut pns = Vec::new();
+    for i in 0..6u32 {
+        let body = json!({"name": format!("q{i}"), "kind": "ethernet",
+                          "segment_range": [300 + 10 * i, 305 + 10 * i], "provisioning_segment": 20 + i});
+        let r = env.call("POST", "/v1/physical-networks", &admin, Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        pns.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let reqs = pns
+        .iter()
+        .enumerate()
+        .map(|(i, pn)| {
+            let body = json!({"project_id": capped, "name": format!("c{i}"), "physical_network_id": pn});
+            ("POST", "/v1/networks".to_string(), body)
+        })
+        .collect();
+    let rs = at_once(&env, &admin, reqs).await;
+    assert_eq!(statuses(&rs), [201, 201, 403, 403, 403, 403], "{}", said(&rs));
+    for r in rs.iter().filter(|r| r.status == 403) {
+        assert_eq!(r.body["type"], "urn:tundra:problem:quota-exceeded", "{}", r.body);
+    }
     env.stop().await;
 }
