@@ -5,12 +5,16 @@
 #     and IPMI BMCs in network namespaces, firmware that network-boots);
 #  3. start tundrad on its embedded default (SQLite under .tundra/quickstart),
 #     serving DHCP/iPXE/HTTP boot on the lab's provisioning network;
-#  4. terraform apply examples/terraform/site (the admin enrolls, inspects
+#  4. build the node image (tundra-lab image build: Debian 12 with cloud-init
+#     and sshd, from Debian packages; cached in .venv/images);
+#  5. terraform apply examples/terraform/site (the admin enrolls, inspects
 #     and cleans every machine) and then examples/terraform/quickstart (a
-#     project, a keypair, an image and 4 nodes in one island);
-#  5. print the nodes.
+#     project, a keypair, the image and 4 nodes in one island) — each lab
+#     machine then boots the Debian on its disk, configured by cloud-init
+#     from the config drive tundrad wrote;
+#  6. print the nodes and log into one over SSH with the keypair's key.
 # Stops tundrad and tears the lab down on exit; QUICKSTART_KEEP=1 keeps both
-# running (Ctrl-C to stop).
+# running (Ctrl-C to stop) so a person can log in with the printed command.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -77,7 +81,7 @@ wait_for "$work/address" "${pids[1]}" "$work/tundrad.log" "tundrad"
 endpoint="http://$(cat "$work/address")"
 echo "quickstart: tundrad is serving at $endpoint (log: $work/tundrad.log)"
 
-# 4. Terraform, with the provider just built (dev_overrides, no registry).
+# 4–5. The image, and Terraform with the provider just built (dev_overrides, no registry).
 cat >"$work/terraformrc" <<RC
 provider_installation {
   dev_overrides {
@@ -89,9 +93,11 @@ RC
 terraform=$(cat "$root/.venv/terraform-cli")
 TUNDRA_TOKEN=$(cat "$work/data/admin-token")
 export TUNDRA_TOKEN TF_CLI_CONFIG_FILE="$work/terraformrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
-# A small disk image with a GPT (the config drive becomes its next partition) and a key.
-head -c 8388608 /dev/urandom >"$work/demo.raw"
-printf 'label: gpt\n,4MiB,L\n' | sfdisk -q "$work/demo.raw"
+# The node image (a no-op when .venv/images has it) and a key.
+echo "quickstart: building the node image (Debian 12, cloud-init, sshd; cached in .venv/images)"
+image=$("$bin/tundra-lab" image build --cache "$root/.venv/images" 2>>"$work/image.log" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["raw"])') \
+  || { tail -20 "$work/image.log" >&2; echo "quickstart: the image build failed" >&2; exit 1; }
 ssh-keygen -q -t ed25519 -N '' -C quickstart -f "$work/id_ed25519"
 
 echo "quickstart: enrolling, inspecting and cleaning the lab's machines (examples/terraform/site)"
@@ -102,11 +108,24 @@ echo "quickstart: enrolling, inspecting and cleaning the lab's machines (example
 
 echo "quickstart: deploying 4 nodes (examples/terraform/quickstart)"
 "$terraform" -chdir="$root/examples/terraform/quickstart" apply -auto-approve -input=false -no-color \
-  -var "endpoint=$endpoint" -var "image_path=$work/demo.raw" -var "public_key=$(cat "$work/id_ed25519.pub")" \
+  -var "endpoint=$endpoint" -var "image_path=$image" -var "public_key=$(cat "$work/id_ed25519.pub")" \
   -state="$work/terraform.tfstate" >"$work/quickstart.log" || { tail -40 "$work/quickstart.log" >&2; exit 1; }
 
-# 5. The nodes.
+# 6. The nodes, and a way in: the host is on the lab's provisioning network.
 "$terraform" -chdir="$root/examples/terraform/quickstart" output -no-color -state="$work/terraform.tfstate"
+ip=$("$terraform" -chdir="$root/examples/terraform/quickstart" output -raw -no-color -state="$work/terraform.tfstate" worker_0_ip)
+login=(ssh -i "$work/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "debian@$ip")
+echo "quickstart: logging into worker-0 (cloud-init configured it from its config drive)"
+for i in $(seq 1 90); do
+  if out=$("${login[@]}" -o BatchMode=yes -o ConnectTimeout=3 \
+      'cloud-init status --wait >/dev/null; echo "$(hostname): $(ip -o -4 addr show | awk "{print \$2, \$4}" | grep -v "^lo" | tr "\n" " ")"' 2>&1); then
+    echo "quickstart: $out"
+    break
+  fi
+  [ "$i" = 90 ] && { echo "quickstart: worker-0 did not answer over SSH: $out" >&2; exit 1; }
+  sleep 2
+done
+echo "quickstart: log in with: ${login[*]}"
 if [ "${QUICKSTART_KEEP:-0}" = 1 ]; then
   echo "quickstart: tundrad at $endpoint, token in $work/data/admin-token; Ctrl-C stops tundrad and the lab"
   wait

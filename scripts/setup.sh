@@ -53,6 +53,11 @@ apt_packages=(
   fdisk               # sfdisk: partitioned test images; reads back the config drive's partition
   gdisk               # sgdisk -v: checks the GPT the agent extends
   mtools              # mcopy: reads the config drive's FAT without mounting
+  mmdebstrap          # builds the lab's node images offline from Debian packages (tundra-lab image build)
+  e2fsprogs           # mkfs.ext4 -d: the image's root filesystem from a directory, no loop device
+  systemd-container   # systemd-nspawn: a lab machine booting its disk runs the OS it holds
+  extlinux            # extlinux + its GPT MBR: bootable node images for QEMU machines (image build --bootable)
+  binutils            # strip: the agent in the QEMU machines' ramdisk
   python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch
   python3-requests python3-netifaces python3-oauthlib   # what cloud-init (unpacked below) imports
 )

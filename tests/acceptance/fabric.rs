@@ -31,7 +31,7 @@ rack = "r1"
 island = "a"
 "#;
 
-fn admin_tf() -> String {
+pub(crate) fn admin_tf() -> String {
     format!(
         r#"{}
 variable "lab_file" {{

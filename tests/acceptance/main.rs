@@ -16,6 +16,7 @@ mod peers;
 
 mod fabric;
 mod nodes;
+mod os;
 mod steps;
 
 use libtest_mimic::{Arguments, Trial};
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
+        ("os_on_the_lab", os::os_on_the_lab),
     ];
     let trials = tests.into_iter().map(|(name, f)| {
         Trial::test(name, move || {

@@ -21,7 +21,7 @@ variable "endpoint" {
 }
 
 variable "image_path" {
-  description = "A local raw disk image with a partition table (the quickstart script makes a small one)."
+  description = "A local raw disk image with a partition table (the quickstart script builds a Debian one)."
   type        = string
 }
 
@@ -113,6 +113,11 @@ output "nodes" {
   value = {
     for n in tundra_node.worker : n.name => "${n.status}, ${n.access_ip}, data ${n.network_ports[0].address} (VLAN ${tundra_network.data.segment}), island ${n.location.island} rack ${n.location.rack}"
   }
+}
+
+output "worker_0_ip" {
+  description = "worker-0's address on the provisioning network: ssh debian@ it with the keypair's key."
+  value       = try(tundra_node.worker[0].access_ip, null)
 }
 
 output "keypair_fingerprint" {

@@ -73,12 +73,26 @@ pub fn teardown(id: &str, helpers: &[u32], dir: &Path) {
         }
     }
     let _ = ip(&["link", "delete", &host_link(id)]);
+    unmount_under(dir);
     for &pid in helpers {
         if alive(pid) && ours(pid, dir) {
             kill(pid);
         }
     }
     let _ = std::fs::remove_file(registry().join(format!("{id}.json")));
+}
+
+/// Unmount what the lab mounted under its dir (the roots of OSes its
+/// machines booted from disk). Lazily: their processes were just killed.
+fn unmount_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<&str> =
+        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&prefix)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).stderr(std::process::Stdio::null()).status();
+    }
 }
 
 /// Tear down labs whose process is gone (a crashed or killed run).

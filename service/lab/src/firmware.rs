@@ -4,8 +4,22 @@
 //! script fetched over HTTP from the URL DHCP named, its kernel and initrd
 //! fetched, then the initrd run as the machine's program with the script's
 //! kernel arguments as `/proc/cmdline` (tundrad's initrd for the lab is the
-//! `tundra-agent` binary) — or from its disk, where nothing of the lab runs.
-//! Powering off or resetting kills whatever runs in the machine's namespace.
+//! `tundra-agent` binary) — or from its disk.
+//!
+//! Booting the disk runs the OS it holds, if any (`boot_disk`): the first
+//! disk whose GPT has an ext4 root partition is mounted through a loop device
+//! at `machines/NAME/os`, the files of the disk's `config-2` partition (the
+//! config drive tundrad wrote) are copied into cloud-init's seed directory
+//! `/var/lib/cloud/seed/config_drive` — cloud-init's ConfigDrive datasource
+//! reads them there exactly as from the partition; a container sees no
+//! block devices to find by label — and `systemd-nspawn --boot` runs its
+//! systemd inside the machine's network namespace (entered with `nsenter
+//! --net`, so it sees the machine's NICs and MACs behind the lab switch).
+//! The OS's console goes to the machine's `console.log`. Every write the OS
+//! makes lands in the disk file, so cleaning erases it.
+//!
+//! Powering off or resetting kills whatever runs in the machine's namespace
+//! (the OS too) and unmounts its disk; the next disk boot resumes from it.
 //!
 //! Every network step runs inside the machine's namespace with busybox
 //! `udhcpc`/`wget`, so tundrad sees exactly what a real machine would send.
@@ -39,6 +53,8 @@ pub struct Vm {
     pub disks: Vec<PathBuf>,
     /// The VM's serial console.
     pub serial: PathBuf,
+    /// Its RAM: the machine's `memory_mib`, at most 4096 (TCG on a test host).
+    pub memory_mib: u64,
 }
 
 /// A lab machine as its firmware sees it.
@@ -52,6 +68,12 @@ pub struct Machine {
     /// Where the firmware keeps what it fetched (the machine's "RAM").
     pub ram: PathBuf,
     pub log: PathBuf,
+    /// The machine's disk files, in its order.
+    pub disks: Vec<PathBuf>,
+    /// Where the OS booted from disk has its root mounted.
+    pub os: PathBuf,
+    /// The disk file mounted there, while it is.
+    pub os_disk: Mutex<Option<PathBuf>>,
     pub nics: usize,
     /// What the machine is doing, for people and tests: `off`, `dhcp`, `agent`, `disk`, …
     pub status: Mutex<String>,
@@ -81,19 +103,28 @@ impl Machine {
         tracing::debug!(machine = %self.name, "{line}");
     }
 
-    /// Kill everything running in the machine and forget its addresses.
-    /// (A VM's QEMU dies with its boot task.)
+    /// Kill everything running in the machine and forget its addresses;
+    /// unmount the disk its OS ran from. (A VM's QEMU dies with its boot task.)
     async fn halt(&self) {
         if self.vm.is_some() {
             return;
         }
-        let out = Command::new("ip").args(["netns", "pids", &self.ns]).output().await;
-        if let Ok(o) = out {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                // (It may have exited meanwhile.)
-                let _ = Command::new("kill").args(["-9", pid]).stderr(std::process::Stdio::null()).status().await;
-            }
+        let pids = || async {
+            let out = Command::new("ip").args(["netns", "pids", &self.ns]).output().await;
+            out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        for pid in pids().await {
+            // (It may have exited meanwhile.) SIGKILL: to a container's
+            // systemd SIGTERM means re-exec, not stop.
+            let _ = Command::new("kill").args(["-9", &pid]).stderr(std::process::Stdio::null()).status().await;
         }
+        // The OS's root stays busy until its processes are gone.
+        let start = tokio::time::Instant::now();
+        while !pids().await.is_empty() && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.unmount_os().await;
         for j in 0..self.nics {
             let _ =
                 Command::new("ip").args(["-n", &self.ns, "addr", "flush", "dev", &format!("eth{j}")]).status().await;
@@ -135,8 +166,7 @@ async fn boot(m: &Machine, pxe: bool) -> anyhow::Result<()> {
         return boot_vm(m, vm, pxe).await;
     }
     if !pxe {
-        m.set("disk");
-        return Ok(());
+        return boot_disk(m).await;
     }
     m.set("dhcp");
     let mut lease = None;
@@ -172,24 +202,184 @@ async fn boot(m: &Machine, pxe: bool) -> anyhow::Result<()> {
     wget(m, &plan.initrd, Some(&initrd)).await.context("fetching the initrd")?;
     tokio::fs::create_dir_all(m.root.join("proc")).await?;
     tokio::fs::write(m.root.join("proc/cmdline"), format!("{}\n", plan.args)).await?;
+    // The initrd is the agent binary, or a ramdisk (`crate::ramdisk`) that
+    // holds it: the machine runs the agent either way.
+    let program = match crate::ramdisk::agent_of(&tokio::fs::read(&initrd).await?) {
+        Some(agent) => {
+            let p = m.ram.join("agent");
+            tokio::fs::write(&p, agent).await?;
+            m.note("the initrd is a ramdisk: running the agent it holds");
+            p
+        }
+        None => initrd,
+    };
     use std::os::unix::fs::PermissionsExt;
-    tokio::fs::set_permissions(&initrd, std::fs::Permissions::from_mode(0o755)).await?;
+    tokio::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).await?;
     m.set("agent");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
-    let status = Command::new("ip")
-        .args(["netns", "exec", &m.ns])
-        .arg(&initrd)
-        .arg("run")
-        .arg("--root")
-        .arg(&m.root)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .status()
-        .await?;
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &m.ns]).arg(&program).arg("run").arg("--root").arg(&m.root);
+    let status = m.run_on_console(&mut c).await.context("running the initrd")?;
     m.set(format!("agent exited ({status})"));
     Ok(())
+}
+
+/// Where on a disk its OS lives.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OsLayout {
+    /// Byte offset and size of the ext4 root partition.
+    pub root: (u64, u64),
+    /// Byte offset of the `config-2` partition, when there is one.
+    pub config_drive: Option<u64>,
+}
+
+/// Read a disk's GPT: the root partition (the x86-64 root type, or the
+/// first ext4 one) and the config drive (the FAT labelled `config-2`).
+pub async fn os_layout(disk: &std::path::Path) -> anyhow::Result<Option<OsLayout>> {
+    let out = Command::new("sfdisk").arg("-J").arg(disk).output().await.context("running sfdisk (fdisk)")?;
+    if !out.status.success() {
+        return Ok(None); // no partition table: nothing to boot
+    }
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading sfdisk -J")?;
+    let sector = table["partitiontable"]["sectorsize"].as_u64().unwrap_or(512);
+    let (mut root, mut config_drive) = (None, None);
+    for p in table["partitiontable"]["partitions"].as_array().into_iter().flatten() {
+        let (Some(start), Some(size)) = (p["start"].as_u64(), p["size"].as_u64()) else { continue };
+        let (off, len) = (start * sector, size * sector);
+        let probe = Command::new("blkid")
+            .args(["-p", "-o", "export", "-O", &off.to_string(), "--size", &len.to_string()])
+            .arg(disk)
+            .output()
+            .await
+            .context("running blkid")?;
+        let probe = String::from_utf8_lossy(&probe.stdout);
+        let fs = probe.lines().find_map(|l| l.strip_prefix("TYPE=")).unwrap_or("");
+        let label = probe.lines().find_map(|l| l.strip_prefix("LABEL=")).unwrap_or("");
+        let is_root_type = p["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(crate::image::ROOT_TYPE));
+        if fs == "ext4" && root.is_none_or(|_| is_root_type) {
+            root = Some((off, len));
+        } else if fs == "vfat" && label == "config-2" {
+            config_drive = Some(off);
+        }
+    }
+    Ok(root.map(|root| OsLayout { root, config_drive }))
+}
+
+/// Boot the OS on the machine's disk, if one holds one (see the module's
+/// text); it runs until the machine powers off or the OS halts.
+async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
+    let mut found = None;
+    for d in &m.disks {
+        if let Some(l) = os_layout(d).await? {
+            found = Some((d.clone(), l));
+            break;
+        }
+    }
+    let Some((disk, layout)) = found else {
+        m.set("disk");
+        m.note("no operating system on any disk");
+        return Ok(());
+    };
+    tokio::fs::create_dir_all(&m.os).await?;
+    let (off, len) = layout.root;
+    let mounted = Command::new("mount")
+        .args(["-t", "ext4", "-o", &format!("loop,offset={off},sizelimit={len}")])
+        .arg(&disk)
+        .arg(&m.os)
+        .output()
+        .await
+        .context("running mount")?;
+    if !mounted.status.success() {
+        bail!("mounting the root partition of {}: {}", disk.display(), String::from_utf8_lossy(&mounted.stderr).trim());
+    }
+    if let Ok(mut d) = m.os_disk.lock() {
+        *d = Some(disk.clone());
+    }
+    let seed = m.os.join("var/lib/cloud/seed/config_drive");
+    let _ = tokio::fs::remove_dir_all(&seed).await;
+    if let Some(cd) = layout.config_drive {
+        tokio::fs::create_dir_all(&seed).await?;
+        let out = Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-s", "-n", "-m", "-i"])
+            .arg(format!("{}@@{cd}", disk.display()))
+            .arg("::openstack")
+            .arg(&seed)
+            .output()
+            .await
+            .context("running mcopy (mtools)")?;
+        if !out.status.success() {
+            bail!("reading the config drive of {}: {}", disk.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        m.note(&format!("config drive of {} copied into the OS's cloud-init seed", disk.display()));
+    } else {
+        m.note("no config drive on the disk");
+    }
+    m.set("os");
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{}", m.ns))
+        .args(["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit"])
+        .args(["--capability=CAP_NET_ADMIN,CAP_NET_RAW", "--console=read-only", "--machine"])
+        .arg(&m.name)
+        .arg("--directory")
+        .arg(&m.os);
+    let status = m.run_on_console(&mut c).await.context("running systemd-nspawn (systemd-container)")?;
+    m.set(format!("os stopped ({status})"));
+    Ok(())
+}
+
+impl Machine {
+    /// Run what the machine runs, its output on the machine's console log,
+    /// until it exits (or the boot task is dropped: then it is killed).
+    async fn run_on_console(&self, c: &mut Command) -> anyhow::Result<std::process::ExitStatus> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let status = c
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .status()
+            .await?;
+        Ok(status)
+    }
+
+    /// Unmount the OS's root, if mounted, and wait until its filesystem is
+    /// gone for good: the kernel may keep it (and write to the disk file
+    /// through its loop device) until the container's mount namespace is
+    /// torn down, and nothing may write after the next boot's agent erases
+    /// the disk. The loop device detaches itself (autoclear) at that point.
+    async fn unmount_os(&self) {
+        let Some(disk) = self.os_disk.lock().ok().and_then(|mut d| d.take()) else { return };
+        let mounted = |p: &std::path::Path| {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|t| t.lines().any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy())))
+                .unwrap_or(false)
+        };
+        let start = tokio::time::Instant::now();
+        while mounted(&self.os) {
+            let mut c = Command::new("umount");
+            if start.elapsed() > Duration::from_secs(5) {
+                c.arg("-l"); // what still holds it goes below
+            }
+            let _ = c.arg(&self.os).stderr(std::process::Stdio::null()).status().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        loop {
+            let out = Command::new("losetup").arg("-j").arg(&disk).output().await;
+            let attached = out.map(|o| !o.stdout.is_empty()).unwrap_or(false);
+            if !attached {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                self.note(&format!(
+                    "{} is still attached to a loop device a minute after the OS stopped",
+                    disk.display()
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.note(&format!("OS stopped; {} released in {:.1?}", disk.display(), start.elapsed()));
+    }
 }
 
 /// Power on a QEMU machine: network first (its NIC's iPXE ROM) or disk.
@@ -200,7 +390,8 @@ async fn boot_vm(m: &Machine, vm: &Vm, pxe: bool) -> anyhow::Result<()> {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", &vm.fabric_ns])
         .arg(q.join("usr/bin/qemu-system-x86_64"))
-        .args(["-accel", "tcg", "-m", "256", "-nographic", "-nodefaults", "-no-user-config"])
+        .args(["-accel", "tcg", "-m", &vm.memory_mib.clamp(256, 4096).to_string()])
+        .args(["-nographic", "-nodefaults", "-no-user-config"])
         .arg("-serial")
         .arg(format!("file:{}", vm.serial.display()))
         .arg("-L")
@@ -219,18 +410,12 @@ async fn boot_vm(m: &Machine, vm: &Vm, pxe: bool) -> anyhow::Result<()> {
         c.arg("-device").arg(format!("virtio-net-pci,netdev=n{j},mac={mac}"));
     }
     for d in &vm.disks {
-        c.arg("-drive").arg(format!("file={},format=raw,if=virtio", d.display()));
+        // discard=unmap: the agent's blkdiscard punches holes in the disk file.
+        c.arg("-drive").arg(format!("file={},format=raw,if=virtio,discard=unmap", d.display()));
     }
     m.set(if pxe { "vm (network boot)" } else { "vm (disk)" });
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
-    let status = c
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .context("starting QEMU (scripts/setup.sh unpacks it into .venv/qemu)")?;
+    let status =
+        m.run_on_console(&mut c).await.context("starting QEMU (scripts/setup.sh unpacks it into .venv/qemu)")?;
     m.set(format!("vm stopped ({status})"));
     Ok(())
 }

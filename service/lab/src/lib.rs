@@ -15,6 +15,8 @@
 pub mod bmc;
 pub mod fabric;
 pub mod firmware;
+pub mod image;
+pub mod ramdisk;
 pub mod site;
 
 use std::collections::HashMap;
@@ -252,6 +254,7 @@ impl Lab {
                 taps: s.macs.iter().enumerate().map(|(j, mac)| (format!("m{k}t{j}"), mac.clone())).collect(),
                 disks: disks_of[k].iter().map(|(_, f)| f.clone()).collect(),
                 serial: mdir.join("serial.log"),
+                memory_mib: s.memory_mib,
             });
             let fw = Arc::new(firmware::Machine {
                 vm,
@@ -260,6 +263,9 @@ impl Lab {
                 root: mdir.join("root"),
                 ram: mdir.join("ram"),
                 log: mdir.join("console.log"),
+                disks: disks_of[k].iter().map(|(_, f)| f.clone()).collect(),
+                os: mdir.join("os"),
+                os_disk: Mutex::new(None),
                 nics: s.macs.len(),
                 status: Mutex::new("off".into()),
                 boots: Mutex::new(0),
@@ -360,6 +366,7 @@ impl Lab {
                 "cabling": m.cabling.iter().map(|(s, p)| serde_json::json!({"switch": s, "port_id": p})).collect::<Vec<_>>(),
                 "disks": m.disks.iter().map(|(n, p)| serde_json::json!({"name": n, "file": p})).collect::<Vec<_>>(),
                 "console_log": m.firmware.log,
+                "netns": m.firmware.ns,
             })).collect::<Vec<_>>(),
         })
     }
@@ -394,6 +401,41 @@ impl Drop for Lab {
         }
         self.teardown();
     }
+}
+
+/// The address a lab machine's OS has on the provisioning network (what
+/// `ssh` reaches from the host), read from inside its namespace; `lab` is
+/// `lab.json`.
+pub fn os_address(lab: &serde_json::Value, machine: &str) -> anyhow::Result<String> {
+    let m = lab["machines"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == machine))
+        .with_context(|| format!("the lab has no machine {machine:?}"))?;
+    let ns = m["netns"].as_str().context("lab.json names no namespace for it")?;
+    let server = lab["provisioning"]["server_ip"].as_str().context("lab.json has no provisioning network")?;
+    let net = &server[..server.rfind('.').unwrap_or(0) + 1];
+    let out = std::process::Command::new("ip").args(["-n", ns, "-4", "-o", "addr", "show"]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .filter_map(|w| w.split_once('/').map(|(a, _)| a))
+        .find(|a| a.starts_with(net))
+        .map(str::to_string)
+        .with_context(|| format!("{machine} has no address on {net}0/24: is it running its OS? ({ns}: {text:?})"))
+}
+
+/// `ssh` options for the lab's nodes: every deploy makes new host keys, so
+/// none are pinned (this is a lab, reached only through its own fabric).
+pub fn ssh_options() -> Vec<String> {
+    [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "LogLevel=ERROR",
+        "ConnectTimeout=5",
+        "IdentitiesOnly=yes",
+    ]
+    .iter()
+    .flat_map(|o| ["-o".to_string(), o.to_string()])
+    .collect()
 }
 
 /// The provisioning network's bridge in the fabric namespace.

@@ -1,0 +1,336 @@
+//! Deployed nodes run a real OS. Real Terraform deploys, on the lab with
+//! its SSH-programmed Linux switch, three nodes of project astro on network
+//! A and one node of another project on network B — all from a Debian image
+//! `tundra-lab image build` made (cached across runs) — with user_data
+//! writing a file. Each lab machine then boots its disk: systemd-nspawn over
+//! the root partition in the machine's namespace, cloud-init reading the
+//! config drive tundrad wrote. Checked over SSH with the keypair's private
+//! key, as a person would, from the host through the provisioning network:
+//! the hostname is the node's name, the data address is on the NIC the port
+//! is bound to, the user_data file exists, node A reaches node B over the
+//! data VLAN and not the other project's node. After `terraform destroy`
+//! and cleaning, the disks hold nothing the OS wrote — nothing at all.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::nodes::LabSite;
+
+const SITE: &str = r#"
+[switch]
+name = "leaf-1"
+ssh = true
+provisioning_vlan = 1
+
+[[machines]]
+name = "m-{n}"
+count = 4
+bmc = "redfish"
+nics = 2
+disks = [{ name = "sda", size_mib = 1024 }]
+rack = "r1"
+island = "a"
+"#;
+
+fn project_tf() -> String {
+    format!(
+        r#"{}
+variable "image_path" {{
+  type = string
+}}
+
+variable "public_key" {{
+  type = string
+}}
+
+variable "marker" {{
+  type = string
+}}
+
+data "tundra_project" "astro" {{
+  name = "astro"
+}}
+
+resource "tundra_project" "other" {{
+  name = "other"
+}}
+
+data "tundra_physical_network" "fabric" {{
+  name = "fabric"
+}}
+
+data "tundra_flavor" "compute" {{
+  name = "compute"
+}}
+
+locals {{
+  projects = {{ a = data.tundra_project.astro.id, b = tundra_project.other.id }}
+}}
+
+resource "tundra_network" "net" {{
+  for_each            = local.projects
+  project_id          = each.value
+  name                = "data"
+  physical_network_id = data.tundra_physical_network.fabric.id
+}}
+
+# One CIDR on both networks (distinct pools): only the VLANs keep them apart.
+resource "tundra_subnet" "net" {{
+  for_each   = {{ a = "10.70.0.10", b = "10.70.0.100" }}
+  network_id = tundra_network.net[each.key].id
+  name       = "data-v4"
+  cidr       = "10.70.0.0/24"
+  allocation_pools = [{{
+    start = each.value
+    end   = cidrhost("10.70.0.0/24", tonumber(split(".", each.value)[3]) + 50)
+  }}]
+}}
+
+resource "tundra_keypair" "me" {{
+  for_each   = local.projects
+  project_id = each.value
+  name       = "me"
+  public_key = var.public_key
+}}
+
+resource "tundra_image" "os" {{
+  for_each    = local.projects
+  project_id  = each.value
+  name        = "debian-12"
+  disk_format = "raw"
+  sha256      = filesha256(var.image_path)
+  source_path = var.image_path
+}}
+
+locals {{
+  nodes = {{ alpha = "a", beta = "a", gamma = "a", delta = "b" }}
+}}
+
+resource "tundra_node" "n" {{
+  for_each   = local.nodes
+  project_id = local.projects[each.value]
+  name       = each.key
+  flavor_id  = data.tundra_flavor.compute.id
+  image_id   = tundra_image.os[each.value].id
+  keypair_id = tundra_keypair.me[each.value].id
+  networks   = [{{ network_id = tundra_network.net[each.value].id }}]
+  user_data  = <<-EOT
+    #cloud-config
+    write_files:
+      - path: /var/lib/tundra-test/user-data-ran
+        content: "${{var.marker}} ${{each.key}}\n"
+  EOT
+  depends_on = [tundra_subnet.net]
+}}
+"#,
+        crate::steps::header()
+    )
+}
+
+/// The node image, built once per checkout (`.venv/images`, by content).
+pub(crate) fn built_image(sets: &[&str]) -> PathBuf {
+    let recipe = tundra_lab::image::Recipe { sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+    let start = Instant::now();
+    let built = tundra_lab::image::build(&recipe, &crate::nodes::root().join(".venv/images")).unwrap();
+    eprintln!(
+        "image {} ({}) in {:.1?}",
+        built.raw.display(),
+        if built.cached { "cached" } else { "built" },
+        start.elapsed()
+    );
+    built.raw
+}
+
+/// Run a command on a node's OS over SSH, as a person would; its output or
+/// (after `wait`) the last failure.
+fn ssh(s: &LabSite, machine: &str, key: &Path, cmd: &str, wait: Duration) -> Result<String, String> {
+    let lab: Value = serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("lab.json")).unwrap()).unwrap();
+    let start = Instant::now();
+    loop {
+        let r = tundra_lab::os_address(&lab, machine).map_err(|e| format!("{e:#}")).and_then(|addr| {
+            let out = Command::new("ssh")
+                .args(tundra_lab::ssh_options())
+                .args(["-o", "BatchMode=yes", "-i"])
+                .arg(key)
+                .arg(format!("debian@{addr}"))
+                .arg(cmd)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!("ssh debian@{addr} {cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            }
+        });
+        match r {
+            Ok(o) => return Ok(o),
+            Err(e) if start.elapsed() >= wait => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// Is every byte of the file zero? (Reads holes as zeros, like anyone.)
+fn all_zero(path: &Path) -> Result<(), u64> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(i) = buf[..n].iter().position(|b| *b != 0) {
+            return Err(off + i as u64);
+        }
+        off += n as u64;
+    }
+}
+
+pub fn os_on_the_lab() {
+    let image = built_image(&[]);
+    let s = LabSite::start_with(SITE, |c| {
+        c.fabric_read_interval = "2s".into();
+    });
+    let mut admin = s.site.workspace(&crate::fabric::admin_tf());
+    admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
+    admin.apply();
+
+    // The keypair: a real one, its private half only here.
+    let key = s.dir.path().join("id_ed25519");
+    let kg =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "os-test", "-f"]).arg(&key).status();
+    assert!(kg.unwrap().success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let marker = format!("marker-{}", std::process::id());
+    let mut ws = s.site.workspace(&project_tf());
+    ws.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
+    ws.env.push(("TF_VAR_public_key".into(), public.trim().to_string()));
+    ws.env.push(("TF_VAR_marker".into(), marker.clone()));
+    let start = Instant::now();
+    ws.apply();
+    eprintln!("4 nodes active in {:.1?}", start.elapsed());
+    assert_eq!(ws.plan().0, 0, "no changes after apply:\n{}", ws.plan().1);
+
+    let nodes = s.nodes();
+    assert_eq!(nodes.len(), 4);
+    let machine_of = |node: &Value| -> String {
+        let mid = node["machine_id"].as_str().unwrap();
+        s.get(&format!("/v1/machines/{mid}"))["name"].as_str().unwrap().to_string()
+    };
+    let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
+    let data_ip = |n: &Value| n["networks"][0]["fixed_ips"][0]["address"].as_str().unwrap().to_string();
+    let wait = Duration::from_secs(180);
+    for n in &nodes {
+        let (name, machine) = (n["name"].as_str().unwrap(), machine_of(n));
+        assert_eq!(n["status"], "active", "{n}");
+        let lm = s.lab().machine(&machine).unwrap();
+        assert_eq!(lm.firmware.status(), "os", "{machine} runs its OS");
+        // Cloud-init done: hostname, key, addresses, user_data.
+        let done = ssh(&s, &machine, &key, "cloud-init status --wait >/dev/null; hostname", wait)
+            .unwrap_or_else(|e| panic!("{name} on {machine}: {e}\n{}", console_tail(&lm.firmware.log)));
+        assert_eq!(done.trim(), name, "{machine}'s hostname is its node's name");
+        let file = ssh(&s, &machine, &key, "cat /var/lib/tundra-test/user-data-ran", wait).unwrap();
+        assert_eq!(file.trim(), format!("{marker} {name}"), "user_data ran on {name}");
+        // The data address on the NIC whose MAC the port is bound to.
+        let mac = n["networks"][0]["mac"].as_str().unwrap();
+        let links = ssh(&s, &machine, &key, "ip -o -4 addr show; ip -o link show", wait).unwrap();
+        let nic = links
+            .lines()
+            .find(|l| l.contains(&format!("link/ether {mac}")))
+            .and_then(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no NIC with {mac} on {name}:\n{links}"));
+        let ip = data_ip(n);
+        assert!(
+            links.lines().any(|l| l.split_whitespace().nth(1) == Some(&nic) && l.contains(&format!("inet {ip}/24"))),
+            "{name}: {ip}/24 on {nic} ({mac}):\n{links}"
+        );
+        // The lab recorded the OS's boot on the machine's console.
+        let console = std::fs::read_to_string(&lm.firmware.log).unwrap();
+        assert!(
+            console.contains("Cloud-init v.") && console.contains("Reached target"),
+            "{machine}'s console.log has the OS's boot:\n{}",
+            console_tail(&lm.firmware.log)
+        );
+        eprintln!("{name} on {machine}: hostname, user_data and {ip} on {nic} checked over SSH");
+    }
+    // Over the data VLAN: alpha reaches beta, and not delta (another project's network).
+    let (alpha, beta, delta) = (node("alpha"), node("beta"), node("delta"));
+    let from = machine_of(&alpha);
+    // The way a person runs a command on a node: `tundra-lab ssh`.
+    let out = Command::new(crate::nodes::bin("tundra-lab"))
+        .args(["ssh", "--lab"])
+        .arg(s.dir.path())
+        .arg(&from)
+        .arg("-i")
+        .arg(&key)
+        .args(["--", "hostname"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tundra-lab ssh: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alpha");
+
+    // A reboot stops the OS and the next boot resumes from the disk: what
+    // the OS wrote is there, and user_data does not run again.
+    ssh(&s, &from, &key, "echo kept > ~/before-reboot && sync", wait).unwrap();
+    let fw = &s.lab().machine(&from).unwrap().firmware;
+    let boots = *fw.boots.lock().unwrap();
+    let mid = alpha["machine_id"].as_str().unwrap();
+    let (code, v) =
+        s.site.api("POST", &format!("/v1/machines/{mid}/actions"), Some(serde_json::json!({"action": "reboot"})));
+    assert!(code == 202 || code == 200, "reboot: {code} {v}");
+    let start = Instant::now();
+    while *fw.boots.lock().unwrap() == boots || fw.status() != "os" {
+        assert!(start.elapsed() < Duration::from_secs(120), "{from} did not boot again: {}", fw.status());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = ssh(&s, &from, &key, "cat ~/before-reboot; cat /var/lib/tundra-test/user-data-ran; hostname", wait)
+        .unwrap_or_else(|e| panic!("after the reboot: {e}\n{}", console_tail(&fw.log)));
+    assert_eq!(after.lines().collect::<Vec<_>>(), ["kept", &format!("{marker} alpha"), "alpha"], "{after}");
+    let ping = |ip: &str| ssh(&s, &from, &key, &format!("ping -c 1 -W 1 {ip}"), Duration::ZERO);
+    assert!((0..5).any(|_| ping(&data_ip(&beta)).is_ok()), "alpha reaches beta over the data VLAN");
+    let e = ping(&data_ip(&delta)).unwrap_err();
+    assert!(e.contains("ping"), "alpha must not reach delta: {e}");
+
+    // Destroy: every node cleaned; nothing the OS wrote is left on any disk.
+    let disks: Vec<(String, PathBuf)> = nodes
+        .iter()
+        .map(|n| {
+            let m = machine_of(n);
+            (m.clone(), s.lab().machine(&m).unwrap().disks[0].1.clone())
+        })
+        .collect();
+    ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(s.nodes().is_empty());
+    let start = Instant::now();
+    loop {
+        let ms = s.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
+        if ms.iter().all(|m| m["provision_state"] == "available") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "cleaning did not finish: {ms:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (m, disk) in &disks {
+        let fw = &s.lab().machine(m).unwrap().firmware;
+        assert_ne!(fw.status(), "os", "{m} no longer runs its OS");
+        let console = std::fs::read_to_string(&fw.log).unwrap();
+        assert!(console.contains("OS stopped;"), "{m}'s firmware released the disk before cleaning:\n{console}");
+        if let Err(at) = all_zero(disk) {
+            panic!("{m}'s disk {} holds data at byte {at} after cleaning", disk.display());
+        }
+    }
+}
+
+/// The end of a machine's console log, for failure messages.
+fn console_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
