@@ -18,7 +18,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const RECIPE_VERSION: &str = "tundra-lab ramdisk 1";
+const RECIPE_VERSION: &str = "tundra-lab ramdisk 2";
 
 /// Where the agent lives inside the initramfs.
 pub const AGENT_PATH: &str = "usr/bin/tundra-agent";
@@ -120,7 +120,14 @@ fn tempfile_dir(beside: &Path, what: &str) -> anyhow::Result<PathBuf> {
 /// Build the ramdisk for `agent` into `cache` unless it is there already.
 pub fn build(agent: &Path, cache: &Path) -> anyhow::Result<Ramdisk> {
     std::fs::create_dir_all(cache)?;
-    let kpkg = kernel_package()?;
+    let kpkg = match kernel_package() {
+        Ok(p) => p,
+        Err(_) => {
+            // A fresh machine may have no package lists yet.
+            run(Command::new("apt-get").args(["update", "-q"]))?;
+            kernel_package()?
+        }
+    };
     let agent_bytes = std::fs::read(agent).with_context(|| format!("reading the agent {}", agent.display()))?;
     let key = sha256_hex(
         format!("{RECIPE_VERSION}\n{kpkg}\n{}\n{INIT}\n{UDHCPC_SCRIPT}\n{MODULES:?}", sha256_hex(&agent_bytes))
@@ -167,6 +174,15 @@ pub fn build(agent: &Path, cache: &Path) -> anyhow::Result<Ramdisk> {
     run(Command::new("strip").arg("-o").arg(&stripped).arg(agent)).context("strip (binutils)")?;
     c.file(AGENT_PATH, 0o755, std::fs::read(&stripped)?);
     let _ = std::fs::remove_file(&stripped);
+    // The agent's HTTP client loads the system's CA certificates (a site
+    // serving boot over HTTPS adds its own CA to this bundle).
+    let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    c.dir("etc/ssl/certs");
+    c.file(
+        "etc/ssl/certs/ca-certificates.crt",
+        0o644,
+        std::fs::read(ca).context("reading the CA bundle (ca-certificates)")?,
+    );
     let mut libs = shared_libraries(agent)?;
     if let Ok(p) = which("blkdiscard") {
         c.file("sbin/blkdiscard", 0o755, std::fs::read(&p)?);

@@ -63,3 +63,172 @@ async fn a_qemu_machine_network_boots_from_tundrad() {
     server.stop().await.unwrap();
     lab.stop().await;
 }
+
+const DEPLOY_SITE: &str = r#"
+[[machines]]
+name = "vm-2"
+bmc = "ipmi"
+vm = true
+memory_mib = 1024
+disks = [{ name = "vda", size_mib = 2048 }]
+"#;
+
+/// The staging tier's whole life cycle on a QEMU machine, with a real
+/// ramdisk (Debian's kernel + an initramfs running the agent) and a
+/// bootable Debian image (kernel, extlinux), both built from Debian
+/// packages: inspected (the agent reads the VM's real hardware), cleaned,
+/// deployed as a node, then booted from its disk by SeaBIOS → extlinux →
+/// the image's kernel → systemd, where cloud-init finds the config drive
+/// by its label `config-2` — and we log in over SSH with the keypair's key.
+/// About 4 minutes under TCG on 2 cores (plus the first image build);
+/// `TUNDRA_VM_DEPLOY=0` skips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qemu_machine_is_deployed_and_boots_its_image() {
+    if std::env::var("TUNDRA_VM_DEPLOY").as_deref() == Ok("0") {
+        eprintln!("skipped: TUNDRA_VM_DEPLOY=0");
+        return;
+    }
+    let started = Instant::now();
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/images");
+    let recipe = tundra_lab::image::Recipe { bootable: true, ..Default::default() };
+    let image = tokio::task::spawn_blocking({
+        let cache = cache.clone();
+        move || tundra_lab::image::build(&recipe, &cache).unwrap()
+    })
+    .await
+    .unwrap();
+    let ramdisk = tokio::task::spawn_blocking({
+        let cache = cache.clone();
+        move || tundra_lab::ramdisk::build(&bin("tundra-agent"), &cache).unwrap()
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "image {} and ramdisk ({}) ready in {:.1?}",
+        image.raw.display(),
+        ramdisk.kernel_package,
+        started.elapsed()
+    );
+
+    let dir = tempfile::Builder::new().prefix("tundra-lab-vmdeploy-").tempdir().unwrap();
+    let lab = lab(DEPLOY_SITE, dir.path()).await;
+    let mut cfg = config(&lab, dir.path(), "127.0.0.1:0", 0);
+    let assets = dir.path().join("boot-vm");
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::copy(&ramdisk.kernel, assets.join("vmlinuz")).unwrap();
+    std::fs::copy(&ramdisk.initramfs, assets.join("initramfs")).unwrap();
+    cfg.boot_assets_dir = Some(assets);
+    cfg.agent_kernel_args = "console=ttyS0,115200".into();
+    let net = lab.provisioning.server_ip.rsplit_once('.').unwrap().0.to_string();
+    cfg.provisioning_networks[0].node_pool = Some(format!("{net}.200-{net}.249"));
+    let server = tundrad::start(cfg).await.unwrap();
+    let api = Api::new(&format!("http://{}", server.addr), &dir.path().join("data"));
+    let m = &lab.machines[0];
+    let serial = m.firmware.vm.as_ref().unwrap().serial.clone();
+    let tail = || {
+        let t = std::fs::read_to_string(&serial).unwrap_or_default();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+
+    let id = api.enroll(m).await;
+    api.action(&id, "manage", json!({})).await;
+    api.wait_state(&id, "manageable", Duration::from_secs(120), Some(m)).await;
+    api.action(&id, "inspect", json!({})).await;
+    let inspected = api.wait_state(&id, "manageable", Duration::from_secs(600), Some(m)).await;
+    eprintln!("inspected in the VM at {:.1?}", started.elapsed());
+    let p = &inspected["properties"];
+    let disks = p["disks"].as_array().cloned().unwrap_or_default();
+    assert!(
+        disks.iter().any(|d| d["name"] == "vda" && d["size_bytes"] == 2048u64 << 20),
+        "the agent saw the VM's real virtio disk: {p}\n{}",
+        tail()
+    );
+    // The VM's real RAM, as its kernel reports it (less what firmware keeps).
+    let mem = p["memory_mib"].as_u64().unwrap_or(0);
+    assert!((768..=1024).contains(&mem), "the VM's memory as the agent read it: {p}");
+    assert!(tail().contains("tundra ramdisk: kernel"), "the ramdisk ran: {}", tail());
+    api.action(&id, "provide", json!({})).await;
+    api.wait_state(&id, "available", Duration::from_secs(600), Some(m)).await;
+    eprintln!("cleaned at {:.1?}", started.elapsed());
+
+    // A node: project, flavor, keypair, the bootable image.
+    let project =
+        api.ok("POST", "/v1/projects", Some(json!({"name": "staging"}))).await["id"].as_str().unwrap().to_string();
+    let flavor = api.ok("POST", "/v1/flavors", Some(json!({"name": "vm", "resource_class": "baremetal"}))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = dir.path().join("id_ed25519");
+    let kg = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status();
+    assert!(kg.unwrap().success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let keypair = api
+        .ok("POST", "/v1/keypairs", Some(json!({"project_id": project, "name": "me", "public_key": public.trim()})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image_id = api.image("debian-12-bootable", &std::fs::read(&image.raw).unwrap()).await;
+    let node = api
+        .ok(
+            "POST",
+            "/v1/nodes",
+            Some(json!({"project_id": project, "name": "staged", "flavor_id": flavor, "image_id": image_id, "keypair_id": keypair})),
+        )
+        .await;
+    let nid = node["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    let node = loop {
+        let n = api.ok("GET", &format!("/v1/nodes/{nid}"), None).await;
+        if n["status"] == "active" {
+            break n;
+        }
+        assert!(n["status"] != "error", "the node failed: {n}\n{}", tail());
+        assert!(start.elapsed() < Duration::from_secs(900), "not active after 15 minutes: {n}\n{}", tail());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    eprintln!("deployed at {:.1?}", started.elapsed());
+
+    // Its own kernel boots it; cloud-init found config-2 by label.
+    let ip = node["addresses"][0]["address"].as_str().unwrap_or_else(|| panic!("no address: {node}")).to_string();
+    let ssh = |cmd: &str| {
+        std::process::Command::new("ssh")
+            .args(tundra_lab::ssh_options())
+            .args(["-o", "BatchMode=yes", "-i"])
+            .arg(&key)
+            .arg(format!("debian@{ip}"))
+            .arg(cmd)
+            .output()
+            .unwrap()
+    };
+    let start = Instant::now();
+    let out = loop {
+        let o = ssh("cloud-init status --wait >/dev/null; hostname; sudo blkid -L config-2; cat /proc/cmdline; \
+                     test -e /boot/vmlinuz-$(uname -r) && echo own-kernel; cat /run/cloud-init/status.json");
+        if o.status.success() {
+            break String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "no SSH into the deployed VM: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            tail()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    eprintln!("logged in at {:.1?}:\n{out}", started.elapsed());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "staged", "the hostname from meta_data.json");
+    assert!(lines[1].starts_with("/dev/vda"), "config-2 is a partition of the deployed disk: {}", lines[1]);
+    // extlinux booted the image's own kernel with the image's command line,
+    // not the ramdisk tundrad serves.
+    assert!(lines[2].contains("root=LABEL=root") && !lines[2].contains("tundra.token"), "{}", lines[2]);
+    assert_eq!(lines[3], "own-kernel", "the running kernel is one of the image's");
+    assert!(
+        out.contains(&format!("DataSourceConfigDrive [net,ver=2][source={}]", lines[1])),
+        "cloud-init read config-2 by label: {out}"
+    );
+    server.stop().await.unwrap();
+    lab.stop().await;
+}
