@@ -234,6 +234,9 @@ pub fn os_on_the_lab() {
         let done = ssh(&s, &machine, &key, "cloud-init status --wait >/dev/null; hostname", wait)
             .unwrap_or_else(|e| panic!("{name} on {machine}: {e}\n{}", console_tail(&lm.firmware.log)));
         assert_eq!(done.trim(), name, "{machine}'s hostname is its node's name");
+        // Its own name resolves, and the keypair's user may sudo (quietly).
+        let sudo = ssh(&s, &machine, &key, "getent hosts $(hostname) >/dev/null && sudo -n true 2>&1", wait).unwrap();
+        assert_eq!(sudo, "", "{name}: sudo said something");
         let file = ssh(&s, &machine, &key, "cat /var/lib/tundra-test/user-data-ran", wait).unwrap();
         assert_eq!(file.trim(), format!("{marker} {name}"), "user_data ran on {name}");
         // The data address on the NIC whose MAC the port is bound to.

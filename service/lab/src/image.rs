@@ -68,6 +68,8 @@ const CLOUD_CFG: &str = "\
 datasource_list: [ ConfigDrive, None ]
 # minbase has no `locales`: update-locale would fail the module.
 locale: false
+# The node's own name resolves (sudo, Slurm and MPI look it up).
+manage_etc_hosts: true
 ";
 
 /// What to build.
@@ -197,7 +199,26 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
         }
         std::fs::rename(&tmp, &qcow2)?;
     }
+    if !cached {
+        prune(cache, &name, &stem);
+    }
     Ok(Built { name, key, raw, qcow2: recipe.qcow2.then_some(qcow2), cached })
+}
+
+/// Remove older builds of the same name (another recipe version or other
+/// apt sources): the cache keeps one image per name.
+fn prune(cache: &Path, name: &str, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(cache) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some((stem, ext)) = file.rsplit_once('.') else { continue };
+        let key = stem.strip_prefix(name).and_then(|r| r.strip_prefix('-'));
+        let ours = key.is_some_and(|k| k.len() == 12 && k.chars().all(|c| c.is_ascii_hexdigit()));
+        if ours && stem != keep && matches!(ext, "raw" | "qcow2") {
+            tracing::info!(file, "removing an older image build");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn run(c: &mut Command) -> anyhow::Result<String> {
@@ -373,5 +394,36 @@ mod tests {
         assert_eq!(k, key(&p, "deb x"));
         assert_ne!(k, key(&p, "deb y"));
         assert_ne!(k, key(&p[1..], "deb x"));
+    }
+
+    #[test]
+    fn the_cache_keeps_one_build_per_name() {
+        let d = tempfile::tempdir().unwrap();
+        let files = [
+            "debian-12-aaaaaaaaaaaa.raw",
+            "debian-12-aaaaaaaaaaaa.qcow2",
+            "debian-12-cccccccccccc.raw",
+            "debian-12-bootable-bbbbbbbbbbbb.raw",
+            "debian-12-slurm-dddddddddddd.raw",
+            ".lock",
+        ];
+        for f in files {
+            std::fs::write(d.path().join(f), b"x").unwrap();
+        }
+        prune(d.path(), "debian-12", "debian-12-cccccccccccc");
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".lock",
+                "debian-12-bootable-bbbbbbbbbbbb.raw",
+                "debian-12-cccccccccccc.raw",
+                "debian-12-slurm-dddddddddddd.raw"
+            ]
+        );
     }
 }

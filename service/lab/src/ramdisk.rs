@@ -215,6 +215,13 @@ pub fn build(agent: &Path, cache: &Path) -> anyhow::Result<Ramdisk> {
     std::fs::write(partial.join("initramfs"), c.finish())?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&partial, &dir)?;
+    // One ramdisk per cache: older ones were for an older agent or kernel.
+    for e in std::fs::read_dir(cache)?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("ramdisk-") && e.path() != dir {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
     Ok(Ramdisk { kernel, initramfs, kernel_package: kpkg, cached: false })
 }
 
