@@ -58,6 +58,7 @@ apt_packages=(
   systemd-container   # systemd-nspawn: a lab machine booting its disk runs the OS it holds
   extlinux            # extlinux + its GPT MBR: bootable node images for QEMU machines (image build --bootable)
   binutils            # strip: the agent in the QEMU machines' ramdisk
+  ca-certificates     # the CA bundle the QEMU machines' ramdisk gives the agent
   python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch
   python3-requests python3-netifaces python3-oauthlib   # what cloud-init (unpacked below) imports
 )

@@ -82,15 +82,19 @@ pub fn teardown(id: &str, helpers: &[u32], dir: &Path) {
     let _ = std::fs::remove_file(registry().join(format!("{id}.json")));
 }
 
+/// Where filesystems are mounted, as this process sees them.
+pub(crate) fn mount_points() -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines().filter_map(|l| l.split(' ').nth(4)).map(str::to_string).collect()
+}
+
 /// Unmount what the lab mounted under its dir (the roots of OSes its
 /// machines booted from disk). Lazily: their processes were just killed.
 fn unmount_under(dir: &Path) {
     let prefix = format!("{}/", dir.display());
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<&str> =
-        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&prefix)).collect();
+    let mut points: Vec<String> = mount_points().into_iter().filter(|p| p.starts_with(&prefix)).collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
+    for p in &points {
         let _ = Command::new("umount").args(["-l", p]).stderr(std::process::Stdio::null()).status();
     }
 }

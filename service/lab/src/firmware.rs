@@ -349,11 +349,7 @@ impl Machine {
     /// the disk. The loop device detaches itself (autoclear) at that point.
     async fn unmount_os(&self) {
         let Some(disk) = self.os_disk.lock().ok().and_then(|mut d| d.take()) else { return };
-        let mounted = |p: &std::path::Path| {
-            std::fs::read_to_string("/proc/self/mountinfo")
-                .map(|t| t.lines().any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy())))
-                .unwrap_or(false)
-        };
+        let mounted = |p: &std::path::Path| crate::fabric::mount_points().iter().any(|m| *m == *p.to_string_lossy());
         let start = tokio::time::Instant::now();
         while mounted(&self.os) {
             let mut c = Command::new("umount");

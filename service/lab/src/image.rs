@@ -148,14 +148,27 @@ fn apt_sources() -> anyhow::Result<(PathBuf, String)> {
     bail!("no apt sources in /etc/apt (debian.sources or sources.list): the image is built from them")
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// Hex SHA-256: the cache keys of images and ramdisks.
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The cache key of a recipe: its packages and the sources they come from.
 pub fn key(packages: &[String], sources: &str) -> String {
-    let text = format!("{RECIPE_VERSION}\nbookworm\n{}\n{CLOUD_CFG}\n{sources}", packages.join(","));
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref())
+    sha256_hex(format!("{RECIPE_VERSION}\nbookworm\n{}\n{CLOUD_CFG}\n{sources}", packages.join(",")).as_bytes())
+}
+
+/// Take the cache's lock (held until the file is dropped): one builder
+/// per cache at a time, so a racing build waits, then finds what was built.
+pub(crate) fn lock_cache(cache: &Path) -> anyhow::Result<std::fs::File> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache.join(".lock"))
+        .context("opening the cache's lock file")?;
+    lock.lock().context("locking the cache")?;
+    Ok(lock)
 }
 
 /// Build `recipe` into `cache` unless it is there already.
@@ -168,14 +181,7 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
     let stem = format!("{name}-{}", &key[..12]);
     let raw = cache.join(format!("{stem}.raw"));
     let qcow2 = cache.join(format!("{stem}.qcow2"));
-    // One builder per cache at a time: a racing build waits, then finds it.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(cache.join(".lock"))
-        .context("opening the cache's lock file")?;
-    lock.lock().context("locking the image cache")?;
+    let _lock = lock_cache(cache)?;
     let mut cached = true;
     if !raw.exists() {
         cached = false;
@@ -221,7 +227,8 @@ fn prune(cache: &Path, name: &str, keep: &str) {
     }
 }
 
-fn run(c: &mut Command) -> anyhow::Result<String> {
+/// Run a build step: its output, or an error with the end of what it said.
+pub(crate) fn run(c: &mut Command) -> anyhow::Result<String> {
     let what = format!("{c:?}");
     let out = c.stdin(std::process::Stdio::null()).output().with_context(|| format!("running {what}"))?;
     if !out.status.success() {

@@ -18,6 +18,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use crate::image::{run, sha256_hex};
+
 const RECIPE_VERSION: &str = "tundra-lab ramdisk 2";
 
 /// Where the agent lives inside the initramfs.
@@ -62,19 +64,6 @@ pub struct Ramdisk {
     /// The Debian kernel package, e.g. `linux-image-6.1.0-48-amd64`.
     pub kernel_package: String,
     pub cached: bool,
-}
-
-fn run(c: &mut Command) -> anyhow::Result<String> {
-    let what = format!("{c:?}");
-    let out = c.stdin(std::process::Stdio::null()).output().with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The versioned kernel package `linux-image-amd64` depends on.
@@ -135,8 +124,7 @@ pub fn build(agent: &Path, cache: &Path) -> anyhow::Result<Ramdisk> {
     );
     let dir = cache.join(format!("ramdisk-{}", &key[..12]));
     let (kernel, initramfs) = (dir.join("vmlinuz"), dir.join("initramfs"));
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(cache.join(".lock"))?;
-    lock.lock().context("locking the cache")?;
+    let _lock = crate::image::lock_cache(cache)?;
     if kernel.exists() && initramfs.exists() {
         return Ok(Ramdisk { kernel, initramfs, kernel_package: kpkg, cached: true });
     }
