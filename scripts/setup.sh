@@ -59,6 +59,8 @@ apt_packages=(
   extlinux            # extlinux + its GPT MBR: bootable node images for QEMU machines (image build --bootable)
   binutils            # strip: the agent in the QEMU machines' ramdisk
   ca-certificates     # the CA bundle the QEMU machines' ramdisk gives the agent
+  ceph-mon ceph-mgr ceph-osd ceph-mds   # a single-node Ceph (scripts/peers/ceph.sh): the CephFS share backend in tests
+  ceph-common ceph-fuse                  # the ceph CLI tundrad manages CephFS with; ceph-fuse mounts shares in tests
   python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch
   python3-requests python3-netifaces python3-oauthlib   # what cloud-init (unpacked below) imports
 )

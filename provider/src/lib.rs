@@ -120,7 +120,14 @@ impl Provider for TundraProvider {
             tfplugin::resource(network::NetworkResource),
             tfplugin::resource(subnet::SubnetResource),
             tfplugin::resource(port::PortResource),
+            tfplugin::resource(share::ShareTypeResource),
+            tfplugin::resource(share::ShareResource),
+            tfplugin::resource(share::ShareAccessResource),
         ]
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Box<dyn tfplugin::resource::DynEphemeral<Client>>> {
+        vec![tfplugin::ephemeral(resources::share::ShareAccessSecret)]
     }
 
     fn data_sources(&self) -> Vec<Box<dyn tfplugin::resource::DynDataSource<Client>>> {

@@ -8,8 +8,15 @@
 //! key, as a person would, from the host through the provisioning network:
 //! the hostname is the node's name, the data address is on the NIC the port
 //! is bound to, the user_data file exists, node A reaches node B over the
-//! data VLAN and not the other project's node. After `terraform destroy`
-//! and cleaning, the disks hold nothing the OS wrote — nothing at all.
+//! data VLAN and not the other project's node. Shares: a real single-node
+//! Ceph listens on the lab's provisioning network; alpha and beta mount one
+//! CephFS share rw (tundrad made their rules and put the mounts, keys
+//! root-only, on their config drives): alpha writes, beta reads; delta
+//! (another project) guessing the path without a key is refused; writing
+//! past the quota fails; a bigger `size_gib` extends the share in place and
+//! the nodes see it; no key is in the state. After `terraform destroy` and
+//! cleaning, Ceph holds no subvolume and no cephx ID of tundrad's, and the
+//! disks hold nothing the OS wrote — nothing at all.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,6 +55,35 @@ variable "public_key" {{
 
 variable "marker" {{
   type = string
+}}
+
+variable "ceph_monitor" {{
+  type = string
+}}
+
+variable "ceph_key" {{
+  type      = string
+  sensitive = true
+}}
+
+variable "share_size" {{
+  type    = number
+  default = 1
+}}
+
+resource "tundra_share_type" "ceph" {{
+  name       = "cephfs"
+  backend    = "cephfs"
+  monitors   = [var.ceph_monitor]
+  fs_name    = "tundra"
+  credential = var.ceph_key
+}}
+
+resource "tundra_share" "data" {{
+  project_id    = data.tundra_project.astro.id
+  name          = "data"
+  share_type_id = tundra_share_type.ceph.id
+  size_gib      = var.share_size
 }}
 
 data "tundra_project" "astro" {{
@@ -117,6 +153,7 @@ resource "tundra_node" "n" {{
   image_id   = tundra_image.os[each.value].id
   keypair_id = tundra_keypair.me[each.value].id
   networks   = [{{ network_id = tundra_network.net[each.value].id }}]
+  shares     = contains(["alpha", "beta"], each.key) ? [{{ share_id = tundra_share.data.id, mount_point = "/data" }}] : null
   user_data  = <<-EOT
     #cloud-config
     write_files:
@@ -192,10 +229,12 @@ fn all_zero(path: &Path) -> Result<(), u64> {
 }
 
 pub fn os_on_the_lab() {
-    let image = built_image(&[]);
+    let image = built_image(&["ceph-client"]);
     let s = LabSite::start_with(SITE, |c| {
         c.fabric_read_interval = "2s".into();
     });
+    // Ceph where nodes reach it: on the provisioning network, beside tundrad.
+    let ceph = crate::peers::Ceph::start(&s.lab().provisioning.server_ip);
     let mut admin = s.site.workspace(&crate::fabric::admin_tf());
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
     admin.apply();
@@ -211,6 +250,8 @@ pub fn os_on_the_lab() {
     ws.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
     ws.env.push(("TF_VAR_public_key".into(), public.trim().to_string()));
     ws.env.push(("TF_VAR_marker".into(), marker.clone()));
+    ws.env.push(("TF_VAR_ceph_monitor".into(), ceph.monitor.clone()));
+    ws.env.push(("TF_VAR_ceph_key".into(), ceph.key.clone()));
     let start = Instant::now();
     ws.apply();
     eprintln!("4 nodes active in {:.1?}", start.elapsed());
@@ -279,6 +320,8 @@ pub fn os_on_the_lab() {
     assert!(out.status.success(), "tundra-lab ssh: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alpha");
 
+    shares_on_the_lab(&s, &ceph, &mut ws, &key, &node, &machine_of);
+
     // A reboot stops the OS and the next boot resumes from the disk: what
     // the OS wrote is there, and user_data does not run again.
     ssh(&s, &from, &key, "echo kept > ~/before-reboot && sync", wait).unwrap();
@@ -320,6 +363,11 @@ pub fn os_on_the_lab() {
         assert!(start.elapsed() < Duration::from_secs(300), "cleaning did not finish: {ms:?}");
         std::thread::sleep(Duration::from_secs(1));
     }
+    // Nothing of the share is left on Ceph.
+    let left = ceph.cli(&["fs", "subvolume", "ls", "tundra", "--group_name", &astro_group(&s)]);
+    assert!(left.as_ref().map(|v| v.as_array().unwrap().is_empty()).unwrap_or(true), "subvolumes left: {left:?}");
+    let auth = ceph.cli(&["auth", "ls"]).unwrap().to_string();
+    assert!(!auth.contains("client.tundra."), "cephx IDs left: {auth}");
     for (m, disk) in &disks {
         let fw = &s.lab().machine(m).unwrap().firmware;
         assert_ne!(fw.status(), "os", "{m} no longer runs its OS");
@@ -329,6 +377,98 @@ pub fn os_on_the_lab() {
             panic!("{m}'s disk {} holds data at byte {at} after cleaning", disk.display());
         }
     }
+}
+
+/// Project astro's subvolume group on Ceph (its ID without dashes).
+fn astro_group(s: &LabSite) -> String {
+    s.get("/v1/projects/astro")["id"].as_str().unwrap().replace('-', "")
+}
+
+/// The share, as the nodes use it.
+fn shares_on_the_lab(
+    s: &LabSite,
+    ceph: &crate::peers::Ceph,
+    ws: &mut crate::support::Workspace,
+    key: &Path,
+    node: &dyn Fn(&str) -> Value,
+    machine_of: &dyn Fn(&Value) -> String,
+) {
+    let wait = Duration::from_secs(180);
+    let (alpha, beta, delta) = (machine_of(&node("alpha")), machine_of(&node("beta")), machine_of(&node("delta")));
+    for n in ["alpha", "beta"] {
+        let mounts = &node(n)["mounts"];
+        assert_eq!(mounts[0]["mount_point"], "/data", "{n}: {mounts}");
+        assert_eq!(mounts[0]["state"], "active", "{n}: {mounts}");
+    }
+    let df = |m: &str| {
+        ssh(s, m, key, "cloud-init status --wait >/dev/null; df -B1 --output=size,target /data | tail -1", wait)
+            .unwrap_or_else(|e| panic!("{m}: /data: {e}"))
+    };
+    for m in [&alpha, &beta] {
+        let line = df(m);
+        assert!(
+            line.trim().ends_with("/data") && line.trim().starts_with("1073741824"),
+            "{m}: /data is the 1 GiB share: {line}"
+        );
+        let keys = ssh(s, m, key, "stat -c '%a %U' /etc/ceph/ceph.client.*.keyring", wait).unwrap();
+        assert_eq!(keys.trim(), "600 root", "{m}: the key is root's alone");
+    }
+    ssh(s, &alpha, key, "echo hello-from-alpha | sudo tee /data/from-alpha >/dev/null && sync", wait).unwrap();
+    let read = ssh(s, &beta, key, "cat /data/from-alpha", wait).unwrap();
+    assert_eq!(read.trim(), "hello-from-alpha", "beta reads what alpha wrote");
+    // Delta, another project's node, guessing the path with no key: refused.
+    let path = ceph
+        .cli(&[
+            "fs",
+            "subvolume",
+            "getpath",
+            "tundra",
+            &node("alpha")["mounts"][0]["share_id"].as_str().unwrap().replace('-', ""),
+            "--group_name",
+            &astro_group(s),
+        ])
+        .unwrap();
+    let guess = format!(
+        "sudo mkdir -p /mnt/guess && sudo timeout 30 ceph-fuse --conf /dev/null -m {} --id admin -r {} /mnt/guess",
+        ceph.monitor,
+        path.as_str().unwrap()
+    );
+    let e = ssh(s, &delta, key, &format!("{guess} && ls /mnt/guess"), Duration::ZERO).unwrap_err();
+    eprintln!("delta without a key: {e}");
+    // Past the quota: the write fails.
+    let e = ssh(
+        s,
+        &alpha,
+        key,
+        "sudo dd if=/dev/zero of=/data/big bs=1M count=1600 conv=fsync status=none",
+        Duration::ZERO,
+    )
+    .unwrap_err();
+    assert!(e.contains("quota") || e.contains("No space"), "writing past the quota: {e}");
+    ssh(s, &alpha, key, "sudo rm -f /data/big", wait).unwrap();
+    // A bigger share in place; the nodes see it, and the plan is empty after.
+    ws.env.push(("TF_VAR_share_size".into(), "2".into()));
+    let out = ws.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(out.contains("1 changed, 0 destroyed") || out.contains("0 added, 1 changed"), "{out}");
+    assert_eq!(ws.plan().0, 0, "no changes after the resize:\n{}", ws.plan().1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = df(&beta);
+        if line.trim().starts_with("2147483648") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "beta still sees {line}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // No key — the admin's, or any rule's — in the state.
+    let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
+    assert!(!state.contains(&ceph.key), "the admin key is in the state");
+    for r in s.get("/v1/share-access?limit=100")["items"].as_array().unwrap() {
+        let secret = s.get(&format!("/v1/share-access/{}/secret", r["id"].as_str().unwrap()));
+        let k = secret["key"].as_str().unwrap();
+        assert!(!state.contains(k), "a rule's key is in the state");
+    }
+    eprintln!("shares: alpha wrote, beta read, delta refused, quota held, 1 → 2 GiB in place");
 }
 
 /// The end of a machine's console log, for failure messages.

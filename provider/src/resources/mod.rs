@@ -10,6 +10,7 @@ pub mod node;
 pub mod physical_network;
 pub mod port;
 pub mod project;
+pub mod share;
 pub mod subnet;
 pub mod switch;
 

@@ -19,6 +19,7 @@ use tundra_api::fabric::SwitchPortState;
 use tundra_api::nodes::{
     GroupPolicy, Node, NodeCreate, NodeNetworkRequest, NodeStatus, NodeUpdate, Placement, Strategy,
 };
+use tundra_api::shares::{AccessLevel, NodeShare};
 
 use super::keypair::project_id_attr;
 pub use super::machine::LocationObj;
@@ -66,6 +67,15 @@ tfplugin::tf_object! {
 
 tfplugin::tf_object! {
     #[derive(Clone, Debug)]
+    pub struct ShareObj {
+        pub share_id: Value<String>,
+        pub mount_point: Value<String>,
+        pub access: Value<String>,
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
     pub struct NodeState {
         pub id: Value<String>,
         pub project_id: Value<String>,
@@ -78,6 +88,7 @@ tfplugin::tf_object! {
         pub placement: Value<PlacementObj>,
         pub networks: Value<Vec<NetworkRef>>,
         pub network_ports: Value<Vec<NetworkPortObj>>,
+        pub shares: Value<Vec<ShareObj>>,
         pub drift: Value<String>,
         pub status: Value<String>,
         pub status_reason: Value<String>,
@@ -144,6 +155,7 @@ impl NodeState {
                     })
                     .collect(),
             ),
+            shares: shares_of(n, prior),
             drift: n.drift.clone().into(),
             status: Value::Known(n.status.as_str().into()),
             status_reason: n.status_reason.clone().into(),
@@ -181,6 +193,23 @@ impl NodeState {
         Ok(out)
     }
 
+    /// The `shares` request (what is in the plan).
+    fn shares(&self) -> Result<Vec<NodeShare>, Diagnostic> {
+        let mut out = Vec::new();
+        for (i, m) in self.shares.known().cloned().unwrap_or_default().iter().enumerate() {
+            let at = AttrPath::attr_root("shares").index(i);
+            out.push(NodeShare {
+                share_id: known(&m.share_id)
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| Diagnostic::error("Invalid share_id", "Not an ID.").at(at.clone().attr("share_id")))?,
+                mount_point: known(&m.mount_point).unwrap_or_default().into(),
+                access: AccessLevel::parse(known(&m.access).unwrap_or("rw")).unwrap_or(AccessLevel::Rw),
+            });
+        }
+        Ok(out)
+    }
+
     fn placement(&self) -> Placement {
         let Some(p) = self.placement.known() else { return Placement::default() };
         Placement {
@@ -200,6 +229,47 @@ impl NodeState {
             },
         }
     }
+}
+
+/// The node's mounts in the order the configuration gave them (tundrad
+/// lists them by mount point); tundrad's order when they differ.
+fn shares_of(n: &Node, prior: Option<&NodeState>) -> Value<Vec<ShareObj>> {
+    let key = |share: &str, point: &str, access: &str| (share.to_string(), point.to_string(), access.to_string());
+    let mut have: Vec<_> =
+        n.mounts.iter().map(|m| key(&m.share_id.to_string(), &m.mount_point, m.access.as_str())).collect();
+    if have.is_empty() && prior.is_none_or(|p| p.shares.is_null()) {
+        return Value::Null;
+    }
+    let objs = |v: &[(String, String, String)]| {
+        Value::Known(
+            v.iter()
+                .map(|(s, p, a)| ShareObj {
+                    share_id: Value::Known(s.clone()),
+                    mount_point: Value::Known(p.clone()),
+                    access: Value::Known(a.clone()),
+                })
+                .collect(),
+        )
+    };
+    if let Some(want) = prior.and_then(|p| p.shares.known()) {
+        let mut want: Vec<_> = want
+            .iter()
+            .map(|m| {
+                key(
+                    known(&m.share_id).unwrap_or(""),
+                    known(&m.mount_point).unwrap_or(""),
+                    known(&m.access).unwrap_or("rw"),
+                )
+            })
+            .collect();
+        let ordered = want.clone();
+        want.sort();
+        have.sort();
+        if want == have {
+            return objs(&ordered);
+        }
+    }
+    objs(&have)
 }
 
 fn placement_obj(p: &Placement) -> Value<PlacementObj> {
@@ -225,6 +295,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("/metadata", "metadata"),
     ("/placement", "placement"),
     ("/networks", "networks"),
+    ("/shares", "shares"),
 ];
 
 const REST: Rest<Node> = Rest { noun: &nouns::NODES, fields: FIELDS };
@@ -405,6 +476,28 @@ impl Resource<Client> for NodeResource {
                     "Per entry of `networks`: the port, the interface (MAC) carrying it and its first address.",
                 ),
             )
+            .attr(
+                Attribute::nested(
+                    "shares",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("share_id").required().description("A share of the node's project."),
+                        Attribute::string("mount_point")
+                            .required()
+                            .description("An absolute path on the node, e.g. `/data`."),
+                        Attribute::string("access")
+                            .optional()
+                            .computed()
+                            .validator(validators::one_of(["rw", "ro"]))
+                            .description("`rw` (default) or `ro`."),
+                    ],
+                )
+                .optional()
+                .description(
+                    "Shares the node mounts: tundrad makes each one's access rule and puts the mount (its key in a \
+                     root-only file) on the config drive. Changed in place: the rules follow at once.",
+                ),
+            )
             .attr(super::port::drift_attr("one of the node's ports"))
             .attr(Attribute::string("status").computed().description("`building`, `active`, `error` or `deleting`."))
             .attr(Attribute::string("status_reason").computed().description("Why it is in error (tundrad's words)."))
@@ -512,6 +605,7 @@ impl Resource<Client> for NodeResource {
             metadata: plan.metadata.known().cloned().unwrap_or_default(),
             placement: plan.placement(),
             networks: plan.networks()?,
+            shares: plan.shares()?,
         };
         let n: Node = REST.create(c, &req).await?;
         wait_built(ctx, c, n, &plan).await
@@ -535,6 +629,7 @@ impl Resource<Client> for NodeResource {
         let req = NodeUpdate {
             metadata: Some(plan.metadata.known().cloned().unwrap_or_default()),
             networks: Some(plan.networks()?),
+            shares: Some(plan.shares()?),
         };
         let n: Node = REST.patch(ctx, &prior.id, &req).await?;
         wait_built(ctx, c, n, &plan).await

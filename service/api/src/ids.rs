@@ -122,3 +122,23 @@ typed_id!(
     PortId,
     "port"
 );
+typed_id!(
+    /// A share type: a share backend (CephFS, NFS, GlusterFS) and its settings.
+    ShareTypeId,
+    "share type"
+);
+typed_id!(
+    /// A share: a filesystem of a size, on a share type's backend.
+    ShareId,
+    "share"
+);
+typed_id!(
+    /// An access rule of a share: who (a cephx ID or a CIDR) may mount it, and how.
+    ShareAccessId,
+    "share access rule"
+);
+typed_id!(
+    /// A snapshot of a share.
+    ShareSnapshotId,
+    "share snapshot"
+);

@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod ops;
 pub mod paths;
 pub mod problem;
+pub mod shares;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

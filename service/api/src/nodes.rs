@@ -125,6 +125,9 @@ pub struct Node {
     /// could not be programmed; `PATCH` with `networks` (or `POST /v1/ports/{id}/sync`) repairs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<String>,
+    /// The shares it mounts, each with the state of the rule tundrad made for it.
+    #[serde(default)]
+    pub mounts: Vec<crate::shares::NodeMount>,
     /// Where it landed (rack, island): what locality the scheduler chose.
     pub location: crate::machines::Location,
     /// The machine it got — site admins only (absent for everyone else).
@@ -160,6 +163,10 @@ pub struct NodeCreate {
     pub placement: Placement,
     #[serde(default)]
     pub networks: Vec<NodeNetworkRequest>,
+    /// Shares to mount: tundrad makes each one's access rule and puts the
+    /// mount (with its key, root-only) on the config drive.
+    #[serde(default)]
+    pub shares: Vec<crate::shares::NodeShare>,
 }
 
 /// `PATCH /v1/nodes/{id}`: what can change without redeploying.
@@ -172,4 +179,8 @@ pub struct NodeUpdate {
     /// the node's switch ports are programmed again (which repairs drift).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networks: Option<Vec<NodeNetworkRequest>>,
+    /// The node's shares, in place: new ones get their rules, removed ones
+    /// lose them; the metadata service answers the new mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<crate::shares::NodeShare>>,
 }

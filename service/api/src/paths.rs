@@ -45,6 +45,16 @@ pub const PORTS: &str = "/v1/ports";
 pub const PORT: &str = "/v1/ports/{port}";
 pub const PORT_SYNC: &str = "/v1/ports/{port}/sync";
 
+pub const SHARE_TYPES: &str = "/v1/share-types";
+pub const SHARE_TYPE: &str = "/v1/share-types/{share_type}";
+pub const SHARES: &str = "/v1/shares";
+pub const SHARE: &str = "/v1/shares/{share}";
+pub const SHARE_ACCESSES: &str = "/v1/share-access";
+pub const SHARE_ACCESS: &str = "/v1/share-access/{access}";
+pub const SHARE_ACCESS_SECRET: &str = "/v1/share-access/{access}/secret";
+pub const SHARE_SNAPSHOTS: &str = "/v1/share-snapshots";
+pub const SHARE_SNAPSHOT: &str = "/v1/share-snapshots/{snapshot}";
+
 pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
 
@@ -98,6 +108,15 @@ pub const ALL: &[&str] = &[
     PORTS,
     PORT,
     PORT_SYNC,
+    SHARE_TYPES,
+    SHARE_TYPE,
+    SHARES,
+    SHARE,
+    SHARE_ACCESSES,
+    SHARE_ACCESS,
+    SHARE_ACCESS_SECRET,
+    SHARE_SNAPSHOTS,
+    SHARE_SNAPSHOT,
     NODES,
     NODE,
     OPERATIONS,

@@ -174,6 +174,12 @@ impl Client {
         self.call(Method::GET, &noun.path(id), None::<&()>).await
     }
 
+    /// What an active share access rule's clients need (its key among it).
+    pub async fn share_access_secret(&self, access_id: &str) -> ApiResult<tundra_api::shares::ShareAccessSecret> {
+        let path = paths::fill(paths::SHARE_ACCESS_SECRET, &[access_id]);
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// Like [`get`](Self::get), with a 404 as `None` (the object is gone).
     pub async fn find<T: DeserializeOwned>(&self, noun: &Noun<T>, id: &str) -> ApiResult<Option<T>> {
         match self.get(noun, id).await {

@@ -8,6 +8,7 @@ use tundra_api::machines::Machine;
 use tundra_api::nodes::Node;
 use tundra_api::ops::Operation;
 use tundra_api::paths;
+use tundra_api::shares::{Share, ShareAccess, ShareSnapshot, ShareType};
 
 use crate::Phantom;
 
@@ -48,3 +49,8 @@ pub const SUBNETS: Noun<Subnet> = Noun::new(paths::SUBNETS, paths::SUBNET, "subn
 pub const PORTS: Noun<Port> = Noun::new(paths::PORTS, paths::PORT, "port");
 pub const NODES: Noun<Node> = Noun::new(paths::NODES, paths::NODE, "node");
 pub const OPERATIONS: Noun<Operation> = Noun::new(paths::OPERATIONS, paths::OPERATION, "operation");
+pub const SHARE_TYPES: Noun<ShareType> = Noun::new(paths::SHARE_TYPES, paths::SHARE_TYPE, "share type");
+pub const SHARES: Noun<Share> = Noun::new(paths::SHARES, paths::SHARE, "share");
+pub const SHARE_ACCESS: Noun<ShareAccess> = Noun::new(paths::SHARE_ACCESSES, paths::SHARE_ACCESS, "share access rule");
+pub const SHARE_SNAPSHOTS: Noun<ShareSnapshot> =
+    Noun::new(paths::SHARE_SNAPSHOTS, paths::SHARE_SNAPSHOT, "share snapshot");

@@ -55,6 +55,23 @@ pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, 
         }
         links.push(Link { mac, mtu: net.mtu, network: net.name, address, gateway });
     }
+    let mut mounts = Vec::new();
+    for m in store.node_mounts(n.id).await.map_err(|e| e.to_string())? {
+        if m.state != tundra_api::shares::AccessState::Active {
+            continue;
+        }
+        let (Some(rule), share) = (m.access_id, store.share(m.share_id).await.map_err(|e| e.to_string())?) else {
+            continue;
+        };
+        let rule = store.access(rule).await.map_err(|e| e.to_string())?;
+        let t = store.share_type(share.share_type_id).await.map_err(|e| e.to_string())?;
+        let Some(path) = store.share_export_path(share.id).await.map_err(|e| e.to_string())? else { continue };
+        mounts.push(
+            crate::shares::mount_of(c, &t, &rule, &path, &m.mount_point)
+                .await
+                .map_err(|e| format!("the mount of share {} at {}: {e}", share.name, m.mount_point))?,
+        );
+    }
     let mut seed = [0u8; 64];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| "no randomness for random_seed".to_string())?;
     let input = DriveInput {
@@ -68,6 +85,7 @@ pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, 
         links,
         dns: net.map(|n| n.dns.clone()).unwrap_or_default(),
         random_seed: base64::engine::general_purpose::STANDARD.encode(seed),
+        mounts,
     };
     Ok(tundra_engine::nodes::drive_files(&input))
 }
@@ -82,6 +100,20 @@ pub const TOKEN_PREFIX: &str = "tnm_";
 /// The files a deploy writes on node `n`'s config drive: [`files`] and a
 /// fresh metadata token (its hash kept; the previous deploy's stops working).
 pub async fn drive(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, String> {
+    // The node's share rules are granted in a second or two; its mounts
+    // need their keys on the drive, so wait for them (a while, not forever:
+    // a rule in `error` or a backend away leaves that mount out).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pending = c.store().node_mounts(n.id).await.map_err(|e| e.to_string())?.iter().any(|m| {
+            matches!(m.state, tundra_api::shares::AccessState::Queued | tundra_api::shares::AccessState::Applying)
+        });
+        if !pending || std::time::Instant::now() > deadline {
+            break;
+        }
+        c.wakes().shares.notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     let mut out = files(c, n).await?;
     let token = crate::secrets::new_secret(TOKEN_PREFIX);
     c.store()

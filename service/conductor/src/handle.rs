@@ -38,6 +38,8 @@ pub struct Wakes {
     pub fabric: Notify,
     /// The DHCP reservation refresh (a node got or lost an address).
     pub netboot: Notify,
+    /// The share worker (a share, rule, snapshot or node mount changed).
+    pub shares: Notify,
 }
 
 #[derive(Clone)]
@@ -58,6 +60,8 @@ struct Inner {
     /// members of a placement group see each other (the claim itself is
     /// race-free in the store).
     placement: tokio::sync::Mutex<()>,
+    /// Tests: every share type's backend is this one (a fake).
+    share_backend: std::sync::OnceLock<tundra_drivers::share::Backend>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -87,6 +91,7 @@ impl Conductor {
                 dispatch,
                 bmc,
                 placement: tokio::sync::Mutex::new(()),
+                share_backend: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -114,6 +119,15 @@ impl Conductor {
 
     pub(crate) fn bmc_maker(&self) -> &BmcMaker {
         &self.inner.bmc
+    }
+
+    /// Make every share type's backend `b` (tests of the conductor's own flows).
+    pub fn use_share_backend(&self, b: tundra_drivers::share::Backend) {
+        let _ = self.inner.share_backend.set(b);
+    }
+
+    pub(crate) fn share_backend_override(&self) -> Option<tundra_drivers::share::Backend> {
+        self.inner.share_backend.get().cloned()
     }
 
     pub(crate) fn placement(&self) -> &tokio::sync::Mutex<()> {

@@ -32,6 +32,7 @@ pub mod nodes;
 pub mod runner;
 pub mod secrets;
 pub mod settings;
+pub mod shares;
 pub mod work;
 
 pub use error::{Error, Result};
@@ -56,12 +57,13 @@ pub fn new(store: Store, keyring: secrets::Keyring, settings: Settings, http: re
 /// resumed from the store.
 pub async fn start(c: &Conductor) -> Result<()> {
     images::recover(c).await?;
-    let loops: [(&'static str, Loop); 5] = [
+    let loops: [(&'static str, Loop); 6] = [
         ("housekeeping", |c| Box::pin(housekeeping::run(c))),
         ("power_sync", |c| Box::pin(machines::sync::power_sync_loop(c))),
         ("timeouts", |c| Box::pin(machines::sync::timeout_loop(c))),
         ("node_reconciler", |c| Box::pin(nodes::reconcile::run(c))),
         ("fabric_worker", |c| Box::pin(fabric::worker::run(c))),
+        ("share_worker", |c| Box::pin(shares::worker::run(c))),
     ];
     for (name, run) in loops {
         let c2 = c.clone();

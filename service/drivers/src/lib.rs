@@ -5,4 +5,5 @@
 
 pub mod bmc;
 pub mod retry;
+pub mod share;
 pub mod switch;

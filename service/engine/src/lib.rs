@@ -15,3 +15,4 @@ pub mod names;
 pub mod nodes;
 pub mod qcow2;
 pub mod scheduler;
+pub mod shares;

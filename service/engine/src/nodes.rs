@@ -123,6 +123,8 @@ pub struct DriveInput {
     pub dns: Vec<std::net::Ipv4Addr>,
     /// 64 random bytes, base64 (`random_seed`; the caller draws them).
     pub random_seed: String,
+    /// The shares it mounts (their rules active): cloud-init beside the user's user data.
+    pub mounts: Vec<crate::shares::Mount>,
 }
 
 fn netmask(prefix: u8) -> std::net::Ipv4Addr {
@@ -180,7 +182,13 @@ pub fn drive_files(d: &DriveInput) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     out.insert("openstack/latest/meta_data.json".to_string(), pretty(meta_data(d)));
     out.insert("openstack/latest/network_data.json".to_string(), pretty(network_data(d)));
-    if let Some(u) = &d.user_data {
+    if !d.mounts.is_empty() {
+        let ours = crate::shares::cloud_config(&d.mounts);
+        out.insert(
+            "openstack/latest/user_data".to_string(),
+            crate::shares::user_data_with(d.user_data.as_deref(), &ours),
+        );
+    } else if let Some(u) = &d.user_data {
         out.insert("openstack/latest/user_data".to_string(), u.clone());
     }
     out
@@ -253,6 +261,7 @@ mod tests {
             }],
             dns: vec!["10.0.0.2".parse().unwrap()],
             random_seed: "c2VlZA==".into(),
+            mounts: Vec::new(),
         };
         let f = drive_files(&d);
         assert_eq!(f.len(), 3);

@@ -24,7 +24,7 @@
 //! Every network step runs inside the machine's namespace with busybox
 //! `udhcpc`/`wget`, so tundrad sees exactly what a real machine would send.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -234,7 +234,7 @@ pub struct OsLayout {
 
 /// Read a disk's GPT: the root partition (the x86-64 root type, or the
 /// first ext4 one) and the config drive (the FAT labelled `config-2`).
-pub async fn os_layout(disk: &std::path::Path) -> anyhow::Result<Option<OsLayout>> {
+pub async fn os_layout(disk: &Path) -> anyhow::Result<Option<OsLayout>> {
     let out = Command::new("sfdisk").arg("-J").arg(disk).output().await.context("running sfdisk (fdisk)")?;
     if !out.status.success() {
         return Ok(None); // no partition table: nothing to boot
@@ -322,6 +322,10 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
         .arg(&m.name)
         .arg("--directory")
         .arg(&m.os);
+    // FUSE, as a real machine has it: shares mount with ceph-fuse.
+    if Path::new("/dev/fuse").exists() {
+        c.arg("--bind=/dev/fuse");
+    }
     let status = m.run_on_console(&mut c).await.context("running systemd-nspawn (systemd-container)")?;
     m.set(format!("os stopped ({status})"));
     Ok(())
@@ -349,7 +353,7 @@ impl Machine {
     /// the disk. The loop device detaches itself (autoclear) at that point.
     async fn unmount_os(&self) {
         let Some(disk) = self.os_disk.lock().ok().and_then(|mut d| d.take()) else { return };
-        let mounted = |p: &std::path::Path| crate::fabric::mount_points().iter().any(|m| *m == *p.to_string_lossy());
+        let mounted = |p: &Path| crate::fabric::mount_points().iter().any(|m| *m == *p.to_string_lossy());
         let start = tokio::time::Instant::now();
         while mounted(&self.os) {
             let mut c = Command::new("umount");
@@ -462,7 +466,7 @@ async fn dhcp(m: &Machine, nic: &str) -> anyhow::Result<Option<Lease>> {
 }
 
 /// GET `url` from inside the machine: the body, or saved to `to`.
-async fn wget(m: &Machine, url: &str, to: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+async fn wget(m: &Machine, url: &str, to: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let mut c = Command::new("ip");
     // (Debian's busybox 1.35 wget crashes with -T; the timeout is ours.)
     c.args(["netns", "exec", &m.ns, "busybox", "wget", "-O"]);

@@ -69,9 +69,18 @@ pub async fn nodes(state: &AppState, p: &Principal, nodes: Vec<Node>) -> ApiResu
             by_node.entry(n).or_default().push(port_for(x, admin));
         }
     }
+    let mut mounts: HashMap<NodeId, Vec<tundra_api::shares::NodeMount>> = HashMap::new();
+    if !ids.is_empty() {
+        for (node, m) in state.store().all_node_mounts().await? {
+            if ids.contains(&node) {
+                mounts.entry(node).or_default().push(m);
+            }
+        }
+    }
     Ok(nodes
         .into_iter()
         .map(|mut n| {
+            n.mounts = mounts.remove(&n.id).unwrap_or_default();
             let ports = by_node.remove(&n.id).unwrap_or_default();
             let drift: Vec<String> = ports.iter().filter_map(|x| x.drift.clone()).collect();
             n.drift = (!drift.is_empty()).then(|| drift.join("; "));

@@ -28,6 +28,8 @@ mod peers;
 mod races;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/shares.rs"]
+mod shares;
 #[path = "api/tenancy.rs"]
 mod tenancy;
 #[path = "api/upgrade.rs"]
@@ -85,6 +87,7 @@ fn main() {
         security::small_items_hold,
         security::freed_segments_rest_before_reuse,
         security::quotas_hold_and_are_readable,
+        shares::cephfs_shares_rules_snapshots_and_restarts,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

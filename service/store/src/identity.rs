@@ -167,9 +167,13 @@ impl Store {
     pub async fn delete_project(&self, actor: &Actor, id: ProjectId) -> Result<()> {
         let mut w = self.write().await?;
         let cur = self.project_in(&mut w, id).await?;
-        for (table, noun) in
-            [("keypairs", "keypairs"), ("flavors", "flavors"), ("images", "images"), ("nodes", "nodes")]
-        {
+        for (table, noun) in [
+            ("keypairs", "keypairs"),
+            ("flavors", "flavors"),
+            ("images", "images"),
+            ("nodes", "nodes"),
+            ("shares", "shares"),
+        ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE project_id = $1"))
                 .bind(id.to_string())
                 .fetch_one(&mut *w.tx)

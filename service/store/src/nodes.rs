@@ -37,6 +37,7 @@ fn node(row: &AnyRow) -> Result<Node> {
         addresses: json_col("nodes", row, "addresses")?,
         networks: Vec::new(),
         drift: None,
+        mounts: Vec::new(),
         location: json_col("nodes", row, "location")?,
         machine_id: opt_id_col("nodes", row, "machine_id")?,
         operation_id: opt_id_col("nodes", row, "operation_id")?,
@@ -394,6 +395,7 @@ impl Store {
         let cur = NODES.get_in(&mut w, id).await?;
         sqlx::query("DELETE FROM node_addresses WHERE node_id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         crate::ports::detach_ports(&mut w, actor, id, &[]).await?;
+        crate::shares::drop_node_shares_in(&mut w, id).await?;
         sqlx::query("DELETE FROM nodes WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         node_event(
             &mut w,

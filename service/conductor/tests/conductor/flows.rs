@@ -279,6 +279,7 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
         metadata: Default::default(),
         placement: Default::default(),
         networks: Vec::new(),
+        shares: Vec::new(),
     };
     let node = placement::create(&w.c, &svc, req, &flavor, &img).await.unwrap();
     assert_eq!(node.status, NodeStatus::Building);

@@ -108,3 +108,59 @@ pub fn fake_switches(specs: &[&str]) -> (Peer, std::collections::HashMap<String,
     let ports = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("fake-switches said {line:?}: {e}"));
     (peer, ports)
 }
+
+/// A single-node Ceph cluster (`scripts/peers/ceph.sh`: mon, mgr, an OSD
+/// on memstore, an MDS and a `ceph fs volume` named `tundra`), all under
+/// its own temp dir; stopped and removed when dropped.
+pub struct Ceph {
+    pub dir: tempfile::TempDir,
+    /// `HOST:PORT` of its monitor.
+    pub monitor: String,
+    /// client.admin's key.
+    pub key: String,
+    pub conf: PathBuf,
+}
+
+impl Ceph {
+    /// A cluster whose monitor listens on `address` (a free port of it).
+    pub fn start(address: &str) -> Ceph {
+        let dir = tempfile::Builder::new().prefix("tundra-ceph-").tempdir().unwrap();
+        let port = free_port();
+        let out = Command::new(script("ceph.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .arg(format!("{address}:{port}"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/peers/ceph.sh (apt: ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common)");
+        assert!(out.status.success(), "ceph.sh start failed; see {}", dir.path().join("log").display());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ceph.sh prints JSON");
+        Ceph {
+            monitor: v["monitors"][0].as_str().unwrap().to_string(),
+            key: v["key"].as_str().unwrap().to_string(),
+            conf: PathBuf::from(v["conf"].as_str().unwrap()),
+            dir,
+        }
+    }
+
+    /// `ceph ARGS --format json` as client.admin; its JSON answer.
+    pub fn cli(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let out =
+            Command::new("ceph").arg("--conf").arg(&self.conf).args(["--format", "json"]).args(args).output().unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        // Some answers are plain text whatever the format (`getpath`).
+        Ok(serde_json::from_str(text.trim()).unwrap_or_else(|_| serde_json::Value::String(text.trim().to_string())))
+    }
+}
+
+impl Drop for Ceph {
+    fn drop(&mut self) {
+        let _ = Command::new(script("ceph.sh")).arg("stop").arg(self.dir.path()).status();
+    }
+}

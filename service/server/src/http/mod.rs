@@ -18,6 +18,8 @@ pub mod nodes;
 pub mod operations;
 pub mod physical_networks;
 pub mod ports;
+pub mod share_types;
+pub mod shares;
 pub mod subnets;
 pub mod switches;
 pub mod system;
@@ -45,6 +47,7 @@ use crate::state::AppState;
         (name = "catalog", description = "Keypairs, flavors, images"),
         (name = "machines", description = "Physical machines, their BMCs and provision states (site admins)"),
         (name = "fabric", description = "Physical networks and switches (site admins); networks, subnets and ports; switch-port drift and its repair"),
+        (name = "shares", description = "Share types (site admins); a project's shares, their access rules and snapshots; the keys clients mount with"),
         (name = "nodes", description = "A project's bare-metal servers: placed, deployed with a config drive, cleaned on delete"),
         (name = "operations", description = "Long-running work and the audit log"),
         (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script). Served only on the provisioning networks' boot listeners, never on the API listener"),
@@ -94,6 +97,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(networks::routes())
         .merge(subnets::routes())
         .merge(ports::routes())
+        .merge(share_types::routes())
+        .merge(shares::routes())
         .merge(nodes::routes())
         .merge(operations::routes())
 }

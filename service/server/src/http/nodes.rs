@@ -172,7 +172,20 @@ async fn update_node(
         }
         None => None,
     };
-    let n = binding::update_node(&state.conductor, &p.actor(), &n, req.metadata, wants, rev).await?;
+    if let Some(shares) = &req.shares {
+        if !matches!(n.status, NodeStatus::Building | NodeStatus::Active) {
+            return Err(ApiError::field(
+                "/shares",
+                format!("node {} is {}; only a building or active node's shares change", n.name, n.status.as_str()),
+            ));
+        }
+        tundra_conductor::shares::flows::check_node_shares(shares)?;
+    }
+    let mut n = binding::update_node(&state.conductor, &p.actor(), &n, req.metadata, wants, rev).await?;
+    if let Some(shares) = &req.shares {
+        tundra_conductor::shares::flows::set_node_shares(&state.conductor, &p.actor(), &n, shares).await?;
+        n = state.store().node(n.id).await?;
+    }
     let rev = n.revision;
     Ok(json(StatusCode::OK, &views::node(&state, &p, n).await?, Some(rev)))
 }

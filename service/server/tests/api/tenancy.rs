@@ -154,6 +154,25 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
     let b_net = post("/v1/networks", json!({"project_id": bp, "name": "net", "physical_network_id": physnet})).await;
     let b_subnet = post("/v1/subnets", json!({"network_id": b_net, "name": "sub", "cidr": "10.9.0.0/24"})).await;
     let b_port = post("/v1/ports", json!({"project_id": bp, "network_id": b_net, "name": "port"})).await;
+    // Shares: a share type whose backend is nowhere (its work waits), B's
+    // share (marked made, as the worker would), a rule and a snapshot.
+    let share_type = admin_post("/v1/share-types", json!({"name": "ceph", "backend": "cephfs", "settings": {"monitors": ["127.0.0.1:1"], "fs_name": "fs"}, "credential": format!("{}==", "A".repeat(38))})).await;
+    let b_share =
+        post("/v1/shares", json!({"project_id": bp, "name": "share", "share_type_id": share_type, "size_gib": 1}))
+            .await;
+    let made = tundra_store::ShareDone {
+        from: tundra_api::shares::ShareStatus::Creating,
+        size_gib: 1,
+        export_path: Some("/volumes/b/share".into()),
+        used_bytes: None,
+    };
+    assert!(store.share_done(b_share.parse().unwrap(), made).await.unwrap());
+    let b_access = post("/v1/share-access", json!({"share_id": b_share, "kind": "cephx", "access_to": "b"})).await;
+    let b_snap = post("/v1/share-snapshots", json!({"share_id": b_share, "name": "snap"})).await;
+    wait_for("B's rule to be taken up", async || {
+        env.call("GET", &format!("/v1/share-access/{b_access}"), &admin, None).await.body["state"] == "applying"
+    })
+    .await;
     let snapshot = async || -> Vec<Value> {
         let mut v = Vec::new();
         for path in [
@@ -173,6 +192,9 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             format!("/v1/networks/{b_net}"),
             format!("/v1/subnets/{b_subnet}"),
             format!("/v1/ports/{b_port}"),
+            format!("/v1/shares/{b_share}"),
+            format!("/v1/share-access/{b_access}"),
+            format!("/v1/share-snapshots/{b_snap}"),
         ] {
             let r = env.call("GET", &path, &admin, None).await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -197,6 +219,10 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{network}", &b_net)
             .replace("{subnet}", &b_subnet)
             .replace("{port}", &b_port)
+            .replace("{share_type}", &share_type)
+            .replace("{share}", &b_share)
+            .replace("{access}", &b_access)
+            .replace("{snapshot}", &b_snap)
             .replace("{script}", "52:54:00:00:00:99.ipxe")
             .replace("{file}", "vmlinuz")
     };
@@ -225,9 +251,27 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 | "/v1/switches"
                 | "/v1/networks"
                 | "/v1/subnets"
-                | "/v1/ports",
+                | "/v1/ports"
+                | "/v1/share-types"
+                | "/v1/shares"
+                | "/v1/share-access"
+                | "/v1/share-snapshots",
             ) => List,
-            ("get", "/v1/physical-networks/{physical_network}") => Site,
+            ("get", "/v1/physical-networks/{physical_network}" | "/v1/share-types/{share_type}") => Site,
+            ("post", "/v1/share-types") => Foreign(Some(json!({
+                "name": "sneaky", "backend": "cephfs", "settings": {"monitors": ["127.0.0.1:2"], "fs_name": "fs"},
+                "credential": format!("{}==", "B".repeat(38))
+            }))),
+            ("patch", "/v1/share-types/{share_type}" | "/v1/shares/{share}") => {
+                Foreign(Some(json!({"description": "pwned"})))
+            }
+            ("post", "/v1/shares") => Foreign(Some(json!({
+                "project_id": bp, "name": "sneaky", "share_type_id": share_type, "size_gib": 1
+            }))),
+            ("post", "/v1/share-access") => {
+                Foreign(Some(json!({"share_id": b_share, "kind": "cephx", "access_to": "sneaky"})))
+            }
+            ("post", "/v1/share-snapshots") => Foreign(Some(json!({"share_id": b_share, "name": "sneaky"}))),
             ("post", "/v1/physical-networks") => {
                 Foreign(Some(json!({"name": "sneaky", "kind": "infiniband", "segment_range": [2, 9]})))
             }
@@ -294,7 +338,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
 
     let b_ids = [
         &bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine, &b_node, &switch, &b_net, &b_subnet,
-        &b_port,
+        &b_port, &b_share, &b_access, &b_snap,
     ];
     let mut covered = 0;
     for (method, path) in &routes {
@@ -340,6 +384,9 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                     "/v1/networks",
                     "/v1/subnets",
                     "/v1/ports",
+                    "/v1/shares",
+                    "/v1/share-access",
+                    "/v1/share-snapshots",
                 ]
                 .contains(&path.as_str())
                 {
@@ -409,6 +456,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             Some(json!({"project_id": a, "name": "r", "flavor_id": a_flavor, "image_id": a_image})),
         ),
         ("POST", "/v1/tokens".into(), Some(json!({"project_id": a, "role": "member"}))),
+        (
+            "POST",
+            "/v1/shares".into(),
+            Some(json!({"project_id": a, "name": "r", "share_type_id": share_type, "size_gib": 1})),
+        ),
         ("POST", "/v1/projects".into(), Some(json!({"name": "r"}))),
         ("POST", "/v1/users".into(), Some(json!({"name": "r"}))),
     ];

@@ -1,0 +1,9 @@
+# A read-only cephx rule for a client outside Tundra (e.g. a Kubernetes CSI
+# static volume); its key comes from the tundra_share_access_secret
+# ephemeral resource, never from state.
+resource "tundra_share_access" "csi" {
+  share_id     = tundra_share.data.id
+  kind         = "cephx"
+  access_to    = "k8s-csi"
+  access_level = "ro"
+}

@@ -1,0 +1,684 @@
+//! Shares: `tundra_share_type` (site admins: a backend and its credential,
+//! write-only), `tundra_share` (a project's filesystem of a size: create
+//! waits until it is available, a new size extends or shrinks it in place),
+//! `tundra_share_access` (a rule; create waits until it is active — its key
+//! never enters state: nodes get it on their config drive, other clients
+//! from the `tundra_share_access_secret` ephemeral resource).
+
+use std::time::{Duration, Instant};
+
+use tfplugin::schema::{Attribute, Block, Schema};
+use tfplugin::{AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Resource, Value, modifiers, validators};
+use tundra_api::shares::{
+    AccessKind, AccessLevel, AccessState, Share, ShareAccess, ShareAccessCreate, ShareBackend, ShareCreate,
+    ShareStatus, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate, ShareUpdate,
+};
+
+use super::keypair::project_id_attr;
+use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
+use crate::client::{Client, ClientExt, Diag, nouns};
+
+fn id<T: std::str::FromStr>(v: &Value<String>, what: &str) -> Result<T, Diagnostic> {
+    known(v).unwrap_or_default().parse().map_err(|_| {
+        Diagnostic::error(format!("Invalid {what}"), format!("{:?} is not an ID", known(v).unwrap_or("")))
+            .at(AttrPath::attr_root(what))
+    })
+}
+
+fn near_deadline(ctx: &Ctx<Client>) -> bool {
+    ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(2) >= d) || ctx.stopping()
+}
+
+// ---- tundra_share_type ------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct ShareTypeState {
+        pub id: Value<String>,
+        pub name: Value<String>,
+        pub description: Value<String>,
+        pub backend: Value<String>,
+        pub monitors: Value<Vec<String>>,
+        pub fs_name: Value<String>,
+        pub client_id: Value<String>,
+        pub credential: Value<String>,
+        pub credential_version: Value<i64>,
+        pub legacy: Value<bool>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl ShareTypeState {
+    fn from_view(t: &ShareType, prior: Option<&ShareTypeState>) -> Self {
+        ShareTypeState {
+            id: Value::Known(t.id.to_string()),
+            name: Value::Known(t.name.clone()),
+            description: Value::Known(t.description.clone()),
+            backend: Value::Known(t.backend.as_str().into()),
+            monitors: if t.settings.monitors.is_empty() {
+                Value::Null
+            } else {
+                Value::Known(t.settings.monitors.clone())
+            },
+            fs_name: t.settings.fs_name.clone().into(),
+            client_id: match (&t.settings.client_id, prior) {
+                (None, Some(p)) if p.client_id.is_null() => Value::Null,
+                (c, _) => c.clone().into(),
+            },
+            credential: Value::Null,
+            credential_version: prior.map(|p| p.credential_version.clone()).unwrap_or(Value::Null),
+            legacy: Value::Known(t.legacy),
+            created_at: Value::Known(t.created_at.clone()),
+        }
+    }
+}
+
+const TYPE_FIELDS: &[(&str, &str)] = &[
+    ("/name", "name"),
+    ("/description", "description"),
+    ("/backend", "backend"),
+    ("/settings/monitors", "monitors"),
+    ("/settings/fs_name", "fs_name"),
+    ("/settings/client_id", "client_id"),
+    ("/credential", "credential"),
+];
+
+const TYPE_REST: Rest<ShareType> = Rest { noun: &nouns::SHARE_TYPES, fields: TYPE_FIELDS };
+
+pub struct ShareTypeResource;
+
+impl Resource<Client> for ShareTypeResource {
+    type State = ShareTypeState;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_share_type"
+    }
+
+    fn schema(&self) -> Schema {
+        let replace = modifiers::requires_replace;
+        Schema::new(
+            Block::new(
+                "A share type (site admins): a share backend and its settings. CephFS native gives each share a \
+                 subvolume with its size as quota and each access rule a cephx ID of the project's own. The \
+                 credential is write-only: sealed by tundrad, never returned, never in state.",
+            )
+            .attr(id_attr("share type"))
+            .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
+            .attr(description_attr())
+            .attr(
+                Attribute::string("backend")
+                    .required()
+                    .modifier(replace())
+                    .validator(validators::one_of(["cephfs", "nfs", "glusterfs"]))
+                    .description(
+                        "`cephfs` (NFS and GlusterFS are named for what comes next; tundrad refuses them today).",
+                    ),
+            )
+            .attr(
+                Attribute::list("monitors", tfplugin::Type::String)
+                    .optional()
+                    .modifier(replace())
+                    .description("CephFS: the monitors, `HOST:PORT` each."),
+            )
+            .attr(
+                Attribute::string("fs_name")
+                    .optional()
+                    .modifier(replace())
+                    .description("CephFS: the `ceph fs volume`."),
+            )
+            .attr(
+                Attribute::string("client_id")
+                    .optional()
+                    .modifier(replace())
+                    .description("CephFS: the cephx ID tundrad manages shares as (default `admin`)."),
+            )
+            .attr(Attribute::string("credential").optional().write_only().description(
+                "CephFS: that ID's key. Sent on create and when `credential_version` changes; never stored in state.",
+            ))
+            .attr(Attribute::number("credential_version").optional().description("Change to send `credential` again."))
+            .attr(Attribute::bool("legacy").computed().description("GlusterFS types are legacy."))
+            .attr(created_at_attr()),
+        )
+    }
+
+    fn importable(&self) -> bool {
+        true
+    }
+
+    async fn create(&self, ctx: &Ctx<Client>, plan: ShareTypeState) -> Result<ShareTypeState, Failed<ShareTypeState>> {
+        let c = ctx.client()?;
+        let backend = ShareBackend::parse(known(&plan.backend).unwrap_or_default())
+            .ok_or_else(|| Diagnostic::error("Invalid backend", "cephfs").at(AttrPath::attr_root("backend")))?;
+        let req = ShareTypeCreate {
+            name: known(&plan.name).unwrap_or_default().into(),
+            description: known(&plan.description).unwrap_or_default().into(),
+            backend,
+            settings: ShareTypeSettings {
+                monitors: plan.monitors.known().cloned().unwrap_or_default(),
+                fs_name: plan.fs_name.known().cloned(),
+                client_id: plan.client_id.known().cloned(),
+            },
+            credential: plan.credential.known().cloned(),
+        };
+        let x: ShareType = TYPE_REST.create(c, &req).await?;
+        Ok(ShareTypeState::from_view(&x, Some(&plan)))
+    }
+
+    async fn read(&self, ctx: &Ctx<Client>, state: ShareTypeState) -> Result<Option<ShareTypeState>, Diagnostics> {
+        let x: Option<ShareType> = TYPE_REST.find(ctx, &state.id).await?;
+        Ok(x.as_ref().map(|x| ShareTypeState::from_view(x, Some(&state))))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<Client>,
+        prior: ShareTypeState,
+        plan: ShareTypeState,
+    ) -> Result<ShareTypeState, Failed<ShareTypeState>> {
+        let resend = plan.credential_version != prior.credential_version;
+        let req = ShareTypeUpdate {
+            description: plan.description.known().cloned(),
+            credential: resend.then(|| plan.credential.known().cloned()).flatten(),
+        };
+        let x: ShareType = TYPE_REST.patch(ctx, &prior.id, &req).await?;
+        Ok(ShareTypeState::from_view(&x, Some(&plan)))
+    }
+
+    async fn delete(&self, ctx: &Ctx<Client>, state: ShareTypeState) -> Result<(), Diagnostics> {
+        TYPE_REST.delete(ctx, &state.id).await
+    }
+
+    async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<ShareTypeState, Diagnostics> {
+        let x: ShareType = TYPE_REST.import(ctx, id).await?;
+        Ok(ShareTypeState::from_view(&x, None))
+    }
+}
+
+// ---- tundra_share -----------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct ExportObj {
+        pub network_id: Value<String>,
+        pub path: Value<String>,
+        pub preferred: Value<bool>,
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct ShareState {
+        pub id: Value<String>,
+        pub project_id: Value<String>,
+        pub name: Value<String>,
+        pub description: Value<String>,
+        pub share_type_id: Value<String>,
+        pub size_gib: Value<i64>,
+        pub networks: Value<Vec<String>>,
+        pub snapshot_id: Value<String>,
+        pub status: Value<String>,
+        pub export_locations: Value<Vec<ExportObj>>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl ShareState {
+    fn from_view(s: &Share, prior: Option<&ShareState>) -> Self {
+        ShareState {
+            id: Value::Known(s.id.to_string()),
+            project_id: Value::Known(s.project_id.to_string()),
+            name: Value::Known(s.name.clone()),
+            description: Value::Known(s.description.clone()),
+            share_type_id: Value::Known(s.share_type_id.to_string()),
+            size_gib: Value::Known(s.size_gib as i64),
+            networks: if s.networks.is_empty() && prior.is_none_or(|p| p.networks.is_null()) {
+                Value::Null
+            } else {
+                Value::Known(s.networks.iter().map(|n| n.to_string()).collect())
+            },
+            snapshot_id: s.snapshot_id.map(|x| x.to_string()).into(),
+            status: Value::Known(s.status.as_str().into()),
+            export_locations: Value::Known(
+                s.export_locations
+                    .iter()
+                    .map(|e| ExportObj {
+                        network_id: e.network_id.map(|n| n.to_string()).into(),
+                        path: Value::Known(e.path.clone()),
+                        preferred: Value::Known(e.preferred),
+                    })
+                    .collect(),
+            ),
+            created_at: Value::Known(s.created_at.clone()),
+        }
+    }
+
+    fn networks(&self) -> Result<Vec<tundra_api::NetworkId>, Diagnostic> {
+        let mut out = Vec::new();
+        for (i, n) in self.networks.known().cloned().unwrap_or_default().iter().enumerate() {
+            out.push(n.parse().map_err(|_| {
+                Diagnostic::error("Invalid network ID", format!("{n:?} is not an ID"))
+                    .at(AttrPath::attr_root("networks").index(i))
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+const SHARE_FIELDS: &[(&str, &str)] = &[
+    ("/project_id", "project_id"),
+    ("/name", "name"),
+    ("/description", "description"),
+    ("/share_type_id", "share_type_id"),
+    ("/size_gib", "size_gib"),
+    ("/networks", "networks"),
+    ("/snapshot_id", "snapshot_id"),
+];
+
+const SHARE_REST: Rest<Share> = Rest { noun: &nouns::SHARES, fields: SHARE_FIELDS };
+
+/// Poll the share until it is available (or in error).
+async fn wait_available(ctx: &Ctx<Client>, c: &Client, s: Share) -> Result<Share, Diagnostic> {
+    let mut s = s;
+    loop {
+        match s.status {
+            ShareStatus::Available => return Ok(s),
+            ShareStatus::Error => {
+                return Err(Diagnostic::error(
+                    "The share backend refused",
+                    s.status_reason.unwrap_or_else(|| format!("share {} is in error", s.name)),
+                )
+                .at(AttrPath::attr_root("size_gib")));
+            }
+            _ => {}
+        }
+        if near_deadline(ctx) {
+            return Err(Diagnostic::error(
+                "Share not available yet",
+                format!(
+                    "Share {} is {} ({}); apply again to wait for it.",
+                    s.name,
+                    s.status,
+                    s.status_reason.unwrap_or_default()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s = c.get(&nouns::SHARES, &s.id.to_string()).await.map_err(|e| e.diag("Could not read the share"))?;
+    }
+}
+
+/// Poll `path` until it is gone.
+async fn wait_gone<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx<Client>,
+    noun: &crate::client::Noun<T>,
+    id: &str,
+    what: &str,
+) -> Result<(), Diagnostics> {
+    let c = ctx.client()?;
+    loop {
+        let x: Option<T> = c.find(noun, id).await.map_err(|e| e.diag(&format!("Could not read the {what}")))?;
+        if x.is_none() {
+            return Ok(());
+        }
+        if near_deadline(ctx) {
+            return Err(Diagnostic::error(
+                format!("The {what} is still being deleted"),
+                format!("{what} {id} is not gone yet; destroy again later, or raise timeouts.delete."),
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub struct ShareResource;
+
+impl Resource<Client> for ShareResource {
+    type State = ShareState;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_share"
+    }
+
+    fn schema(&self) -> Schema {
+        let replace = modifiers::requires_replace;
+        let keep = modifiers::use_state_for_unknown;
+        Schema::new(
+            Block::new(
+                "A share: a filesystem of `size_gib` on a share type's backend. Create waits until it is \
+                 available; a new `size_gib` extends or shrinks it in place (a shrink below what it holds is \
+                 refused). Nodes mount it through their `shares`; other clients through an access rule.",
+            )
+            .attr(id_attr("share"))
+            .attr(project_id_attr("share"))
+            .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
+            .attr(description_attr())
+            .attr(Attribute::string("share_type_id").required().modifier(replace()))
+            .attr(
+                Attribute::number("size_gib")
+                    .required()
+                    .validator(validators::range(1.0, 1048576.0))
+                    .description("Its size in GiB (the backend's quota). Changed in place."),
+            )
+            .attr(
+                Attribute::list("networks", tfplugin::Type::String)
+                    .optional()
+                    .description("The networks clients reach it from (an export location each)."),
+            )
+            .attr(
+                Attribute::string("snapshot_id")
+                    .optional()
+                    .modifier(replace())
+                    .description("Make it from this snapshot (of a share of the same type)."),
+            )
+            .attr(Attribute::string("status").computed().description("`available` after apply."))
+            .attr(
+                Attribute::nested(
+                    "export_locations",
+                    tfplugin::schema::Nesting::List,
+                    vec![
+                        Attribute::string("network_id").computed(),
+                        Attribute::string("path").computed(),
+                        Attribute::bool("preferred").computed(),
+                    ],
+                )
+                .computed()
+                .modifier(keep())
+                .description("Where clients mount it from, per network (CephFS: `MONITORS:/path`)."),
+            )
+            .attr(created_at_attr()),
+        )
+    }
+
+    fn importable(&self) -> bool {
+        true
+    }
+
+    async fn modify_plan(&self, _ctx: &Ctx<Client>, change: &mut tfplugin::PlanChange<ShareState>) {
+        let config_null = change.config.project_id.is_null();
+        super::keep_project(change, |s| &mut s.project_id, config_null);
+    }
+
+    async fn create(&self, ctx: &Ctx<Client>, plan: ShareState) -> Result<ShareState, Failed<ShareState>> {
+        let c = ctx.client()?;
+        let req = ShareCreate {
+            project_id: c.project_id(known(&plan.project_id)).await?,
+            name: known(&plan.name).unwrap_or_default().into(),
+            description: known(&plan.description).unwrap_or_default().into(),
+            share_type_id: id(&plan.share_type_id, "share_type_id")?,
+            size_gib: uint(&plan.size_gib).unwrap_or(0),
+            networks: plan.networks()?,
+            snapshot_id: match plan.snapshot_id.known() {
+                Some(_) => Some(id(&plan.snapshot_id, "snapshot_id")?),
+                None => None,
+            },
+        };
+        let s: Share = SHARE_REST.create(c, &req).await?;
+        match wait_available(ctx, c, s.clone()).await {
+            Ok(s) => Ok(ShareState::from_view(&s, Some(&plan))),
+            Err(d) => Err(Failed::with_state(d, ShareState::from_view(&s, Some(&plan)))),
+        }
+    }
+
+    async fn read(&self, ctx: &Ctx<Client>, state: ShareState) -> Result<Option<ShareState>, Diagnostics> {
+        let x: Option<Share> = SHARE_REST.find(ctx, &state.id).await?;
+        Ok(x.filter(|s| s.status != ShareStatus::Deleting).map(|s| ShareState::from_view(&s, Some(&state))))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<Client>,
+        prior: ShareState,
+        plan: ShareState,
+    ) -> Result<ShareState, Failed<ShareState>> {
+        let c = ctx.client()?;
+        let req = ShareUpdate {
+            description: plan.description.known().cloned(),
+            size_gib: uint(&plan.size_gib).filter(|s| Some(*s) != uint(&prior.size_gib)),
+            networks: Some(plan.networks()?),
+        };
+        let s: Share = SHARE_REST.patch(ctx, &prior.id, &req).await?;
+        let s = wait_available(ctx, c, s).await?;
+        Ok(ShareState::from_view(&s, Some(&plan)))
+    }
+
+    async fn delete(&self, ctx: &Ctx<Client>, state: ShareState) -> Result<(), Diagnostics> {
+        SHARE_REST.delete(ctx, &state.id).await?;
+        wait_gone(ctx, &nouns::SHARES, &super::state_id(&state.id), "share").await
+    }
+
+    async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<ShareState, Diagnostics> {
+        let x: Share = SHARE_REST.import(ctx, id).await?;
+        Ok(ShareState::from_view(&x, None))
+    }
+}
+
+// ---- tundra_share_access ------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct AccessStateObj {
+        pub id: Value<String>,
+        pub share_id: Value<String>,
+        pub kind: Value<String>,
+        pub access_to: Value<String>,
+        pub access_level: Value<String>,
+        pub state: Value<String>,
+        pub ceph_id: Value<String>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl AccessStateObj {
+    fn from_view(a: &ShareAccess) -> Self {
+        AccessStateObj {
+            id: Value::Known(a.id.to_string()),
+            share_id: Value::Known(a.share_id.to_string()),
+            kind: Value::Known(a.kind.as_str().into()),
+            access_to: Value::Known(a.access_to.clone()),
+            access_level: Value::Known(a.access_level.as_str().into()),
+            state: Value::Known(a.state.as_str().into()),
+            ceph_id: a.ceph_id.clone().into(),
+            created_at: Value::Known(a.created_at.clone()),
+        }
+    }
+}
+
+const ACCESS_FIELDS: &[(&str, &str)] =
+    &[("/share_id", "share_id"), ("/kind", "kind"), ("/access_to", "access_to"), ("/access_level", "access_level")];
+
+const ACCESS_REST: Rest<ShareAccess> = Rest { noun: &nouns::SHARE_ACCESS, fields: ACCESS_FIELDS };
+
+pub struct ShareAccessResource;
+
+impl Resource<Client> for ShareAccessResource {
+    type State = AccessStateObj;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_share_access"
+    }
+
+    fn schema(&self) -> Schema {
+        let replace = modifiers::requires_replace;
+        Schema::new(
+            Block::new(
+                "An access rule of a share: a cephx ID (CephFS; tundrad puts the project's namespace before the \
+                 name) or an address/CIDR, read-write or read-only. Create waits until the rule is active. Its \
+                 key is never in state: read it with the `tundra_share_access_secret` ephemeral resource.",
+            )
+            .attr(id_attr("share access rule"))
+            .attr(Attribute::string("share_id").required().modifier(replace()))
+            .attr(
+                Attribute::string("kind")
+                    .required()
+                    .modifier(replace())
+                    .validator(validators::one_of(["cephx", "ip"]))
+                    .description("`cephx` (CephFS shares) or `ip` (NFS, GlusterFS)."),
+            )
+            .attr(
+                Attribute::string("access_to")
+                    .required()
+                    .modifier(replace())
+                    .description("The cephx name, or the CIDR."),
+            )
+            .attr(
+                Attribute::string("access_level")
+                    .optional()
+                    .computed()
+                    .modifier(replace())
+                    .modifier(modifiers::use_state_for_unknown())
+                    .validator(validators::one_of(["rw", "ro"]))
+                    .description("`rw` (default) or `ro`."),
+            )
+            .attr(Attribute::string("state").computed().description("`active` after apply."))
+            .attr(
+                Attribute::string("ceph_id")
+                    .computed()
+                    .modifier(modifiers::use_state_for_unknown())
+                    .description("The cephx ID clients authenticate as (`--id`)."),
+            )
+            .attr(created_at_attr()),
+        )
+    }
+
+    fn importable(&self) -> bool {
+        true
+    }
+
+    async fn create(&self, ctx: &Ctx<Client>, plan: AccessStateObj) -> Result<AccessStateObj, Failed<AccessStateObj>> {
+        let c = ctx.client()?;
+        let req = ShareAccessCreate {
+            share_id: id(&plan.share_id, "share_id")?,
+            kind: AccessKind::parse(known(&plan.kind).unwrap_or_default()).unwrap_or(AccessKind::Cephx),
+            access_to: known(&plan.access_to).unwrap_or_default().into(),
+            access_level: AccessLevel::parse(known(&plan.access_level).unwrap_or("rw")).unwrap_or(AccessLevel::Rw),
+        };
+        let mut a: ShareAccess = ACCESS_REST.create(c, &req).await?;
+        loop {
+            match a.state {
+                AccessState::Active => return Ok(AccessStateObj::from_view(&a)),
+                AccessState::Error => {
+                    let d = Diagnostic::error(
+                        "The share backend refused the rule",
+                        a.state_reason.clone().unwrap_or_else(|| "the rule is in error".into()),
+                    )
+                    .at(AttrPath::attr_root("access_to"));
+                    return Err(Failed::with_state(d, AccessStateObj::from_view(&a)));
+                }
+                _ => {}
+            }
+            if near_deadline(ctx) {
+                let d = Diagnostic::error(
+                    "Rule not active yet",
+                    format!("Rule {} is {}; apply again to wait for it.", a.id, a.state),
+                );
+                return Err(Failed::with_state(d, AccessStateObj::from_view(&a)));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            a = c.get(&nouns::SHARE_ACCESS, &a.id.to_string()).await.map_err(|e| e.diag("Could not read the rule"))?;
+        }
+    }
+
+    async fn read(&self, ctx: &Ctx<Client>, state: AccessStateObj) -> Result<Option<AccessStateObj>, Diagnostics> {
+        let x: Option<ShareAccess> = ACCESS_REST.find(ctx, &state.id).await?;
+        Ok(x.filter(|a| a.state != AccessState::Deleting).as_ref().map(AccessStateObj::from_view))
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx<Client>,
+        _prior: AccessStateObj,
+        plan: AccessStateObj,
+    ) -> Result<AccessStateObj, Failed<AccessStateObj>> {
+        // Every argument replaces the rule; nothing changes in place.
+        Ok(plan)
+    }
+
+    async fn delete(&self, ctx: &Ctx<Client>, state: AccessStateObj) -> Result<(), Diagnostics> {
+        ACCESS_REST.delete(ctx, &state.id).await?;
+        wait_gone(ctx, &nouns::SHARE_ACCESS, &super::state_id(&state.id), "share access rule").await
+    }
+
+    async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<AccessStateObj, Diagnostics> {
+        let x: ShareAccess = ACCESS_REST.import(ctx, id).await?;
+        Ok(AccessStateObj::from_view(&x))
+    }
+}
+
+// ---- tundra_share_access_secret (ephemeral) -------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct AccessSecretObj {
+        pub access_id: Value<String>,
+        pub share_id: Value<String>,
+        pub ceph_id: Value<String>,
+        pub key: Value<String>,
+        pub monitors: Value<Vec<String>>,
+        pub path: Value<String>,
+        pub fs_name: Value<String>,
+        pub fstab: Value<String>,
+    }
+}
+
+/// An active rule's key and mount bundle, for clients outside Tundra (a
+/// Kubernetes CSI static volume, a workstation): read during the run,
+/// never written to state or plan.
+pub struct ShareAccessSecret;
+
+impl tfplugin::EphemeralResource<Client> for ShareAccessSecret {
+    type State = AccessSecretObj;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_share_access_secret"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new(
+                "What a client outside Tundra needs to mount a share under an active access rule: the cephx ID \
+                 and key, the monitors, the path and an fstab line. Ephemeral: never in state or plan.",
+            )
+            .attr(Attribute::string("access_id").required().description("The rule (`tundra_share_access.id`)."))
+            .attr(Attribute::string("share_id").computed())
+            .attr(
+                Attribute::string("ceph_id")
+                    .computed()
+                    .description("`--id` of ceph-fuse / `name=` of the kernel client."),
+            )
+            .attr(Attribute::string("key").computed().sensitive().description("The cephx key."))
+            .attr(Attribute::list("monitors", tfplugin::Type::String).computed())
+            .attr(Attribute::string("path").computed().description("The path inside the filesystem."))
+            .attr(Attribute::string("fs_name").computed())
+            .attr(
+                Attribute::string("fstab")
+                    .computed()
+                    .description("A ready `/etc/fstab` line (mount point `/mnt/SHARE`)."),
+            ),
+        )
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx<Client>,
+        config: AccessSecretObj,
+    ) -> Result<tfplugin::resource::Opened<AccessSecretObj>, Diagnostics> {
+        let c = ctx.client()?;
+        let id = known(&config.access_id).unwrap_or_default();
+        let s = c.share_access_secret(id).await.map_err(|e| e.diag("Could not read the rule's key"))?;
+        Ok(tfplugin::resource::Opened {
+            result: AccessSecretObj {
+                access_id: Value::Known(s.access_id.to_string()),
+                share_id: Value::Known(s.share_id.to_string()),
+                ceph_id: s.ceph_id.into(),
+                key: s.key.into(),
+                monitors: Value::Known(s.monitors),
+                path: Value::Known(s.path),
+                fs_name: s.fs_name.into(),
+                fstab: Value::Known(s.fstab),
+            },
+            renew_at: None,
+            private: None,
+        })
+    }
+}

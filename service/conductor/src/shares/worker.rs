@@ -1,0 +1,273 @@
+//! The share worker: every two seconds, and whenever a share, rule,
+//! snapshot or mount changes, it does on each backend what the rows say is
+//! owed — make, resize or delete a share, take a snapshot, grant or take
+//! back a rule — and records the outcome with compare-and-set on the state
+//! it read. Every backend call is idempotent, so a restart between the call
+//! and its record just makes the call again; rows leave only once the
+//! backend object is gone, so nothing is stranded on the backend.
+//!
+//! A backend out of reach leaves the row as it is, with the reason, and is
+//! tried again; a backend that refuses puts the object in `error`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tundra_api::shares::{AccessState, ShareStatus, ShareType, SnapshotStatus};
+use tundra_api::{SecretId, ShareTypeId};
+use tundra_drivers::share::{Backend, Progress, ShareBackend, ShareError};
+use tundra_store::{ShareDone, ShareRecord};
+
+use super::{backend, share_ref, snapshot_name};
+use crate::error::{Error, Result};
+use crate::handle::Conductor;
+use crate::secrets::Plaintext;
+
+const GIB: u64 = 1 << 30;
+/// How often an available share's use is read back.
+const USAGE_EVERY: Duration = Duration::from_secs(60);
+
+pub async fn run(c: Conductor) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut usage_at = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = c.wakes().shares.notified() => {}
+        }
+        let usage = usage_at.elapsed() >= USAGE_EVERY;
+        if usage {
+            usage_at = Instant::now();
+        }
+        if let Err(e) = once(&c, usage).await {
+            tracing::warn!(error = %e, "share worker pass failed");
+        }
+    }
+}
+
+/// The backends of the pass, opened once each.
+struct Backends<'a> {
+    c: &'a Conductor,
+    types: HashMap<ShareTypeId, (ShareType, Option<Backend>)>,
+}
+
+impl Backends<'_> {
+    async fn get(&mut self, id: ShareTypeId) -> Result<(&ShareType, &Backend)> {
+        if !self.types.contains_key(&id) {
+            let t = self.c.store().share_type(id).await?;
+            let b = match backend(self.c, &t).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.c.store().share_type_error(t.id, Some(e.to_string())).await?;
+                    None
+                }
+            };
+            self.types.insert(id, (t, b));
+        }
+        match self.types.get(&id) {
+            Some((t, Some(b))) => Ok((t, b)),
+            _ => Err(Error::Failed("the share type's backend cannot be opened".into())),
+        }
+    }
+}
+
+/// One pass; `usage`: also read back each available share's use.
+pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
+    let mut backends = Backends { c, types: HashMap::new() };
+    let shares = c.store().share_records().await?;
+    let by_id: HashMap<_, _> = shares.iter().map(|r| (r.share.id, r)).collect();
+
+    // Rules first: a share being deleted takes its rules back before it goes.
+    for a in c.store().all_access().await? {
+        let Some(rec) = by_id.get(&a.share_id) else { continue };
+        let s = &rec.share;
+        let want_grant = matches!(a.state, AccessState::Queued | AccessState::Applying);
+        if !want_grant && a.state != AccessState::Deleting {
+            continue;
+        }
+        if want_grant && s.status == ShareStatus::Creating {
+            continue; // granted once the share is there
+        }
+        let Ok((t, b)) = backends.get(s.share_type_id).await else { continue };
+        let r = share_ref(s.project_id, s.id);
+        let tid = t.id;
+        if want_grant {
+            if a.state == AccessState::Queued
+                && !c.store().access_step(a.id, AccessState::Queued, AccessState::Applying, None, None).await?
+            {
+                continue;
+            }
+            let Some(auth_id) = a.ceph_id.clone() else {
+                c.store()
+                    .access_step(
+                        a.id,
+                        AccessState::Applying,
+                        AccessState::Error,
+                        Some("no backend for address rules yet".into()),
+                        None,
+                    )
+                    .await?;
+                continue;
+            };
+            match b.authorize(&r, &auth_id, a.access_level == tundra_api::shares::AccessLevel::Ro).await {
+                Ok(g) => {
+                    let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(g.key.into_bytes()));
+                    c.store().access_step(a.id, AccessState::Applying, AccessState::Active, None, Some(sealed)).await?;
+                    c.store().share_type_error(tid, None).await?;
+                    tracing::info!(share = %s.name, rule = %a.id, "access rule active");
+                    c.wakes().nodes.notify_one();
+                }
+                Err(ShareError::Unavailable(why)) => {
+                    c.store().share_type_error(tid, Some(why)).await?;
+                }
+                Err(e) => {
+                    c.store()
+                        .access_step(a.id, AccessState::Applying, AccessState::Error, Some(e.to_string()), None)
+                        .await?;
+                }
+            }
+        } else {
+            let gone = match &a.ceph_id {
+                Some(auth_id) if s.status != ShareStatus::Creating => b.deauthorize(&r, auth_id).await,
+                _ => Ok(()),
+            };
+            match gone {
+                Ok(()) | Err(ShareError::Missing(_)) => c.store().remove_access(a.id).await?,
+                Err(e) => {
+                    c.store().share_type_error(tid, Some(e.to_string())).await?;
+                }
+            }
+        }
+    }
+
+    for snap in c.store().all_snapshots().await? {
+        if !matches!(snap.status, SnapshotStatus::Creating | SnapshotStatus::Deleting) {
+            continue;
+        }
+        let Some(rec) = by_id.get(&snap.share_id) else { continue };
+        let Ok((t, b)) = backends.get(rec.share.share_type_id).await else { continue };
+        let tid = t.id;
+        let r = share_ref(rec.share.project_id, rec.share.id);
+        let name = snapshot_name(snap.id);
+        if snap.status == SnapshotStatus::Creating {
+            match b.snapshot(&r, &name).await {
+                Ok(()) => {
+                    c.store().snapshot_step(snap.id, SnapshotStatus::Creating, SnapshotStatus::Available, None).await?;
+                }
+                Err(ShareError::Unavailable(why)) => c.store().share_type_error(tid, Some(why)).await?,
+                Err(e) => {
+                    c.store()
+                        .snapshot_step(snap.id, SnapshotStatus::Creating, SnapshotStatus::Error, Some(e.to_string()))
+                        .await?;
+                }
+            }
+        } else {
+            match b.delete_snapshot(&r, &name).await {
+                Ok(()) | Err(ShareError::Missing(_)) => c.store().remove_snapshot(snap.id).await?,
+                Err(e) => c.store().share_type_error(tid, Some(e.to_string())).await?,
+            }
+        }
+    }
+
+    for rec in &shares {
+        let due = !matches!(rec.share.status, ShareStatus::Available | ShareStatus::Error) || usage;
+        if !due {
+            continue;
+        }
+        let Ok((_, b)) = backends.get(rec.share.share_type_id).await else { continue };
+        let b = b.clone();
+        if let Err(e) = step(c, &b, rec, &shares).await {
+            tracing::warn!(share = %rec.share.name, error = %e, "share step failed");
+        }
+    }
+    Ok(())
+}
+
+/// The one step a share needs now.
+async fn step(c: &Conductor, b: &Backend, rec: &ShareRecord, all: &[ShareRecord]) -> Result<()> {
+    let s = &rec.share;
+    let r = share_ref(s.project_id, s.id);
+    let bytes = s.size_gib as u64 * GIB;
+    let outcome: Result<Option<ShareDone>, ShareError> = match s.status {
+        ShareStatus::Creating => {
+            let from = rec.source.and_then(|(src, snap)| {
+                all.iter()
+                    .find(|x| x.share.id == src)
+                    .map(|x| (share_ref(x.share.project_id, x.share.id), snapshot_name(snap)))
+            });
+            if rec.source.is_some() && from.is_none() {
+                Err(ShareError::Refused("the share it was to be copied from is gone".into()))
+            } else {
+                match b.ensure(&r, bytes, from.as_ref().map(|(r, n)| (r, n.as_str()))).await {
+                    Ok(Progress::Done(path)) => Ok(Some(ShareDone {
+                        from: s.status,
+                        size_gib: s.size_gib,
+                        export_path: Some(path),
+                        used_bytes: None,
+                    })),
+                    Ok(Progress::Pending(why)) => {
+                        c.store().share_failed(s.id, s.status, why, false).await?;
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+        ShareStatus::Extending => b
+            .resize(&r, bytes)
+            .await
+            .map(|()| Some(ShareDone { from: s.status, size_gib: s.size_gib, export_path: None, used_bytes: None })),
+        ShareStatus::Shrinking => match b.info(&r).await {
+            Ok(info) if info.used_bytes > bytes => Err(ShareError::Refused(format!(
+                "it holds {:.2} GiB, more than {} GiB; free space on it first, or ask for at least {} GiB",
+                info.used_bytes as f64 / GIB as f64,
+                s.size_gib,
+                info.used_bytes.div_ceil(GIB)
+            ))),
+            Ok(_) => b.resize(&r, bytes).await.map(|()| {
+                Some(ShareDone { from: s.status, size_gib: s.size_gib, export_path: None, used_bytes: None })
+            }),
+            Err(e) => Err(e),
+        },
+        ShareStatus::Deleting => {
+            let rules_left = c.store().all_access().await?.iter().any(|a| a.share_id == s.id);
+            if rules_left {
+                return Ok(()); // their grants go first (the rule pass above)
+            }
+            match b.delete(&r).await {
+                Ok(()) | Err(ShareError::Missing(_)) => {
+                    c.store().remove_share(s.id).await?;
+                    tracing::info!(share = %s.name, "share deleted");
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            }
+        }
+        ShareStatus::Available | ShareStatus::Error => {
+            if let Ok(info) = b.info(&r).await {
+                c.store().share_usage(s.id, info.used_bytes as i64).await?;
+            }
+            return Ok(());
+        }
+    };
+    match outcome {
+        Ok(Some(done)) => {
+            let what = s.status;
+            if c.store().share_done(s.id, done).await? {
+                tracing::info!(share = %s.name, after = %what, "share available");
+                c.wakes().nodes.notify_one();
+            }
+        }
+        Ok(None) => {}
+        Err(ShareError::Unavailable(why)) => {
+            c.store().share_type_error(s.share_type_id, Some(why.clone())).await?;
+            c.store().share_failed(s.id, s.status, format!("waiting for the backend: {why}"), false).await?;
+        }
+        Err(e) => {
+            // A delete that the backend refuses stays `deleting`, with the reason, and is tried again.
+            let give_up = s.status != ShareStatus::Deleting;
+            c.store().share_failed(s.id, s.status, e.to_string(), give_up).await?;
+        }
+    }
+    Ok(())
+}
