@@ -101,6 +101,7 @@ async fn create_node(
         }
         _ => {}
     }
+    tundra_conductor::shares::flows::check_node_shares(&req.shares)?;
     let project = req.project_id;
     let flavor = state.store().flavor(req.flavor_id).await.ok().filter(|f| f.project_id.is_none_or(|fp| fp == project));
     let flavor = flavor.ok_or_else(|| {

@@ -213,6 +213,19 @@ pub async fn cephfs_shares_rules_snapshots_and_restarts(b: Backend) {
         .await;
     assert_eq!(pointer(&r, 409), "/name");
 
+    // A node mounting twice at one point, or at a system directory, is refused at the entry.
+    for (mounts, at) in [
+        (
+            json!([{"share_id": share, "mount_point": "/data"}, {"share_id": share, "mount_point": "/data"}]),
+            "/shares/1/mount_point",
+        ),
+        (json!([{"share_id": share, "mount_point": "/etc"}]), "/shares/0/mount_point"),
+    ] {
+        let body = json!({"project_id": astro, "name": "n", "flavor_id": astro, "image_id": astro, "shares": mounts});
+        let r = env.call("POST", "/v1/nodes", &alice, Some(body)).await;
+        assert_eq!(pointer(&r, 400), at, "{}", r.body);
+    }
+
     // Rules: two on one share, queued → active; keys only from …/secret.
     let rule =
         |to: &str, level: &str| json!({"share_id": share, "kind": "cephx", "access_to": to, "access_level": level});
