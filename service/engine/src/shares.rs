@@ -106,28 +106,34 @@ fn y(s: &str) -> String {
 /// The `/etc/fstab` line of a mount (what the mount bundle and cloud-init
 /// write), with the files it needs besides: (path, mode, content).
 pub fn fstab(m: &Mount) -> (String, Vec<(String, &'static str, String)>) {
+    let (fields, files) = fstab_fields(m);
+    (fields.join(" "), files)
+}
+
+/// The six fstab fields of a mount (device, mount point, type, options,
+/// dump, pass) and the files it needs.
+fn fstab_fields(m: &Mount) -> ([String; 6], Vec<(String, &'static str, String)>) {
     let ro = if m.read_only { ",ro" } else { "" };
-    match &m.how {
+    let (device, kind, options, files) = match &m.how {
         MountKind::Ceph { share, ceph_id, key, monitors, path } => {
             let conf = format!("/etc/ceph/tundra-{share}.conf");
             let keyring = format!("/etc/ceph/ceph.client.{ceph_id}.keyring");
-            let line = format!(
-                "none {} fuse.ceph ceph.id={ceph_id},ceph.conf={conf},ceph.client_mountpoint={path},_netdev,defaults{ro} 0 0",
-                m.mount_point
-            );
+            let options =
+                format!("ceph.id={ceph_id},ceph.conf={conf},ceph.client_mountpoint={path},_netdev,defaults{ro}");
             let files = vec![
                 (conf, "0644", format!("[global]\n\tmon_host = {}\n\tkeyring = {keyring}\n", monitors.join(","))),
                 (keyring, "0600", format!("[client.{ceph_id}]\n\tkey = {key}\n")),
             ];
-            (line, files)
+            ("none".to_string(), "fuse.ceph", options, files)
         }
         MountKind::Nfs { server, path } => {
-            (format!("{server}:{path} {} nfs4 _netdev,defaults{ro} 0 0", m.mount_point), Vec::new())
+            (format!("{server}:{path}"), "nfs4", format!("_netdev,defaults{ro}"), Vec::new())
         }
         MountKind::Gluster { server, volume } => {
-            (format!("{server}:/{volume} {} glusterfs _netdev,defaults{ro} 0 0", m.mount_point), Vec::new())
+            (format!("{server}:/{volume}"), "glusterfs", format!("_netdev,defaults{ro}"), Vec::new())
         }
-    }
+    };
+    ([device, m.mount_point.clone(), kind.to_string(), options, "0".into(), "0".into()], files)
 }
 
 /// tundrad's cloud-config for the mounts: the files each needs (keys
@@ -136,7 +142,7 @@ pub fn cloud_config(mounts: &[Mount]) -> String {
     let mut files = String::new();
     let mut entries = String::new();
     for m in mounts {
-        let (line, extra) = fstab(m);
+        let (fields, extra) = fstab_fields(m);
         for (path, mode, content) in extra {
             files.push_str(&format!(
                 "  - path: {}\n    permissions: {}\n    owner: root:root\n    content: {}\n",
@@ -145,8 +151,7 @@ pub fn cloud_config(mounts: &[Mount]) -> String {
                 y(&content)
             ));
         }
-        let f: Vec<&str> = line.split(' ').collect();
-        entries.push_str(&format!("  - [{}]\n", f.iter().map(|x| y(x)).collect::<Vec<_>>().join(", ")));
+        entries.push_str(&format!("  - [{}]\n", fields.iter().map(|x| y(x)).collect::<Vec<_>>().join(", ")));
     }
     let mut out = String::from(
         "#cloud-config\n# tundrad: the node's shares\nmerge_how:\n  - name: list\n    settings: [append]\n  - name: dict\n    settings: [no_replace, recurse_list]\n",

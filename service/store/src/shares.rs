@@ -9,6 +9,8 @@
 //! overwritten. A row leaves only after the backend object is gone, so a
 //! restart can strand nothing on the backend.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 use sqlx::any::AnyRow;
 use tundra_api::shares::{
@@ -378,6 +380,25 @@ impl Store {
             .collect()
     }
 
+    /// Where each of `ids` is mounted from inside the filesystem, once made
+    /// (one read for a page of shares).
+    pub async fn share_export_paths(&self, ids: &[ShareId]) -> Result<HashMap<ShareId, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut q =
+            crate::sql::Sql::new("SELECT id, export_path FROM shares WHERE export_path IS NOT NULL AND id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind(id.to_string());
+        }
+        q.push(")");
+        let rows = q.query().fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((id_col("shares", r, "id")?, get(r, "export_path")?))).collect()
+    }
+
     /// Where the share is mounted from inside the filesystem, once made.
     pub async fn share_export_path(&self, id: ShareId) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT export_path FROM shares WHERE id = $1")
@@ -587,24 +608,7 @@ impl Store {
                 detail: format!("share {} is being deleted", s.name),
             });
         }
-        let id = ShareAccessId::generate();
-        let t = now();
-        sqlx::query(
-            "INSERT INTO share_access (id, project_id, share_id, kind, access_to, access_level, state, state_reason, ceph_id, \
-             key_secret, node_id, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULL, $7, NULL, $8, $9, $9, 1)",
-        )
-        .bind(id.to_string())
-        .bind(s.project_id.to_string())
-        .bind(s.id.to_string())
-        .bind(a.kind.as_str())
-        .bind(a.access_to.clone())
-        .bind(a.access_level.as_str())
-        .bind(a.ceph_id.clone())
-        .bind(a.node_id.map(|n| n.to_string()))
-        .bind(t)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(|e| {
+        let id = insert_access_in(&mut w, &s, &a, &now()).await.map_err(|e| {
             unique_at(e, "/access_to".into(), || {
                 format!("share {} already has a {} rule for {:?}", s.name, a.kind, a.access_to)
             })
@@ -653,38 +657,19 @@ impl Store {
         key: Option<SecretRecord>,
     ) -> Result<bool> {
         let mut w = self.write().await?;
-        if let Some(r) = &key {
-            put_secret_in(&mut w, r).await?;
-        }
-        let n = sqlx::query(
-            "UPDATE share_access SET state = $1, state_reason = $2, key_secret = COALESCE($3, key_secret), updated_at = $4, \
-             revision = revision + 1 WHERE id = $5 AND state = $6",
-        )
-        .bind(to.as_str())
-        .bind(reason.clone())
-        .bind(key.as_ref().map(|r| r.id.to_string()))
-        .bind(now())
-        .bind(id.to_string())
-        .bind(from.as_str())
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            // Not ours any more: the sealed key put above goes with the transaction.
+        let id = id.to_string();
+        if !step_in(&mut w, ("share_access", "state", "share_access"), &id, (from.as_str(), to.as_str()), reason)
+            .await?
+        {
             return Ok(false);
         }
-        if from != to {
-            let a = ACCESS.get_in(&mut w, id).await?;
-            event(
-                &mut w,
-                &Actor::service(),
-                Some(a.project_id),
-                "share_access",
-                &id.to_string(),
-                to.as_str(),
-                json!({"reason": reason}),
-            )
-            .await?;
+        if let Some(r) = &key {
+            put_secret_in(&mut w, r).await?;
+            sqlx::query("UPDATE share_access SET key_secret = $1 WHERE id = $2")
+                .bind(r.id.to_string())
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
         }
         w.commit().await?;
         Ok(true)
@@ -719,12 +704,13 @@ impl Store {
         ACCESS.commit(w, actor, Some(cur.project_id), id, "deleting", json!({})).await
     }
 
-    /// The backend no longer grants the rule: its row and key go.
-    pub async fn remove_access(&self, id: ShareAccessId) -> Result<()> {
+    /// The backend no longer grants the rule: its row and key go. False when
+    /// the rule was asked for again meanwhile (it stays).
+    pub async fn remove_access(&self, id: ShareAccessId) -> Result<bool> {
         let mut w = self.write().await?;
         let cur = ACCESS.get_in(&mut w, id).await?;
         if cur.state != AccessState::Deleting {
-            return Ok(());
+            return Ok(false); // asked for again meanwhile (a node's mount came back)
         }
         let secret: Option<String> = sqlx::query_scalar("SELECT key_secret FROM share_access WHERE id = $1")
             .bind(id.to_string())
@@ -736,7 +722,8 @@ impl Store {
         }
         event(&mut w, &Actor::service(), Some(cur.project_id), "share_access", &id.to_string(), "deleted", json!({}))
             .await?;
-        w.commit().await
+        w.commit().await?;
+        Ok(true)
     }
 
     // ---- snapshots ---------------------------------------------------
@@ -795,31 +782,10 @@ impl Store {
         reason: Option<String>,
     ) -> Result<bool> {
         let mut w = self.write().await?;
-        let n = sqlx::query(
-            "UPDATE share_snapshots SET status = $1, status_reason = $2, updated_at = $3, revision = revision + 1 WHERE id = $4 AND status = $5",
-        )
-        .bind(to.as_str())
-        .bind(reason.clone())
-        .bind(now())
-        .bind(id.to_string())
-        .bind(from.as_str())
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        let table = ("share_snapshots", "status", "share_snapshot");
+        if !step_in(&mut w, table, &id.to_string(), (from.as_str(), to.as_str()), reason).await? {
             return Ok(false);
         }
-        let s = SNAPSHOTS.get_in(&mut w, id).await?;
-        event(
-            &mut w,
-            &Actor::service(),
-            Some(s.project_id),
-            "share_snapshot",
-            &id.to_string(),
-            to.as_str(),
-            json!({"reason": reason}),
-        )
-        .await?;
         w.commit().await?;
         Ok(true)
     }
@@ -964,23 +930,15 @@ impl Store {
                     a
                 }
                 None => {
-                    let a = ShareAccessId::generate();
-                    sqlx::query(
-                        "INSERT INTO share_access (id, project_id, share_id, kind, access_to, access_level, state, state_reason, ceph_id, \
-                         key_secret, node_id, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULL, $7, NULL, $8, $9, $9, 1)",
-                    )
-                    .bind(a.to_string())
-                    .bind(s.project_id.to_string())
-                    .bind(s.id.to_string())
-                    .bind(kind.as_str())
-                    .bind(to.clone())
-                    .bind(x.access.as_str())
-                    .bind(ceph_id)
-                    .bind(node.to_string())
-                    .bind(t.clone())
-                    .execute(&mut *w.tx)
-                    .await?;
-                    a.to_string()
+                    let rule = NewAccess {
+                        share_id: s.id,
+                        kind,
+                        access_to: to.clone(),
+                        access_level: x.access,
+                        ceph_id,
+                        node_id: Some(node),
+                    };
+                    insert_access_in(&mut w, &s, &rule, &t).await?.to_string()
                 }
             };
             sqlx::query("INSERT INTO node_shares (node_id, share_id, mount_point, access, access_id) VALUES ($1, $2, $3, $4, $5)")
@@ -1037,6 +995,68 @@ fn mount(r: &AnyRow) -> Result<NodeMount> {
 async fn node_mounts_in(w: &mut Write, node: NodeId) -> Result<Vec<NodeMount>> {
     let rows = sqlx::query(NODE_MOUNTS).bind(node.to_string()).fetch_all(&mut *w.tx).await?;
     rows.iter().map(mount).collect()
+}
+
+/// A new rule, `queued`, on share `s`, inside the caller's write.
+async fn insert_access_in(
+    w: &mut Write,
+    s: &Share,
+    a: &NewAccess,
+    at: &str,
+) -> std::result::Result<ShareAccessId, sqlx::Error> {
+    let id = ShareAccessId::generate();
+    sqlx::query(
+        "INSERT INTO share_access (id, project_id, share_id, kind, access_to, access_level, state, state_reason, ceph_id, \
+         key_secret, node_id, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULL, $7, NULL, $8, $9, $9, 1)",
+    )
+    .bind(id.to_string())
+    .bind(s.project_id.to_string())
+    .bind(s.id.to_string())
+    .bind(a.kind.as_str())
+    .bind(a.access_to.clone())
+    .bind(a.access_level.as_str())
+    .bind(a.ceph_id.clone())
+    .bind(a.node_id.map(|n| n.to_string()))
+    .bind(at.to_string())
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(id)
+}
+
+/// Move row `id` of `(table, state column, event kind)` from one state to
+/// another (compare-and-set) with the reason (`<column>_reason`), and record
+/// the move as the worker's event. False when another change got there first.
+async fn step_in(
+    w: &mut Write,
+    (table, column, kind): (&'static str, &'static str, &'static str),
+    id: &str,
+    (from, to): (&str, &str),
+    reason: Option<String>,
+) -> Result<bool> {
+    let moved = sqlx::query(&format!(
+        "UPDATE {table} SET {column} = $1, {column}_reason = $2, updated_at = $3, revision = revision + 1 \
+         WHERE id = $4 AND {column} = $5"
+    ))
+    .bind(to.to_string())
+    .bind(reason.clone())
+    .bind(now())
+    .bind(id.to_string())
+    .bind(from.to_string())
+    .execute(&mut *w.tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    if from != to {
+        let project: String = sqlx::query_scalar(&format!("SELECT project_id FROM {table} WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let project = crate::parse_id(table, &project)?;
+        event(w, &Actor::service(), Some(project), kind, id, to, json!({"reason": reason})).await?;
+    }
+    Ok(true)
 }
 
 /// The cephx ID a project's rule named `name` authenticates as: the

@@ -37,15 +37,7 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
         .ok_or_else(|| Error::invalid("/image_id", format!("image {} has no stored bytes yet", image.name)))?;
     let user_data_sha256 = req.user_data.as_ref().map(|u| sha256_hex(u.as_bytes()));
     let wants = binding::resolve(c, req.project_id, None, &req.networks).await?;
-    crate::shares::flows::check_node_shares(&req.shares)?;
-    for (i, m) in req.shares.iter().enumerate() {
-        let s = crate::shares::flows::project_share(c, req.project_id, m.share_id).await.map_err(|_| {
-            Error::invalid(&format!("/shares/{i}/share_id"), format!("no share {} in this project", m.share_id))
-        })?;
-        if s.status == tundra_api::shares::ShareStatus::Deleting {
-            return Err(Error::invalid(&format!("/shares/{i}/share_id"), format!("share {} is being deleted", s.name)));
-        }
-    }
+    crate::shares::flows::check_mountable(c, req.project_id, &req.shares).await?;
     let new = NewNode {
         project_id: req.project_id,
         name: req.name,

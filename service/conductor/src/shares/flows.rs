@@ -5,12 +5,12 @@
 //! the share holds (asked of the backend now, and again by the worker), a
 //! node's mount points.
 
-use tundra_api::nodes::Node;
+use tundra_api::nodes::{Node, NodeStatus};
 use tundra_api::shares::{
     AccessKind, NodeShare, Share, ShareAccess, ShareAccessCreate, ShareBackend, ShareCreate, ShareSnapshot,
-    ShareSnapshotCreate, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate, ShareUpdate,
+    ShareSnapshotCreate, ShareStatus, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate, ShareUpdate,
 };
-use tundra_api::{ProjectId, SecretId, ShareId};
+use tundra_api::{ProjectId, SecretId};
 use tundra_drivers::share::ShareBackend as _;
 use tundra_engine::shares as rules;
 use tundra_store::{Actor, NewAccess, NewShare, NewShareType, SecretRecord, ShareChanges};
@@ -275,10 +275,41 @@ pub async fn set_node_shares(c: &Conductor, actor: &Actor, n: &Node, want: &[Nod
     Ok(())
 }
 
-/// Whether `id` is a share of `project` (for checks by other flows).
-pub async fn project_share(c: &Conductor, project: ProjectId, id: ShareId) -> Result<Share> {
-    match c.store().share(id).await {
-        Ok(s) if s.project_id == project => Ok(s),
-        _ => Err(Error::NotFound { noun: "share", id: id.to_string() }),
+/// Before a node is placed: its mounts checked, each share the project's
+/// and not being deleted (the store checks again when it records them).
+pub async fn check_mountable(c: &Conductor, project: ProjectId, want: &[NodeShare]) -> Result<()> {
+    check_node_shares(want)?;
+    for (i, m) in want.iter().enumerate() {
+        let at = format!("/shares/{i}/share_id");
+        match c.store().share(m.share_id).await {
+            Ok(s) if s.project_id == project && s.status != ShareStatus::Deleting => {}
+            Ok(s) if s.project_id == project => {
+                return Err(Error::invalid(&at, format!("share {} is being deleted", s.name)));
+            }
+            _ => return Err(Error::invalid(&at, format!("no share {} in this project", m.share_id))),
+        }
     }
+    Ok(())
+}
+
+/// What a node update's `shares` changes: `None` when the node mounts
+/// exactly these already (the provider sends them with every update), else
+/// the new set, checked — only a building or active node's shares change.
+pub async fn node_shares_change(c: &Conductor, n: &Node, want: &[NodeShare]) -> Result<Option<Vec<NodeShare>>> {
+    let mut have: Vec<_> =
+        c.store().node_mounts(n.id).await?.into_iter().map(|m| (m.share_id, m.mount_point, m.access)).collect();
+    let mut asked: Vec<_> = want.iter().map(|m| (m.share_id, m.mount_point.clone(), m.access)).collect();
+    have.sort();
+    asked.sort();
+    if have == asked {
+        return Ok(None);
+    }
+    if !matches!(n.status, NodeStatus::Building | NodeStatus::Active) {
+        return Err(Error::invalid(
+            "/shares",
+            format!("node {} is {}; only a building or active node's shares change", n.name, n.status.as_str()),
+        ));
+    }
+    check_node_shares(want)?;
+    Ok(Some(want.to_vec()))
 }

@@ -130,19 +130,22 @@ pub async fn secret_bundle(c: &Conductor, rule: &ShareAccess) -> Result<ShareAcc
     })
 }
 
-/// Shares as shown: their export locations filled in (types read once).
+/// Shares as shown: their export locations filled in (types and paths
+/// read once for the lot).
 pub async fn shown(c: &Conductor, shares: Vec<tundra_api::shares::Share>) -> Result<Vec<tundra_api::shares::Share>> {
+    let ids: Vec<_> = shares.iter().map(|s| s.id).collect();
+    let paths = c.store().share_export_paths(&ids).await?;
     let mut types: std::collections::HashMap<tundra_api::ShareTypeId, ShareType> = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(shares.len());
     for mut s in shares {
         if let std::collections::hash_map::Entry::Vacant(e) = types.entry(s.share_type_id) {
             e.insert(c.store().share_type(s.share_type_id).await?);
         }
-        let path = c.store().share_export_path(s.id).await?;
         let ready =
             !matches!(s.status, tundra_api::shares::ShareStatus::Creating | tundra_api::shares::ShareStatus::Deleting);
         if ready {
-            s.export_locations = export_locations(&types[&s.share_type_id], &s.networks, path.as_deref());
+            s.export_locations =
+                export_locations(&types[&s.share_type_id], &s.networks, paths.get(&s.id).map(String::as_str));
         }
         out.push(s);
     }

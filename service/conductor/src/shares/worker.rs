@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tundra_api::shares::{AccessState, ShareStatus, ShareType, SnapshotStatus};
-use tundra_api::{SecretId, ShareTypeId};
+use tundra_api::{SecretId, ShareId, ShareTypeId};
 use tundra_drivers::share::{Backend, Progress, ShareBackend, ShareError};
 use tundra_store::{ShareDone, ShareRecord};
 
@@ -77,8 +77,11 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
     let shares = c.store().share_records().await?;
     let by_id: HashMap<_, _> = shares.iter().map(|r| (r.share.id, r)).collect();
 
-    // Rules first: a share being deleted takes its rules back before it goes.
+    // Rules first: a share being deleted takes its rules back before it
+    // goes (`rules`: how many each share still has after this pass).
+    let mut rules: HashMap<ShareId, usize> = HashMap::new();
     for a in c.store().all_access().await? {
+        *rules.entry(a.share_id).or_default() += 1;
         let Some(rec) = by_id.get(&a.share_id) else { continue };
         let s = &rec.share;
         let want_grant = matches!(a.state, AccessState::Queued | AccessState::Applying);
@@ -132,7 +135,11 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
                 _ => Ok(()),
             };
             match gone {
-                Ok(()) | Err(ShareError::Missing(_)) => c.store().remove_access(a.id).await?,
+                Ok(()) | Err(ShareError::Missing(_)) => {
+                    if c.store().remove_access(a.id).await? {
+                        *rules.entry(a.share_id).or_default() -= 1;
+                    }
+                }
                 Err(e) => {
                     c.store().share_type_error(tid, Some(e.to_string())).await?;
                 }
@@ -176,7 +183,8 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
         }
         let Ok((_, b)) = backends.get(rec.share.share_type_id).await else { continue };
         let b = b.clone();
-        if let Err(e) = step(c, &b, rec, &shares).await {
+        let rules_left = rules.get(&rec.share.id).is_some_and(|n| *n > 0);
+        if let Err(e) = step(c, &b, rec, &shares, rules_left).await {
             tracing::warn!(share = %rec.share.name, error = %e, "share step failed");
         }
     }
@@ -184,7 +192,7 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
 }
 
 /// The one step a share needs now.
-async fn step(c: &Conductor, b: &Backend, rec: &ShareRecord, all: &[ShareRecord]) -> Result<()> {
+async fn step(c: &Conductor, b: &Backend, rec: &ShareRecord, all: &[ShareRecord], rules_left: bool) -> Result<()> {
     let s = &rec.share;
     let r = share_ref(s.project_id, s.id);
     let bytes = s.size_gib as u64 * GIB;
@@ -230,7 +238,6 @@ async fn step(c: &Conductor, b: &Backend, rec: &ShareRecord, all: &[ShareRecord]
             Err(e) => Err(e),
         },
         ShareStatus::Deleting => {
-            let rules_left = c.store().all_access().await?.iter().any(|a| a.share_id == s.id);
             if rules_left {
                 return Ok(()); // their grants go first (the rule pass above)
             }

@@ -440,3 +440,84 @@ async fn cleaning_waits_for_the_switch_ports_to_come_home() {
     let rec = store.switch_ports().await.unwrap().into_iter().find(|r| r.port == "Te1/0/1").unwrap();
     assert_eq!((rec.failures, rec.state), (0, tundra_api::fabric::SwitchPortState::Pending));
 }
+
+/// The share worker against the fake backend: each row's state is the
+/// work it owes, done once per pass and recorded; a shrink below what the
+/// share holds is refused; deleting takes the rule back before the share.
+#[tokio::test]
+async fn shares_and_rules_follow_their_rows_on_the_backend() {
+    use tundra_api::shares::{
+        AccessKind, AccessLevel, AccessState, ShareAccessCreate, ShareBackend, ShareCreate, ShareStatus,
+        ShareTypeCreate, ShareTypeSettings, ShareUpdate,
+    };
+    use tundra_conductor::shares::{flows, share_ref, worker};
+    use tundra_drivers::share::{Backend, Fake as FakeShares};
+
+    let w = world().await;
+    let fake = FakeShares::new();
+    w.c.use_share_backend(Backend::Fake(fake.clone()));
+    let svc = Actor::service();
+    let project = w.c.store().create_project(&svc, "p", "").await.unwrap();
+    let settings =
+        ShareTypeSettings { monitors: vec!["10.0.0.1:6789".into()], fs_name: Some("fs".into()), client_id: None };
+    let t = flows::create_type(
+        &w.c,
+        &svc,
+        ShareTypeCreate {
+            name: "ceph".into(),
+            description: String::new(),
+            backend: ShareBackend::Cephfs,
+            settings,
+            credential: Some(format!("{}==", "A".repeat(38))),
+        },
+    )
+    .await
+    .unwrap();
+    let create = ShareCreate {
+        project_id: project.id,
+        name: "data".into(),
+        description: String::new(),
+        share_type_id: t.id,
+        size_gib: 2,
+        networks: Vec::new(),
+        snapshot_id: None,
+    };
+    let s = flows::create_share(&w.c, &svc, project.id, create).await.unwrap();
+    assert_eq!(s.status, ShareStatus::Creating);
+    let rule = ShareAccessCreate {
+        share_id: s.id,
+        kind: AccessKind::Cephx,
+        access_to: "writer".into(),
+        access_level: AccessLevel::Rw,
+    };
+    let a = flows::create_access(&w.c, &svc, &s, rule).await.unwrap();
+    // One pass: the share is made; the rule waits for it, then is granted on the next.
+    worker::once(&w.c, false).await.unwrap();
+    let r = share_ref(project.id, s.id);
+    assert_eq!(fake.shares()[&r].0, 2 << 30);
+    assert_eq!(w.c.store().share(s.id).await.unwrap().status, ShareStatus::Available);
+    worker::once(&w.c, false).await.unwrap();
+    let a = w.c.store().access(a.id).await.unwrap();
+    assert_eq!(a.state, AccessState::Active);
+    assert!(fake.grants().contains_key(&(a.ceph_id.clone().unwrap(), r.clone())));
+
+    // A shrink below what it holds is refused before anything changes.
+    fake.set_used(&r, 3 << 29);
+    let s = w.c.store().share(s.id).await.unwrap();
+    let e = flows::update_share(&w.c, &svc, &s, ShareUpdate { size_gib: Some(1), ..Default::default() }, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, tundra_conductor::Error::Conflict { pointer: Some(ref p), .. } if p == "/size_gib"), "{e}");
+    assert_eq!(fake.shares()[&r].0, 2 << 30);
+
+    // Forced delete: the grant goes in the pass's rule step, the share in its share step.
+    flows::delete_share(&w.c, &svc, &s, true).await.unwrap();
+    worker::once(&w.c, false).await.unwrap();
+    assert!(fake.grants().is_empty());
+    assert!(fake.shares().is_empty());
+    assert!(w.c.store().share(s.id).await.is_err());
+    let calls = fake.calls();
+    let deauth = calls.iter().position(|c| c.starts_with("deauthorize")).unwrap();
+    let delete = calls.iter().position(|c| c.starts_with("delete")).unwrap();
+    assert!(deauth < delete, "{calls:?}");
+}

@@ -356,18 +356,6 @@ impl ShareBackend for CephFs {
             Ok(_) | Err(Failure { code: ENOENT, .. }) => {}
             Err(f) => return Err(self.err(f, auth_id)),
         }
-        // The volumes module leaves the entity once its last grant is gone; remove it.
-        let entity = format!("client.{auth_id}");
-        let v = self.run(&["auth", "get", &entity]).await;
-        if let Ok(v) = v {
-            let caps_mds = v.as_array().and_then(|a| a.first()).and_then(|e| e["caps"]["mds"].as_str()).unwrap_or("");
-            if !caps_mds.contains("path=") {
-                match self.run(&["auth", "rm", &entity]).await {
-                    Ok(_) | Err(Failure { code: ENOENT, .. }) => {}
-                    Err(f) => return Err(self.err(f, auth_id)),
-                }
-            }
-        }
         Ok(())
     }
 }

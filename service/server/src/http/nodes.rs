@@ -173,27 +173,10 @@ async fn update_node(
         }
         None => None,
     };
-    // Shares as they are already (the provider always sends them) change nothing.
-    let mut shares = req.shares.clone();
-    if let Some(want) = &shares {
-        let mut have: Vec<_> =
-            state.store().node_mounts(n.id).await?.into_iter().map(|m| (m.share_id, m.mount_point, m.access)).collect();
-        let mut asked: Vec<_> = want.iter().map(|m| (m.share_id, m.mount_point.clone(), m.access)).collect();
-        have.sort();
-        asked.sort();
-        if have == asked {
-            shares = None;
-        }
-    }
-    if let Some(shares) = &shares {
-        if !matches!(n.status, NodeStatus::Building | NodeStatus::Active) {
-            return Err(ApiError::field(
-                "/shares",
-                format!("node {} is {}; only a building or active node's shares change", n.name, n.status.as_str()),
-            ));
-        }
-        tundra_conductor::shares::flows::check_node_shares(shares)?;
-    }
+    let shares = match &req.shares {
+        Some(want) => tundra_conductor::shares::flows::node_shares_change(&state.conductor, &n, want).await?,
+        None => None,
+    };
     let mut n = binding::update_node(&state.conductor, &p.actor(), &n, req.metadata, wants, rev).await?;
     if let Some(shares) = &shares {
         tundra_conductor::shares::flows::set_node_shares(&state.conductor, &p.actor(), &n, shares).await?;
