@@ -341,20 +341,16 @@ impl ShareBackend for CephFs {
     }
 
     async fn deauthorize(&self, share: &ShareRef, auth_id: &str) -> Result<(), ShareError> {
-        match self
-            .run(&["fs", "subvolume", "deauthorize", &self.fs_name, &share.name, auth_id, "--group_name", &share.group])
-            .await
-        {
-            Ok(_) => {}
-            Err(f) if f.code == ENOENT => {}
-            Err(f) => return Err(self.err(f, auth_id)),
-        }
-        match self
-            .run(&["fs", "subvolume", "evict", &self.fs_name, &share.name, auth_id, "--group_name", &share.group])
-            .await
-        {
-            Ok(_) | Err(Failure { code: ENOENT, .. }) => {}
-            Err(f) => return Err(self.err(f, auth_id)),
+        // Evict first: `evict` finds the ID's clients through its grant, which
+        // `deauthorize` removes (after it, evict only answers ENOENT).
+        for verb in ["evict", "deauthorize"] {
+            match self
+                .run(&["fs", "subvolume", verb, &self.fs_name, &share.name, auth_id, "--group_name", &share.group])
+                .await
+            {
+                Ok(_) | Err(Failure { code: ENOENT, .. }) => {}
+                Err(f) => return Err(self.err(f, auth_id)),
+            }
         }
         Ok(())
     }

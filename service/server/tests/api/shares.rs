@@ -385,6 +385,9 @@ pub async fn cephfs_shares_rules_snapshots_and_restarts(b: Backend) {
     // Deletes are refused while rules or snapshots hold the share.
     let r = env.call("DELETE", &sp, &alice, None).await;
     assert!(r.problem(409).contains("access rule"), "{}", r.body);
+    // A client still mounted with the writer's key when its rule goes is evicted.
+    let held = Fuse::mount(&secret).expect("the writer's key mounts the share");
+    std::fs::write(held.path().join("while-granted"), "x").unwrap();
     for id in [&writer, &reader] {
         let r = env.call("DELETE", &format!("/v1/share-access/{id}"), &alice, None).await;
         assert_eq!(r.status, 202, "{}", r.body);
@@ -392,6 +395,16 @@ pub async fn cephfs_shares_rules_snapshots_and_restarts(b: Backend) {
     }
     let entity = format!("client.{}", w["ceph_id"].as_str().unwrap());
     assert!(ceph.cli(&["auth", "get", &entity]).is_err(), "{entity} is still on Ceph");
+    let target = held.path().join("after-revoke");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::write(target, "x"));
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(r) => assert!(r.is_err(), "an evicted client wrote"),
+        Err(_) => {} // blocked: the evicted client cannot write either
+    }
+    drop(held);
     let r = env.call("DELETE", &format!("/v1/share-snapshots/{snap}"), &alice, None).await;
     if r.status == 202 {
         until_gone(&env, &alice, &format!("/v1/share-snapshots/{snap}")).await;
