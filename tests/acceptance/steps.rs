@@ -477,7 +477,7 @@ pub fn out_of_band_delete_is_recreated() {
 pub fn examples_are_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/terraform");
     let mut checked = 0;
-    for kind in ["resources", "data-sources"] {
+    for kind in ["resources", "data-sources", "ephemeral-resources"] {
         for entry in std::fs::read_dir(root.join(kind)).unwrap() {
             let dir = entry.unwrap().path();
             for f in std::fs::read_dir(&dir).unwrap() {
@@ -503,7 +503,11 @@ pub fn examples_are_valid() {
     }
     use tfplugin::Provider;
     let p = terraform_provider_tundra::TundraProvider;
-    assert_eq!(checked, p.resources().len() + p.data_sources().len(), "one example per resource and data source");
+    assert_eq!(
+        checked,
+        p.resources().len() + p.data_sources().len() + p.ephemeral_resources().len(),
+        "one example per resource, data source and ephemeral resource"
+    );
 }
 
 /// HTTPS with a private CA: the provider trusts exactly `ca_certificate`.

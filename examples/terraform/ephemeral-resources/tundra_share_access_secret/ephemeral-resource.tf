@@ -1,6 +1,11 @@
+variable "access_id" {
+  type        = string
+  description = "An active access rule (tundra_share_access.id)."
+}
+
 # The rule's key and mount bundle, for this run only (never in state).
 ephemeral "tundra_share_access_secret" "csi" {
-  access_id = tundra_share_access.csi.id
+  access_id = var.access_id
 }
 
 # e.g. handed to the Kubernetes provider's write-only secret data:
