@@ -61,6 +61,9 @@ apt_packages=(
   ca-certificates     # the CA bundle the QEMU machines' ramdisk gives the agent
   ceph-mon ceph-mgr ceph-osd ceph-mds   # a single-node Ceph (scripts/peers/ceph.sh): the CephFS share backend in tests
   ceph-common ceph-fuse                  # the ceph CLI tundrad manages CephFS with; ceph-fuse mounts shares in tests
+  nfs-ganesha nfs-ganesha-vfs           # NFS-Ganesha (scripts/peers/ganesha.sh): the NFS share backend in tests
+  libnfs-utils                          # nfs-cp / nfs-ls: a user-space NFS client (no kernel NFS client here)
+  glusterfs-server glusterfs-client     # GlusterFS in a namespace (scripts/peers/gluster.sh): the legacy share backend
   python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch
   python3-requests python3-netifaces python3-oauthlib   # what cloud-init (unpacked below) imports
 )

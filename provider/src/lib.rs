@@ -123,6 +123,7 @@ impl Provider for TundraProvider {
             tfplugin::resource(share::ShareTypeResource),
             tfplugin::resource(share::ShareResource),
             tfplugin::resource(share::ShareAccessResource),
+            tfplugin::resource(share::ShareSnapshotResource),
         ]
     }
 
@@ -142,6 +143,8 @@ impl Provider for TundraProvider {
             tfplugin::data_source(NetworkData),
             tfplugin::data_source(SubnetData),
             tfplugin::data_source(PortData),
+            tfplugin::data_source(ShareTypeData),
+            tfplugin::data_source(ShareData),
         ]
     }
 }

@@ -3,7 +3,9 @@
 
 mod fabric;
 mod lookup;
+mod shares;
 
 pub use fabric::{NetworkData, PhysicalNetworkData, PortData, SubnetData};
 
 pub use lookup::{FlavorData, ImageData, KeypairData, NodeData, ProjectData};
+pub use shares::{ShareData, ShareTypeData};

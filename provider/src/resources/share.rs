@@ -1,6 +1,7 @@
 //! Shares: `tundra_share_type` (site admins: a backend and its credential,
 //! write-only), `tundra_share` (a project's filesystem of a size: create
 //! waits until it is available, a new size extends or shrinks it in place),
+//! `tundra_share_snapshot` (create waits until it is available),
 //! `tundra_share_access` (a rule; create waits until it is active — its key
 //! never enters state: nodes get it on their config drive, other clients
 //! from the `tundra_share_access_secret` ephemeral resource).
@@ -11,7 +12,8 @@ use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Resource, Value, modifiers, validators};
 use tundra_api::shares::{
     AccessKind, AccessLevel, AccessState, Share, ShareAccess, ShareAccessCreate, ShareBackend, ShareCreate,
-    ShareStatus, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate, ShareUpdate,
+    ShareSnapshot, ShareSnapshotCreate, ShareStatus, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate,
+    ShareUpdate, SnapshotStatus,
 };
 
 use super::keypair::project_id_attr;
@@ -41,6 +43,13 @@ tfplugin::tf_object! {
         pub monitors: Value<Vec<String>>,
         pub fs_name: Value<String>,
         pub client_id: Value<String>,
+        pub ssh_address: Value<String>,
+        pub ssh_username: Value<String>,
+        pub host_key: Value<String>,
+        pub server: Value<String>,
+        pub root: Value<String>,
+        pub exports_file: Value<String>,
+        pub pid_file: Value<String>,
         pub credential: Value<String>,
         pub credential_version: Value<i64>,
         pub legacy: Value<bool>,
@@ -49,7 +58,7 @@ tfplugin::tf_object! {
 }
 
 impl ShareTypeState {
-    fn from_view(t: &ShareType, prior: Option<&ShareTypeState>) -> Self {
+    pub(crate) fn from_view(t: &ShareType, prior: Option<&ShareTypeState>) -> Self {
         ShareTypeState {
             id: Value::Known(t.id.to_string()),
             name: Value::Known(t.name.clone()),
@@ -65,6 +74,13 @@ impl ShareTypeState {
                 (None, Some(p)) if p.client_id.is_null() => Value::Null,
                 (c, _) => c.clone().into(),
             },
+            ssh_address: t.settings.ssh_address.clone().into(),
+            ssh_username: t.settings.ssh_username.clone().into(),
+            host_key: t.settings.host_key.clone().into(),
+            server: t.settings.server.clone().into(),
+            root: t.settings.root.clone().into(),
+            exports_file: t.settings.exports_file.clone().into(),
+            pid_file: t.settings.pid_file.clone().into(),
             credential: Value::Null,
             credential_version: prior.map(|p| p.credential_version.clone()).unwrap_or(Value::Null),
             legacy: Value::Known(t.legacy),
@@ -80,6 +96,13 @@ const TYPE_FIELDS: &[(&str, &str)] = &[
     ("/settings/monitors", "monitors"),
     ("/settings/fs_name", "fs_name"),
     ("/settings/client_id", "client_id"),
+    ("/settings/ssh_address", "ssh_address"),
+    ("/settings/ssh_username", "ssh_username"),
+    ("/settings/host_key", "host_key"),
+    ("/settings/server", "server"),
+    ("/settings/root", "root"),
+    ("/settings/exports_file", "exports_file"),
+    ("/settings/pid_file", "pid_file"),
     ("/credential", "credential"),
 ];
 
@@ -99,8 +122,10 @@ impl Resource<Client> for ShareTypeResource {
         Schema::new(
             Block::new(
                 "A share type (site admins): a share backend and its settings. CephFS native gives each share a \
-                 subvolume with its size as quota and each access rule a cephx ID of the project's own. The \
-                 credential is write-only: sealed by tundrad, never returned, never in state.",
+                 subvolume with its size as quota and each access rule a cephx ID of the project's own. NFS \
+                 (NFS-Ganesha) and GlusterFS (legacy) shares live on a file server tundrad manages over SSH, \
+                 with address rules. The credential is write-only: sealed by tundrad, never returned, never in \
+                 state.",
             )
             .attr(id_attr("share type"))
             .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
@@ -111,7 +136,7 @@ impl Resource<Client> for ShareTypeResource {
                     .modifier(replace())
                     .validator(validators::one_of(["cephfs", "nfs", "glusterfs"]))
                     .description(
-                        "`cephfs` (NFS and GlusterFS are named for what comes next; tundrad refuses them today).",
+                        "`cephfs`, `nfs` (NFS-Ganesha; the size is an allowance, not a quota) or `glusterfs` (legacy).",
                     ),
             )
             .attr(
@@ -132,8 +157,51 @@ impl Resource<Client> for ShareTypeResource {
                     .modifier(replace())
                     .description("CephFS: the cephx ID tundrad manages shares as (default `admin`)."),
             )
+            .attr(
+                Attribute::string("ssh_address")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS, GlusterFS: the file server's sshd, `HOST:PORT`; tundrad manages exports or volumes there."),
+            )
+            .attr(
+                Attribute::string("ssh_username")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS, GlusterFS: the user tundrad logs in as (default `root`)."),
+            )
+            .attr(
+                Attribute::string("host_key")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS, GlusterFS: the server's host key, `SHA256:…` as `ssh-keygen -l` prints it."),
+            )
+            .attr(
+                Attribute::string("server")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS, GlusterFS: the address clients mount from (NFS `HOST` or `HOST:PORT`; GlusterFS the server's address in its pool)."),
+            )
+            .attr(
+                Attribute::string("root")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS, GlusterFS: the directory on the server shares (or bricks) are made under."),
+            )
+            .attr(
+                Attribute::string("exports_file")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS: the exports file tundrad owns; the server's `ganesha.conf` `%include`s it."),
+            )
+            .attr(
+                Attribute::string("pid_file")
+                    .optional()
+                    .modifier(replace())
+                    .description("NFS: Ganesha's PID file (default `/run/ganesha/ganesha.pid`)."),
+            )
             .attr(Attribute::string("credential").optional().write_only().description(
-                "CephFS: that ID's key. Sent on create and when `credential_version` changes; never stored in state.",
+                "CephFS: that ID's key; NFS, GlusterFS: the SSH private key (OpenSSH format). Sent on create and when \
+                 `credential_version` changes; never stored in state.",
             ))
             .attr(Attribute::number("credential_version").optional().description("Change to send `credential` again."))
             .attr(Attribute::bool("legacy").computed().description("GlusterFS types are legacy."))
@@ -157,6 +225,13 @@ impl Resource<Client> for ShareTypeResource {
                 monitors: plan.monitors.known().cloned().unwrap_or_default(),
                 fs_name: plan.fs_name.known().cloned(),
                 client_id: plan.client_id.known().cloned(),
+                ssh_address: plan.ssh_address.known().cloned(),
+                ssh_username: plan.ssh_username.known().cloned(),
+                host_key: plan.host_key.known().cloned(),
+                server: plan.server.known().cloned(),
+                root: plan.root.known().cloned(),
+                exports_file: plan.exports_file.known().cloned(),
+                pid_file: plan.pid_file.known().cloned(),
             },
             credential: plan.credential.known().cloned(),
         };
@@ -223,7 +298,7 @@ tfplugin::tf_object! {
 }
 
 impl ShareState {
-    fn from_view(s: &Share, prior: Option<&ShareState>) -> Self {
+    pub(crate) fn from_view(s: &Share, prior: Option<&ShareState>) -> Self {
         ShareState {
             id: Value::Known(s.id.to_string()),
             project_id: Value::Known(s.project_id.to_string()),
@@ -304,6 +379,45 @@ async fn wait_available(ctx: &Ctx<Client>, c: &Client, s: Share) -> Result<Share
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         s = c.get(&nouns::SHARES, &s.id.to_string()).await.map_err(|e| e.diag("Could not read the share"))?;
+    }
+}
+
+/// Where an object being made stands.
+enum Settle {
+    Done,
+    Failed(Diagnostic),
+    /// Not yet: what to say if the deadline comes first.
+    Waiting(String),
+}
+
+/// Poll an object until it settles; on failure or deadline, the diagnostic
+/// and the object as last read (kept in state, so apply can wait again).
+async fn settled<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx<Client>,
+    noun: &crate::client::Noun<T>,
+    id: &str,
+    first: T,
+    settle: impl Fn(&T) -> Settle,
+) -> Result<T, (Diagnostic, T)> {
+    let mut x = first;
+    loop {
+        match settle(&x) {
+            Settle::Done => return Ok(x),
+            Settle::Failed(d) => return Err((d, x)),
+            Settle::Waiting(why) if near_deadline(ctx) => {
+                return Err((Diagnostic::error(format!("The {} is not ready yet", noun.name), why), x));
+            }
+            Settle::Waiting(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let c = match ctx.client() {
+            Ok(c) => c,
+            Err(_) => return Err((Diagnostic::error("No client", "the provider is not configured"), x)),
+        };
+        x = match c.get(noun, id).await {
+            Ok(v) => v,
+            Err(e) => return Err((e.diag(&format!("Could not read the {}", noun.name)), x)),
+        };
     }
 }
 
@@ -553,30 +667,22 @@ impl Resource<Client> for ShareAccessResource {
             access_to: known(&plan.access_to).unwrap_or_default().into(),
             access_level: AccessLevel::parse(known(&plan.access_level).unwrap_or("rw")).unwrap_or(AccessLevel::Rw),
         };
-        let mut a: ShareAccess = ACCESS_REST.create(c, &req).await?;
-        loop {
-            match a.state {
-                AccessState::Active => return Ok(AccessStateObj::from_view(&a)),
-                AccessState::Error => {
-                    let d = Diagnostic::error(
-                        "The share backend refused the rule",
-                        a.state_reason.clone().unwrap_or_else(|| "the rule is in error".into()),
-                    )
-                    .at(AttrPath::attr_root("access_to"));
-                    return Err(Failed::with_state(d, AccessStateObj::from_view(&a)));
-                }
-                _ => {}
-            }
-            if near_deadline(ctx) {
-                let d = Diagnostic::error(
-                    "Rule not active yet",
-                    format!("Rule {} is {}; apply again to wait for it.", a.id, a.state),
-                );
-                return Err(Failed::with_state(d, AccessStateObj::from_view(&a)));
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            a = c.get(&nouns::SHARE_ACCESS, &a.id.to_string()).await.map_err(|e| e.diag("Could not read the rule"))?;
-        }
+        let a: ShareAccess = ACCESS_REST.create(c, &req).await?;
+        let id = a.id.to_string();
+        settled(ctx, &nouns::SHARE_ACCESS, &id, a, |a: &ShareAccess| match a.state {
+            AccessState::Active => Settle::Done,
+            AccessState::Error => Settle::Failed(
+                Diagnostic::error(
+                    "The share backend refused the rule",
+                    a.state_reason.clone().unwrap_or_else(|| "the rule is in error".into()),
+                )
+                .at(AttrPath::attr_root("access_to")),
+            ),
+            _ => Settle::Waiting(format!("Rule {} is {}; apply again to wait for it.", a.id, a.state)),
+        })
+        .await
+        .map(|a| AccessStateObj::from_view(&a))
+        .map_err(|(d, a)| Failed::with_state(d, AccessStateObj::from_view(&a)))
     }
 
     async fn read(&self, ctx: &Ctx<Client>, state: AccessStateObj) -> Result<Option<AccessStateObj>, Diagnostics> {
@@ -602,6 +708,129 @@ impl Resource<Client> for ShareAccessResource {
     async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<AccessStateObj, Diagnostics> {
         let x: ShareAccess = ACCESS_REST.import(ctx, id).await?;
         Ok(AccessStateObj::from_view(&x))
+    }
+}
+
+// ---- tundra_share_snapshot ------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct SnapshotState {
+        pub id: Value<String>,
+        pub share_id: Value<String>,
+        pub name: Value<String>,
+        pub description: Value<String>,
+        pub size_gib: Value<i64>,
+        pub status: Value<String>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl SnapshotState {
+    fn from_view(x: &ShareSnapshot) -> Self {
+        SnapshotState {
+            id: Value::Known(x.id.to_string()),
+            share_id: Value::Known(x.share_id.to_string()),
+            name: Value::Known(x.name.clone()),
+            description: Value::Known(x.description.clone()),
+            size_gib: Value::Known(x.size_gib as i64),
+            status: Value::Known(x.status.as_str().into()),
+            created_at: Value::Known(x.created_at.clone()),
+        }
+    }
+}
+
+const SNAPSHOT_FIELDS: &[(&str, &str)] =
+    &[("/share_id", "share_id"), ("/name", "name"), ("/description", "description")];
+
+const SNAPSHOT_REST: Rest<ShareSnapshot> = Rest { noun: &nouns::SHARE_SNAPSHOTS, fields: SNAPSHOT_FIELDS };
+
+pub struct ShareSnapshotResource;
+
+impl Resource<Client> for ShareSnapshotResource {
+    type State = SnapshotState;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_share_snapshot"
+    }
+
+    fn schema(&self) -> Schema {
+        let replace = modifiers::requires_replace;
+        Schema::new(
+            Block::new(
+                "A snapshot of a share (CephFS: a subvolume snapshot; NFS: a copy; GlusterFS shares take none). \
+                 Create waits until it is available. A `tundra_share` with `snapshot_id` is made from it, at \
+                 least as big as `size_gib`. A snapshot is deleted before its share can be.",
+            )
+            .attr(id_attr("share snapshot"))
+            .attr(Attribute::string("share_id").required().modifier(replace()))
+            .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
+            .attr(
+                Attribute::string("description")
+                    .optional()
+                    .computed()
+                    .modifier(replace())
+                    .modifier(modifiers::use_state_for_unknown())
+                    .description("Free text (changing it makes a new snapshot)."),
+            )
+            .attr(Attribute::number("size_gib").computed().description("The share's size when it was taken."))
+            .attr(Attribute::string("status").computed().description("`available` after apply."))
+            .attr(created_at_attr()),
+        )
+    }
+
+    fn importable(&self) -> bool {
+        true
+    }
+
+    async fn create(&self, ctx: &Ctx<Client>, plan: SnapshotState) -> Result<SnapshotState, Failed<SnapshotState>> {
+        let c = ctx.client()?;
+        let req = ShareSnapshotCreate {
+            share_id: id(&plan.share_id, "share_id")?,
+            name: known(&plan.name).unwrap_or_default().into(),
+            description: known(&plan.description).unwrap_or_default().into(),
+        };
+        let x: ShareSnapshot = SNAPSHOT_REST.create(c, &req).await?;
+        let id = x.id.to_string();
+        settled(ctx, &nouns::SHARE_SNAPSHOTS, &id, x, |x: &ShareSnapshot| match x.status {
+            SnapshotStatus::Available => Settle::Done,
+            SnapshotStatus::Error => Settle::Failed(
+                Diagnostic::error(
+                    "The share backend refused the snapshot",
+                    x.status_reason.clone().unwrap_or_else(|| "the snapshot is in error".into()),
+                )
+                .at(AttrPath::attr_root("share_id")),
+            ),
+            _ => Settle::Waiting(format!("Snapshot {} is {}; apply again to wait for it.", x.name, x.status)),
+        })
+        .await
+        .map(|x| SnapshotState::from_view(&x))
+        .map_err(|(d, x)| Failed::with_state(d, SnapshotState::from_view(&x)))
+    }
+
+    async fn read(&self, ctx: &Ctx<Client>, state: SnapshotState) -> Result<Option<SnapshotState>, Diagnostics> {
+        let x: Option<ShareSnapshot> = SNAPSHOT_REST.find(ctx, &state.id).await?;
+        Ok(x.filter(|x| x.status != SnapshotStatus::Deleting).as_ref().map(SnapshotState::from_view))
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx<Client>,
+        _prior: SnapshotState,
+        plan: SnapshotState,
+    ) -> Result<SnapshotState, Failed<SnapshotState>> {
+        // Every argument replaces the snapshot; nothing changes in place.
+        Ok(plan)
+    }
+
+    async fn delete(&self, ctx: &Ctx<Client>, state: SnapshotState) -> Result<(), Diagnostics> {
+        SNAPSHOT_REST.delete(ctx, &state.id).await?;
+        wait_gone(ctx, &nouns::SHARE_SNAPSHOTS, &super::state_id(&state.id), "share snapshot").await
+    }
+
+    async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<SnapshotState, Diagnostics> {
+        let x: ShareSnapshot = SNAPSHOT_REST.import(ctx, id).await?;
+        Ok(SnapshotState::from_view(&x))
     }
 }
 

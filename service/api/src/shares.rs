@@ -17,9 +17,12 @@ words! {
         /// subvolume group per project, quota by the subvolume's size, a
         /// cephx ID per access rule.
         Cephfs = "cephfs",
-        /// NFS-Ganesha exports (NFSv4) of a directory per share, with IP/CIDR rules.
+        /// NFS-Ganesha exports (NFSv4) of a directory per share, with IP/CIDR
+        /// rules; the size is an allowance shown against use, not a quota
+        /// (Ganesha's VFS FSAL enforces none); snapshots are copies.
         Nfs = "nfs",
-        /// GlusterFS, one volume per share (legacy: Manila has deprecated it).
+        /// GlusterFS, one volume per share with its quota, read-write IP/CIDR
+        /// rules, no snapshots (legacy: Manila has deprecated it).
         Glusterfs = "glusterfs",
     }
 }
@@ -49,6 +52,36 @@ pub struct ShareTypeSettings {
     /// `mon` caps to run `ceph fs subvolume …` and `ceph auth …`). Default `admin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// NFS, GlusterFS: the file server's sshd, `HOST:PORT`. tundrad logs in
+    /// there (with the type's credential, an SSH private key) to manage
+    /// exports or volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_address: Option<String>,
+    /// NFS, GlusterFS: the user tundrad logs in as (it runs `gluster`, or
+    /// writes the exports file and signals Ganesha). Default `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_username: Option<String>,
+    /// NFS, GlusterFS: the sshd's host key, `SHA256:…` as `ssh-keygen -l`
+    /// prints it; any other key is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// NFS, GlusterFS: the address clients mount from (NFS: `HOST` or
+    /// `HOST:PORT`; GlusterFS: the server's address in its pool, which is
+    /// also each brick's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// NFS, GlusterFS: the directory on the server each share's directory
+    /// (NFS) or brick (GlusterFS) is made under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// NFS: the exports file tundrad owns and rewrites; the server's
+    /// `ganesha.conf` pulls it in with `%include`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exports_file: Option<String>,
+    /// NFS: Ganesha's PID file (tundrad sends it SIGHUP to re-read the
+    /// exports). Default `/run/ganesha/ganesha.pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<String>,
 }
 
 /// A share type (site admins create them; every signed-in user reads them).
@@ -80,8 +113,9 @@ pub struct ShareTypeCreate {
     pub backend: ShareBackend,
     #[serde(default)]
     pub settings: ShareTypeSettings,
-    /// The backend credential (CephFS: the `client_id`'s cephx key). Sealed
-    /// at rest, never returned.
+    /// The backend credential (CephFS: the `client_id`'s cephx key; NFS and
+    /// GlusterFS: the SSH private key, OpenSSH format). Sealed at rest,
+    /// never returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
 }

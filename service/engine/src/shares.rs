@@ -92,7 +92,7 @@ pub struct Mount {
 pub enum MountKind {
     /// ceph-fuse with the rule's cephx ID and key.
     Ceph { share: String, ceph_id: String, key: String, monitors: Vec<String>, path: String },
-    /// NFSv4 `server:/path`.
+    /// NFSv4 `server:/path` (`server` is `HOST` or `HOST:PORT`).
     Nfs { server: String, path: String },
     /// GlusterFS `server:/volume`.
     Gluster { server: String, volume: String },
@@ -127,7 +127,12 @@ fn fstab_fields(m: &Mount) -> ([String; 6], Vec<(String, &'static str, String)>)
             ("none".to_string(), "fuse.ceph", options, files)
         }
         MountKind::Nfs { server, path } => {
-            (format!("{server}:{path}"), "nfs4", format!("_netdev,defaults{ro}"), Vec::new())
+            // A server on a port of its own: `HOST:PORT` in the type's settings.
+            let (host, port) = match server.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => (h, format!(",port={p}")),
+                _ => (server.as_str(), String::new()),
+            };
+            (format!("{host}:{path}"), "nfs4", format!("_netdev,defaults{port}{ro}"), Vec::new())
         }
         MountKind::Gluster { server, volume } => {
             (format!("{server}:/{volume}"), "glusterfs", format!("_netdev,defaults{ro}"), Vec::new())
@@ -232,5 +237,24 @@ mod tests {
         assert!(ud.starts_with("Content-Type: multipart/mixed"));
         assert!(ud.contains("#!/bin/sh\necho hi"));
         assert!(ud.trim_end().ends_with("--==tundra-share-mounts==--"));
+    }
+
+    #[test]
+    fn nfs_and_glusterfs_mounts_need_no_files() {
+        let nfs = |server: &str| Mount {
+            mount_point: "/data".into(),
+            read_only: true,
+            how: MountKind::Nfs { server: server.into(), path: "/p/s".into() },
+        };
+        assert_eq!(fstab(&nfs("10.0.0.9")).0, "10.0.0.9:/p/s /data nfs4 _netdev,defaults,ro 0 0");
+        assert_eq!(fstab(&nfs("10.0.0.9:2050")).0, "10.0.0.9:/p/s /data nfs4 _netdev,defaults,port=2050,ro 0 0");
+        let g = Mount {
+            mount_point: "/data".into(),
+            read_only: false,
+            how: MountKind::Gluster { server: "gs1".into(), volume: "tundra-p-s".into() },
+        };
+        let (line, files) = fstab(&g);
+        assert_eq!(line, "gs1:/tundra-p-s /data glusterfs _netdev,defaults 0 0");
+        assert!(files.is_empty());
     }
 }

@@ -88,6 +88,7 @@ fn main() {
         security::freed_segments_rest_before_reuse,
         security::quotas_hold_and_are_readable,
         shares::cephfs_shares_rules_snapshots_and_restarts,
+        shares::nfs_and_glusterfs_shares_on_a_file_server,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -7,8 +7,9 @@
 
 use tundra_api::nodes::{Node, NodeStatus};
 use tundra_api::shares::{
-    AccessKind, NodeShare, Share, ShareAccess, ShareAccessCreate, ShareBackend, ShareCreate, ShareSnapshot,
-    ShareSnapshotCreate, ShareStatus, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate, ShareUpdate,
+    AccessKind, AccessLevel, NodeShare, Share, ShareAccess, ShareAccessCreate, ShareBackend, ShareCreate,
+    ShareSnapshot, ShareSnapshotCreate, ShareStatus, ShareType, ShareTypeCreate, ShareTypeSettings, ShareTypeUpdate,
+    ShareUpdate,
 };
 use tundra_api::{ProjectId, SecretId};
 use tundra_drivers::share::ShareBackend as _;
@@ -31,6 +32,21 @@ fn check_host_port(pointer: &str, a: &str) -> Result<()> {
 fn check_settings(backend: ShareBackend, s: &ShareTypeSettings, credential: Option<&str>) -> Result<()> {
     match backend {
         ShareBackend::Cephfs => {
+            let theirs = [
+                ("ssh_address", &s.ssh_address),
+                ("ssh_username", &s.ssh_username),
+                ("host_key", &s.host_key),
+                ("server", &s.server),
+                ("root", &s.root),
+                ("exports_file", &s.exports_file),
+                ("pid_file", &s.pid_file),
+            ];
+            if let Some((f, _)) = theirs.iter().find(|(_, v)| v.is_some()) {
+                return Err(Error::invalid(
+                    &format!("/settings/{f}"),
+                    format!("{f} is a file-server setting (NFS, GlusterFS); a CephFS type has none"),
+                ));
+            }
             if s.monitors.is_empty() {
                 return Err(Error::invalid(
                     "/settings/monitors",
@@ -74,9 +90,108 @@ fn check_settings(backend: ShareBackend, s: &ShareTypeSettings, credential: Opti
             }
             Ok(())
         }
-        ShareBackend::Nfs | ShareBackend::Glusterfs => Err(Error::invalid(
-            "/backend",
-            format!("the {backend} backend is not available in this tundrad yet; use cephfs"),
+        ShareBackend::Nfs | ShareBackend::Glusterfs => check_file_server(backend, s, credential),
+    }
+}
+
+/// NFS and GlusterFS: a file server tundrad logs into over SSH.
+fn check_file_server(backend: ShareBackend, s: &ShareTypeSettings, credential: Option<&str>) -> Result<()> {
+    if !s.monitors.is_empty() || s.fs_name.is_some() || s.client_id.is_some() {
+        let f = if !s.monitors.is_empty() {
+            "monitors"
+        } else if s.fs_name.is_some() {
+            "fs_name"
+        } else {
+            "client_id"
+        };
+        return Err(Error::invalid(
+            &format!("/settings/{f}"),
+            format!("{f} is a CephFS setting; a {backend} type has none"),
+        ));
+    }
+    match &s.ssh_address {
+        Some(a) => check_host_port("/settings/ssh_address", a)?,
+        None => {
+            return Err(Error::invalid(
+                "/settings/ssh_address",
+                "the file server's sshd, HOST:PORT (tundrad manages it over SSH), e.g. \"10.0.0.9:22\"",
+            ));
+        }
+    }
+    if let Some(u) = &s.ssh_username
+        && (u.is_empty() || u.len() > 32 || !u.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    {
+        return Err(Error::invalid("/settings/ssh_username", "a login name, e.g. \"root\""));
+    }
+    match &s.host_key {
+        Some(k) if k.starts_with("SHA256:") && k.len() > 7 => {}
+        _ => {
+            return Err(Error::invalid(
+                "/settings/host_key",
+                "the server's host key as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it, \"SHA256:…\"",
+            ));
+        }
+    }
+    let server_ok = s.server.as_deref().is_some_and(|v| {
+        let host = v.rsplit_once(':').map_or(v, |(h, p)| if p.parse::<u16>().is_ok() { h } else { v });
+        !host.is_empty()
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+            && (backend == ShareBackend::Nfs || host == v)
+    });
+    if !server_ok {
+        let eg = if backend == ShareBackend::Nfs {
+            "HOST or HOST:PORT"
+        } else {
+            "HOST (the server's name or address in its pool)"
+        };
+        return Err(Error::invalid(
+            "/settings/server",
+            format!("the address clients mount from: {eg}, e.g. \"10.0.0.9\""),
+        ));
+    }
+    let abs = |v: &Option<String>| {
+        v.as_deref().is_some_and(|p| {
+            p.starts_with('/') && p.len() > 1 && !p.split('/').any(|x| x == "..") && !p.contains(['\'', '\n', '"'])
+        })
+    };
+    if !abs(&s.root) {
+        return Err(Error::invalid("/settings/root", "an absolute directory on the server, e.g. \"/srv/tundra\""));
+    }
+    match backend {
+        ShareBackend::Nfs => {
+            if !abs(&s.exports_file) {
+                return Err(Error::invalid(
+                    "/settings/exports_file",
+                    "the exports file tundrad owns, which ganesha.conf %includes, e.g. \"/etc/ganesha/tundra.conf\"",
+                ));
+            }
+            if s.pid_file.is_some() && !abs(&s.pid_file) {
+                return Err(Error::invalid(
+                    "/settings/pid_file",
+                    "Ganesha's PID file, e.g. \"/run/ganesha/ganesha.pid\"",
+                ));
+            }
+        }
+        _ => {
+            for (f, v) in [("exports_file", &s.exports_file), ("pid_file", &s.pid_file)] {
+                if v.is_some() {
+                    return Err(Error::invalid(
+                        &format!("/settings/{f}"),
+                        format!("{f} is an NFS setting; a {backend} type has none"),
+                    ));
+                }
+            }
+        }
+    }
+    match credential {
+        Some(k) if k.contains("BEGIN OPENSSH PRIVATE KEY") => Ok(()),
+        Some(_) => Err(Error::invalid(
+            "/credential",
+            "the SSH private key tundrad logs in with, in OpenSSH format (BEGIN OPENSSH PRIVATE KEY)",
+        )),
+        None => Err(Error::invalid(
+            "/credential",
+            format!("a {backend} share type needs the SSH private key tundrad logs in with"),
         )),
     }
 }
@@ -200,6 +315,17 @@ pub async fn delete_share(c: &Conductor, actor: &Actor, cur: &Share, force: bool
     Ok(x)
 }
 
+/// GlusterFS lets a client in read-write or not at all.
+fn check_level(share: &Share, level: AccessLevel, pointer: &str) -> Result<()> {
+    if share.backend == ShareBackend::Glusterfs && level == AccessLevel::Ro {
+        return Err(Error::invalid(
+            pointer,
+            format!("share {} is on GlusterFS, whose rules are read-write only; ask for \"rw\"", share.name),
+        ));
+    }
+    Ok(())
+}
+
 /// A new access rule on `share` (already found as the caller's).
 pub async fn create_access(c: &Conductor, actor: &Actor, share: &Share, r: ShareAccessCreate) -> Result<ShareAccess> {
     let want = share.backend.rule_kind();
@@ -216,6 +342,7 @@ pub async fn create_access(c: &Conductor, actor: &Actor, share: &Share, r: Share
         }
         AccessKind::Ip => (rules::check_cidr("/access_to", &r.access_to)?, None),
     };
+    check_level(share, r.access_level, "/access_level")?;
     let new = NewAccess {
         share_id: share.id,
         kind: r.kind,
@@ -241,6 +368,15 @@ pub async fn create_snapshot(
     share: &Share,
     r: ShareSnapshotCreate,
 ) -> Result<ShareSnapshot> {
+    if share.backend == ShareBackend::Glusterfs {
+        return Err(Error::invalid(
+            "/share_id",
+            format!(
+                "share {} is on GlusterFS, which takes no snapshots in Tundra; use a CephFS or NFS share",
+                share.name
+            ),
+        ));
+    }
     let x = c.store().create_snapshot(actor, share.id, r.name, r.description).await?;
     c.wakes().shares.notify_one();
     Ok(x)
@@ -282,7 +418,9 @@ pub async fn check_mountable(c: &Conductor, project: ProjectId, want: &[NodeShar
     for (i, m) in want.iter().enumerate() {
         let at = format!("/shares/{i}/share_id");
         match c.store().share(m.share_id).await {
-            Ok(s) if s.project_id == project && s.status != ShareStatus::Deleting => {}
+            Ok(s) if s.project_id == project && s.status != ShareStatus::Deleting => {
+                check_level(&s, m.access, &format!("/shares/{i}/access"))?;
+            }
             Ok(s) if s.project_id == project => {
                 return Err(Error::invalid(&at, format!("share {} is being deleted", s.name)));
             }

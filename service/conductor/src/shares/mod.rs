@@ -10,7 +10,9 @@ pub mod worker;
 
 use tundra_api::shares::{ExportLocation, ShareAccess, ShareAccessSecret, ShareBackend, ShareType};
 use tundra_api::{NetworkId, ProjectId, ShareId};
-use tundra_drivers::share::{Backend, CephFs, ShareRef};
+use tundra_drivers::bmc::Password;
+use tundra_drivers::share::remote::Remote;
+use tundra_drivers::share::{Backend, CephFs, Gluster, Nfs, ShareRef};
 use tundra_engine::shares::{Mount, MountKind};
 
 use crate::error::{Error, Result};
@@ -21,24 +23,39 @@ pub async fn backend(c: &Conductor, t: &ShareType) -> Result<Backend> {
     if let Some(b) = c.share_backend_override() {
         return Ok(b);
     }
-    match t.backend {
-        ShareBackend::Cephfs => {
-            let secret = c
-                .store()
-                .share_type_secret(t.id)
-                .await?
-                .ok_or_else(|| Error::Internal(format!("share type {} has no credential", t.name)))?;
-            let key = c.keyring().get(c.store(), secret).await?;
-            let key = String::from_utf8(key.0.clone()).map_err(|_| Error::Internal("credential is not text".into()))?;
-            Ok(Backend::CephFs(CephFs::new(
-                t.settings.monitors.clone(),
-                t.settings.fs_name.clone().unwrap_or_default(),
-                t.settings.client_id.clone().unwrap_or_else(|| "admin".into()),
-                key,
-            )))
-        }
-        other => Err(Error::Failed(format!("share backend {other} is not available in this tundrad"))),
-    }
+    let secret = c
+        .store()
+        .share_type_secret(t.id)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("share type {} has no credential", t.name)))?;
+    let key = c.keyring().get(c.store(), secret).await?;
+    let key = String::from_utf8(key.0.clone()).map_err(|_| Error::Internal("credential is not text".into()))?;
+    let s = &t.settings;
+    let remote = || Remote {
+        address: s.ssh_address.clone().unwrap_or_default(),
+        username: s.ssh_username.clone().unwrap_or_else(|| "root".into()),
+        host_key: s.host_key.clone().unwrap_or_default(),
+        key: Password(key.clone()),
+    };
+    Ok(match t.backend {
+        ShareBackend::Cephfs => Backend::CephFs(CephFs::new(
+            s.monitors.clone(),
+            s.fs_name.clone().unwrap_or_default(),
+            s.client_id.clone().unwrap_or_else(|| "admin".into()),
+            key.clone(),
+        )),
+        ShareBackend::Nfs => Backend::Nfs(Nfs {
+            remote: remote(),
+            root: s.root.clone().unwrap_or_default(),
+            exports_file: s.exports_file.clone().unwrap_or_default(),
+            pid_file: s.pid_file.clone().unwrap_or_else(|| "/run/ganesha/ganesha.pid".into()),
+        }),
+        ShareBackend::Glusterfs => Backend::Gluster(Gluster {
+            remote: remote(),
+            server: s.server.clone().unwrap_or_default(),
+            root: s.root.clone().unwrap_or_default(),
+        }),
+    })
 }
 
 /// A share on its backend: the project's group, the share's own name.
@@ -57,7 +74,9 @@ pub fn export_locations(t: &ShareType, networks: &[NetworkId], path: Option<&str
     let Some(path) = path else { return Vec::new() };
     let target = match t.backend {
         ShareBackend::Cephfs => format!("{}:{path}", t.settings.monitors.join(",")),
-        _ => path.to_string(),
+        ShareBackend::Nfs | ShareBackend::Glusterfs => {
+            format!("{}:{path}", t.settings.server.as_deref().unwrap_or_default())
+        }
     };
     let nets: Vec<Option<NetworkId>> =
         if networks.is_empty() { vec![None] } else { networks.iter().copied().map(Some).collect() };
@@ -88,7 +107,13 @@ pub async fn mount_of(
                 path: path.to_string(),
             }
         }
-        other => return Err(Error::Failed(format!("share backend {other} is not available in this tundrad"))),
+        ShareBackend::Nfs => {
+            MountKind::Nfs { server: t.settings.server.clone().unwrap_or_default(), path: path.to_string() }
+        }
+        ShareBackend::Glusterfs => MountKind::Gluster {
+            server: t.settings.server.clone().unwrap_or_default(),
+            volume: path.trim_start_matches('/').to_string(),
+        },
     };
     Ok(Mount {
         mount_point: mount_point.to_string(),

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tundra_api::shares::{AccessState, ShareStatus, ShareType, SnapshotStatus};
+use tundra_api::shares::{AccessKind, AccessLevel, AccessState, ShareAccess, ShareStatus, ShareType, SnapshotStatus};
 use tundra_api::{SecretId, ShareId, ShareTypeId};
 use tundra_drivers::share::{Backend, Progress, ShareBackend, ShareError};
 use tundra_store::{ShareDone, ShareRecord};
@@ -80,8 +80,14 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
     // Rules first: a share being deleted takes its rules back before it
     // goes (`rules`: how many each share still has after this pass).
     let mut rules: HashMap<ShareId, usize> = HashMap::new();
-    for a in c.store().all_access().await? {
+    let all = c.store().all_access().await?;
+    let mut by_address: HashMap<ShareId, Vec<&ShareAccess>> = HashMap::new();
+    for a in &all {
         *rules.entry(a.share_id).or_default() += 1;
+        if a.kind == AccessKind::Ip {
+            by_address.entry(a.share_id).or_default().push(a);
+            continue;
+        }
         let Some(rec) = by_id.get(&a.share_id) else { continue };
         let s = &rec.share;
         let want_grant = matches!(a.state, AccessState::Queued | AccessState::Applying);
@@ -100,19 +106,8 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
             {
                 continue;
             }
-            let Some(auth_id) = a.ceph_id.clone() else {
-                c.store()
-                    .access_step(
-                        a.id,
-                        AccessState::Applying,
-                        AccessState::Error,
-                        Some("no backend for address rules yet".into()),
-                        None,
-                    )
-                    .await?;
-                continue;
-            };
-            match b.authorize(&r, &auth_id, a.access_level == tundra_api::shares::AccessLevel::Ro).await {
+            let auth_id = a.ceph_id.clone().unwrap_or_else(|| a.access_to.clone());
+            match b.authorize(&r, &auth_id, a.access_level == AccessLevel::Ro).await {
                 Ok(g) => {
                     let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(g.key.into_bytes()));
                     c.store().access_step(a.id, AccessState::Applying, AccessState::Active, None, Some(sealed)).await?;
@@ -144,6 +139,14 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
                     c.store().share_type_error(tid, Some(e.to_string())).await?;
                 }
             }
+        }
+    }
+
+    for (share_id, list) in by_address {
+        let Some(rec) = by_id.get(&share_id) else { continue };
+        let removed = address_rules(c, &mut backends, &rec.share, &list).await?;
+        if let Some(n) = rules.get_mut(&share_id) {
+            *n -= removed;
         }
     }
 
@@ -189,6 +192,88 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Address rules (NFS, GlusterFS) go to the backend as the share's whole
+/// set: queued ones join it, deleting ones leave it, and one call makes
+/// the server let in exactly that set. How many rules it removed.
+async fn address_rules(
+    c: &Conductor,
+    backends: &mut Backends<'_>,
+    s: &tundra_api::shares::Share,
+    list: &[&ShareAccess],
+) -> Result<usize> {
+    let owed =
+        list.iter().any(|a| matches!(a.state, AccessState::Queued | AccessState::Applying | AccessState::Deleting));
+    if !owed {
+        return Ok(0);
+    }
+    if s.status == ShareStatus::Creating {
+        // Nothing is on the backend yet: rules taken back go at once, the others wait for the share.
+        let mut removed = 0;
+        for a in list.iter().filter(|a| a.state == AccessState::Deleting) {
+            if c.store().remove_access(a.id).await? {
+                removed += 1;
+            }
+        }
+        return Ok(removed);
+    }
+    let Ok((t, b)) = backends.get(s.share_type_id).await else { return Ok(0) };
+    let (tid, b) = (t.id, b.clone());
+    let mut applying = Vec::new();
+    let mut clients = Vec::new();
+    for a in list {
+        let now = match a.state {
+            AccessState::Queued => {
+                if !c.store().access_step(a.id, AccessState::Queued, AccessState::Applying, None, None).await? {
+                    continue;
+                }
+                AccessState::Applying
+            }
+            other => other,
+        };
+        if matches!(now, AccessState::Applying | AccessState::Active) {
+            clients.push((a.access_to.clone(), a.access_level == AccessLevel::Ro));
+        }
+        if now == AccessState::Applying {
+            applying.push(a.id);
+        }
+    }
+    let outcome = match b.allow(&share_ref(s.project_id, s.id), &clients).await {
+        Err(ShareError::Missing(_)) if s.status == ShareStatus::Deleting => Ok(()),
+        other => other,
+    };
+    match outcome {
+        Ok(()) => {
+            for id in &applying {
+                c.store().access_step(*id, AccessState::Applying, AccessState::Active, None, None).await?;
+            }
+            let mut removed = 0;
+            for a in list.iter().filter(|a| a.state == AccessState::Deleting) {
+                if c.store().remove_access(a.id).await? {
+                    removed += 1;
+                }
+            }
+            c.store().share_type_error(tid, None).await?;
+            if !applying.is_empty() {
+                tracing::info!(share = %s.name, rules = applying.len(), "address rules active");
+                c.wakes().nodes.notify_one();
+            }
+            Ok(removed)
+        }
+        Err(ShareError::Unavailable(why)) => {
+            c.store().share_type_error(tid, Some(why)).await?;
+            Ok(0)
+        }
+        Err(e) => {
+            for id in &applying {
+                c.store()
+                    .access_step(*id, AccessState::Applying, AccessState::Error, Some(e.to_string()), None)
+                    .await?;
+            }
+            Ok(0)
+        }
+    }
 }
 
 /// The one step a share needs now.

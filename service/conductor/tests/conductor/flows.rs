@@ -459,7 +459,7 @@ async fn shares_and_rules_follow_their_rows_on_the_backend() {
     let svc = Actor::service();
     let project = w.c.store().create_project(&svc, "p", "").await.unwrap();
     let settings =
-        ShareTypeSettings { monitors: vec!["10.0.0.1:6789".into()], fs_name: Some("fs".into()), client_id: None };
+        ShareTypeSettings { monitors: vec!["10.0.0.1:6789".into()], fs_name: Some("fs".into()), ..Default::default() };
     let t = flows::create_type(
         &w.c,
         &svc,
@@ -520,4 +520,104 @@ async fn shares_and_rules_follow_their_rows_on_the_backend() {
     let deauth = calls.iter().position(|c| c.starts_with("deauthorize")).unwrap();
     let delete = calls.iter().position(|c| c.starts_with("delete")).unwrap();
     assert!(deauth < delete, "{calls:?}");
+}
+
+/// Address rules (NFS, GlusterFS) reach the backend as the share's whole
+/// set: two rules queued together are one call letting both in; a rule
+/// taken back is a call with the rest; a read-only rule on GlusterFS and a
+/// snapshot of a GlusterFS share are refused at their field.
+#[tokio::test]
+async fn address_rules_go_to_the_backend_as_one_set() {
+    use tundra_api::shares::{
+        AccessKind, AccessLevel, AccessState, ShareAccessCreate, ShareBackend, ShareCreate, ShareSnapshotCreate,
+        ShareTypeCreate, ShareTypeSettings,
+    };
+    use tundra_conductor::shares::{flows, share_ref, worker};
+    use tundra_drivers::share::{Backend, Fake as FakeShares};
+
+    let w = world().await;
+    let fake = FakeShares::new();
+    w.c.use_share_backend(Backend::Fake(fake.clone()));
+    let svc = Actor::service();
+    let project = w.c.store().create_project(&svc, "p", "").await.unwrap();
+    let settings = |nfs: bool| ShareTypeSettings {
+        ssh_address: Some("10.0.0.9:22".into()),
+        host_key: Some("SHA256:abc".into()),
+        server: Some("10.0.0.9".into()),
+        root: Some("/srv/tundra".into()),
+        exports_file: nfs.then(|| "/etc/ganesha/tundra.conf".into()),
+        ..Default::default()
+    };
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n".to_string();
+    let mut types = Vec::new();
+    for (name, backend) in [("nfs", ShareBackend::Nfs), ("gluster", ShareBackend::Glusterfs)] {
+        let req = ShareTypeCreate {
+            name: name.into(),
+            description: String::new(),
+            backend,
+            settings: settings(backend == ShareBackend::Nfs),
+            credential: Some(key.clone()),
+        };
+        types.push(flows::create_type(&w.c, &svc, req).await.unwrap());
+    }
+    // An NFS setting on a GlusterFS type is refused at its field.
+    let bad = ShareTypeCreate {
+        name: "g2".into(),
+        description: String::new(),
+        backend: ShareBackend::Glusterfs,
+        settings: settings(true),
+        credential: Some(key.clone()),
+    };
+    let e = flows::create_type(&w.c, &svc, bad).await.unwrap_err();
+    assert!(e.to_string().contains("exports_file"), "{e}");
+
+    let make = |name: &str, t: &tundra_api::shares::ShareType| ShareCreate {
+        project_id: project.id,
+        name: name.into(),
+        description: String::new(),
+        share_type_id: t.id,
+        size_gib: 1,
+        networks: Vec::new(),
+        snapshot_id: None,
+    };
+    let s = flows::create_share(&w.c, &svc, project.id, make("home", &types[0])).await.unwrap();
+    let ip = |to: &str, level| ShareAccessCreate {
+        share_id: s.id,
+        kind: AccessKind::Ip,
+        access_to: to.into(),
+        access_level: level,
+    };
+    let a = flows::create_access(&w.c, &svc, &s, ip("10.1.0.0/24", AccessLevel::Rw)).await.unwrap();
+    let b = flows::create_access(&w.c, &svc, &s, ip("10.2.0.7", AccessLevel::Ro)).await.unwrap();
+    worker::once(&w.c, false).await.unwrap(); // the share is made; its rules wait for it
+    worker::once(&w.c, false).await.unwrap();
+    for id in [a.id, b.id] {
+        assert_eq!(w.c.store().access(id).await.unwrap().state, AccessState::Active);
+    }
+    let r = share_ref(project.id, s.id);
+    let grants = fake.grants();
+    assert_eq!(grants.get(&("10.1.0.0/24".to_string(), r.clone())), Some(&false));
+    assert_eq!(grants.get(&("10.2.0.7/32".to_string(), r.clone())), Some(&true));
+    assert_eq!(fake.calls().iter().filter(|c| c.starts_with("allow")).count(), 1, "{:?}", fake.calls());
+
+    let a = w.c.store().access(a.id).await.unwrap();
+    flows::delete_access(&w.c, &svc, &a).await.unwrap();
+    worker::once(&w.c, false).await.unwrap();
+    assert!(w.c.store().access(a.id).await.is_err());
+    assert_eq!(fake.grants().keys().map(|k| k.0.clone()).collect::<Vec<_>>(), ["10.2.0.7/32"]);
+    assert_eq!(fake.calls().last().unwrap(), "allow 10.2.0.7/32");
+
+    // GlusterFS: read-write rules only, no snapshots.
+    let g = flows::create_share(&w.c, &svc, project.id, make("scratch", &types[1])).await.unwrap();
+    let ro = ShareAccessCreate {
+        share_id: g.id,
+        kind: AccessKind::Ip,
+        access_to: "10.3.0.1".into(),
+        access_level: AccessLevel::Ro,
+    };
+    let e = flows::create_access(&w.c, &svc, &g, ro).await.unwrap_err();
+    assert!(e.to_string().contains("read-write only"), "{e}");
+    let snap = ShareSnapshotCreate { share_id: g.id, name: "s".into(), description: String::new() };
+    let e = flows::create_snapshot(&w.c, &svc, &g, snap).await.unwrap_err();
+    assert!(e.to_string().contains("no snapshots"), "{e}");
 }

@@ -354,4 +354,8 @@ impl ShareBackend for CephFs {
         }
         Ok(())
     }
+
+    async fn allow(&self, _: &ShareRef, _: &[(String, bool)]) -> Result<(), ShareError> {
+        Err(ShareError::Refused("CephFS shares take cephx rules, not addresses".into()))
+    }
 }

@@ -114,4 +114,18 @@ impl ShareBackend for Fake {
         st.grants.remove(&(auth_id.to_string(), share.clone()));
         Ok(())
     }
+
+    /// Address rules are kept as grants of their CIDR, the share's whole set at once.
+    async fn allow(&self, share: &ShareRef, clients: &[(String, bool)]) -> Result<(), ShareError> {
+        let mut st = self.state.lock().unwrap();
+        if !st.shares.contains_key(share) {
+            return Err(ShareError::Missing(format!("share {}", share.name)));
+        }
+        st.calls.push(format!("allow {}", clients.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(",")));
+        st.grants.retain(|(_, s), _| s != share);
+        for (cidr, ro) in clients {
+            st.grants.insert((cidr.clone(), share.clone()), *ro);
+        }
+        Ok(())
+    }
 }

@@ -4,16 +4,22 @@
 //! call is idempotent, so a worker cut off halfway (a restart) simply calls
 //! again. [`CephFs`] speaks to a real Ceph cluster through the `ceph` CLI
 //! (the mgr `volumes` module: subvolume groups, subvolumes, snapshots,
-//! clones, `authorize`); [`Fake`] keeps the same promises in memory for
-//! unit tests of callers. [`Backend`] picks one at run time.
+//! clones, `authorize`); [`Nfs`] (NFS-Ganesha) and [`Gluster`] manage a file
+//! server over SSH; [`Fake`] keeps the same promises in memory for unit
+//! tests of callers. [`Backend`] picks one at run time.
 
 mod cephfs;
 mod fake;
+mod gluster;
+mod nfs;
+pub mod remote;
 
 use std::future::Future;
 
 pub use cephfs::CephFs;
 pub use fake::Fake;
+pub use gluster::Gluster;
+pub use nfs::Nfs;
 
 /// A share on a backend: the project's group and the share's own name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,12 +93,21 @@ pub trait ShareBackend {
     ) -> impl Future<Output = Result<Grant, ShareError>> + Send;
     /// Take the grant back and evict its clients; none is fine.
     fn deauthorize(&self, share: &ShareRef, auth_id: &str) -> impl Future<Output = Result<(), ShareError>> + Send;
+    /// Address rules (NFS, GlusterFS): let in exactly these clients — a
+    /// CIDR each, and whether it is read-only — and nobody else.
+    fn allow(
+        &self,
+        share: &ShareRef,
+        clients: &[(String, bool)],
+    ) -> impl Future<Output = Result<(), ShareError>> + Send;
 }
 
 /// A backend picked at run time.
 #[derive(Debug, Clone)]
 pub enum Backend {
     CephFs(CephFs),
+    Nfs(Nfs),
+    Gluster(Gluster),
     Fake(Fake),
 }
 
@@ -100,6 +115,8 @@ macro_rules! each {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {
             Backend::CephFs($b) => $e,
+            Backend::Nfs($b) => $e,
+            Backend::Gluster($b) => $e,
             Backend::Fake($b) => $e,
         }
     };
@@ -134,5 +151,8 @@ impl ShareBackend for Backend {
     }
     async fn deauthorize(&self, share: &ShareRef, auth_id: &str) -> Result<(), ShareError> {
         each!(self, b => b.deauthorize(share, auth_id).await)
+    }
+    async fn allow(&self, share: &ShareRef, clients: &[(String, bool)]) -> Result<(), ShareError> {
+        each!(self, b => b.allow(share, clients).await)
     }
 }

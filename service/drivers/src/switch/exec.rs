@@ -30,12 +30,21 @@ impl Session {
 
     /// Run one command: (exit status, stdout + stderr).
     pub async fn run(&mut self, command: &str) -> Result<(u32, String), SwitchError> {
+        self.run_with(command, None).await
+    }
+
+    /// Run one command with `input` on its standard input (then end of file).
+    pub async fn run_with(&mut self, command: &str, input: Option<&[u8]>) -> Result<(u32, String), SwitchError> {
         let mut ch = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| SwitchError::Connect(format!("opening a channel: {e}")))?;
         ch.exec(true, command).await.map_err(|e| SwitchError::Connect(format!("running {command:?}: {e}")))?;
+        if let Some(input) = input {
+            ch.data(input).await.map_err(|e| SwitchError::Connect(format!("sending input to {command:?}: {e}")))?;
+            ch.eof().await.map_err(|e| SwitchError::Connect(format!("ending input to {command:?}: {e}")))?;
+        }
         let (mut out, mut status) = (Vec::new(), None);
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {

@@ -164,3 +164,89 @@ impl Drop for Ceph {
         let _ = Command::new(script("ceph.sh")).arg("stop").arg(self.dir.path()).status();
     }
 }
+
+/// A file server (`scripts/peers/nas.sh`): NFS-Ganesha and GlusterFS in a
+/// network and mount namespace of their own, managed over SSH (key login,
+/// host key pinned) as tundrad manages a site's; stopped when dropped.
+pub struct Nas {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    /// The server's address (sshd on port 22, NFS on 2049, glusterd on 24007).
+    pub address: String,
+    /// This side of the veth: the address a client here comes from.
+    pub client_address: String,
+    pub host_key: String,
+    /// The private key (OpenSSH format) that logs in as root.
+    pub key: String,
+    pub exports_file: String,
+    pub pid_file: String,
+    pub nfs_root: String,
+    pub gluster_root: String,
+}
+
+impl Nas {
+    pub fn start() -> Nas {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = format!("tn{pid}x{n}");
+        // A /30 of 198.19.0.0/16 no interface here uses yet.
+        let used = String::from_utf8(Command::new("ip").args(["-4", "-o", "addr"]).output().unwrap().stdout).unwrap();
+        let net = (0..16384u32)
+            .map(|k| (pid.wrapping_mul(7) + n * 13 + k) % 16384)
+            .map(|k| format!("198.19.{}.{}", k / 64, (k % 64) * 4))
+            .find(|net| {
+                let base = net.rsplit_once('.').unwrap().0;
+                let last: u32 = net.rsplit_once('.').unwrap().1.parse().unwrap();
+                !(1..3).any(|i| used.contains(&format!(" {base}.{}/", last + i)))
+            })
+            .unwrap();
+        let dir = tempfile::Builder::new().prefix("tundra-nas-").tempdir().unwrap();
+        let out = Command::new(script("nas.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .arg(&name)
+            .arg(&net)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/peers/nas.sh (apt: nfs-ganesha nfs-ganesha-vfs glusterfs-server)");
+        assert!(out.status.success(), "nas.sh start failed; see {}", dir.path().join("log").display());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nas.sh prints JSON");
+        let s = |k: &str| v[k].as_str().unwrap().to_string();
+        Nas {
+            name,
+            address: s("address"),
+            client_address: s("client_address"),
+            host_key: s("host_key"),
+            key: std::fs::read_to_string(s("key")).unwrap(),
+            exports_file: s("exports_file"),
+            pid_file: s("pid_file"),
+            nfs_root: s("nfs_root"),
+            gluster_root: s("gluster_root"),
+            dir,
+        }
+    }
+
+    /// Run a shell command on the server (over SSH, as tundrad does); its output.
+    pub fn ssh(&self, command: &str) -> Result<String, String> {
+        let out = Command::new("ssh")
+            .arg("-i")
+            .arg(self.dir.path().join("tundra"))
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error"])
+            .arg(format!("root@{}", self.address))
+            .arg(command)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Nas {
+    fn drop(&mut self) {
+        let _ = Command::new(script("nas.sh")).arg("stop").arg(self.dir.path()).arg(&self.name).status();
+    }
+}

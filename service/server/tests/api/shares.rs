@@ -5,7 +5,8 @@
 //! and taken back — each checked with the `ceph` CLI itself — projects kept
 //! apart, bad input refused at its field, and a tundrad stopped right after
 //! accepting a share and a rule converging after its restart with nothing
-//! stranded on Ceph.
+//! stranded on Ceph. And NFS-Ganesha and GlusterFS on a file server
+//! tundrad manages over SSH, each checked through a real client.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, Env, Resp};
-use crate::peers::Ceph;
+use crate::peers::{Ceph, Nas};
 
 const GIB: u64 = 1 << 30;
 
@@ -155,7 +156,11 @@ pub async fn cephfs_shares_rules_snapshots_and_restarts(b: Backend) {
             json!({"name": "x", "backend": "cephfs", "settings": {"monitors": [ceph.monitor], "fs_name": "tundra"}, "credential": "secret"}),
             "/credential",
         ),
-        (json!({"name": "x", "backend": "nfs"}), "/backend"),
+        (json!({"name": "x", "backend": "nfs"}), "/settings/ssh_address"),
+        (
+            json!({"name": "x", "backend": "cephfs", "settings": {"monitors": [ceph.monitor], "fs_name": "tundra", "root": "/srv"}, "credential": ceph.key}),
+            "/settings/root",
+        ),
         (json!({"name": "x", "backend": "zfs"}), "/backend"),
     ] {
         let r = env.call("POST", "/v1/share-types", &admin, Some(body)).await;
@@ -467,5 +472,251 @@ pub async fn cephfs_shares_rules_snapshots_and_restarts(b: Backend) {
     // The admin key never reached a response or an event.
     let events = env.call("GET", "/v1/events?limit=500", &admin, None).await;
     assert!(!events.body.to_string().contains(&ceph.key));
+    env.stop().await;
+}
+
+/// `nfs://` URL of a path in an NFS share (NFSv4, libnfs's user-space client).
+fn nfs_url(export: &str, file: &str) -> String {
+    let (host, path) = export.split_once(':').unwrap();
+    format!("nfs://{host}{path}{file}?version=4")
+}
+
+/// Copy with `nfs-cp` (either side may be an `nfs://` URL).
+fn nfs_cp(from: &str, to: &str) -> Result<(), String> {
+    let out = Command::new("nfs-cp").args([from, to]).output().expect("nfs-cp (apt: libnfs-utils)");
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
+}
+
+/// The names in an NFS share's top directory, or why it could not be read.
+fn nfs_ls(export: &str) -> Result<Vec<String>, String> {
+    let out = Command::new("nfs-ls").arg(nfs_url(export, "")).output().expect("nfs-ls (apt: libnfs-utils)");
+    if !out.status.success() || !out.stderr.is_empty() {
+        return Err(format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .map(String::from)
+        .collect())
+}
+
+/// A GlusterFS FUSE mount on the host, unmounted when dropped.
+struct GlusterMount {
+    dir: tempfile::TempDir,
+}
+
+impl GlusterMount {
+    /// Mount `server:/volume`; `Err` when the server does not let this client in.
+    async fn mount(export: &str) -> Result<GlusterMount, String> {
+        let (server, volume) = export.split_once(":/").unwrap();
+        let dir = tempfile::Builder::new().prefix("tundra-gluster-").tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let log = dir.path().join("client.log");
+        let out = Command::new("glusterfs")
+            .arg(format!("--volfile-server={server}"))
+            .arg(format!("--volfile-id={volume}"))
+            .arg(format!("--log-file={}", log.display()))
+            .arg(&mnt)
+            .output()
+            .expect("glusterfs (apt: glusterfs-client)");
+        let m = GlusterMount { dir };
+        // It mounts at once and handshakes with the brick after: mounted is
+        // not let in. A lookup that reaches the brick says so (ENOENT); a
+        // refused client gets ENOTCONN, and its mount soon goes.
+        for _ in 0..50 {
+            let mounted = std::fs::read_to_string("/proc/mounts").unwrap().contains(&*mnt.to_string_lossy());
+            if mounted
+                && std::fs::metadata(mnt.join(".no-such-file")).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                return Ok(m);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("{} {}", String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(&log).unwrap_or_default()))
+    }
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for GlusterMount {
+    fn drop(&mut self) {
+        // (A refused mount is already gone.)
+        let _ = Command::new("umount").arg("-l").arg(self.path()).stderr(std::process::Stdio::null()).status();
+    }
+}
+
+/// NFS-Ganesha and GlusterFS on a file server tundrad manages over SSH
+/// (`scripts/peers/nas.sh`): bad settings refused at their field; each a
+/// share made, a client outside its rules refused, let in by a rule, writing
+/// and reading back through a real client; NFS snapshots and a share from
+/// one; GlusterFS's quota and refusals (snapshots, read-only rules); rules
+/// taken back; shares deleted with nothing left on the server.
+pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
+    let nas = Nas::start();
+    let env = Env::start(b, |_| {}).await;
+    let admin = env.admin.clone();
+    let astro = env.project("astro").await;
+    let alice = env.user_with_role("alice", "astro", "member").await;
+    let ssh = format!("{}:22", nas.address);
+    let nfs = json!({"name": "nfs", "backend": "nfs", "credential": nas.key, "settings": {
+        "ssh_address": ssh, "host_key": nas.host_key, "server": nas.address, "root": nas.nfs_root,
+        "exports_file": nas.exports_file, "pid_file": nas.pid_file}});
+    let gluster = json!({"name": "gluster", "backend": "glusterfs", "credential": nas.key, "settings": {
+        "ssh_address": ssh, "host_key": nas.host_key, "server": nas.address, "root": nas.gluster_root}});
+    let with = |base: &Value, path: &str, v: Value| {
+        let mut x = base.clone();
+        *x.pointer_mut(path).unwrap() = v;
+        x
+    };
+    for (body, at) in [
+        (with(&nfs, "/settings/ssh_address", json!("nohost")), "/settings/ssh_address"),
+        (with(&nfs, "/settings/host_key", json!("ab:cd")), "/settings/host_key"),
+        (with(&nfs, "/settings/root", json!("srv")), "/settings/root"),
+        (with(&nfs, "/settings/exports_file", json!(null)), "/settings/exports_file"),
+        (with(&nfs, "/credential", json!("hunter2")), "/credential"),
+        (with(&gluster, "/settings/server", json!("10.0.0.1:24007")), "/settings/server"),
+        (with(&gluster, "/settings/root", json!(["x"])), ""),
+    ] {
+        let r = env.call("POST", "/v1/share-types", &admin, Some(body)).await;
+        if at.is_empty() {
+            r.problem(400);
+        } else {
+            assert_eq!(pointer(&r, 400), at, "{}", r.body);
+        }
+    }
+    let mut ids = Vec::new();
+    for body in [nfs, gluster] {
+        let r = env.call("POST", "/v1/share-types", &admin, Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(!r.body.to_string().contains("PRIVATE KEY"), "the credential came back");
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let (nfs_ty, gluster_ty) = (ids[0].clone(), ids[1].clone());
+    let r = env.call("GET", &format!("/v1/share-types/{gluster_ty}"), &alice, None).await;
+    assert_eq!(r.body["legacy"], true);
+
+    let make = |name: &str, ty: &str| json!({"project_id": astro, "name": name, "share_type_id": ty, "size_gib": 1});
+    let rule = |share: &str, to: &str, level: &str| json!({"share_id": share, "kind": "ip", "access_to": to, "access_level": level});
+    let add_rule = async |share: &str, to: &str, level: &str| -> String {
+        let r = env.call("POST", "/v1/share-access", &alice, Some(rule(share, to, level))).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_string();
+        until_status(&env, &alice, &format!("/v1/share-access/{id}"), "state", "active").await;
+        id
+    };
+    let me = format!("{}/32", nas.client_address);
+
+    // ---- NFS ----
+    let r = env.call("POST", "/v1/shares", &alice, Some(make("home", &nfs_ty))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let home = r.body["id"].as_str().unwrap().to_string();
+    let s = until_status(&env, &alice, &format!("/v1/shares/{home}"), "status", "available").await;
+    let export = s["export_locations"][0]["path"].as_str().unwrap().to_string();
+    assert_eq!(export, format!("{}:/{}/{}", nas.address, astro.replace('-', ""), home.replace('-', "")));
+    let r = env
+        .call("POST", "/v1/share-access", &alice, Some(json!({"share_id": home, "kind": "cephx", "access_to": "x"})))
+        .await;
+    assert_eq!(pointer(&r, 400), "/kind");
+    // A rule for other addresses: this client is still refused.
+    let others = add_rule(&home, "10.99.0.0/24", "rw").await;
+    assert!(nfs_ls(&export).is_err(), "a client outside every rule listed the share");
+    let rw = add_rule(&home, &me, "rw").await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("note.txt");
+    std::fs::write(&local, "hello from astro over NFS").unwrap();
+    nfs_cp(local.to_str().unwrap(), &nfs_url(&export, "/note.txt")).expect("a client in the rule writes");
+    let back = dir.path().join("back.txt");
+    nfs_cp(&nfs_url(&export, "/note.txt"), back.to_str().unwrap()).expect("and reads back");
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello from astro over NFS");
+    assert_eq!(nfs_ls(&export).unwrap(), ["note.txt"]);
+    // The exports file says who: the rules' CIDRs, nothing more.
+    let exports = std::fs::read_to_string(&nas.exports_file).unwrap();
+    assert!(exports.contains(&format!("Clients = 10.99.0.0/24, {me}; Access_Type = RW;")), "{exports}");
+    // A snapshot, and a share made from it holding the file.
+    let r = env.call("POST", "/v1/share-snapshots", &alice, Some(json!({"share_id": home, "name": "s1"}))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let snap = r.body["id"].as_str().unwrap().to_string();
+    until_status(&env, &alice, &format!("/v1/share-snapshots/{snap}"), "status", "available").await;
+    let mut copy = make("copy", &nfs_ty);
+    copy["snapshot_id"] = json!(snap);
+    let r = env.call("POST", "/v1/shares", &alice, Some(copy)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let copy = r.body["id"].as_str().unwrap().to_string();
+    let s = until_status(&env, &alice, &format!("/v1/shares/{copy}"), "status", "available").await;
+    let copy_export = s["export_locations"][0]["path"].as_str().unwrap().to_string();
+    add_rule(&copy, &me, "ro").await;
+    assert_eq!(nfs_ls(&copy_export).unwrap(), ["note.txt"]);
+    assert!(nfs_cp(local.to_str().unwrap(), &nfs_url(&copy_export, "/x.txt")).is_err(), "a read-only rule wrote");
+    // The rule taken back: refused again.
+    let r = env.call("DELETE", &format!("/v1/share-access/{rw}"), &alice, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    until_gone(&env, &alice, &format!("/v1/share-access/{rw}")).await;
+    assert!(nfs_ls(&export).is_err(), "a rule taken back still let the client in");
+    // Use shows; the size is an allowance (no quota on Ganesha's VFS).
+    let s = until(&env, &alice, &format!("/v1/shares/{home}"), "home's use", |r| {
+        r.body["used_bytes"].as_i64().is_some_and(|u| u > 0)
+    })
+    .await;
+    assert!(s.body["used_bytes"].as_i64().unwrap() >= 25, "{}", s.body);
+    let _ = others;
+
+    // ---- GlusterFS ----
+    let r = env.call("POST", "/v1/shares", &alice, Some(make("scratch", &gluster_ty))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let scratch = r.body["id"].as_str().unwrap().to_string();
+    let s = until_status(&env, &alice, &format!("/v1/shares/{scratch}"), "status", "available").await;
+    let gexport = s["export_locations"][0]["path"].as_str().unwrap().to_string();
+    let vol = format!("tundra-{}-{}", astro.replace('-', ""), scratch.replace('-', ""));
+    assert_eq!(gexport, format!("{}:/{vol}", nas.address));
+    let quota = nas.ssh(&format!("gluster --xml volume quota {vol} list /")).unwrap();
+    assert!(quota.contains(&format!("<hard_limit>{GIB}</hard_limit>")), "{quota}");
+    let r = env.call("POST", "/v1/share-access", &alice, Some(rule(&scratch, &me, "ro"))).await;
+    assert_eq!(pointer(&r, 400), "/access_level");
+    let r = env.call("POST", "/v1/share-snapshots", &alice, Some(json!({"share_id": scratch, "name": "s"}))).await;
+    assert_eq!(pointer(&r, 400), "/share_id");
+    assert!(GlusterMount::mount(&gexport).await.is_err(), "a client outside every rule mounted the volume");
+    // The veth's /30 (this client is its first address): spelled out to GlusterFS address by address.
+    let (prefix, last) = nas.client_address.rsplit_once('.').unwrap();
+    let net30 = format!("{prefix}.{}/30", last.parse::<u8>().unwrap() - 1);
+    let grw = add_rule(&scratch, &net30, "rw").await;
+    {
+        let m = GlusterMount::mount(&gexport).await.expect("a client in the rule's CIDR mounts");
+        std::fs::write(m.path().join("result.txt"), "42").unwrap();
+    }
+    {
+        let m = GlusterMount::mount(&gexport).await.expect("and mounts again");
+        assert_eq!(std::fs::read_to_string(m.path().join("result.txt")).unwrap(), "42");
+    }
+    let r = env.call("PATCH", &format!("/v1/shares/{scratch}"), &alice, Some(json!({"size_gib": 2}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    until_status(&env, &alice, &format!("/v1/shares/{scratch}"), "status", "available").await;
+    let quota = nas.ssh(&format!("gluster --xml volume quota {vol} list /")).unwrap();
+    assert!(quota.contains(&format!("<hard_limit>{}</hard_limit>", 2 * GIB)), "{quota}");
+    let r = env.call("DELETE", &format!("/v1/share-access/{grw}"), &alice, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    until_gone(&env, &alice, &format!("/v1/share-access/{grw}")).await;
+    assert!(GlusterMount::mount(&gexport).await.is_err(), "a rule taken back still let the client mount");
+
+    // Deletes: rules in force refuse it unless forced; then nothing is left on the server.
+    let r = env.call("DELETE", &format!("/v1/shares/{copy}"), &alice, None).await;
+    r.problem(409);
+    let r = env.call("DELETE", &format!("/v1/share-snapshots/{snap}"), &alice, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    until_gone(&env, &alice, &format!("/v1/share-snapshots/{snap}")).await;
+    for id in [&copy, &home, &scratch] {
+        let r = env.call("DELETE", &format!("/v1/shares/{id}?force=true"), &alice, None).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    for id in [&copy, &home, &scratch] {
+        until_gone(&env, &alice, &format!("/v1/shares/{id}")).await;
+    }
+    let exports = std::fs::read_to_string(&nas.exports_file).unwrap();
+    assert!(!exports.contains("tundra-share"), "{exports}");
+    assert_eq!(std::fs::read_dir(format!("{}/{}", nas.nfs_root, astro.replace('-', ""))).unwrap().count(), 0);
+    let vols = nas.ssh("gluster volume list").unwrap();
+    assert!(!vols.contains(&vol), "{vols}");
+    assert_eq!(std::fs::read_dir(&nas.gluster_root).unwrap().count(), 0);
     env.stop().await;
 }

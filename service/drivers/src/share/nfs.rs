@@ -1,0 +1,293 @@
+//! NFS through NFS-Ganesha (NFSv4, the VFS FSAL) on a file server tundrad
+//! logs into over SSH. A share is a directory under the type's root, and an
+//! export of it whose `CLIENT` blocks are the share's address rules.
+//!
+//! tundrad owns one exports file, which the site's `ganesha.conf` pulls in
+//! with `%include`: each change rewrites it whole (a temp file renamed over
+//! it) and sends Ganesha SIGHUP, which re-reads the exports — added,
+//! changed and removed alike — without DBus. The file is also the record:
+//! each export is preceded by a `# tundra-share` line tundrad reads back.
+//!
+//! Ganesha's VFS FSAL enforces no per-export size, so a share's size here
+//! is its allowance, not a quota: `info` reports the use (`du`) and callers
+//! refuse a shrink below it. Snapshots are copies (`cp -a --reflink=auto`,
+//! so a filesystem with reflinks makes them cheap).
+
+use std::collections::BTreeMap;
+
+use super::remote::{Remote, Server, q};
+use super::{Grant, Progress, ShareBackend, ShareError, ShareInfo, ShareRef};
+
+/// Export IDs tundrad hands out start here (0 is Ganesha's pseudo root; a
+/// site's own exports can keep the ones below).
+const FIRST_ID: u32 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct Nfs {
+    pub remote: Remote,
+    /// The directory on the server each share's directory goes under.
+    pub root: String,
+    /// The exports file tundrad owns (the site's ganesha.conf `%include`s it).
+    pub exports_file: String,
+    /// Ganesha's PID file, to signal it.
+    pub pid_file: String,
+}
+
+/// One export as the file records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Export {
+    id: u32,
+    /// Clients (CIDR) and whether each is read-only.
+    clients: Vec<(String, bool)>,
+}
+
+const MARK: &str = "# tundra-share ";
+
+/// The exports in the file: `group/name` → export.
+fn parse(file: &str) -> Result<BTreeMap<String, Export>, ShareError> {
+    let mut out = BTreeMap::new();
+    for line in file.lines() {
+        let Some(rest) = line.strip_prefix(MARK) else { continue };
+        let mut words = rest.split_whitespace();
+        let key = words.next().unwrap_or_default().to_string();
+        let mut e = Export { id: 0, clients: Vec::new() };
+        for w in words {
+            if let Some(v) = w.strip_prefix("id=") {
+                e.id = v.parse().unwrap_or(0);
+            } else if let Some(v) = w.strip_prefix("rw=") {
+                e.clients.extend(v.split(',').filter(|c| !c.is_empty()).map(|c| (c.to_string(), false)));
+            } else if let Some(v) = w.strip_prefix("ro=") {
+                e.clients.extend(v.split(',').filter(|c| !c.is_empty()).map(|c| (c.to_string(), true)));
+            }
+        }
+        e.clients.sort();
+        if key.is_empty() || e.id == 0 {
+            return Err(ShareError::Refused(format!("the exports file has a line tundrad cannot read: {line:?}")));
+        }
+        out.insert(key, e);
+    }
+    Ok(out)
+}
+
+impl Nfs {
+    fn dir(&self, s: &ShareRef) -> String {
+        format!("{}/{}/{}", self.root, s.group, s.name)
+    }
+
+    fn snapshot_dir(&self, s: &ShareRef, snap: &str) -> String {
+        format!("{}/.snapshots/{}/{}/{snap}", self.root, s.group, s.name)
+    }
+
+    /// The path clients mount (Ganesha's pseudo path).
+    pub fn pseudo(s: &ShareRef) -> String {
+        format!("/{}/{}", s.group, s.name)
+    }
+
+    /// The exports file as it should be.
+    fn render(&self, exports: &BTreeMap<String, Export>) -> String {
+        let mut out = String::from("# Written by tundrad: every change rewrites this file. Do not edit it.\n");
+        for (key, e) in exports {
+            let list = |ro: bool| e.clients.iter().filter(|c| c.1 == ro).map(|c| c.0.as_str()).collect::<Vec<_>>();
+            let (rw, ro) = (list(false), list(true));
+            let (group, name) = key.split_once('/').unwrap_or((key, ""));
+            let r = ShareRef { group: group.into(), name: name.into() };
+            out.push_str(&format!("{MARK}{key} id={} rw={} ro={}\n", e.id, rw.join(","), ro.join(",")));
+            out.push_str(&format!(
+                "EXPORT {{\n  Export_Id = {};\n  Path = \"{}\";\n  Pseudo = \"{}\";\n  Protocols = 4;\n  \
+                 Transports = TCP;\n  Access_Type = None;\n  Squash = No_Root_Squash;\n  SecType = sys;\n  \
+                 FSAL {{ Name = VFS; }}\n",
+                e.id,
+                self.dir(&r),
+                Self::pseudo(&r)
+            ));
+            for (clients, level) in [(rw, "RW"), (ro, "RO")] {
+                if !clients.is_empty() {
+                    out.push_str(&format!("  CLIENT {{ Clients = {}; Access_Type = {level}; }}\n", clients.join(", ")));
+                }
+            }
+            out.push_str("}\n");
+        }
+        out
+    }
+
+    async fn read(&self, s: &mut Server) -> Result<BTreeMap<String, Export>, ShareError> {
+        let file = s.must(&format!("cat {f} 2>/dev/null || true", f = q(&self.exports_file)), None).await?;
+        parse(&file)
+    }
+
+    /// Write the exports and have Ganesha re-read them.
+    async fn write(&self, s: &mut Server, exports: &BTreeMap<String, Export>) -> Result<(), ShareError> {
+        let f = q(&self.exports_file);
+        let tmp = q(&format!("{}.tundra-new", self.exports_file));
+        let cmd = format!("cat > {tmp} && mv {tmp} {f} && kill -HUP \"$(cat {p})\"", p = q(&self.pid_file));
+        s.must(&cmd, Some(self.render(exports).as_bytes())).await?;
+        Ok(())
+    }
+
+    async fn with<T>(&self, f: impl AsyncFnOnce(&Self, &mut Server) -> Result<T, ShareError>) -> Result<T, ShareError> {
+        let mut s = self.remote.open().await?;
+        let out = f(self, &mut s).await;
+        s.close().await;
+        out
+    }
+}
+
+impl ShareBackend for Nfs {
+    async fn ensure(
+        &self,
+        share: &ShareRef,
+        _bytes: u64,
+        from: Option<(&ShareRef, &str)>,
+    ) -> Result<Progress<String>, ShareError> {
+        self.with(async |me, s| {
+            let dir = q(&me.dir(share));
+            let make = match from {
+                // A copy made aside and renamed: a cut-off copy is made again.
+                Some((src, snap)) => format!(
+                    "test -d {dir} || {{ rm -rf {dir}.tundra-new && mkdir -p \"$(dirname {dir})\" && cp -a --reflink=auto {s} {dir}.tundra-new && mv {dir}.tundra-new {dir}; }}",
+                    s = q(&me.snapshot_dir(src, snap))
+                ),
+                None => format!("mkdir -p {dir}"),
+            };
+            s.must(&make, None).await?;
+            let mut exports = me.read(s).await?;
+            let key = format!("{}/{}", share.group, share.name);
+            if !exports.contains_key(&key) {
+                let id = (FIRST_ID..).find(|i| exports.values().all(|e| e.id != *i)).unwrap_or(FIRST_ID);
+                exports.insert(key, Export { id, clients: Vec::new() });
+                me.write(s, &exports).await?;
+            }
+            Ok(Progress::Done(Self::pseudo(share)))
+        })
+        .await
+    }
+
+    async fn info(&self, share: &ShareRef) -> Result<ShareInfo, ShareError> {
+        self.with(async |me, s| {
+            let dir = q(&me.dir(share));
+            match s.run(&format!("du -sb {dir}"), None).await? {
+                Ok(out) => {
+                    let used = out.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    Ok(ShareInfo { path: Self::pseudo(share), quota_bytes: None, used_bytes: used })
+                }
+                Err(_) => Err(ShareError::Missing(format!("directory {}", me.dir(share)))),
+            }
+        })
+        .await
+    }
+
+    /// Nothing to change on the server: the size is the share's allowance.
+    async fn resize(&self, share: &ShareRef, _bytes: u64) -> Result<(), ShareError> {
+        self.info(share).await.map(|_| ())
+    }
+
+    async fn delete(&self, share: &ShareRef) -> Result<(), ShareError> {
+        self.with(async |me, s| {
+            let mut exports = me.read(s).await?;
+            if exports.remove(&format!("{}/{}", share.group, share.name)).is_some() {
+                me.write(s, &exports).await?;
+            }
+            s.must(
+                &format!(
+                    "rm -rf {} {}",
+                    q(&me.dir(share)),
+                    q(&format!("{}/.snapshots/{}/{}", me.root, share.group, share.name))
+                ),
+                None,
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
+        self.with(async |me, s| {
+            let to = q(&me.snapshot_dir(share, snap));
+            s.must(
+                &format!(
+                    "test -d {to} || {{ rm -rf {to}.tundra-new && mkdir -p \"$(dirname {to})\" && cp -a --reflink=auto {d} {to}.tundra-new && mv {to}.tundra-new {to}; }}",
+                    d = q(&me.dir(share))
+                ),
+                None,
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
+        self.with(async |me, s| {
+            s.must(&format!("rm -rf {}", q(&me.snapshot_dir(share, snap))), None).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn authorize(&self, _: &ShareRef, _: &str, _: bool) -> Result<Grant, ShareError> {
+        Err(ShareError::Refused("NFS shares take address rules, not cephx IDs".into()))
+    }
+
+    async fn deauthorize(&self, _: &ShareRef, _: &str) -> Result<(), ShareError> {
+        Err(ShareError::Refused("NFS shares take address rules, not cephx IDs".into()))
+    }
+
+    async fn allow(&self, share: &ShareRef, clients: &[(String, bool)]) -> Result<(), ShareError> {
+        self.with(async |me, s| {
+            let mut exports = me.read(s).await?;
+            let key = format!("{}/{}", share.group, share.name);
+            let Some(e) = exports.get_mut(&key) else {
+                return Err(ShareError::Missing(format!("export of {key}")));
+            };
+            let mut want = clients.to_vec();
+            want.sort();
+            want.dedup();
+            if e.clients != want {
+                e.clients = want;
+                me.write(s, &exports).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nfs() -> Nfs {
+        Nfs {
+            remote: Remote {
+                address: "10.0.0.9:22".into(),
+                username: "root".into(),
+                host_key: "SHA256:x".into(),
+                key: crate::bmc::Password(String::new()),
+            },
+            root: "/srv/tundra".into(),
+            exports_file: "/etc/ganesha/tundra.conf".into(),
+            pid_file: "/run/ganesha/ganesha.pid".into(),
+        }
+    }
+
+    #[test]
+    fn the_exports_file_reads_back_what_it_was_written_with() {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "p1/s1".to_string(),
+            Export { id: 1000, clients: vec![("10.0.0.0/24".into(), false), ("10.1.0.5/32".into(), true)] },
+        );
+        m.insert("p1/s2".to_string(), Export { id: 1001, clients: vec![] });
+        let file = nfs().render(&m);
+        assert!(file.contains("Path = \"/srv/tundra/p1/s1\";"));
+        assert!(file.contains("Pseudo = \"/p1/s1\";"));
+        assert!(file.contains("CLIENT { Clients = 10.0.0.0/24; Access_Type = RW; }"));
+        assert!(file.contains("CLIENT { Clients = 10.1.0.5/32; Access_Type = RO; }"));
+        // An export without rules lets no one in.
+        let s2 = &file[file.find("p1/s2").unwrap()..];
+        assert!(!s2.contains("CLIENT"));
+        assert_eq!(parse(&file).unwrap(), m);
+        assert!(parse("# tundra-share p1/s1 rw=\n").is_err());
+    }
+}
