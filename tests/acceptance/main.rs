@@ -17,6 +17,7 @@ mod peers;
 mod fabric;
 mod nodes;
 mod os;
+mod shares;
 mod steps;
 
 use libtest_mimic::{Arguments, Trial};
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
         ("tls_with_private_ca", steps::tls_with_private_ca),
         ("machine_lifecycle", steps::machine_lifecycle),
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
+        ("shares_through_terraform", shares::shares_through_terraform),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
         ("os_on_the_lab", os::os_on_the_lab),
