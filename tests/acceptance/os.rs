@@ -71,6 +71,11 @@ variable "share_size" {{
   default = 1
 }}
 
+variable "mounters" {{
+  type    = list(string)
+  default = ["alpha", "beta"]
+}}
+
 resource "tundra_share_type" "ceph" {{
   name       = "cephfs"
   backend    = "cephfs"
@@ -153,7 +158,7 @@ resource "tundra_node" "n" {{
   image_id   = tundra_image.os[each.value].id
   keypair_id = tundra_keypair.me[each.value].id
   networks   = [{{ network_id = tundra_network.net[each.value].id }}]
-  shares     = contains(["alpha", "beta"], each.key) ? [{{ share_id = tundra_share.data.id, mount_point = "/data" }}] : null
+  shares     = contains(var.mounters, each.key) ? [{{ share_id = tundra_share.data.id, mount_point = "/data" }}] : null
   user_data  = <<-EOT
     #cloud-config
     write_files:
@@ -232,6 +237,7 @@ pub fn os_on_the_lab() {
     let image = built_image(&["ceph-client"]);
     let s = LabSite::start_with(SITE, |c| {
         c.fabric_read_interval = "2s".into();
+        c.node_mount_refresh = "3s".into();
     });
     // Ceph where nodes reach it: on the provisioning network, beside tundrad.
     let ceph = crate::peers::Ceph::start(&s.lab().provisioning.server_ip);
@@ -446,11 +452,43 @@ fn shares_on_the_lab(
     .unwrap_err();
     assert!(e.contains("quota") || e.contains("No space"), "writing past the quota: {e}");
     ssh(s, &alpha, key, "sudo rm -f /data/big", wait).unwrap();
-    // A bigger share in place; the nodes see it, and the plan is empty after.
+    // In one apply: a bigger share, and the mounts moved from alpha to
+    // gamma — all in place. The running nodes follow through the metadata
+    // service (their tundra-mounts timer), and the plan is empty after.
     ws.env.push(("TF_VAR_share_size".into(), "2".into()));
+    ws.env.push(("TF_VAR_mounters".into(), r#"["beta", "gamma"]"#.into()));
     let out = ws.ok(&["apply", "-auto-approve", "-no-color"]);
-    assert!(out.contains("1 changed, 0 destroyed") || out.contains("0 added, 1 changed"), "{out}");
-    assert_eq!(ws.plan().0, 0, "no changes after the resize:\n{}", ws.plan().1);
+    assert!(out.contains("0 added, 3 changed, 0 destroyed"), "{out}");
+    assert_eq!(ws.plan().0, 0, "no changes after the resize and the moved mounts:\n{}", ws.plan().1);
+    let gamma = machine_of(&node("gamma"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let on_gamma = ssh(s, &gamma, key, "cat /data/from-alpha 2>/dev/null || true", wait).unwrap();
+        let on_alpha = ssh(s, &alpha, key, "mountpoint -q /data && echo mounted || echo gone", wait).unwrap();
+        if on_gamma.trim() == "hello-from-alpha" && on_alpha.trim() == "gone" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gamma reads {on_gamma:?} and alpha's /data is {on_alpha:?} 90 s after the change; gamma's updater says: {}",
+            ssh(
+                s,
+                &gamma,
+                key,
+                "sudo journalctl -u tundra-mounts --no-pager | grep tundra-mounts: | tail -5; mount | grep /data",
+                wait
+            )
+            .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let keys = ssh(s, &gamma, key, "stat -c '%a %U' /etc/ceph/ceph.client.*.keyring", wait).unwrap();
+    assert_eq!(keys.trim(), "600 root", "gamma: the key is root's alone");
+    let left = ssh(s, &alpha, key, "ls /etc/ceph/ 2>/dev/null | grep -c keyring || true", wait).unwrap();
+    assert_eq!(left.trim(), "0", "alpha still holds a keyring for the share it no longer mounts");
+    let now = |n: &str| s.get(&format!("/v1/nodes/{}", node(n)["id"].as_str().unwrap()));
+    assert_eq!(now("gamma")["mounts"][0]["state"], "active", "{}", now("gamma"));
+    assert!(now("alpha")["mounts"].as_array().is_none_or(|m| m.is_empty()), "{}", now("alpha"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let line = df(&beta);
@@ -468,7 +506,9 @@ fn shares_on_the_lab(
         let k = secret["key"].as_str().unwrap();
         assert!(!state.contains(k), "a rule's key is in the state");
     }
-    eprintln!("shares: alpha wrote, beta read, delta refused, quota held, 1 → 2 GiB in place");
+    eprintln!(
+        "shares: alpha wrote, beta read, delta refused, quota held, 1 → 2 GiB in place, the mount moved alpha → gamma on running nodes"
+    );
 }
 
 /// The end of a machine's console log, for failure messages.

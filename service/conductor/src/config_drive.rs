@@ -86,6 +86,10 @@ pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, 
         dns: net.map(|n| n.dns.clone()).unwrap_or_default(),
         random_seed: base64::engine::general_purpose::STANDARD.encode(seed),
         mounts,
+        updater: c.metadata_url().map(|base| tundra_engine::shares::Updater {
+            url: format!("{base}/openstack/latest/tundra_mounts.json"),
+            every_secs: c.settings().node_mount_refresh.as_secs().max(1),
+        }),
     };
     Ok(tundra_engine::nodes::drive_files(&input))
 }

@@ -62,6 +62,9 @@ struct Inner {
     placement: tokio::sync::Mutex<()>,
     /// Tests: every share type's backend is this one (a fake).
     share_backend: std::sync::OnceLock<tundra_drivers::share::Backend>,
+    /// The metadata service's base URL on the (first) provisioning network,
+    /// once its listener is bound.
+    metadata_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -92,6 +95,7 @@ impl Conductor {
                 bmc,
                 placement: tokio::sync::Mutex::new(()),
                 share_backend: std::sync::OnceLock::new(),
+                metadata_url: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -124,6 +128,16 @@ impl Conductor {
     /// Make every share type's backend `b` (tests of the conductor's own flows).
     pub fn use_share_backend(&self, b: tundra_drivers::share::Backend) {
         let _ = self.inner.share_backend.set(b);
+    }
+
+    /// Where nodes reach the metadata service (`http://ADDRESS:PORT`),
+    /// told by whoever bound its listener.
+    pub fn serve_metadata_at(&self, base_url: &str) {
+        let _ = self.inner.metadata_url.set(base_url.trim_end_matches('/').to_string());
+    }
+
+    pub(crate) fn metadata_url(&self) -> Option<&str> {
+        self.inner.metadata_url.get().map(String::as_str)
     }
 
     pub(crate) fn share_backend_override(&self) -> Option<tundra_drivers::share::Backend> {

@@ -28,6 +28,8 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// How often every switch's managed ports are read back.
     pub fabric_read_interval: Duration,
+    /// How often a deployed node asks the metadata service for changes to its share mounts.
+    pub node_mount_refresh: Duration,
     /// How long a freed segment rests before a new network may get it.
     pub segment_quarantine: Duration,
     /// Per switch command (and connecting).
@@ -99,6 +101,7 @@ impl Settings {
             power_sync_failures: 3,
             reconcile_interval: Duration::from_secs(10),
             fabric_read_interval: Duration::from_secs(300),
+            node_mount_refresh: Duration::from_secs(60),
             segment_quarantine: Duration::from_secs(1800),
             switch_timeout: Duration::from_secs(30),
             machine_timeout_scale: 1.0,

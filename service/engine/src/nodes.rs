@@ -125,6 +125,9 @@ pub struct DriveInput {
     pub random_seed: String,
     /// The shares it mounts (their rules active): cloud-init beside the user's user data.
     pub mounts: Vec<crate::shares::Mount>,
+    /// Where the node's updater reads later mount changes (none: the site
+    /// serves no metadata service, and mounts change on redeploy only).
+    pub updater: Option<crate::shares::Updater>,
 }
 
 fn netmask(prefix: u8) -> std::net::Ipv4Addr {
@@ -182,8 +185,11 @@ pub fn drive_files(d: &DriveInput) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     out.insert("openstack/latest/meta_data.json".to_string(), pretty(meta_data(d)));
     out.insert("openstack/latest/network_data.json".to_string(), pretty(network_data(d)));
-    if !d.mounts.is_empty() {
-        let ours = crate::shares::cloud_config(&d.mounts);
+    if d.updater.is_some() {
+        out.insert("openstack/latest/tundra_mounts.json".to_string(), crate::shares::mounts_json(&d.mounts));
+    }
+    if !d.mounts.is_empty() || d.updater.is_some() {
+        let ours = crate::shares::cloud_config(&d.mounts, d.updater.as_ref());
         out.insert(
             "openstack/latest/user_data".to_string(),
             crate::shares::user_data_with(d.user_data.as_deref(), &ours),
@@ -262,6 +268,7 @@ mod tests {
             dns: vec!["10.0.0.2".parse().unwrap()],
             random_seed: "c2VlZA==".into(),
             mounts: Vec::new(),
+            updater: None,
         };
         let f = drive_files(&d);
         assert_eq!(f.len(), 3);

@@ -141,33 +141,88 @@ fn fstab_fields(m: &Mount) -> ([String; 6], Vec<(String, &'static str, String)>)
     ([device, m.mount_point.clone(), kind.to_string(), options, "0".into(), "0".into()], files)
 }
 
+/// Where a node keeps its mounts up to date after boot: the metadata
+/// service's mounts file, asked every `every_secs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updater {
+    /// `http://…/openstack/latest/tundra_mounts.json`.
+    pub url: String,
+    pub every_secs: u64,
+}
+
+/// The mounts file the metadata service serves (and the updater keeps as
+/// what it applied): per mount its point, fstab line and files.
+pub fn mounts_json(mounts: &[Mount]) -> String {
+    let list: Vec<serde_json::Value> = mounts
+        .iter()
+        .map(|m| {
+            let (line, files) = fstab(m);
+            let files: Vec<serde_json::Value> = files
+                .into_iter()
+                .map(|(path, mode, content)| serde_json::json!({"path": path, "mode": mode, "content": content}))
+                .collect();
+            serde_json::json!({"mount_point": m.mount_point, "fstab": line, "files": files})
+        })
+        .collect();
+    serde_json::json!({ "mounts": list }).to_string()
+}
+
+/// The updater nodes run (python3, which cloud-init itself needs).
+pub const UPDATER_SCRIPT: &str = include_str!("tundra-mounts.py");
+
 /// tundrad's cloud-config for the mounts: the files each needs (keys
-/// root-only), the fstab entries (`mounts`), and the mount points made.
-pub fn cloud_config(mounts: &[Mount]) -> String {
-    let mut files = String::new();
+/// root-only), the fstab entries (`mounts`), and the mount points made;
+/// with an updater, the script and timer that apply later changes, and
+/// the mounts as applied at boot.
+pub fn cloud_config(mounts: &[Mount], updater: Option<&Updater>) -> String {
+    let mut files: Vec<(String, &'static str, String)> = Vec::new();
     let mut entries = String::new();
     for m in mounts {
         let (fields, extra) = fstab_fields(m);
-        for (path, mode, content) in extra {
-            files.push_str(&format!(
-                "  - path: {}\n    permissions: {}\n    owner: root:root\n    content: {}\n",
-                y(&path),
-                y(mode),
-                y(&content)
-            ));
-        }
+        files.extend(extra);
         entries.push_str(&format!("  - [{}]\n", fields.iter().map(|x| y(x)).collect::<Vec<_>>().join(", ")));
+    }
+    let mut runcmd = String::new();
+    if let Some(u) = updater {
+        let about = "Description=Keep this node's share mounts as tundrad lists them";
+        let service = format!(
+            "[Unit]\n{about}\nAfter=network-online.target\nWants=network-online.target\n\n[Service]\nType=oneshot\n\
+             ExecStart=/usr/bin/python3 /usr/local/sbin/tundra-mounts {}\n",
+            u.url
+        );
+        let timer = format!(
+            "[Unit]\n{about}\n\n[Timer]\nOnBootSec={e}s\nOnUnitActiveSec={e}s\nRandomizedDelaySec={j}s\n\n\
+             [Install]\nWantedBy=timers.target\n",
+            e = u.every_secs,
+            j = (u.every_secs / 4).max(1)
+        );
+        files.push(("/usr/local/sbin/tundra-mounts".into(), "0755", UPDATER_SCRIPT.to_string()));
+        files.push(("/etc/systemd/system/tundra-mounts.service".into(), "0644", service));
+        files.push(("/etc/systemd/system/tundra-mounts.timer".into(), "0644", timer));
+        files.push(("/var/lib/tundra/mounts.json".into(), "0600", mounts_json(mounts)));
+        runcmd
+            .push_str("runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, enable, --now, tundra-mounts.timer]\n");
     }
     let mut out = String::from(
         "#cloud-config\n# tundrad: the node's shares\nmerge_how:\n  - name: list\n    settings: [append]\n  - name: dict\n    settings: [no_replace, recurse_list]\n",
     );
     if !files.is_empty() {
         out.push_str("write_files:\n");
-        out.push_str(&files);
+        for (path, mode, content) in &files {
+            out.push_str(&format!(
+                "  - path: {}\n    permissions: {}\n    owner: root:root\n    content: {}\n",
+                y(path),
+                y(mode),
+                y(content)
+            ));
+        }
     }
-    out.push_str("mounts:\n");
-    out.push_str(&entries);
-    out.push_str("mount_default_fields: [null, null, \"auto\", \"defaults,nofail\", \"0\", \"2\"]\n");
+    out.push_str(&runcmd);
+    if !entries.is_empty() {
+        out.push_str("mounts:\n");
+        out.push_str(&entries);
+        out.push_str("mount_default_fields: [null, null, \"auto\", \"defaults,nofail\", \"0\", \"2\"]\n");
+    }
     out
 }
 
@@ -230,13 +285,37 @@ mod tests {
         );
         assert_eq!(files[1].1, "0600");
         assert!(files[0].2.contains("mon_host = 10.0.0.1:6789,10.0.0.2:6789"));
-        let cc = cloud_config(std::slice::from_ref(&m));
+        let cc = cloud_config(std::slice::from_ref(&m), None);
         assert!(cc.starts_with("#cloud-config\n"));
         assert!(cc.contains("\"fuse.ceph\""));
         let ud = user_data_with(Some("#!/bin/sh\necho hi\n"), &cc);
         assert!(ud.starts_with("Content-Type: multipart/mixed"));
         assert!(ud.contains("#!/bin/sh\necho hi"));
         assert!(ud.trim_end().ends_with("--==tundra-share-mounts==--"));
+    }
+
+    #[test]
+    fn the_updater_comes_with_the_mounts_as_applied_at_boot() {
+        let m = Mount {
+            mount_point: "/data".into(),
+            read_only: false,
+            how: MountKind::Nfs { server: "10.0.0.9".into(), path: "/p/s".into() },
+        };
+        let u = Updater { url: "http://10.0.0.1:8080/openstack/latest/tundra_mounts.json".into(), every_secs: 60 };
+        let cc = cloud_config(std::slice::from_ref(&m), Some(&u));
+        assert!(cc.contains("\"/usr/local/sbin/tundra-mounts\""), "{cc}");
+        assert!(cc.contains("tundra-mounts http://10.0.0.1:8080/openstack/latest/tundra_mounts.json"), "{cc}");
+        assert!(cc.contains("OnUnitActiveSec=60s"), "{cc}");
+        assert!(cc.contains("[systemctl, enable, --now, tundra-mounts.timer]"), "{cc}");
+        assert_eq!(cc.matches("write_files:").count(), 1, "{cc}");
+        // What the updater starts from is exactly what the metadata service lists.
+        let state: serde_json::Value = serde_json::from_str(&mounts_json(std::slice::from_ref(&m))).unwrap();
+        assert_eq!(state["mounts"][0]["fstab"], "10.0.0.9:/p/s /data nfs4 _netdev,defaults 0 0");
+        assert!(cc.contains(&y(&mounts_json(std::slice::from_ref(&m)))), "{cc}");
+        // No mounts yet, but the updater: a later mount arrives without a redeploy.
+        let empty = cloud_config(&[], Some(&u));
+        assert!(!empty.contains("mounts:\n"), "{empty}");
+        assert!(empty.contains("{\\\"mounts\\\":[]}"), "{empty}");
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct Config {
     pub reconcile_interval: String,
     /// How often every switch's managed ports are read back (drift detection).
     pub fabric_read_interval: String,
+    /// How often a deployed node asks the metadata service whether its
+    /// share mounts changed (its `tundra-mounts` timer).
+    pub node_mount_refresh: String,
     /// How long a deleted network's segment rests before another network
     /// may get it (a switch port that failed to move back must not join a
     /// new tenant).
@@ -261,6 +264,7 @@ impl Default for Config {
             provisioning_networks: Vec::new(),
             reconcile_interval: "10s".into(),
             fabric_read_interval: "5m".into(),
+            node_mount_refresh: "60s".into(),
             segment_quarantine: "30m".into(),
             switch_timeout: "30s".into(),
             machine_timeout_scale: 1.0,
@@ -380,6 +384,7 @@ impl Config {
             ("power_sync_interval", &self.power_sync_interval),
             ("reconcile_interval", &self.reconcile_interval),
             ("fabric_read_interval", &self.fabric_read_interval),
+            ("node_mount_refresh", &self.node_mount_refresh),
             ("segment_quarantine", &self.segment_quarantine),
             ("switch_timeout", &self.switch_timeout),
             ("agent_boot_timeout", &self.agent_boot_timeout),
@@ -530,6 +535,9 @@ impl Config {
             power_sync_failures: self.power_sync_failures,
             reconcile_interval: self.reconcile_interval(),
             fabric_read_interval: self.fabric_read_interval(),
+            node_mount_refresh: humantime::parse_duration(&self.node_mount_refresh)
+                .unwrap_or(std::time::Duration::from_secs(60))
+                .max(std::time::Duration::from_secs(1)),
             segment_quarantine: humantime::parse_duration(&self.segment_quarantine)
                 .unwrap_or(std::time::Duration::from_secs(1800)),
             switch_timeout: self.switch_timeout(),

@@ -30,6 +30,8 @@ pub async fn start(state: &AppState) -> anyhow::Result<Served> {
             .with_context(|| format!("binding the boot listener on {ip}:{} ({})", n.http_port, n.interface))?;
         let http_port = l.local_addr()?.port();
         let boot_url = n.boot_url.clone().unwrap_or_else(|| format!("http://{ip}:{http_port}"));
+        // Nodes ask the first network's listener for later changes (their share mounts).
+        c.serve_metadata_at(&boot_url);
         let config = Config {
             server_ip: ip,
             netmask: mask,
