@@ -211,6 +211,13 @@ impl Store {
         SHARE_TYPES.list(self, p, &Visibility::All).await
     }
 
+    /// Every share type's ID (the share worker runs each type on its own).
+    pub async fn share_type_ids(&self) -> Result<Vec<ShareTypeId>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM share_types ORDER BY id").fetch_all(&self.pool).await?;
+        ids.iter().map(|i| crate::parse_id("share_types", i)).collect()
+    }
+
     /// The share type's sealed credential (for the share worker only).
     pub async fn share_type_secret(&self, id: ShareTypeId) -> Result<Option<SecretId>> {
         let row = sqlx::query("SELECT credential_secret FROM share_types WHERE id = $1")

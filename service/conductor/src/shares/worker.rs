@@ -7,7 +7,9 @@
 //! backend object is gone, so nothing is stranded on the backend.
 //!
 //! A backend out of reach leaves the row as it is, with the reason, and is
-//! tried again; a backend that refuses puts the object in `error`.
+//! tried again; a backend that refuses puts the object in `error`. Each
+//! share type's pass is a task of its own, so one type's backend out of
+//! reach holds up no other type.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -26,21 +28,44 @@ const GIB: u64 = 1 << 30;
 /// How often an available share's use is read back.
 const USAGE_EVERY: Duration = Duration::from_secs(60);
 
+/// Each share type's pass runs as a task of its own, at most one per type
+/// at a time: a backend out of reach (each call may wait for its timeout)
+/// holds up its own type's work only.
 pub async fn run(c: Conductor) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut usage_at = Instant::now();
+    let mut usage_at: HashMap<ShareTypeId, Instant> = HashMap::new();
+    let mut running: HashMap<ShareTypeId, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = c.wakes().shares.notified() => {}
         }
-        let usage = usage_at.elapsed() >= USAGE_EVERY;
-        if usage {
-            usage_at = Instant::now();
-        }
-        if let Err(e) = once(&c, usage).await {
-            tracing::warn!(error = %e, "share worker pass failed");
+        running.retain(|_, h| !h.is_finished());
+        let types = match c.store().share_type_ids().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "share worker: listing share types failed");
+                continue;
+            }
+        };
+        for t in types {
+            if running.contains_key(&t) {
+                continue;
+            }
+            let usage = usage_at.get(&t).is_none_or(|at| at.elapsed() >= USAGE_EVERY);
+            if usage {
+                usage_at.insert(t, Instant::now());
+            }
+            let c = c.clone();
+            running.insert(
+                t,
+                tokio::spawn(async move {
+                    if let Err(e) = once_for(&c, Some(t), usage).await {
+                        tracing::warn!(share_type = %t, error = %e, "share worker pass failed");
+                    }
+                }),
+            );
         }
     }
 }
@@ -71,10 +96,17 @@ impl Backends<'_> {
     }
 }
 
-/// One pass; `usage`: also read back each available share's use.
+/// One pass over every type, one after the other; `usage`: also read back
+/// each available share's use.
 pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
+    once_for(c, None, usage).await
+}
+
+/// One pass over the shares of type `only` (all types: `None`).
+async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Result<()> {
     let mut backends = Backends { c, types: HashMap::new() };
-    let shares = c.store().share_records().await?;
+    let mut shares = c.store().share_records().await?;
+    shares.retain(|r| only.is_none_or(|t| r.share.share_type_id == t));
     let by_id: HashMap<_, _> = shares.iter().map(|r| (r.share.id, r)).collect();
 
     // Rules first: a share being deleted takes its rules back before it

@@ -586,6 +586,7 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
             assert_eq!(pointer(&r, 400), at, "{}", r.body);
         }
     }
+    let nfs_settings_body = nfs.clone();
     let mut ids = Vec::new();
     for body in [nfs, gluster] {
         let r = env.call("POST", "/v1/share-types", &admin, Some(body)).await;
@@ -608,11 +609,33 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
     };
     let me = format!("{}/32", nas.client_address);
 
+    // A file server that takes the connection and never answers (each
+    // call waits out its 60 s timeout): its type's share waits, and holds
+    // up no other type's.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_at = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let mut stuck = with(&nfs_settings_body, "/settings/ssh_address", json!(silent_at));
+    stuck["name"] = json!("silent");
+    let r = env.call("POST", "/v1/share-types", &admin, Some(stuck)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = env.call("POST", "/v1/shares", &alice, Some(make("waits", r.body["id"].as_str().unwrap()))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let waits = r.body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     // ---- NFS ----
     let r = env.call("POST", "/v1/shares", &alice, Some(make("home", &nfs_ty))).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let home = r.body["id"].as_str().unwrap().to_string();
     let s = until_status(&env, &alice, &format!("/v1/shares/{home}"), "status", "available").await;
+    let w = env.call("GET", &format!("/v1/shares/{waits}"), &alice, None).await.body;
+    assert_eq!((w["status"].as_str(), w["status_reason"].as_str()), (Some("creating"), None), "{w}");
     let export = s["export_locations"][0]["path"].as_str().unwrap().to_string();
     assert_eq!(export, format!("{}:/{}/{}", nas.address, astro.replace('-', ""), home.replace('-', "")));
     let r = env
@@ -709,6 +732,12 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
         let r = env.call("DELETE", &format!("/v1/shares/{id}?force=true"), &alice, None).await;
         assert_eq!(r.status, 202, "{}", r.body);
     }
+    // By now the silent server's call has timed out: the share says why it waits.
+    let w = until(&env, &alice, &format!("/v1/shares/{waits}"), "the silent server's timeout", |r| {
+        r.body["status_reason"].as_str().is_some()
+    })
+    .await;
+    assert!(w.body["status_reason"].as_str().unwrap().contains("waiting for the backend"), "{}", w.body);
     for id in [&copy, &home, &scratch] {
         until_gone(&env, &alice, &format!("/v1/shares/{id}")).await;
     }
