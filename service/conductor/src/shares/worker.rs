@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use futures_util::{StreamExt, stream};
 use tundra_api::shares::{AccessKind, AccessLevel, AccessState, ShareAccess, ShareStatus, ShareType, SnapshotStatus};
 use tundra_api::{SecretId, ShareId, ShareTypeId};
 use tundra_drivers::share::{Backend, Progress, ShareBackend, ShareError};
@@ -102,18 +103,31 @@ pub async fn once(c: &Conductor, usage: bool) -> Result<()> {
     once_for(c, None, usage).await
 }
 
+/// How many backend calls of one type a pass makes at once: the `ceph`
+/// CLI spends most of a call starting up, so a few at a time overlap.
+const AT_ONCE: usize = 4;
+
 /// One pass over the shares of type `only` (all types: `None`).
 async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Result<()> {
     let mut backends = Backends { c, types: HashMap::new() };
     let mut shares = c.store().share_records().await?;
     shares.retain(|r| only.is_none_or(|t| r.share.share_type_id == t));
     let by_id: HashMap<_, _> = shares.iter().map(|r| (r.share.id, r)).collect();
+    // Every backend the pass needs, opened first (once each).
+    for rec in &shares {
+        let _ = backends.get(rec.share.share_type_id).await;
+    }
+    let opened = |id: ShareTypeId| match backends.types.get(&id) {
+        Some((t, Some(b))) => Some((t, b)),
+        _ => None,
+    };
 
     // Rules first: a share being deleted takes its rules back before it
     // goes (`rules`: how many each share still has after this pass).
     let mut rules: HashMap<ShareId, usize> = HashMap::new();
     let all = c.store().all_access().await?;
     let mut by_address: HashMap<ShareId, Vec<&ShareAccess>> = HashMap::new();
+    let mut cephx = Vec::new();
     for a in &all {
         *rules.entry(a.share_id).or_default() += 1;
         if a.kind == AccessKind::Ip {
@@ -121,62 +135,29 @@ async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Resu
             continue;
         }
         let Some(rec) = by_id.get(&a.share_id) else { continue };
-        let s = &rec.share;
         let want_grant = matches!(a.state, AccessState::Queued | AccessState::Applying);
         if !want_grant && a.state != AccessState::Deleting {
             continue;
         }
-        if want_grant && s.status == ShareStatus::Creating {
+        if want_grant && rec.share.status == ShareStatus::Creating {
             continue; // granted once the share is there
         }
-        let Ok((t, b)) = backends.get(s.share_type_id).await else { continue };
-        let r = share_ref(s.project_id, s.id);
-        let tid = t.id;
-        if want_grant {
-            if a.state == AccessState::Queued
-                && !c.store().access_step(a.id, AccessState::Queued, AccessState::Applying, None, None).await?
-            {
-                continue;
-            }
-            let auth_id = a.ceph_id.clone().unwrap_or_else(|| a.access_to.clone());
-            match b.authorize(&r, &auth_id, a.access_level == AccessLevel::Ro).await {
-                Ok(g) => {
-                    let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(g.key.into_bytes()));
-                    c.store().access_step(a.id, AccessState::Applying, AccessState::Active, None, Some(sealed)).await?;
-                    c.store().share_type_error(tid, None).await?;
-                    tracing::info!(share = %s.name, rule = %a.id, "access rule active");
-                    c.wakes().nodes.notify_one();
-                }
-                Err(ShareError::Unavailable(why)) => {
-                    c.store().share_type_error(tid, Some(why)).await?;
-                }
-                Err(e) => {
-                    c.store()
-                        .access_step(a.id, AccessState::Applying, AccessState::Error, Some(e.to_string()), None)
-                        .await?;
-                }
-            }
-        } else {
-            let gone = match &a.ceph_id {
-                Some(auth_id) if s.status != ShareStatus::Creating => b.deauthorize(&r, auth_id).await,
-                _ => Ok(()),
-            };
-            match gone {
-                Ok(()) | Err(ShareError::Missing(_)) => {
-                    if c.store().remove_access(a.id).await? {
-                        *rules.entry(a.share_id).or_default() -= 1;
-                    }
-                }
-                Err(e) => {
-                    c.store().share_type_error(tid, Some(e.to_string())).await?;
-                }
-            }
+        let Some((t, b)) = opened(rec.share.share_type_id) else { continue };
+        cephx.push((&rec.share, t.id, b, a));
+    }
+    // (The calls made up front: a closure inside the stream trips the
+    // compiler's proof that the spawned pass is Send.)
+    let calls: Vec<_> = cephx.into_iter().map(|(s, tid, b, a)| cephx_rule(c, s, tid, b, a)).collect();
+    let removed: Vec<Result<Option<ShareId>>> = stream::iter(calls).buffer_unordered(AT_ONCE).collect().await;
+    for r in removed {
+        if let Some(id) = r? {
+            *rules.entry(id).or_default() -= 1;
         }
     }
 
     for (share_id, list) in by_address {
         let Some(rec) = by_id.get(&share_id) else { continue };
-        let removed = address_rules(c, &mut backends, &rec.share, &list).await?;
+        let removed = address_rules(c, opened(rec.share.share_type_id), &rec.share, &list).await?;
         if let Some(n) = rules.get_mut(&share_id) {
             *n -= removed;
         }
@@ -187,7 +168,7 @@ async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Resu
             continue;
         }
         let Some(rec) = by_id.get(&snap.share_id) else { continue };
-        let Ok((t, b)) = backends.get(rec.share.share_type_id).await else { continue };
+        let Some((t, b)) = opened(rec.share.share_type_id) else { continue };
         let tid = t.id;
         let r = share_ref(rec.share.project_id, rec.share.id);
         let name = snapshot_name(snap.id);
@@ -211,19 +192,75 @@ async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Resu
         }
     }
 
-    for rec in &shares {
-        let due = !matches!(rec.share.status, ShareStatus::Available | ShareStatus::Error) || usage;
-        if !due {
-            continue;
+    let due: Vec<_> = shares
+        .iter()
+        .filter(|rec| !matches!(rec.share.status, ShareStatus::Available | ShareStatus::Error) || usage)
+        .filter_map(|rec| {
+            let (_, b) = opened(rec.share.share_type_id)?;
+            Some((rec, b, rules.get(&rec.share.id).is_some_and(|n| *n > 0)))
+        })
+        .collect();
+    let steps: Vec<_> = due
+        .into_iter()
+        .map(|(rec, b, rules_left)| {
+            let shares = &shares;
+            async move {
+                if let Err(e) = step(c, b, rec, shares, rules_left).await {
+                    tracing::warn!(share = %rec.share.name, error = %e, "share step failed");
+                }
+            }
+        })
+        .collect();
+    stream::iter(steps).buffer_unordered(AT_ONCE).collect::<Vec<()>>().await;
+    Ok(())
+}
+
+/// Grant or take back one cephx rule; the share whose rule left, if one did.
+async fn cephx_rule(
+    c: &Conductor,
+    s: &tundra_api::shares::Share,
+    tid: ShareTypeId,
+    b: &Backend,
+    a: &ShareAccess,
+) -> Result<Option<ShareId>> {
+    let r = share_ref(s.project_id, s.id);
+    if matches!(a.state, AccessState::Queued | AccessState::Applying) {
+        if a.state == AccessState::Queued
+            && !c.store().access_step(a.id, AccessState::Queued, AccessState::Applying, None, None).await?
+        {
+            return Ok(None);
         }
-        let Ok((_, b)) = backends.get(rec.share.share_type_id).await else { continue };
-        let b = b.clone();
-        let rules_left = rules.get(&rec.share.id).is_some_and(|n| *n > 0);
-        if let Err(e) = step(c, &b, rec, &shares, rules_left).await {
-            tracing::warn!(share = %rec.share.name, error = %e, "share step failed");
+        let auth_id = a.ceph_id.clone().unwrap_or_else(|| a.access_to.clone());
+        match b.authorize(&r, &auth_id, a.access_level == AccessLevel::Ro).await {
+            Ok(g) => {
+                let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(g.key.into_bytes()));
+                c.store().access_step(a.id, AccessState::Applying, AccessState::Active, None, Some(sealed)).await?;
+                c.store().share_type_error(tid, None).await?;
+                tracing::info!(share = %s.name, rule = %a.id, "access rule active");
+                c.wakes().nodes.notify_one();
+            }
+            Err(ShareError::Unavailable(why)) => {
+                c.store().share_type_error(tid, Some(why)).await?;
+            }
+            Err(e) => {
+                c.store()
+                    .access_step(a.id, AccessState::Applying, AccessState::Error, Some(e.to_string()), None)
+                    .await?;
+            }
+        }
+        return Ok(None);
+    }
+    let gone = match &a.ceph_id {
+        Some(auth_id) if s.status != ShareStatus::Creating => b.deauthorize(&r, auth_id).await,
+        _ => Ok(()),
+    };
+    match gone {
+        Ok(()) | Err(ShareError::Missing(_)) => Ok(c.store().remove_access(a.id).await?.then_some(a.share_id)),
+        Err(e) => {
+            c.store().share_type_error(tid, Some(e.to_string())).await?;
+            Ok(None)
         }
     }
-    Ok(())
 }
 
 /// Address rules (NFS, GlusterFS) go to the backend as the share's whole
@@ -231,7 +268,7 @@ async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Resu
 /// the server let in exactly that set. How many rules it removed.
 async fn address_rules(
     c: &Conductor,
-    backends: &mut Backends<'_>,
+    backend: Option<(&ShareType, &Backend)>,
     s: &tundra_api::shares::Share,
     list: &[&ShareAccess],
 ) -> Result<usize> {
@@ -250,8 +287,8 @@ async fn address_rules(
         }
         return Ok(removed);
     }
-    let Ok((t, b)) = backends.get(s.share_type_id).await else { return Ok(0) };
-    let (tid, b) = (t.id, b.clone());
+    let Some((t, b)) = backend else { return Ok(0) };
+    let tid = t.id;
     let mut applying = Vec::new();
     let mut clients = Vec::new();
     for a in list {

@@ -24,6 +24,9 @@ pub struct CephFs {
     /// The `ceph` program (default: `ceph` on PATH).
     pub program: PathBuf,
     pub timeout: Duration,
+    /// Subvolume groups this value has made (or found) already: one
+    /// `subvolumegroup create` per project, not one per share.
+    groups: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for CephFs {
@@ -59,6 +62,7 @@ impl CephFs {
             key: Arc::new(key),
             program: PathBuf::from("ceph"),
             timeout: Duration::from_secs(15),
+            groups: Arc::default(),
         }
     }
 
@@ -125,10 +129,14 @@ impl CephFs {
     }
 
     async fn ensure_group(&self, group: &str) -> Result<(), ShareError> {
-        self.run(&["fs", "subvolumegroup", "create", &self.fs_name, group])
-            .await
-            .map(|_| ())
-            .map_err(|f| self.err(f, group))
+        if self.groups.lock().is_ok_and(|g| g.contains(group)) {
+            return Ok(());
+        }
+        self.run(&["fs", "subvolumegroup", "create", &self.fs_name, group]).await.map_err(|f| self.err(f, group))?;
+        if let Ok(mut g) = self.groups.lock() {
+            g.insert(group.to_string());
+        }
+        Ok(())
     }
 
     async fn path(&self, s: &ShareRef) -> Result<String, ShareError> {
