@@ -71,10 +71,15 @@ for i in $(seq "$n"); do
   api POST /v1/share-access "{\"share_id\":\"$share\",\"kind\":\"cephx\",\"access_to\":\"r$i\"}" >/dev/null
 done
 t_accepted=$(now)
+deadline=$(( $(date +%s) + 60 + 10 * n ))
 while :; do
   shares=$(count /v1/shares status available)
   rules=$(count /v1/share-access state active)
   [ "$shares" -ge "$n" ] && [ "$rules" -ge "$n" ] && break
+  if [ "$(date +%s)" -gt "$deadline" ]; then
+    echo "bench-shares: gave up: $shares of $n shares available, $rules of $n rules active (see $work/tundrad.log)" >&2
+    exit 1
+  fi
   sleep 0.2
 done
 t1=$(now)

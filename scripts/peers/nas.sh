@@ -21,7 +21,7 @@ name=${3:?usage: nas.sh start DIR NAME NET | stop DIR NAME}
 
 stop() {
     # Everything the server runs lives in its namespace: stop it all.
-    if ip netns list | grep -qw "$name"; then
+    if ip netns list | awk '{print $1}' | grep -qxF "$name"; then
         local pids
         pids=$(ip netns pids "$name" || true)
         [[ -n $pids ]] && kill $pids 2>/dev/null || true

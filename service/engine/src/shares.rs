@@ -187,7 +187,7 @@ pub fn cloud_config(mounts: &[Mount], updater: Option<&Updater>) -> String {
         let about = "Description=Keep this node's share mounts as tundrad lists them";
         let service = format!(
             "[Unit]\n{about}\nAfter=network-online.target\nWants=network-online.target\n\n[Service]\nType=oneshot\n\
-             ExecStart=/usr/bin/python3 /usr/local/sbin/tundra-mounts {}\n",
+             TimeoutStartSec=300\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-mounts {}\n",
             u.url
         );
         let timer = format!(

@@ -39,6 +39,8 @@ def save(path, content, mode):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
     with os.fdopen(fd, "w") as f:
         f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
     os.chmod(tmp, mode)
     os.rename(tmp, path)
 
@@ -91,15 +93,15 @@ def unit_of(point):
 
 
 def mounted(point):
-    """Listed in /proc/mounts and answering (a dead FUSE client does not)."""
+    """Listed in /proc/mounts and answering (a dead FUSE client does not; a
+    hard NFS mount whose server is gone never answers: give it 10 s)."""
     with open("/proc/mounts") as f:
         listed = any(l.split()[1] == point for l in f if len(l.split()) > 1)
     if not listed:
         return False
     try:
-        os.stat(point)
-        return True
-    except OSError:
+        return subprocess.run(["stat", "-t", point], capture_output=True, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
         return False
 
 
@@ -168,7 +170,10 @@ def main():
             applied[p] = want[p]
             say("mounted " + p)
         else:
-            applied.pop(p, None)
+            # Kept as failed: its fstab line and files are written, so the
+            # next run either tries it again or, if it is no longer wanted,
+            # takes them away.
+            applied[p] = dict(want[p], failed=True)
             say("mounting %s failed (tried again next run): %s" % (p, (r.stderr or r.stdout).strip()))
     save(STATE, json.dumps({"mounts": list(applied.values())}), 0o600)
 

@@ -31,11 +31,13 @@ pub async fn backend(c: &Conductor, t: &ShareType) -> Result<Backend> {
     let key = c.keyring().get(c.store(), secret).await?;
     let key = String::from_utf8(key.0.clone()).map_err(|_| Error::Internal("credential is not text".into()))?;
     let s = &t.settings;
-    let remote = || Remote {
-        address: s.ssh_address.clone().unwrap_or_default(),
-        username: s.ssh_username.clone().unwrap_or_else(|| "root".into()),
-        host_key: s.host_key.clone().unwrap_or_default(),
-        key: Password(key.clone()),
+    let remote = || {
+        Remote::new(
+            s.ssh_address.clone().unwrap_or_default(),
+            s.ssh_username.clone().unwrap_or_else(|| "root".into()),
+            s.host_key.clone().unwrap_or_default(),
+            Password(key.clone()),
+        )
     };
     Ok(match t.backend {
         ShareBackend::Cephfs => Backend::CephFs(CephFs::new(

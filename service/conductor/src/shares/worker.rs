@@ -174,9 +174,10 @@ async fn once_for(c: &Conductor, only: Option<ShareTypeId>, usage: bool) -> Resu
         let name = snapshot_name(snap.id);
         if snap.status == SnapshotStatus::Creating {
             match b.snapshot(&r, &name).await {
-                Ok(()) => {
+                Ok(Progress::Done(())) => {
                     c.store().snapshot_step(snap.id, SnapshotStatus::Creating, SnapshotStatus::Available, None).await?;
                 }
+                Ok(Progress::Pending(_)) => {} // asked again next pass
                 Err(ShareError::Unavailable(why)) => c.store().share_type_error(tid, Some(why)).await?,
                 Err(e) => {
                     c.store()

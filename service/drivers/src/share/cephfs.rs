@@ -280,7 +280,7 @@ impl ShareBackend for CephFs {
         }
     }
 
-    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
+    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<Progress<()>, ShareError> {
         match self
             .run(&[
                 "fs",
@@ -295,8 +295,8 @@ impl ShareBackend for CephFs {
             ])
             .await
         {
-            Ok(_) => Ok(()),
-            Err(f) if f.code == EEXIST => Ok(()),
+            Ok(_) => Ok(Progress::Done(())),
+            Err(f) if f.code == EEXIST => Ok(Progress::Done(())),
             Err(f) => Err(self.err(f, &share.name)),
         }
     }

@@ -89,11 +89,11 @@ impl ShareBackend for Fake {
         st.grants.retain(|(_, s), _| s != share);
         Ok(())
     }
-    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
+    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<Progress<()>, ShareError> {
         let mut st = self.state.lock().unwrap();
         let used = st.shares.get(share).ok_or_else(|| ShareError::Missing(share.name.clone()))?.1;
         st.snapshots.entry((share.clone(), snap.to_string())).or_insert(used);
-        Ok(())
+        Ok(Progress::Done(()))
     }
     async fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
         self.state.lock().unwrap().snapshots.remove(&(share.clone(), snap.to_string()));

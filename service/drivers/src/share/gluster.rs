@@ -14,6 +14,10 @@ use std::net::Ipv4Addr;
 use super::remote::{Failed, Remote, Server, q};
 use super::{Grant, Progress, ShareBackend, ShareError, ShareInfo, ShareRef};
 
+/// What `gluster` says when it could not do it now (not: will not do it).
+const BUSY: &[&str] =
+    &["Another transaction is in progress", "Locking failed", "Connection failed", "glusterd is not running"];
+
 #[derive(Debug, Clone)]
 pub struct Gluster {
     pub remote: Remote,
@@ -93,6 +97,10 @@ impl Gluster {
     async fn must(&self, s: &mut Server, args: &str) -> Result<String, ShareError> {
         match self.gluster(s, args).await? {
             Ok(out) => Ok(out),
+            // glusterd busy with another transaction, or down: try again later.
+            Err(f) if BUSY.iter().any(|b| f.output.contains(b)) => {
+                Err(ShareError::Unavailable(format!("gluster {args}: {}", f.output.trim())))
+            }
             Err(f) => Err(ShareError::Refused(format!("gluster {args}: {}", f.output.trim()))),
         }
     }
@@ -181,7 +189,7 @@ impl ShareBackend for Gluster {
         .await
     }
 
-    async fn snapshot(&self, _: &ShareRef, _: &str) -> Result<(), ShareError> {
+    async fn snapshot(&self, _: &ShareRef, _: &str) -> Result<Progress<()>, ShareError> {
         Err(ShareError::Refused("GlusterFS shares take no snapshots in Tundra".into()))
     }
 

@@ -82,7 +82,8 @@ pub trait ShareBackend {
     fn resize(&self, share: &ShareRef, bytes: u64) -> impl Future<Output = Result<(), ShareError>> + Send;
     /// Remove it with everything in it; gone already is fine.
     fn delete(&self, share: &ShareRef) -> impl Future<Output = Result<(), ShareError>> + Send;
-    fn snapshot(&self, share: &ShareRef, snap: &str) -> impl Future<Output = Result<(), ShareError>> + Send;
+    /// Take a snapshot (or find it taken); `Pending` while it is still being made.
+    fn snapshot(&self, share: &ShareRef, snap: &str) -> impl Future<Output = Result<Progress<()>, ShareError>> + Send;
     fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> impl Future<Output = Result<(), ShareError>> + Send;
     /// Let `auth_id` mount the share, read-write or read-only; its key.
     fn authorize(
@@ -140,7 +141,7 @@ impl ShareBackend for Backend {
     async fn delete(&self, share: &ShareRef) -> Result<(), ShareError> {
         each!(self, b => b.delete(share).await)
     }
-    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
+    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<Progress<()>, ShareError> {
         each!(self, b => b.snapshot(share, snap).await)
     }
     async fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {

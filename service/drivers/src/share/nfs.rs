@@ -110,18 +110,55 @@ impl Nfs {
         out
     }
 
+    /// The exports as the file records them; no file yet is none, but a
+    /// file that cannot be read is an error (never taken for empty).
     async fn read(&self, s: &mut Server) -> Result<BTreeMap<String, Export>, ShareError> {
-        let file = s.must(&format!("cat {f} 2>/dev/null || true", f = q(&self.exports_file)), None).await?;
+        let f = q(&self.exports_file);
+        let file = s.must(&format!("if test -e {f}; then cat {f}; fi"), None).await?;
         parse(&file)
     }
 
-    /// Write the exports and have Ganesha re-read them.
+    /// Write the exports (only when they changed).
     async fn write(&self, s: &mut Server, exports: &BTreeMap<String, Export>) -> Result<(), ShareError> {
         let f = q(&self.exports_file);
         let tmp = q(&format!("{}.tundra-new", self.exports_file));
-        let cmd = format!("cat > {tmp} && mv {tmp} {f} && kill -HUP \"$(cat {p})\"", p = q(&self.pid_file));
-        s.must(&cmd, Some(self.render(exports).as_bytes())).await?;
+        s.must(&format!("cat > {tmp} && mv {tmp} {f}"), Some(self.render(exports).as_bytes())).await?;
         Ok(())
+    }
+
+    /// Have Ganesha re-read the exports — after every change call, written
+    /// or not: a call cut off between the write and the signal is repaired
+    /// by its retry. Ganesha not running is the server out of reach.
+    async fn reload(&self, s: &mut Server) -> Result<(), ShareError> {
+        match s.run(&format!("kill -HUP \"$(cat {})\"", q(&self.pid_file)), None).await? {
+            Ok(_) => Ok(()),
+            Err(f) => Err(ShareError::Unavailable(format!(
+                "could not signal NFS-Ganesha (PID file {}): {}",
+                self.pid_file,
+                f.output.trim()
+            ))),
+        }
+    }
+
+    /// Copy `from` to `to` on the server, detached from this session (a big
+    /// share takes longer than a call may): started once (a lock file keeps a
+    /// second copy from starting), done when `to` exists.
+    async fn copy(&self, s: &mut Server, from: &str, to: &str) -> Result<Progress<()>, ShareError> {
+        let (from, to_q) = (q(from), q(to));
+        let lock = q(&format!("{to}.tundra-lock"));
+        let tmp = q(&format!("{to}.tundra-new"));
+        let script = format!("rm -rf {tmp} && cp -a --reflink=auto {from} {tmp} && mv {tmp} {to_q}; rm -f {lock}");
+        let out = s
+            .must(
+                &format!(
+                    "if test -d {to_q}; then echo done; else mkdir -p \"$(dirname {to_q})\" && \
+                     setsid -f flock -n {lock} sh -c {} </dev/null >/dev/null 2>&1; echo copying; fi",
+                    q(&script)
+                ),
+                None,
+            )
+            .await?;
+        Ok(if out.trim() == "done" { Progress::Done(()) } else { Progress::Pending(format!("copying to {to}")) })
     }
 
     async fn with<T>(&self, f: impl AsyncFnOnce(&Self, &mut Server) -> Result<T, ShareError>) -> Result<T, ShareError> {
@@ -140,16 +177,16 @@ impl ShareBackend for Nfs {
         from: Option<(&ShareRef, &str)>,
     ) -> Result<Progress<String>, ShareError> {
         self.with(async |me, s| {
-            let dir = q(&me.dir(share));
-            let make = match from {
-                // A copy made aside and renamed: a cut-off copy is made again.
-                Some((src, snap)) => format!(
-                    "test -d {dir} || {{ rm -rf {dir}.tundra-new && mkdir -p \"$(dirname {dir})\" && cp -a --reflink=auto {s} {dir}.tundra-new && mv {dir}.tundra-new {dir}; }}",
-                    s = q(&me.snapshot_dir(src, snap))
-                ),
-                None => format!("mkdir -p {dir}"),
-            };
-            s.must(&make, None).await?;
+            match from {
+                Some((src, snap)) => {
+                    if let Progress::Pending(why) = me.copy(s, &me.snapshot_dir(src, snap), &me.dir(share)).await? {
+                        return Ok(Progress::Pending(why));
+                    }
+                }
+                None => {
+                    s.must(&format!("mkdir -p {}", q(&me.dir(share))), None).await?;
+                }
+            }
             let mut exports = me.read(s).await?;
             let key = format!("{}/{}", share.group, share.name);
             if !exports.contains_key(&key) {
@@ -157,6 +194,7 @@ impl ShareBackend for Nfs {
                 exports.insert(key, Export { id, clients: Vec::new() });
                 me.write(s, &exports).await?;
             }
+            me.reload(s).await?;
             Ok(Progress::Done(Self::pseudo(share)))
         })
         .await
@@ -187,10 +225,15 @@ impl ShareBackend for Nfs {
             if exports.remove(&format!("{}/{}", share.group, share.name)).is_some() {
                 me.write(s, &exports).await?;
             }
+            me.reload(s).await?;
+            // (A copy still running into `.tundra-new` fails once its target is gone.)
+            let dir = me.dir(share);
             s.must(
                 &format!(
-                    "rm -rf {} {}",
-                    q(&me.dir(share)),
+                    "rm -rf {} {} {} {}",
+                    q(&dir),
+                    q(&format!("{dir}.tundra-new")),
+                    q(&format!("{dir}.tundra-lock")),
                     q(&format!("{}/.snapshots/{}/{}", me.root, share.group, share.name))
                 ),
                 None,
@@ -201,25 +244,18 @@ impl ShareBackend for Nfs {
         .await
     }
 
-    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
-        self.with(async |me, s| {
-            let to = q(&me.snapshot_dir(share, snap));
-            s.must(
-                &format!(
-                    "test -d {to} || {{ rm -rf {to}.tundra-new && mkdir -p \"$(dirname {to})\" && cp -a --reflink=auto {d} {to}.tundra-new && mv {to}.tundra-new {to}; }}",
-                    d = q(&me.dir(share))
-                ),
-                None,
-            )
-            .await?;
-            Ok(())
-        })
-        .await
+    async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<Progress<()>, ShareError> {
+        self.with(async |me, s| me.copy(s, &me.dir(share), &me.snapshot_dir(share, snap)).await).await
     }
 
     async fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
         self.with(async |me, s| {
-            s.must(&format!("rm -rf {}", q(&me.snapshot_dir(share, snap))), None).await?;
+            let to = me.snapshot_dir(share, snap);
+            s.must(
+                &format!("rm -rf {} {} {}", q(&to), q(&format!("{to}.tundra-new")), q(&format!("{to}.tundra-lock"))),
+                None,
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -247,6 +283,7 @@ impl ShareBackend for Nfs {
                 e.clients = want;
                 me.write(s, &exports).await?;
             }
+            me.reload(s).await?;
             Ok(())
         })
         .await
@@ -259,12 +296,12 @@ mod tests {
 
     fn nfs() -> Nfs {
         Nfs {
-            remote: Remote {
-                address: "10.0.0.9:22".into(),
-                username: "root".into(),
-                host_key: "SHA256:x".into(),
-                key: crate::bmc::Password(String::new()),
-            },
+            remote: Remote::new(
+                "10.0.0.9:22".into(),
+                "root".into(),
+                "SHA256:x".into(),
+                crate::bmc::Password(String::new()),
+            ),
             root: "/srv/tundra".into(),
             exports_file: "/etc/ganesha/tundra.conf".into(),
             pid_file: "/run/ganesha/ganesha.pid".into(),

@@ -3,6 +3,7 @@
 //! with its exit status the verdict — the same session the Linux switches
 //! use.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ShareError;
@@ -14,7 +15,9 @@ use crate::switch::exec::Session;
 /// How long one command may take (a GlusterFS volume start is the slowest, ~2 s).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Where and how to log in.
+/// Where and how to log in. Sessions opened through one `Remote` (and its
+/// clones) take turns: the exports file is read, changed and written whole,
+/// and glusterd refuses a second transaction while one runs.
 #[derive(Clone)]
 pub struct Remote {
     /// `HOST:PORT` of its sshd.
@@ -24,6 +27,7 @@ pub struct Remote {
     pub host_key: String,
     /// The private key (OpenSSH format) tundrad logs in with.
     pub key: Password,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -40,18 +44,25 @@ pub struct Failed {
 }
 
 impl Remote {
+    pub fn new(address: String, username: String, host_key: String, key: Password) -> Remote {
+        Remote { address, username, host_key, key, turn: Arc::default() }
+    }
+
+    /// A session, once the previous one through this `Remote` has closed.
     pub async fn open(&self) -> Result<Server, ShareError> {
+        let turn = self.turn.clone().lock_owned().await;
         let pin = HostKey::Pinned(self.host_key.clone());
         let s = Session::open(&self.address, &self.username, Secret::Key(&self.key), &pin, TIMEOUT)
             .await
             .map_err(|e| ShareError::Unavailable(e.to_string().replace("the switch", "the file server")))?;
-        Ok(Server { session: s })
+        Ok(Server { session: s, _turn: turn })
     }
 }
 
-/// A logged-in session with the file server.
+/// A logged-in session with the file server (its turn held until closed).
 pub struct Server {
     session: Session,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Server {

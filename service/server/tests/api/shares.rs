@@ -630,10 +630,30 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // ---- NFS ----
+    // Four shares at once: the worker makes them side by side, and the one
+    // exports file they all go into keeps every export.
     let r = env.call("POST", "/v1/shares", &alice, Some(make("home", &nfs_ty))).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let home = r.body["id"].as_str().unwrap().to_string();
+    let mut more = Vec::new();
+    for name in ["more-1", "more-2", "more-3"] {
+        let r = env.call("POST", "/v1/shares", &alice, Some(make(name, &nfs_ty))).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        more.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    for id in &more {
+        until_status(&env, &alice, &format!("/v1/shares/{id}"), "status", "available").await;
+    }
     let s = until_status(&env, &alice, &format!("/v1/shares/{home}"), "status", "available").await;
+    let exports = std::fs::read_to_string(&nas.exports_file).unwrap();
+    let mut ids: Vec<&str> = exports
+        .lines()
+        .filter(|l| l.starts_with("# tundra-share "))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "four shares, four exports with IDs of their own:\n{exports}");
     let w = env.call("GET", &format!("/v1/shares/{waits}"), &alice, None).await.body;
     assert_eq!((w["status"].as_str(), w["status_reason"].as_str()), (Some("creating"), None), "{w}");
     let export = s["export_locations"][0]["path"].as_str().unwrap().to_string();
@@ -728,7 +748,7 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
     let r = env.call("DELETE", &format!("/v1/share-snapshots/{snap}"), &alice, None).await;
     assert_eq!(r.status, 202, "{}", r.body);
     until_gone(&env, &alice, &format!("/v1/share-snapshots/{snap}")).await;
-    for id in [&copy, &home, &scratch] {
+    for id in [&copy, &home, &scratch].into_iter().chain(&more) {
         let r = env.call("DELETE", &format!("/v1/shares/{id}?force=true"), &alice, None).await;
         assert_eq!(r.status, 202, "{}", r.body);
     }
@@ -738,7 +758,7 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
     })
     .await;
     assert!(w.body["status_reason"].as_str().unwrap().contains("waiting for the backend"), "{}", w.body);
-    for id in [&copy, &home, &scratch] {
+    for id in [&copy, &home, &scratch].into_iter().chain(&more) {
         until_gone(&env, &alice, &format!("/v1/shares/{id}")).await;
     }
     let exports = std::fs::read_to_string(&nas.exports_file).unwrap();
