@@ -18,6 +18,10 @@ use std::collections::BTreeMap;
 use super::remote::{Remote, Server, q};
 use super::{Grant, Progress, ShareBackend, ShareError, ShareInfo, ShareRef};
 
+/// What a copy keeps beside its target: its lock, the copy in progress, its
+/// error output, and that output once the copy has failed.
+const COPY_SIDE_FILES: [&str; 4] = [".tundra-lock", ".tundra-new", ".tundra-err", ".tundra-failed"];
+
 /// Export IDs tundrad hands out start here (0 is Ganesha's pseudo root; a
 /// site's own exports can keep the ones below).
 const FIRST_ID: u32 = 1000;
@@ -142,23 +146,34 @@ impl Nfs {
 
     /// Copy `from` to `to` on the server, detached from this session (a big
     /// share takes longer than a call may): started once (a lock file keeps a
-    /// second copy from starting), done when `to` exists.
+    /// second copy from starting), done when `to` exists. A copy that failed
+    /// leaves its error beside the target; the next call reports it (once)
+    /// as a refusal.
     async fn copy(&self, s: &mut Server, from: &str, to: &str) -> Result<Progress<()>, ShareError> {
         let (from, to_q) = (q(from), q(to));
-        let lock = q(&format!("{to}.tundra-lock"));
-        let tmp = q(&format!("{to}.tundra-new"));
-        let script = format!("rm -rf {tmp} && cp -a --reflink=auto {from} {tmp} && mv {tmp} {to_q}; rm -f {lock}");
+        let [lock, tmp, err, failed] = COPY_SIDE_FILES.map(|x| q(&format!("{to}{x}")));
+        let script = format!(
+            "rm -rf {tmp}; if cp -a --reflink=auto {from} {tmp} 2>{err} && mv {tmp} {to_q}; then rm -f {err}; \
+             else rm -rf {tmp}; mv {err} {failed}; fi; rm -f {lock}"
+        );
         let out = s
             .must(
                 &format!(
-                    "if test -d {to_q}; then echo done; else mkdir -p \"$(dirname {to_q})\" && \
+                    "if test -d {to_q}; then echo done; elif test -e {failed}; then echo failed; cat {failed}; rm -f {failed}; \
+                     else mkdir -p \"$(dirname {to_q})\" && \
                      setsid -f flock -n {lock} sh -c {} </dev/null >/dev/null 2>&1; echo copying; fi",
                     q(&script)
                 ),
                 None,
             )
             .await?;
-        Ok(if out.trim() == "done" { Progress::Done(()) } else { Progress::Pending(format!("copying to {to}")) })
+        match out.trim().split_once('\n').unwrap_or((out.trim(), "")) {
+            ("done", _) => Ok(Progress::Done(())),
+            ("failed", why) => {
+                Err(ShareError::Refused(format!("copying to {to} failed on the server: {}", why.trim())))
+            }
+            _ => Ok(Progress::Pending(format!("copying to {to}"))),
+        }
     }
 
     async fn with<T>(&self, f: impl AsyncFnOnce(&Self, &mut Server) -> Result<T, ShareError>) -> Result<T, ShareError> {
@@ -228,12 +243,11 @@ impl ShareBackend for Nfs {
             me.reload(s).await?;
             // (A copy still running into `.tundra-new` fails once its target is gone.)
             let dir = me.dir(share);
+            let side = COPY_SIDE_FILES.map(|x| q(&format!("{dir}{x}"))).join(" ");
             s.must(
                 &format!(
-                    "rm -rf {} {} {} {}",
+                    "rm -rf {} {side} {}",
                     q(&dir),
-                    q(&format!("{dir}.tundra-new")),
-                    q(&format!("{dir}.tundra-lock")),
                     q(&format!("{}/.snapshots/{}/{}", me.root, share.group, share.name))
                 ),
                 None,
@@ -251,11 +265,8 @@ impl ShareBackend for Nfs {
     async fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
         self.with(async |me, s| {
             let to = me.snapshot_dir(share, snap);
-            s.must(
-                &format!("rm -rf {} {} {}", q(&to), q(&format!("{to}.tundra-new")), q(&format!("{to}.tundra-lock"))),
-                None,
-            )
-            .await?;
+            let side = COPY_SIDE_FILES.map(|x| q(&format!("{to}{x}"))).join(" ");
+            s.must(&format!("rm -rf {} {side}", q(&to)), None).await?;
             Ok(())
         })
         .await

@@ -654,6 +654,18 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 4, "four shares, four exports with IDs of their own:\n{exports}");
+    // A copy that fails on the server (the share's directory lost there)
+    // puts its snapshot in error with the server's reason, once.
+    let lost = format!("{}/{}/{}", nas.nfs_root, astro.replace('-', ""), more[0].replace('-', ""));
+    std::fs::remove_dir_all(&lost).unwrap();
+    let r = env.call("POST", "/v1/share-snapshots", &alice, Some(json!({"share_id": more[0], "name": "broken"}))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let broken = r.body["id"].as_str().unwrap().to_string();
+    let b = until_status(&env, &alice, &format!("/v1/share-snapshots/{broken}"), "status", "error").await;
+    assert!(b["status_reason"].as_str().unwrap().contains("failed on the server"), "{b}");
+    let r = env.call("DELETE", &format!("/v1/share-snapshots/{broken}"), &alice, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    until_gone(&env, &alice, &format!("/v1/share-snapshots/{broken}")).await;
     let w = env.call("GET", &format!("/v1/shares/{waits}"), &alice, None).await.body;
     assert_eq!((w["status"].as_str(), w["status_reason"].as_str()), (Some("creating"), None), "{w}");
     let export = s["export_locations"][0]["path"].as_str().unwrap().to_string();
