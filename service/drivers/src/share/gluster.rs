@@ -104,13 +104,6 @@ impl Gluster {
             Err(f) => Err(ShareError::Refused(format!("gluster {args}: {}", f.output.trim()))),
         }
     }
-
-    async fn with<T>(&self, f: impl AsyncFnOnce(&Self, &mut Server) -> Result<T, ShareError>) -> Result<T, ShareError> {
-        let mut s = self.remote.open().await?;
-        let out = f(self, &mut s).await;
-        s.close().await;
-        out
-    }
 }
 
 impl ShareBackend for Gluster {
@@ -123,70 +116,74 @@ impl ShareBackend for Gluster {
         if from.is_some() {
             return Err(ShareError::Refused("GlusterFS shares take no snapshots in Tundra".into()));
         }
-        self.with(async |me, s| {
-            let vol = Self::volume(share);
-            let xml = match me.info_xml(s, &vol).await? {
-                Some(xml) => xml,
-                None => {
-                    let brick = format!("{}:{}", me.server, me.brick(share));
-                    me.must(s, &format!("volume create {} {} force", q(&vol), q(&brick))).await?;
-                    me.info_xml(s, &vol).await?.unwrap_or_default()
+        self.remote
+            .session(async |s| {
+                let vol = Self::volume(share);
+                let xml = match self.info_xml(s, &vol).await? {
+                    Some(xml) => xml,
+                    None => {
+                        let brick = format!("{}:{}", self.server, self.brick(share));
+                        self.must(s, &format!("volume create {} {} force", q(&vol), q(&brick))).await?;
+                        self.info_xml(s, &vol).await?.unwrap_or_default()
+                    }
+                };
+                // Nobody but the server itself until a rule says so (GlusterFS's default is everyone).
+                if option(&xml, "auth.allow").is_none() {
+                    self.must(s, &format!("volume set {} auth.allow {}", q(&vol), q(&self.server))).await?;
                 }
-            };
-            // Nobody but the server itself until a rule says so (GlusterFS's default is everyone).
-            if option(&xml, "auth.allow").is_none() {
-                me.must(s, &format!("volume set {} auth.allow {}", q(&vol), q(&me.server))).await?;
-            }
-            if tag(&xml, "status") != Some("1") {
-                me.must(s, &format!("volume start {} force", q(&vol))).await?;
-            }
-            if option(&xml, "features.quota") != Some("on") {
-                me.must(s, &format!("volume quota {} enable", q(&vol))).await?;
-            }
-            me.must(s, &format!("volume quota {} limit-usage / {bytes}", q(&vol))).await?;
-            Ok(Progress::Done(format!("/{vol}")))
-        })
-        .await
+                if tag(&xml, "status") != Some("1") {
+                    self.must(s, &format!("volume start {} force", q(&vol))).await?;
+                }
+                if option(&xml, "features.quota") != Some("on") {
+                    self.must(s, &format!("volume quota {} enable", q(&vol))).await?;
+                }
+                self.must(s, &format!("volume quota {} limit-usage / {bytes}", q(&vol))).await?;
+                Ok(Progress::Done(format!("/{vol}")))
+            })
+            .await
     }
 
     async fn info(&self, share: &ShareRef) -> Result<ShareInfo, ShareError> {
-        self.with(async |me, s| {
-            let vol = Self::volume(share);
-            if me.info_xml(s, &vol).await?.is_none() {
-                return Err(ShareError::Missing(format!("volume {vol}")));
-            }
-            let xml = me.must(s, &format!("--xml volume quota {} list /", q(&vol))).await?;
-            let num = |t: &str| tag(&xml, t).and_then(|v| v.trim().parse::<u64>().ok());
-            Ok(ShareInfo {
-                path: format!("/{vol}"),
-                quota_bytes: num("hard_limit"),
-                used_bytes: num("used_space").unwrap_or(0),
+        self.remote
+            .session(async |s| {
+                let vol = Self::volume(share);
+                if self.info_xml(s, &vol).await?.is_none() {
+                    return Err(ShareError::Missing(format!("volume {vol}")));
+                }
+                let xml = self.must(s, &format!("--xml volume quota {} list /", q(&vol))).await?;
+                let num = |t: &str| tag(&xml, t).and_then(|v| v.trim().parse::<u64>().ok());
+                Ok(ShareInfo {
+                    path: format!("/{vol}"),
+                    quota_bytes: num("hard_limit"),
+                    used_bytes: num("used_space").unwrap_or(0),
+                })
             })
-        })
-        .await
+            .await
     }
 
     async fn resize(&self, share: &ShareRef, bytes: u64) -> Result<(), ShareError> {
-        self.with(async |me, s| {
-            me.must(s, &format!("volume quota {} limit-usage / {bytes}", q(&Self::volume(share)))).await?;
-            Ok(())
-        })
-        .await
+        self.remote
+            .session(async |s| {
+                self.must(s, &format!("volume quota {} limit-usage / {bytes}", q(&Self::volume(share)))).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn delete(&self, share: &ShareRef) -> Result<(), ShareError> {
-        self.with(async |me, s| {
-            let vol = Self::volume(share);
-            if let Some(xml) = me.info_xml(s, &vol).await? {
-                if tag(&xml, "status") == Some("1") {
-                    me.must(s, &format!("volume stop {} force", q(&vol))).await?;
+        self.remote
+            .session(async |s| {
+                let vol = Self::volume(share);
+                if let Some(xml) = self.info_xml(s, &vol).await? {
+                    if tag(&xml, "status") == Some("1") {
+                        self.must(s, &format!("volume stop {} force", q(&vol))).await?;
+                    }
+                    self.must(s, &format!("volume delete {}", q(&vol))).await?;
                 }
-                me.must(s, &format!("volume delete {}", q(&vol))).await?;
-            }
-            s.must(&format!("rm -rf {}", q(&me.brick(share))), None).await?;
-            Ok(())
-        })
-        .await
+                s.must(&format!("rm -rf {}", q(&self.brick(share))), None).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn snapshot(&self, _: &ShareRef, _: &str) -> Result<Progress<()>, ShareError> {
@@ -209,26 +206,27 @@ impl ShareBackend for Gluster {
         if clients.iter().any(|c| c.1) {
             return Err(ShareError::Refused("GlusterFS rules are read-write only".into()));
         }
-        self.with(async |me, s| {
-            let vol = Self::volume(share);
-            let Some(xml) = me.info_xml(s, &vol).await? else {
-                return Err(ShareError::Missing(format!("volume {vol}")));
-            };
-            let mut want = vec![me.server.clone()];
-            for (cidr, _) in clients {
-                for p in patterns(cidr) {
-                    if !want.contains(&p) {
-                        want.push(p);
+        self.remote
+            .session(async |s| {
+                let vol = Self::volume(share);
+                let Some(xml) = self.info_xml(s, &vol).await? else {
+                    return Err(ShareError::Missing(format!("volume {vol}")));
+                };
+                let mut want = vec![self.server.clone()];
+                for (cidr, _) in clients {
+                    for p in patterns(cidr) {
+                        if !want.contains(&p) {
+                            want.push(p);
+                        }
                     }
                 }
-            }
-            let want = want.join(",");
-            if option(&xml, "auth.allow") != Some(want.as_str()) {
-                me.must(s, &format!("volume set {} auth.allow {}", q(&vol), q(&want))).await?;
-            }
-            Ok(())
-        })
-        .await
+                let want = want.join(",");
+                if option(&xml, "auth.allow") != Some(want.as_str()) {
+                    self.must(s, &format!("volume set {} auth.allow {}", q(&vol), q(&want))).await?;
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -175,13 +175,6 @@ impl Nfs {
             _ => Ok(Progress::Pending(format!("copying to {to}"))),
         }
     }
-
-    async fn with<T>(&self, f: impl AsyncFnOnce(&Self, &mut Server) -> Result<T, ShareError>) -> Result<T, ShareError> {
-        let mut s = self.remote.open().await?;
-        let out = f(self, &mut s).await;
-        s.close().await;
-        out
-    }
 }
 
 impl ShareBackend for Nfs {
@@ -191,42 +184,46 @@ impl ShareBackend for Nfs {
         _bytes: u64,
         from: Option<(&ShareRef, &str)>,
     ) -> Result<Progress<String>, ShareError> {
-        self.with(async |me, s| {
-            match from {
-                Some((src, snap)) => {
-                    if let Progress::Pending(why) = me.copy(s, &me.snapshot_dir(src, snap), &me.dir(share)).await? {
-                        return Ok(Progress::Pending(why));
+        self.remote
+            .session(async |s| {
+                match from {
+                    Some((src, snap)) => {
+                        if let Progress::Pending(why) =
+                            self.copy(s, &self.snapshot_dir(src, snap), &self.dir(share)).await?
+                        {
+                            return Ok(Progress::Pending(why));
+                        }
+                    }
+                    None => {
+                        s.must(&format!("mkdir -p {}", q(&self.dir(share))), None).await?;
                     }
                 }
-                None => {
-                    s.must(&format!("mkdir -p {}", q(&me.dir(share))), None).await?;
+                let mut exports = self.read(s).await?;
+                let key = format!("{}/{}", share.group, share.name);
+                if !exports.contains_key(&key) {
+                    let id = (FIRST_ID..).find(|i| exports.values().all(|e| e.id != *i)).unwrap_or(FIRST_ID);
+                    exports.insert(key, Export { id, clients: Vec::new() });
+                    self.write(s, &exports).await?;
                 }
-            }
-            let mut exports = me.read(s).await?;
-            let key = format!("{}/{}", share.group, share.name);
-            if !exports.contains_key(&key) {
-                let id = (FIRST_ID..).find(|i| exports.values().all(|e| e.id != *i)).unwrap_or(FIRST_ID);
-                exports.insert(key, Export { id, clients: Vec::new() });
-                me.write(s, &exports).await?;
-            }
-            me.reload(s).await?;
-            Ok(Progress::Done(Self::pseudo(share)))
-        })
-        .await
+                self.reload(s).await?;
+                Ok(Progress::Done(Self::pseudo(share)))
+            })
+            .await
     }
 
     async fn info(&self, share: &ShareRef) -> Result<ShareInfo, ShareError> {
-        self.with(async |me, s| {
-            let dir = q(&me.dir(share));
-            match s.run(&format!("du -sb {dir}"), None).await? {
-                Ok(out) => {
-                    let used = out.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                    Ok(ShareInfo { path: Self::pseudo(share), quota_bytes: None, used_bytes: used })
+        self.remote
+            .session(async |s| {
+                let dir = q(&self.dir(share));
+                match s.run(&format!("du -sb {dir}"), None).await? {
+                    Ok(out) => {
+                        let used = out.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                        Ok(ShareInfo { path: Self::pseudo(share), quota_bytes: None, used_bytes: used })
+                    }
+                    Err(_) => Err(ShareError::Missing(format!("directory {}", self.dir(share)))),
                 }
-                Err(_) => Err(ShareError::Missing(format!("directory {}", me.dir(share)))),
-            }
-        })
-        .await
+            })
+            .await
     }
 
     /// Nothing to change on the server: the size is the share's allowance.
@@ -235,41 +232,43 @@ impl ShareBackend for Nfs {
     }
 
     async fn delete(&self, share: &ShareRef) -> Result<(), ShareError> {
-        self.with(async |me, s| {
-            let mut exports = me.read(s).await?;
-            if exports.remove(&format!("{}/{}", share.group, share.name)).is_some() {
-                me.write(s, &exports).await?;
-            }
-            me.reload(s).await?;
-            // (A copy still running into `.tundra-new` fails once its target is gone.)
-            let dir = me.dir(share);
-            let side = COPY_SIDE_FILES.map(|x| q(&format!("{dir}{x}"))).join(" ");
-            s.must(
-                &format!(
-                    "rm -rf {} {side} {}",
-                    q(&dir),
-                    q(&format!("{}/.snapshots/{}/{}", me.root, share.group, share.name))
-                ),
-                None,
-            )
-            .await?;
-            Ok(())
-        })
-        .await
+        self.remote
+            .session(async |s| {
+                let mut exports = self.read(s).await?;
+                if exports.remove(&format!("{}/{}", share.group, share.name)).is_some() {
+                    self.write(s, &exports).await?;
+                }
+                self.reload(s).await?;
+                // (A copy still running into `.tundra-new` fails once its target is gone.)
+                let dir = self.dir(share);
+                let side = COPY_SIDE_FILES.map(|x| q(&format!("{dir}{x}"))).join(" ");
+                s.must(
+                    &format!(
+                        "rm -rf {} {side} {}",
+                        q(&dir),
+                        q(&format!("{}/.snapshots/{}/{}", self.root, share.group, share.name))
+                    ),
+                    None,
+                )
+                .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn snapshot(&self, share: &ShareRef, snap: &str) -> Result<Progress<()>, ShareError> {
-        self.with(async |me, s| me.copy(s, &me.dir(share), &me.snapshot_dir(share, snap)).await).await
+        self.remote.session(async |s| self.copy(s, &self.dir(share), &self.snapshot_dir(share, snap)).await).await
     }
 
     async fn delete_snapshot(&self, share: &ShareRef, snap: &str) -> Result<(), ShareError> {
-        self.with(async |me, s| {
-            let to = me.snapshot_dir(share, snap);
-            let side = COPY_SIDE_FILES.map(|x| q(&format!("{to}{x}"))).join(" ");
-            s.must(&format!("rm -rf {} {side}", q(&to)), None).await?;
-            Ok(())
-        })
-        .await
+        self.remote
+            .session(async |s| {
+                let to = self.snapshot_dir(share, snap);
+                let side = COPY_SIDE_FILES.map(|x| q(&format!("{to}{x}"))).join(" ");
+                s.must(&format!("rm -rf {} {side}", q(&to)), None).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn authorize(&self, _: &ShareRef, _: &str, _: bool) -> Result<Grant, ShareError> {
@@ -281,23 +280,24 @@ impl ShareBackend for Nfs {
     }
 
     async fn allow(&self, share: &ShareRef, clients: &[(String, bool)]) -> Result<(), ShareError> {
-        self.with(async |me, s| {
-            let mut exports = me.read(s).await?;
-            let key = format!("{}/{}", share.group, share.name);
-            let Some(e) = exports.get_mut(&key) else {
-                return Err(ShareError::Missing(format!("export of {key}")));
-            };
-            let mut want = clients.to_vec();
-            want.sort();
-            want.dedup();
-            if e.clients != want {
-                e.clients = want;
-                me.write(s, &exports).await?;
-            }
-            me.reload(s).await?;
-            Ok(())
-        })
-        .await
+        self.remote
+            .session(async |s| {
+                let mut exports = self.read(s).await?;
+                let key = format!("{}/{}", share.group, share.name);
+                let Some(e) = exports.get_mut(&key) else {
+                    return Err(ShareError::Missing(format!("export of {key}")));
+                };
+                let mut want = clients.to_vec();
+                want.sort();
+                want.dedup();
+                if e.clients != want {
+                    e.clients = want;
+                    self.write(s, &exports).await?;
+                }
+                self.reload(s).await?;
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -48,6 +48,14 @@ impl Remote {
         Remote { address, username, host_key, key, turn: Arc::default() }
     }
 
+    /// Run `f` in a session of its own, closed after it.
+    pub async fn session<T>(&self, f: impl AsyncFnOnce(&mut Server) -> Result<T, ShareError>) -> Result<T, ShareError> {
+        let mut s = self.open().await?;
+        let out = f(&mut s).await;
+        s.close().await;
+        out
+    }
+
     /// A session, once the previous one through this `Remote` has closed.
     pub async fn open(&self) -> Result<Server, ShareError> {
         let turn = self.turn.clone().lock_owned().await;
