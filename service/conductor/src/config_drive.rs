@@ -55,23 +55,7 @@ pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, 
         }
         links.push(Link { mac, mtu: net.mtu, network: net.name, address, gateway });
     }
-    let mut mounts = Vec::new();
-    for m in store.node_mounts(n.id).await.map_err(|e| e.to_string())? {
-        if m.state != tundra_api::shares::AccessState::Active {
-            continue;
-        }
-        let (Some(rule), share) = (m.access_id, store.share(m.share_id).await.map_err(|e| e.to_string())?) else {
-            continue;
-        };
-        let rule = store.access(rule).await.map_err(|e| e.to_string())?;
-        let t = store.share_type(share.share_type_id).await.map_err(|e| e.to_string())?;
-        let Some(path) = store.share_export_path(share.id).await.map_err(|e| e.to_string())? else { continue };
-        mounts.push(
-            crate::shares::mount_of(c, &t, &rule, &path, &m.mount_point)
-                .await
-                .map_err(|e| format!("the mount of share {} at {}: {e}", share.name, m.mount_point))?,
-        );
-    }
+    let mounts = mounts(c, n).await?;
     let mut seed = [0u8; 64];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| "no randomness for random_seed".to_string())?;
     let input = DriveInput {
@@ -93,6 +77,34 @@ pub async fn files(c: &Conductor, n: &Node) -> Result<BTreeMap<String, String>, 
     };
     Ok(tundra_engine::nodes::drive_files(&input))
 }
+
+/// The node's mounts whose rules are active, ready for cloud-init and the
+/// updater.
+async fn mounts(c: &Conductor, n: &Node) -> Result<Vec<tundra_engine::shares::Mount>, String> {
+    let store = c.store();
+    let mut mounts = Vec::new();
+    for m in store.node_mounts(n.id).await.map_err(|e| e.to_string())? {
+        if m.state != tundra_api::shares::AccessState::Active {
+            continue;
+        }
+        let (Some(rule), share) = (m.access_id, store.share(m.share_id).await.map_err(|e| e.to_string())?) else {
+            continue;
+        };
+        let rule = store.access(rule).await.map_err(|e| e.to_string())?;
+        let t = store.share_type(share.share_type_id).await.map_err(|e| e.to_string())?;
+        let Some(path) = store.share_export_path(share.id).await.map_err(|e| e.to_string())? else { continue };
+        mounts.push(
+            crate::shares::mount_of(c, &t, &rule, &path, &m.mount_point)
+                .await
+                .map_err(|e| format!("the mount of share {} at {}: {e}", share.name, m.mount_point))?,
+        );
+    }
+    Ok(mounts)
+}
+
+/// The updater's file alone (asked by every node every `node_mount_refresh`;
+/// the rest of the drive is not built for it).
+const MOUNTS_FILE: &str = "tundra_mounts.json";
 
 /// Where the config drive holds the node's metadata token (never served by
 /// the metadata service).
@@ -158,6 +170,9 @@ pub async fn metadata(
     if want.is_none() || given != want {
         tracing::warn!(node = %n.name, %address, "a metadata request without the node's token; refused");
         return Ok(Metadata::Denied);
+    }
+    if name == MOUNTS_FILE && c.metadata_url().is_some() {
+        return Ok(Metadata::File(tundra_engine::shares::mounts_json(&mounts(c, &n).await?)));
     }
     Ok(match files(c, &n).await?.remove(&format!("openstack/latest/{name}")) {
         Some(f) => Metadata::File(f),
