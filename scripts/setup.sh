@@ -57,7 +57,9 @@ apt_packages=(
   e2fsprogs           # mkfs.ext4 -d: the image's root filesystem from a directory, no loop device
   systemd-container   # systemd-nspawn: a lab machine booting its disk runs the OS it holds
   extlinux            # extlinux + its GPT MBR: bootable node images for QEMU machines (image build --bootable)
-  binutils            # strip: the agent in the QEMU machines' ramdisk
+  binutils            # strip: the agent in the QEMU machines' ramdisk, and the release packages
+  curl                # the packaging test asks the packaged tundrad from its container's namespace
+  python3             # the provider's release zip and Terraform's h1: hash (scripts/package-provider.sh)
   ca-certificates     # the CA bundle the QEMU machines' ramdisk gives the agent
   ceph-mon ceph-mgr ceph-osd ceph-mds   # a single-node Ceph (scripts/peers/ceph.sh): the CephFS share backend in tests
   ceph-common ceph-fuse                  # the ceph CLI tundrad manages CephFS with; ceph-fuse mounts shares in tests

@@ -12,6 +12,26 @@ pub mod resources;
 use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{AttrPath, ConfigureInfo, Diagnostic, Diagnostics, Provider, Value, validators};
 
+/// The oldest tundrad release this provider works with: every resource it
+/// declares exists there. Raise it when the provider starts using something
+/// newer (and say so in CHANGELOG.md).
+pub const MIN_TUNDRAD: &str = "0.1.0";
+
+/// The warning for a tundrad older than `min`, if it is (versions compare
+/// by their numeric `major.minor.patch`; anything after `-` or `+` is ignored).
+pub fn too_old(running: &str, min: &str) -> Option<String> {
+    let parse =
+        |v: &str| -> Option<Vec<u64>> { v.split(['-', '+']).next()?.split('.').map(|p| p.parse().ok()).collect() };
+    let (have, need) = (parse(running)?, parse(min)?);
+    (have < need).then(|| {
+        format!(
+            "tundrad at this endpoint is {running}; terraform-provider-tundra {} needs {min} or newer. \
+             Upgrade tundrad (docs/guides/install.md) or pin an older provider version.",
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
 /// The provider.
 pub struct TundraProvider;
 
@@ -72,7 +92,7 @@ impl Provider for TundraProvider {
         }
     }
 
-    async fn configure(&self, config: Config, _info: ConfigureInfo) -> Result<Client, Diagnostics> {
+    async fn configure(&self, config: Config, _info: ConfigureInfo) -> Result<(Client, Diagnostics), Diagnostics> {
         let endpoint = config.endpoint.or_env("TUNDRA_ENDPOINT");
         let endpoint = match endpoint {
             Value::Known(e) => e.trim_end_matches('/').to_string(),
@@ -94,16 +114,24 @@ impl Provider for TundraProvider {
             }
         };
         let ca = config.ca_certificate.into_known();
-        Client::new(
+        let client = Client::new(
             endpoint,
             config.token.or_env("TUNDRA_TOKEN").into_known(),
             config.project.or_env("TUNDRA_PROJECT").into_known(),
             ca.as_deref(),
             concat!("terraform-provider-tundra/", env!("CARGO_PKG_VERSION")),
         )
-        .map_err(|e| {
+        .map_err(|e| -> Diagnostics {
             Diagnostic::error("Bad provider configuration", e).at(AttrPath::attr_root("ca_certificate")).into()
-        })
+        })?;
+        let mut warnings = Diagnostics::new();
+        // An unreachable endpoint is not an error here: the first real call says so.
+        if let Ok(v) = client.service_version().await
+            && let Some(w) = too_old(&v, MIN_TUNDRAD)
+        {
+            warnings.push(Diagnostic::warning("tundrad is older than this provider needs", w));
+        }
+        Ok((client, warnings))
     }
 
     fn resources(&self) -> Vec<Box<dyn tfplugin::resource::DynResource<Client>>> {
@@ -146,5 +174,21 @@ impl Provider for TundraProvider {
             tfplugin::data_source(ShareTypeData),
             tfplugin::data_source(ShareData),
         ]
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::too_old;
+
+    #[test]
+    fn older_tundrad_gets_a_warning_and_newer_or_equal_none() {
+        assert!(too_old("0.0.9", "0.1.0").unwrap().contains("needs 0.1.0 or newer"));
+        assert!(too_old("0.1.0", "0.2.0").is_some());
+        assert!(too_old("0.9.12", "0.10.0").is_some(), "numeric, not lexical");
+        assert_eq!(too_old("0.1.0", "0.1.0"), None);
+        assert_eq!(too_old("0.1.1-rc.1", "0.1.0"), None);
+        assert_eq!(too_old("1.0.0", "0.9.9"), None);
+        assert_eq!(too_old("not a version", "0.1.0"), None, "an unreadable version is no reason to warn");
     }
 }

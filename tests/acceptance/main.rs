@@ -17,6 +17,7 @@ mod peers;
 mod fabric;
 mod nodes;
 mod os;
+mod packaging;
 mod shares;
 mod steps;
 
@@ -42,6 +43,8 @@ fn main() -> std::process::ExitCode {
         ("machine_lifecycle", steps::machine_lifecycle),
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
         ("shares_through_terraform", shares::shares_through_terraform),
+        ("provider_installs_from_the_filesystem_mirror", packaging::provider_installs_from_the_filesystem_mirror),
+        ("tundrad_package_in_a_clean_debian", packaging::tundrad_package_in_a_clean_debian),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
         ("os_on_the_lab", os::os_on_the_lab),

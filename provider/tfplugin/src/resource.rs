@@ -239,11 +239,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The provider's local name, the prefix of its type names (`tundra`).
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
+    /// The client, with any warnings for the user (e.g. an old server).
     fn configure(
         &self,
         config: Self::Config,
         info: ConfigureInfo,
-    ) -> impl Future<Output = Result<Self::Client, Diagnostics>> + Send;
+    ) -> impl Future<Output = Result<(Self::Client, Diagnostics), Diagnostics>> + Send;
     fn validate_config(&self, _config: &Self::Config, _diags: &mut Diagnostics) {}
     fn resources(&self) -> Vec<Box<dyn DynResource<Self::Client>>>;
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Self::Client>>> {

@@ -295,7 +295,10 @@ impl<P: Provider> pb::provider_server::Provider for Arc<Server<P>> {
         let typed = try_diag!(P::Config::from_tf(config, &AttrPath::root()), diags, resp);
         let info = ConfigureInfo { terraform_version: req.terraform_version };
         match self.provider.configure(typed, info).await {
-            Ok(client) => *self.client.write().expect("client lock") = Some(Arc::new(client)),
+            Ok((client, warnings)) => {
+                *self.client.write().expect("client lock") = Some(Arc::new(client));
+                diags.extend(warnings);
+            }
             Err(d) => diags.extend(d),
         }
         Ok(Response::new(resp(diags)))

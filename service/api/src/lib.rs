@@ -44,8 +44,12 @@ pub const MAX_PAGE: u32 = 500;
 #[serde(deny_unknown_fields)]
 pub struct ServiceInfo {
     pub service: String,
+    /// The release (the workspace version, as `tundrad --version` prints it).
     pub version: String,
     pub api_version: String,
+    /// The newest database migration applied: it grows when an upgrade migrates.
+    #[serde(default)]
+    pub schema_version: i64,
 }
 
 /// `GET /healthz` and `GET /readyz`.

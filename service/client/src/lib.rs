@@ -169,6 +169,24 @@ impl Client {
         Self::decode(self.send(method, path, body, false).await?).await
     }
 
+    /// The release tundrad reports at `/v1/info` (one quick attempt: this is
+    /// for a compatibility warning, and any real call reports a dead endpoint).
+    pub async fn service_version(&self) -> ApiResult<String> {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.endpoint, paths::INFO))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| ApiError { status: None, problem: None, message: e.to_string() })?;
+        let info: serde_json::Value = Self::decode(resp).await?;
+        info["version"].as_str().map(String::from).ok_or_else(|| ApiError {
+            status: None,
+            problem: None,
+            message: "tundrad's /v1/info names no version".into(),
+        })
+    }
+
     /// The object `id` (an ID, or a name where the noun takes one).
     pub async fn get<T: DeserializeOwned>(&self, noun: &Noun<T>, id: &str) -> ApiResult<T> {
         self.call(Method::GET, &noun.path(id), None::<&()>).await

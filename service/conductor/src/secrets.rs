@@ -78,6 +78,7 @@ impl Keyring {
         let err = |message: String| SecretError::KeyFile { path: path.display().to_string(), message };
         if !path.exists() {
             write_private(path, &format!("{}\n", new_key_line())).map_err(|e| err(format!("creating: {e}")))?;
+            tracing::info!(file = %path.display(), "created the secrets key file; back it up with the database");
         }
         check_private(path).map_err(err)?;
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;

@@ -12,6 +12,7 @@
 //! `crud`, `views`, `http`, `netboot`, then this file.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod crud;
 pub mod error;

@@ -60,6 +60,20 @@ pub use switches::{NewSwitch, SwitchChanges};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// The packaging test's "next release": the real migrations and one more
+/// (`upgrade-probe/`). Only the `tundrad-upgrade-probe` binary has it.
+#[cfg(feature = "upgrade-probe")]
+fn upgrade_probe(backend: Backend, real: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("upgrade-probe/sqlite");
+    static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("upgrade-probe/postgres");
+    let probe = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    let all: Vec<_> = real.iter().chain(probe.iter()).cloned().collect();
+    sqlx::migrate::Migrator { migrations: std::borrow::Cow::Owned(all), ..sqlx::migrate::Migrator::DEFAULT }
+}
+
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -215,7 +229,17 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        #[cfg(feature = "upgrade-probe")]
+        let migrator = &upgrade_probe(self.backend, migrator);
         migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// The newest migration applied to the database (shown by `/v1/info`,
+    /// so an operator sees that an upgrade migrated).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?;
+        Ok(v.unwrap_or(0))
     }
 
     pub fn backend(&self) -> Backend {

@@ -89,6 +89,17 @@ impl Workspace {
         Self::finish(dir, cli_config, main_tf)
     }
 
+    /// A workspace whose Terraform reads the CLI configuration `cli` (e.g. a
+    /// site's `provider_installation` block), with no test provider wired in.
+    /// (Used by the workspace's acceptance tests, which include this file.)
+    #[allow(dead_code)]
+    pub fn with_cli_config(cli: &str, main_tf: &str) -> Workspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cli_config = dir.path().join("terraformrc");
+        std::fs::write(&cli_config, cli).unwrap();
+        Self::finish(dir, cli_config, main_tf)
+    }
+
     fn finish(dir: tempfile::TempDir, cli_config: PathBuf, main_tf: &str) -> Workspace {
         let ws = Workspace { store: dir.path().join("store.json"), dir, cli_config, env: Vec::new() };
         ws.write("main.tf", main_tf);

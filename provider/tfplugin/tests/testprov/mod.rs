@@ -121,7 +121,7 @@ impl Provider for TestProvider {
             ),
         )
     }
-    async fn configure(&self, config: Config, _info: ConfigureInfo) -> Result<Store, Diagnostics> {
+    async fn configure(&self, config: Config, _info: ConfigureInfo) -> Result<(Store, Diagnostics), Diagnostics> {
         let path = config.store.or_env("TESTPROV_STORE").into_known().ok_or_else(|| {
             Diagnostics::from(
                 Diagnostic::error(
@@ -131,7 +131,7 @@ impl Provider for TestProvider {
                 .at(tfplugin::AttrPath::attr_root("store")),
             )
         })?;
-        Ok(Store { path: path.into(), lock: Mutex::new(()), cache: std::sync::Mutex::new(None) })
+        Ok((Store { path: path.into(), lock: Mutex::new(()), cache: std::sync::Mutex::new(None) }, Diagnostics::new()))
     }
     fn resources(&self) -> Vec<Box<dyn tfplugin::resource::DynResource<Store>>> {
         vec![tfplugin::resource(ThingResource), tfplugin::resource(EchoResource)]

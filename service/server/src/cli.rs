@@ -1,0 +1,160 @@
+//! The `tundrad` command line (the binaries are one line each: `main.rs`,
+//! and `upgrade_probe.rs` for the packaging test).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, parse_listen};
+
+const HELP: &str = "\
+tundrad — the Tundra bare-metal cloud service
+
+USAGE:
+    tundrad [OPTIONS]                   serve the API
+    tundrad openapi                     print the OpenAPI 3.1 document
+    tundrad rotate-secrets [OPTIONS]    re-seal secrets with the key file's first key
+    tundrad new-secret-key              print a fresh key line for the key file
+
+OPTIONS:
+    --config FILE          TOML configuration [env TUNDRA_CONFIG]; see docs/guides/configuration.md.
+    --listen ADDR          API address [env TUNDRA_LISTEN] [default 127.0.0.1:8180]; port 0 picks a free port.
+    --data-dir DIR         Data dir [env TUNDRA_DATA_DIR] [default ./.tundra/data]: SQLite database,
+                           images, secrets key file, bootstrap admin token.
+    --database-url URL     sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env TUNDRA_DATABASE_URL]
+                           [default sqlite://DATA_DIR/tundra.db].
+    --address-file FILE    Write the bound address (host:port) to FILE once listening.
+    -h, --help             Print this help.
+    -V, --version          Print the version.
+
+On first start tundrad creates the user `admin` and writes its API token to
+DATA_DIR/admin-token (mode 0600). Use it as TUNDRA_TOKEN, then create projects,
+users and their tokens. Logs are JSON lines on stderr with a request_id on every
+line of a request; RUST_LOG sets the level (default info).
+";
+
+enum Command {
+    Serve,
+    OpenApi,
+    RotateSecrets,
+    NewSecretKey,
+}
+
+struct Args {
+    command: Command,
+    config: Config,
+    address_file: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut command = Command::Serve;
+    let mut config_file = std::env::var_os("TUNDRA_CONFIG").map(PathBuf::from);
+    let (mut listen, mut data_dir, mut database_url, mut address_file) = (None, None, None, None);
+    let mut args = std::env::args().skip(1).peekable();
+    match args.peek().map(String::as_str) {
+        Some("openapi") => command = Command::OpenApi,
+        Some("rotate-secrets") => command = Command::RotateSecrets,
+        Some("new-secret-key") => command = Command::NewSecretKey,
+        Some("serve") => {}
+        _ => {}
+    }
+    if !matches!(args.peek().map(String::as_str), Some(a) if a.starts_with('-')) && args.peek().is_some() {
+        args.next();
+    }
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value (see --help)"));
+        match a.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("tundrad {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--config" => config_file = Some(value("--config")?.into()),
+            "--listen" => listen = Some(value("--listen")?),
+            "--data-dir" => data_dir = Some(value("--data-dir")?),
+            "--database-url" => database_url = Some(value("--database-url")?),
+            "--address-file" => address_file = Some(PathBuf::from(value("--address-file")?)),
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    let mut config = Config::load(config_file.as_deref(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    if let Some(l) = listen {
+        config.listen = parse_listen("--listen", &l).map_err(|e| e.to_string())?;
+    }
+    if let Some(d) = data_dir {
+        config.data_dir = d.into();
+    }
+    if let Some(u) = database_url {
+        config.database_url = Some(u);
+    }
+    Ok(Some(Args { command, config, address_file }))
+}
+
+/// Parse the arguments and run the command; the process's exit code.
+pub fn main() -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("tundrad: starting the runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tundrad: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.command {
+        Command::OpenApi => {
+            print!("{}", crate::http::openapi_json());
+            return ExitCode::SUCCESS;
+        }
+        Command::NewSecretKey => {
+            println!("{}", crate::secrets::new_key_line());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let result = match args.command {
+        Command::RotateSecrets => rotate(args.config).await,
+        _ => serve(args.config, args.address_file).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tundrad: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: Config, address_file: Option<PathBuf>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let server = crate::start(config).await?;
+    if let Some(f) = &address_file {
+        std::fs::write(f, server.addr.to_string()).with_context(|| format!("writing {}", f.display()))?;
+    }
+    server.run_until_signal().await
+}
+
+async fn rotate(config: Config) -> anyhow::Result<()> {
+    let store = crate::open_store(&config).await?;
+    let ring = crate::secrets::Keyring::load_or_create(&config.secrets_key_file())?;
+    let n = ring.rotate(&store).await?;
+    println!("re-sealed {n} secrets with key {}", ring.primary_id());
+    Ok(())
+}
