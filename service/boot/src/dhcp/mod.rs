@@ -137,9 +137,22 @@ pub fn decode(packet: &[u8]) -> Option<Message> {
 /// The server's state: configuration, reservations, leases.
 pub struct Server {
     config: Config,
-    reservations: Mutex<HashMap<String, Reservation>>,
+    reservations: Mutex<Reservations>,
     known: Mutex<std::collections::HashSet<String>>,
     leases: Mutex<Leases>,
+    /// Where the search for a free pool address starts: just past the last
+    /// one handed out (an iterative allocator, as Kea's), so each new client
+    /// costs a step or two instead of a walk over every address already
+    /// leased or offered — a rack powering on is thousands of them at once.
+    cursor: Mutex<u32>,
+}
+
+/// Reservations by MAC, and the addresses they hold (checked for every
+/// pool candidate).
+#[derive(Default)]
+struct Reservations {
+    by_mac: HashMap<String, Reservation>,
+    ips: std::collections::HashSet<Ipv4Addr>,
 }
 
 impl std::fmt::Debug for Server {
@@ -154,12 +167,14 @@ fn u32_of(ip: Ipv4Addr) -> u32 {
 
 impl Server {
     pub fn new(config: Config, leases: Leases) -> Server {
-        Server { config, reservations: Mutex::new(HashMap::new()), known: Mutex::default(), leases: Mutex::new(leases) }
+        let cursor = Mutex::new(config.pool.map(|(start, _)| u32_of(start)).unwrap_or(0));
+        Server { config, reservations: Mutex::default(), known: Mutex::default(), leases: Mutex::new(leases), cursor }
     }
 
     /// Replace the reservations (tundrad refreshes them from its machines).
     pub fn set_reservations(&self, r: HashMap<String, Reservation>) {
-        *self.reservations.lock().expect("reservations lock") = r;
+        let ips = r.values().map(|r| r.ip).collect();
+        *self.reservations.lock().expect("reservations lock") = Reservations { by_mac: r, ips };
     }
 
     /// Replace the set of known MACs (enrolled machines), which get pool
@@ -182,19 +197,19 @@ impl Server {
     /// The address for `mac`: its reservation, its current lease, the
     /// address it asks for if free, or the first free pool address.
     fn address_for(&self, mac: &str, requested: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
-        if let Some(r) = self.reservations.lock().expect("reservations lock").get(mac) {
+        let reservations = self.reservations.lock().expect("reservations lock");
+        if let Some(r) = reservations.by_mac.get(mac) {
             return Some(r.ip);
         }
         if !self.config.discovery && !self.known.lock().expect("known lock").contains(mac) {
             return None;
         }
         let (start, end) = self.config.pool?;
-        let in_pool = |ip: Ipv4Addr| (u32_of(start)..=u32_of(end)).contains(&u32_of(ip));
+        let (first, last) = (u32_of(start), u32_of(end));
+        let in_pool = |ip: Ipv4Addr| (first..=last).contains(&u32_of(ip));
         let leases = self.leases.lock().expect("leases lock");
-        let reserved: Vec<Ipv4Addr> =
-            self.reservations.lock().expect("reservations lock").values().map(|r| r.ip).collect();
         let free = |ip: Ipv4Addr| {
-            in_pool(ip) && !leases.taken(ip, mac) && !reserved.contains(&ip) && ip != self.config.server_ip
+            in_pool(ip) && !leases.taken(ip, mac) && !reservations.ips.contains(&ip) && ip != self.config.server_ip
         };
         if let Some(l) = leases.get(mac)
             && free(l.ip)
@@ -206,7 +221,13 @@ impl Server {
         {
             return Some(ip);
         }
-        (u32_of(start)..=u32_of(end)).map(Ipv4Addr::from).find(|ip| free(*ip))
+        // From the cursor round the pool once; the cursor moves past the find.
+        let mut cursor = self.cursor.lock().expect("cursor lock");
+        let size = u64::from(last - first) + 1;
+        let from = u64::from(cursor.clamp(first, last) - first);
+        let found = (0..size).map(|k| Ipv4Addr::from(first + ((from + k) % size) as u32)).find(|ip| free(*ip))?;
+        *cursor = if u32_of(found) >= last { first } else { u32_of(found) + 1 };
+        Some(found)
     }
 
     fn reply(&self, req: &Message, kind: MessageType, ip: Ipv4Addr) -> Message {
@@ -240,7 +261,8 @@ impl Server {
             o.insert(DhcpOption::DomainNameServer(self.config.dns.clone()));
         }
         let mac = mac_of(req);
-        if let Some(h) = self.reservations.lock().expect("reservations lock").get(&mac).and_then(|r| r.hostname.clone())
+        if let Some(h) =
+            self.reservations.lock().expect("reservations lock").by_mac.get(&mac).and_then(|r| r.hostname.clone())
         {
             o.insert(DhcpOption::Hostname(h));
         }
@@ -508,5 +530,33 @@ mod tests {
         assert!(known_only.handle(&msg(MessageType::Discover, 1, vec![])).is_none());
         known_only.set_known(["52:54:00:00:00:01".to_string()].into());
         assert!(known_only.handle(&msg(MessageType::Discover, 1, vec![])).is_some());
+    }
+
+    #[test]
+    fn new_clients_take_the_next_free_address_round_the_pool() {
+        // A /16's worth of pool: 10.1.0.0 - 10.1.255.255.
+        let pool = ("10.1.0.0".parse().unwrap(), "10.1.255.255".parse().unwrap());
+        let s = Server::new(Config { pool: Some(pool), ..config(true) }, Leases::default());
+        let discover = |n: u32| {
+            let mut m = msg(MessageType::Discover, 0, vec![]);
+            let b = n.to_be_bytes();
+            m.set_chaddr(&[0x52, 0x54, b[0], b[1], b[2], b[3]]);
+            s.handle(&m).map(|r| r.yiaddr())
+        };
+        // Each new client gets the address after the previous one's (the
+        // cursor), and the 60,000th costs no more than the first: this test
+        // would be quadratic if every client searched the pool from its start.
+        for n in 0..60_000u32 {
+            assert_eq!(discover(n), Some(Ipv4Addr::from(u32::from(pool.0) + n)), "client {n}");
+        }
+        // A client asking again keeps its offer.
+        assert_eq!(discover(7), Some("10.1.0.7".parse().unwrap()));
+        // Reserved addresses are skipped; past the end the search wraps to
+        // what is free at the start.
+        s.set_reservations(HashMap::from([(
+            "52:54:00:00:ff:ff".to_string(),
+            Reservation { ip: Ipv4Addr::from(u32::from(pool.0) + 60_000), hostname: None },
+        )]));
+        assert_eq!(discover(60_000), Some(Ipv4Addr::from(u32::from(pool.0) + 60_001)));
     }
 }
