@@ -11,6 +11,7 @@ mod words;
 
 pub mod agent;
 pub mod catalog;
+pub mod clusters;
 pub mod fabric;
 pub mod identity;
 pub mod ids;

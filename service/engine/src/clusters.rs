@@ -1,0 +1,378 @@
+//! Clusters (Kubernetes through k3s, Docker Swarm) on nodes: the rules.
+//!
+//! A cluster is node groups, exactly one of them the control plane. tundrad
+//! makes each group's nodes, named `CLUSTER-GROUP-N`. Every node runs a
+//! cluster agent that asks the metadata service (with the node's own
+//! metadata token) what to do — [`join_plan`]: its role, the address that
+//! carries cluster traffic ([`cluster_address`]), and only its role's
+//! secret ([`secret_for`]) — joins, and reports back. The bootstrap node
+//! (the control plane's first) also reports the cluster's members as the
+//! cluster itself sees them. [`status`] judges the cluster from those
+//! reports: `active` means every node joined *and* the control plane sees
+//! it ready, never merely "the deploys finished". [`scale_down`] picks the
+//! nodes a shrinking group gives up.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+pub use tundra_api::clusters::{ClusterKind as Kind, ClusterStatus as Status, GroupRole as Role, MemberState};
+use tundra_api::nodes::NodeStatus;
+
+/// The address a node's cluster traffic uses (the kubelet's `--node-ip`,
+/// Swarm's `--advertise-addr`): its address on the group's
+/// `cluster_network` when one is named, else on its first network beyond
+/// provisioning, else its provisioning address. `addresses` are the node's
+/// (network, address) pairs in the node's order, provisioning included.
+pub fn cluster_address(
+    node: &str,
+    cluster_network: Option<&str>,
+    addresses: &[(String, Ipv4Addr)],
+    provisioning: &str,
+) -> Result<Ipv4Addr, String> {
+    if let Some(net) = cluster_network {
+        return addresses.iter().find(|(n, _)| n == net).map(|(_, a)| *a).ok_or_else(|| {
+            format!("node {node} has no address on network {net:?}, its group's cluster_network; add the network to the group's networks with a subnet that gives addresses")
+        });
+    }
+    addresses
+        .iter()
+        .find(|(n, _)| n != provisioning)
+        .or_else(|| addresses.iter().find(|(n, _)| n == provisioning))
+        .map(|(_, a)| *a)
+        .ok_or_else(|| format!("node {node} has no address yet for cluster traffic"))
+}
+
+/// A cluster's join secrets. k3s's are minted by tundrad ([`k3s_token`]);
+/// Swarm makes its own when the bootstrap node initialises it, and that
+/// node reports them. Sealed at rest, never returned by the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Secrets {
+    /// k3s `--token` / a Swarm manager token: lets a node join the control plane.
+    pub control_plane: Option<String>,
+    /// k3s `--agent-token` / a Swarm worker token: lets a node join as a worker only.
+    pub worker: Option<String>,
+}
+
+/// A k3s token from 32 random bytes (k3s takes any string; these are
+/// 256 bits, hex).
+pub fn k3s_token(random: &[u8; 32]) -> String {
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("tundra-k3s-{hex}")
+}
+
+/// The one secret a node of `role` is given: a worker never sees what lets
+/// a node into the control plane.
+pub fn secret_for(role: Role, secrets: &Secrets) -> Option<&str> {
+    match role {
+        Role::ControlPlane => secrets.control_plane.as_deref(),
+        Role::Worker => secrets.worker.as_deref(),
+    }
+}
+
+/// A node of the cluster, as tundrad knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The node's name (`CLUSTER-GROUP-N`).
+    pub name: String,
+    pub group: String,
+    pub role: Role,
+    /// N in the name: the order nodes of the group were made in.
+    pub index: u32,
+    pub node: NodeStatus,
+    /// Why the node failed (its `status_reason`).
+    pub node_reason: Option<String>,
+    pub state: MemberState,
+    /// The agent's last report when it could not join (its error).
+    pub join_error: Option<String>,
+}
+
+/// What a node's cluster agent is told (`tundra_cluster.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPlan {
+    pub kind: Kind,
+    pub role: Role,
+    /// Initialise the cluster (the bootstrap node) rather than join it.
+    pub bootstrap: bool,
+    /// Where this node's cluster traffic goes from.
+    pub address: Ipv4Addr,
+    /// The bootstrap node's cluster address, to join through (absent for
+    /// the bootstrap node itself).
+    pub join_address: Option<Ipv4Addr>,
+    /// This role's secret; absent until there is one (a Swarm worker waits
+    /// until the bootstrap node reported the cluster's tokens).
+    pub secret: Option<String>,
+}
+
+/// What node `me` is told: the bootstrap node initialises; everyone else
+/// joins through the bootstrap node's address with its role's secret once
+/// both are known.
+pub fn join_plan(
+    kind: Kind,
+    me: &Member,
+    bootstrap: &str,
+    address: Ipv4Addr,
+    bootstrap_address: Option<Ipv4Addr>,
+    secrets: &Secrets,
+) -> JoinPlan {
+    let is_bootstrap = me.name == bootstrap;
+    let secret = match (kind, is_bootstrap) {
+        // Swarm's bootstrap node makes the tokens; k3s's starts with the one tundrad minted.
+        (Kind::Swarm, true) => None,
+        _ => secret_for(me.role, secrets).map(str::to_string),
+    };
+    JoinPlan {
+        kind,
+        role: me.role,
+        bootstrap: is_bootstrap,
+        address,
+        join_address: if is_bootstrap { None } else { bootstrap_address },
+        secret,
+    }
+}
+
+/// The bootstrap node: the one recorded, or else the control plane's
+/// first node (lowest index) that is not failed or leaving.
+pub fn bootstrap<'a>(recorded: Option<&'a str>, members: &'a [Member]) -> Option<&'a str> {
+    if let Some(r) = recorded
+        && members.iter().any(|m| m.name == r)
+    {
+        return Some(r);
+    }
+    members
+        .iter()
+        .filter(|m| m.role == Role::ControlPlane && !matches!(m.state, MemberState::Failed | MemberState::Leaving))
+        .min_by_key(|m| m.index)
+        .map(|m| m.name.as_str())
+}
+
+/// The nodes group `group` gives up to keep `keep`: failed ones first, then
+/// those not joined yet, then the newest; the bootstrap node last of all (a
+/// control plane keeps the node the others joined through while it can).
+pub fn scale_down<'a>(members: &'a [Member], group: &str, keep: usize, bootstrap: Option<&str>) -> Vec<&'a str> {
+    let mut in_group: Vec<&Member> =
+        members.iter().filter(|m| m.group == group && m.state != MemberState::Leaving).collect();
+    if in_group.len() <= keep {
+        return Vec::new();
+    }
+    let rank = |m: &Member| -> (u8, u8, std::cmp::Reverse<u32>) {
+        let health = match m.state {
+            MemberState::Failed => 0,
+            MemberState::Deploying | MemberState::Joining => 1,
+            MemberState::Joined | MemberState::Leaving => 2,
+        };
+        (u8::from(Some(m.name.as_str()) == bootstrap), health, std::cmp::Reverse(m.index))
+    };
+    in_group.sort_by_key(|m| rank(m));
+    let n = in_group.len() - keep;
+    in_group.into_iter().take(n).map(|m| m.name.as_str()).collect()
+}
+
+/// The control plane's own view of the cluster's members (reported by the
+/// bootstrap node): node name → ready.
+pub type Seen = BTreeMap<String, bool>;
+
+/// The cluster's status and why, from its members, the groups' declared
+/// counts and what the control plane reports seeing (`None`: no report
+/// yet). Work still under way is `creating` until the cluster has once been
+/// `active` (`was_active`), `updating` after.
+pub fn status(
+    counts: &BTreeMap<String, usize>,
+    members: &[Member],
+    seen: Option<&Seen>,
+    was_active: bool,
+) -> (Status, Option<String>) {
+    let busy = if was_active { Status::Updating } else { Status::Creating };
+    let mut failed = Vec::new();
+    let mut waiting = Vec::new();
+    for m in members.iter().filter(|m| m.state != MemberState::Leaving) {
+        match (m.node, m.state) {
+            (NodeStatus::Error, _) => failed.push(format!(
+                "{}: deploy failed ({})",
+                m.name,
+                m.node_reason.as_deref().unwrap_or("no reason recorded")
+            )),
+            (_, MemberState::Failed) => failed.push(format!(
+                "{}: join failed ({})",
+                m.name,
+                m.join_error.as_deref().unwrap_or("no reason reported")
+            )),
+            (_, MemberState::Deploying) => waiting.push(format!("{} (deploying)", m.name)),
+            (_, MemberState::Joining) => waiting.push(format!("{} (joining)", m.name)),
+            (_, MemberState::Joined) => match seen.and_then(|s| s.get(&m.name)) {
+                Some(true) => {}
+                // Seen but not ready (a node that just joined is, for a
+                // moment): not active, not failed either.
+                Some(false) => waiting.push(format!("{} (joined; the control plane sees it not ready)", m.name)),
+                None => waiting.push(format!("{} (not yet seen by the control plane)", m.name)),
+            },
+            (_, MemberState::Leaving) => {}
+        }
+    }
+    let mut scaling = Vec::new();
+    for (group, want) in counts {
+        let have = members.iter().filter(|m| &m.group == group && m.state != MemberState::Leaving).count();
+        if have != *want {
+            scaling.push(format!("group {group}: {have} of {want} nodes"));
+        }
+    }
+    let leaving: Vec<&str> =
+        members.iter().filter(|m| m.state == MemberState::Leaving).map(|m| m.name.as_str()).collect();
+    if !failed.is_empty() {
+        return (Status::Degraded, Some(failed.join("; ")));
+    }
+    if !scaling.is_empty() || !leaving.is_empty() {
+        let mut why = scaling;
+        if !leaving.is_empty() {
+            why.push(format!("removing {}", leaving.join(", ")));
+        }
+        why.extend(waiting);
+        return (busy, Some(why.join("; ")));
+    }
+    if !waiting.is_empty() {
+        return (busy, Some(format!("waiting for {}", waiting.join(", "))));
+    }
+    (Status::Active, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, role: Role, index: u32, state: MemberState) -> Member {
+        let group = if role == Role::ControlPlane { "control-plane" } else { "workers" };
+        Member {
+            name: name.into(),
+            group: group.into(),
+            role,
+            index,
+            node: if state == MemberState::Deploying { NodeStatus::Building } else { NodeStatus::Active },
+            node_reason: None,
+            state,
+            join_error: None,
+        }
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cluster_traffic_goes_over_the_named_network_else_the_first_beyond_provisioning() {
+        let addrs = [
+            ("provisioning".to_string(), ip("10.0.0.20")),
+            ("data-25g".to_string(), ip("10.25.0.5")),
+            ("hpc-100g".to_string(), ip("10.100.0.5")),
+        ];
+        assert_eq!(cluster_address("n1", Some("hpc-100g"), &addrs, "provisioning"), Ok(ip("10.100.0.5")));
+        assert_eq!(cluster_address("n1", None, &addrs, "provisioning"), Ok(ip("10.25.0.5")));
+        assert_eq!(cluster_address("n1", None, &addrs[..1], "provisioning"), Ok(ip("10.0.0.20")));
+        let e = cluster_address("n1", Some("ib"), &addrs, "provisioning").unwrap_err();
+        assert!(e.contains("no address on network \"ib\""), "{e}");
+        assert!(cluster_address("n1", None, &[], "provisioning").is_err());
+    }
+
+    #[test]
+    fn tokens_are_long_random_and_each_role_gets_only_its_own() {
+        let a = k3s_token(&[7; 32]);
+        let b = k3s_token(&[8; 32]);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "tundra-k3s-".len() + 64);
+        let s = Secrets { control_plane: Some("server-secret".into()), worker: Some("agent-secret".into()) };
+        assert_eq!(secret_for(Role::ControlPlane, &s), Some("server-secret"));
+        assert_eq!(secret_for(Role::Worker, &s), Some("agent-secret"));
+        // A worker's plan carries the worker secret and nothing else.
+        let w = member("c-workers-1", Role::Worker, 1, MemberState::Joining);
+        let plan = join_plan(Kind::Kubernetes, &w, "c-cp-1", ip("10.1.0.3"), Some(ip("10.1.0.2")), &s);
+        assert_eq!(plan.secret.as_deref(), Some("agent-secret"));
+        assert_eq!((plan.bootstrap, plan.join_address), (false, Some(ip("10.1.0.2"))));
+        // Swarm's bootstrap node makes its tokens: it is given none.
+        let cp = member("c-cp-1", Role::ControlPlane, 1, MemberState::Joining);
+        let plan = join_plan(Kind::Swarm, &cp, "c-cp-1", ip("10.1.0.2"), Some(ip("10.1.0.2")), &s);
+        assert_eq!((plan.bootstrap, plan.secret, plan.join_address), (true, None, None));
+        // A Swarm worker waits until the tokens are known.
+        let plan = join_plan(Kind::Swarm, &w, "c-cp-1", ip("10.1.0.3"), Some(ip("10.1.0.2")), &Secrets::default());
+        assert_eq!(plan.secret, None);
+    }
+
+    #[test]
+    fn the_bootstrap_node_is_kept_and_otherwise_the_first_healthy_control_plane_node() {
+        let ms = vec![
+            member("c-cp-2", Role::ControlPlane, 2, MemberState::Joined),
+            member("c-cp-1", Role::ControlPlane, 1, MemberState::Failed),
+            member("c-workers-1", Role::Worker, 1, MemberState::Joined),
+        ];
+        assert_eq!(bootstrap(None, &ms), Some("c-cp-2"), "not the failed one");
+        assert_eq!(bootstrap(Some("c-cp-1"), &ms), Some("c-cp-1"), "recorded stays while it exists");
+        assert_eq!(bootstrap(Some("c-cp-9"), &ms), Some("c-cp-2"), "a recorded node that is gone is replaced");
+    }
+
+    #[test]
+    fn scale_down_gives_up_failed_then_unjoined_then_newest_and_the_bootstrap_last() {
+        let mut ms = vec![
+            member("c-workers-1", Role::Worker, 1, MemberState::Joined),
+            member("c-workers-2", Role::Worker, 2, MemberState::Joined),
+            member("c-workers-3", Role::Worker, 3, MemberState::Joined),
+            member("c-workers-4", Role::Worker, 4, MemberState::Joining),
+            member("c-workers-5", Role::Worker, 5, MemberState::Failed),
+        ];
+        assert_eq!(scale_down(&ms, "workers", 3, None), ["c-workers-5", "c-workers-4"]);
+        assert_eq!(scale_down(&ms, "workers", 1, None), ["c-workers-5", "c-workers-4", "c-workers-3", "c-workers-2"]);
+        assert!(scale_down(&ms, "workers", 5, None).is_empty());
+        // Those already leaving are not counted again.
+        ms[4].state = MemberState::Leaving;
+        assert_eq!(scale_down(&ms, "workers", 3, None), ["c-workers-4"]);
+        let cps = vec![
+            member("c-cp-1", Role::ControlPlane, 1, MemberState::Joined),
+            member("c-cp-2", Role::ControlPlane, 2, MemberState::Joined),
+            member("c-cp-3", Role::ControlPlane, 3, MemberState::Joined),
+        ];
+        assert_eq!(scale_down(&cps, "control-plane", 1, Some("c-cp-3")), ["c-cp-2", "c-cp-1"]);
+    }
+
+    #[test]
+    fn active_only_when_every_node_joined_and_the_control_plane_sees_it_ready() {
+        let counts = BTreeMap::from([("control-plane".to_string(), 1), ("workers".to_string(), 2)]);
+        let mut ms = vec![
+            member("c-cp-1", Role::ControlPlane, 1, MemberState::Joined),
+            member("c-workers-1", Role::Worker, 1, MemberState::Joined),
+            member("c-workers-2", Role::Worker, 2, MemberState::Deploying),
+        ];
+        let (s, why) = status(&counts, &ms, None, false);
+        assert_eq!(s, Status::Creating);
+        let why = why.unwrap();
+        assert!(why.contains("c-workers-2 (deploying)") && why.contains("c-cp-1 (not yet seen"), "{why}");
+        // Every deploy done and every node joined is not enough: the
+        // control plane must see them ready.
+        ms[2].state = MemberState::Joined;
+        ms[2].node = NodeStatus::Active;
+        let mut seen = Seen::from([("c-cp-1".to_string(), true), ("c-workers-1".to_string(), true)]);
+        let (s, why) = status(&counts, &ms, Some(&seen), false);
+        assert_eq!(s, Status::Creating, "{why:?}");
+        assert!(why.unwrap().contains("c-workers-2 (not yet seen by the control plane)"));
+        seen.insert("c-workers-2".into(), false);
+        let (s, why) = status(&counts, &ms, Some(&seen), false);
+        assert_eq!(s, Status::Creating);
+        assert!(why.unwrap().contains("c-workers-2 (joined; the control plane sees it not ready)"));
+        seen.insert("c-workers-2".into(), true);
+        assert_eq!(status(&counts, &ms, Some(&seen), false), (Status::Active, None));
+        // A worker whose deploy failed: degraded, naming it and why.
+        ms[1].node = NodeStatus::Error;
+        ms[1].node_reason = Some("deploy failed: BMC unreachable".into());
+        let (s, why) = status(&counts, &ms, Some(&seen), true);
+        assert_eq!(s, Status::Degraded);
+        assert_eq!(why.unwrap(), "c-workers-1: deploy failed (deploy failed: BMC unreachable)");
+        // A join that failed, with the agent's report.
+        ms[1].node = NodeStatus::Active;
+        ms[1].state = MemberState::Failed;
+        ms[1].join_error = Some("docker swarm join: connection refused".into());
+        let (s, why) = status(&counts, &ms, Some(&seen), true);
+        assert_eq!(s, Status::Degraded);
+        assert!(why.unwrap().contains("c-workers-1: join failed (docker swarm join: connection refused)"));
+        // Scaling: a count the members do not match yet.
+        ms[1].state = MemberState::Joined;
+        let bigger = BTreeMap::from([("control-plane".to_string(), 1), ("workers".to_string(), 3)]);
+        let (s, why) = status(&bigger, &ms, Some(&seen), true);
+        assert_eq!(s, Status::Updating, "scaling an active cluster");
+        assert!(why.unwrap().contains("group workers: 2 of 3 nodes"));
+    }
+}
