@@ -16,7 +16,8 @@
 //! past the quota fails; a bigger `size_gib` extends the share in place and
 //! the nodes see it; no key is in the state. After `terraform destroy` and
 //! cleaning, Ceph holds no subvolume and no cephx ID of tundrad's, and the
-//! disks hold nothing the OS wrote — nothing at all.
+//! disks hold nothing the OS wrote — nothing at all. Docker on a node runs
+//! a container (the lab gives each OS writable cgroups of its own).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -234,7 +235,7 @@ fn all_zero(path: &Path) -> Result<(), u64> {
 }
 
 pub fn os_on_the_lab() {
-    let image = built_image(&["ceph-client"]);
+    let image = built_image(&["ceph-client", "docker"]);
     let s = LabSite::start_with(SITE, |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
@@ -345,6 +346,20 @@ pub fn os_on_the_lab() {
     let after = ssh(&s, &from, &key, "cat ~/before-reboot; cat /var/lib/tundra-test/user-data-ran; hostname", wait)
         .unwrap_or_else(|e| panic!("after the reboot: {e}\n{}", console_tail(&fw.log)));
     assert_eq!(after.lines().collect::<Vec<_>>(), ["kept", &format!("{marker} alpha"), "alpha"], "{after}");
+    // Containers run, as on a real server (Docker from the image; after the
+    // reboot, so the lab gives every boot its cgroups): a local image made
+    // from the OS's own files, no registry.
+    let docker = ssh(
+        &s,
+        &from,
+        &key,
+        "sudo sh -c 'cd / && tar -ch usr/bin/dash usr/lib/x86_64-linux-gnu/libc.so.6 usr/lib64/ld-linux-x86-64.so.2 \
+         lib64 2>/dev/null | docker import - local/probe >/dev/null && \
+         docker run --rm local/probe /usr/bin/dash -c \"echo ran in a container\"' 2>&1",
+        wait,
+    )
+    .unwrap_or_else(|e| panic!("docker on alpha: {e}\n{}", console_tail(&fw.log)));
+    assert_eq!(docker.trim(), "ran in a container", "{docker}");
     let ping = |ip: &str| ssh(&s, &from, &key, &format!("ping -c 1 -W 1 {ip}"), Duration::ZERO);
     assert!((0..5).any(|_| ping(&data_ip(&beta)).is_ok()), "alpha reaches beta over the data VLAN");
     let e = ping(&data_ip(&delta)).unwrap_err();
@@ -379,6 +394,7 @@ pub fn os_on_the_lab() {
         assert_ne!(fw.status(), "os", "{m} no longer runs its OS");
         let console = std::fs::read_to_string(&fw.log).unwrap();
         assert!(console.contains("OS stopped;"), "{m}'s firmware released the disk before cleaning:\n{console}");
+        assert!(!fw.cgroups_record().exists(), "{m}: the cgroups its OS had are gone:\n{console}");
         if let Err(at) = all_zero(disk) {
             panic!("{m}'s disk {} holds data at byte {at} after cleaning", disk.display());
         }

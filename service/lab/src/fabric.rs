@@ -74,6 +74,11 @@ pub fn teardown(id: &str, helpers: &[u32], dir: &Path) {
     }
     let _ = ip(&["link", "delete", &host_link(id)]);
     unmount_under(dir);
+    // The cgroups its machines' OSes had (their processes are gone now).
+    for m in std::fs::read_dir(dir.join("machines")).into_iter().flatten().flatten() {
+        crate::cgroups::remove_recorded(&m.path().join("cgroups"));
+        let _ = std::fs::remove_dir_all(Path::new("/run/systemd/nspawn/propagate").join(m.file_name()));
+    }
     for &pid in helpers {
         if alive(pid) && ours(pid, dir) {
             kill(pid);

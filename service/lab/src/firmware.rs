@@ -125,6 +125,13 @@ impl Machine {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.unmount_os().await;
+        // What nspawn keeps per container, left when the container is killed.
+        let _ = tokio::fs::remove_dir_all(format!("/run/systemd/nspawn/propagate/{}", self.name)).await;
+        let record = self.cgroups_record();
+        let stuck = tokio::task::spawn_blocking(move || crate::cgroups::remove_recorded(&record)).await.unwrap_or(0);
+        if stuck > 0 {
+            self.note(&format!("{stuck} cgroup directories of the OS still hold processes"));
+        }
         for j in 0..self.nics {
             let _ =
                 Command::new("ip").args(["-n", &self.ns, "addr", "flush", "dev", &format!("eth{j}")]).status().await;
@@ -315,10 +322,16 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
         m.note("no config drive on the disk");
     }
     m.set("os");
+    // What a real machine's kernel lets its OS do and nspawn does not by
+    // default, so containers run (Docker, as cluster nodes need): forwarding
+    // (`/proc/sys` is read-only inside), the session keyring and BPF calls
+    // runc makes, and writable cgroups (`cgroups::delegate`).
+    let _ = Command::new("ip").args(["netns", "exec", &m.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).status().await;
     let mut c = Command::new("nsenter");
     c.arg(format!("--net=/run/netns/{}", m.ns))
         .args(["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit"])
-        .args(["--capability=CAP_NET_ADMIN,CAP_NET_RAW", "--console=read-only", "--machine"])
+        .args(["--capability=CAP_NET_ADMIN,CAP_NET_RAW", "--system-call-filter=add_key keyctl bpf"])
+        .args(["--console=read-only", "--machine"])
         .arg(&m.name)
         .arg("--directory")
         .arg(&m.os);
@@ -326,7 +339,14 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
     if Path::new("/dev/fuse").exists() {
         c.arg("--bind=/dev/fuse");
     }
-    let status = m.run_on_console(&mut c).await.context("running systemd-nspawn (systemd-container)")?;
+    let mut child = m.spawn_on_console(&mut c).context("running systemd-nspawn (systemd-container)")?;
+    if let Some(pid) = child.id() {
+        match crate::cgroups::delegate(pid, &m.ns, &m.cgroups_record()).await {
+            Ok(n) => m.note(&format!("{n} cgroup controllers delegated to the OS")),
+            Err(e) => m.note(&format!("cgroups not delegated (containers will not run): {e:#}")),
+        }
+    }
+    let status = child.wait().await?;
     m.set(format!("os stopped ({status})"));
     Ok(())
 }
@@ -335,15 +355,19 @@ impl Machine {
     /// Run what the machine runs, its output on the machine's console log,
     /// until it exits (or the boot task is dropped: then it is killed).
     async fn run_on_console(&self, c: &mut Command) -> anyhow::Result<std::process::ExitStatus> {
+        Ok(self.spawn_on_console(c)?.wait().await?)
+    }
+
+    /// Start what the machine runs, its output on the machine's console log;
+    /// killed if the handle (with the boot task) is dropped.
+    fn spawn_on_console(&self, c: &mut Command) -> anyhow::Result<tokio::process::Child> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let status = c
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .status()
-            .await?;
-        Ok(status)
+        Ok(c.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log).kill_on_drop(true).spawn()?)
+    }
+
+    /// The file listing the cgroup directories made for this machine's OS.
+    pub fn cgroups_record(&self) -> PathBuf {
+        self.log.with_file_name("cgroups")
     }
 
     /// Unmount the OS's root, if mounted, and wait until its filesystem is

@@ -13,6 +13,7 @@
 //! left (`fabric::remove_leftovers`).
 
 pub mod bmc;
+pub mod cgroups;
 pub mod fabric;
 pub mod firmware;
 pub mod image;
