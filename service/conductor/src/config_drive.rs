@@ -159,11 +159,7 @@ pub async fn metadata(
     token: Option<&str>,
     name: &str,
 ) -> Result<Metadata, String> {
-    let ip = address.to_string();
-    let nodes = c.store().all_nodes().await.map_err(|e| e.to_string())?;
-    let holder = nodes
-        .into_iter()
-        .find(|n| n.machine_id.is_some() && n.addresses.iter().any(|a| a.address.as_deref() == Some(ip.as_str())));
+    let holder = c.store().node_at_address(&address.to_string()).await.map_err(|e| e.to_string())?;
     let Some(n) = holder else { return Ok(Metadata::NotFound) };
     let want = c.store().node_metadata_token_hash(n.id).await.map_err(|e| e.to_string())?;
     let given = token.map(|t| crate::secrets::sha256_hex(t.trim().as_bytes()));

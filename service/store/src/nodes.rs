@@ -312,6 +312,18 @@ impl Store {
         rows.iter().map(node).collect()
     }
 
+    /// The node with a machine that holds `address` (on any network), if one does.
+    pub async fn node_at_address(&self, address: &str) -> Result<Option<Node>> {
+        let row = sqlx::query(
+            "SELECT n.* FROM nodes n JOIN node_addresses a ON a.node_id = n.id \
+             WHERE a.address = $1 AND n.machine_id IS NOT NULL ORDER BY n.id LIMIT 1",
+        )
+        .bind(address.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(node).transpose()
+    }
+
     /// The nodes of a project's placement group.
     pub async fn group_nodes(&self, project: ProjectId, group: &str) -> Result<Vec<Node>> {
         let rows = sqlx::query("SELECT * FROM nodes WHERE project_id = $1 AND group_name = $2 ORDER BY id")
