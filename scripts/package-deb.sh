@@ -12,13 +12,14 @@
 # default). `--upgrade-probe` packages tundrad built with one extra migration
 # as version VERSION+upgrade.probe: the packaging test's "next release".
 set -euo pipefail
+here=$(pwd)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 profile=release out=target/package probe=
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --out) out=$(cd "$here" && realpath -m "$2"); shift 2 ;;
     --upgrade-probe) probe=1; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "package-deb: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -64,13 +65,17 @@ printf 'Tundra — https://example.org/tundra\nLicense: Apache-2.0\n' > "$root/u
 install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$root/DEBIAN/"
 echo /etc/tundra/tundrad.toml > "$root/DEBIAN/conffiles"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+# The C library the binaries were linked against, at least (build on the
+# Debian release the package is for); the build host's architecture.
+glibc=$(objdump -T "$root/usr/bin/tundrad" "$root/usr/lib/tundra/tundra-agent" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+arch=$(dpkg --print-architecture)
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: tundrad
 Version: $version
-Architecture: amd64
+Architecture: $arch
 Maintainer: Tundra <tundra@example.org>
 Installed-Size: $size
-Depends: libc6 (>= 2.36), passwd, ca-certificates, ipxe, qemu-utils, ipmitool, util-linux
+Depends: libc6 (>= $glibc), passwd, init-system-helpers (>= 1.52), ca-certificates, ipxe, qemu-utils, ipmitool, util-linux
 Recommends: ceph-common
 Suggests: postgresql
 Section: admin
@@ -82,6 +87,6 @@ Description: Tundra bare-metal cloud service
  erases disks, switch ports over SSH, shares, and the API that Terraform's
  tundra provider drives. SQLite by default, PostgreSQL for replicas.
 CONTROL
-deb="$out/tundrad_${version}_amd64.deb"
+deb="$out/tundrad_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 echo "$deb"

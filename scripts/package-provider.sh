@@ -13,6 +13,7 @@
 # says how a site publishes either mirror. HOST defaults to
 # terraform.tundra.internal (use the name of the site's web server).
 set -euo pipefail
+here=$(pwd)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 host=terraform.tundra.internal profile=release out=target/provider
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --hostname) host="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --out) out=$(cd "$here" && realpath -m "$2"); shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "package-provider: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
         ("write_only_never_in_state_and_sensitive_masked", write_only_and_sensitive),
         ("invalid_config_points_at_file_and_line", invalid_config),
         ("filesystem_mirror_install_with_init", filesystem_mirror),
+        ("configure_warnings_reach_the_user", configure_warning),
         ("state_upgrade_from_schema_version_0", state_upgrade),
         ("create_timeout_keeps_partial_state", timeout_partial_state),
         ("data_source_and_ephemeral_resource", data_and_ephemeral),
@@ -233,6 +234,19 @@ fn filesystem_mirror() {
     ws.apply();
     assert_eq!(ws.resource("testprov_thing.m")["name"], "mirrored");
     ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+}
+
+fn configure_warning() {
+    let mut ws = Workspace::new(&(header() + &thing("w", "  name = \"warned\"")));
+    ws.env.push(("TESTPROV_CONFIGURE_WARNING".into(), "the server is older than this provider needs".into()));
+    let (code, out) = ws.plan();
+    assert_eq!(code, 2, "a warning does not stop the plan:\n{out}");
+    let all = ws.run(&["plan", "-no-color"]).all();
+    assert!(
+        all.contains("Warning: Configured with a warning")
+            && all.contains("the server is older than this provider needs"),
+        "Terraform shows configure's warning:\n{all}"
+    );
 }
 
 fn state_upgrade() {

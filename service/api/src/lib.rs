@@ -41,16 +41,17 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub const MAX_PAGE: u32 = 500;
 
 /// `GET /v1/info`: what is answering, for clients to check compatibility.
+/// (Clients must accept fields they do not know: later releases add some.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceInfo {
     pub service: String,
     /// The release (the workspace version, as `tundrad --version` prints it).
     pub version: String,
     pub api_version: String,
-    /// The newest database migration applied: it grows when an upgrade migrates.
+    /// The newest database migration applied: it grows when an upgrade
+    /// migrates. Absent while the database does not answer (`/readyz` says so).
     #[serde(default)]
-    pub schema_version: i64,
+    pub schema_version: Option<i64>,
 }
 
 /// `GET /healthz` and `GET /readyz`.

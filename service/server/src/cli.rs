@@ -148,7 +148,31 @@ async fn serve(config: Config, address_file: Option<PathBuf>) -> anyhow::Result<
     if let Some(f) = &address_file {
         std::fs::write(f, server.addr.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
-    server.run_until_signal().await
+    // Under systemd (`Type=notify`): migrated and listening, so a start or
+    // an upgrade's restart waits for this and fails if it never comes.
+    notify_systemd("READY=1");
+    let result = server.run_until_signal().await;
+    notify_systemd("STOPPING=1");
+    result
+}
+
+/// Tell systemd how the service stands (`sd_notify`), when it runs us with
+/// `NOTIFY_SOCKET` set; otherwise nothing.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else { return };
+    let sent = match path.to_string_lossy().strip_prefix('@') {
+        // An abstract socket name.
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+        }
+        None => sock.send_to(state.as_bytes(), &path),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "telling systemd {state} failed");
+    }
 }
 
 async fn rotate(config: Config) -> anyhow::Result<()> {

@@ -131,7 +131,13 @@ impl Provider for TestProvider {
                 .at(tfplugin::AttrPath::attr_root("store")),
             )
         })?;
-        Ok((Store { path: path.into(), lock: Mutex::new(()), cache: std::sync::Mutex::new(None) }, Diagnostics::new()))
+        // A warning from configure (as the tundra provider's for an old
+        // server), when the test asks for one.
+        let mut warnings = Diagnostics::new();
+        if let Ok(w) = std::env::var("TESTPROV_CONFIGURE_WARNING") {
+            warnings.push(Diagnostic::warning("Configured with a warning", w));
+        }
+        Ok((Store { path: path.into(), lock: Mutex::new(()), cache: std::sync::Mutex::new(None) }, warnings))
     }
     fn resources(&self) -> Vec<Box<dyn tfplugin::resource::DynResource<Store>>> {
         vec![tfplugin::resource(ThingResource), tfplugin::resource(EchoResource)]
