@@ -103,13 +103,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn info_rejects_unknown_fields() {
-        let ok: ServiceInfo =
+    fn info_from_an_older_or_newer_tundrad_still_reads() {
+        // An older tundrad sends no schema_version; a newer one may send
+        // fields this client does not know: a client checking versions must
+        // read both (it is how it learns the server is too old).
+        let old: ServiceInfo =
             serde_json::from_str(r#"{"service":"tundrad","version":"0.1.0","api_version":"v1"}"#).unwrap();
-        assert_eq!(ok.api_version, API_VERSION);
-        assert!(
-            serde_json::from_str::<ServiceInfo>(r#"{"service":"x","version":"y","api_version":"v1","z":1}"#).is_err()
-        );
+        assert_eq!((old.api_version.as_str(), old.schema_version), (API_VERSION, None));
+        let newer: ServiceInfo = serde_json::from_str(
+            r#"{"service":"tundrad","version":"0.9.0","api_version":"v1","schema_version":30,"replicas":3}"#,
+        )
+        .unwrap();
+        assert_eq!((newer.version.as_str(), newer.schema_version), ("0.9.0", Some(30)));
     }
 
     #[test]
