@@ -195,8 +195,9 @@ impl Server {
     }
 
     /// The address for `mac`: its reservation, its current lease, the
-    /// address it asks for if free, or the first free pool address.
-    fn address_for(&self, mac: &str, requested: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    /// address it asks for if free, or (`search`: a DISCOVER) the next free
+    /// pool address.
+    fn address_for(&self, mac: &str, requested: Option<Ipv4Addr>, search: bool) -> Option<Ipv4Addr> {
         let reservations = self.reservations.lock().expect("reservations lock");
         if let Some(r) = reservations.by_mac.get(mac) {
             return Some(r.ip);
@@ -206,6 +207,9 @@ impl Server {
         }
         let (start, end) = self.config.pool?;
         let (first, last) = (u32_of(start), u32_of(end));
+        if first > last {
+            return None;
+        }
         let in_pool = |ip: Ipv4Addr| (first..=last).contains(&u32_of(ip));
         let leases = self.leases.lock().expect("leases lock");
         let free = |ip: Ipv4Addr| {
@@ -220,6 +224,9 @@ impl Server {
             && free(ip)
         {
             return Some(ip);
+        }
+        if !search {
+            return None;
         }
         // From the cursor round the pool once; the cursor moves past the find.
         let mut cursor = self.cursor.lock().expect("cursor lock");
@@ -305,7 +312,7 @@ impl Server {
         };
         match opts.msg_type()? {
             MessageType::Discover => {
-                let ip = self.address_for(&mac, requested)?;
+                let ip = self.address_for(&mac, requested, true)?;
                 if let Err(e) = self.leases.lock().expect("leases lock").set(&mac, ip, Duration::from_secs(60), true) {
                     tracing::warn!(error = %e, "persisting DHCP lease failed");
                 }
@@ -318,7 +325,9 @@ impl Server {
                     return None;
                 }
                 let wanted = requested.or((req.ciaddr() != Ipv4Addr::UNSPECIFIED).then_some(req.ciaddr()));
-                let ip = self.address_for(&mac, wanted);
+                // A REQUEST takes its lease or the address it asks for, never
+                // a new one (which would only be NAKed).
+                let ip = self.address_for(&mac, wanted, wanted.is_none());
                 match (ip, wanted) {
                     (Some(ip), Some(w)) if ip != w => Some(self.reply(req, MessageType::Nak, Ipv4Addr::UNSPECIFIED)),
                     (Some(ip), _) => {
@@ -537,26 +546,51 @@ mod tests {
         // A /16's worth of pool: 10.1.0.0 - 10.1.255.255.
         let pool = ("10.1.0.0".parse().unwrap(), "10.1.255.255".parse().unwrap());
         let s = Server::new(Config { pool: Some(pool), ..config(true) }, Leases::default());
-        let discover = |n: u32| {
-            let mut m = msg(MessageType::Discover, 0, vec![]);
+        let at = |n: u32| Ipv4Addr::from(u32::from(pool.0) + n);
+        let client = |n: u32| {
             let b = n.to_be_bytes();
-            m.set_chaddr(&[0x52, 0x54, b[0], b[1], b[2], b[3]]);
+            [0x52, 0x54, b[0], b[1], b[2], b[3]]
+        };
+        let send = |kind: MessageType, n: u32, opts: Vec<DhcpOption>| {
+            let mut m = msg(kind, 0, opts);
+            m.set_chaddr(&client(n));
             s.handle(&m).map(|r| r.yiaddr())
         };
-        // Each new client gets the address after the previous one's (the
-        // cursor), and the 60,000th costs no more than the first: this test
-        // would be quadratic if every client searched the pool from its start.
+        let discover = |n: u32| send(MessageType::Discover, n, vec![]);
+        // Each new client gets the address after the previous one's; the
+        // 60,000th costs no more than the first (a search from the pool's
+        // start each time would be quadratic).
         for n in 0..60_000u32 {
-            assert_eq!(discover(n), Some(Ipv4Addr::from(u32::from(pool.0) + n)), "client {n}");
+            assert_eq!(discover(n), Some(at(n)), "client {n}");
         }
-        // A client asking again keeps its offer.
-        assert_eq!(discover(7), Some("10.1.0.7".parse().unwrap()));
-        // Reserved addresses are skipped; past the end the search wraps to
-        // what is free at the start.
+        assert_eq!(discover(7), Some(at(7)), "a client asking again keeps its offer");
+        // An address freed low in the pool is not handed out before the
+        // cursor comes round to it again: the next client gets the next one.
+        send(MessageType::Request, 3, vec![DhcpOption::RequestedIpAddress(at(3))]).unwrap();
+        assert!(send(MessageType::Release, 3, vec![]).is_none());
+        assert_eq!(discover(60_000), Some(at(60_000)));
+        // Reserved addresses are skipped.
         s.set_reservations(HashMap::from([(
             "52:54:00:00:ff:ff".to_string(),
-            Reservation { ip: Ipv4Addr::from(u32::from(pool.0) + 60_000), hostname: None },
+            Reservation { ip: at(60_001), hostname: None },
         )]));
-        assert_eq!(discover(60_000), Some(Ipv4Addr::from(u32::from(pool.0) + 60_001)));
+        assert_eq!(discover(60_001), Some(at(60_002)));
+        // Up to the pool's end, then round to what is free at its start:
+        // the released address.
+        for n in 60_002..65_535u32 {
+            assert_eq!(discover(n), Some(at(n + 1)), "client {n}");
+        }
+        assert_eq!(discover(70_000), Some(at(3)), "wrapped round to the freed address");
+        assert_eq!(discover(70_001), None, "the pool is full");
+        // A REQUEST for an address never offered is refused and moves nothing.
+        let nak = {
+            let mut m = msg(MessageType::Request, 0, vec![DhcpOption::RequestedIpAddress(at(5))]);
+            m.set_chaddr(&client(80_000));
+            s.handle(&m).unwrap()
+        };
+        assert_eq!(nak.opts().msg_type(), Some(MessageType::Nak));
+        // A pool given backwards answers nothing rather than panicking.
+        let backwards = Server::new(Config { pool: Some((pool.1, pool.0)), ..config(true) }, Leases::default());
+        assert!(backwards.handle(&msg(MessageType::Discover, 1, vec![])).is_none());
     }
 }
