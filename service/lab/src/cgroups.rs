@@ -12,11 +12,11 @@
 //! halts or the lab is torn down (each directory made is recorded in a file
 //! beside the machine's console log).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::process::Command;
 
 /// One line of `/proc/PID/mountinfo`: (mount ID's device `major:minor`,
 /// root within the filesystem, mount point, filesystem type, super options).
@@ -98,37 +98,41 @@ async fn leader_of(nspawn: u32) -> anyhow::Result<u32> {
 
 /// Give the container under `nspawn` a writable cgroup per controller,
 /// named after `machine_ns`; record each directory made in `record`.
-/// Returns how many controllers it delegated.
+/// Returns how many controllers it delegated (a controller that fails is
+/// left read-only and named in the error after the others are done).
 pub async fn delegate(nspawn: u32, machine_ns: &str, record: &Path) -> anyhow::Result<usize> {
-    let leader = leader_of(nspawn).await?.to_string();
-    // Never this process's own mount namespace: the mounts below would
-    // replace the host's cgroup hierarchies.
-    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-    if ns(&leader).is_none() || ns(&leader) == ns("self") {
+    let leader = leader_of(nspawn).await?;
+    // nspawn sets the container up (its cgroup mounts among it) in the
+    // container's first process before that execs init: wait for the exec.
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let start = tokio::time::Instant::now();
+    while exe(leader).is_none() || exe(leader) == exe(nspawn) {
+        if start.elapsed() > Duration::from_secs(30) || !Path::new(&format!("/proc/{leader}")).exists() {
+            bail!("the container ({leader}) never started its init");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Hold its mount namespace open from here on (a PID may be reused once
+    // the container is gone), and never act in our own: the mounts below
+    // would replace the host's cgroup hierarchies.
+    let ns =
+        std::fs::File::open(format!("/proc/{leader}/ns/mnt")).context("opening the container's mount namespace")?;
+    let ours = std::fs::metadata("/proc/self/ns/mnt")?;
+    let theirs = ns.metadata()?;
+    if (ours.dev(), ours.ino()) == (theirs.dev(), theirs.ino()) {
         bail!("process {leader} is not in a mount namespace of its own; not a container");
     }
-    // nspawn mounts the hierarchies before it starts the container's init;
-    // wait until they show.
-    let start = tokio::time::Instant::now();
-    let inside = loop {
-        let lines = mountinfo(&leader);
-        if !controllers(&lines).is_empty() {
-            break lines;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("the container ({leader}) mounted no cgroup controllers");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let inside = mountinfo(&leader.to_string());
     let host = mountinfo("self");
     let name = format!("tundra-lab-{machine_ns}");
-    let mut made = Vec::new();
+    let mut made = 0;
+    let mut failed = Vec::new();
     for c in controllers(&inside) {
         // The same hierarchy as this process sees it: its mount whose root
         // is an ancestor of (or equal to) the container's root.
         let Some(h) = host
             .iter()
-            .filter(|h| h.fstype == "cgroup" && h.device == c.device && c.root.starts_with(h.root.as_str()))
+            .filter(|h| h.fstype == "cgroup" && h.device == c.device && Path::new(&c.root).starts_with(&h.root))
             .max_by_key(|h| h.root.len())
         else {
             continue;
@@ -139,39 +143,68 @@ pub async fn delegate(nspawn: u32, machine_ns: &str, record: &Path) -> anyhow::R
         std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
         record_dir(record, &dir)?;
         if c.options.contains("cpuset") {
-            // A new cpuset has no CPUs or memory nodes until given its parent's.
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+            // A new cpuset has no CPUs or memory nodes until given some: the
+            // parent's (what it may use).
+            for (f, from) in [("cpuset.cpus", "cpuset.effective_cpus"), ("cpuset.mems", "cpuset.effective_mems")] {
+                let v = std::fs::read_to_string(parent.join(from))
+                    .with_context(|| format!("reading {from} of {}", parent.display()))?;
                 std::fs::write(dir.join(f), v.trim()).with_context(|| format!("setting {f} of {}", dir.display()))?;
             }
         }
-        made.push(dir);
-        // Replace the read-only mount by one of the machine's directory
-        // (not stacked over it: runc reads the mount's root to find the
-        // cgroups it makes), by way of a spare mount point in /run.
-        let target = c.point.as_str();
-        let sub = format!("{target}/{name}");
-        let spare = "/run/tundra-lab-cgroup";
-        for args in [
-            &["mkdir", "-p", spare][..],
-            &["mount", "--bind", &sub, spare],
-            &["umount", "-l", target],
-            &["mount", "--bind", spare, target],
-            &["umount", spare],
-            &["mount", "-o", "remount,bind,rw", target],
-        ] {
-            let out = Command::new("nsenter")
-                .args(["-t", &leader, "-m", "-p", "--"])
-                .args(args)
-                .output()
-                .await
-                .context("running nsenter")?;
-            if !out.status.success() {
-                bail!("{args:?} in the container: {}", String::from_utf8_lossy(&out.stderr).trim());
-            }
+        let target = PathBuf::from(&c.point);
+        let sub = target.join(&name);
+        let ns = ns.try_clone()?;
+        let done = tokio::task::spawn_blocking(move || in_mount_ns(ns, move || replace_mount(&sub, &target)))
+            .await
+            .map_err(|e| anyhow::anyhow!("the mount thread: {e}"))?;
+        match done {
+            Ok(()) => made += 1,
+            Err(e) => failed.push(format!("{}: {e:#}", c.point)),
         }
     }
-    Ok(made.len())
+    if !failed.is_empty() {
+        bail!("{made} controllers delegated; not: {}", failed.join("; "));
+    }
+    Ok(made)
+}
+
+/// Run `f` on a thread of its own inside the mount namespace `ns` (an open
+/// `/proc/PID/ns/mnt`): paths resolve in the container, while the code that
+/// runs is ours — never the container's own `mount`, which its OS could
+/// have replaced.
+fn in_mount_ns(ns: std::fs::File, f: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<()> {
+    use nix::sched::{CloneFlags, setns, unshare};
+    std::thread::spawn(move || {
+        // This thread's root and working directory become the container's;
+        // unshared first, so no other thread's change.
+        unshare(CloneFlags::CLONE_FS).context("unshare(CLONE_FS)")?;
+        setns(&ns, CloneFlags::CLONE_NEWNS).context("entering the container's mount namespace")?;
+        f()
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the mount thread panicked"))?
+}
+
+/// In the container: replace the read-only mount at `target` by a writable
+/// one of its subdirectory `sub` — replaced, not stacked over it, since runc
+/// reads the mount's root to find the cgroups it makes — by way of a spare
+/// mount point in `/run` (once `target` is unmounted `sub` cannot be named).
+fn replace_mount(sub: &Path, target: &Path) -> anyhow::Result<()> {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    let spare = Path::new("/run/tundra-lab-cgroup");
+    std::fs::create_dir_all(spare).context("making /run/tundra-lab-cgroup")?;
+    let none: Option<&str> = None;
+    mount(Some(sub), spare, none, MsFlags::MS_BIND, none).context("binding the machine's cgroup")?;
+    if let Err(e) = umount2(target, MntFlags::MNT_DETACH) {
+        let _ = umount2(spare, MntFlags::MNT_DETACH);
+        return Err(e).context("unmounting the read-only hierarchy");
+    }
+    let moved = mount(Some(spare), target, none, MsFlags::MS_BIND, none).context("mounting the machine's cgroup");
+    let _ = umount2(spare, MntFlags::MNT_DETACH);
+    moved?;
+    let keep = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(none, target, none, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep, none).context("making it writable")?;
+    Ok(())
 }
 
 /// Add `dir` to the record (once), before anything is mounted from it, so
@@ -225,12 +258,11 @@ fn remove_tree(dir: &Path) -> bool {
         dirs.push(d);
     }
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    // Processes may take a moment to leave after a kill: a few seconds for
+    // the whole tree, not per directory.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     for d in &dirs {
-        // Processes may take a moment to leave after a kill.
-        for _ in 0..50 {
-            if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                break;
-            }
+        while std::fs::remove_dir(d).is_err() && d.exists() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -340,13 +340,28 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
         c.arg("--bind=/dev/fuse");
     }
     let mut child = m.spawn_on_console(&mut c).context("running systemd-nspawn (systemd-container)")?;
-    if let Some(pid) = child.id() {
-        match crate::cgroups::delegate(pid, &m.ns, &m.cgroups_record()).await {
-            Ok(n) => m.note(&format!("{n} cgroup controllers delegated to the OS")),
-            Err(e) => m.note(&format!("cgroups not delegated (containers will not run): {e:#}")),
+    let status = match child.id() {
+        Some(pid) => {
+            // Until nspawn exits (then there is nothing to delegate to).
+            let record = m.cgroups_record();
+            let delegate = crate::cgroups::delegate(pid, &m.ns, &record);
+            tokio::select! {
+                status = child.wait() => Some(status?),
+                d = delegate => {
+                    match d {
+                        Ok(n) => m.note(&format!("{n} cgroup controllers delegated to the OS")),
+                        Err(e) => m.note(&format!("cgroups not delegated (containers will not run): {e:#}")),
+                    }
+                    None
+                }
+            }
         }
-    }
-    let status = child.wait().await?;
+        None => None,
+    };
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().await?,
+    };
     m.set(format!("os stopped ({status})"));
     Ok(())
 }
