@@ -43,10 +43,6 @@ fn sha256(b: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().to_vec()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn b64(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
@@ -84,7 +80,9 @@ pub fn provider_installs_from_the_filesystem_mirror() {
     let binary = std::fs::read(root().join("target/debug/terraform-provider-tundra")).unwrap();
     let h1 = format!(
         "h1:{}",
-        b64(&sha256(format!("{}  terraform-provider-tundra_v{version}\n", hex(&sha256(&binary))).as_bytes()))
+        b64(&sha256(
+            format!("{}  terraform-provider-tundra_v{version}\n", crate::steps::sha256_hex(&binary)).as_bytes()
+        ))
     );
     assert_eq!(
         archives["archives"]["linux_amd64"]["hashes"],
@@ -141,7 +139,7 @@ impl Container {
             .arg("--customize-hook=: > \"$1\"/etc/machine-id")
             .arg("bookworm")
             .arg(&rootfs)
-            .arg(apt_sources()));
+            .arg(tundra_lab::image::apt_sources().expect("apt sources").0));
         let netns = format!("tundra-pkg-{}", std::process::id());
         ok(Command::new("ip").args(["netns", "add", &netns]));
         ok(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]));
@@ -250,13 +248,6 @@ impl Drop for Container {
         // What nspawn keeps for a container it did not get to tear down.
         let _ = std::fs::remove_dir_all(format!("/run/systemd/nspawn/propagate/{MACHINE}"));
     }
-}
-
-fn apt_sources() -> &'static str {
-    ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]
-        .into_iter()
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
-        .expect("apt sources in /etc/apt")
 }
 
 /// `Depends:` of a .deb as package names (versions dropped).

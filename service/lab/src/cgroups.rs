@@ -20,15 +20,16 @@ use anyhow::{Context, bail};
 
 /// One line of `/proc/PID/mountinfo`: (mount ID's device `major:minor`,
 /// root within the filesystem, mount point, filesystem type, super options).
-struct MountLine {
+pub(crate) struct MountLine {
     device: String,
     root: String,
-    point: String,
+    pub(crate) point: String,
     fstype: String,
     options: String,
 }
 
-fn mountinfo(pid: &str) -> Vec<MountLine> {
+/// The mounts process `pid` (or `self`) sees.
+pub(crate) fn mountinfo(pid: &str) -> Vec<MountLine> {
     parse_mountinfo(&std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default())
 }
 

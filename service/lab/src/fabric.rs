@@ -89,8 +89,7 @@ pub fn teardown(id: &str, helpers: &[u32], dir: &Path) {
 
 /// Where filesystems are mounted, as this process sees them.
 pub(crate) fn mount_points() -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines().filter_map(|l| l.split(' ').nth(4)).map(str::to_string).collect()
+    crate::cgroups::mountinfo("self").into_iter().map(|m| m.point).collect()
 }
 
 /// Unmount what the lab mounted under its dir (the roots of OSes its

@@ -135,8 +135,9 @@ impl Recipe {
     }
 }
 
-/// The machine's apt sources (what mmdebstrap reads and the key covers).
-fn apt_sources() -> anyhow::Result<(PathBuf, String)> {
+/// The machine's apt sources (what mmdebstrap reads and the key covers):
+/// the file and its text. Tests that build Debian roots use it too.
+pub fn apt_sources() -> anyhow::Result<(PathBuf, String)> {
     for p in ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"] {
         let p = PathBuf::from(p);
         if let Ok(t) = std::fs::read_to_string(&p)
