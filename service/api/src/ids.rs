@@ -123,6 +123,16 @@ typed_id!(
     "port"
 );
 typed_id!(
+    /// A cluster template: a cluster kind (k3s, Swarm), versioned.
+    ClusterTemplateId,
+    "cluster template"
+);
+typed_id!(
+    /// A cluster: node groups tundrad makes and joins into Kubernetes or Swarm.
+    ClusterId,
+    "cluster"
+);
+typed_id!(
     /// A share type: a share backend (CephFS, NFS, GlusterFS) and its settings.
     ShareTypeId,
     "share type"

@@ -55,6 +55,11 @@ pub const SHARE_ACCESS_SECRET: &str = "/v1/share-access/{access}/secret";
 pub const SHARE_SNAPSHOTS: &str = "/v1/share-snapshots";
 pub const SHARE_SNAPSHOT: &str = "/v1/share-snapshots/{snapshot}";
 
+pub const CLUSTER_TEMPLATES: &str = "/v1/cluster-templates";
+pub const CLUSTER_TEMPLATE: &str = "/v1/cluster-templates/{template}";
+pub const CLUSTERS: &str = "/v1/clusters";
+pub const CLUSTER: &str = "/v1/clusters/{cluster}";
+
 pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
 
@@ -117,6 +122,10 @@ pub const ALL: &[&str] = &[
     SHARE_ACCESS_SECRET,
     SHARE_SNAPSHOTS,
     SHARE_SNAPSHOT,
+    CLUSTER_TEMPLATES,
+    CLUSTER_TEMPLATE,
+    CLUSTERS,
+    CLUSTER,
     NODES,
     NODE,
     OPERATIONS,

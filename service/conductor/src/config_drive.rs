@@ -150,6 +150,39 @@ pub enum Metadata {
     Denied,
 }
 
+/// Who asks the metadata service.
+pub enum Asker {
+    /// The node holding the asking address, with its token.
+    Node(Box<Node>),
+    /// No node holds the address.
+    NotFound,
+    /// The node holding it, without its token.
+    Denied,
+}
+
+/// The node holding `address` on a provisioning network, if the request
+/// carries that node's metadata `token`.
+pub async fn asker(c: &Conductor, address: std::net::IpAddr, token: Option<&str>) -> Result<Asker, String> {
+    let holder = c.store().node_at_address(&address.to_string()).await.map_err(|e| e.to_string())?;
+    let Some(n) = holder else { return Ok(Asker::NotFound) };
+    let want = c.store().node_metadata_token_hash(n.id).await.map_err(|e| e.to_string())?;
+    let given = token.map(|t| crate::secrets::sha256_hex(t.trim().as_bytes()));
+    if want.is_none() || given != want {
+        tracing::warn!(node = %n.name, %address, "a metadata request without the node's token; refused");
+        return Ok(Asker::Denied);
+    }
+    Ok(Asker::Node(Box::new(n)))
+}
+
+/// The metadata service's file `name` (under `openstack/latest/`) for
+/// node `n` (the [`Asker`] it was found to be).
+pub async fn metadata_file(c: &Conductor, n: &Node, name: &str) -> Result<Option<String>, String> {
+    if name == MOUNTS_FILE && c.metadata_url().is_some() {
+        return Ok(Some(tundra_engine::shares::mounts_json(&mounts(c, n).await?)));
+    }
+    Ok(files(c, n).await?.remove(&format!("openstack/latest/{name}")))
+}
+
 /// The metadata service's answer: the file `name` (under
 /// `openstack/latest/`) for the node holding `address` on a provisioning
 /// network — given that node's metadata `token`.
@@ -159,19 +192,12 @@ pub async fn metadata(
     token: Option<&str>,
     name: &str,
 ) -> Result<Metadata, String> {
-    let holder = c.store().node_at_address(&address.to_string()).await.map_err(|e| e.to_string())?;
-    let Some(n) = holder else { return Ok(Metadata::NotFound) };
-    let want = c.store().node_metadata_token_hash(n.id).await.map_err(|e| e.to_string())?;
-    let given = token.map(|t| crate::secrets::sha256_hex(t.trim().as_bytes()));
-    if want.is_none() || given != want {
-        tracing::warn!(node = %n.name, %address, "a metadata request without the node's token; refused");
-        return Ok(Metadata::Denied);
-    }
-    if name == MOUNTS_FILE && c.metadata_url().is_some() {
-        return Ok(Metadata::File(tundra_engine::shares::mounts_json(&mounts(c, &n).await?)));
-    }
-    Ok(match files(c, &n).await?.remove(&format!("openstack/latest/{name}")) {
-        Some(f) => Metadata::File(f),
-        None => Metadata::NotFound,
+    Ok(match asker(c, address, token).await? {
+        Asker::Node(n) => match metadata_file(c, &n, name).await? {
+            Some(f) => Metadata::File(f),
+            None => Metadata::NotFound,
+        },
+        Asker::NotFound => Metadata::NotFound,
+        Asker::Denied => Metadata::Denied,
     })
 }

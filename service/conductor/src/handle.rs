@@ -40,6 +40,8 @@ pub struct Wakes {
     pub netboot: Notify,
     /// The share worker (a share, rule, snapshot or node mount changed).
     pub shares: Notify,
+    /// The cluster reconciler (a cluster changed, a node moved on, a node's agent reported).
+    pub clusters: Notify,
 }
 
 #[derive(Clone)]

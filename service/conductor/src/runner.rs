@@ -96,6 +96,22 @@ impl Runner {
     }
 }
 
+/// A loop's clock: ticks `every`, and after a slow pass waits a whole
+/// period again rather than catching up.
+pub fn ticker(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Wait for a worker's next pass: its clock's next tick, or a wake-up.
+pub async fn next_pass(tick: &mut tokio::time::Interval, wake: &tokio::sync::Notify) {
+    tokio::select! {
+        _ = tick.tick() => {}
+        _ = wake.notified() => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -12,11 +12,157 @@
 //! it ready, never merely "the deploys finished". [`scale_down`] picks the
 //! nodes a shrinking group gives up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use tundra_api::clusters::NodeGroup;
 pub use tundra_api::clusters::{ClusterKind as Kind, ClusterStatus as Status, GroupRole as Role, MemberState};
 use tundra_api::nodes::NodeStatus;
+
+/// The cluster agent every node of a cluster runs (python3, which
+/// cloud-init itself needs).
+pub const AGENT_SCRIPT: &str = include_str!("tundra-cluster.py");
+
+/// A cluster node's user data: the cluster agent, as a service that
+/// restarts, asking the metadata service at `metadata_base`
+/// (`http://ADDRESS:PORT/openstack/latest`).
+pub fn agent_user_data(metadata_base: &str) -> String {
+    let unit = format!(
+        "[Unit]\nDescription=Join this node to its cluster as tundrad says\nAfter=network-online.target docker.service\n\
+         Wants=network-online.target\n\n[Service]\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster {metadata_base}\n\
+         Restart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n"
+    );
+    let mut out = String::from("#cloud-config\n# tundrad: the node's cluster agent\nwrite_files:\n");
+    for (path, mode, content) in [
+        ("/usr/local/sbin/tundra-cluster", "0755", AGENT_SCRIPT),
+        ("/etc/systemd/system/tundra-cluster.service", "0644", unit.as_str()),
+    ] {
+        out.push_str(&format!(
+            "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: {}\n",
+            serde_json::to_string(content).expect("a string serialises")
+        ));
+    }
+    out.push_str("runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, enable, --now, tundra-cluster.service]\n");
+    out
+}
+
+/// The most nodes one group may ask for.
+pub const MAX_GROUP_COUNT: u32 = 999;
+
+/// A cluster's node `index` of `group`: `CLUSTER-GROUP-N`, its host name.
+pub fn member_name(cluster: &str, group: &str, index: u32) -> String {
+    format!("{cluster}-{group}-{index}")
+}
+
+/// A refusal at a JSON pointer of the request.
+pub type Refusal = (String, String);
+
+/// A cluster's groups, checked: names, exactly one control plane of an odd
+/// count, counts within bounds, the cluster network among the group's
+/// networks, and node names (`CLUSTER-GROUP-999`) that fit a host name.
+pub fn check_groups(cluster: &str, groups: &[NodeGroup]) -> Result<(), Refusal> {
+    if groups.is_empty() {
+        return Err(("/groups".into(), "a cluster needs a control_plane group".into()));
+    }
+    let mut names = BTreeSet::new();
+    for (i, g) in groups.iter().enumerate() {
+        let at = |f: &str| format!("/groups/{i}/{f}");
+        crate::names::check(&g.name).map_err(|e| (at("name"), e))?;
+        if !names.insert(g.name.as_str()) {
+            return Err((at("name"), format!("two groups are named {:?}; group names are unique", g.name)));
+        }
+        let longest = member_name(cluster, &g.name, MAX_GROUP_COUNT);
+        if longest.len() > 63 {
+            return Err((
+                at("name"),
+                format!(
+                    "its nodes' names ({longest}) would pass 63 characters, the most a host name has; shorten the cluster's or the group's name"
+                ),
+            ));
+        }
+        if g.count > MAX_GROUP_COUNT {
+            return Err((at("count"), format!("{} nodes; at most {MAX_GROUP_COUNT} per group", g.count)));
+        }
+        if g.role == Role::ControlPlane && g.count % 2 == 0 {
+            return Err((
+                at("count"),
+                format!(
+                    "a control plane of {} nodes; it needs an odd count (1, 3, 5) so a quorum survives losing one",
+                    g.count
+                ),
+            ));
+        }
+        if let Some(n) = g.cluster_network_id
+            && !g.networks.contains(&n)
+        {
+            return Err((
+                at("cluster_network_id"),
+                format!("network {n} is not among the group's networks; add it there"),
+            ));
+        }
+        let mut nets = BTreeSet::new();
+        if let Some(dup) = g.networks.iter().find(|n| !nets.insert(**n)) {
+            return Err((at("networks"), format!("network {dup} is listed twice")));
+        }
+    }
+    match groups.iter().filter(|g| g.role == Role::ControlPlane).count() {
+        1 => Ok(()),
+        0 => Err(("/groups".into(), "a cluster needs exactly one group with role control_plane".into())),
+        n => Err(("/groups".into(), format!("{n} groups have role control_plane; a cluster has exactly one"))),
+    }
+}
+
+/// What may change of a cluster's groups in place: counts, shares,
+/// placement (for nodes made from then on), networks appended to the end,
+/// new worker groups and removed ones. A group's role, flavor and image
+/// are what its nodes were deployed as: changing them is a new group.
+pub fn check_group_change(old: &[NodeGroup], new: &[NodeGroup]) -> Result<(), Refusal> {
+    for (i, g) in new.iter().enumerate() {
+        let Some(was) = old.iter().find(|o| o.name == g.name) else {
+            if g.role == Role::ControlPlane {
+                return Err((
+                    format!("/groups/{i}/role"),
+                    "the control plane group cannot be replaced; keep its name (a cluster is made around it)".into(),
+                ));
+            }
+            continue;
+        };
+        let fixed = |f: &str, what: &str| {
+            Err((
+                format!("/groups/{i}/{f}"),
+                format!(
+                    "group {}'s {what} is what its nodes were deployed with and does not change in place; add a new group with the new {what} and scale this one to 0",
+                    g.name
+                ),
+            ))
+        };
+        if g.role != was.role {
+            return fixed("role", "role");
+        }
+        if g.flavor_id != was.flavor_id {
+            return fixed("flavor_id", "flavor");
+        }
+        if g.image_id != was.image_id {
+            return fixed("image_id", "image");
+        }
+        if !g.networks.starts_with(&was.networks) {
+            return Err((
+                format!("/groups/{i}/networks"),
+                format!(
+                    "group {}'s networks can only grow at the end (its nodes keep their interfaces); add a new group for another layout",
+                    g.name
+                ),
+            ));
+        }
+        if g.cluster_network_id != was.cluster_network_id {
+            return fixed("cluster_network_id", "cluster network");
+        }
+    }
+    if let Some(gone) = old.iter().find(|o| o.role == Role::ControlPlane && !new.iter().any(|g| g.name == o.name)) {
+        return Err(("/groups".into(), format!("the control plane group {} cannot be removed", gone.name)));
+    }
+    Ok(())
+}
 
 /// The address a node's cluster traffic uses (the kubelet's `--node-ip`,
 /// Swarm's `--advertise-addr`): its address on the group's
@@ -254,6 +400,91 @@ mod tests {
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
+    }
+
+    fn group(name: &str, role: Role, count: u32) -> NodeGroup {
+        NodeGroup {
+            name: name.into(),
+            role,
+            flavor_id: tundra_api::FlavorId::generate(),
+            image_id: tundra_api::ImageId::generate(),
+            count,
+            networks: Vec::new(),
+            cluster_network_id: None,
+            shares: Vec::new(),
+            placement: Default::default(),
+        }
+    }
+
+    #[test]
+    fn groups_need_one_odd_control_plane_unique_names_and_host_names_that_fit() {
+        let ok = [group("cp", Role::ControlPlane, 3), group("workers", Role::Worker, 0)];
+        assert_eq!(check_groups("sw", &ok), Ok(()));
+        let refused = |groups: &[NodeGroup], cluster: &str| check_groups(cluster, groups).unwrap_err();
+        assert_eq!(refused(&[], "sw").0, "/groups");
+        let (at, why) = refused(&[group("w", Role::Worker, 1)], "sw");
+        assert!(at == "/groups" && why.contains("exactly one"), "{at} {why}");
+        let (at, why) = refused(&[group("cp", Role::ControlPlane, 1), group("cp2", Role::ControlPlane, 1)], "sw");
+        assert!(at == "/groups" && why.contains("2 groups"), "{at} {why}");
+        let (at, why) = refused(&[group("cp", Role::ControlPlane, 2)], "sw");
+        assert!(at == "/groups/0/count" && why.contains("odd"), "{at} {why}");
+        let (at, _) = refused(&[group("cp", Role::ControlPlane, 1), group("cp", Role::Worker, 1)], "sw");
+        assert_eq!(at, "/groups/1/name");
+        let (at, _) = refused(&[group("cp", Role::ControlPlane, 1), group("w", Role::Worker, 1000)], "sw");
+        assert_eq!(at, "/groups/1/count");
+        let long = "c".repeat(50);
+        let (at, why) = refused(&[group("control-plane", Role::ControlPlane, 1)], &long);
+        assert!(at == "/groups/0/name" && why.contains("63 characters"), "{at} {why}");
+        let mut g = group("cp", Role::ControlPlane, 1);
+        let net = tundra_api::NetworkId::generate();
+        g.cluster_network_id = Some(net);
+        assert_eq!(refused(&[g.clone()], "sw").0, "/groups/0/cluster_network_id");
+        g.networks = vec![net];
+        assert_eq!(check_groups("sw", &[g]), Ok(()));
+    }
+
+    #[test]
+    fn counts_and_new_worker_groups_change_in_place_what_nodes_were_deployed_with_does_not() {
+        let old = vec![group("cp", Role::ControlPlane, 1), group("workers", Role::Worker, 2)];
+        let mut new = old.clone();
+        new[1].count = 5;
+        new.push(group("gpu", Role::Worker, 1));
+        assert_eq!(check_group_change(&old, &new), Ok(()));
+        // A worker group may go (its nodes leave); the control plane may not.
+        assert_eq!(check_group_change(&old, &old[..1]), Ok(()));
+        assert!(check_group_change(&old, &old[1..]).unwrap_err().1.contains("cannot be removed"));
+        let mut img = old.clone();
+        img[1].image_id = tundra_api::ImageId::generate();
+        let (at, why) = check_group_change(&old, &img).unwrap_err();
+        assert!(at == "/groups/1/image_id" && why.contains("add a new group"), "{at} {why}");
+        let mut role = old.clone();
+        role[1].role = Role::ControlPlane;
+        assert_eq!(check_group_change(&old, &role).unwrap_err().0, "/groups/1/role");
+        // Networks grow at the end only.
+        let (a, b) = (tundra_api::NetworkId::generate(), tundra_api::NetworkId::generate());
+        let mut with = old.clone();
+        with[1].networks = vec![a];
+        let mut more = with.clone();
+        more[1].networks = vec![a, b];
+        assert_eq!(check_group_change(&with, &more), Ok(()));
+        let mut reordered = with.clone();
+        reordered[1].networks = vec![b, a];
+        assert_eq!(check_group_change(&with, &reordered).unwrap_err().0, "/groups/1/networks");
+    }
+
+    #[test]
+    fn a_nodes_user_data_runs_the_cluster_agent_against_the_metadata_service() {
+        let ud = agent_user_data("http://10.0.0.1:8080/openstack/latest");
+        assert!(ud.starts_with("#cloud-config\n"), "{ud}");
+        assert!(
+            ud.contains(
+                "ExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster http://10.0.0.1:8080/openstack/latest"
+            ),
+            "{ud}"
+        );
+        assert!(ud.contains("[systemctl, enable, --now, tundra-cluster.service]"), "{ud}");
+        // No secret travels in user data: the agent asks for its role's at run time.
+        assert!(!ud.contains("SWMTKN") && !ud.contains("tundra-k3s-"), "{ud}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod agent;
 mod bad_input;
 #[path = "api/catalog.rs"]
 mod catalog;
+#[path = "api/clusters.rs"]
+mod clusters;
 #[path = "api/fabric.rs"]
 mod fabric;
 #[path = "api/identity.rs"]
@@ -89,6 +91,8 @@ fn main() {
         security::quotas_hold_and_are_readable,
         shares::cephfs_shares_rules_snapshots_and_restarts,
         shares::nfs_and_glusterfs_shares_on_a_file_server,
+        clusters::templates_and_bad_requests_write_nothing,
+        clusters::clusters_need_the_metadata_service,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

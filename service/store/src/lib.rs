@@ -13,6 +13,7 @@
 
 mod agent;
 mod catalog;
+mod clusters;
 mod discovery;
 mod idempotency;
 mod identity;
@@ -41,6 +42,7 @@ use tundra_api::ProjectId;
 
 pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
+pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewClusterTemplate};
 pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
@@ -468,6 +470,12 @@ pub(crate) fn opt_id_col<T: std::str::FromStr>(table: &'static str, row: &AnyRow
 }
 
 /// A BIGINT column holding a segment, MTU or limit.
+/// A column holding a word of `T` (its `parse`); anything else is a corrupt row.
+pub(crate) fn word<T>(table: &'static str, row: &AnyRow, col: &'static str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let s: String = get(row, col)?;
+    parse(&s).ok_or_else(|| StoreError::Corrupt { table, what: format!("{col} {s:?}") })
+}
+
 pub(crate) fn u32_col(row: &AnyRow, col: &str) -> Result<u32> {
     Ok(get::<i64>(row, col)? as u32)
 }

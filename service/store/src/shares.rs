@@ -23,13 +23,8 @@ use crate::secrets::{SecretRecord, put_secret_in};
 use crate::table::Table;
 use crate::{
     Actor, ListParams, Result, Store, StoreError, Visibility, Write, check_revision, event, get, id_col, json_col, now,
-    opt_id_col, to_json, u32_col, unique_at,
+    opt_id_col, to_json, u32_col, unique_at, word,
 };
-
-fn word<T>(table: &'static str, row: &AnyRow, col: &'static str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    let s: String = get(row, col)?;
-    parse(&s).ok_or_else(|| StoreError::Corrupt { table, what: format!("{col} {s:?}") })
-}
 
 fn share_type(row: &AnyRow) -> Result<ShareType> {
     let backend = word("share_types", row, "backend", ShareBackend::parse)?;

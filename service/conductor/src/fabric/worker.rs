@@ -129,13 +129,9 @@ impl Worker {
 /// and whenever woken.
 pub async fn run(c: Conductor) {
     let w = Arc::new(Worker::default());
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::runner::ticker(Duration::from_secs(1));
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = c.wakes().fabric.notified() => {}
-        }
+        crate::runner::next_pass(&mut tick, &c.wakes().fabric).await;
         if let Err(e) = pass(&c, &w).await {
             tracing::warn!(error = %e, "fabric pass failed");
         }

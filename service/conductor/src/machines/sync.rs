@@ -17,8 +17,7 @@ use crate::handle::Conductor;
 
 /// The power sync: read every idle, enrolled-and-verified machine's power.
 pub async fn power_sync_loop(c: Conductor) {
-    let mut tick = tokio::time::interval(c.settings().power_sync_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::runner::ticker(c.settings().power_sync_interval);
     loop {
         tick.tick().await;
         if let Err(e) = power_sync_once(&c).await {
@@ -60,8 +59,7 @@ pub async fn power_sync_once(c: &Conductor) -> Result<(), String> {
 /// `deploy_wait` → `deploy_failed`), its operation is failed, and the reason
 /// is recorded — nothing stays stuck in a transient state.
 pub async fn timeout_loop(c: Conductor) {
-    let mut tick = tokio::time::interval(c.settings().reconcile_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::runner::ticker(c.settings().reconcile_interval);
     loop {
         tick.tick().await;
         if let Err(e) = timeouts_once(&c).await {

@@ -22,13 +22,9 @@ use crate::machines::actions;
 
 /// The node reconciler's loop.
 pub async fn run(c: Conductor) {
-    let mut tick = tokio::time::interval(c.settings().reconcile_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::runner::ticker(c.settings().reconcile_interval);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = c.wakes().nodes.notified() => {}
-        }
+        crate::runner::next_pass(&mut tick, &c.wakes().nodes).await;
         if let Err(e) = once(&c).await {
             tracing::warn!(error = %e, "node reconciler failed");
         }
@@ -55,6 +51,8 @@ pub async fn once(c: &Conductor) -> Result<()> {
             Err(e) => tracing::warn!(node = %n.name, error = %e, "node step failed"),
         }
     }
+    // Clusters follow their nodes.
+    c.wakes().clusters.notify_one();
     Ok(())
 }
 

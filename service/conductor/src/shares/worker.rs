@@ -33,15 +33,11 @@ const USAGE_EVERY: Duration = Duration::from_secs(60);
 /// at a time: a backend out of reach (each call may wait for its timeout)
 /// holds up its own type's work only.
 pub async fn run(c: Conductor) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::runner::ticker(Duration::from_secs(2));
     let mut usage_at: HashMap<ShareTypeId, Instant> = HashMap::new();
     let mut running: HashMap<ShareTypeId, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = c.wakes().shares.notified() => {}
-        }
+        crate::runner::next_pass(&mut tick, &c.wakes().shares).await;
         running.retain(|_, h| !h.is_finished());
         let types = match c.store().share_type_ids().await {
             Ok(t) => t,

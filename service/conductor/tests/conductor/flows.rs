@@ -25,13 +25,13 @@ use tundra_engine::machine_states::Event;
 use tundra_store::{Actor, NewFlavor, NewImage, NewMachine, Store};
 
 /// A conductor whose BMCs are fakes, keyed by BMC address.
-struct World {
-    c: Conductor,
+pub struct World {
+    pub c: Conductor,
     bmcs: Arc<Mutex<HashMap<String, Fake>>>,
     _dir: tempfile::TempDir,
 }
 
-async fn world() -> World {
+pub async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
     store.migrate().await.unwrap();
@@ -58,7 +58,7 @@ impl World {
         self.bmcs.lock().unwrap().get(&m.bmc.address).cloned().expect("the BMC was used")
     }
 
-    async fn enroll(&self, name: &str, mac: &str) -> Machine {
+    pub async fn enroll(&self, name: &str, mac: &str) -> Machine {
         let bmc = BmcSettings {
             driver: BmcDriver::Ipmi,
             address: format!("{name}.bmc"),
@@ -87,12 +87,12 @@ impl World {
     }
 
     /// Start `action`; returns the operation doing it.
-    async fn act(&self, m: MachineId, action: Action) -> OperationId {
+    pub async fn act(&self, m: MachineId, action: Action) -> OperationId {
         let m = self.machine(m).await;
         actions::start(&self.c, &Actor::service(), &m, action, None).await.unwrap()
     }
 
-    async fn wait_op(&self, op: OperationId) -> tundra_api::ops::Operation {
+    pub async fn wait_op(&self, op: OperationId) -> tundra_api::ops::Operation {
         for _ in 0..600 {
             let o = self.c.store().operation(op).await.unwrap();
             if o.state.is_terminal() {
@@ -103,10 +103,36 @@ impl World {
         panic!("operation {op} did not end");
     }
 
+    /// A public flavor `bm` (resource class `baremetal`) and a public raw
+    /// image `img` of `bytes`, uploaded.
+    pub async fn flavor_and_image(&self, bytes: Vec<u8>) -> (tundra_api::catalog::Flavor, tundra_api::catalog::Image) {
+        let (store, svc) = (self.c.store(), Actor::service());
+        let flavor = NewFlavor {
+            project_id: None,
+            name: "bm".into(),
+            description: String::new(),
+            resource_class: "baremetal".into(),
+            required_traits: Vec::new(),
+        };
+        let flavor = store.create_flavor(&svc, flavor).await.unwrap();
+        let new = NewImage {
+            project_id: None,
+            name: "img".into(),
+            description: String::new(),
+            disk_format: DiskFormat::Raw,
+            sha256: tundra_conductor::secrets::sha256_hex(&bytes),
+            source_url: None,
+        };
+        let img = store.create_image(&svc, new).await.unwrap();
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
+        let img = tundra_conductor::images::upload(&self.c, &svc, &img, body, None).await.unwrap();
+        (flavor, img)
+    }
+
     /// Play the agent on the machine with `mac`: fetch the boot script
     /// (once tundrad offers one), ask for the command, report it done with
     /// `details`. Returns the command.
-    async fn agent(&self, mac: &str, details: Value) -> Command {
+    pub async fn agent(&self, mac: &str, details: Value) -> Command {
         let mut script = None;
         for _ in 0..600 {
             // Someone else on the network asks first: nothing, and the boot's one script is kept.
@@ -141,7 +167,7 @@ const HOLDER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 100));
 const STRANGER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 150));
 
 /// The erase report for `inventory`'s disk.
-fn erased() -> Value {
+pub fn erased() -> Value {
     json!({"vda": {"method": "Zeroed", "verified_zero": true, "size_bytes": 1_073_741_824u64}})
 }
 
@@ -241,32 +267,9 @@ async fn a_node_is_deployed_reconciled_active_and_cleaned_away() {
         assert_eq!(w.wait_op(op).await.error, None, "{action:?}");
     }
     let project = store.create_project(&svc, "p", "").await.unwrap();
-    let flavor = store
-        .create_flavor(
-            &svc,
-            NewFlavor {
-                project_id: None,
-                name: "bm".into(),
-                description: String::new(),
-                resource_class: "baremetal".into(),
-                required_traits: Vec::new(),
-            },
-        )
-        .await
-        .unwrap();
     let bytes = b"a raw disk image".to_vec();
     let sha = tundra_conductor::secrets::sha256_hex(&bytes);
-    let new = NewImage {
-        project_id: None,
-        name: "img".into(),
-        description: String::new(),
-        disk_format: DiskFormat::Raw,
-        sha256: sha.clone(),
-        source_url: None,
-    };
-    let img = store.create_image(&svc, new).await.unwrap();
-    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
-    let img = tundra_conductor::images::upload(&w.c, &svc, &img, body, None).await.unwrap();
+    let (flavor, img) = w.flavor_and_image(bytes).await;
     assert_eq!(img.raw_sha256.as_deref(), Some(sha.as_str()));
 
     let req = NodeCreate {

@@ -2,26 +2,57 @@
 //! `GET /openstack/latest/{meta_data.json, network_data.json, user_data}`
 //! for the node whose address asks, with that node's metadata token from
 //! its config drive (`X-Tundra-Metadata-Token`, or `Authorization: Bearer`)
-//! (`tundra_conductor::config_drive`). Served on the provisioning networks'
-//! boot listeners only.
+//! (`tundra_conductor::config_drive`); for a cluster's node also its join
+//! plan (`tundra_cluster.json`) and `POST tundra_cluster_report`
+//! (`tundra_conductor::clusters::flows`). Served on the provisioning
+//! networks' boot listeners only.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tundra_api::clusters::ClusterReport;
+use tundra_api::nodes::Node;
+use tundra_conductor::clusters::flows as clusters;
+use tundra_conductor::config_drive::{self, Asker, TOKEN_FILE, TOKEN_PREFIX};
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
 use crate::state::AppState;
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/openstack", axum::routing::get(|| async { "latest\n" }))
         .route("/openstack/latest/{file}", axum::routing::get(metadata))
+        .route("/openstack/latest/tundra_cluster_report", axum::routing::post(cluster_report))
 }
 
 /// The header a node sends its metadata token in.
 pub const TOKEN_HEADER: &str = "x-tundra-metadata-token";
+
+/// A cluster node's join plan.
+const CLUSTER_FILE: &str = "tundra_cluster.json";
+
+/// The node asking, proven by its metadata token.
+async fn asker(state: &AppState, peer: SocketAddr, headers: &HeaderMap, what: &str) -> ApiResult<Node> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = header(TOKEN_HEADER)
+        .or_else(|| header("authorization").and_then(|a| a.strip_prefix("Bearer ")))
+        .filter(|t| t.trim().starts_with(TOKEN_PREFIX));
+    let peer = peer.ip().to_canonical();
+    match config_drive::asker(&state.conductor, peer, token)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+    {
+        Asker::Node(n) => Ok(*n),
+        Asker::NotFound => Err(ApiError::NotFound { noun: "metadata of the node at", id: format!("{peer}: {what}") }),
+        Asker::Denied => Err(ApiError::Unauthorized(format!(
+            "the metadata service needs this node's metadata token: send the contents of {TOKEN_FILE} on its \
+             config drive (LABEL=config-2) as the {TOKEN_HEADER} header"
+        ))),
+    }
+}
 
 async fn metadata(
     State(state): State<AppState>,
@@ -29,27 +60,31 @@ async fn metadata(
     headers: HeaderMap,
     Path(file): Path<String>,
 ) -> ApiResult<Response> {
-    use tundra_conductor::config_drive::{Metadata, TOKEN_FILE, TOKEN_PREFIX};
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let token = header(TOKEN_HEADER)
-        .or_else(|| header("authorization").and_then(|a| a.strip_prefix("Bearer ")))
-        .filter(|t| t.trim().starts_with(TOKEN_PREFIX));
-    let peer = peer.ip().to_canonical();
-    let answer = tundra_conductor::config_drive::metadata(&state.conductor, peer, token, &file)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let body = match answer {
-        Metadata::File(body) => body,
-        Metadata::NotFound => {
-            return Err(ApiError::NotFound { noun: "metadata of the node at", id: format!("{peer}: {file}") });
-        }
-        Metadata::Denied => {
-            return Err(ApiError::Unauthorized(format!(
-                "the metadata service needs this node's metadata token: send the contents of {TOKEN_FILE} on its \
-                 config drive (LABEL=config-2) as the {TOKEN_HEADER} header"
-            )));
-        }
+    let n = asker(&state, peer, &headers, &file).await?;
+    let not_found = || ApiError::NotFound { noun: "metadata of node", id: format!("{}: {file}", n.name) };
+    let body = if file == CLUSTER_FILE {
+        let plan = clusters::join(&state.conductor, &n).await?.ok_or_else(not_found)?;
+        serde_json::to_string(&plan).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+    } else {
+        config_drive::metadata_file(&state.conductor, &n, &file)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+            .ok_or_else(not_found)?
     };
     let kind = if file.ends_with(".json") { "application/json" } else { "text/plain; charset=utf-8" };
-    Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
+    // A plan can hold a join secret: nothing on the way may keep it.
+    Ok(([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-store")], body).into_response())
+}
+
+/// A cluster node's agent reports its join, and (the bootstrap node) the
+/// cluster's tokens, members and removals.
+async fn cluster_report(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body<ClusterReport>,
+) -> ApiResult<Response> {
+    let n = asker(&state, peer, &headers, "tundra_cluster_report").await?;
+    clusters::report(&state.conductor, &n, body.value).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -7,6 +7,8 @@
 //! document to reach every route.
 
 pub mod agent;
+pub mod cluster_templates;
+pub mod clusters;
 pub mod flavors;
 pub mod identity;
 pub mod images;
@@ -49,6 +51,7 @@ use crate::state::AppState;
         (name = "fabric", description = "Physical networks and switches (site admins); networks, subnets and ports; switch-port drift and its repair"),
         (name = "shares", description = "Share types (site admins); a project's shares, their access rules and snapshots; the keys clients mount with"),
         (name = "nodes", description = "A project's bare-metal servers: placed, deployed with a config drive, cleaned on delete"),
+        (name = "clusters", description = "Cluster templates; a project's clusters (Docker Swarm, Kubernetes) on nodes tundrad makes, joins and scales in place"),
         (name = "operations", description = "Long-running work and the audit log"),
         (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script). Served only on the provisioning networks' boot listeners, never on the API listener"),
     )
@@ -100,6 +103,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(share_types::routes())
         .merge(shares::routes())
         .merge(nodes::routes())
+        .merge(cluster_templates::routes())
+        .merge(clusters::routes())
         .merge(operations::routes())
 }
 

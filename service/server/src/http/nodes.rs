@@ -192,6 +192,7 @@ async fn update_node(
 #[utoipa::path(delete, path = paths::NODE, tag = "nodes", params(("node" = String, Path)), responses((status = 202, body = Node), (status = 204), (status = "4XX", body = Problem)))]
 async fn delete_node(State(state): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Response> {
     let n = find::<Node>(&state, &p, &id, Role::Member).await?;
+    tundra_conductor::clusters::flows::check_node_removable(&state.conductor, n.id).await?;
     Ok(match placement::delete(&state.conductor, &p.actor(), &n).await? {
         Some(n) => {
             let rev = n.revision;

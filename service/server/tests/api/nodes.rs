@@ -41,13 +41,15 @@ async fn machine(env: &Env, name: &str, mac: &str, rack: &str, island: &str, bmc
     id.to_string()
 }
 
-struct Catalog {
-    project: String,
-    flavor: String,
-    image: String,
+pub struct Catalog {
+    pub project: String,
+    pub flavor: String,
+    pub image: String,
 }
 
-async fn catalog(env: &Env) -> Catalog {
+/// Project `hpc`, a public flavor `bm` (resource class `baremetal`) and the
+/// project's raw image `img`, uploaded.
+pub async fn catalog(env: &Env) -> Catalog {
     let project = env.project("hpc").await;
     let f =
         env.call("POST", "/v1/flavors", &env.admin, Some(json!({"name": "bm", "resource_class": "baremetal"}))).await;

@@ -173,6 +173,21 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         env.call("GET", &format!("/v1/share-access/{b_access}"), &admin, None).await.body["state"] == "applying"
     })
     .await;
+    // Clusters: B's template and a cluster whose node finds no machine (it
+    // waits, recording why, and writes nothing more while it does).
+    let b_template =
+        post("/v1/cluster-templates", json!({"project_id": bp, "name": "t", "version": 1, "kind": "swarm"})).await;
+    let b_group =
+        json!([{"name": "cp", "role": "control_plane", "flavor_id": b_flavor, "image_id": b_image, "count": 1}]);
+    let b_cluster =
+        post("/v1/clusters", json!({"project_id": bp, "name": "c", "template_id": b_template, "groups": b_group}))
+            .await;
+    wait_for("B's cluster to settle waiting for capacity", async || {
+        let c = env.call("GET", &format!("/v1/clusters/{b_cluster}"), &admin, None).await.body;
+        c["members"][0]["reason"].as_str().is_some_and(|r| r.contains("no capacity"))
+            && c["status_reason"].as_str().is_some_and(|r| r.contains("cp-1"))
+    })
+    .await;
     let snapshot = async || -> Vec<Value> {
         let mut v = Vec::new();
         for path in [
@@ -195,6 +210,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             format!("/v1/shares/{b_share}"),
             format!("/v1/share-access/{b_access}"),
             format!("/v1/share-snapshots/{b_snap}"),
+            format!("/v1/cluster-templates/{b_template}"),
+            format!("/v1/clusters/{b_cluster}"),
         ] {
             let r = env.call("GET", &path, &admin, None).await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -223,6 +240,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{share}", &b_share)
             .replace("{access}", &b_access)
             .replace("{snapshot}", &b_snap)
+            .replace("{template}", &b_template)
+            .replace("{cluster}", &b_cluster)
             .replace("{script}", "52:54:00:00:00:99.ipxe")
             .replace("{file}", "vmlinuz")
     };
@@ -255,8 +274,18 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 | "/v1/share-types"
                 | "/v1/shares"
                 | "/v1/share-access"
-                | "/v1/share-snapshots",
+                | "/v1/share-snapshots"
+                | "/v1/cluster-templates"
+                | "/v1/clusters",
             ) => List,
+            ("post", "/v1/cluster-templates") => {
+                Foreign(Some(json!({"project_id": bp, "name": "sneaky", "version": 1, "kind": "swarm"})))
+            }
+            ("patch", "/v1/cluster-templates/{template}") => Foreign(Some(json!({"description": "pwned"}))),
+            ("post", "/v1/clusters") => Foreign(Some(json!({
+                "project_id": bp, "name": "sneaky", "template_id": b_template, "groups": b_group
+            }))),
+            ("patch", "/v1/clusters/{cluster}") => Foreign(Some(json!({"labels": {"pwned": "yes"}}))),
             ("get", "/v1/physical-networks/{physical_network}" | "/v1/share-types/{share_type}") => Site,
             ("post", "/v1/share-types") => Foreign(Some(json!({
                 "name": "sneaky", "backend": "cephfs", "settings": {"monitors": ["127.0.0.1:2"], "fs_name": "fs"},
@@ -337,8 +366,24 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
     assert!(routes.len() >= 30, "only {} routes in the document?", routes.len());
 
     let b_ids = [
-        &bp, &b_key, &b_flavor, &b_image, &b_op, &b_token, &b_user, &machine, &b_node, &switch, &b_net, &b_subnet,
-        &b_port, &b_share, &b_access, &b_snap,
+        &bp,
+        &b_key,
+        &b_flavor,
+        &b_image,
+        &b_op,
+        &b_token,
+        &b_user,
+        &machine,
+        &b_node,
+        &switch,
+        &b_net,
+        &b_subnet,
+        &b_port,
+        &b_share,
+        &b_access,
+        &b_snap,
+        &b_template,
+        &b_cluster,
     ];
     let mut covered = 0;
     for (method, path) in &routes {
@@ -387,6 +432,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                     "/v1/shares",
                     "/v1/share-access",
                     "/v1/share-snapshots",
+                    "/v1/cluster-templates",
+                    "/v1/clusters",
                 ]
                 .contains(&path.as_str())
                 {
@@ -460,6 +507,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             "POST",
             "/v1/shares".into(),
             Some(json!({"project_id": a, "name": "r", "share_type_id": share_type, "size_gib": 1})),
+        ),
+        (
+            "POST",
+            "/v1/cluster-templates".into(),
+            Some(json!({"project_id": a, "name": "r", "version": 1, "kind": "swarm"})),
         ),
         ("POST", "/v1/projects".into(), Some(json!({"name": "r"}))),
         ("POST", "/v1/users".into(), Some(json!({"name": "r"}))),

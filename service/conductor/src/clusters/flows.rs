@@ -1,0 +1,417 @@
+//! Cluster templates and clusters checked and written; what a node's
+//! cluster agent is told (its join plan) and what it reports.
+//!
+//! Join secrets: k3s tokens are minted here at create; Swarm's are made by
+//! the bootstrap node and reported. Both are sealed (`secrets` rows bound to
+//! their IDs), opened only to answer a node of the role that needs one, and
+//! never returned by the API.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use tundra_api::SecretId;
+use tundra_api::catalog::ImageStatus;
+use tundra_api::clusters::{
+    Cluster, ClusterCreate, ClusterJoin, ClusterKind, ClusterReport, ClusterTemplate, ClusterTemplateCreate,
+    ClusterUpdate, GroupRole, JoinOutcome, MemberState, NodeGroup,
+};
+use tundra_api::nodes::{Node, NodeNetworkRequest};
+use tundra_api::{NodeId, ProjectId};
+use tundra_engine::clusters::{self as rules, Member, Secrets};
+use tundra_store::{Actor, ClusterRecord, MemberRecord, NewCluster, NewClusterTemplate};
+
+use super::REMOVED;
+use crate::error::{Error, Result};
+use crate::fabric::binding;
+use crate::handle::Conductor;
+use crate::secrets::Plaintext;
+
+fn refused((pointer, detail): rules::Refusal) -> Error {
+    Error::invalid(&pointer, detail)
+}
+
+/// A template: a k3s one names an active bundle image its scope can use;
+/// a Swarm one names none (Docker comes with the node image).
+pub async fn create_template(c: &Conductor, actor: &Actor, r: ClusterTemplateCreate) -> Result<ClusterTemplate> {
+    if r.version == 0 {
+        return Err(Error::invalid("/version", "versions start at 1"));
+    }
+    match (r.kind, r.bundle_image_id) {
+        (ClusterKind::Kubernetes, None) => {
+            return Err(Error::invalid(
+                "/bundle_image_id",
+                "a kubernetes template needs the k3s air-gap bundle: upload it as an image and name it here",
+            ));
+        }
+        (ClusterKind::Swarm, Some(_)) => {
+            return Err(Error::invalid(
+                "/bundle_image_id",
+                "a swarm template takes Docker from the node image; remove bundle_image_id",
+            ));
+        }
+        (ClusterKind::Kubernetes, Some(id)) => {
+            let image =
+                c.store().image(id).await.ok().filter(|i| i.project_id.is_none() || i.project_id == r.project_id);
+            let image = image.ok_or_else(|| {
+                Error::invalid("/bundle_image_id", format!("no image {id} is public or in the template's project"))
+            })?;
+            if image.status != ImageStatus::Active {
+                return Err(Error::invalid(
+                    "/bundle_image_id",
+                    format!("image {} is {}; wait until it is active", image.name, image.status.as_str()),
+                ));
+            }
+        }
+        (ClusterKind::Swarm, None) => {}
+    }
+    let t = NewClusterTemplate {
+        project_id: r.project_id,
+        name: r.name,
+        version: r.version,
+        kind: r.kind,
+        description: r.description,
+        bundle_image_id: r.bundle_image_id,
+    };
+    Ok(c.store().create_cluster_template(actor, t).await?)
+}
+
+/// The groups' references: flavors and images the project may use (images
+/// active), networks it may attach (as a node's would be checked), shares
+/// it may mount.
+async fn check_refs(c: &Conductor, project: ProjectId, groups: &[NodeGroup]) -> Result<()> {
+    for (i, g) in groups.iter().enumerate() {
+        let at = |f: &str| format!("/groups/{i}/{f}");
+        let flavor = c.store().flavor(g.flavor_id).await.ok().filter(|f| f.project_id.is_none_or(|p| p == project));
+        if flavor.is_none() {
+            return Err(Error::invalid(
+                &at("flavor_id"),
+                format!("no flavor {} is public or in the cluster's project", g.flavor_id),
+            ));
+        }
+        let image = c.store().image(g.image_id).await.ok().filter(|x| x.project_id.is_none_or(|p| p == project));
+        let image = image.ok_or_else(|| {
+            Error::invalid(&at("image_id"), format!("no image {} is public or in the cluster's project", g.image_id))
+        })?;
+        if image.status != ImageStatus::Active {
+            return Err(Error::invalid(
+                &at("image_id"),
+                format!("image {} is {}; wait until it is active", image.name, image.status.as_str()),
+            ));
+        }
+        binding::resolve(c, project, None, &network_requests(g)).await.map_err(|e| match e {
+            Error::Invalid { pointer, detail } => Error::Invalid { pointer: format!("/groups/{i}{pointer}"), detail },
+            other => other,
+        })?;
+        crate::shares::flows::check_mountable(c, project, &g.shares).await.map_err(|e| match e {
+            Error::Invalid { pointer, detail } => Error::Invalid { pointer: format!("/groups/{i}{pointer}"), detail },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+/// A group's networks as a node's request.
+pub fn network_requests(g: &NodeGroup) -> Vec<NodeNetworkRequest> {
+    g.networks.iter().map(|n| NodeNetworkRequest { network_id: Some(*n), port_id: None }).collect()
+}
+
+/// Why a cluster cannot be made on a site without the metadata service.
+pub const NO_METADATA: &str = "clusters need the metadata service (a node's cluster agent asks it what to do): \
+     the site admin configures a provisioning network with a node pool in tundrad's configuration";
+
+/// A cluster: its template usable by the project, its groups checked, its
+/// k3s tokens minted and sealed. Its nodes are made by the reconciler.
+pub async fn create(c: &Conductor, actor: &Actor, r: ClusterCreate) -> Result<Cluster> {
+    let project = r.project_id;
+    if c.metadata_url().is_none() {
+        return Err(Error::conflict(NO_METADATA));
+    }
+    let t = c.store().cluster_template(r.template_id).await.ok().filter(|t| t.project_id.is_none_or(|p| p == project));
+    let t = t.ok_or_else(|| {
+        Error::invalid("/template_id", format!("no cluster template {} is public or in this project", r.template_id))
+    })?;
+    rules::check_groups(&r.name, &r.groups).map_err(refused)?;
+    check_refs(c, project, &r.groups).await?;
+    if let Some(k) = r.keypair_id
+        && !c.store().keypair(k).await.is_ok_and(|kp| kp.project_id == project)
+    {
+        return Err(Error::invalid("/keypair_id", format!("no keypair {k} in the cluster's project")));
+    }
+    if t.kind == ClusterKind::Kubernetes {
+        // The k3s path needs its bundle on the nodes: not delivered yet.
+        return Err(Error::invalid(
+            "/template_id",
+            format!(
+                "template {} is kubernetes; this tundrad makes swarm clusters only so far (k3s bundle delivery to nodes is not built yet)",
+                t.name
+            ),
+        ));
+    }
+    let (control_plane, worker) = match t.kind {
+        ClusterKind::Kubernetes => (Some(mint(c)?), Some(mint(c)?)),
+        ClusterKind::Swarm => (None, None),
+    };
+    let new = NewCluster {
+        project_id: project,
+        name: r.name,
+        template_id: t.id,
+        kind: t.kind,
+        keypair_id: r.keypair_id,
+        groups: r.groups,
+        labels: r.labels,
+    };
+    let out = c.store().create_cluster(actor, new, control_plane, worker).await?;
+    c.wakes().clusters.notify_one();
+    Ok(out)
+}
+
+/// A fresh k3s token, sealed under a new secret ID.
+fn mint(c: &Conductor) -> Result<tundra_store::SecretRecord> {
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| Error::Internal("no randomness for a join token".into()))?;
+    let token = rules::k3s_token(&random);
+    Ok(c.keyring().seal(SecretId::generate(), &Plaintext(token.into_bytes())))
+}
+
+/// Change a cluster in place: groups (within `check_group_change`), labels,
+/// and members to replace (one per group at a time, none already leaving).
+pub async fn update(
+    c: &Conductor,
+    actor: &Actor,
+    cur: &Cluster,
+    r: ClusterUpdate,
+    if_match: Option<i64>,
+) -> Result<Cluster> {
+    let groups = match r.groups {
+        Some(g) => {
+            rules::check_groups(&cur.name, &g).map_err(refused)?;
+            rules::check_group_change(&cur.groups, &g).map_err(refused)?;
+            check_refs(c, cur.project_id, &g).await?;
+            g
+        }
+        None => cur.groups.clone(),
+    };
+    let mut per_group = BTreeMap::new();
+    for (i, name) in r.replace.iter().enumerate() {
+        let at = format!("/replace/{i}");
+        let m = cur
+            .members
+            .iter()
+            .find(|m| &m.name == name)
+            .ok_or_else(|| Error::invalid(&at, format!("cluster {} has no member {name:?}", cur.name)))?;
+        if m.state == MemberState::Leaving {
+            return Err(Error::invalid(&at, format!("{name} is already leaving")));
+        }
+        if let Some(other) = cur.members.iter().find(|o| o.group == m.group && o.state == MemberState::Leaving) {
+            return Err(Error::invalid(
+                &at,
+                format!(
+                    "group {} is still replacing {}; replace one node of a group at a time so it keeps its count minus one",
+                    m.group, other.name
+                ),
+            ));
+        }
+        if per_group.insert(m.group.clone(), name).is_some() {
+            return Err(Error::invalid(
+                &at,
+                format!("two members of group {} at once; replace one node of a group at a time", m.group),
+            ));
+        }
+    }
+    let labels = r.labels.unwrap_or_else(|| cur.labels.clone());
+    let mut out = c.store().update_cluster(actor, cur.id, groups, labels, if_match).await?;
+    if !r.replace.is_empty() {
+        c.store().replace_cluster_members(actor, cur.id, &r.replace).await?;
+        out = c.store().cluster(cur.id).await?;
+    }
+    c.wakes().clusters.notify_one();
+    Ok(out)
+}
+
+/// Start deleting a cluster: the reconciler deletes its nodes (each
+/// machine cleaned), then the cluster.
+pub async fn delete(c: &Conductor, actor: &Actor, cur: &Cluster) -> Result<Cluster> {
+    let out = c.store().delete_cluster(actor, cur.id).await?;
+    c.wakes().clusters.notify_one();
+    Ok(out)
+}
+
+/// Refuse to delete a cluster's node behind its back: the cluster would
+/// make it again, or lose its quorum.
+pub async fn check_node_removable(c: &Conductor, node: NodeId) -> Result<()> {
+    if let Some((m, cluster)) = c.store().member_of_node(node).await? {
+        return Err(Error::conflict(format!(
+            "node {} belongs to cluster {cluster} (group {}); lower the group's count or replace the node through the cluster",
+            m.name, m.group
+        )));
+    }
+    Ok(())
+}
+
+/// A node's addresses by network name, provisioning first: what
+/// `tundra_engine::clusters::cluster_address` chooses from.
+pub async fn node_addresses(c: &Conductor, n: &Node) -> Result<Vec<(String, Ipv4Addr)>> {
+    let mut out: Vec<(String, Ipv4Addr)> =
+        n.addresses.iter().filter_map(|a| Some((a.network.clone(), a.address.as_deref()?.parse().ok()?))).collect();
+    for p in c.store().node_ports(n.id).await? {
+        let net = c.store().network(p.network_id).await?;
+        if let Some(ip) = p.fixed_ips.iter().find_map(|f| f.address.as_deref()?.parse().ok()) {
+            out.push((net.name, ip));
+        }
+    }
+    Ok(out)
+}
+
+/// The address node `n` of `group` carries cluster traffic on.
+pub async fn cluster_address(c: &Conductor, n: &Node, group: Option<&NodeGroup>) -> Result<Ipv4Addr> {
+    let net = match group.and_then(|g| g.cluster_network_id) {
+        Some(id) => Some(c.store().network(id).await?.name),
+        None => None,
+    };
+    let addrs = node_addresses(c, n).await?;
+    rules::cluster_address(&n.name, net.as_deref(), &addrs, "provisioning").map_err(Error::Failed)
+}
+
+/// The engine's view of a member (its node's status beside it).
+pub fn member(m: &MemberRecord, node: Option<&Node>) -> Member {
+    let failed = m.state == MemberState::Failed;
+    Member {
+        name: m.name.clone(),
+        group: m.group.clone(),
+        role: m.role,
+        index: m.index,
+        node: node.map(|n| n.status).unwrap_or(tundra_api::nodes::NodeStatus::Building),
+        node_reason: node.and_then(|n| n.status_reason.clone()),
+        state: m.state,
+        join_error: if failed { m.reason.clone() } else { None },
+    }
+}
+
+async fn open(c: &Conductor, id: Option<SecretId>) -> Result<Option<String>> {
+    let Some(id) = id else { return Ok(None) };
+    let p =
+        c.keyring().get(c.store(), id).await.map_err(|e| Error::Internal(format!("a cluster's join secret: {e}")))?;
+    Ok(Some(String::from_utf8_lossy(&p.0).into_owned()))
+}
+
+/// What `n`'s cluster agent is told, or `None` when `n` belongs to no cluster.
+pub async fn join(c: &Conductor, n: &Node) -> Result<Option<ClusterJoin>> {
+    let Some((me, _)) = c.store().member_of_node(n.id).await? else { return Ok(None) };
+    let rec = c.store().cluster_record(me.cluster_id).await?;
+    let cl = &rec.cluster;
+    let members = c.store().cluster_members(cl.id).await?;
+    let views: Vec<Member> = members.iter().map(|m| member(m, None)).collect();
+    let group = cl.groups.iter().find(|g| g.name == me.group);
+    let address = cluster_address(c, n, group).await?;
+    let boot = rules::bootstrap(rec.bootstrap.as_deref(), &views).map(str::to_string);
+    let boot_address = match boot.as_deref().and_then(|b| members.iter().find(|m| m.name == b)) {
+        Some(bm) if bm.name == me.name => Some(address),
+        Some(bm) => match bm.node_id {
+            Some(id) => match c.store().node(id).await {
+                Ok(bn) => {
+                    let bg = cl.groups.iter().find(|g| g.name == bm.group);
+                    cluster_address(c, &bn, bg).await.ok()
+                }
+                Err(_) => None,
+            },
+            None => None,
+        },
+        None => None,
+    };
+    let secrets =
+        Secrets { control_plane: open(c, rec.control_plane_secret).await?, worker: open(c, rec.worker_secret).await? };
+    let plan = rules::join_plan(
+        cl.kind,
+        &member(&me, Some(n)),
+        boot.as_deref().unwrap_or(""),
+        address,
+        boot_address,
+        &secrets,
+    );
+    // The bootstrap node drains and removes the members leaving after they joined.
+    let remove = if plan.bootstrap { to_remove(&rec, &members) } else { Vec::new() };
+    Ok(Some(ClusterJoin {
+        cluster: cl.name.clone(),
+        kind: plan.kind,
+        node: me.name.clone(),
+        role: plan.role,
+        bootstrap: plan.bootstrap,
+        address: plan.address.to_string(),
+        join_address: plan.join_address.map(|a| a.to_string()),
+        secret: plan.secret,
+        labels: cl.labels.clone(),
+        remove,
+    }))
+}
+
+/// Leaving members the control plane still has: they joined, and are not
+/// reported removed yet.
+pub fn to_remove(rec: &ClusterRecord, members: &[MemberRecord]) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| m.state == MemberState::Leaving && m.reason.as_deref() != Some(REMOVED))
+        .filter(|m| rec.seen.as_ref().is_some_and(|s| s.contains_key(&m.name)))
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+const MAX_REPORTED_ERROR: usize = 2000;
+
+/// A node's cluster agent's report: its own outcome; from the bootstrap
+/// node also Swarm's tokens (sealed), the members the control plane sees,
+/// and those it removed.
+pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
+    let Some((me, _)) = c.store().member_of_node(n.id).await? else {
+        return Err(Error::NotFound { noun: "cluster of node", id: n.name.clone() });
+    };
+    let rec = c.store().cluster_record(me.cluster_id).await?;
+    let members = c.store().cluster_members(rec.cluster.id).await?;
+    let views: Vec<Member> = members.iter().map(|m| member(m, None)).collect();
+    let is_bootstrap = rules::bootstrap(rec.bootstrap.as_deref(), &views) == Some(me.name.as_str());
+    let bootstrap_only =
+        r.seen.is_some() || !r.removed.is_empty() || r.manager_token.is_some() || r.worker_token.is_some();
+    if bootstrap_only && !is_bootstrap {
+        tracing::warn!(node = %n.name, cluster = %rec.cluster.name, "a cluster report only the bootstrap node may send; refused");
+        return Err(Error::invalid("", "only the cluster's bootstrap node reports tokens, members and removals"));
+    }
+    match r.outcome {
+        Some(JoinOutcome::Joined) => {
+            c.store().set_cluster_member(rec.cluster.id, &me.name, Some(n.id), MemberState::Joined, None).await?;
+        }
+        Some(JoinOutcome::Failed) => {
+            let mut why = r.error.unwrap_or_else(|| "no reason reported".into());
+            if why.len() > MAX_REPORTED_ERROR {
+                let cut = (0..=MAX_REPORTED_ERROR).rev().find(|i| why.is_char_boundary(*i)).unwrap_or(0);
+                why.truncate(cut);
+            }
+            c.store().set_cluster_member(rec.cluster.id, &me.name, Some(n.id), MemberState::Failed, Some(&why)).await?;
+        }
+        None => {}
+    }
+    if rec.cluster.kind == ClusterKind::Swarm {
+        for (role, token) in [(GroupRole::ControlPlane, r.manager_token), (GroupRole::Worker, r.worker_token)] {
+            if let Some(t) = token {
+                let current = match role {
+                    GroupRole::ControlPlane => rec.control_plane_secret,
+                    GroupRole::Worker => rec.worker_secret,
+                };
+                if open(c, current).await?.as_deref() != Some(t.as_str()) {
+                    let sealed =
+                        c.keyring().seal(current.unwrap_or_else(SecretId::generate), &Plaintext(t.into_bytes()));
+                    c.store().set_cluster_secret(rec.cluster.id, role, &sealed).await?;
+                }
+            }
+        }
+    }
+    if let Some(seen) = &r.seen {
+        c.store().cluster_seen(rec.cluster.id, seen).await?;
+    }
+    for name in &r.removed {
+        if members.iter().any(|m| &m.name == name && m.state == MemberState::Leaving) {
+            let node = members.iter().find(|m| &m.name == name).and_then(|m| m.node_id);
+            c.store().set_cluster_member(rec.cluster.id, name, node, MemberState::Leaving, Some(REMOVED)).await?;
+        }
+    }
+    c.wakes().clusters.notify_one();
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! A Swarm cluster through the conductor's flows and reconcilers, the test
+//! playing the machines' agents (as in `flows.rs`) and the nodes' cluster
+//! agents (their join plans and reports, as `tundra-cluster.py` sends
+//! them): made, judged active only once the control plane sees every node
+//! ready, a worker failing and replaced, scaled down through the control
+//! plane's removal, and deleted with every machine cleaned. The lab's
+//! acceptance test runs the same with real Docker.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use tundra_api::agent::Command;
+use tundra_api::clusters::{
+    ClusterCreate, ClusterKind, ClusterReport, ClusterStatus, ClusterTemplateCreate, ClusterUpdate, GroupPlacement,
+    GroupRole, JoinOutcome, MemberState, NodeGroup,
+};
+use tundra_api::machines::ProvisionState;
+use tundra_api::nodes::{Node, NodeStatus};
+use tundra_conductor::clusters::{flows, reconcile as clusters};
+use tundra_conductor::machines::actions::Action;
+use tundra_conductor::nodes::reconcile as nodes;
+use tundra_engine::machine_states::Event;
+use tundra_store::{Actor, NodeStep};
+
+use crate::flows::{World, erased, world};
+
+const MACS: [&str; 4] = ["52:54:00:00:c1:01", "52:54:00:00:c1:02", "52:54:00:00:c1:03", "52:54:00:00:c1:04"];
+
+fn inventory(mac: &str) -> serde_json::Value {
+    json!({
+        "cpus": 8, "memory_mib": 16384, "serial": mac,
+        "disks": [{"name": "vda", "size_bytes": 1_073_741_824u64, "rotational": false}],
+        "nics": [{"mac": mac}],
+        "gpus": [],
+    })
+}
+
+/// `n` machines made available the real way (manage, inspect, clean).
+async fn machines(w: &World, n: usize) {
+    for (k, mac) in MACS.iter().take(n).enumerate() {
+        let m = w.enroll(&format!("cm{k}"), mac).await;
+        for (action, details) in
+            [(Event::Manage, None), (Event::Inspect, Some(inventory(mac))), (Event::Provide, Some(erased()))]
+        {
+            let op = w.act(m.id, Action::Verb(action)).await;
+            if let Some(d) = details {
+                w.agent(mac, d).await;
+            }
+            assert_eq!(w.wait_op(op).await.error, None, "{action:?}");
+        }
+    }
+}
+
+/// Each machine now deploying gets its image written, as its agent would.
+async fn finish_deploys(w: &World) {
+    for m in w.c.store().all_machines().await.unwrap() {
+        if matches!(m.provision_state, ProvisionState::Deploying | ProvisionState::DeployWait) {
+            let op = m.operation_id.unwrap();
+            let mac = m.interfaces[0].mac.clone();
+            let cmd = w.agent(&mac, json!({"bytes": 16})).await;
+            assert!(matches!(cmd, Command::WriteImage { .. }), "{cmd:?}");
+            assert_eq!(w.wait_op(op).await.error, None);
+        }
+    }
+}
+
+/// Each machine being cleaned is erased, as its agent would.
+async fn finish_cleaning(w: &World) {
+    nodes::once(&w.c).await.unwrap();
+    for m in w.c.store().all_machines().await.unwrap() {
+        if matches!(m.provision_state, ProvisionState::Deleting | ProvisionState::Cleaning | ProvisionState::CleanWait)
+        {
+            let op = m.operation_id.unwrap();
+            let cmd = w.agent(&m.interfaces[0].mac, erased()).await;
+            assert!(matches!(cmd, Command::Erase { .. }), "{cmd:?}");
+            assert_eq!(w.wait_op(op).await.error, None);
+        }
+    }
+    nodes::once(&w.c).await.unwrap();
+}
+
+async fn node(w: &World, name: &str) -> Node {
+    w.c.store()
+        .all_nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+async fn report(w: &World, name: &str, r: ClusterReport) -> Result<(), tundra_conductor::Error> {
+    flows::report(&w.c, &node(w, name).await, r).await
+}
+
+fn joined() -> ClusterReport {
+    ClusterReport { outcome: Some(JoinOutcome::Joined), ..Default::default() }
+}
+
+fn seen(names: &[&str]) -> Option<BTreeMap<String, bool>> {
+    Some(names.iter().map(|n| (n.to_string(), true)).collect())
+}
+
+async fn pass(w: &World) -> tundra_api::clusters::Cluster {
+    nodes::once(&w.c).await.unwrap();
+    clusters::once(&w.c).await.unwrap();
+    let all = w
+        .c
+        .store()
+        .list_clusters(&tundra_store::ListParams { limit: 10, ..Default::default() }, &tundra_store::Visibility::All)
+        .await
+        .unwrap();
+    let id = all.items.first().expect("the cluster").id;
+    w.c.store().cluster(id).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 4).await;
+    let project = store.create_project(&svc, "p", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image with docker".to_vec()).await;
+
+    // Templates: k3s needs its bundle, Swarm refuses one; versions are taken once.
+    let tpl = |kind, version, bundle| ClusterTemplateCreate {
+        project_id: None,
+        name: "docker".into(),
+        version,
+        kind,
+        description: String::new(),
+        bundle_image_id: bundle,
+    };
+    let e = flows::create_template(&w.c, &svc, tpl(ClusterKind::Kubernetes, 1, None)).await.unwrap_err();
+    assert!(e.to_string().contains("/bundle_image_id") && e.to_string().contains("air-gap bundle"), "{e}");
+    let e = flows::create_template(&w.c, &svc, tpl(ClusterKind::Swarm, 1, Some(img.id))).await.unwrap_err();
+    assert!(e.to_string().contains("/bundle_image_id"), "{e}");
+    let t = flows::create_template(&w.c, &svc, tpl(ClusterKind::Swarm, 1, None)).await.unwrap();
+    let e = flows::create_template(&w.c, &svc, tpl(ClusterKind::Swarm, 1, None)).await.unwrap_err();
+    assert!(e.to_string().contains("make version 2"), "{e}");
+
+    let group = |name: &str, role, count| NodeGroup {
+        name: name.into(),
+        role,
+        flavor_id: flavor.id,
+        image_id: img.id,
+        count,
+        networks: Vec::new(),
+        cluster_network_id: None,
+        shares: Vec::new(),
+        placement: GroupPlacement::default(),
+    };
+    let create = |groups| ClusterCreate {
+        project_id: project.id,
+        name: "sw".into(),
+        template_id: t.id,
+        keypair_id: None,
+        groups,
+        labels: BTreeMap::from([("team".to_string(), "sip".to_string())]),
+    };
+    // Groups are checked before anything is made.
+    for (groups, says) in [
+        (vec![group("workers", GroupRole::Worker, 2)], "exactly one group with role control_plane"),
+        (vec![group("cp", GroupRole::ControlPlane, 2)], "/groups/0/count"),
+        (vec![group("cp", GroupRole::ControlPlane, 1), group("cp", GroupRole::Worker, 1)], "unique"),
+    ] {
+        let e = flows::create(&w.c, &svc, create(groups)).await.unwrap_err();
+        assert!(e.to_string().contains(says), "{says}: {e}");
+    }
+    let cl = flows::create(
+        &w.c,
+        &svc,
+        create(vec![group("cp", GroupRole::ControlPlane, 1), group("workers", GroupRole::Worker, 2)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cl.status, ClusterStatus::Creating);
+
+    // The reconciler makes the nodes, named by group and index, with the
+    // cluster agent as their user data.
+    let c = pass(&w).await;
+    let names: Vec<&str> = c.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["sw-cp-1", "sw-workers-1", "sw-workers-2"]);
+    assert!(c.members.iter().all(|m| m.state == MemberState::Deploying && m.node_id.is_some()), "{:?}", c.members);
+    let ud = store.node_user_data(node(&w, "sw-cp-1").await.id).await.unwrap().unwrap();
+    assert!(ud.contains("tundra-cluster http://10.9.0.1:8080/openstack/latest"), "{ud}");
+    assert_eq!(c.status, ClusterStatus::Creating);
+    assert!(c.status_reason.as_deref().unwrap().contains("sw-workers-2 (deploying)"), "{:?}", c.status_reason);
+    // A second pass makes nothing more.
+    assert_eq!(pass(&w).await.members.len(), 3);
+    assert_eq!(store.all_nodes().await.unwrap().len(), 3);
+    // The cluster's nodes are the cluster's to delete.
+    let e = flows::check_node_removable(&w.c, node(&w, "sw-workers-1").await.id).await.unwrap_err();
+    assert!(e.to_string().contains("belongs to cluster sw"), "{e}");
+
+    finish_deploys(&w).await;
+    let c = pass(&w).await;
+    assert!(c.members.iter().all(|m| m.state == MemberState::Joining), "{:?}", c.members);
+
+    // The bootstrap manager initialises; the workers wait for its token.
+    let boot = flows::join(&w.c, &node(&w, "sw-cp-1").await).await.unwrap().unwrap();
+    assert!(boot.bootstrap && boot.secret.is_none() && boot.join_address.is_none(), "{boot:?}");
+    assert_eq!(boot.role, GroupRole::ControlPlane);
+    assert_eq!(boot.labels["team"], "sip");
+    let cp_addr = boot.address.clone();
+    let wk = flows::join(&w.c, &node(&w, "sw-workers-1").await).await.unwrap().unwrap();
+    assert_eq!((wk.bootstrap, wk.secret.as_deref(), wk.join_address.as_deref()), (false, None, Some(cp_addr.as_str())));
+    // Only the bootstrap node reports tokens and members.
+    let forged = ClusterReport { worker_token: Some("SWMTKN-forged".into()), ..Default::default() };
+    assert!(report(&w, "sw-workers-1", forged).await.is_err());
+    report(
+        &w,
+        "sw-cp-1",
+        ClusterReport {
+            manager_token: Some("SWMTKN-1-manager".into()),
+            worker_token: Some("SWMTKN-1-worker".into()),
+            seen: seen(&["sw-cp-1"]),
+            ..joined()
+        },
+    )
+    .await
+    .unwrap();
+    // A worker gets the worker token, never the manager's.
+    let wk = flows::join(&w.c, &node(&w, "sw-workers-1").await).await.unwrap().unwrap();
+    assert_eq!(wk.secret.as_deref(), Some("SWMTKN-1-worker"));
+    for n in ["sw-workers-1", "sw-workers-2"] {
+        report(&w, n, joined()).await.unwrap();
+    }
+    // Every node says it joined, but the control plane has not seen the workers yet.
+    let c = pass(&w).await;
+    assert_eq!(c.status, ClusterStatus::Creating);
+    assert!(c.status_reason.as_deref().unwrap().contains("sw-workers-1 (not yet seen by the control plane)"));
+    report(&w, "sw-cp-1", ClusterReport { seen: seen(&["sw-cp-1", "sw-workers-1", "sw-workers-2"]), ..joined() })
+        .await
+        .unwrap();
+    let c = pass(&w).await;
+    assert_eq!((c.status, c.status_reason.as_deref()), (ClusterStatus::Active, None));
+    assert_eq!(c.endpoint, Some(format!("{cp_addr}:2377")));
+    let view = serde_json::to_string(&c).unwrap();
+    assert!(!view.contains("SWMTKN"), "no join token in the view: {view}");
+
+    // A worker that fails: degraded, naming it; replaced, the cluster
+    // comes back without touching the others.
+    let bad = node(&w, "sw-workers-2").await;
+    let fail = NodeStep {
+        from: bad.status,
+        to: NodeStatus::Error,
+        reason: Some("deploy failed: its disk vanished".into()),
+        release: false,
+        operation: None,
+    };
+    store.node_step(&svc, bad.id, fail).await.unwrap();
+    let c = pass(&w).await;
+    assert_eq!(c.status, ClusterStatus::Degraded);
+    assert!(c.status_reason.as_deref().unwrap().contains("sw-workers-2: deploy failed"), "{:?}", c.status_reason);
+    let others: Vec<_> =
+        ["sw-cp-1", "sw-workers-1"].iter().map(|n| c.members.iter().find(|m| m.name == *n).unwrap().clone()).collect();
+    let upd = ClusterUpdate { replace: vec!["sw-workers-2".into()], ..Default::default() };
+    flows::update(&w.c, &svc, &c, upd, None).await.unwrap();
+    let c = pass(&w).await;
+    let names: Vec<(&str, MemberState)> = c.members.iter().map(|m| (m.name.as_str(), m.state)).collect();
+    assert!(names.contains(&("sw-workers-3", MemberState::Deploying)), "{names:?}");
+    finish_cleaning(&w).await;
+    finish_deploys(&w).await;
+    let c = pass(&w).await;
+    assert!(!c.members.iter().any(|m| m.name == "sw-workers-2"), "the failed node is gone: {:?}", c.members);
+    report(&w, "sw-workers-3", joined()).await.unwrap();
+    report(&w, "sw-cp-1", ClusterReport { seen: seen(&["sw-cp-1", "sw-workers-1", "sw-workers-3"]), ..joined() })
+        .await
+        .unwrap();
+    let c = pass(&w).await;
+    assert_eq!(c.status, ClusterStatus::Active, "{:?}", c.status_reason);
+    for o in &others {
+        assert_eq!(c.members.iter().find(|m| m.name == o.name).unwrap().node_id, o.node_id, "{} untouched", o.name);
+    }
+
+    // Scale the workers to 1: the newest leaves through the control plane.
+    let mut groups = c.groups.clone();
+    groups[1].count = 1;
+    flows::update(&w.c, &svc, &c, ClusterUpdate { groups: Some(groups), ..Default::default() }, Some(c.revision))
+        .await
+        .unwrap();
+    let c = pass(&w).await;
+    assert_eq!(c.status, ClusterStatus::Updating);
+    let leaving = c.members.iter().find(|m| m.state == MemberState::Leaving).unwrap();
+    assert_eq!(leaving.name, "sw-workers-3");
+    // Its node stays until the control plane has drained and removed it.
+    assert_eq!(node(&w, "sw-workers-3").await.status, NodeStatus::Active);
+    let boot = flows::join(&w.c, &node(&w, "sw-cp-1").await).await.unwrap().unwrap();
+    assert_eq!(boot.remove, ["sw-workers-3"]);
+    report(
+        &w,
+        "sw-cp-1",
+        ClusterReport { removed: vec!["sw-workers-3".into()], seen: seen(&["sw-cp-1", "sw-workers-1"]), ..joined() },
+    )
+    .await
+    .unwrap();
+    pass(&w).await;
+    assert_eq!(node(&w, "sw-workers-3").await.status, NodeStatus::Deleting);
+    finish_cleaning(&w).await;
+    let c = pass(&w).await;
+    assert_eq!(c.members.len(), 2, "{:?}", c.members);
+    assert_eq!(c.status, ClusterStatus::Active, "{:?}", c.status_reason);
+
+    // Delete: every node goes (machines cleaned), then the cluster.
+    flows::delete(&w.c, &svc, &c).await.unwrap();
+    pass(&w).await;
+    finish_cleaning(&w).await;
+    clusters::once(&w.c).await.unwrap();
+    clusters::once(&w.c).await.unwrap();
+    assert!(store.all_nodes().await.unwrap().is_empty());
+    assert!(store.cluster(c.id).await.is_err(), "the cluster is gone");
+    for m in store.all_machines().await.unwrap() {
+        assert_eq!(m.provision_state, ProvisionState::Available, "{}", m.name);
+    }
+}
+
+/// What a cluster node runs is read by the real consumers: its user data
+/// by `cloud-init schema` (Debian's cloud-init, from scripts/setup.sh), the
+/// agent by python3's compiler.
+#[test]
+fn the_cluster_agent_is_valid_cloud_config_and_python() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cloud_init = root.join(".venv/bin/cloud-init");
+    assert!(cloud_init.exists(), "{} is missing: run scripts/setup.sh", cloud_init.display());
+    let dir = tempfile::tempdir().unwrap();
+    let ud = dir.path().join("user-data");
+    std::fs::write(&ud, tundra_engine::clusters::agent_user_data("http://10.9.0.1:8080/openstack/latest")).unwrap();
+    let out = std::process::Command::new(&cloud_init).args(["schema", "--config-file"]).arg(&ud).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("Valid"), "cloud-init schema: {said}");
+    let py = dir.path().join("tundra-cluster.py");
+    std::fs::write(&py, tundra_engine::clusters::AGENT_SCRIPT).unwrap();
+    let out = std::process::Command::new("python3").args(["-m", "py_compile"]).arg(&py).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

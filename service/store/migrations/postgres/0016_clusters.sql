@@ -1,0 +1,60 @@
+-- Clusters. Templates (the site's, scope '', or a project's, scope its ID)
+-- are versioned: name and version are unique in a scope, and one in use
+-- never changes. A cluster keeps its groups as JSON, its join secrets
+-- sealed (secrets rows), and what its control plane last reported.
+-- cluster_members: one row per node the cluster has or is making, written
+-- before its node, so a restart finds the node by name instead of making
+-- a second one.
+
+CREATE TABLE cluster_templates (
+    id              TEXT PRIMARY KEY,
+    project_id      TEXT REFERENCES projects (id),
+    scope           TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    version         BIGINT NOT NULL,
+    kind            TEXT NOT NULL,
+    description     TEXT NOT NULL,
+    bundle_image_id TEXT REFERENCES images (id),
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    revision        BIGINT NOT NULL,
+    UNIQUE (scope, name, version)
+);
+
+CREATE TABLE clusters (
+    id                   TEXT PRIMARY KEY,
+    project_id           TEXT NOT NULL REFERENCES projects (id),
+    name                 TEXT NOT NULL,
+    template_id          TEXT NOT NULL REFERENCES cluster_templates (id),
+    kind                 TEXT NOT NULL,
+    keypair_id           TEXT,
+    groups               TEXT NOT NULL,
+    labels               TEXT NOT NULL,
+    status               TEXT NOT NULL,
+    status_reason        TEXT,
+    was_active           BIGINT NOT NULL,
+    bootstrap            TEXT,
+    seen                 TEXT,
+    endpoint             TEXT,
+    control_plane_secret TEXT REFERENCES secrets (id),
+    worker_secret        TEXT REFERENCES secrets (id),
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL,
+    revision             BIGINT NOT NULL,
+    UNIQUE (project_id, name)
+);
+
+CREATE TABLE cluster_members (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id),
+    name       TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    idx        BIGINT NOT NULL,
+    node_id    TEXT,
+    state      TEXT NOT NULL,
+    reason     TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, name)
+);
+
+CREATE INDEX cluster_members_node ON cluster_members (node_id);
