@@ -29,7 +29,7 @@ pub const AGENT_SCRIPT: &str = include_str!("tundra-cluster.py");
 pub fn agent_user_data(metadata_base: &str) -> String {
     let unit = format!(
         "[Unit]\nDescription=Join this node to its cluster as tundrad says\nAfter=network-online.target docker.service\n\
-         Wants=network-online.target\n\n[Service]\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster {metadata_base}\n\
+         Wants=network-online.target docker.service\n\n[Service]\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster {metadata_base}\n\
          Restart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n"
     );
     let mut out = String::from("#cloud-config\n# tundrad: the node's cluster agent\nwrite_files:\n");
@@ -60,6 +60,27 @@ pub type Refusal = (String, String);
 /// A cluster's groups, checked: names, exactly one control plane of an odd
 /// count, counts within bounds, the cluster network among the group's
 /// networks, and node names (`CLUSTER-GROUP-999`) that fit a host name.
+/// Whether `s` is a host-name label (RFC 1123): lower-case letters, digits
+/// and inner `-`. Node names are `CLUSTER-GROUP-N` and become host names
+/// the cluster itself lists its members by: a `.` or `_` would not survive.
+fn host_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+const LABEL_RULE: &str = "use lower-case letters, digits and inner '-' (it becomes part of its nodes' host names)";
+
+/// A cluster's name, checked: an object name that is also a host-name label.
+pub fn check_cluster_name(name: &str) -> Result<(), Refusal> {
+    crate::names::check(name).map_err(|e| ("/name".to_string(), e))?;
+    if !host_label(name) {
+        return Err(("/name".into(), format!("{name:?}: {LABEL_RULE}")));
+    }
+    Ok(())
+}
+
 pub fn check_groups(cluster: &str, groups: &[NodeGroup]) -> Result<(), Refusal> {
     if groups.is_empty() {
         return Err(("/groups".into(), "a cluster needs a control_plane group".into()));
@@ -68,6 +89,9 @@ pub fn check_groups(cluster: &str, groups: &[NodeGroup]) -> Result<(), Refusal> 
     for (i, g) in groups.iter().enumerate() {
         let at = |f: &str| format!("/groups/{i}/{f}");
         crate::names::check(&g.name).map_err(|e| (at("name"), e))?;
+        if !host_label(&g.name) {
+            return Err((at("name"), format!("{:?}: {LABEL_RULE}", g.name)));
+        }
         if !names.insert(g.name.as_str()) {
             return Err((at("name"), format!("two groups are named {:?}; group names are unique", g.name)));
         }
@@ -276,19 +300,25 @@ pub fn join_plan(
     }
 }
 
-/// The bootstrap node: the one recorded, or else the control plane's
-/// first node (lowest index) that is not failed or leaving.
+/// The bootstrap node (the one others join through and that runs the
+/// control plane's errands): the one recorded while it is neither failed
+/// nor leaving; else it is handed over to a joined control-plane node
+/// (lowest index), else to the first that is neither failed nor leaving;
+/// with none of those, the recorded one stays.
 pub fn bootstrap<'a>(recorded: Option<&'a str>, members: &'a [Member]) -> Option<&'a str> {
+    let usable =
+        |m: &&Member| m.role == Role::ControlPlane && !matches!(m.state, MemberState::Failed | MemberState::Leaving);
     if let Some(r) = recorded
-        && members.iter().any(|m| m.name == r)
+        && members.iter().filter(usable).any(|m| m.name == r)
     {
         return Some(r);
     }
     members
         .iter()
-        .filter(|m| m.role == Role::ControlPlane && !matches!(m.state, MemberState::Failed | MemberState::Leaving))
-        .min_by_key(|m| m.index)
+        .filter(usable)
+        .min_by_key(|m| (m.state != MemberState::Joined, m.index))
         .map(|m| m.name.as_str())
+        .or_else(|| recorded.filter(|r| members.iter().any(|m| m.name == *r)))
 }
 
 /// The nodes group `group` gives up to keep `keep`: failed ones first, then
@@ -432,6 +462,14 @@ mod tests {
         assert_eq!(at, "/groups/1/name");
         let (at, _) = refused(&[group("cp", Role::ControlPlane, 1), group("w", Role::Worker, 1000)], "sw");
         assert_eq!(at, "/groups/1/count");
+        // Parts of host names: no '.', '_' or capitals.
+        for bad in ["gpu.a", "gpu_a", "GPU", "gpu-"] {
+            let (at, why) = refused(&[group("cp", Role::ControlPlane, 1), group(bad, Role::Worker, 1)], "sw");
+            assert!(at == "/groups/1/name" && why.contains("host names"), "{bad}: {at} {why}");
+        }
+        assert!(check_cluster_name("prod.sw").unwrap_err().1.contains("host names"));
+        assert!(check_cluster_name("Sw").is_err());
+        assert_eq!(check_cluster_name("sip-2"), Ok(()));
         let long = "c".repeat(50);
         let (at, why) = refused(&[group("control-plane", Role::ControlPlane, 1)], &long);
         assert!(at == "/groups/0/name" && why.contains("63 characters"), "{at} {why}");
@@ -526,15 +564,30 @@ mod tests {
     }
 
     #[test]
-    fn the_bootstrap_node_is_kept_and_otherwise_the_first_healthy_control_plane_node() {
-        let ms = vec![
+    fn the_bootstrap_node_is_kept_while_healthy_and_handed_to_a_joined_manager() {
+        let mut ms = vec![
+            member("c-cp-3", Role::ControlPlane, 3, MemberState::Deploying),
             member("c-cp-2", Role::ControlPlane, 2, MemberState::Joined),
-            member("c-cp-1", Role::ControlPlane, 1, MemberState::Failed),
+            member("c-cp-1", Role::ControlPlane, 1, MemberState::Joined),
             member("c-workers-1", Role::Worker, 1, MemberState::Joined),
         ];
-        assert_eq!(bootstrap(None, &ms), Some("c-cp-2"), "not the failed one");
-        assert_eq!(bootstrap(Some("c-cp-1"), &ms), Some("c-cp-1"), "recorded stays while it exists");
-        assert_eq!(bootstrap(Some("c-cp-9"), &ms), Some("c-cp-2"), "a recorded node that is gone is replaced");
+        assert_eq!(bootstrap(None, &ms), Some("c-cp-1"), "the first joined manager");
+        assert_eq!(bootstrap(Some("c-cp-3"), &ms), Some("c-cp-3"), "recorded stays while healthy, joined or not");
+        assert_eq!(bootstrap(Some("c-cp-9"), &ms), Some("c-cp-1"), "a recorded node that is gone is replaced");
+        // Leaving (replaced) or failed: handed over to a joined manager, never a worker.
+        ms[2].state = MemberState::Leaving;
+        assert_eq!(bootstrap(Some("c-cp-1"), &ms), Some("c-cp-2"));
+        ms[2].state = MemberState::Failed;
+        assert_eq!(bootstrap(Some("c-cp-1"), &ms), Some("c-cp-2"));
+        // A lone manager that failed stays the one the cluster knows.
+        let lone = vec![member("c-cp-1", Role::ControlPlane, 1, MemberState::Failed)];
+        assert_eq!(bootstrap(Some("c-cp-1"), &lone), Some("c-cp-1"));
+        // At creation nobody joined yet: the first manager.
+        let fresh = vec![
+            member("c-cp-2", Role::ControlPlane, 2, MemberState::Deploying),
+            member("c-cp-1", Role::ControlPlane, 1, MemberState::Deploying),
+        ];
+        assert_eq!(bootstrap(None, &fresh), Some("c-cp-1"));
     }
 
     #[test]

@@ -15,8 +15,9 @@
 # Each node reports `joined`, or `failed` with the command's output. The
 # bootstrap node then keeps reporting which nodes Swarm lists and whether
 # each is Ready, and removes the nodes tundrad lists as leaving: drained,
-# their tasks moved away, then removed from the swarm; it reports them
-# `removed` and tundrad deletes their nodes.
+# their tasks moved away, demoted if managers, then removed from the swarm;
+# it reports them `removed` and tundrad deletes their nodes. A report goes
+# only when it differs from the last one tundrad took.
 #
 # Usage: tundra-cluster BASE   (BASE: http://ADDRESS:PORT/openstack/latest)
 import json
@@ -96,8 +97,10 @@ def swarm_join(plan):
     state = swarm_state()
     if state == "active":
         return {"outcome": "joined"}
-    if state == "docker-unavailable":
-        return None  # dockerd still starting: next round
+    if state in ("docker-unavailable", "pending"):
+        return None  # dockerd still starting, or a join under way: next round
+    if state != "inactive":
+        raise RuntimeError("this node's swarm state is %r; an operator must look at it" % state)
     addr = plan["address"]
     listen = ["--advertise-addr", addr, "--listen-addr", addr + ":2377", "--data-path-addr", addr]
     if plan["bootstrap"]:
@@ -113,38 +116,53 @@ def swarm_join(plan):
     return {"outcome": "joined"}
 
 
-def swarm_manage(plan, report):
-    """The bootstrap manager's round: tokens, members seen, removals."""
-    report["manager_token"] = run(["docker", "swarm", "join-token", "-q", "manager"])
-    report["worker_token"] = run(["docker", "swarm", "join-token", "-q", "worker"])
-    removed = []
-    for name in plan.get("remove", []):
-        ids = run(["docker", "node", "ls", "-q", "--filter", "name=" + name]).split()
-        if not ids:
-            removed.append(name)
-            continue
-        run(["docker", "node", "update", "--availability", "drain", name])
-        busy = run(["docker", "node", "ps", name, "-q", "--filter", "desired-state=running"]).split()
-        if busy:
-            say("draining %s: %d task(s) still running there" % (name, len(busy)))
-            continue
-        if role_of(name) == "manager":
-            run(["docker", "node", "demote", name])
-        run(["docker", "node", "rm", "--force", name])
-        say("removed " + name + " from the swarm")
-        removed.append(name)
-    if removed:
-        report["removed"] = removed
-    seen = {}
+def swarm_nodes():
+    """Swarm's nodes: hostname -> (ID, role, ready)."""
+    out = {}
     for line in run(["docker", "node", "ls", "--format", "{{json .}}"]).splitlines():
         n = json.loads(line)
-        seen[n["Hostname"]] = n.get("Status") == "Ready" and n.get("Availability") == "Active"
-    report["seen"] = seen
+        ready = n.get("Status") == "Ready" and n.get("Availability") == "Active"
+        out[n["Hostname"]] = (n["ID"], "manager" if n.get("ManagerStatus") else "worker", ready)
+    return out
 
 
-def role_of(name):
-    out = run(["docker", "node", "inspect", name, "--format", "{{.Spec.Role}}"])
-    return out.strip()
+def swarm_manage(plan, report):
+    """The bootstrap manager's round: tokens, members seen, removals. A
+    failure here is logged and left out of the report: it says nothing of
+    this node's own join."""
+    try:
+        report["manager_token"] = run(["docker", "swarm", "join-token", "-q", "manager"])
+        report["worker_token"] = run(["docker", "swarm", "join-token", "-q", "worker"])
+        nodes = swarm_nodes()
+    except RuntimeError as e:
+        say("managing the swarm: %s" % e)
+        return
+    removed = []
+    for name in plan.get("remove", []):
+        if name == plan["node"]:
+            continue  # never this node itself
+        if name not in nodes:
+            removed.append(name)
+            continue
+        node_id, role, _ = nodes[name]
+        try:
+            run(["docker", "node", "update", "--availability", "drain", node_id])
+            busy = run(["docker", "node", "ps", node_id, "-q", "--filter", "desired-state=running"]).split()
+            if busy:
+                say("draining %s: %d task(s) still running there" % (name, len(busy)))
+                continue
+            if role == "manager":
+                run(["docker", "node", "demote", node_id])
+            run(["docker", "node", "rm", "--force", node_id])
+        except RuntimeError as e:
+            say("removing %s: %s" % (name, e))
+            continue
+        say("removed " + name + " from the swarm")
+        removed.append(name)
+        del nodes[name]
+    if removed:
+        report["removed"] = removed
+    report["seen"] = {name: ready for name, (_, _, ready) in nodes.items()}
 
 
 def main():
@@ -152,7 +170,9 @@ def main():
         sys.exit("usage: tundra-cluster BASE_URL")
     base = sys.argv[1].rstrip("/")
     last_error = None
+    sent = None  # the last report tundrad took
     while True:
+        report = None
         try:
             plan = call(base, "tundra_cluster.json")
             if plan["kind"] != "swarm":
@@ -160,9 +180,9 @@ def main():
             report = swarm_join(plan)
             if report is not None and plan["bootstrap"]:
                 swarm_manage(plan, report)
-            if report is not None:
-                call(base, "tundra_cluster_report", report)
             last_error = None
+        except urllib.error.HTTPError as e:
+            say("metadata service: HTTP %d: %s" % (e.code, e.read().decode(errors="replace")[:500]))
         except urllib.error.URLError as e:
             say("metadata service: %s; trying again" % e)
         except Exception as e:  # noqa: BLE001 -- every failure is reported, then retried
@@ -170,10 +190,13 @@ def main():
             if msg != last_error:
                 say("failed: " + msg)
             last_error = msg
+            report = {"outcome": "failed", "error": msg}
+        if report is not None and report != sent:
             try:
-                call(base, "tundra_cluster_report", {"outcome": "failed", "error": msg})
-            except Exception as e2:  # noqa: BLE001
-                say("could not report: %s" % e2)
+                call(base, "tundra_cluster_report", report)
+                sent = report
+            except Exception as e:  # noqa: BLE001 -- sent again next round
+                say("could not report: %s" % e)
         time.sleep(ROUND)
 
 

@@ -93,6 +93,7 @@ fn main() {
         shares::nfs_and_glusterfs_shares_on_a_file_server,
         clusters::templates_and_bad_requests_write_nothing,
         clusters::clusters_need_the_metadata_service,
+        clusters::scaling_survives_restarts,
     ];
     let mut trials = Vec::new();
     for (backend, label) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {

@@ -454,6 +454,19 @@ impl Store {
                 )));
             }
         }
+        let templates: Vec<String> = sqlx::query_scalar(
+            "SELECT name || ' version ' || CAST(version AS TEXT) FROM cluster_templates WHERE bundle_image_id = $1 ORDER BY name",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *w.tx)
+        .await?;
+        if !templates.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "image {} is the k3s bundle of cluster template(s) {}; delete those first",
+                cur.name,
+                templates.join(", ")
+            )));
+        }
         sqlx::query("DELETE FROM images WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, cur.project_id, "image", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
         w.commit().await?;

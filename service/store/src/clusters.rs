@@ -71,6 +71,8 @@ pub struct MemberRecord {
     pub node_id: Option<NodeId>,
     pub state: MemberState,
     pub reason: Option<String>,
+    /// It reported joined once: it leaves only through the control plane.
+    pub joined: bool,
 }
 
 impl MemberRecord {
@@ -96,6 +98,7 @@ fn member(row: &AnyRow) -> Result<MemberRecord> {
         node_id: opt_id_col("cluster_members", row, "node_id")?,
         state: word("cluster_members", row, "state", MemberState::parse)?,
         reason: get(row, "reason")?,
+        joined: get::<i64>(row, "joined")? != 0,
     })
 }
 
@@ -137,6 +140,20 @@ pub struct ClusterRecord {
     pub seen: Option<BTreeMap<String, bool>>,
     pub control_plane_secret: Option<SecretId>,
     pub worker_secret: Option<SecretId>,
+}
+
+fn record(r: &AnyRow) -> Result<ClusterRecord> {
+    Ok(ClusterRecord {
+        cluster: cluster(r)?,
+        was_active: get::<i64>(r, "was_active")? != 0,
+        bootstrap: get(r, "bootstrap")?,
+        seen: get::<Option<String>>(r, "seen")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt { table: "clusters", what: format!("seen: {e}") })?,
+        control_plane_secret: opt_id_col("clusters", r, "control_plane_secret")?,
+        worker_secret: opt_id_col("clusters", r, "worker_secret")?,
+    })
 }
 
 /// The reconciler's judgement of a cluster, written when it changed.
@@ -274,8 +291,8 @@ impl Store {
         let id = ClusterId::generate();
         sqlx::query(
             "INSERT INTO clusters (id, project_id, name, template_id, kind, keypair_id, groups, labels, status, status_reason, \
-             was_active, bootstrap, seen, endpoint, control_plane_secret, worker_secret, created_at, updated_at, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', 'making its nodes', 0, NULL, NULL, NULL, $9, $10, $11, $11, 1)",
+             was_active, bootstrap, seen, last_index, endpoint, control_plane_secret, worker_secret, created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', 'making its nodes', 0, NULL, NULL, '{}', NULL, $9, $10, $11, $11, 1)",
         )
         .bind(id.to_string())
         .bind(c.project_id.to_string())
@@ -325,30 +342,17 @@ impl Store {
     /// Every cluster, for the reconciler.
     pub async fn cluster_records(&self) -> Result<Vec<ClusterRecord>> {
         let rows = sqlx::query("SELECT * FROM clusters ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ClusterRecord {
-                    cluster: cluster(r)?,
-                    was_active: get::<i64>(r, "was_active")? != 0,
-                    bootstrap: get(r, "bootstrap")?,
-                    seen: get::<Option<String>>(r, "seen")?
-                        .map(|s| serde_json::from_str(&s))
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt { table: "clusters", what: format!("seen: {e}") })?,
-                    control_plane_secret: opt_id_col("clusters", r, "control_plane_secret")?,
-                    worker_secret: opt_id_col("clusters", r, "worker_secret")?,
-                })
-            })
-            .collect()
+        rows.iter().map(record).collect()
     }
 
     /// One cluster's record.
     pub async fn cluster_record(&self, id: ClusterId) -> Result<ClusterRecord> {
-        self.cluster_records()
+        let row = sqlx::query("SELECT * FROM clusters WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
             .await?
-            .into_iter()
-            .find(|r| r.cluster.id == id)
-            .ok_or(StoreError::NotFound { noun: "cluster", id: id.to_string() })
+            .ok_or(StoreError::NotFound { noun: "cluster", id: id.to_string() })?;
+        record(&row)
     }
 
     /// New groups and labels (checked by the conductor against the current
@@ -388,7 +392,7 @@ impl Store {
         for n in names {
             let r = sqlx::query(
                 "UPDATE cluster_members SET state = 'leaving', reason = 'replaced on request', updated_at = $1 \
-                 WHERE cluster_id = $2 AND name = $3",
+                 WHERE cluster_id = $2 AND name = $3 AND state <> 'leaving'",
             )
             .bind(now())
             .bind(id.to_string())
@@ -494,14 +498,16 @@ impl Store {
         Ok(true)
     }
 
-    /// What the bootstrap node reported of the control plane's members.
-    pub async fn cluster_seen(&self, id: ClusterId, seen: &BTreeMap<String, bool>) -> Result<()> {
-        sqlx::query("UPDATE clusters SET seen = $1 WHERE id = $2")
-            .bind(to_json(seen))
+    /// What the bootstrap node reported of the control plane's members;
+    /// whether it differs from the last report.
+    pub async fn cluster_seen(&self, id: ClusterId, seen: &BTreeMap<String, bool>) -> Result<bool> {
+        let seen = to_json(seen);
+        let r = sqlx::query("UPDATE clusters SET seen = $1 WHERE id = $2 AND COALESCE(seen, '') <> $1")
+            .bind(seen)
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(r.rows_affected() > 0)
     }
 
     /// Keep a join secret for `role` (a Swarm token the bootstrap node reported).
@@ -542,53 +548,87 @@ impl Store {
         row.map(|r| Ok((member(&r)?, get(&r, "cluster_name")?))).transpose()
     }
 
-    /// A new member, `deploying`, before its node is made. A member of the
-    /// name already there (a pass cut off after writing it) is kept.
-    pub async fn add_cluster_member(&self, m: &MemberRecord) -> Result<()> {
+    /// A new member of `group`, `deploying`, before its node is made: the
+    /// group's next index (never one given before, even to a member that
+    /// has gone) and the name `name_of` makes of it.
+    pub async fn add_cluster_member(
+        &self,
+        cluster: ClusterId,
+        group: &str,
+        role: GroupRole,
+        name_of: impl Fn(u32) -> String,
+    ) -> Result<MemberRecord> {
         let mut w = self.write().await?;
-        let cur = CLUSTERS.get_in(&mut w, m.cluster_id).await?;
+        let cur = CLUSTERS.get_in(&mut w, cluster).await?;
         if cur.status == ClusterStatus::Deleting {
             return Err(StoreError::Conflict(format!("cluster {} is being deleted", cur.name)));
         }
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT name FROM cluster_members WHERE cluster_id = $1 AND name = $2")
-                .bind(m.cluster_id.to_string())
-                .bind(m.name.clone())
-                .fetch_optional(&mut *w.tx)
+        let row = sqlx::query("SELECT last_index FROM clusters WHERE id = $1")
+            .bind(cluster.to_string())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let mut last: BTreeMap<String, u32> = serde_json::from_str(&get::<String>(&row, "last_index")?)
+            .map_err(|e| StoreError::Corrupt { table: "clusters", what: format!("last_index: {e}") })?;
+        let highest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(idx) FROM cluster_members WHERE cluster_id = $1 AND group_name = $2")
+                .bind(cluster.to_string())
+                .bind(group.to_string())
+                .fetch_one(&mut *w.tx)
                 .await?;
-        if exists.is_none() {
-            sqlx::query(
-                "INSERT INTO cluster_members (cluster_id, name, group_name, role, idx, node_id, state, reason, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(m.cluster_id.to_string())
-            .bind(m.name.clone())
-            .bind(m.group.clone())
-            .bind(m.role.as_str())
-            .bind(i64::from(m.index))
-            .bind(m.node_id.map(|n| n.to_string()))
-            .bind(m.state.as_str())
-            .bind(m.reason.clone())
-            .bind(now())
+        let index = last.get(group).copied().unwrap_or(0).max(highest.unwrap_or(0) as u32) + 1;
+        last.insert(group.to_string(), index);
+        let m = MemberRecord {
+            cluster_id: cluster,
+            name: name_of(index),
+            group: group.to_string(),
+            role,
+            index,
+            node_id: None,
+            state: MemberState::Deploying,
+            reason: Some("waiting for its node to be placed".into()),
+            joined: false,
+        };
+        sqlx::query(
+            "INSERT INTO cluster_members (cluster_id, name, group_name, role, idx, node_id, state, reason, joined, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, 0, $8)",
+        )
+        .bind(cluster.to_string())
+        .bind(m.name.clone())
+        .bind(m.group.clone())
+        .bind(m.role.as_str())
+        .bind(i64::from(index))
+        .bind(m.state.as_str())
+        .bind(m.reason.clone())
+        .bind(now())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| crate::unique(e, || format!("cluster {} already has a member {:?}", cur.name, m.name)))?;
+        sqlx::query("UPDATE clusters SET last_index = $1 WHERE id = $2")
+            .bind(to_json(&last))
+            .bind(cluster.to_string())
             .execute(&mut *w.tx)
             .await?;
-        }
-        w.commit().await
+        w.commit().await?;
+        Ok(m)
     }
 
-    /// A member's node, state and reason, written when they changed. A
-    /// member already `leaving` stays so (only [`Store::remove_cluster_member`] ends it).
+    /// A member's node, state and reason, written when they changed and
+    /// the member is still in state `from` (a report that came meanwhile
+    /// wins). A member that reaches `joined` is marked as having joined for
+    /// good; one `leaving` stays so (only [`Store::remove_cluster_member`] ends it).
     pub async fn set_cluster_member(
         &self,
         id: ClusterId,
         name: &str,
+        from: MemberState,
         node: Option<NodeId>,
         state: MemberState,
         reason: Option<&str>,
     ) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE cluster_members SET node_id = $1, state = $2, reason = $3, updated_at = $4 \
-             WHERE cluster_id = $5 AND name = $6 \
+            "UPDATE cluster_members SET node_id = $1, state = $2, reason = $3, updated_at = $4, \
+             joined = CASE WHEN $2 = 'joined' THEN 1 ELSE joined END \
+             WHERE cluster_id = $5 AND name = $6 AND state = $7 \
              AND (state <> 'leaving' OR $2 = 'leaving') \
              AND (COALESCE(node_id, '') <> COALESCE($1, '') OR state <> $2 OR COALESCE(reason, '') <> COALESCE($3, ''))",
         )
@@ -598,6 +638,7 @@ impl Store {
         .bind(now())
         .bind(id.to_string())
         .bind(name.to_string())
+        .bind(from.as_str())
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)

@@ -25,20 +25,31 @@ fn secret(row: &AnyRow) -> Result<SecretRecord> {
     })
 }
 
-/// Store (or replace) a sealed secret inside the caller's transaction.
+/// Store (or replace, in place: rows refer to it) a sealed secret inside
+/// the caller's transaction.
 pub(crate) async fn put_secret_in(w: &mut Write, s: &SecretRecord) -> Result<()> {
     let t = now();
-    sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s.id.to_string()).execute(&mut *w.tx).await?;
-    sqlx::query(
-        "INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(s.id.to_string())
-    .bind(s.key_id.clone())
-    .bind(s.nonce.clone())
-    .bind(s.ciphertext.clone())
-    .bind(t)
-    .execute(&mut *w.tx)
-    .await?;
+    let replaced =
+        sqlx::query("UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3, updated_at = $4 WHERE id = $5")
+            .bind(s.key_id.clone())
+            .bind(s.nonce.clone())
+            .bind(s.ciphertext.clone())
+            .bind(t.clone())
+            .bind(s.id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+    if replaced.rows_affected() == 0 {
+        sqlx::query(
+            "INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.key_id.clone())
+        .bind(s.nonce.clone())
+        .bind(s.ciphertext.clone())
+        .bind(t)
+        .execute(&mut *w.tx)
+        .await?;
+    }
     Ok(())
 }
 

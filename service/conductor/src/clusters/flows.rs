@@ -18,7 +18,7 @@ use tundra_api::clusters::{
 use tundra_api::nodes::{Node, NodeNetworkRequest};
 use tundra_api::{NodeId, ProjectId};
 use tundra_engine::clusters::{self as rules, Member, Secrets};
-use tundra_store::{Actor, ClusterRecord, MemberRecord, NewCluster, NewClusterTemplate};
+use tundra_store::{Actor, MemberRecord, NewCluster, NewClusterTemplate};
 
 use super::REMOVED;
 use crate::error::{Error, Result};
@@ -130,6 +130,7 @@ pub async fn create(c: &Conductor, actor: &Actor, r: ClusterCreate) -> Result<Cl
     let t = t.ok_or_else(|| {
         Error::invalid("/template_id", format!("no cluster template {} is public or in this project", r.template_id))
     })?;
+    rules::check_cluster_name(&r.name).map_err(refused)?;
     rules::check_groups(&r.name, &r.groups).map_err(refused)?;
     check_refs(c, project, &r.groups).await?;
     if let Some(k) = r.keypair_id
@@ -201,6 +202,15 @@ pub async fn update(
             .ok_or_else(|| Error::invalid(&at, format!("cluster {} has no member {name:?}", cur.name)))?;
         if m.state == MemberState::Leaving {
             return Err(Error::invalid(&at, format!("{name} is already leaving")));
+        }
+        let size = groups.iter().find(|g| g.name == m.group).map(|g| g.count).unwrap_or(0);
+        if m.role == GroupRole::ControlPlane && size < 3 {
+            return Err(Error::invalid(
+                &at,
+                format!(
+                    "{name} is the control plane's only node; raise its count to 3 first, so the cluster keeps a quorum while one is replaced"
+                ),
+            ));
         }
         if let Some(other) = cur.members.iter().find(|o| o.group == m.group && o.state == MemberState::Leaving) {
             return Err(Error::invalid(
@@ -329,7 +339,7 @@ pub async fn join(c: &Conductor, n: &Node) -> Result<Option<ClusterJoin>> {
         &secrets,
     );
     // The bootstrap node drains and removes the members leaving after they joined.
-    let remove = if plan.bootstrap { to_remove(&rec, &members) } else { Vec::new() };
+    let remove = if plan.bootstrap { to_remove(&members, &me.name) } else { Vec::new() };
     Ok(Some(ClusterJoin {
         cluster: cl.name.clone(),
         kind: plan.kind,
@@ -344,13 +354,13 @@ pub async fn join(c: &Conductor, n: &Node) -> Result<Option<ClusterJoin>> {
     }))
 }
 
-/// Leaving members the control plane still has: they joined, and are not
-/// reported removed yet.
-pub fn to_remove(rec: &ClusterRecord, members: &[MemberRecord]) -> Vec<String> {
+/// Leaving members the control plane still has: they joined once, and are
+/// not reported removed yet (never the asking node itself).
+pub fn to_remove(members: &[MemberRecord], asking: &str) -> Vec<String> {
     members
         .iter()
-        .filter(|m| m.state == MemberState::Leaving && m.reason.as_deref() != Some(REMOVED))
-        .filter(|m| rec.seen.as_ref().is_some_and(|s| s.contains_key(&m.name)))
+        .filter(|m| m.state == MemberState::Leaving && m.joined && m.reason.as_deref() != Some(REMOVED))
+        .filter(|m| m.name != asking)
         .map(|m| m.name.clone())
         .collect()
 }
@@ -374,9 +384,13 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
         tracing::warn!(node = %n.name, cluster = %rec.cluster.name, "a cluster report only the bootstrap node may send; refused");
         return Err(Error::invalid("", "only the cluster's bootstrap node reports tokens, members and removals"));
     }
+    let mut changed = false;
+    let store = c.store();
     match r.outcome {
         Some(JoinOutcome::Joined) => {
-            c.store().set_cluster_member(rec.cluster.id, &me.name, Some(n.id), MemberState::Joined, None).await?;
+            changed |= store
+                .set_cluster_member(rec.cluster.id, &me.name, me.state, Some(n.id), MemberState::Joined, None)
+                .await?;
         }
         Some(JoinOutcome::Failed) => {
             let mut why = r.error.unwrap_or_else(|| "no reason reported".into());
@@ -384,7 +398,9 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
                 let cut = (0..=MAX_REPORTED_ERROR).rev().find(|i| why.is_char_boundary(*i)).unwrap_or(0);
                 why.truncate(cut);
             }
-            c.store().set_cluster_member(rec.cluster.id, &me.name, Some(n.id), MemberState::Failed, Some(&why)).await?;
+            changed |= store
+                .set_cluster_member(rec.cluster.id, &me.name, me.state, Some(n.id), MemberState::Failed, Some(&why))
+                .await?;
         }
         None => {}
     }
@@ -399,19 +415,23 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
                     let sealed =
                         c.keyring().seal(current.unwrap_or_else(SecretId::generate), &Plaintext(t.into_bytes()));
                     c.store().set_cluster_secret(rec.cluster.id, role, &sealed).await?;
+                    changed = true;
                 }
             }
         }
     }
     if let Some(seen) = &r.seen {
-        c.store().cluster_seen(rec.cluster.id, seen).await?;
+        changed |= store.cluster_seen(rec.cluster.id, seen).await?;
     }
     for name in &r.removed {
-        if members.iter().any(|m| &m.name == name && m.state == MemberState::Leaving) {
-            let node = members.iter().find(|m| &m.name == name).and_then(|m| m.node_id);
-            c.store().set_cluster_member(rec.cluster.id, name, node, MemberState::Leaving, Some(REMOVED)).await?;
+        if let Some(m) = members.iter().find(|m| &m.name == name && m.state == MemberState::Leaving) {
+            let leaving = MemberState::Leaving;
+            changed |=
+                store.set_cluster_member(rec.cluster.id, name, leaving, m.node_id, leaving, Some(REMOVED)).await?;
         }
     }
-    c.wakes().clusters.notify_one();
+    if changed {
+        c.wakes().clusters.notify_one();
+    }
     Ok(())
 }

@@ -58,6 +58,10 @@ pub async fn once(c: &Conductor) -> Result<()> {
     Ok(())
 }
 
+/// The node metadata key naming the cluster that made the node (projects
+/// cannot set `tundra:` keys).
+pub const CLUSTER_KEY: &str = "tundra:cluster_id";
+
 /// The placement group a cluster's control plane is kept apart by.
 fn anti_affinity_group(cluster: &str) -> String {
     format!("{cluster}-control-plane")
@@ -81,7 +85,7 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
     for m in &members {
         if m.state != MemberState::Leaving && !counts.contains_key(&m.group) {
             let why = if deleting { "the cluster is being deleted" } else { "its group was removed" };
-            c.store().set_cluster_member(cl.id, &m.name, m.node_id, MemberState::Leaving, Some(why)).await?;
+            c.store().set_cluster_member(cl.id, &m.name, m.state, m.node_id, MemberState::Leaving, Some(why)).await?;
             changed = true;
         }
     }
@@ -92,25 +96,13 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
             for name in rules::scale_down(&views, &g.name, keep, boot.as_deref()) {
                 let m = members.iter().find(|m| m.name == name).expect("picked from the members");
                 c.store()
-                    .set_cluster_member(cl.id, name, m.node_id, MemberState::Leaving, Some("scaling down"))
+                    .set_cluster_member(cl.id, name, m.state, m.node_id, MemberState::Leaving, Some("scaling down"))
                     .await?;
                 changed = true;
             }
         }
-        let mut next = members.iter().filter(|m| m.group == g.name).map(|m| m.index).max().unwrap_or(0);
         for _ in live..keep {
-            next += 1;
-            let m = MemberRecord {
-                cluster_id: cl.id,
-                name: rules::member_name(&cl.name, &g.name, next),
-                group: g.name.clone(),
-                role: g.role,
-                index: next,
-                node_id: None,
-                state: MemberState::Deploying,
-                reason: Some("waiting for its node to be placed".into()),
-            };
-            c.store().add_cluster_member(&m).await?;
+            c.store().add_cluster_member(cl.id, &g.name, g.role, |i| rules::member_name(&cl.name, &g.name, i)).await?;
             changed = true;
         }
     }
@@ -122,10 +114,13 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
     for m in &members {
         let node = match m.node_id {
             Some(id) => by_id.get(&id).copied(),
-            // A node made by a pass cut off before it was recorded.
-            // (Only one made since the cluster was: an older node of the
-            // project with that name is not the cluster's.)
-            None => by_name.get(m.name.as_str()).copied().filter(|n| n.created_at >= cl.created_at),
+            // A node made by a pass cut off before it was recorded: found by
+            // its name and the cluster's ID in its metadata (a key only
+            // tundrad sets), never a project's node that merely shares the name.
+            None => by_name
+                .get(m.name.as_str())
+                .copied()
+                .filter(|n| n.metadata.get(CLUSTER_KEY) == Some(&cl.id.to_string())),
         };
         if let Err(e) = member_step(c, rec, m, node).await
             && !e.is_conflict()
@@ -192,38 +187,49 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
 async fn member_step(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord, node: Option<&Node>) -> Result<()> {
     let cl = &rec.cluster;
     let store = c.store();
+    let deleting = cl.status == ClusterStatus::Deleting;
     let set = |state: MemberState, reason: Option<String>| async move {
-        store.set_cluster_member(cl.id, &m.name, node.map(|n| n.id), state, reason.as_deref()).await
+        store.set_cluster_member(cl.id, &m.name, m.state, node.map(|n| n.id), state, reason.as_deref()).await
     };
+    // A node that joined leaves through the control plane (drained and
+    // removed), unless the whole cluster is going.
+    let may_go = deleting || !m.joined || m.reason.as_deref() == Some(REMOVED);
     match (m.state, node) {
-        (MemberState::Leaving, None) => {
+        (MemberState::Leaving, None) if m.node_id.is_none() || may_go => {
             store.remove_cluster_member(cl.id, &m.name).await?;
             tracing::info!(cluster = %cl.name, member = %m.name, "member gone");
         }
+        // Its node is gone but the control plane still lists it: waits for its removal.
+        (MemberState::Leaving, None) => {}
         (MemberState::Leaving, Some(n)) => {
             if m.node_id.is_none() {
                 set(MemberState::Leaving, m.reason.clone()).await?;
             }
-            let never_joined = rec.seen.as_ref().is_none_or(|s| !s.contains_key(&m.name));
-            let may_go = cl.status == ClusterStatus::Deleting
-                || m.reason.as_deref() == Some(REMOVED)
-                || never_joined
-                || n.status == NodeStatus::Error;
             if may_go && n.status != NodeStatus::Deleting {
                 placement::delete(c, &Actor::service(), n).await?;
                 tracing::info!(cluster = %cl.name, member = %m.name, "deleting a leaving member's node");
             }
         }
         (_, None) if m.node_id.is_some() => {
-            // Its node is gone (an error cleaned away): a new member takes its place.
-            store.remove_cluster_member(cl.id, &m.name).await?;
+            if m.joined && !deleting {
+                // The control plane must still let it go; a new member takes its place meanwhile.
+                set(MemberState::Leaving, Some("its node is gone".into())).await?;
+            } else {
+                store.remove_cluster_member(cl.id, &m.name).await?;
+            }
         }
         (_, None) => match make_node(c, rec, m).await {
             Ok(n) => {
-                store.set_cluster_member(cl.id, &m.name, Some(n.id), MemberState::Deploying, None).await?;
+                store.set_cluster_member(cl.id, &m.name, m.state, Some(n.id), MemberState::Deploying, None).await?;
                 tracing::info!(cluster = %cl.name, member = %m.name, node = %n.id, "member's node placed");
             }
-            Err(e @ (Error::NoCapacity(_) | Error::Quota(_) | Error::Invalid { .. } | Error::Conflict { .. })) => {
+            Err(
+                e @ (Error::NoCapacity(_)
+                | Error::Quota(_)
+                | Error::Invalid { .. }
+                | Error::Conflict { .. }
+                | Error::NotFound { .. }),
+            ) => {
                 let why = format!("its node cannot be made: {e}");
                 if m.reason.as_deref() != Some(why.as_str()) {
                     tracing::warn!(cluster = %cl.name, member = %m.name, reason = %why, "member waits");
@@ -233,6 +239,7 @@ async fn member_step(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord, node:
             Err(e) => return Err(e),
         },
         (state, Some(n)) => {
+            let group = cl.groups.iter().find(|g| g.name == m.group);
             let (to, why) = match (n.status, state) {
                 (NodeStatus::Error, _) => (
                     MemberState::Failed,
@@ -240,14 +247,16 @@ async fn member_step(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord, node:
                 ),
                 (NodeStatus::Deleting, _) => (MemberState::Leaving, Some("its node is being deleted".into())),
                 (NodeStatus::Building, MemberState::Deploying) => (MemberState::Deploying, None),
-                (NodeStatus::Active, MemberState::Deploying) => {
-                    (MemberState::Joining, Some("waiting for its cluster agent to report".into()))
-                }
+                // Deployed: it joins over its cluster address — which must exist.
+                (NodeStatus::Active, MemberState::Deploying) => match flows::cluster_address(c, n, group).await {
+                    Ok(_) => (MemberState::Joining, Some("waiting for its cluster agent to report".into())),
+                    Err(e) => (MemberState::Failed, Some(e.to_string())),
+                },
                 (_, s) => (s, m.reason.clone()),
             };
             set(to, why).await?;
             if matches!(n.status, NodeStatus::Building | NodeStatus::Active)
-                && let Some(g) = cl.groups.iter().find(|g| g.name == m.group)
+                && let Some(g) = group
             {
                 follow_group(c, n, g).await?;
             }
@@ -298,6 +307,7 @@ async fn make_node(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord) -> Resu
         keypair_id: cl.keypair_id,
         user_data: Some(rules::agent_user_data(&format!("{base}/openstack/latest"))),
         metadata: BTreeMap::from([
+            (CLUSTER_KEY.to_string(), cl.id.to_string()),
             ("tundra:cluster".to_string(), cl.name.clone()),
             ("tundra:group".to_string(), g.name.clone()),
         ]),

@@ -15,10 +15,10 @@ use tundra_api::clusters::{
     GroupRole, JoinOutcome, MemberState, NodeGroup,
 };
 use tundra_api::machines::ProvisionState;
-use tundra_api::nodes::{Node, NodeStatus};
+use tundra_api::nodes::{Node, NodeCreate, NodeStatus};
 use tundra_conductor::clusters::{flows, reconcile as clusters};
 use tundra_conductor::machines::actions::Action;
-use tundra_conductor::nodes::reconcile as nodes;
+use tundra_conductor::nodes::{placement, reconcile as nodes};
 use tundra_engine::machine_states::Event;
 use tundra_store::{Actor, NodeStep};
 
@@ -140,17 +140,7 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
     let e = flows::create_template(&w.c, &svc, tpl(ClusterKind::Swarm, 1, None)).await.unwrap_err();
     assert!(e.to_string().contains("make version 2"), "{e}");
 
-    let group = |name: &str, role, count| NodeGroup {
-        name: name.into(),
-        role,
-        flavor_id: flavor.id,
-        image_id: img.id,
-        count,
-        networks: Vec::new(),
-        cluster_network_id: None,
-        shares: Vec::new(),
-        placement: GroupPlacement::default(),
-    };
+    let group = |name: &str, role, count| group(&flavor, &img, name, role, count);
     let create = |groups| ClusterCreate {
         project_id: project.id,
         name: "sw".into(),
@@ -256,11 +246,24 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
     assert!(c.status_reason.as_deref().unwrap().contains("sw-workers-2: deploy failed"), "{:?}", c.status_reason);
     let others: Vec<_> =
         ["sw-cp-1", "sw-workers-1"].iter().map(|n| c.members.iter().find(|m| m.name == *n).unwrap().clone()).collect();
+    // The only manager cannot be replaced (the swarm would lose its quorum).
+    let upd = ClusterUpdate { replace: vec!["sw-cp-1".into()], ..Default::default() };
+    let e = flows::update(&w.c, &svc, &c, upd, None).await.unwrap_err();
+    assert!(e.to_string().contains("/replace/0") && e.to_string().contains("quorum"), "{e}");
     let upd = ClusterUpdate { replace: vec!["sw-workers-2".into()], ..Default::default() };
     flows::update(&w.c, &svc, &c, upd, None).await.unwrap();
     let c = pass(&w).await;
     let names: Vec<(&str, MemberState)> = c.members.iter().map(|m| (m.name.as_str(), m.state)).collect();
     assert!(names.contains(&("sw-workers-3", MemberState::Deploying)), "{names:?}");
+    // It had joined: it goes once the manager removed it from the swarm.
+    nodes::once(&w.c).await.unwrap();
+    assert!(
+        store.all_nodes().await.unwrap().iter().any(|n| n.name == "sw-workers-2" && n.status != NodeStatus::Deleting)
+    );
+    let boot = flows::join(&w.c, &node(&w, "sw-cp-1").await).await.unwrap().unwrap();
+    assert_eq!(boot.remove, ["sw-workers-2"], "the manager is asked to remove it");
+    report(&w, "sw-cp-1", ClusterReport { removed: vec!["sw-workers-2".into()], ..joined() }).await.unwrap();
+    pass(&w).await;
     finish_cleaning(&w).await;
     finish_deploys(&w).await;
     let c = pass(&w).await;
@@ -334,4 +337,118 @@ fn the_cluster_agent_is_valid_cloud_config_and_python() {
     std::fs::write(&py, tundra_engine::clusters::AGENT_SCRIPT).unwrap();
     let out = std::process::Command::new("python3").args(["-m", "py_compile"]).arg(&py).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A reconciler pass cut off anywhere (a restart, a kill) is finished by
+/// the next: a member written before its node gets exactly one node; a node
+/// placed before its member recorded it is found again (by its name and the
+/// cluster's ID in its metadata), never placed twice; a project's own node
+/// that merely has the name of a member is never taken.
+#[tokio::test]
+async fn a_pass_cut_off_anywhere_is_finished_by_the_next() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 4).await;
+    let project = store.create_project(&svc, "p", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"an image".to_vec()).await;
+    let t = ClusterTemplateCreate {
+        project_id: None,
+        name: "docker".into(),
+        version: 1,
+        kind: ClusterKind::Swarm,
+        description: String::new(),
+        bundle_image_id: None,
+    };
+    let t = flows::create_template(&w.c, &svc, t).await.unwrap();
+    let group = |name: &str, role, count| group(&flavor, &img, name, role, count);
+    let req = ClusterCreate {
+        project_id: project.id,
+        name: "sw".into(),
+        template_id: t.id,
+        keypair_id: None,
+        groups: vec![group("cp", GroupRole::ControlPlane, 1), group("wk", GroupRole::Worker, 1)],
+        labels: BTreeMap::new(),
+    };
+    let cl = flows::create(&w.c, &svc, req).await.unwrap();
+    let name = |g: &str, i| tundra_engine::clusters::member_name("sw", g, i);
+    // Cut off after writing the worker's member, before placing its node.
+    let wk = store.add_cluster_member(cl.id, "wk", GroupRole::Worker, |i| name("wk", i)).await.unwrap();
+    assert_eq!((wk.name.as_str(), wk.node_id), ("sw-wk-1", None));
+    // Cut off after placing the manager's node, before recording it.
+    let cp = store.add_cluster_member(cl.id, "cp", GroupRole::ControlPlane, |i| name("cp", i)).await.unwrap();
+    let made = NodeCreate {
+        project_id: project.id,
+        name: cp.name.clone(),
+        flavor_id: flavor.id,
+        image_id: img.id,
+        keypair_id: None,
+        user_data: None,
+        metadata: BTreeMap::from([(clusters::CLUSTER_KEY.to_string(), cl.id.to_string())]),
+        placement: Default::default(),
+        networks: Vec::new(),
+        shares: Vec::new(),
+    };
+    let made = placement::create(&w.c, &svc, made, &flavor, &img).await.unwrap();
+    // The project's own node, named like the worker a scale-up will add.
+    let mut own = NodeCreate { name: "sw-wk-2".into(), metadata: BTreeMap::new(), ..req_node(&made) };
+    own.project_id = project.id;
+    let own = placement::create(&w.c, &svc, own, &flavor, &img).await.unwrap();
+
+    let c = pass(&w).await;
+    let by_name = |c: &tundra_api::clusters::Cluster, n: &str| c.members.iter().find(|m| m.name == n).cloned().unwrap();
+    assert_eq!(by_name(&c, "sw-cp-1").node_id, Some(made.id), "the node placed before the cut is the member's");
+    assert!(by_name(&c, "sw-wk-1").node_id.is_some(), "the member written before the cut got its node");
+    assert_eq!(store.all_nodes().await.unwrap().len(), 4 - 1, "two members' nodes and the project's own");
+    assert_eq!(pass(&w).await.members, c.members, "another pass changes nothing");
+    assert_eq!(store.all_nodes().await.unwrap().len(), 3);
+
+    // Scaling up meets the project's node of the same name: not taken; the
+    // member waits, saying why.
+    let mut groups = c.groups.clone();
+    groups[1].count = 2;
+    flows::update(&w.c, &svc, &c, ClusterUpdate { groups: Some(groups), ..Default::default() }, None).await.unwrap();
+    let c = pass(&w).await;
+    let m = by_name(&c, "sw-wk-2");
+    assert_eq!(m.node_id, None, "the project's own node is not the cluster's");
+    assert!(m.reason.as_deref().unwrap_or("").contains("already has a node named \"sw-wk-2\""), "{m:?}");
+    assert_eq!(store.node(own.id).await.unwrap().metadata.get(clusters::CLUSTER_KEY), None);
+    assert!(flows::check_node_removable(&w.c, own.id).await.is_ok(), "it stays the project's to delete");
+}
+
+/// A node group of `count` nodes of `flavor` and `img`, nothing more.
+fn group(
+    flavor: &tundra_api::catalog::Flavor,
+    img: &tundra_api::catalog::Image,
+    name: &str,
+    role: GroupRole,
+    count: u32,
+) -> NodeGroup {
+    NodeGroup {
+        name: name.into(),
+        role,
+        flavor_id: flavor.id,
+        image_id: img.id,
+        count,
+        networks: Vec::new(),
+        cluster_network_id: None,
+        shares: Vec::new(),
+        placement: GroupPlacement::default(),
+    }
+}
+
+/// A node request like `n`'s (same flavor and image).
+fn req_node(n: &Node) -> NodeCreate {
+    NodeCreate {
+        project_id: n.project_id,
+        name: n.name.clone(),
+        flavor_id: n.flavor_id,
+        image_id: n.image_id,
+        keypair_id: None,
+        user_data: None,
+        metadata: BTreeMap::new(),
+        placement: Default::default(),
+        networks: Vec::new(),
+        shares: Vec::new(),
+    }
 }

@@ -44,6 +44,14 @@ fn check_metadata(m: &std::collections::BTreeMap<String, String>) -> ApiResult<(
         if k.is_empty() || k.len() > 255 || k.chars().any(char::is_control) {
             return Err(ApiError::field("/metadata", format!("key {k:?}: 1–255 printable characters")));
         }
+        if k.starts_with("tundra:") {
+            return Err(ApiError::field(
+                "/metadata",
+                format!(
+                    "key {k:?}: keys starting with \"tundra:\" are tundrad's own (it marks the nodes it makes); pick another"
+                ),
+            ));
+        }
         if v.len() > 255 {
             return Err(ApiError::field(&format!("/metadata/{k}"), "at most 255 bytes"));
         }

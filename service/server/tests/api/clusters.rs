@@ -88,6 +88,12 @@ pub async fn templates_and_bad_requests_write_nothing(b: Backend) {
             "no cluster template",
         ),
         (
+            json!({"project_id": p, "name": "prod.sw", "template_id": site_id, "groups": [group(1)]}),
+            400,
+            "/name",
+            "host names",
+        ),
+        (
             json!({"project_id": p, "name": "sw", "template_id": site_id, "groups": [group(1)], "colour": "red"}),
             400,
             "/colour",
@@ -104,6 +110,10 @@ pub async fn templates_and_bad_requests_write_nothing(b: Backend) {
     assert_eq!(events_before, events_after, "no refused cluster wrote anything");
     assert_eq!(env.call("GET", "/v1/clusters", &t, None).await.body["items"], json!([]));
 
+    // Nodes a cluster makes carry tundrad's own metadata keys; nobody else may set them.
+    let n = json!({"project_id": p, "name": "n", "flavor_id": flavor, "image_id": image, "metadata": {"tundra:cluster_id": "x"}});
+    let n = env.call("POST", "/v1/nodes", &member, Some(n)).await;
+    assert_eq!((n.status, n.body["errors"][0]["pointer"].as_str()), (400, Some("/metadata")), "{}", n.body);
     // A cluster uses its template: the template cannot go while it does.
     let c = env.call("POST", "/v1/clusters", &member, Some(cluster(json!([group(1)])))).await;
     assert_eq!((c.status, c.body["status"].as_str()), (202, Some("creating")), "{}", c.body);
@@ -138,6 +148,19 @@ pub async fn templates_and_bad_requests_write_nothing(b: Backend) {
     .await;
     let r = env.call("DELETE", &format!("/v1/cluster-templates/{site_id}"), &t, None).await;
     assert_eq!(r.status, 204, "{}", r.body);
+    // A k3s template names its bundle: that image cannot go from under it,
+    // and the project cannot go while its templates are there.
+    let k3s = json!({"project_id": p, "name": "k3s", "version": 1, "kind": "kubernetes", "bundle_image_id": image});
+    let k3s = env.call("POST", "/v1/cluster-templates", &member, Some(k3s)).await;
+    assert_eq!(k3s.status, 201, "{}", k3s.body);
+    let r = env.call("DELETE", &format!("/v1/images/{image}"), &t, None).await;
+    assert!(r.problem(409).contains("k3s bundle of cluster template(s) k3s version 1"), "{}", r.body);
+    // (Clusters of it wait for the bundle's delivery to nodes.)
+    let body = json!({"project_id": p, "name": "kube", "template_id": k3s.body["id"], "groups": [group(1)]});
+    let r = env.call("POST", "/v1/clusters", &member, Some(body)).await;
+    assert!(r.problem(400).contains("swarm clusters only"), "{}", r.body);
+    let r = env.call("DELETE", &format!("/v1/projects/{p}"), &t, None).await;
+    assert!(r.problem(409).contains("cluster templates"), "{}", r.body);
     env.stop().await;
 }
 
@@ -159,5 +182,88 @@ pub async fn clusters_need_the_metadata_service(b: Backend) {
         )
         .await;
     assert!(r.problem(409).contains("metadata service"), "{}", r.body);
+    env.stop().await;
+}
+
+/// tundrad stopped (its loops cut off wherever they were) right after a
+/// scale-up and right after a scale-down: started again, the cluster
+/// converges to the declared counts, every member holding one node and no
+/// node left without a member. (The machines sit behind a real Redfish
+/// emulator; the deploys wait for an agent that never comes, so nodes stay
+/// `building` — what counts here is which nodes exist.)
+pub async fn scaling_survives_restarts(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bmc, base) = crate::peers::sushy(dir.path());
+    let tweak = |c: &mut tundrad::config::Config| {
+        c.power_sync_interval = "1h".into();
+        c.agent_boot_timeout = "10m".into();
+        c.reconcile_interval = "1s".into();
+    };
+    let mut env = Env::start(b, |c| {
+        tweak(c);
+        loopback_boot(c, &[]);
+    })
+    .await;
+    for k in 0..5 {
+        crate::nodes::machine(&env, &format!("m{k}"), &format!("52:54:00:cc:00:0{k}"), &format!("r{k}"), "a", &base)
+            .await;
+    }
+    let crate::nodes::Catalog { project: p, flavor, image } = crate::nodes::catalog(&env).await;
+    let t = env
+        .call("POST", "/v1/cluster-templates", &env.admin, Some(json!({"name": "d", "version": 1, "kind": "swarm"})))
+        .await;
+    let group = |name: &str, role: &str, count: u32| json!({"name": name, "role": role, "flavor_id": flavor, "image_id": image, "count": count});
+    let c = env
+        .call(
+            "POST",
+            "/v1/clusters",
+            &env.admin,
+            Some(json!({"project_id": p, "name": "sw", "template_id": t.body["id"],
+                        "groups": [group("cp", "control_plane", 1), group("wk", "worker", 2)]})),
+        )
+        .await;
+    assert_eq!(c.status, 202, "{}", c.body);
+    let id = c.body["id"].as_str().unwrap().to_string();
+    // Converged: `live` members each holding a node, every node of the
+    // project a member's (live, or leaving and being deleted).
+    let converged = async |env: &Env, live: usize| -> bool {
+        let c = env.call("GET", &format!("/v1/clusters/{id}"), &env.admin, None).await.body;
+        let nodes = env.call("GET", "/v1/nodes?limit=100", &env.admin, None).await.body;
+        let nodes = nodes["items"].as_array().unwrap();
+        let members = c["members"].as_array().unwrap();
+        let held: Vec<&str> = members.iter().filter_map(|m| m["node_id"].as_str()).collect();
+        let staying = members.iter().filter(|m| m["state"] != "leaving" && m["node_id"].is_string()).count();
+        let every_node_a_members = nodes.iter().all(|n| held.contains(&n["id"].as_str().unwrap()));
+        let going_only = nodes.iter().filter(|n| n["status"] != "deleting").count() == staying;
+        let mut names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+        names.dedup();
+        staying == live && every_node_a_members && going_only && names.len() == nodes.len()
+    };
+    crate::harness::wait_for("the cluster's 3 nodes", async || converged(&env, 3).await).await;
+
+    for (count, live) in [(4, 5), (1, 2)] {
+        let cur = env.call("GET", &format!("/v1/clusters/{id}"), &env.admin, None).await.body;
+        let body = json!({"groups": [group("cp", "control_plane", 1), group("wk", "worker", count)]});
+        let r = env.call("PATCH", &format!("/v1/clusters/{id}"), &env.admin, Some(body)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // Cut off at once, whatever the reconciler was doing.
+        env.restart(tweak).await;
+        crate::harness::wait_for(&format!("{live} nodes after the restart"), async || converged(&env, live).await)
+            .await;
+        let after = env.call("GET", &format!("/v1/clusters/{id}"), &env.admin, None).await.body;
+        let before: Vec<&str> =
+            cur["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+        eprintln!("scaled {before:?} → {}", after["members"]);
+    }
+    // Scaled down: the manager and the first worker stay (the newest go first).
+    let c = env.call("GET", &format!("/v1/clusters/{id}"), &env.admin, None).await.body;
+    let staying: Vec<&str> = c["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] != "leaving")
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(staying, ["sw-cp-1", "sw-wk-1"], "{c}");
     env.stop().await;
 }

@@ -10,7 +10,7 @@ use tundra_api::machines::ProvisionState;
 use crate::harness::{Backend, Env, machine_op, sha256, wait_for};
 
 /// An available machine at (rack, island), behind `bmc`.
-async fn machine(env: &Env, name: &str, mac: &str, rack: &str, island: &str, bmc: &str) -> String {
+pub async fn machine(env: &Env, name: &str, mac: &str, rack: &str, island: &str, bmc: &str) -> String {
     let r = env
         .call(
             "POST",

@@ -3,8 +3,10 @@
 -- never changes. A cluster keeps its groups as JSON, its join secrets
 -- sealed (secrets rows), and what its control plane last reported.
 -- cluster_members: one row per node the cluster has or is making, written
--- before its node, so a restart finds the node by name instead of making
--- a second one.
+-- before its node, so a restart finds the node (by name and the cluster
+-- metadata only tundrad sets) instead of making a second one; `joined`
+-- stays set once the node joined, so it leaves only through the control
+-- plane. last_index: per group, the highest index ever given (never reused).
 
 CREATE TABLE cluster_templates (
     id              TEXT PRIMARY KEY,
@@ -35,6 +37,7 @@ CREATE TABLE clusters (
     was_active           BIGINT NOT NULL,
     bootstrap            TEXT,
     seen                 TEXT,
+    last_index           TEXT NOT NULL,
     endpoint             TEXT,
     control_plane_secret TEXT REFERENCES secrets (id),
     worker_secret        TEXT REFERENCES secrets (id),
@@ -53,6 +56,7 @@ CREATE TABLE cluster_members (
     node_id    TEXT,
     state      TEXT NOT NULL,
     reason     TEXT,
+    joined     BIGINT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (cluster_id, name)
 );
