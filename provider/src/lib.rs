@@ -152,6 +152,8 @@ impl Provider for TundraProvider {
             tfplugin::resource(share::ShareResource),
             tfplugin::resource(share::ShareAccessResource),
             tfplugin::resource(share::ShareSnapshotResource),
+            tfplugin::resource(cluster::ClusterTemplateResource),
+            tfplugin::resource(cluster::ClusterResource),
         ]
     }
 
@@ -167,6 +169,8 @@ impl Provider for TundraProvider {
             tfplugin::data_source(FlavorData),
             tfplugin::data_source(ImageData),
             tfplugin::data_source(NodeData),
+            tfplugin::data_source(ClusterTemplateData),
+            tfplugin::data_source(ClusterData),
             tfplugin::data_source(PhysicalNetworkData),
             tfplugin::data_source(NetworkData),
             tfplugin::data_source(SubnetData),

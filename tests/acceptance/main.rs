@@ -14,6 +14,7 @@ mod support;
 #[allow(dead_code)]
 mod peers;
 
+mod clusters;
 mod fabric;
 mod nodes;
 mod os;
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
         ("os_on_the_lab", os::os_on_the_lab),
+        ("swarm_on_the_lab", clusters::swarm_on_the_lab),
     ];
     let trials = tests.into_iter().map(|(name, f)| {
         Trial::test(name, move || {

@@ -132,6 +132,19 @@ impl LabSite {
         LabSite { site, lab: Some(lab), rt, dir, boot_port, server_ip: p.server_ip }
     }
 
+    /// Wait until every machine is `available` again (cleaning done).
+    pub(crate) fn wait_all_available(&self, within: std::time::Duration) {
+        let start = std::time::Instant::now();
+        loop {
+            let ms = self.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
+            if ms.iter().all(|m| m["provision_state"] == "available") {
+                return;
+            }
+            assert!(start.elapsed() < within, "cleaning did not finish: {ms:?}");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+
     pub(crate) fn lab(&self) -> &tundra_lab::Lab {
         self.lab.as_ref().unwrap()
     }

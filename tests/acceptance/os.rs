@@ -189,7 +189,7 @@ pub(crate) fn built_image(sets: &[&str]) -> PathBuf {
 
 /// Run a command on a node's OS over SSH, as a person would; its output or
 /// (after `wait`) the last failure.
-fn ssh(s: &LabSite, machine: &str, key: &Path, cmd: &str, wait: Duration) -> Result<String, String> {
+pub(crate) fn ssh(s: &LabSite, machine: &str, key: &Path, cmd: &str, wait: Duration) -> Result<String, String> {
     let lab: Value = serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("lab.json")).unwrap()).unwrap();
     let start = Instant::now();
     loop {
@@ -375,15 +375,7 @@ pub fn os_on_the_lab() {
         .collect();
     ws.ok(&["destroy", "-auto-approve", "-no-color"]);
     assert!(s.nodes().is_empty());
-    let start = Instant::now();
-    loop {
-        let ms = s.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
-        if ms.iter().all(|m| m["provision_state"] == "available") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(300), "cleaning did not finish: {ms:?}");
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    s.wait_all_available(Duration::from_secs(300));
     // Nothing of the share is left on Ceph.
     let left = ceph.cli(&["fs", "subvolume", "ls", "tundra", "--group_name", &astro_group(&s)]);
     assert!(left.as_ref().map(|v| v.as_array().unwrap().is_empty()).unwrap_or(true), "subvolumes left: {left:?}");

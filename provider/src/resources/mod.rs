@@ -1,6 +1,7 @@
 //! Resources: one file per noun. Each maps its Terraform state to the
 //! `tundra_api` request and view types and back; all HTTP is in `client`.
 
+pub mod cluster;
 pub mod flavor;
 pub mod image;
 pub mod keypair;

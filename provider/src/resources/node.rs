@@ -66,7 +66,7 @@ tfplugin::tf_object! {
 }
 
 tfplugin::tf_object! {
-    #[derive(Clone, Debug)]
+    #[derive(Clone, Debug, PartialEq)]
     pub struct ShareObj {
         pub share_id: Value<String>,
         pub mount_point: Value<String>,
@@ -98,6 +98,47 @@ tfplugin::tf_object! {
         pub machine_id: Value<String>,
         pub created_at: Value<String>,
     }
+}
+
+/// A `shares` list (at `at`) as the API's mounts.
+pub fn node_shares(shares: &Value<Vec<ShareObj>>, at: &AttrPath) -> Result<Vec<NodeShare>, Diagnostic> {
+    let mut out = Vec::new();
+    for (i, m) in shares.known().cloned().unwrap_or_default().iter().enumerate() {
+        out.push(NodeShare {
+            share_id: known(&m.share_id)
+                .unwrap_or_default()
+                .parse()
+                .map_err(|_| Diagnostic::error("Invalid share_id", "Not an ID.").at(at.index(i).attr("share_id")))?,
+            mount_point: known(&m.mount_point).unwrap_or_default().into(),
+            access: AccessLevel::parse(known(&m.access).unwrap_or("rw")).unwrap_or(AccessLevel::Rw),
+        });
+    }
+    Ok(out)
+}
+
+/// The `shares` attribute's nested attributes (a node's, a node group's).
+pub fn share_attrs() -> Vec<Attribute> {
+    vec![
+        Attribute::string("share_id").required().description("A share of the node's project."),
+        Attribute::string("mount_point").required().description("An absolute path on the node, e.g. `/data`."),
+        Attribute::string("access")
+            .optional()
+            .computed()
+            .validator(validators::one_of(["rw", "ro"]))
+            .description("`rw` (default) or `ro`."),
+    ]
+}
+
+/// The API's mounts as a `shares` list.
+pub fn share_objs(shares: &[NodeShare]) -> Vec<ShareObj> {
+    shares
+        .iter()
+        .map(|m| ShareObj {
+            share_id: Value::Known(m.share_id.to_string()),
+            mount_point: Value::Known(m.mount_point.clone()),
+            access: Value::Known(m.access.as_str().into()),
+        })
+        .collect()
 }
 
 impl NodeState {
@@ -195,19 +236,7 @@ impl NodeState {
 
     /// The `shares` request (what is in the plan).
     fn shares(&self) -> Result<Vec<NodeShare>, Diagnostic> {
-        let mut out = Vec::new();
-        for (i, m) in self.shares.known().cloned().unwrap_or_default().iter().enumerate() {
-            let at = AttrPath::attr_root("shares").index(i);
-            out.push(NodeShare {
-                share_id: known(&m.share_id)
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|_| Diagnostic::error("Invalid share_id", "Not an ID.").at(at.clone().attr("share_id")))?,
-                mount_point: known(&m.mount_point).unwrap_or_default().into(),
-                access: AccessLevel::parse(known(&m.access).unwrap_or("rw")).unwrap_or(AccessLevel::Rw),
-            });
-        }
-        Ok(out)
+        node_shares(&self.shares, &AttrPath::attr_root("shares"))
     }
 
     fn placement(&self) -> Placement {
@@ -476,28 +505,10 @@ impl Resource<Client> for NodeResource {
                     "Per entry of `networks`: the port, the interface (MAC) carrying it and its first address.",
                 ),
             )
-            .attr(
-                Attribute::nested(
-                    "shares",
-                    Nesting::List,
-                    vec![
-                        Attribute::string("share_id").required().description("A share of the node's project."),
-                        Attribute::string("mount_point")
-                            .required()
-                            .description("An absolute path on the node, e.g. `/data`."),
-                        Attribute::string("access")
-                            .optional()
-                            .computed()
-                            .validator(validators::one_of(["rw", "ro"]))
-                            .description("`rw` (default) or `ro`."),
-                    ],
-                )
-                .optional()
-                .description(
-                    "Shares the node mounts: tundrad makes each one's access rule and puts the mount (its key in a \
+            .attr(Attribute::nested("shares", Nesting::List, share_attrs()).optional().description(
+                "Shares the node mounts: tundrad makes each one's access rule and puts the mount (its key in a \
                      root-only file) on the config drive. Changed in place: the rules follow at once.",
-                ),
-            )
+            ))
             .attr(super::port::drift_attr("one of the node's ports"))
             .attr(Attribute::string("status").computed().description("`building`, `active`, `error` or `deleting`."))
             .attr(Attribute::string("status_reason").computed().description("Why it is in error (tundrad's words)."))

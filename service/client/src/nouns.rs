@@ -2,6 +2,7 @@
 //! `tundra_api::paths`) and the view it answers with.
 
 use tundra_api::catalog::{Flavor, Image, Keypair};
+use tundra_api::clusters::{Cluster, ClusterTemplate};
 use tundra_api::fabric::{Network, PhysicalNetwork, Port, Subnet, Switch};
 use tundra_api::identity::{Project, User};
 use tundra_api::machines::Machine;
@@ -48,6 +49,9 @@ pub const NETWORKS: Noun<Network> = Noun::new(paths::NETWORKS, paths::NETWORK, "
 pub const SUBNETS: Noun<Subnet> = Noun::new(paths::SUBNETS, paths::SUBNET, "subnet");
 pub const PORTS: Noun<Port> = Noun::new(paths::PORTS, paths::PORT, "port");
 pub const NODES: Noun<Node> = Noun::new(paths::NODES, paths::NODE, "node");
+pub const CLUSTER_TEMPLATES: Noun<ClusterTemplate> =
+    Noun::new(paths::CLUSTER_TEMPLATES, paths::CLUSTER_TEMPLATE, "cluster template");
+pub const CLUSTERS: Noun<Cluster> = Noun::new(paths::CLUSTERS, paths::CLUSTER, "cluster");
 pub const OPERATIONS: Noun<Operation> = Noun::new(paths::OPERATIONS, paths::OPERATION, "operation");
 pub const SHARE_TYPES: Noun<ShareType> = Noun::new(paths::SHARE_TYPES, paths::SHARE_TYPE, "share type");
 pub const SHARES: Noun<Share> = Noun::new(paths::SHARES, paths::SHARE, "share");

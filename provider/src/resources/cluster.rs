@@ -1,0 +1,677 @@
+//! `tundra_cluster_template` and `tundra_cluster`: a cluster (Docker Swarm;
+//! Kubernetes through k3s) on nodes tundrad makes from node groups.
+//!
+//! Unlike Magnum's resource, a cluster changes in place: a group's `count`,
+//! new or removed worker groups, networks appended to a group, its shares,
+//! and the labels are updates, never a new cluster. What a group's nodes
+//! were deployed with (role, flavor, image, cluster network) does not
+//! change: the plan says so at that attribute (add a new group, scale the
+//! old one to 0) instead of planning a replacement. `replace` swaps named
+//! nodes for new ones. Apply waits until tundrad judges the cluster
+//! `active` — every node joined and seen ready by the control plane — and
+//! no join secret is ever in state.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tfplugin::schema::{Attribute, Block, Nesting, Schema};
+use tfplugin::{
+    AttrPath, Ctx, Diagnostic, Diagnostics, Failed, PlanChange, Resource, Timeouts, Value, modifiers, validators,
+};
+use tundra_api::clusters::{
+    Cluster, ClusterCreate, ClusterKind, ClusterStatus, ClusterTemplate, ClusterTemplateCreate, ClusterTemplateUpdate,
+    ClusterUpdate, GroupPlacement, GroupRole, NodeGroup,
+};
+use tundra_api::nodes::Strategy;
+
+use super::keypair::project_id_attr;
+use super::node::{ShareObj, node_shares, share_attrs, share_objs};
+use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
+use crate::client::{Client, ClientExt, Diag, nouns};
+
+fn id<T: std::str::FromStr>(v: &Value<String>, at: AttrPath) -> Result<T, Diagnostic> {
+    known(v)
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| Diagnostic::error("Invalid ID", format!("{:?} is not an ID", known(v).unwrap_or(""))).at(at))
+}
+
+// ---- templates -----------------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct TemplateState {
+        pub id: Value<String>,
+        pub project_id: Value<String>,
+        pub name: Value<String>,
+        pub version: Value<i64>,
+        pub kind: Value<String>,
+        pub description: Value<String>,
+        pub bundle_image_id: Value<String>,
+        pub created_at: Value<String>,
+    }
+}
+
+impl TemplateState {
+    pub(crate) fn from_view(t: &ClusterTemplate) -> Self {
+        TemplateState {
+            id: Value::Known(t.id.to_string()),
+            project_id: t.project_id.map(|p| p.to_string()).into(),
+            name: Value::Known(t.name.clone()),
+            version: Value::Known(i64::from(t.version)),
+            kind: Value::Known(t.kind.as_str().into()),
+            description: Value::Known(t.description.clone()),
+            bundle_image_id: t.bundle_image_id.map(|i| i.to_string()).into(),
+            created_at: Value::Known(t.created_at.clone()),
+        }
+    }
+}
+
+const TEMPLATE_FIELDS: &[(&str, &str)] = &[
+    ("/project_id", "project_id"),
+    ("/name", "name"),
+    ("/version", "version"),
+    ("/kind", "kind"),
+    ("/description", "description"),
+    ("/bundle_image_id", "bundle_image_id"),
+];
+const TEMPLATE_REST: Rest<ClusterTemplate> = Rest { noun: &nouns::CLUSTER_TEMPLATES, fields: TEMPLATE_FIELDS };
+
+pub struct ClusterTemplateResource;
+
+impl Resource<Client> for ClusterTemplateResource {
+    type State = TemplateState;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_cluster_template"
+    }
+
+    fn schema(&self) -> Schema {
+        let replace = modifiers::requires_replace;
+        Schema::new(
+            Block::new(
+                "A cluster template version: what runs a cluster (`swarm`: Docker from the node image; \
+                 `kubernetes`: k3s from an air-gap bundle image). A version never changes once made (only its \
+                 description): a new version is a new template, and a template in use cannot be deleted.",
+            )
+            .attr(id_attr("cluster template"))
+            .attr(
+                Attribute::string("project_id")
+                    .optional()
+                    .modifier(replace())
+                    .description("A project's own template; omit for a site template (site admins)."),
+            )
+            .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
+            .attr(
+                Attribute::number("version")
+                    .required()
+                    .validator(validators::range(1.0, 4_294_967_295.0))
+                    .modifier(replace())
+                    .description("From 1; a name and version are taken once."),
+            )
+            .attr(
+                Attribute::string("kind")
+                    .required()
+                    .validator(validators::one_of(["swarm", "kubernetes"]))
+                    .modifier(replace())
+                    .description("`swarm` or `kubernetes`."),
+            )
+            .attr(description_attr())
+            .attr(
+                Attribute::string("bundle_image_id")
+                    .optional()
+                    .modifier(replace())
+                    .description("`kubernetes`: the k3s air-gap bundle, uploaded as an image."),
+            )
+            .attr(created_at_attr()),
+        )
+    }
+
+    fn importable(&self) -> bool {
+        true
+    }
+
+    async fn create(&self, ctx: &Ctx<Client>, plan: TemplateState) -> Result<TemplateState, Failed<TemplateState>> {
+        let c = ctx.client()?;
+        let req = ClusterTemplateCreate {
+            project_id: match known(&plan.project_id) {
+                Some(p) => Some(c.project_id(Some(p)).await?),
+                None => None,
+            },
+            name: known(&plan.name).unwrap_or_default().into(),
+            version: uint(&plan.version).unwrap_or(0),
+            kind: ClusterKind::parse(known(&plan.kind).unwrap_or_default()).unwrap_or(ClusterKind::Swarm),
+            description: known(&plan.description).unwrap_or_default().into(),
+            bundle_image_id: match plan.bundle_image_id.known() {
+                Some(_) => Some(id(&plan.bundle_image_id, AttrPath::attr_root("bundle_image_id"))?),
+                None => None,
+            },
+        };
+        Ok(TemplateState::from_view(&TEMPLATE_REST.create(c, &req).await?))
+    }
+
+    async fn read(&self, ctx: &Ctx<Client>, state: TemplateState) -> Result<Option<TemplateState>, Diagnostics> {
+        Ok(TEMPLATE_REST.find(ctx, &state.id).await?.map(|t| TemplateState::from_view(&t)))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<Client>,
+        prior: TemplateState,
+        plan: TemplateState,
+    ) -> Result<TemplateState, Failed<TemplateState>> {
+        let req = ClusterTemplateUpdate { description: plan.description.known().cloned() };
+        Ok(TemplateState::from_view(&TEMPLATE_REST.patch(ctx, &prior.id, &req).await?))
+    }
+
+    async fn delete(&self, ctx: &Ctx<Client>, state: TemplateState) -> Result<(), Diagnostics> {
+        TEMPLATE_REST.delete(ctx, &state.id).await
+    }
+
+    async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<TemplateState, Diagnostics> {
+        Ok(TemplateState::from_view(&TEMPLATE_REST.import(ctx, id).await?))
+    }
+}
+
+// ---- clusters ------------------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct GroupPlacementObj {
+        pub site: Value<String>,
+        pub rack: Value<String>,
+        pub island: Value<String>,
+        pub strategy: Value<String>,
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct GroupObj {
+        pub name: Value<String>,
+        pub role: Value<String>,
+        pub flavor_id: Value<String>,
+        pub image_id: Value<String>,
+        pub count: Value<i64>,
+        pub networks: Value<Vec<String>>,
+        pub cluster_network_id: Value<String>,
+        pub shares: Value<Vec<ShareObj>>,
+        pub placement: Value<GroupPlacementObj>,
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct MemberObj {
+        pub name: Value<String>,
+        pub group: Value<String>,
+        pub role: Value<String>,
+        pub node_id: Value<String>,
+        pub state: Value<String>,
+        pub reason: Value<String>,
+    }
+}
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct ClusterState {
+        pub id: Value<String>,
+        pub project_id: Value<String>,
+        pub name: Value<String>,
+        pub template_id: Value<String>,
+        pub keypair_id: Value<String>,
+        pub node_groups: Value<Vec<GroupObj>>,
+        pub labels: Value<BTreeMap<String, String>>,
+        pub replace: Value<Vec<String>>,
+        pub kind: Value<String>,
+        pub status: Value<String>,
+        pub status_reason: Value<String>,
+        pub endpoint: Value<String>,
+        pub members: Value<Vec<MemberObj>>,
+        pub created_at: Value<String>,
+    }
+}
+
+fn group_obj(g: &NodeGroup, prior: Option<&GroupObj>) -> GroupObj {
+    // Optional lists and blocks stay null where the configuration left them out.
+    let was_null = |f: fn(&GroupObj) -> bool| prior.is_none_or(f);
+    GroupObj {
+        name: Value::Known(g.name.clone()),
+        role: Value::Known(g.role.as_str().into()),
+        flavor_id: Value::Known(g.flavor_id.to_string()),
+        image_id: Value::Known(g.image_id.to_string()),
+        count: Value::Known(i64::from(g.count)),
+        networks: if g.networks.is_empty() && was_null(|p| p.networks.is_null()) {
+            Value::Null
+        } else {
+            Value::Known(g.networks.iter().map(|n| n.to_string()).collect())
+        },
+        cluster_network_id: g.cluster_network_id.map(|n| n.to_string()).into(),
+        shares: if g.shares.is_empty() && was_null(|p| p.shares.is_null()) {
+            Value::Null
+        } else {
+            Value::Known(share_objs(&g.shares))
+        },
+        placement: if g.placement == GroupPlacement::default() && was_null(|p| p.placement.is_null()) {
+            Value::Null
+        } else {
+            Value::Known(GroupPlacementObj {
+                site: g.placement.site.clone().into(),
+                rack: g.placement.rack.clone().into(),
+                island: g.placement.island.clone().into(),
+                strategy: g.placement.strategy.map(|s| s.as_str().to_string()).into(),
+            })
+        },
+    }
+}
+
+impl ClusterState {
+    pub(crate) fn from_view(c: &Cluster, prior: Option<&ClusterState>) -> Self {
+        let prior_groups = prior.and_then(|p| p.node_groups.known());
+        ClusterState {
+            id: Value::Known(c.id.to_string()),
+            project_id: Value::Known(c.project_id.to_string()),
+            name: Value::Known(c.name.clone()),
+            template_id: Value::Known(c.template_id.to_string()),
+            keypair_id: c.keypair_id.map(|k| k.to_string()).into(),
+            node_groups: Value::Known(
+                c.groups
+                    .iter()
+                    .map(|g| {
+                        let was = prior_groups.and_then(|gs| gs.iter().find(|p| known(&p.name) == Some(&g.name)));
+                        group_obj(g, was)
+                    })
+                    .collect(),
+            ),
+            labels: if c.labels.is_empty() && prior.is_none_or(|p| p.labels.is_null()) {
+                Value::Null
+            } else {
+                Value::Known(c.labels.clone())
+            },
+            replace: prior.map(|p| p.replace.clone()).unwrap_or(Value::Null),
+            kind: Value::Known(c.kind.as_str().into()),
+            status: Value::Known(c.status.as_str().into()),
+            status_reason: c.status_reason.clone().into(),
+            endpoint: c.endpoint.clone().into(),
+            members: Value::Known(
+                c.members
+                    .iter()
+                    .map(|m| MemberObj {
+                        name: Value::Known(m.name.clone()),
+                        group: Value::Known(m.group.clone()),
+                        role: Value::Known(m.role.as_str().into()),
+                        node_id: m.node_id.map(|n| n.to_string()).into(),
+                        state: Value::Known(m.state.as_str().into()),
+                        reason: m.reason.clone().into(),
+                    })
+                    .collect(),
+            ),
+            created_at: Value::Known(c.created_at.clone()),
+        }
+    }
+
+    fn groups(&self) -> Result<Vec<NodeGroup>, Diagnostic> {
+        let mut out = Vec::new();
+        for (i, g) in self.node_groups.known().cloned().unwrap_or_default().iter().enumerate() {
+            let at = AttrPath::attr_root("node_groups").index(i);
+            let mut networks = Vec::new();
+            for (k, n) in g.networks.known().cloned().unwrap_or_default().iter().enumerate() {
+                networks.push(id(&Value::Known(n.clone()), at.attr("networks").index(k))?);
+            }
+            let p = g.placement.known();
+            out.push(NodeGroup {
+                name: known(&g.name).unwrap_or_default().into(),
+                role: GroupRole::parse(known(&g.role).unwrap_or_default()).unwrap_or(GroupRole::Worker),
+                flavor_id: id(&g.flavor_id, at.attr("flavor_id"))?,
+                image_id: id(&g.image_id, at.attr("image_id"))?,
+                count: uint(&g.count).unwrap_or(0),
+                networks,
+                cluster_network_id: match g.cluster_network_id.known() {
+                    Some(_) => Some(id(&g.cluster_network_id, at.attr("cluster_network_id"))?),
+                    None => None,
+                },
+                shares: node_shares(&g.shares, &at.attr("shares"))?,
+                placement: GroupPlacement {
+                    site: p.and_then(|p| p.site.known().cloned()),
+                    rack: p.and_then(|p| p.rack.known().cloned()),
+                    island: p.and_then(|p| p.island.known().cloned()),
+                    strategy: p.and_then(|p| known(&p.strategy)).and_then(Strategy::parse),
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The service's JSON pointer as the attribute it blames: `/groups/1/count`
+/// is `node_groups[1].count`.
+fn blame(pointer: &str) -> Option<AttrPath> {
+    let mut parts = pointer.trim_start_matches('/').split('/');
+    let top = parts.next()?;
+    let mut path = AttrPath::attr_root(match top {
+        "groups" => "node_groups",
+        "project_id" | "name" | "template_id" | "keypair_id" | "labels" | "replace" => top,
+        _ => return None,
+    });
+    for p in parts {
+        path = match p.parse::<usize>() {
+            Ok(i) => path.index(i),
+            // `/groups/0/networks/1/network_id`: the list entry is the ID itself.
+            Err(_) if p == "network_id" => path,
+            Err(_) => path.attr(p),
+        };
+    }
+    Some(path)
+}
+
+fn failed(e: tundra_client::ApiError, what: &str) -> Diagnostic {
+    let d = e.diag(what);
+    match e.pointer().and_then(blame) {
+        Some(at) => d.at(at),
+        None => d,
+    }
+}
+
+fn near_deadline(ctx: &Ctx<Client>) -> bool {
+    ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(3) >= d) || ctx.stopping()
+}
+
+/// Wait until tundrad judges the cluster active; degraded is an error
+/// naming the nodes and why (the cluster stays in state).
+async fn wait_active(
+    ctx: &Ctx<Client>,
+    c: &Client,
+    cl: Cluster,
+    plan: &ClusterState,
+) -> Result<ClusterState, Failed<ClusterState>> {
+    let id = cl.id.to_string();
+    let mut cl = cl;
+    // A change just accepted may not have been judged yet: give the
+    // reconciler a moment before trusting an `active`.
+    let started = Instant::now();
+    loop {
+        let state = || ClusterState::from_view(&cl, Some(plan));
+        match cl.status {
+            ClusterStatus::Active if started.elapsed() >= Duration::from_secs(2) => return Ok(state()),
+            ClusterStatus::Degraded => {
+                return Err(Failed::with_state(
+                    Diagnostic::error(
+                        "Cluster degraded",
+                        format!(
+                            "Cluster {}: {}. Fix or replace the node (`replace = [\"NAME\"]`); the others are left as they are.",
+                            cl.name,
+                            cl.status_reason.clone().unwrap_or_else(|| "no reason given".into())
+                        ),
+                    ),
+                    state(),
+                ));
+            }
+            _ => {}
+        }
+        if near_deadline(ctx) {
+            return Err(Failed::with_state(
+                Diagnostic::error(
+                    "Cluster not active yet",
+                    format!(
+                        "Cluster {} is {}: {}. It stays in state; apply again to wait, or raise the timeouts.",
+                        cl.name,
+                        cl.status.as_str(),
+                        cl.status_reason.clone().unwrap_or_default()
+                    ),
+                ),
+                state(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cl = c.get(&nouns::CLUSTERS, &id).await.map_err(|e| {
+            Failed::with_state(e.diag("Could not read the cluster"), ClusterState::from_view(&cl, Some(plan)))
+        })?;
+    }
+}
+
+pub struct ClusterResource;
+
+impl Resource<Client> for ClusterResource {
+    type State = ClusterState;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_cluster"
+    }
+
+    fn schema(&self) -> Schema {
+        let replace = modifiers::requires_replace;
+        let keep = modifiers::use_state_for_unknown;
+        let group = vec![
+            Attribute::string("name")
+                .required()
+                .validator(name_validator())
+                .description("Unique in the cluster; its nodes are `CLUSTER-GROUP-N`."),
+            Attribute::string("role")
+                .required()
+                .validator(validators::one_of(["control_plane", "worker"]))
+                .description("`control_plane` (exactly one group: Swarm managers / k3s servers) or `worker`."),
+            Attribute::string("flavor_id").required(),
+            Attribute::string("image_id").required().description("Swarm: an image with Docker (`docker.io`)."),
+            Attribute::number("count")
+                .required()
+                .validator(validators::range(0.0, 999.0))
+                .description("Changed in place: nodes are added, or drained, removed from the cluster and cleaned. The control plane's is odd."),
+            Attribute::list("networks", tfplugin::Type::String)
+                .optional()
+                .description("Networks beyond provisioning, in order; new ones may be appended in place."),
+            Attribute::string("cluster_network_id")
+                .optional()
+                .description("Which of `networks` carries cluster traffic (default: the first, else provisioning)."),
+            Attribute::nested("shares", Nesting::List, share_attrs())
+                .optional()
+                .description("Shares every node of the group mounts; changed in place."),
+            Attribute::nested(
+                "placement",
+                Nesting::Single,
+                vec![
+                    Attribute::string("site").optional(),
+                    Attribute::string("rack").optional(),
+                    Attribute::string("island").optional(),
+                    Attribute::string("strategy").optional().validator(validators::one_of(["pack", "spread"])),
+                ],
+            )
+            .optional()
+            .description("Where its nodes may go (the control plane is always spread across racks)."),
+        ];
+        Schema::new(
+            Block::new(
+                "A cluster (Docker Swarm; Kubernetes with k3s) on nodes tundrad makes from `node_groups`. Apply \
+                 waits until the cluster is `active`: every node joined and seen ready by the control plane. \
+                 Counts, new worker groups, appended networks, shares and labels change in place; `replace` \
+                 swaps named nodes. No join secret is ever in state.",
+            )
+            .attr(id_attr("cluster"))
+            .attr(project_id_attr("cluster"))
+            .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
+            .attr(Attribute::string("template_id").required().modifier(replace()))
+            .attr(Attribute::string("keypair_id").optional().modifier(replace()).description("SSH key for its nodes."))
+            .attr(Attribute::nested("node_groups", Nesting::List, group).required())
+            .attr(Attribute::map("labels", tfplugin::Type::String).optional().description("Changed in place."))
+            .attr(
+                Attribute::list("replace", tfplugin::Type::String)
+                    .optional()
+                    .description("Member names to replace with new nodes (one per group at a time); a name added here is replaced on the next apply."),
+            )
+            .attr(Attribute::string("kind").computed().modifier(keep()).description("From the template."))
+            .attr(Attribute::string("status").computed().description("`active` after apply."))
+            .attr(Attribute::string("status_reason").computed().description("What it waits for, or which nodes failed and why."))
+            .attr(Attribute::string("endpoint").computed().description("Where the control plane answers (Swarm: `ADDRESS:2377`)."))
+            .attr(
+                Attribute::nested(
+                    "members",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("name").computed(),
+                        Attribute::string("group").computed(),
+                        Attribute::string("role").computed(),
+                        Attribute::string("node_id").computed(),
+                        Attribute::string("state").computed(),
+                        Attribute::string("reason").computed(),
+                    ],
+                )
+                .computed()
+                .description("Its nodes, each with its state in the cluster."),
+            )
+            .attr(created_at_attr()),
+        )
+    }
+
+    fn timeouts(&self) -> Option<Timeouts> {
+        Some(Timeouts {
+            create: Some(Duration::from_secs(3600)),
+            update: Some(Duration::from_secs(3600)),
+            delete: Some(Duration::from_secs(3600)),
+        })
+    }
+
+    fn importable(&self) -> bool {
+        true
+    }
+
+    async fn modify_plan(&self, _ctx: &Ctx<Client>, change: &mut PlanChange<ClusterState>) {
+        let config_null = change.config.project_id.is_null();
+        super::keep_project(change, |s| &mut s.project_id, config_null);
+        let Some(prior) = change.prior.clone() else { return };
+        // What a group's nodes were deployed with is not changed in place,
+        // and not by replacing the whole cluster either: said here, at the attribute.
+        let (Some(old), Some(new)) = (prior.node_groups.known(), change.planned.node_groups.known()) else { return };
+        for (i, g) in new.iter().enumerate() {
+            let Some(was) = old.iter().find(|o| o.name.is_known() && known(&o.name) == known(&g.name)) else {
+                continue;
+            };
+            for (attr, a, b) in [
+                ("role", &was.role, &g.role),
+                ("flavor_id", &was.flavor_id, &g.flavor_id),
+                ("image_id", &was.image_id, &g.image_id),
+                ("cluster_network_id", &was.cluster_network_id, &g.cluster_network_id),
+            ] {
+                if a.is_known() && b.is_known() && a != b || a.is_null() != b.is_null() && !b.is_unknown() {
+                    change.diagnostics.push(
+                        Diagnostic::error(
+                            "Not changed in place",
+                            format!(
+                                "Group {}'s {attr} is what its nodes were deployed with. Add a new group with the new value and set this group's count to 0; the cluster stays.",
+                                known(&g.name).unwrap_or_default()
+                            ),
+                        )
+                        .at(AttrPath::attr_root("node_groups").index(i).attr(attr)),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn create(&self, ctx: &Ctx<Client>, plan: ClusterState) -> Result<ClusterState, Failed<ClusterState>> {
+        let c = ctx.client()?;
+        let req = ClusterCreate {
+            project_id: c.project_id(known(&plan.project_id)).await?,
+            name: known(&plan.name).unwrap_or_default().into(),
+            template_id: id(&plan.template_id, AttrPath::attr_root("template_id"))?,
+            keypair_id: match plan.keypair_id.known() {
+                Some(_) => Some(id(&plan.keypair_id, AttrPath::attr_root("keypair_id"))?),
+                None => None,
+            },
+            groups: plan.groups()?,
+            labels: plan.labels.known().cloned().unwrap_or_default(),
+        };
+        let cl: Cluster =
+            c.create(&nouns::CLUSTERS, &req).await.map_err(|e| failed(e, "Could not create the cluster"))?;
+        wait_active(ctx, c, cl, &plan).await
+    }
+
+    async fn read(&self, ctx: &Ctx<Client>, state: ClusterState) -> Result<Option<ClusterState>, Diagnostics> {
+        let c = ctx.client()?;
+        let cl = c
+            .find(&nouns::CLUSTERS, &super::state_id(&state.id))
+            .await
+            .map_err(|e| e.diag("Could not read the cluster"))?;
+        Ok(cl
+            .filter(|x: &Cluster| x.status != ClusterStatus::Deleting)
+            .map(|x| ClusterState::from_view(&x, Some(&state))))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<Client>,
+        prior: ClusterState,
+        plan: ClusterState,
+    ) -> Result<ClusterState, Failed<ClusterState>> {
+        let c = ctx.client()?;
+        let before = prior.replace.known().cloned().unwrap_or_default();
+        let replace: Vec<String> =
+            plan.replace.known().cloned().unwrap_or_default().into_iter().filter(|n| !before.contains(n)).collect();
+        let req = ClusterUpdate {
+            groups: Some(plan.groups()?),
+            labels: Some(plan.labels.known().cloned().unwrap_or_default()),
+            replace,
+        };
+        let cl: Cluster = c
+            .update(&nouns::CLUSTERS, &super::state_id(&prior.id), &req)
+            .await
+            .map_err(|e| failed(e, "Could not update the cluster"))?;
+        wait_active(ctx, c, cl, &plan).await
+    }
+
+    async fn delete(&self, ctx: &Ctx<Client>, state: ClusterState) -> Result<(), Diagnostics> {
+        let c = ctx.client()?;
+        let id = super::state_id(&state.id);
+        c.delete(&nouns::CLUSTERS, &id).await.map_err(|e| e.diag("Could not delete the cluster"))?;
+        loop {
+            let Some(cl) = c.find(&nouns::CLUSTERS, &id).await.map_err(|e| e.diag("Could not read the cluster"))?
+            else {
+                return Ok(());
+            };
+            if near_deadline(ctx) {
+                return Err(Diagnostic::error(
+                    "Cluster still being deleted",
+                    format!(
+                        "Cluster {} is {}; its nodes' machines are still being cleaned. Destroy again later, or raise timeouts.delete.",
+                        cl.name,
+                        cl.status_reason.unwrap_or_default()
+                    ),
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<ClusterState, Diagnostics> {
+        let cl: Cluster = ctx
+            .client()?
+            .get(&nouns::CLUSTERS, id)
+            .await
+            .map_err(|e| e.diag(&format!("Cannot import cluster {id:?}")))?;
+        Ok(ClusterState::from_view(&cl, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_pointers_name_the_attribute_to_blame() {
+        let at = |p: &str| blame(p).map(|a| format!("{a:?}"));
+        assert_eq!(
+            at("/groups/1/count"),
+            Some(format!("{:?}", AttrPath::attr_root("node_groups").index(1).attr("count")))
+        );
+        assert_eq!(
+            at("/groups/0/networks/1/network_id"),
+            Some(format!("{:?}", AttrPath::attr_root("node_groups").index(0).attr("networks").index(1)))
+        );
+        assert_eq!(
+            at("/groups/0/shares/2/share_id"),
+            Some(format!("{:?}", AttrPath::attr_root("node_groups").index(0).attr("shares").index(2).attr("share_id")))
+        );
+        assert_eq!(at("/replace/0"), Some(format!("{:?}", AttrPath::attr_root("replace").index(0))));
+        assert_eq!(at("/template_id"), Some(format!("{:?}", AttrPath::attr_root("template_id"))));
+        assert_eq!(at("/colour"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! A Docker Swarm cluster through real Terraform on the lab: one manager
+//! and two workers, each on two networks with Swarm's traffic on the
+//! second, from the same Debian image (with Debian's `docker.io`) the OS
+//! test builds. tundrad makes the nodes; their cluster agent joins them
+//! (`docker swarm init`/`join` with the tokens tundrad hands each by role);
+//! the cluster is `active` only once the manager's `docker node ls` lists
+//! all three Ready. A service of 3 replicas (a local image, no registry)
+//! runs one task per node. `count = 3` adds a worker in place; `count = 1`
+//! drains and removes two through the manager and cleans their machines;
+//! each plan after is empty; no join token is in the state.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::nodes::LabSite;
+use crate::os::ssh;
+
+const SITE: &str = r#"
+[switch]
+name = "leaf-1"
+ssh = true
+provisioning_vlan = 1
+
+[[machines]]
+name = "m-{n}"
+count = 4
+bmc = "redfish"
+nics = 3
+disks = [{ name = "sda", size_mib = 1024 }]
+rack = "r1"
+island = "a"
+"#;
+
+fn project_tf() -> String {
+    format!(
+        r#"{}
+variable "image_path" {{
+  type = string
+}}
+
+variable "public_key" {{
+  type = string
+}}
+
+variable "workers" {{
+  type    = number
+  default = 2
+}}
+
+variable "worker_flavor" {{
+  type    = string
+  default = "compute"
+}}
+
+resource "tundra_flavor" "big" {{
+  project_id     = data.tundra_project.astro.id
+  name           = "big"
+  resource_class = "baremetal"
+}}
+
+data "tundra_project" "astro" {{
+  name = "astro"
+}}
+
+data "tundra_physical_network" "fabric" {{
+  name = "fabric"
+}}
+
+data "tundra_flavor" "compute" {{
+  name = "compute"
+}}
+
+# Two networks per node: "data" and "swarm" (Swarm's own traffic).
+resource "tundra_network" "net" {{
+  for_each            = {{ data = "10.71.0.0/24", swarm = "10.72.0.0/24" }}
+  project_id          = data.tundra_project.astro.id
+  name                = each.key
+  physical_network_id = data.tundra_physical_network.fabric.id
+}}
+
+resource "tundra_subnet" "net" {{
+  for_each   = {{ data = "10.71.0.0/24", swarm = "10.72.0.0/24" }}
+  network_id = tundra_network.net[each.key].id
+  name       = "${{each.key}}-v4"
+  cidr       = each.value
+}}
+
+resource "tundra_keypair" "me" {{
+  project_id = data.tundra_project.astro.id
+  name       = "me"
+  public_key = var.public_key
+}}
+
+resource "tundra_image" "os" {{
+  project_id  = data.tundra_project.astro.id
+  name        = "debian-12-docker"
+  disk_format = "raw"
+  sha256      = filesha256(var.image_path)
+  source_path = var.image_path
+}}
+
+resource "tundra_cluster_template" "swarm" {{
+  name    = "docker-swarm"
+  version = 1
+  kind    = "swarm"
+}}
+
+locals {{
+  group = {{
+    flavor_id          = data.tundra_flavor.compute.id
+    image_id           = tundra_image.os.id
+    networks           = [tundra_network.net["data"].id, tundra_network.net["swarm"].id]
+    cluster_network_id = tundra_network.net["swarm"].id
+  }}
+}}
+
+resource "tundra_cluster" "sw" {{
+  project_id  = data.tundra_project.astro.id
+  name        = "sw"
+  template_id = tundra_cluster_template.swarm.id
+  keypair_id  = tundra_keypair.me.id
+  node_groups = [
+    merge(local.group, {{ name = "mgr", role = "control_plane", count = 1 }}),
+    merge(local.group, {{
+      name      = "wk", role = "worker", count = var.workers,
+      flavor_id = var.worker_flavor == "big" ? tundra_flavor.big.id : data.tundra_flavor.compute.id
+    }}),
+  ]
+  labels     = {{ team = "sip" }}
+  depends_on = [tundra_subnet.net]
+}}
+"#,
+        crate::steps::header()
+    )
+}
+
+pub fn swarm_on_the_lab() {
+    let image = crate::os::built_image(&["ceph-client", "docker"]);
+    let s = LabSite::start_with(SITE, |c| c.fabric_read_interval = "2s".into());
+    let mut admin = s.site.workspace(&crate::fabric::admin_tf());
+    admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
+    admin.apply();
+    let key = s.dir.path().join("id_ed25519");
+    let kg =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "swarm-test", "-f"]).arg(&key).status();
+    assert!(kg.unwrap().success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut ws = s.site.workspace(&project_tf());
+    ws.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
+    ws.env.push(("TF_VAR_public_key".into(), public.trim().to_string()));
+    let start = Instant::now();
+    let out = ws.apply();
+    eprintln!("swarm of 3 active in {:.1?}", start.elapsed());
+    let cluster = ws.resource("tundra_cluster.sw");
+    assert_eq!(cluster["status"], "active", "{cluster}");
+    assert_eq!(ws.plan().0, 0, "no changes after apply:\n{}\n{out}", ws.plan().1);
+
+    let machine_of = |node_id: &str| -> String {
+        let n = s.get(&format!("/v1/nodes/{node_id}"));
+        let mid = n["machine_id"].as_str().unwrap().to_string();
+        s.get(&format!("/v1/machines/{mid}"))["name"].as_str().unwrap().to_string()
+    };
+    let members = |c: &Value| -> Vec<(String, String)> {
+        c["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].as_str().unwrap().to_string(), m["node_id"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let names: Vec<String> = members(&cluster).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["sw-mgr-1", "sw-wk-1", "sw-wk-2"]);
+    let manager = machine_of(&members(&cluster)[0].1);
+    let wait = Duration::from_secs(180);
+    let on_manager = |cmd: &str| ssh(&s, &manager, &key, cmd, wait).unwrap_or_else(|e| panic!("on the manager: {e}"));
+    // Swarm's own view: three nodes, all Ready and active; the manager
+    // advertises its address on the "swarm" network.
+    let ls = on_manager("sudo docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}'");
+    let mut seen: Vec<&str> = ls.lines().collect();
+    seen.sort();
+    assert_eq!(seen, ["sw-mgr-1 Ready Active", "sw-wk-1 Ready Active", "sw-wk-2 Ready Active"], "{ls}");
+    let addr = on_manager("sudo docker info --format '{{.Swarm.NodeAddr}}'");
+    assert!(addr.trim().starts_with("10.72.0."), "Swarm traffic on the swarm network: {addr}");
+    assert_eq!(cluster["endpoint"], format!("{}:2377", addr.trim()), "{cluster}");
+
+    // A service of 3 replicas, one per node, from a local image each node
+    // makes from its own files (no registry).
+    let probe = "sudo sh -c 'cd / && tar -ch usr/bin/dash usr/bin/sleep usr/lib/x86_64-linux-gnu/libc.so.6 \
+                 usr/lib64/ld-linux-x86-64.so.2 lib64 2>/dev/null | docker import - local/probe >/dev/null'";
+    for (_, node) in members(&cluster) {
+        ssh(&s, &machine_of(&node), &key, probe, wait).unwrap();
+    }
+    on_manager(
+        "sudo docker service create --detach --name probe --replicas 3 --replicas-max-per-node 1 local/probe \
+         /usr/bin/sleep 100000 >/dev/null",
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ps = on_manager(
+            "sudo docker service ps probe --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'",
+        );
+        let running: Vec<&str> = ps.lines().filter(|l| l.contains("Running")).collect();
+        let mut nodes: Vec<&str> = running.iter().map(|l| l.split(' ').next().unwrap()).collect();
+        nodes.sort();
+        nodes.dedup();
+        if nodes.len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "3 replicas on 3 nodes: {ps}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    on_manager("sudo docker service rm probe >/dev/null");
+
+    // Three workers: an update in place, not a replacement.
+    ws.env.push(("TF_VAR_workers".into(), "3".into()));
+    let (code, plan) = ws.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "{plan}");
+    ws.apply();
+    let cluster = ws.resource("tundra_cluster.sw");
+    assert_eq!(members(&cluster).len(), 4, "{cluster}");
+    let ls = on_manager("sudo docker node ls --format '{{.Hostname}} {{.Status}}'");
+    assert_eq!(ls.lines().filter(|l| l.ends_with(" Ready")).count(), 4, "{ls}");
+    assert_eq!(ws.plan().0, 0, "no changes after scaling up:\n{}", ws.plan().1);
+
+    // One worker: the manager drains and removes the two newest, then
+    // their machines are cleaned.
+    let gone: Vec<(String, String)> =
+        members(&cluster).into_iter().filter(|(n, _)| n == "sw-wk-2" || n == "sw-wk-3").collect();
+    let gone_machines: Vec<String> = gone.iter().map(|(_, id)| machine_of(id)).collect();
+    ws.env.push(("TF_VAR_workers".into(), "1".into()));
+    ws.apply();
+    let cluster = ws.resource("tundra_cluster.sw");
+    let left: Vec<String> = members(&cluster).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(left, ["sw-mgr-1", "sw-wk-1"], "{cluster}");
+    let ls = on_manager("sudo docker node ls --format '{{.Hostname}}'");
+    let mut now: Vec<&str> = ls.lines().collect();
+    now.sort();
+    assert_eq!(now, ["sw-mgr-1", "sw-wk-1"], "Swarm no longer lists the removed nodes: {ls}");
+    for (name, id) in &gone {
+        let (code, _) = s.site.api("GET", &format!("/v1/nodes/{id}"), None);
+        assert_eq!(code, 404, "{name}'s node is gone");
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for m in &gone_machines {
+        loop {
+            let ms = s.get("/v1/machines?limit=100");
+            let st =
+                ms["items"].as_array().unwrap().iter().find(|x| x["name"] == m.as_str()).unwrap()["provision_state"]
+                    .clone();
+            if st == "available" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{m} was not cleaned: {st}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    assert_eq!(ws.plan().0, 0, "no changes after scaling down:\n{}", ws.plan().1);
+    let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
+    assert!(!state.contains("SWMTKN"), "a join token is in the state");
+    // Import: forgotten, imported by ID, and the plan is still empty.
+    let id = cluster["id"].as_str().unwrap().to_string();
+    ws.ok(&["state", "rm", "tundra_cluster.sw"]);
+    ws.ok(&["import", "-no-color", "tundra_cluster.sw", &id]);
+    assert_eq!(ws.plan().0, 0, "no changes after import:\n{}", ws.plan().1);
+    // What a group's nodes were deployed with does not change in place, and
+    // the plan says so instead of replacing the cluster.
+    ws.env.push(("TF_VAR_worker_flavor".into(), "big".into()));
+    let r = ws.run(&["plan", "-no-color"]);
+    let plan = r.all();
+    assert_eq!(r.code, 1, "{plan}");
+    assert!(plan.contains("Not changed in place") && plan.contains("Add a new group"), "{plan}");
+    assert!(!plan.contains("must be replaced"), "{plan}");
+    ws.env.retain(|(k, _)| k != "TF_VAR_worker_flavor");
+
+    ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(s.nodes().is_empty());
+    s.wait_all_available(Duration::from_secs(300));
+}
