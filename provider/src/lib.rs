@@ -158,7 +158,10 @@ impl Provider for TundraProvider {
     }
 
     fn ephemeral_resources(&self) -> Vec<Box<dyn tfplugin::resource::DynEphemeral<Client>>> {
-        vec![tfplugin::ephemeral(resources::share::ShareAccessSecret)]
+        vec![
+            tfplugin::ephemeral(resources::share::ShareAccessSecret),
+            tfplugin::ephemeral(resources::cluster::ClusterCredentialsResource),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Box<dyn tfplugin::resource::DynDataSource<Client>>> {

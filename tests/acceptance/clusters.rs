@@ -260,6 +260,45 @@ pub fn swarm_on_the_lab() {
     assert_eq!(ws.plan().0, 0, "no changes after scaling down:\n{}", ws.plan().1);
     let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
     assert!(!state.contains("SWMTKN"), "a join token is in the state");
+    // Short-lived credentials: a fresh key and a certificate of the
+    // cluster's own authority let `tundra-admin` run docker on the manager;
+    // the key alone does not.
+    let (code, creds) = s.site.api(
+        "POST",
+        &format!("/v1/clusters/{}/credentials", cluster["id"].as_str().unwrap()),
+        Some(serde_json::json!({"ttl_seconds": 600})),
+    );
+    assert_eq!(code, 200, "{creds}");
+    let manager_ip = creds["endpoint"].as_str().unwrap().strip_prefix("ssh://tundra-admin@").unwrap().to_string();
+    assert_eq!(manager_ip, addr.trim(), "{creds}");
+    let ckey = s.dir.path().join("cluster_key");
+    std::fs::write(&ckey, creds["private_key"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&ckey, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let cert = s.dir.path().join("cluster_cert.pub");
+    std::fs::write(&cert, creds["certificate"].as_str().unwrap()).unwrap();
+    let lab: Value = serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("lab.json")).unwrap()).unwrap();
+    let at = tundra_lab::os_address(&lab, &manager).unwrap();
+    let as_admin = |with_cert: bool| {
+        let mut cmd = Command::new("ssh");
+        cmd.args(tundra_lab::ssh_options()).args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i"]).arg(&ckey);
+        if with_cert {
+            cmd.arg("-o").arg(format!("CertificateFile={}", cert.display()));
+        }
+        cmd.arg(format!("tundra-admin@{at}")).arg("docker node ls --format '{{.Hostname}}'").output().unwrap()
+    };
+    let out = as_admin(true);
+    assert!(out.status.success(), "with the certificate: {}", String::from_utf8_lossy(&out.stderr));
+    let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    listed.sort();
+    assert_eq!(listed, ["sw-mgr-1", "sw-wk-1"], "docker as tundra-admin with the certificate");
+    assert!(!as_admin(false).status.success(), "the key without its certificate is refused");
+    let (code, v) = s.site.api(
+        "POST",
+        &format!("/v1/clusters/{}/credentials", cluster["id"].as_str().unwrap()),
+        Some(serde_json::json!({"ttl_seconds": 5})),
+    );
+    assert_eq!(code, 400, "{v}");
+
     // Import: forgotten, imported by ID, and the plan is still empty.
     let id = cluster["id"].as_str().unwrap().to_string();
     ws.ok(&["state", "rm", "tundra_cluster.sw"]);

@@ -353,6 +353,13 @@ fn blame(pointer: &str) -> Option<AttrPath> {
         "project_id" | "name" | "template_id" | "keypair_id" | "labels" | "replace" => top,
         _ => return None,
     });
+    if top == "labels" {
+        // `/labels/KEY`: a map key (JSON pointer escapes undone).
+        return Some(match parts.next() {
+            Some(k) => path.key(&k.replace("~1", "/").replace("~0", "~")),
+            None => path,
+        });
+    }
     for p in parts {
         path = match p.parse::<usize>() {
             Ok(i) => path.index(i),
@@ -372,6 +379,14 @@ fn failed(e: tundra_client::ApiError, what: &str) -> Diagnostic {
     }
 }
 
+/// Cluster and group names end up in host names.
+fn host_label() -> std::sync::Arc<dyn validators::Validator> {
+    validators::regex(
+        "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        "lower-case letters, digits and inner '-' (it becomes part of its nodes' host names)",
+    )
+}
+
 fn near_deadline(ctx: &Ctx<Client>) -> bool {
     ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(3) >= d) || ctx.stopping()
 }
@@ -386,13 +401,11 @@ async fn wait_active(
 ) -> Result<ClusterState, Failed<ClusterState>> {
     let id = cl.id.to_string();
     let mut cl = cl;
-    // A change just accepted may not have been judged yet: give the
-    // reconciler a moment before trusting an `active`.
-    let started = Instant::now();
+    // (A change tundrad accepted reads `updating` until it is judged.)
     loop {
         let state = || ClusterState::from_view(&cl, Some(plan));
         match cl.status {
-            ClusterStatus::Active if started.elapsed() >= Duration::from_secs(2) => return Ok(state()),
+            ClusterStatus::Active => return Ok(state()),
             ClusterStatus::Degraded => {
                 return Err(Failed::with_state(
                     Diagnostic::error(
@@ -444,7 +457,7 @@ impl Resource<Client> for ClusterResource {
         let group = vec![
             Attribute::string("name")
                 .required()
-                .validator(name_validator())
+                .validator(host_label())
                 .description("Unique in the cluster; its nodes are `CLUSTER-GROUP-N`."),
             Attribute::string("role")
                 .required()
@@ -487,7 +500,13 @@ impl Resource<Client> for ClusterResource {
             )
             .attr(id_attr("cluster"))
             .attr(project_id_attr("cluster"))
-            .attr(Attribute::string("name").required().validator(name_validator()).modifier(replace()))
+            .attr(
+                Attribute::string("name")
+                    .required()
+                    .validator(host_label())
+                    .modifier(replace())
+                    .description("Unique in the project; the first part of its nodes' host names."),
+            )
             .attr(Attribute::string("template_id").required().modifier(replace()))
             .attr(Attribute::string("keypair_id").optional().modifier(replace()).description("SSH key for its nodes."))
             .attr(Attribute::nested("node_groups", Nesting::List, group).required())
@@ -602,9 +621,19 @@ impl Resource<Client> for ClusterResource {
         plan: ClusterState,
     ) -> Result<ClusterState, Failed<ClusterState>> {
         let c = ctx.client()?;
+        // Names new in `replace` that are still members (one replaced before,
+        // or before an import, is gone: its successor has another name).
         let before = prior.replace.known().cloned().unwrap_or_default();
-        let replace: Vec<String> =
-            plan.replace.known().cloned().unwrap_or_default().into_iter().filter(|n| !before.contains(n)).collect();
+        let members: Vec<String> =
+            prior.members.known().into_iter().flatten().filter_map(|m| m.name.known().cloned()).collect();
+        let replace: Vec<String> = plan
+            .replace
+            .known()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| !before.contains(n) && members.contains(n))
+            .collect();
         let req = ClusterUpdate {
             groups: Some(plan.groups()?),
             labels: Some(plan.labels.known().cloned().unwrap_or_default()),
@@ -651,6 +680,81 @@ impl Resource<Client> for ClusterResource {
     }
 }
 
+// ---- credentials ---------------------------------------------------------
+
+tfplugin::tf_object! {
+    #[derive(Clone, Debug)]
+    pub struct CredentialsObj {
+        pub cluster_id: Value<String>,
+        pub ttl_seconds: Value<i64>,
+        pub endpoint: Value<String>,
+        pub user: Value<String>,
+        pub private_key: Value<String>,
+        pub certificate: Value<String>,
+        pub expires_at: Value<String>,
+    }
+}
+
+/// Short-lived credentials for a cluster's control plane, made fresh on
+/// each run: never in state or plan.
+pub struct ClusterCredentialsResource;
+
+impl tfplugin::EphemeralResource<Client> for ClusterCredentialsResource {
+    type State = CredentialsObj;
+
+    fn type_name(&self) -> &'static str {
+        "tundra_cluster_credentials"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new(
+                "Short-lived credentials for a cluster's control plane, made fresh for each run and never kept. \
+                 Swarm: an SSH key and a certificate the cluster's own authority signed, for \
+                 `DOCKER_HOST = endpoint`. Ephemeral: never in state or plan.",
+            )
+            .attr(Attribute::string("cluster_id").required().description("The cluster (`tundra_cluster.id`)."))
+            .attr(
+                Attribute::number("ttl_seconds")
+                    .optional()
+                    .validator(validators::range(60.0, 43200.0))
+                    .description("How long they last (default 3600)."),
+            )
+            .attr(Attribute::string("endpoint").computed().description("Swarm: `ssh://tundra-admin@ADDRESS`."))
+            .attr(Attribute::string("user").computed())
+            .attr(Attribute::string("private_key").computed().sensitive().description("OpenSSH format."))
+            .attr(Attribute::string("certificate").computed().description("Save beside the key as `KEY-cert.pub`."))
+            .attr(Attribute::string("expires_at").computed().description("RFC 3339.")),
+        )
+    }
+
+    async fn open(
+        &self,
+        ctx: &Ctx<Client>,
+        config: CredentialsObj,
+    ) -> Result<tfplugin::resource::Opened<CredentialsObj>, Diagnostics> {
+        let c = ctx.client()?;
+        let id = known(&config.cluster_id).unwrap_or_default();
+        let x = c
+            .cluster_credentials(id, uint(&config.ttl_seconds))
+            .await
+            .map_err(|e| e.diag("Could not get the cluster's credentials"))?;
+        Ok(tfplugin::resource::Opened {
+            result: CredentialsObj {
+                cluster_id: config.cluster_id.clone(),
+                ttl_seconds: config.ttl_seconds.clone(),
+                endpoint: Value::Known(x.endpoint),
+                user: Value::Known(x.user),
+                private_key: Value::Known(x.private_key),
+                certificate: Value::Known(x.certificate),
+                expires_at: Value::Known(x.expires_at),
+            },
+            renew_at: None,
+            private: None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,6 +776,7 @@ mod tests {
         );
         assert_eq!(at("/replace/0"), Some(format!("{:?}", AttrPath::attr_root("replace").index(0))));
         assert_eq!(at("/template_id"), Some(format!("{:?}", AttrPath::attr_root("template_id"))));
+        assert_eq!(at("/labels/team~1x"), Some(format!("{:?}", AttrPath::attr_root("labels").key("team/x"))));
         assert_eq!(at("/colour"), None);
     }
 }

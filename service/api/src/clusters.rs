@@ -276,3 +276,33 @@ pub struct ClusterReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
 }
+
+/// `POST /v1/clusters/{id}/credentials`: short-lived access to the
+/// cluster's control plane.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterCredentialsRequest {
+    /// How long they last: 60 s to 12 h (default 1 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
+}
+
+/// Short-lived credentials for a cluster's control plane, made fresh for
+/// each request and never kept by tundrad (nor in Terraform state: the
+/// provider returns them from an ephemeral resource). Swarm: an SSH key and
+/// a user certificate the cluster's own authority signed, for
+/// `DOCKER_HOST=ssh://…` (the nodes trust that authority for user
+/// `tundra-admin`, in the `docker` group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterCredentials {
+    /// Swarm: `ssh://tundra-admin@ADDRESS` (for `DOCKER_HOST`).
+    pub endpoint: String,
+    pub user: String,
+    /// The private key (OpenSSH format).
+    pub private_key: String,
+    /// Its certificate (`ssh-ed25519-cert-v01@openssh.com …`): save it beside
+    /// the key as `KEY-cert.pub`, or pass `-o CertificateFile=`.
+    pub certificate: String,
+    /// RFC 3339: the certificate is refused after this.
+    pub expires_at: String,
+}

@@ -59,6 +59,7 @@ pub const CLUSTER_TEMPLATES: &str = "/v1/cluster-templates";
 pub const CLUSTER_TEMPLATE: &str = "/v1/cluster-templates/{template}";
 pub const CLUSTERS: &str = "/v1/clusters";
 pub const CLUSTER: &str = "/v1/clusters/{cluster}";
+pub const CLUSTER_CREDENTIALS: &str = "/v1/clusters/{cluster}/credentials";
 
 pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
@@ -126,6 +127,7 @@ pub const ALL: &[&str] = &[
     CLUSTER_TEMPLATE,
     CLUSTERS,
     CLUSTER,
+    CLUSTER_CREDENTIALS,
     NODES,
     NODE,
     OPERATIONS,

@@ -198,6 +198,17 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// Fresh short-lived credentials for a cluster's control plane.
+    pub async fn cluster_credentials(
+        &self,
+        cluster_id: &str,
+        ttl_seconds: Option<u32>,
+    ) -> ApiResult<tundra_api::clusters::ClusterCredentials> {
+        let path = paths::fill(paths::CLUSTER_CREDENTIALS, &[cluster_id]);
+        let body = tundra_api::clusters::ClusterCredentialsRequest { ttl_seconds };
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
     /// Like [`get`](Self::get), with a 404 as `None` (the object is gone).
     pub async fn find<T: DeserializeOwned>(&self, noun: &Noun<T>, id: &str) -> ApiResult<Option<T>> {
         match self.get(noun, id).await {

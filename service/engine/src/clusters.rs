@@ -25,24 +25,38 @@ pub const AGENT_SCRIPT: &str = include_str!("tundra-cluster.py");
 
 /// A cluster node's user data: the cluster agent, as a service that
 /// restarts, asking the metadata service at `metadata_base`
-/// (`http://ADDRESS:PORT/openstack/latest`).
-pub fn agent_user_data(metadata_base: &str) -> String {
+/// (`http://ADDRESS:PORT/openstack/latest`); and user `admin` (in the
+/// `docker` group, no password) whose logins sshd takes with a certificate
+/// of the cluster's authority `ca_public` (its short-lived credentials).
+pub fn agent_user_data(metadata_base: &str, ca_public: &str, admin: &str) -> String {
     let unit = format!(
         "[Unit]\nDescription=Join this node to its cluster as tundrad says\nAfter=network-online.target docker.service\n\
          Wants=network-online.target docker.service\n\n[Service]\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster {metadata_base}\n\
          Restart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n"
     );
-    let mut out = String::from("#cloud-config\n# tundrad: the node's cluster agent\nwrite_files:\n");
+    let sshd = "# tundrad: the cluster's certificate authority signs its short-lived credentials\n\
+                TrustedUserCAKeys /etc/ssh/tundra-cluster-ca.pub\n";
+    let y = |s: &str| serde_json::to_string(s).expect("a string serialises");
+    let mut out = String::from("#cloud-config\n# tundrad: the node's cluster agent\n");
+    out.push_str(&format!(
+        "users:\n  - default\n  - name: {}\n    groups: [docker]\n    shell: /bin/bash\n    lock_passwd: true\n",
+        y(admin)
+    ));
+    out.push_str("write_files:\n");
     for (path, mode, content) in [
         ("/usr/local/sbin/tundra-cluster", "0755", AGENT_SCRIPT),
         ("/etc/systemd/system/tundra-cluster.service", "0644", unit.as_str()),
+        ("/etc/ssh/tundra-cluster-ca.pub", "0644", &format!("{}\n", ca_public.trim())),
+        ("/etc/ssh/sshd_config.d/tundra-cluster.conf", "0644", sshd),
     ] {
         out.push_str(&format!(
             "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: {}\n",
-            serde_json::to_string(content).expect("a string serialises")
+            y(content)
         ));
     }
-    out.push_str("runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, enable, --now, tundra-cluster.service]\n");
+    out.push_str(
+        "runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, reload-or-restart, ssh]\n  - [systemctl, enable, --now, tundra-cluster.service]\n",
+    );
     out
 }
 
@@ -252,8 +266,10 @@ pub struct Member {
     /// Why the node failed (its `status_reason`).
     pub node_reason: Option<String>,
     pub state: MemberState,
-    /// The agent's last report when it could not join (its error).
+    /// Failed: the agent's report (its error); deploying: what its node waits for.
     pub join_error: Option<String>,
+    /// It has joined at some point (so the cluster exists beyond tundrad's rows).
+    pub joined: bool,
 }
 
 /// What a node's cluster agent is told (`tundra_cluster.json`).
@@ -301,13 +317,19 @@ pub fn join_plan(
 }
 
 /// The bootstrap node (the one others join through and that runs the
-/// control plane's errands): the one recorded while it is neither failed
-/// nor leaving; else it is handed over to a joined control-plane node
-/// (lowest index), else to the first that is neither failed nor leaving;
-/// with none of those, the recorded one stays.
+/// control plane's errands): the one recorded while it is usable; else it
+/// is handed to the usable control-plane node with the lowest index,
+/// joined ones first; with none usable, the recorded one stays. Usable:
+/// a control-plane node neither failed nor leaving — and, once any member
+/// has joined (the cluster exists), one that has joined it: a node that
+/// never joined would initialise a second, empty cluster.
 pub fn bootstrap<'a>(recorded: Option<&'a str>, members: &'a [Member]) -> Option<&'a str> {
-    let usable =
-        |m: &&Member| m.role == Role::ControlPlane && !matches!(m.state, MemberState::Failed | MemberState::Leaving);
+    let exists = members.iter().any(|m| m.joined);
+    let usable = |m: &&Member| {
+        m.role == Role::ControlPlane
+            && !matches!(m.state, MemberState::Failed | MemberState::Leaving)
+            && (!exists || m.joined)
+    };
     if let Some(r) = recorded
         && members.iter().filter(usable).any(|m| m.name == r)
     {
@@ -372,7 +394,10 @@ pub fn status(
                 m.name,
                 m.join_error.as_deref().unwrap_or("no reason reported")
             )),
-            (_, MemberState::Deploying) => waiting.push(format!("{} (deploying)", m.name)),
+            (_, MemberState::Deploying) => match &m.join_error {
+                Some(why) => waiting.push(format!("{} (deploying: {why})", m.name)),
+                None => waiting.push(format!("{} (deploying)", m.name)),
+            },
             (_, MemberState::Joining) => waiting.push(format!("{} (joining)", m.name)),
             (_, MemberState::Joined) => match seen.and_then(|s| s.get(&m.name)) {
                 Some(true) => {}
@@ -425,6 +450,7 @@ mod tests {
             node_reason: None,
             state,
             join_error: None,
+            joined: state == MemberState::Joined,
         }
     }
 
@@ -512,7 +538,7 @@ mod tests {
 
     #[test]
     fn a_nodes_user_data_runs_the_cluster_agent_against_the_metadata_service() {
-        let ud = agent_user_data("http://10.0.0.1:8080/openstack/latest");
+        let ud = agent_user_data("http://10.0.0.1:8080/openstack/latest", "ssh-ed25519 AAAAC3Nz ca", "tundra-admin");
         assert!(ud.starts_with("#cloud-config\n"), "{ud}");
         assert!(
             ud.contains(
@@ -521,6 +547,10 @@ mod tests {
             "{ud}"
         );
         assert!(ud.contains("[systemctl, enable, --now, tundra-cluster.service]"), "{ud}");
+        // Its admin trusts the cluster's authority for certificates, nothing else.
+        assert!(ud.contains("name: \"tundra-admin\"\n    groups: [docker]"), "{ud}");
+        assert!(ud.contains("TrustedUserCAKeys /etc/ssh/tundra-cluster-ca.pub"), "{ud}");
+        assert!(ud.contains("\"ssh-ed25519 AAAAC3Nz ca\\n\""), "{ud}");
         // No secret travels in user data: the agent asks for its role's at run time.
         assert!(!ud.contains("SWMTKN") && !ud.contains("tundra-k3s-"), "{ud}");
     }
@@ -572,15 +602,27 @@ mod tests {
             member("c-workers-1", Role::Worker, 1, MemberState::Joined),
         ];
         assert_eq!(bootstrap(None, &ms), Some("c-cp-1"), "the first joined manager");
-        assert_eq!(bootstrap(Some("c-cp-3"), &ms), Some("c-cp-3"), "recorded stays while healthy, joined or not");
+        assert_eq!(bootstrap(Some("c-cp-2"), &ms), Some("c-cp-2"), "recorded stays while healthy");
+        assert_eq!(
+            bootstrap(Some("c-cp-3"), &ms),
+            Some("c-cp-1"),
+            "once the cluster exists, never one that has not joined"
+        );
         assert_eq!(bootstrap(Some("c-cp-9"), &ms), Some("c-cp-1"), "a recorded node that is gone is replaced");
         // Leaving (replaced) or failed: handed over to a joined manager, never a worker.
         ms[2].state = MemberState::Leaving;
         assert_eq!(bootstrap(Some("c-cp-1"), &ms), Some("c-cp-2"));
         ms[2].state = MemberState::Failed;
         assert_eq!(bootstrap(Some("c-cp-1"), &ms), Some("c-cp-2"));
-        // A lone manager that failed stays the one the cluster knows.
-        let lone = vec![member("c-cp-1", Role::ControlPlane, 1, MemberState::Failed)];
+        // A lone manager that failed stays the one the cluster knows —
+        // even beside a new manager that has not joined: that one would
+        // initialise a second, empty swarm.
+        let mut lone = vec![
+            member("c-cp-1", Role::ControlPlane, 1, MemberState::Failed),
+            member("c-cp-2", Role::ControlPlane, 2, MemberState::Deploying),
+            member("c-workers-1", Role::Worker, 1, MemberState::Joined),
+        ];
+        lone[0].joined = true;
         assert_eq!(bootstrap(Some("c-cp-1"), &lone), Some("c-cp-1"));
         // At creation nobody joined yet: the first manager.
         let fresh = vec![

@@ -75,7 +75,11 @@ def call(base, name, body=None):
 
 def run(args, secret=None):
     """Run a command; its output (with any secret masked) on failure."""
-    p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        shown = [("***" if secret and a == secret else a) for a in args]
+        raise RuntimeError("%s: no answer in 300 s" % " ".join(shown))
     if p.returncode != 0:
         shown = [("***" if secret and a == secret else a) for a in args]
         out = (p.stdout + p.stderr).strip()
@@ -147,8 +151,10 @@ def swarm_manage(plan, report):
         node_id, role, _ = nodes[name]
         try:
             run(["docker", "node", "update", "--availability", "drain", node_id])
-            busy = run(["docker", "node", "ps", node_id, "-q", "--filter", "desired-state=running"]).split()
-            if busy:
+            # Drained: its tasks are told to shut down; wait until none runs there.
+            states = run(["docker", "node", "ps", node_id, "--format", "{{.CurrentState}}"]).splitlines()
+            busy = [st for st in states if st.startswith(("Running", "Starting", "Preparing"))]
+            if busy and nodes[name][2]:
                 say("draining %s: %d task(s) still running there" % (name, len(busy)))
                 continue
             if role == "manager":

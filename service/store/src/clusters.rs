@@ -140,6 +140,10 @@ pub struct ClusterRecord {
     pub seen: Option<BTreeMap<String, bool>>,
     pub control_plane_secret: Option<SecretId>,
     pub worker_secret: Option<SecretId>,
+    /// The cluster's SSH certificate authority: its sealed private key and
+    /// its public key (which the nodes trust for user certificates).
+    pub ssh_ca_secret: Option<SecretId>,
+    pub ssh_ca_public: Option<String>,
 }
 
 fn record(r: &AnyRow) -> Result<ClusterRecord> {
@@ -153,6 +157,8 @@ fn record(r: &AnyRow) -> Result<ClusterRecord> {
             .map_err(|e| StoreError::Corrupt { table: "clusters", what: format!("seen: {e}") })?,
         control_plane_secret: opt_id_col("clusters", r, "control_plane_secret")?,
         worker_secret: opt_id_col("clusters", r, "worker_secret")?,
+        ssh_ca_secret: opt_id_col("clusters", r, "ssh_ca_secret")?,
+        ssh_ca_public: get(r, "ssh_ca_public")?,
     })
 }
 
@@ -272,27 +278,30 @@ impl Store {
     // ---- clusters ----------------------------------------------------
 
     /// A new cluster, `creating`, with its sealed join secrets (k3s: both
-    /// minted now; Swarm: none until its bootstrap node reports them).
+    /// minted now; Swarm: none until its bootstrap node reports them) and
+    /// its SSH certificate authority (sealed private key, public key).
     pub async fn create_cluster(
         &self,
         actor: &Actor,
         c: NewCluster,
         control_plane: Option<SecretRecord>,
         worker: Option<SecretRecord>,
+        ssh_ca: (SecretRecord, String),
     ) -> Result<Cluster> {
         let mut w = self.write().await?;
         let t = TEMPLATES.get_in(&mut w, c.template_id).await.map_err(|_| StoreError::ConflictAt {
             pointer: "/template_id".into(),
             detail: format!("no cluster template {}", c.template_id),
         })?;
-        for r in control_plane.iter().chain(worker.iter()) {
+        for r in control_plane.iter().chain(worker.iter()).chain([&ssh_ca.0]) {
             put_secret_in(&mut w, r).await?;
         }
         let id = ClusterId::generate();
         sqlx::query(
             "INSERT INTO clusters (id, project_id, name, template_id, kind, keypair_id, groups, labels, status, status_reason, \
-             was_active, bootstrap, seen, last_index, endpoint, control_plane_secret, worker_secret, created_at, updated_at, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', 'making its nodes', 0, NULL, NULL, '{}', NULL, $9, $10, $11, $11, 1)",
+             was_active, bootstrap, seen, last_index, endpoint, control_plane_secret, worker_secret, ssh_ca_secret, ssh_ca_public, \
+             created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', 'making its nodes', 0, NULL, NULL, '{}', NULL, $9, $10, $11, $12, $13, $13, 1)",
         )
         .bind(id.to_string())
         .bind(c.project_id.to_string())
@@ -304,6 +313,8 @@ impl Store {
         .bind(to_json(&c.labels))
         .bind(control_plane.as_ref().map(|r| r.id.to_string()))
         .bind(worker.as_ref().map(|r| r.id.to_string()))
+        .bind(ssh_ca.0.id.to_string())
+        .bind(ssh_ca.1.clone())
         .bind(now())
         .execute(&mut *w.tx)
         .await
@@ -371,8 +382,11 @@ impl Store {
         if cur.status == ClusterStatus::Deleting {
             return Err(StoreError::Conflict(format!("cluster {} is being deleted", cur.name)));
         }
+        // `updating` until the reconciler has judged the change: no one
+        // waiting on it reads the `active` of before.
         sqlx::query(
-            "UPDATE clusters SET groups = $1, labels = $2, updated_at = $3, revision = revision + 1 WHERE id = $4",
+            "UPDATE clusters SET groups = $1, labels = $2, status = 'updating', status_reason = 'applying the change', \
+             updated_at = $3, revision = revision + 1 WHERE id = $4",
         )
         .bind(to_json(&groups))
         .bind(to_json(&labels))
@@ -438,11 +452,12 @@ impl Store {
         if n > 0 {
             return Err(StoreError::Conflict(format!("cluster {} still has {n} member(s)", cur.name)));
         }
-        let row = sqlx::query("SELECT control_plane_secret, worker_secret FROM clusters WHERE id = $1")
+        let row = sqlx::query("SELECT control_plane_secret, worker_secret, ssh_ca_secret FROM clusters WHERE id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)
             .await?;
-        let secrets: [Option<String>; 2] = [get(&row, "control_plane_secret")?, get(&row, "worker_secret")?];
+        let secrets: [Option<String>; 3] =
+            [get(&row, "control_plane_secret")?, get(&row, "worker_secret")?, get(&row, "ssh_ca_secret")?];
         sqlx::query("DELETE FROM clusters WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         for s in secrets.into_iter().flatten() {
             sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s).execute(&mut *w.tx).await?;

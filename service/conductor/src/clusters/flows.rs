@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 use tundra_api::SecretId;
 use tundra_api::catalog::ImageStatus;
 use tundra_api::clusters::{
-    Cluster, ClusterCreate, ClusterJoin, ClusterKind, ClusterReport, ClusterTemplate, ClusterTemplateCreate,
-    ClusterUpdate, GroupRole, JoinOutcome, MemberState, NodeGroup,
+    Cluster, ClusterCreate, ClusterCredentials, ClusterJoin, ClusterKind, ClusterReport, ClusterTemplate,
+    ClusterTemplateCreate, ClusterUpdate, GroupRole, JoinOutcome, MemberState, NodeGroup,
 };
 use tundra_api::nodes::{Node, NodeNetworkRequest};
 use tundra_api::{NodeId, ProjectId};
@@ -161,9 +161,88 @@ pub async fn create(c: &Conductor, actor: &Actor, r: ClusterCreate) -> Result<Cl
         groups: r.groups,
         labels: r.labels,
     };
-    let out = c.store().create_cluster(actor, new, control_plane, worker).await?;
+    let ca = ssh_ca(c)?;
+    let out = c.store().create_cluster(actor, new, control_plane, worker, ca).await?;
     c.wakes().clusters.notify_one();
     Ok(out)
+}
+
+/// The user the cluster's SSH certificates are for (made on every node,
+/// in the `docker` group).
+pub const ADMIN_USER: &str = "tundra-admin";
+
+/// An ed25519 key from 32 fresh random bytes.
+fn ed25519() -> Result<ssh_key::PrivateKey> {
+    let mut seed = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut seed).map_err(|_| Error::Internal("no randomness for an SSH key".into()))?;
+    Ok(ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed)))
+}
+
+/// A cluster's SSH certificate authority: its private key sealed, and its
+/// public key (OpenSSH), which the nodes trust.
+fn ssh_ca(c: &Conductor) -> Result<(tundra_store::SecretRecord, String)> {
+    let ca = ed25519()?;
+    let private = ca.to_openssh(ssh_key::LineEnding::LF).map_err(|e| Error::Internal(format!("an SSH key: {e}")))?;
+    let public = ca.public_key().to_openssh().map_err(|e| Error::Internal(format!("an SSH key: {e}")))?;
+    let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(private.as_bytes().to_vec()));
+    Ok((sealed, public))
+}
+
+/// Fresh credentials for cluster `cl`'s control plane, valid `ttl`: a new
+/// key and a user certificate for [`ADMIN_USER`] the cluster's authority
+/// signs. Nothing of them is kept.
+pub async fn credentials(
+    c: &Conductor,
+    actor: &Actor,
+    cl: &Cluster,
+    ttl: std::time::Duration,
+) -> Result<ClusterCredentials> {
+    let rec = c.store().cluster_record(cl.id).await?;
+    let address = match (&rec.cluster.endpoint, cl.kind) {
+        (Some(e), ClusterKind::Swarm) => e.rsplit_once(':').map(|(a, _)| a.to_string()).unwrap_or_else(|| e.clone()),
+        (None, _) => {
+            return Err(Error::conflict(format!(
+                "cluster {} has no control plane answering yet ({}); ask again once it is active",
+                cl.name,
+                cl.status.as_str()
+            )));
+        }
+        (Some(_), ClusterKind::Kubernetes) => {
+            return Err(Error::conflict("kubernetes credentials come with k3s support, which is not built yet"));
+        }
+    };
+    let ca_id =
+        rec.ssh_ca_secret.ok_or_else(|| Error::Internal(format!("cluster {} has no SSH authority", cl.name)))?;
+    let ca = c
+        .keyring()
+        .get(c.store(), ca_id)
+        .await
+        .map_err(|e| Error::Internal(format!("the cluster's SSH authority: {e}")))?;
+    let ca = ssh_key::PrivateKey::from_openssh(&ca.0)
+        .map_err(|e| Error::Internal(format!("the cluster's SSH authority: {e}")))?;
+    let key = ed25519()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    // A minute of slack for clocks a little behind.
+    let (after, before) = (now.saturating_sub(60), now + ttl.as_secs());
+    let mut nonce = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| Error::Internal("no randomness for a certificate".into()))?;
+    let bad = |e: ssh_key::Error| Error::Internal(format!("signing a certificate: {e}"));
+    let mut b =
+        ssh_key::certificate::Builder::new(nonce.to_vec(), key.public_key().clone(), after, before).map_err(bad)?;
+    b.cert_type(ssh_key::certificate::CertType::User).map_err(bad)?;
+    b.key_id(format!("tundra {} {} by {}", cl.project_id, cl.name, actor.name)).map_err(bad)?;
+    b.valid_principal(ADMIN_USER).map_err(bad)?;
+    b.extension("permit-pty", "").map_err(bad)?;
+    let cert = b.sign(&ca).map_err(bad)?;
+    let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(before);
+    tracing::info!(cluster = %cl.name, who = %actor.name, ttl_s = ttl.as_secs(), "cluster credentials issued");
+    Ok(ClusterCredentials {
+        endpoint: format!("ssh://{ADMIN_USER}@{address}"),
+        user: ADMIN_USER.into(),
+        private_key: key.to_openssh(ssh_key::LineEnding::LF).map_err(bad)?.to_string(),
+        certificate: cert.to_openssh().map_err(bad)?,
+        expires_at: humantime::format_rfc3339_seconds(expires).to_string(),
+    })
 }
 
 /// A fresh k3s token, sealed under a new secret ID.
@@ -204,11 +283,12 @@ pub async fn update(
             return Err(Error::invalid(&at, format!("{name} is already leaving")));
         }
         let size = groups.iter().find(|g| g.name == m.group).map(|g| g.count).unwrap_or(0);
-        if m.role == GroupRole::ControlPlane && size < 3 {
+        let joined_once = cur_joined(c, cur, name).await?;
+        if m.role == GroupRole::ControlPlane && size < 3 && joined_once {
             return Err(Error::invalid(
                 &at,
                 format!(
-                    "{name} is the control plane's only node; raise its count to 3 first, so the cluster keeps a quorum while one is replaced"
+                    "{name} is the control plane's only node and the cluster runs through it; raise the control plane's count to 3 first, so a quorum survives while it is replaced (if it is dead, the cluster went with it: delete the cluster and make it again)"
                 ),
             ));
         }
@@ -236,6 +316,11 @@ pub async fn update(
     }
     c.wakes().clusters.notify_one();
     Ok(out)
+}
+
+/// Whether member `name` of `cur` has ever joined.
+async fn cur_joined(c: &Conductor, cur: &Cluster, name: &str) -> Result<bool> {
+    Ok(c.store().cluster_members(cur.id).await?.iter().any(|m| m.name == name && m.joined))
 }
 
 /// Start deleting a cluster: the reconciler deletes its nodes (each
@@ -293,7 +378,8 @@ pub fn member(m: &MemberRecord, node: Option<&Node>) -> Member {
         node: node.map(|n| n.status).unwrap_or(tundra_api::nodes::NodeStatus::Building),
         node_reason: node.and_then(|n| n.status_reason.clone()),
         state: m.state,
-        join_error: if failed { m.reason.clone() } else { None },
+        join_error: if failed || m.state == MemberState::Deploying { m.reason.clone() } else { None },
+        joined: m.joined,
     }
 }
 
@@ -386,11 +472,27 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
     }
     let mut changed = false;
     let store = c.store();
+    // A member the reconciler moved meanwhile (deploying → joining) is
+    // told to report again, rather than losing the report.
+    let me = &me;
+    let lost = |to: MemberState| async move {
+        let now = store.cluster_members(rec.cluster.id).await?.into_iter().find(|m| m.name == me.name);
+        match now {
+            Some(m) if m.state != to && m.state != MemberState::Leaving && m.state != me.state => {
+                Err(Error::conflict(format!("member {} changed while it reported; report again", me.name)))
+            }
+            _ => Ok(()),
+        }
+    };
     match r.outcome {
         Some(JoinOutcome::Joined) => {
-            changed |= store
+            let done = store
                 .set_cluster_member(rec.cluster.id, &me.name, me.state, Some(n.id), MemberState::Joined, None)
                 .await?;
+            if !done {
+                lost(MemberState::Joined).await?;
+            }
+            changed |= done;
         }
         Some(JoinOutcome::Failed) => {
             let mut why = r.error.unwrap_or_else(|| "no reason reported".into());
@@ -398,9 +500,13 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
                 let cut = (0..=MAX_REPORTED_ERROR).rev().find(|i| why.is_char_boundary(*i)).unwrap_or(0);
                 why.truncate(cut);
             }
-            changed |= store
+            let done = store
                 .set_cluster_member(rec.cluster.id, &me.name, me.state, Some(n.id), MemberState::Failed, Some(&why))
                 .await?;
+            if !done {
+                lost(MemberState::Failed).await?;
+            }
+            changed |= done;
         }
         None => {}
     }

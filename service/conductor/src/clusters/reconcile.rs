@@ -212,8 +212,18 @@ async fn member_step(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord, node:
         }
         (_, None) if m.node_id.is_some() => {
             if m.joined && !deleting {
-                // The control plane must still let it go; a new member takes its place meanwhile.
-                set(MemberState::Leaving, Some("its node is gone".into())).await?;
+                // The control plane must still let it go (it keeps the node's
+                // ID for that); a new member takes its place meanwhile.
+                store
+                    .set_cluster_member(
+                        cl.id,
+                        &m.name,
+                        m.state,
+                        m.node_id,
+                        MemberState::Leaving,
+                        Some("its node is gone"),
+                    )
+                    .await?;
             } else {
                 store.remove_cluster_member(cl.id, &m.name).await?;
             }
@@ -305,7 +315,11 @@ async fn make_node(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord) -> Resu
         flavor_id: g.flavor_id,
         image_id: g.image_id,
         keypair_id: cl.keypair_id,
-        user_data: Some(rules::agent_user_data(&format!("{base}/openstack/latest"))),
+        user_data: Some(rules::agent_user_data(
+            &format!("{base}/openstack/latest"),
+            rec.ssh_ca_public.as_deref().unwrap_or_default(),
+            flows::ADMIN_USER,
+        )),
         metadata: BTreeMap::from([
             (CLUSTER_KEY.to_string(), cl.id.to_string()),
             ("tundra:cluster".to_string(), cl.name.clone()),

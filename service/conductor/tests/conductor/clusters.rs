@@ -166,6 +166,9 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
     .await
     .unwrap();
     assert_eq!(cl.status, ClusterStatus::Creating);
+    // No credentials before a control plane answers.
+    let e = flows::credentials(&w.c, &svc, &cl, std::time::Duration::from_secs(600)).await.unwrap_err();
+    assert!(e.to_string().contains("no control plane answering yet"), "{e}");
 
     // The reconciler makes the nodes, named by group and index, with the
     // cluster agent as their user data.
@@ -229,6 +232,23 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
     assert_eq!(c.endpoint, Some(format!("{cp_addr}:2377")));
     let view = serde_json::to_string(&c).unwrap();
     assert!(!view.contains("SWMTKN"), "no join token in the view: {view}");
+    // Short-lived credentials: a fresh key, certified by the cluster's own
+    // authority (whose public key the nodes' user data trusts) for
+    // tundra-admin only, for the time asked.
+    let creds = flows::credentials(&w.c, &svc, &c, std::time::Duration::from_secs(600)).await.unwrap();
+    assert_eq!(creds.endpoint, format!("ssh://tundra-admin@{cp_addr}"));
+    let cert = ssh_key::Certificate::from_openssh(&creds.certificate).unwrap();
+    let key = ssh_key::PrivateKey::from_openssh(&creds.private_key).unwrap();
+    assert_eq!(cert.public_key(), key.public_key().key_data(), "the certificate is the key's");
+    assert_eq!(cert.valid_principals(), ["tundra-admin"]);
+    let ud = store.node_user_data(node(&w, "sw-cp-1").await.id).await.unwrap().unwrap();
+    let ca_line = ud.lines().find(|l| l.contains("ssh-ed25519 ")).expect("the authority in the user data");
+    let ca = ssh_key::PublicKey::from_openssh(ca_line.split('"').nth(1).unwrap().trim_end_matches("\\n")).unwrap();
+    cert.validate([&ca.fingerprint(Default::default())]).expect("signed by the cluster's authority");
+    let lifetime = cert.valid_before() - cert.valid_after();
+    assert!((600..=660).contains(&lifetime), "{lifetime} s");
+    let again = flows::credentials(&w.c, &svc, &c, std::time::Duration::from_secs(600)).await.unwrap();
+    assert_ne!(again.private_key, creds.private_key, "a fresh key each time");
 
     // A worker that fails: degraded, naming it; replaced, the cluster
     // comes back without touching the others.
@@ -329,7 +349,9 @@ fn the_cluster_agent_is_valid_cloud_config_and_python() {
     assert!(cloud_init.exists(), "{} is missing: run scripts/setup.sh", cloud_init.display());
     let dir = tempfile::tempdir().unwrap();
     let ud = dir.path().join("user-data");
-    std::fs::write(&ud, tundra_engine::clusters::agent_user_data("http://10.9.0.1:8080/openstack/latest")).unwrap();
+    let ca = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE28EIbrewdEDj9qeZjjK3liBBadA01HeYTCQGsZnbFB";
+    let data = tundra_engine::clusters::agent_user_data("http://10.9.0.1:8080/openstack/latest", ca, "tundra-admin");
+    std::fs::write(&ud, data).unwrap();
     let out = std::process::Command::new(&cloud_init).args(["schema", "--config-file"]).arg(&ud).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.contains("Valid"), "cloud-init schema: {said}");

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use tundra_api::clusters::{Cluster, ClusterCreate, ClusterUpdate};
+use tundra_api::clusters::{Cluster, ClusterCreate, ClusterCredentials, ClusterCredentialsRequest, ClusterUpdate};
 use tundra_api::identity::Role;
 use tundra_api::{ClusterId, ListQuery, Page, Problem, paths};
 use tundra_conductor::clusters::flows;
@@ -20,11 +20,10 @@ use crate::principal::Principal;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_clusters, create_cluster)).routes(routes!(
-        get_cluster,
-        update_cluster,
-        delete_cluster
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(list_clusters, create_cluster))
+        .routes(routes!(get_cluster, update_cluster, delete_cluster))
+        .routes(routes!(cluster_credentials))
 }
 
 impl Object for Cluster {
@@ -123,4 +122,25 @@ async fn delete_cluster(State(state): State<AppState>, p: Principal, Path(id): P
     let cur = find::<Cluster>(&state, &p, &id, Role::Member).await?;
     let c = flows::delete(&state.conductor, &p.actor(), &cur).await?;
     Ok(json(StatusCode::ACCEPTED, &c, Some(c.revision)))
+}
+
+/// Short-lived credentials for the cluster's control plane (project
+/// members): made fresh for each request, never kept, never cached.
+#[utoipa::path(post, path = paths::CLUSTER_CREDENTIALS, tag = "clusters", request_body = ClusterCredentialsRequest, params(("cluster" = String, Path)), responses((status = 200, body = ClusterCredentials), (status = "4XX", body = Problem)))]
+async fn cluster_credentials(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Body<ClusterCredentialsRequest>,
+) -> ApiResult<Response> {
+    let cl = find::<Cluster>(&state, &p, &id, Role::Member).await?;
+    let ttl = body.value.ttl_seconds.unwrap_or(3600);
+    if !(60..=12 * 3600).contains(&ttl) {
+        return Err(ApiError::field("/ttl_seconds", format!("{ttl} s; from 60 s to 12 h (43200)")));
+    }
+    let creds =
+        flows::credentials(&state.conductor, &p.actor(), &cl, std::time::Duration::from_secs(ttl.into())).await?;
+    let mut r = json(StatusCode::OK, &creds, None);
+    r.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(r)
 }

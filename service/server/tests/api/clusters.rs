@@ -251,9 +251,11 @@ pub async fn scaling_survives_restarts(b: Backend) {
         crate::harness::wait_for(&format!("{live} nodes after the restart"), async || converged(&env, live).await)
             .await;
         let after = env.call("GET", &format!("/v1/clusters/{id}"), &env.admin, None).await.body;
-        let before: Vec<&str> =
-            cur["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-        eprintln!("scaled {before:?} → {}", after["members"]);
+        let names = |c: &Value| -> Vec<String> {
+            let ms = c["members"].as_array().unwrap().iter();
+            ms.map(|m| format!("{} {}", m["name"].as_str().unwrap(), m["state"].as_str().unwrap())).collect()
+        };
+        eprintln!("wk count {count} across a restart: {:?} → {:?}", names(&cur), names(&after));
     }
     // Scaled down: the manager and the first worker stay (the newest go first).
     let c = env.call("GET", &format!("/v1/clusters/{id}"), &env.admin, None).await.body;

@@ -286,6 +286,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 "project_id": bp, "name": "sneaky", "template_id": b_template, "groups": b_group
             }))),
             ("patch", "/v1/clusters/{cluster}") => Foreign(Some(json!({"labels": {"pwned": "yes"}}))),
+            ("post", "/v1/clusters/{cluster}/credentials") => Foreign(Some(json!({}))),
             ("get", "/v1/physical-networks/{physical_network}" | "/v1/share-types/{share_type}") => Site,
             ("post", "/v1/share-types") => Foreign(Some(json!({
                 "name": "sneaky", "backend": "cephfs", "settings": {"monitors": ["127.0.0.1:2"], "fs_name": "fs"},
