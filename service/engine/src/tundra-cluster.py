@@ -121,12 +121,13 @@ def swarm_join(plan):
 
 
 def swarm_nodes():
-    """Swarm's nodes: hostname -> (ID, role, ready)."""
+    """Swarm's nodes: hostname -> (ID, role, ready and active, up)."""
     out = {}
     for line in run(["docker", "node", "ls", "--format", "{{json .}}"]).splitlines():
         n = json.loads(line)
-        ready = n.get("Status") == "Ready" and n.get("Availability") == "Active"
-        out[n["Hostname"]] = (n["ID"], "manager" if n.get("ManagerStatus") else "worker", ready)
+        up = n.get("Status") == "Ready"
+        ready = up and n.get("Availability") == "Active"
+        out[n["Hostname"]] = (n["ID"], "manager" if n.get("ManagerStatus") else "worker", ready, up)
     return out
 
 
@@ -148,13 +149,14 @@ def swarm_manage(plan, report):
         if name not in nodes:
             removed.append(name)
             continue
-        node_id, role, _ = nodes[name]
+        node_id, role, _, up = nodes[name]
         try:
             run(["docker", "node", "update", "--availability", "drain", node_id])
             # Drained: its tasks are told to shut down; wait until none runs there.
             states = run(["docker", "node", "ps", node_id, "--format", "{{.CurrentState}}"]).splitlines()
             busy = [st for st in states if st.startswith(("Running", "Starting", "Preparing"))]
-            if busy and nodes[name][2]:
+            # (A node that is down runs nothing it could report: not waited for.)
+            if busy and up:
                 say("draining %s: %d task(s) still running there" % (name, len(busy)))
                 continue
             if role == "manager":
@@ -168,7 +170,7 @@ def swarm_manage(plan, report):
         del nodes[name]
     if removed:
         report["removed"] = removed
-    report["seen"] = {name: ready for name, (_, _, ready) in nodes.items()}
+    report["seen"] = {name: ready for name, (_, _, ready, _) in nodes.items()}
 
 
 def main():

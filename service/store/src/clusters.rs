@@ -165,6 +165,9 @@ fn record(r: &AnyRow) -> Result<ClusterRecord> {
 /// The reconciler's judgement of a cluster, written when it changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterJudged {
+    /// The revision of the cluster it was judged from: a change made since
+    /// (a new count, a replacement) is left to the next judgement.
+    pub revision: i64,
     pub status: ClusterStatus,
     pub reason: Option<String>,
     pub bootstrap: Option<String>,
@@ -420,6 +423,12 @@ impl Store {
                 });
             }
         }
+        // A change someone waits on: judgements made before it do not stand.
+        sqlx::query("UPDATE clusters SET status = 'updating', updated_at = $1, revision = revision + 1 WHERE id = $2")
+            .bind(now())
+            .bind(id.to_string())
+            .execute(&mut *w.tx)
+            .await?;
         event(&mut w, actor, Some(cur.project_id), "cluster", &id.to_string(), "replace", json!({"members": names}))
             .await?;
         w.commit().await
@@ -476,8 +485,8 @@ impl Store {
             .fetch_one(&mut *w.tx)
             .await?;
         let bootstrap: Option<String> = get(&row, "bootstrap")?;
-        if cur.status == ClusterStatus::Deleting && j.status != ClusterStatus::Deleting {
-            return Ok(false); // a delete came meanwhile
+        if cur.revision != j.revision {
+            return Ok(false); // changed meanwhile (a delete, a new count): judged on the next pass
         }
         if (cur.status, &cur.status_reason, &bootstrap, &cur.endpoint)
             == (j.status, &j.reason, &j.bootstrap, &j.endpoint)

@@ -198,6 +198,9 @@ pub async fn credentials(
     ttl: std::time::Duration,
 ) -> Result<ClusterCredentials> {
     let rec = c.store().cluster_record(cl.id).await?;
+    if rec.cluster.status == tundra_api::clusters::ClusterStatus::Deleting {
+        return Err(Error::conflict(format!("cluster {} is being deleted", cl.name)));
+    }
     let address = match (&rec.cluster.endpoint, cl.kind) {
         (Some(e), ClusterKind::Swarm) => e.rsplit_once(':').map(|(a, _)| a.to_string()).unwrap_or_else(|| e.clone()),
         (None, _) => {

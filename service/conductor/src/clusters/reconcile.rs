@@ -137,6 +137,7 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
             tracing::info!(cluster = %cl.name, "cluster deleted; its nodes are gone");
         } else {
             let j = ClusterJudged {
+                revision: cl.revision,
                 status: ClusterStatus::Deleting,
                 reason: Some(format!("removing {} node(s)", members.len())),
                 bootstrap: rec.bootstrap.clone(),
@@ -177,7 +178,7 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
         },
         _ => cl.endpoint.clone(),
     };
-    let j = ClusterJudged { status, reason, bootstrap: boot, endpoint };
+    let j = ClusterJudged { revision: cl.revision, status, reason, bootstrap: boot, endpoint };
     if c.store().judge_cluster(cl.id, &j).await? {
         tracing::info!(cluster = %cl.name, status = %j.status, reason = ?j.reason, "cluster judged");
     }

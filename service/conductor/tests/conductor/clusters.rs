@@ -304,6 +304,17 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
     flows::update(&w.c, &svc, &c, ClusterUpdate { groups: Some(groups), ..Default::default() }, Some(c.revision))
         .await
         .unwrap();
+    // A judgement made from the cluster as it was before the change does not
+    // stand (a pass that read it just before the PATCH).
+    let stale = tundra_store::ClusterJudged {
+        revision: c.revision,
+        status: ClusterStatus::Active,
+        reason: None,
+        bootstrap: Some("sw-cp-1".into()),
+        endpoint: c.endpoint.clone(),
+    };
+    assert!(!store.judge_cluster(c.id, &stale).await.unwrap());
+    assert_eq!(store.cluster(c.id).await.unwrap().status, ClusterStatus::Updating);
     let c = pass(&w).await;
     assert_eq!(c.status, ClusterStatus::Updating);
     let leaving = c.members.iter().find(|m| m.state == MemberState::Leaving).unwrap();
