@@ -196,7 +196,7 @@ pub fn swarm_on_the_lab() {
         "sudo docker service create --detach --name probe --replicas 3 --replicas-max-per-node 1 local/probe \
          /usr/bin/sleep 100000 >/dev/null",
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let ps = on_manager(
             "sudo docker service ps probe --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'",
@@ -208,7 +208,14 @@ pub fn swarm_on_the_lab() {
         if nodes.len() == 3 {
             break;
         }
-        assert!(Instant::now() < deadline, "3 replicas on 3 nodes: {ps}");
+        if Instant::now() >= deadline {
+            // Every task with its error, and the nodes as Swarm sees them.
+            let all = on_manager(
+                "sudo docker service ps probe --no-trunc --format '{{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}'; \
+                 sudo docker node ls",
+            );
+            panic!("3 replicas on 3 nodes: {ps}\nall tasks and nodes:\n{all}");
+        }
         std::thread::sleep(Duration::from_secs(2));
     }
     on_manager("sudo docker service rm probe >/dev/null");
