@@ -12,7 +12,7 @@
 //! no join secret is ever in state.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tfplugin::schema::{Attribute, Block, Nesting, Schema};
 use tfplugin::{
@@ -26,7 +26,7 @@ use tundra_api::nodes::Strategy;
 
 use super::keypair::project_id_attr;
 use super::node::{ShareObj, node_shares, share_attrs, share_objs};
-use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
+use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, near_deadline, uint, wait_gone};
 use crate::client::{Client, ClientExt, Diag, nouns};
 
 fn id<T: std::str::FromStr>(v: &Value<String>, at: AttrPath) -> Result<T, Diagnostic> {
@@ -387,10 +387,6 @@ fn host_label() -> std::sync::Arc<dyn validators::Validator> {
     )
 }
 
-fn near_deadline(ctx: &Ctx<Client>) -> bool {
-    ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(3) >= d) || ctx.stopping()
-}
-
 /// Wait until tundrad judges the cluster active; degraded is an error
 /// naming the nodes and why (the cluster stays in state).
 async fn wait_active(
@@ -647,27 +643,11 @@ impl Resource<Client> for ClusterResource {
     }
 
     async fn delete(&self, ctx: &Ctx<Client>, state: ClusterState) -> Result<(), Diagnostics> {
-        let c = ctx.client()?;
         let id = super::state_id(&state.id);
+        let c = ctx.client()?;
         c.delete(&nouns::CLUSTERS, &id).await.map_err(|e| e.diag("Could not delete the cluster"))?;
-        loop {
-            let Some(cl) = c.find(&nouns::CLUSTERS, &id).await.map_err(|e| e.diag("Could not read the cluster"))?
-            else {
-                return Ok(());
-            };
-            if near_deadline(ctx) {
-                return Err(Diagnostic::error(
-                    "Cluster still being deleted",
-                    format!(
-                        "Cluster {} is {}; its nodes' machines are still being cleaned. Destroy again later, or raise timeouts.delete.",
-                        cl.name,
-                        cl.status_reason.unwrap_or_default()
-                    ),
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        // (Its nodes' machines are cleaned before it goes.)
+        wait_gone(ctx, &nouns::CLUSTERS, &id, "cluster").await
     }
 
     async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<ClusterState, Diagnostics> {

@@ -16,7 +16,7 @@ pub mod subnet;
 pub mod switch;
 
 use tfplugin::schema::Attribute;
-use tfplugin::{Value, modifiers};
+use tfplugin::{Ctx, Diagnostic, Diagnostics, Value, modifiers};
 
 use crate::client::{Client, Diag, Noun};
 
@@ -98,38 +98,64 @@ pub struct Rest<V: 'static> {
 }
 
 impl<V: serde::de::DeserializeOwned> Rest<V> {
-    pub async fn create(&self, c: &Client, body: &impl serde::Serialize) -> Result<V, tfplugin::Diagnostics> {
+    pub async fn create(&self, c: &Client, body: &impl serde::Serialize) -> Result<V, Diagnostics> {
         let what = format!("Could not create {}", self.noun.name);
         Ok(c.create(self.noun, body).await.map_err(|e| e.diag_at(&what, self.fields))?)
     }
 
     /// The object, or `None` once it is gone.
-    pub async fn find(
-        &self,
-        ctx: &tfplugin::Ctx<Client>,
-        id: &Value<String>,
-    ) -> Result<Option<V>, tfplugin::Diagnostics> {
+    pub async fn find(&self, ctx: &Ctx<Client>, id: &Value<String>) -> Result<Option<V>, Diagnostics> {
         let what = format!("Could not read {}", self.noun.name);
         Ok(ctx.client()?.find(self.noun, &state_id(id)).await.map_err(|e| e.diag(&what))?)
     }
 
     pub async fn patch(
         &self,
-        ctx: &tfplugin::Ctx<Client>,
+        ctx: &Ctx<Client>,
         id: &Value<String>,
         body: &impl serde::Serialize,
-    ) -> Result<V, tfplugin::Diagnostics> {
+    ) -> Result<V, Diagnostics> {
         let what = format!("Could not update {}", self.noun.name);
         Ok(ctx.client()?.update(self.noun, &state_id(id), body).await.map_err(|e| e.diag_at(&what, self.fields))?)
     }
 
-    pub async fn delete(&self, ctx: &tfplugin::Ctx<Client>, id: &Value<String>) -> Result<(), tfplugin::Diagnostics> {
+    pub async fn delete(&self, ctx: &Ctx<Client>, id: &Value<String>) -> Result<(), Diagnostics> {
         let what = format!("Could not delete {}", self.noun.name);
         Ok(ctx.client()?.delete(self.noun, &state_id(id)).await.map_err(|e| e.diag(&what))?)
     }
 
-    pub async fn import(&self, ctx: &tfplugin::Ctx<Client>, id: &str) -> Result<V, tfplugin::Diagnostics> {
+    pub async fn import(&self, ctx: &Ctx<Client>, id: &str) -> Result<V, Diagnostics> {
         let what = format!("Cannot import {} {id:?}", self.noun.name);
         Ok(ctx.client()?.get(self.noun, id).await.map_err(|e| e.diag(&what))?)
+    }
+}
+
+/// Whether the operation's deadline is two seconds away (or Terraform is
+/// stopping): time to return what is there, with a diagnostic.
+pub fn near_deadline(ctx: &Ctx<Client>) -> bool {
+    ctx.deadline().is_some_and(|d| std::time::Instant::now() + std::time::Duration::from_secs(2) >= d) || ctx.stopping()
+}
+
+/// Poll `path` until it is gone.
+pub async fn wait_gone<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx<Client>,
+    noun: &Noun<T>,
+    id: &str,
+    what: &str,
+) -> Result<(), Diagnostics> {
+    let c = ctx.client()?;
+    loop {
+        let x: Option<T> = c.find(noun, id).await.map_err(|e| e.diag(&format!("Could not read the {what}")))?;
+        if x.is_none() {
+            return Ok(());
+        }
+        if near_deadline(ctx) {
+            return Err(Diagnostic::error(
+                format!("The {what} is still being deleted"),
+                format!("{what} {id} is not gone yet; destroy again later, or raise timeouts.delete."),
+            )
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

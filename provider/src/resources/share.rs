@@ -6,7 +6,7 @@
 //! never enters state: nodes get it on their config drive, other clients
 //! from the `tundra_share_access_secret` ephemeral resource).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tfplugin::schema::{Attribute, Block, Schema};
 use tfplugin::{AttrPath, Ctx, Diagnostic, Diagnostics, Failed, Resource, Value, modifiers, validators};
@@ -17,7 +17,7 @@ use tundra_api::shares::{
 };
 
 use super::keypair::project_id_attr;
-use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint};
+use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, near_deadline, uint, wait_gone};
 use crate::client::{Client, ClientExt, Diag, nouns};
 
 fn id<T: std::str::FromStr>(v: &Value<String>, what: &str) -> Result<T, Diagnostic> {
@@ -25,10 +25,6 @@ fn id<T: std::str::FromStr>(v: &Value<String>, what: &str) -> Result<T, Diagnost
         Diagnostic::error(format!("Invalid {what}"), format!("{:?} is not an ID", known(v).unwrap_or("")))
             .at(AttrPath::attr_root(what))
     })
-}
-
-fn near_deadline(ctx: &Ctx<Client>) -> bool {
-    ctx.deadline().is_some_and(|d| Instant::now() + Duration::from_secs(2) >= d) || ctx.stopping()
 }
 
 // ---- tundra_share_type ------------------------------------------------
@@ -418,30 +414,6 @@ async fn settled<T: serde::de::DeserializeOwned>(
             Ok(v) => v,
             Err(e) => return Err((e.diag(&format!("Could not read the {}", noun.name)), x)),
         };
-    }
-}
-
-/// Poll `path` until it is gone.
-async fn wait_gone<T: serde::de::DeserializeOwned>(
-    ctx: &Ctx<Client>,
-    noun: &crate::client::Noun<T>,
-    id: &str,
-    what: &str,
-) -> Result<(), Diagnostics> {
-    let c = ctx.client()?;
-    loop {
-        let x: Option<T> = c.find(noun, id).await.map_err(|e| e.diag(&format!("Could not read the {what}")))?;
-        if x.is_none() {
-            return Ok(());
-        }
-        if near_deadline(ctx) {
-            return Err(Diagnostic::error(
-                format!("The {what} is still being deleted"),
-                format!("{what} {id} is not gone yet; destroy again later, or raise timeouts.delete."),
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -36,7 +36,7 @@ pub fn agent_user_data(metadata_base: &str, ca_public: &str, admin: &str) -> Str
     );
     let sshd = "# tundrad: the cluster's certificate authority signs its short-lived credentials\n\
                 TrustedUserCAKeys /etc/ssh/tundra-cluster-ca.pub\n";
-    let y = |s: &str| serde_json::to_string(s).expect("a string serialises");
+    let y = crate::shares::y;
     let mut out = String::from("#cloud-config\n# tundrad: the node's cluster agent\n");
     out.push_str(&format!(
         "users:\n  - default\n  - name: {}\n    groups: [docker]\n    shell: /bin/bash\n    lock_passwd: true\n",

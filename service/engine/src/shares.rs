@@ -99,7 +99,8 @@ pub enum MountKind {
 }
 
 /// A string as YAML: JSON's quoting is YAML's too.
-fn y(s: &str) -> String {
+/// A YAML scalar for cloud-config: the string as JSON (a YAML subset).
+pub(crate) fn y(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 

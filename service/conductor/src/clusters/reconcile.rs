@@ -147,16 +147,10 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
         }
         return Ok(());
     }
-    let nodes_now: HashMap<NodeId, Node> = {
-        let mut out = HashMap::new();
-        for id in members.iter().filter_map(|m| m.node_id) {
-            if let Ok(n) = c.store().node(id).await {
-                out.insert(id, n);
-            }
-        }
-        out
-    };
-    let views: Vec<Member> = members.iter().map(|m| member(m, m.node_id.and_then(|id| nodes_now.get(&id)))).collect();
+    // Judged from the nodes as this pass read them (the members were read
+    // again): what changed since is judged on the next pass.
+    let views: Vec<Member> =
+        members.iter().map(|m| member(m, m.node_id.and_then(|id| by_id.get(&id).copied()))).collect();
     let boot = rules::bootstrap(rec.bootstrap.as_deref(), &views).map(str::to_string);
     let (status, mut reason) = rules::status(&counts, &views, rec.seen.as_ref(), rec.was_active);
     if status == ClusterStatus::Creating && rec.cluster.kind == ClusterKind::Swarm && rec.worker_secret.is_none() {
@@ -166,7 +160,7 @@ async fn cluster(c: &Conductor, rec: &ClusterRecord, nodes: &[Node]) -> Result<(
         }
     }
     let endpoint = match boot.as_deref().and_then(|b| members.iter().find(|m| m.name == b)) {
-        Some(bm) if bm.state == MemberState::Joined => match bm.node_id.and_then(|id| nodes_now.get(&id)) {
+        Some(bm) if bm.state == MemberState::Joined => match bm.node_id.and_then(|id| by_id.get(&id).copied()) {
             Some(n) => {
                 let g = cl.groups.iter().find(|g| g.name == bm.group);
                 flows::cluster_address(c, n, g).await.ok().map(|a| match cl.kind {
