@@ -195,6 +195,15 @@ fn replace_mount(sub: &Path, target: &Path) -> anyhow::Result<()> {
     let spare = Path::new("/run/tundra-lab-cgroup");
     std::fs::create_dir_all(spare).context("making /run/tundra-lab-cgroup")?;
     let none: Option<&str> = None;
+    // nspawn makes the container's mounts shared: were they peers of other
+    // machines' (or the host's), the unmount and mounts below would reach
+    // them too, and one machine's cgroups would land under another's (runc
+    // then builds paths from a mount whose root is not its cgroup's, and
+    // containers fail to start there). Private first: what happens here
+    // stays here. (Best effort: a tree not mounted that way has no peers.)
+    for tree in [Path::new("/sys/fs/cgroup"), Path::new("/run")] {
+        let _ = mount(none, tree, none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none);
+    }
     mount(Some(sub), spare, none, MsFlags::MS_BIND, none).context("binding the machine's cgroup")?;
     if let Err(e) = umount2(target, MntFlags::MNT_DETACH) {
         let _ = umount2(spare, MntFlags::MNT_DETACH);
