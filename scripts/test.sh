@@ -20,5 +20,9 @@ if [ ! -d /run/sshd ]; then
   mkdir -p /run/sshd
   trap 'rmdir /run/sshd 2>/dev/null || true' EXIT
 fi
+if [ -z "${TUNDRA_K3S_BUNDLE:-}" ]; then
+  echo "test: k3s_on_the_lab is SKIPPED (listed as ignored): no registry ships k3s; set TUNDRA_K3S_BUNDLE"
+  echo "      to a tar of the k3s binary and k3s-airgap-images-amd64.tar.zst to run Kubernetes on the lab"
+fi
 echo "test: cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

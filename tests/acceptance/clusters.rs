@@ -8,7 +8,13 @@
 //! runs one task per node. `count = 3` adds a worker in place; `count = 1`
 //! drains and removes two through the manager and cleans their machines;
 //! each plan after is empty; no join token is in the state.
+//!
+//! Kubernetes the same way with k3s, when the site gives its air-gap bundle
+//! (`TUNDRA_K3S_BUNDLE`: a tar of the `k3s` binary and its
+//! `k3s-airgap-images-amd64.tar.zst`): no registry here ships k3s, so
+//! without it the test is skipped, and `scripts/test.sh` says so.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -33,9 +39,44 @@ rack = "r1"
 island = "a"
 "#;
 
-fn project_tf() -> String {
+/// The cluster's project: two networks, a keypair, the OS image, a
+/// template of `kind` (Kubernetes: with the bundle at `TF_VAR_bundle_path`)
+/// and a cluster named `name` of one control-plane node and `var.workers`.
+fn project_tf(kind: &str, name: &str) -> String {
+    let template = match kind {
+        "kubernetes" => {
+            r#"variable "bundle_path" {
+  type = string
+}
+
+resource "tundra_image" "k3s" {
+  project_id  = data.tundra_project.astro.id
+  name        = "k3s-airgap-bundle"
+  disk_format = "raw"
+  sha256      = filesha256(var.bundle_path)
+  source_path = var.bundle_path
+}
+
+resource "tundra_cluster_template" "tpl" {
+  name            = "k3s"
+  version         = 1
+  kind            = "kubernetes"
+  bundle_image_id = tundra_image.k3s.id
+}
+"#
+        }
+        _ => {
+            r#"resource "tundra_cluster_template" "tpl" {
+  name    = "docker-swarm"
+  version = 1
+  kind    = "swarm"
+}
+"#
+        }
+    };
     format!(
         r#"{}
+{template}
 variable "image_path" {{
   type = string
 }}
@@ -101,12 +142,6 @@ resource "tundra_image" "os" {{
   source_path = var.image_path
 }}
 
-resource "tundra_cluster_template" "swarm" {{
-  name    = "docker-swarm"
-  version = 1
-  kind    = "swarm"
-}}
-
 locals {{
   group = {{
     flavor_id          = data.tundra_flavor.compute.id
@@ -116,10 +151,10 @@ locals {{
   }}
 }}
 
-resource "tundra_cluster" "sw" {{
+resource "tundra_cluster" "c" {{
   project_id  = data.tundra_project.astro.id
-  name        = "sw"
-  template_id = tundra_cluster_template.swarm.id
+  name        = "{name}"
+  template_id = tundra_cluster_template.tpl.id
   keypair_id  = tundra_keypair.me.id
   node_groups = [
     merge(local.group, {{ name = "mgr", role = "control_plane", count = 1 }}),
@@ -136,40 +171,90 @@ resource "tundra_cluster" "sw" {{
     )
 }
 
-pub fn swarm_on_the_lab() {
+/// The lab site with the fabric set up, an SSH key, and the project's
+/// workspace for a cluster of `kind` (not applied yet).
+fn cluster_lab(kind: &str, name: &str, extra_env: &[(&str, String)]) -> (LabSite, crate::support::Workspace, PathBuf) {
     let image = crate::os::built_image(&["ceph-client", "docker"]);
     let s = LabSite::start_with(SITE, |c| c.fabric_read_interval = "2s".into());
     let mut admin = s.site.workspace(&crate::fabric::admin_tf());
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
     admin.apply();
     let key = s.dir.path().join("id_ed25519");
-    let kg =
-        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "swarm-test", "-f"]).arg(&key).status();
+    let kg = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "cluster-test", "-f"])
+        .arg(&key)
+        .status();
     assert!(kg.unwrap().success());
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let mut ws = s.site.workspace(&project_tf());
+    let mut ws = s.site.workspace(&project_tf(kind, name));
     ws.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
     ws.env.push(("TF_VAR_public_key".into(), public.trim().to_string()));
+    for (k, v) in extra_env {
+        ws.env.push((k.to_string(), v.clone()));
+    }
+    (s, ws, key)
+}
+
+/// The machine a node is deployed on, by name.
+fn machine_of(s: &LabSite, node_id: &str) -> String {
+    let n = s.get(&format!("/v1/nodes/{node_id}"));
+    let mid = n["machine_id"].as_str().unwrap().to_string();
+    s.get(&format!("/v1/machines/{mid}"))["name"].as_str().unwrap().to_string()
+}
+
+/// A cluster's members: (name, node ID).
+fn members(c: &Value) -> Vec<(String, String)> {
+    c["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["node_id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `count = n` workers: planned as an update in place (never a new
+/// cluster), applied; the cluster as Terraform then has it.
+fn scale_workers(ws: &mut crate::support::Workspace, n: u32) -> Value {
+    ws.env.retain(|(k, _)| k != "TF_VAR_workers");
+    ws.env.push(("TF_VAR_workers".into(), n.to_string()));
+    let (code, plan) = ws.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "{plan}");
+    ws.apply();
+    ws.resource("tundra_cluster.c")
+}
+
+/// Wait until each of `machines` is cleaned and available again.
+fn wait_cleaned(s: &LabSite, machines: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for m in machines {
+        loop {
+            let ms = s.get("/v1/machines?limit=100");
+            let machine = ms["items"].as_array().unwrap().iter().find(|x| x["name"] == m.as_str()).unwrap().clone();
+            let st = &machine["provision_state"];
+            if st == "available" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline && st != "clean_failed",
+                "{m} was not cleaned: {st} ({}); its console:\n{}",
+                machine["last_error"],
+                s.lab().machine(m).map(|lm| crate::os::console_tail(&lm.firmware.log)).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+pub fn swarm_on_the_lab() {
+    let (s, mut ws, key) = cluster_lab("swarm", "sw", &[]);
     let start = Instant::now();
     let out = ws.apply();
     eprintln!("swarm of 3 active in {:.1?}", start.elapsed());
-    let cluster = ws.resource("tundra_cluster.sw");
+    let cluster = ws.resource("tundra_cluster.c");
     assert_eq!(cluster["status"], "active", "{cluster}");
     assert_eq!(ws.plan().0, 0, "no changes after apply:\n{}\n{out}", ws.plan().1);
-
-    let machine_of = |node_id: &str| -> String {
-        let n = s.get(&format!("/v1/nodes/{node_id}"));
-        let mid = n["machine_id"].as_str().unwrap().to_string();
-        s.get(&format!("/v1/machines/{mid}"))["name"].as_str().unwrap().to_string()
-    };
-    let members = |c: &Value| -> Vec<(String, String)> {
-        c["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| (m["name"].as_str().unwrap().to_string(), m["node_id"].as_str().unwrap().to_string()))
-            .collect()
-    };
+    let machine_of = |node_id: &str| machine_of(&s, node_id);
     let names: Vec<String> = members(&cluster).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["sw-mgr-1", "sw-wk-1", "sw-wk-2"]);
     let manager = machine_of(&members(&cluster)[0].1);
@@ -221,12 +306,7 @@ pub fn swarm_on_the_lab() {
     on_manager("sudo docker service rm probe >/dev/null");
 
     // Three workers: an update in place, not a replacement.
-    ws.env.push(("TF_VAR_workers".into(), "3".into()));
-    let (code, plan) = ws.plan();
-    assert_eq!(code, 2, "{plan}");
-    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "{plan}");
-    ws.apply();
-    let cluster = ws.resource("tundra_cluster.sw");
+    let cluster = scale_workers(&mut ws, 3);
     assert_eq!(members(&cluster).len(), 4, "{cluster}");
     let ls = on_manager("sudo docker node ls --format '{{.Hostname}} {{.Status}}'");
     assert_eq!(ls.lines().filter(|l| l.ends_with(" Ready")).count(), 4, "{ls}");
@@ -237,9 +317,7 @@ pub fn swarm_on_the_lab() {
     let gone: Vec<(String, String)> =
         members(&cluster).into_iter().filter(|(n, _)| n == "sw-wk-2" || n == "sw-wk-3").collect();
     let gone_machines: Vec<String> = gone.iter().map(|(_, id)| machine_of(id)).collect();
-    ws.env.push(("TF_VAR_workers".into(), "1".into()));
-    ws.apply();
-    let cluster = ws.resource("tundra_cluster.sw");
+    let cluster = scale_workers(&mut ws, 1);
     let left: Vec<String> = members(&cluster).into_iter().map(|(n, _)| n).collect();
     assert_eq!(left, ["sw-mgr-1", "sw-wk-1"], "{cluster}");
     let ls = on_manager("sudo docker node ls --format '{{.Hostname}}'");
@@ -250,20 +328,7 @@ pub fn swarm_on_the_lab() {
         let (code, _) = s.site.api("GET", &format!("/v1/nodes/{id}"), None);
         assert_eq!(code, 404, "{name}'s node is gone");
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    for m in &gone_machines {
-        loop {
-            let ms = s.get("/v1/machines?limit=100");
-            let st =
-                ms["items"].as_array().unwrap().iter().find(|x| x["name"] == m.as_str()).unwrap()["provision_state"]
-                    .clone();
-            if st == "available" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{m} was not cleaned: {st}");
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
+    wait_cleaned(&s, &gone_machines);
     assert_eq!(ws.plan().0, 0, "no changes after scaling down:\n{}", ws.plan().1);
     let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
     assert!(!state.contains("SWMTKN"), "a join token is in the state");
@@ -308,8 +373,8 @@ pub fn swarm_on_the_lab() {
 
     // Import: forgotten, imported by ID, and the plan is still empty.
     let id = cluster["id"].as_str().unwrap().to_string();
-    ws.ok(&["state", "rm", "tundra_cluster.sw"]);
-    ws.ok(&["import", "-no-color", "tundra_cluster.sw", &id]);
+    ws.ok(&["state", "rm", "tundra_cluster.c"]);
+    ws.ok(&["import", "-no-color", "tundra_cluster.c", &id]);
     assert_eq!(ws.plan().0, 0, "no changes after import:\n{}", ws.plan().1);
     // What a group's nodes were deployed with does not change in place, and
     // the plan says so instead of replacing the cluster.
@@ -321,6 +386,98 @@ pub fn swarm_on_the_lab() {
     assert!(!plan.contains("must be replaced"), "{plan}");
     ws.env.retain(|(k, _)| k != "TF_VAR_worker_flavor");
 
+    ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(s.nodes().is_empty());
+    s.wait_all_available(Duration::from_secs(300));
+}
+
+/// The environment variable naming the site's k3s air-gap bundle.
+pub const K3S_BUNDLE: &str = "TUNDRA_K3S_BUNDLE";
+
+/// Kubernetes with k3s from the site's bundle: one server and two agents,
+/// each on two networks with cluster traffic (the kubelet's node IP,
+/// flannel) on the second. `active` only once the API server answers
+/// `/readyz` and lists three nodes Ready; a kubeconfig from the credentials
+/// endpoint works against it; `count = 3` adds an agent in place and
+/// `count = 1` drains, deletes and cleans two; no token is in the state.
+/// Registered only when `TUNDRA_K3S_BUNDLE` names the bundle.
+pub fn k3s_on_the_lab() {
+    let bundle = std::env::var(K3S_BUNDLE).expect("registered only with the bundle");
+    let (s, mut ws, key) = cluster_lab("kubernetes", "kube", &[("TF_VAR_bundle_path", bundle)]);
+    let start = Instant::now();
+    let out = ws.apply();
+    eprintln!("k3s cluster of 3 active in {:.1?}", start.elapsed());
+    let cluster = ws.resource("tundra_cluster.c");
+    assert_eq!(cluster["status"], "active", "{cluster}");
+    assert_eq!(ws.plan().0, 0, "no changes after apply:\n{}\n{out}", ws.plan().1);
+    let names: Vec<String> = members(&cluster).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["kube-mgr-1", "kube-wk-1", "kube-wk-2"]);
+    let server = machine_of(&s, &members(&cluster)[0].1);
+    let wait = Duration::from_secs(180);
+    let on_server = |cmd: &str| ssh(&s, &server, &key, cmd, wait).unwrap_or_else(|e| panic!("on the server: {e}"));
+    // Kubernetes' own view: three nodes Ready, each on the cluster network.
+    let ready = |listing: &str| -> Vec<String> {
+        let mut v: Vec<String> = listing
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 6 && f[1] == "Ready").then(|| format!("{} {}", f[0], f[5]))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let ls = on_server("sudo k3s kubectl get nodes -o wide --no-headers");
+    let nodes = ready(&ls);
+    assert_eq!(nodes.len(), 3, "{ls}");
+    assert!(
+        nodes.iter().all(|n| n.split(' ').nth(1).unwrap().starts_with("10.72.0.")),
+        "node IPs on the cluster network: {ls}"
+    );
+    assert_eq!(on_server("sudo k3s kubectl get --raw /readyz").trim(), "ok");
+    let endpoint = cluster["endpoint"].as_str().unwrap().to_string();
+    assert!(endpoint.starts_with("https://10.72.0.") && endpoint.ends_with(":6443"), "{cluster}");
+    assert!(cluster["ca_certificate"].as_str().unwrap().contains("BEGIN CERTIFICATE"), "{cluster}");
+
+    // A kubeconfig from tundrad's credentials: its certificate, signed by
+    // the cluster's client CA, is an admin's to the API server.
+    let (code, creds) = s.site.api(
+        "POST",
+        &format!("/v1/clusters/{}/credentials", cluster["id"].as_str().unwrap()),
+        Some(serde_json::json!({"ttl_seconds": 600})),
+    );
+    assert_eq!(code, 200, "{creds}");
+    assert_eq!(creds["endpoint"], endpoint.as_str());
+    let kc = creds["kubeconfig"].as_str().unwrap().replace('\'', "");
+    let got = on_server(&format!(
+        "umask 077; printf '%s' '{kc}' > /tmp/kc && k3s kubectl --kubeconfig /tmp/kc get nodes --no-headers -o wide; rm -f /tmp/kc"
+    ));
+    assert_eq!(ready(&got).len(), 3, "kubectl with tundrad's kubeconfig: {got}");
+
+    // Three agents: in place; one agent: two drained, deleted and cleaned.
+    let cluster = scale_workers(&mut ws, 3);
+    assert_eq!(members(&cluster).len(), 4, "{cluster}");
+    assert_eq!(ready(&on_server("sudo k3s kubectl get nodes -o wide --no-headers")).len(), 4);
+    let gone: Vec<String> = members(&cluster)
+        .into_iter()
+        .filter(|(n, _)| n == "kube-wk-2" || n == "kube-wk-3")
+        .map(|(_, id)| machine_of(&s, &id))
+        .collect();
+    let cluster = scale_workers(&mut ws, 1);
+    let left: Vec<String> = members(&cluster).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(left, ["kube-mgr-1", "kube-wk-1"], "{cluster}");
+    let ls = on_server("sudo k3s kubectl get nodes --no-headers -o wide");
+    let listed: Vec<String> = ready(&ls).into_iter().map(|n| n.split(' ').next().unwrap().to_string()).collect();
+    assert_eq!(listed, ["kube-mgr-1", "kube-wk-1"], "Kubernetes no longer lists the removed nodes: {ls}");
+    wait_cleaned(&s, &gone);
+    assert_eq!(ws.plan().0, 0, "no changes after scaling down:\n{}", ws.plan().1);
+    let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap();
+    for file in ["token", "agent-token"] {
+        let token = on_server(&format!("sudo cat /var/lib/rancher/k3s/server/{file}"));
+        let password = token.trim().rsplit(':').next().unwrap().to_string();
+        assert!(password.len() > 20 && !state.contains(&password), "the {file} is in the state");
+    }
+    assert!(!state.contains("PRIVATE KEY"), "a key is in the state");
     ws.ok(&["destroy", "-auto-approve", "-no-color"]);
     assert!(s.nodes().is_empty());
     s.wait_all_available(Duration::from_secs(300));

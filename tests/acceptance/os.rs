@@ -520,7 +520,7 @@ fn shares_on_the_lab(
 }
 
 /// The end of a machine's console log, for failure messages.
-fn console_tail(log: &Path) -> String {
+pub(crate) fn console_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")

@@ -118,6 +118,7 @@ impl DataSource<Client> for ClusterData {
             .attr(Attribute::string("status").computed())
             .attr(Attribute::string("status_reason").computed())
             .attr(Attribute::string("endpoint").computed())
+            .attr(Attribute::string("ca_certificate").computed())
             .attr(
                 Attribute::nested(
                     "members",

@@ -227,6 +227,7 @@ tfplugin::tf_object! {
         pub status: Value<String>,
         pub status_reason: Value<String>,
         pub endpoint: Value<String>,
+        pub ca_certificate: Value<String>,
         pub members: Value<Vec<MemberObj>>,
         pub created_at: Value<String>,
     }
@@ -293,6 +294,7 @@ impl ClusterState {
             status: Value::Known(c.status.as_str().into()),
             status_reason: c.status_reason.clone().into(),
             endpoint: c.endpoint.clone().into(),
+            ca_certificate: c.ca_certificate.clone().into(),
             members: Value::Known(
                 c.members
                     .iter()
@@ -515,7 +517,8 @@ impl Resource<Client> for ClusterResource {
             .attr(Attribute::string("kind").computed().modifier(keep()).description("From the template."))
             .attr(Attribute::string("status").computed().description("`active` after apply."))
             .attr(Attribute::string("status_reason").computed().description("What it waits for, or which nodes failed and why."))
-            .attr(Attribute::string("endpoint").computed().description("Where the control plane answers (Swarm: `ADDRESS:2377`)."))
+            .attr(Attribute::string("endpoint").computed().description("Where the control plane answers (Kubernetes: `https://ADDRESS:6443`; Swarm: `ADDRESS:2377`)."))
+            .attr(Attribute::string("ca_certificate").computed().description("Kubernetes: the API server's CA certificate (PEM), once the control plane reported it."))
             .attr(
                 Attribute::nested(
                     "members",
@@ -671,6 +674,8 @@ tfplugin::tf_object! {
         pub user: Value<String>,
         pub private_key: Value<String>,
         pub certificate: Value<String>,
+        pub ca_certificate: Value<String>,
+        pub kubeconfig: Value<String>,
         pub expires_at: Value<String>,
     }
 }
@@ -691,7 +696,8 @@ impl tfplugin::EphemeralResource<Client> for ClusterCredentialsResource {
             Block::new(
                 "Short-lived credentials for a cluster's control plane, made fresh for each run and never kept. \
                  Swarm: an SSH key and a certificate the cluster's own authority signed, for \
-                 `DOCKER_HOST = endpoint`. Ephemeral: never in state or plan.",
+                 `DOCKER_HOST = endpoint`. Kubernetes: a client certificate (group `system:masters`) the \
+                 cluster's client CA signed, as a ready `kubeconfig`. Ephemeral: never in state or plan.",
             )
             .attr(Attribute::string("cluster_id").required().description("The cluster (`tundra_cluster.id`)."))
             .attr(
@@ -700,10 +706,30 @@ impl tfplugin::EphemeralResource<Client> for ClusterCredentialsResource {
                     .validator(validators::range(60.0, 43200.0))
                     .description("How long they last (default 3600)."),
             )
-            .attr(Attribute::string("endpoint").computed().description("Swarm: `ssh://tundra-admin@ADDRESS`."))
+            .attr(
+                Attribute::string("endpoint")
+                    .computed()
+                    .description("Swarm: `ssh://tundra-admin@ADDRESS`; Kubernetes: `https://ADDRESS:6443`."),
+            )
             .attr(Attribute::string("user").computed())
-            .attr(Attribute::string("private_key").computed().sensitive().description("OpenSSH format."))
-            .attr(Attribute::string("certificate").computed().description("Save beside the key as `KEY-cert.pub`."))
+            .attr(
+                Attribute::string("private_key")
+                    .computed()
+                    .sensitive()
+                    .description("Swarm: OpenSSH format; Kubernetes: PKCS#8 PEM."),
+            )
+            .attr(
+                Attribute::string("certificate").computed().description(
+                    "Swarm: save beside the key as `KEY-cert.pub`; Kubernetes: the client certificate (PEM).",
+                ),
+            )
+            .attr(Attribute::string("ca_certificate").computed().description("Kubernetes: the API server's CA (PEM)."))
+            .attr(
+                Attribute::string("kubeconfig")
+                    .computed()
+                    .sensitive()
+                    .description("Kubernetes: a kubeconfig with endpoint, CA, certificate and key."),
+            )
             .attr(Attribute::string("expires_at").computed().description("RFC 3339.")),
         )
     }
@@ -727,6 +753,8 @@ impl tfplugin::EphemeralResource<Client> for ClusterCredentialsResource {
                 user: Value::Known(x.user),
                 private_key: Value::Known(x.private_key),
                 certificate: Value::Known(x.certificate),
+                ca_certificate: x.ca_certificate.into(),
+                kubeconfig: x.kubeconfig.into(),
                 expires_at: Value::Known(x.expires_at),
             },
             renew_at: None,

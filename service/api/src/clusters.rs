@@ -182,6 +182,10 @@ pub struct Cluster {
     /// Where the control plane answers (Kubernetes: `https://ADDRESS:6443`;
     /// Swarm: the bootstrap manager's `ADDRESS:2377`), once it does.
     pub endpoint: Option<String>,
+    /// Kubernetes: the API server's CA certificate (PEM), once the
+    /// bootstrap server reported it (what a kubeconfig trusts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub revision: i64,
@@ -244,6 +248,37 @@ pub struct ClusterJoin {
     /// then report as `removed`.
     #[serde(default)]
     pub remove: Vec<String>,
+    /// Kubernetes: the k3s air-gap bundle to install from (fetched from
+    /// the metadata service beside this plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<ClusterBundle>,
+    /// Kubernetes: k3s's configuration for this node
+    /// (`/etc/rancher/k3s/config.yaml`, as JSON, which is YAML): its role's
+    /// token, node IP, node name, labels, and how it joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub k3s_config: Option<BTreeMap<String, serde_json::Value>>,
+    /// Kubernetes, the bootstrap server before the cluster exists: the
+    /// client CA to install before k3s first starts (it signs the
+    /// short-lived kubeconfigs tundrad hands out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<ClusterAuthority>,
+}
+
+/// Where a node gets the k3s bundle: `file` under the metadata service's
+/// base, with the node's metadata token; it must hash to `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterBundle {
+    pub file: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+}
+
+/// A certificate authority a node installs: certificate and key, PEM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterAuthority {
+    pub certificate: String,
+    pub key: String,
 }
 
 words! {
@@ -263,8 +298,9 @@ pub struct ClusterReport {
     /// With `failed`: what went wrong (the command and its output's tail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// (Swarm bootstrap node) the join tokens Swarm made: sealed, handed
-    /// to each node by role.
+    /// (Bootstrap node) the join tokens: Swarm's, which Swarm made; k3s's
+    /// full, CA-pinned forms (`K10…`) of those tundrad minted. Sealed,
+    /// handed to each node by role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +311,9 @@ pub struct ClusterReport {
     /// (Bootstrap node) members it drained and removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// (Kubernetes bootstrap server) the API server's CA certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 /// `POST /v1/clusters/{id}/credentials`: short-lived access to the
@@ -289,20 +328,32 @@ pub struct ClusterCredentialsRequest {
 
 /// Short-lived credentials for a cluster's control plane, made fresh for
 /// each request and never kept by tundrad (nor in Terraform state: the
-/// provider returns them from an ephemeral resource). Swarm: an SSH key and
-/// a user certificate the cluster's own authority signed, for
-/// `DOCKER_HOST=ssh://…` (the nodes trust that authority for user
-/// `tundra-admin`, in the `docker` group).
+/// provider returns them from an ephemeral resource).
+///
+/// - Swarm: an SSH key and a user certificate the cluster's own authority
+///   signed, for `DOCKER_HOST=ssh://…` (the nodes trust that authority for
+///   user `tundra-admin`, in the `docker` group).
+/// - Kubernetes: a key and a client certificate (user `tundra-admin`, group
+///   `system:masters`) the cluster's client CA signed, the API server's
+///   CA, and all three as a ready `kubeconfig`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ClusterCredentials {
-    /// Swarm: `ssh://tundra-admin@ADDRESS` (for `DOCKER_HOST`).
+    /// Swarm: `ssh://tundra-admin@ADDRESS` (for `DOCKER_HOST`);
+    /// Kubernetes: `https://ADDRESS:6443`.
     pub endpoint: String,
     pub user: String,
-    /// The private key (OpenSSH format).
+    /// The private key (Swarm: OpenSSH format; Kubernetes: PKCS#8 PEM).
     pub private_key: String,
-    /// Its certificate (`ssh-ed25519-cert-v01@openssh.com …`): save it beside
-    /// the key as `KEY-cert.pub`, or pass `-o CertificateFile=`.
+    /// Its certificate. Swarm: `ssh-ed25519-cert-v01@openssh.com …`, to
+    /// save beside the key as `KEY-cert.pub` (or pass `-o CertificateFile=`);
+    /// Kubernetes: an X.509 client certificate (PEM).
     pub certificate: String,
+    /// Kubernetes: the API server's CA certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    /// Kubernetes: a kubeconfig holding endpoint, CA, certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
     /// RFC 3339: the certificate is refused after this.
     pub expires_at: String,
 }

@@ -23,40 +23,89 @@ use tundra_api::nodes::NodeStatus;
 /// cloud-init itself needs).
 pub const AGENT_SCRIPT: &str = include_str!("tundra-cluster.py");
 
-/// A cluster node's user data: the cluster agent, as a service that
-/// restarts, asking the metadata service at `metadata_base`
-/// (`http://ADDRESS:PORT/openstack/latest`); and user `admin` (in the
-/// `docker` group, no password) whose logins sshd takes with a certificate
-/// of the cluster's authority `ca_public` (its short-lived credentials).
-pub fn agent_user_data(metadata_base: &str, ca_public: &str, admin: &str) -> String {
+/// The k3s unit a node of `role` runs: servers `k3s`, agents `k3s-agent`.
+pub fn k3s_unit(role: Role) -> &'static str {
+    match role {
+        Role::ControlPlane => "k3s",
+        Role::Worker => "k3s-agent",
+    }
+}
+
+/// The systemd unit of k3s for `role`: installed by cloud-init, started by
+/// the cluster agent once the bundle's binary and k3s's configuration
+/// (`/etc/rancher/k3s/config.yaml`, which both subcommands read) are in place.
+fn k3s_service(role: Role) -> String {
+    let sub = match role {
+        Role::ControlPlane => "server",
+        Role::Worker => "agent",
+    };
+    format!(
+        "[Unit]\nDescription=Lightweight Kubernetes ({sub}), installed by tundrad's cluster agent\n\
+         Wants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=notify\n\
+         ExecStartPre=-/sbin/modprobe br_netfilter\nExecStartPre=-/sbin/modprobe overlay\n\
+         ExecStart=/usr/local/bin/k3s {sub}\nKillMode=process\nDelegate=yes\nLimitNOFILE=1048576\n\
+         LimitNPROC=infinity\nLimitCORE=infinity\nTasksMax=infinity\nTimeoutStartSec=0\nRestart=always\n\
+         RestartSec=5s\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
+}
+
+/// A cluster node's user data, per kind and role: the cluster agent, as a
+/// service that restarts, asking the metadata service at `metadata_base`
+/// (`http://ADDRESS:PORT/openstack/latest`); user `admin` (no password;
+/// Swarm: in the `docker` group) whose logins sshd takes with a
+/// certificate of the cluster's authority `ca_public`; and for Kubernetes
+/// the role's k3s unit and the kernel settings k3s needs.
+pub fn agent_user_data(metadata_base: &str, ca_public: &str, admin: &str, kind: Kind, role: Role) -> String {
+    let after = match kind {
+        Kind::Swarm => "network-online.target docker.service",
+        Kind::Kubernetes => "network-online.target",
+    };
     let unit = format!(
-        "[Unit]\nDescription=Join this node to its cluster as tundrad says\nAfter=network-online.target docker.service\n\
-         Wants=network-online.target docker.service\n\n[Service]\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster {metadata_base}\n\
+        "[Unit]\nDescription=Join this node to its cluster as tundrad says\nAfter={after}\n\
+         Wants={after}\n\n[Service]\nExecStart=/usr/bin/python3 /usr/local/sbin/tundra-cluster {metadata_base}\n\
          Restart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n"
     );
     let sshd = "# tundrad: the cluster's certificate authority signs its short-lived credentials\n\
                 TrustedUserCAKeys /etc/ssh/tundra-cluster-ca.pub\n";
     let y = crate::shares::y;
     let mut out = String::from("#cloud-config\n# tundrad: the node's cluster agent\n");
+    let groups = match kind {
+        Kind::Swarm => "\n    groups: [docker]",
+        Kind::Kubernetes => "",
+    };
     out.push_str(&format!(
-        "users:\n  - default\n  - name: {}\n    groups: [docker]\n    shell: /bin/bash\n    lock_passwd: true\n",
+        "users:\n  - default\n  - name: {}{groups}\n    shell: /bin/bash\n    lock_passwd: true\n",
         y(admin)
     ));
     out.push_str("write_files:\n");
-    for (path, mode, content) in [
-        ("/usr/local/sbin/tundra-cluster", "0755", AGENT_SCRIPT),
-        ("/etc/systemd/system/tundra-cluster.service", "0644", unit.as_str()),
-        ("/etc/ssh/tundra-cluster-ca.pub", "0644", &format!("{}\n", ca_public.trim())),
-        ("/etc/ssh/sshd_config.d/tundra-cluster.conf", "0644", sshd),
-    ] {
+    let ca_line = format!("{}\n", ca_public.trim());
+    let mut files: Vec<(String, &str, String)> = vec![
+        ("/usr/local/sbin/tundra-cluster".into(), "0755", AGENT_SCRIPT.into()),
+        ("/etc/systemd/system/tundra-cluster.service".into(), "0644", unit),
+        ("/etc/ssh/tundra-cluster-ca.pub".into(), "0644", ca_line),
+        ("/etc/ssh/sshd_config.d/tundra-cluster.conf".into(), "0644", sshd.into()),
+    ];
+    if kind == Kind::Kubernetes {
+        files.push((format!("/etc/systemd/system/{}.service", k3s_unit(role)), "0644", k3s_service(role)));
+        files.push(("/etc/modules-load.d/k3s.conf".into(), "0644", "overlay\nbr_netfilter\n".into()));
+        files.push((
+            "/etc/sysctl.d/90-k3s.conf".into(),
+            "0644",
+            "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n".into(),
+        ));
+    }
+    for (path, mode, content) in &files {
         out.push_str(&format!(
             "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: {}\n",
             y(content)
         ));
     }
-    out.push_str(
-        "runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, reload-or-restart, ssh]\n  - [systemctl, enable, --now, tundra-cluster.service]\n",
-    );
+    out.push_str("runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, reload-or-restart, ssh]\n");
+    if kind == Kind::Kubernetes {
+        // (A kernel without the modules, or a container, keeps what it has.)
+        out.push_str("  - [sh, -c, 'modprobe overlay; modprobe br_netfilter; sysctl --system >/dev/null || true']\n");
+    }
+    out.push_str("  - [systemctl, enable, --now, tundra-cluster.service]\n");
     out
 }
 
@@ -242,6 +291,136 @@ pub struct Secrets {
 pub fn k3s_token(random: &[u8; 32]) -> String {
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     format!("tundra-k3s-{hex}")
+}
+
+/// Whether `reported` is the full, CA-pinned form k3s writes of the token
+/// tundrad minted for `role` (`K10<sha256 of the CA>::server:<minted>`, or
+/// `::node:` for the agent token): what a bootstrap server may report in
+/// its place. Anything else is refused — a node does
+/// not get to choose the cluster's secrets.
+pub fn is_full_k3s_token(reported: &str, minted: &str, role: Role) -> bool {
+    let user = match role {
+        Role::ControlPlane => "server",
+        Role::Worker => "node",
+    };
+    let Some(rest) = reported.strip_prefix("K10") else { return false };
+    let Some((hash, creds)) = rest.split_once("::") else { return false };
+    !minted.is_empty()
+        && hash.len() == 64
+        && hash.chars().all(|c| c.is_ascii_hexdigit())
+        && creds.split_once(':') == Some((user, minted))
+}
+
+/// Whether a k3s token is in its full, CA-pinned form (a joining node then
+/// checks the server's CA before it sends the token).
+pub fn is_pinned_k3s_token(token: &str) -> bool {
+    token.starts_with("K10") && token.contains("::")
+}
+
+/// k3s's configuration for a node (`/etc/rancher/k3s/config.yaml`, as
+/// JSON): its name and node IP (the cluster address, so the kubelet,
+/// flannel and the API server use the cluster network on multi-network
+/// nodes), its role's token, its labels, and how it starts — the bootstrap
+/// server initialises embedded etcd (`cluster-init`), every other node
+/// joins through the bootstrap server's address. Servers also carry the
+/// agent token (k3s checks agents against it) and advertise their cluster
+/// address. `None` until what it needs is known: every node but the
+/// bootstrap server waits for its role's token in the pinned form the
+/// bootstrap server reports once the cluster runs, so no token is sent to
+/// an address before its CA is checked, and no server starts joining a
+/// control plane that does not answer yet. (The agent adds the interface
+/// flannel uses, which only the node knows.)
+pub fn k3s_config(
+    plan: &JoinPlan,
+    node: &str,
+    labels: &BTreeMap<String, String>,
+    secrets: &Secrets,
+) -> Option<BTreeMap<String, serde_json::Value>> {
+    use serde_json::json;
+    if plan.kind != Kind::Kubernetes {
+        return None;
+    }
+    let token = plan.secret.as_deref()?;
+    if !plan.bootstrap && !is_pinned_k3s_token(token) {
+        return None;
+    }
+    let addr = plan.address.to_string();
+    let mut c = BTreeMap::from([
+        ("node-name".to_string(), json!(node)),
+        ("node-ip".to_string(), json!(addr)),
+        ("token".to_string(), json!(token)),
+    ]);
+    if !labels.is_empty() {
+        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        c.insert("node-label".into(), json!(l));
+    }
+    if plan.role == Role::ControlPlane {
+        c.insert("agent-token".into(), json!(secrets.worker.as_deref()?));
+        c.insert("advertise-address".into(), json!(addr));
+        c.insert("tls-san".into(), json!([addr]));
+        c.insert("write-kubeconfig-mode".into(), json!("0600"));
+    }
+    if plan.bootstrap {
+        c.insert("cluster-init".into(), json!(true));
+    } else {
+        c.insert("server".into(), json!(format!("https://{}:6443", plan.join_address?)));
+    }
+    Some(c)
+}
+
+/// Kubernetes label keys and values: what a node label must be, or k3s
+/// refuses to start (`[prefix/]name`: name and value 63 characters at most,
+/// alphanumeric at both ends with `-`, `_`, `.` inside; a prefix is a DNS
+/// subdomain, and not one of Kubernetes' own — the kubelet refuses to set
+/// those on itself, but for `node.kubernetes.io/` and
+/// `kubelet.kubernetes.io/`). Swarm takes any.
+pub fn check_labels(kind: Kind, labels: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    if kind != Kind::Kubernetes {
+        return Ok(());
+    }
+    let part = |s: &str| {
+        s.len() <= 63
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && s.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+            && s.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
+    };
+    for (k, v) in labels {
+        let at = format!("/labels/{}", k.replace('~', "~0").replace('/', "~1"));
+        let (prefix, name) = match k.rsplit_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, k.as_str()),
+        };
+        let prefix_ok = prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(host_label));
+        let reserved = prefix.is_some_and(|p| {
+            let own = |d: &str| p == d || p.ends_with(&format!(".{d}"));
+            (own("kubernetes.io") || own("k8s.io")) && !own("node.kubernetes.io") && !own("kubelet.kubernetes.io")
+        });
+        if reserved {
+            return Err((
+                at,
+                format!(
+                    "{k:?}: the kubelet does not set labels of Kubernetes' own kubernetes.io and k8s.io prefixes on its node (but node.kubernetes.io/ and kubelet.kubernetes.io/); use a prefix of your own"
+                ),
+            ));
+        }
+        if name.is_empty() || !part(name) || !prefix_ok {
+            return Err((
+                at,
+                format!(
+                    "{k:?} is not a Kubernetes label key: [prefix/]name, the name up to 63 letters, digits, '-', '_' or '.' (alphanumeric at both ends), the prefix a DNS name"
+                ),
+            ));
+        }
+        if !part(v) {
+            return Err((
+                at,
+                format!(
+                    "{v:?} is not a Kubernetes label value: up to 63 letters, digits, '-', '_' or '.', alphanumeric at both ends"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The one secret a node of `role` is given: a worker never sees what lets
@@ -538,7 +717,13 @@ mod tests {
 
     #[test]
     fn a_nodes_user_data_runs_the_cluster_agent_against_the_metadata_service() {
-        let ud = agent_user_data("http://10.0.0.1:8080/openstack/latest", "ssh-ed25519 AAAAC3Nz ca", "tundra-admin");
+        let ud = agent_user_data(
+            "http://10.0.0.1:8080/openstack/latest",
+            "ssh-ed25519 AAAAC3Nz ca",
+            "tundra-admin",
+            Kind::Swarm,
+            Role::Worker,
+        );
         assert!(ud.starts_with("#cloud-config\n"), "{ud}");
         assert!(
             ud.contains(
@@ -553,6 +738,147 @@ mod tests {
         assert!(ud.contains("\"ssh-ed25519 AAAAC3Nz ca\\n\""), "{ud}");
         // No secret travels in user data: the agent asks for its role's at run time.
         assert!(!ud.contains("SWMTKN") && !ud.contains("tundra-k3s-"), "{ud}");
+        assert!(!ud.contains("k3s.service") && !ud.contains("k3s-agent.service"), "{ud}");
+    }
+
+    #[test]
+    fn k3s_nodes_get_their_roles_unit_and_kernel_settings_and_no_docker_group() {
+        let ud = |role| {
+            agent_user_data(
+                "http://10.0.0.1:8080/openstack/latest",
+                "ssh-ed25519 A ca",
+                "tundra-admin",
+                Kind::Kubernetes,
+                role,
+            )
+        };
+        let server = ud(Role::ControlPlane);
+        assert!(server.contains("path: /etc/systemd/system/k3s.service"), "{server}");
+        assert!(server.contains("ExecStart=/usr/local/bin/k3s server"), "{server}");
+        assert!(!server.contains("path: /etc/systemd/system/k3s-agent.service"), "{server}");
+        let agent = ud(Role::Worker);
+        assert!(agent.contains("path: /etc/systemd/system/k3s-agent.service"), "{agent}");
+        assert!(agent.contains("ExecStart=/usr/local/bin/k3s agent"), "{agent}");
+        for ud in [&server, &agent] {
+            assert!(ud.contains("br_netfilter") && ud.contains("net.ipv4.ip_forward = 1"), "{ud}");
+            assert!(!ud.contains("groups: [docker]") && !ud.contains("docker.service"), "{ud}");
+            // The agent starts k3s once the bundle is in: cloud-init does not.
+            assert!(!ud.contains("enable, --now, k3s"), "{ud}");
+            assert!(!ud.contains("tundra-k3s-"), "{ud}");
+        }
+    }
+
+    #[test]
+    fn k3s_config_by_role_with_the_cluster_network_as_node_ip() {
+        // A worker on three networks: its node IP is the one on the named
+        // cluster network, not provisioning and not the first data network.
+        let addrs = [
+            ("provisioning".to_string(), ip("10.0.0.20")),
+            ("data-25g".to_string(), ip("10.25.0.5")),
+            ("hpc-100g".to_string(), ip("10.100.0.5")),
+        ];
+        let address = cluster_address("k-workers-1", Some("hpc-100g"), &addrs, "provisioning").unwrap();
+        let hash = "ab".repeat(32);
+        let server = format!("K10{hash}::server:tundra-k3s-server");
+        let agent = format!("K10{hash}::node:tundra-k3s-agent");
+        let s = Secrets { control_plane: Some(server.clone()), worker: Some(agent.clone()) };
+        let labels = BTreeMap::from([("site.example/rack".to_string(), "r1".to_string())]);
+        let w = member("k-workers-1", Role::Worker, 1, MemberState::Joining);
+        let plan = join_plan(Kind::Kubernetes, &w, "k-cp-1", address, Some(ip("10.100.0.2")), &s);
+        let c = k3s_config(&plan, &w.name, &labels, &s).unwrap();
+        assert_eq!(c["node-ip"], "10.100.0.5");
+        assert_eq!(c["node-name"], "k-workers-1");
+        assert_eq!(c["server"], "https://10.100.0.2:6443");
+        assert_eq!(c["token"], agent.as_str(), "an agent joins with the agent token, pinned");
+        assert_eq!(c["node-label"], serde_json::json!(["site.example/rack=r1"]));
+        assert!(!c.contains_key("agent-token") && !c.contains_key("cluster-init") && !c.contains_key("tls-san"));
+        assert!(!serde_json::to_string(&c).unwrap().contains(&server), "a worker never sees the server token");
+        // The bootstrap server initialises etcd on its cluster address, with
+        // the tokens as minted (there is no CA to pin them to yet).
+        let minted =
+            Secrets { control_plane: Some("tundra-k3s-server".into()), worker: Some("tundra-k3s-agent".into()) };
+        let cp = member("k-cp-1", Role::ControlPlane, 1, MemberState::Joining);
+        let plan = join_plan(Kind::Kubernetes, &cp, "k-cp-1", ip("10.100.0.2"), Some(ip("10.100.0.2")), &minted);
+        let c = k3s_config(&plan, &cp.name, &BTreeMap::new(), &minted).unwrap();
+        assert_eq!(c["cluster-init"], true);
+        assert!(!c.contains_key("server"));
+        assert_eq!(
+            (c["token"].as_str(), c["agent-token"].as_str()),
+            (Some("tundra-k3s-server"), Some("tundra-k3s-agent"))
+        );
+        assert_eq!(
+            (c["advertise-address"].as_str(), c["tls-san"][0].as_str()),
+            (Some("10.100.0.2"), Some("10.100.0.2"))
+        );
+        assert!(!c.contains_key("node-label"));
+        // Nobody else joins before the tokens are pinned to the running cluster's CA.
+        let plan = join_plan(Kind::Kubernetes, &w, "k-cp-1", address, Some(ip("10.100.0.2")), &minted);
+        assert_eq!(k3s_config(&plan, &w.name, &labels, &minted), None);
+        // Another server joins through the bootstrap server, pinned.
+        let cp2 = member("k-cp-2", Role::ControlPlane, 2, MemberState::Joining);
+        let plan = join_plan(Kind::Kubernetes, &cp2, "k-cp-1", ip("10.100.0.3"), Some(ip("10.100.0.2")), &minted);
+        assert_eq!(k3s_config(&plan, &cp2.name, &BTreeMap::new(), &minted), None);
+        let plan = join_plan(Kind::Kubernetes, &cp2, "k-cp-1", ip("10.100.0.3"), Some(ip("10.100.0.2")), &s);
+        let c = k3s_config(&plan, &cp2.name, &BTreeMap::new(), &s).unwrap();
+        assert_eq!(c["server"], "https://10.100.0.2:6443");
+        assert_eq!((c["token"].as_str(), c["agent-token"].as_str()), (Some(server.as_str()), Some(agent.as_str())));
+        assert!(!c.contains_key("cluster-init"));
+        // Not before the bootstrap server's address is known; never for Swarm.
+        let plan = join_plan(Kind::Kubernetes, &w, "k-cp-1", address, None, &s);
+        assert_eq!(k3s_config(&plan, &w.name, &labels, &s), None);
+        let plan = join_plan(Kind::Swarm, &w, "k-cp-1", address, Some(ip("10.100.0.2")), &s);
+        assert_eq!(k3s_config(&plan, &w.name, &labels, &s), None);
+    }
+
+    #[test]
+    fn only_the_full_form_of_the_minted_token_replaces_it() {
+        let minted = "tundra-k3s-abc";
+        let h = "0f".repeat(32);
+        assert!(is_full_k3s_token(&format!("K10{h}::server:tundra-k3s-abc"), minted, Role::ControlPlane));
+        assert!(is_full_k3s_token(&format!("K10{h}::node:tundra-k3s-abc"), minted, Role::Worker));
+        for (bad, role) in [
+            ("tundra-k3s-abc".to_string(), Role::ControlPlane),
+            ("K10::server:tundra-k3s-abc".to_string(), Role::ControlPlane),
+            ("K1012af::server:tundra-k3s-abc".to_string(), Role::ControlPlane),
+            (format!("K10{}::server:tundra-k3s-abc", "x".repeat(64)), Role::ControlPlane),
+            (format!("K10{h}::server:tundra-k3s-other"), Role::ControlPlane),
+            (format!("K10{h}::tundra-k3s-abc"), Role::ControlPlane),
+            (format!("K10{h}:server:tundra-k3s-abc"), Role::ControlPlane),
+            // Each token with its own user: k3s reads any other as a bare password.
+            (format!("K10{h}::node:tundra-k3s-abc"), Role::ControlPlane),
+            (format!("K10{h}::server:tundra-k3s-abc"), Role::Worker),
+            (format!("K10{h}::admin:tundra-k3s-abc"), Role::Worker),
+        ] {
+            assert!(!is_full_k3s_token(&bad, minted, role), "{bad}");
+        }
+        assert!(!is_full_k3s_token(&format!("K10{h}::server:"), "", Role::ControlPlane), "nothing minted");
+        assert!(is_pinned_k3s_token(&format!("K10{h}::node:x")) && !is_pinned_k3s_token(minted));
+    }
+
+    #[test]
+    fn kubernetes_labels_must_be_what_k3s_takes() {
+        let l = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        for (k, v) in [("team", "radio"), ("site.example/rack", "r-1"), ("gpu", ""), ("a.b_c-d", "X.y_z")] {
+            assert_eq!(check_labels(Kind::Kubernetes, &l(k, v)), Ok(()), "{k}={v}");
+        }
+        for (k, v) in
+            [("", "x"), ("-team", "x"), ("team", "x y"), ("team", "-x"), ("Site.Example/rack", "r"), ("/rack", "r")]
+        {
+            let (at, why) = check_labels(Kind::Kubernetes, &l(k, v)).unwrap_err();
+            assert!(at.starts_with("/labels/") && why.contains("Kubernetes label"), "{k}={v}: {at} {why}");
+        }
+        assert_eq!(check_labels(Kind::Kubernetes, &l("a/b", "x y")).unwrap_err().0, "/labels/a~1b");
+        // Kubernetes' own prefixes the kubelet will not set on itself, but its two.
+        for k in ["node-role.kubernetes.io/worker", "kubernetes.io/role", "x.k8s.io/a"] {
+            let (at, why) = check_labels(Kind::Kubernetes, &l(k, "")).unwrap_err();
+            assert!(at.starts_with("/labels/") && why.contains("a prefix of your own"), "{k}: {at} {why}");
+        }
+        for ok in ["node.kubernetes.io/pool", "kubelet.kubernetes.io/x", "example.com/kubernetes.io"] {
+            assert_eq!(check_labels(Kind::Kubernetes, &l(ok, "a")), Ok(()), "{ok}");
+        }
+        assert_eq!(check_labels(Kind::Kubernetes, &l("team", &"v".repeat(64))).unwrap_err().0, "/labels/team");
+        // Swarm takes any.
+        assert_eq!(check_labels(Kind::Swarm, &l("any thing", "at all")), Ok(()));
     }
 
     #[test]

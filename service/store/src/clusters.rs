@@ -53,6 +53,7 @@ fn cluster(row: &AnyRow) -> Result<Cluster> {
         status_reason: get(row, "status_reason")?,
         members: Vec::new(),
         endpoint: get(row, "endpoint")?,
+        ca_certificate: get(row, "ca_certificate")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
         revision: get(row, "revision")?,
@@ -118,6 +119,18 @@ pub struct NewClusterTemplate {
     pub bundle_image_id: Option<ImageId>,
 }
 
+/// A new cluster's secrets, each sealed under its own ID.
+#[derive(Debug, Clone)]
+pub struct NewClusterSecrets {
+    /// k3s: the server and agent tokens tundrad minted (Swarm: none yet).
+    pub control_plane: Option<SecretRecord>,
+    pub worker: Option<SecretRecord>,
+    /// The SSH certificate authority: sealed private key, public key.
+    pub ssh_ca: (SecretRecord, String),
+    /// Kubernetes: the client CA: sealed key, certificate (PEM).
+    pub client_ca: Option<(SecretRecord, String)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCluster {
     pub project_id: ProjectId,
@@ -144,6 +157,11 @@ pub struct ClusterRecord {
     /// its public key (which the nodes trust for user certificates).
     pub ssh_ca_secret: Option<SecretId>,
     pub ssh_ca_public: Option<String>,
+    /// Kubernetes: the client CA its kubeconfigs are signed by — its
+    /// sealed key and its certificate (PEM), installed on the bootstrap
+    /// server before k3s first starts.
+    pub client_ca_secret: Option<SecretId>,
+    pub client_ca_cert: Option<String>,
 }
 
 fn record(r: &AnyRow) -> Result<ClusterRecord> {
@@ -159,6 +177,8 @@ fn record(r: &AnyRow) -> Result<ClusterRecord> {
         worker_secret: opt_id_col("clusters", r, "worker_secret")?,
         ssh_ca_secret: opt_id_col("clusters", r, "ssh_ca_secret")?,
         ssh_ca_public: get(r, "ssh_ca_public")?,
+        client_ca_secret: opt_id_col("clusters", r, "client_ca_secret")?,
+        client_ca_cert: get(r, "client_ca_cert")?,
     })
 }
 
@@ -282,29 +302,25 @@ impl Store {
 
     /// A new cluster, `creating`, with its sealed join secrets (k3s: both
     /// minted now; Swarm: none until its bootstrap node reports them) and
-    /// its SSH certificate authority (sealed private key, public key).
-    pub async fn create_cluster(
-        &self,
-        actor: &Actor,
-        c: NewCluster,
-        control_plane: Option<SecretRecord>,
-        worker: Option<SecretRecord>,
-        ssh_ca: (SecretRecord, String),
-    ) -> Result<Cluster> {
+    /// its SSH certificate authority (sealed private key, public key), and
+    /// for Kubernetes its client CA (sealed key, certificate).
+    pub async fn create_cluster(&self, actor: &Actor, c: NewCluster, secrets: NewClusterSecrets) -> Result<Cluster> {
+        let NewClusterSecrets { control_plane, worker, ssh_ca, client_ca } = secrets;
         let mut w = self.write().await?;
         let t = TEMPLATES.get_in(&mut w, c.template_id).await.map_err(|_| StoreError::ConflictAt {
             pointer: "/template_id".into(),
             detail: format!("no cluster template {}", c.template_id),
         })?;
-        for r in control_plane.iter().chain(worker.iter()).chain([&ssh_ca.0]) {
+        for r in control_plane.iter().chain(worker.iter()).chain([&ssh_ca.0]).chain(client_ca.iter().map(|c| &c.0)) {
             put_secret_in(&mut w, r).await?;
         }
         let id = ClusterId::generate();
         sqlx::query(
             "INSERT INTO clusters (id, project_id, name, template_id, kind, keypair_id, groups, labels, status, status_reason, \
              was_active, bootstrap, seen, last_index, endpoint, control_plane_secret, worker_secret, ssh_ca_secret, ssh_ca_public, \
-             created_at, updated_at, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', 'making its nodes', 0, NULL, NULL, '{}', NULL, $9, $10, $11, $12, $13, $13, 1)",
+             client_ca_secret, client_ca_cert, created_at, updated_at, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', 'making its nodes', 0, NULL, NULL, '{}', NULL, $9, $10, $11, $12, \
+             $13, $14, $15, $15, 1)",
         )
         .bind(id.to_string())
         .bind(c.project_id.to_string())
@@ -318,6 +334,8 @@ impl Store {
         .bind(worker.as_ref().map(|r| r.id.to_string()))
         .bind(ssh_ca.0.id.to_string())
         .bind(ssh_ca.1.clone())
+        .bind(client_ca.as_ref().map(|c| c.0.id.to_string()))
+        .bind(client_ca.as_ref().map(|c| c.1.clone()))
         .bind(now())
         .execute(&mut *w.tx)
         .await
@@ -461,12 +479,18 @@ impl Store {
         if n > 0 {
             return Err(StoreError::Conflict(format!("cluster {} still has {n} member(s)", cur.name)));
         }
-        let row = sqlx::query("SELECT control_plane_secret, worker_secret, ssh_ca_secret FROM clusters WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_one(&mut *w.tx)
-            .await?;
-        let secrets: [Option<String>; 3] =
-            [get(&row, "control_plane_secret")?, get(&row, "worker_secret")?, get(&row, "ssh_ca_secret")?];
+        let row = sqlx::query(
+            "SELECT control_plane_secret, worker_secret, ssh_ca_secret, client_ca_secret FROM clusters WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let secrets: [Option<String>; 4] = [
+            get(&row, "control_plane_secret")?,
+            get(&row, "worker_secret")?,
+            get(&row, "ssh_ca_secret")?,
+            get(&row, "client_ca_secret")?,
+        ];
         sqlx::query("DELETE FROM clusters WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         for s in secrets.into_iter().flatten() {
             sqlx::query("DELETE FROM secrets WHERE id = $1").bind(s).execute(&mut *w.tx).await?;
@@ -534,7 +558,20 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Keep a join secret for `role` (a Swarm token the bootstrap node reported).
+    /// The API server's CA (PEM) the bootstrap server reported; whether it
+    /// differs from the one kept.
+    pub async fn set_cluster_ca(&self, id: ClusterId, pem: &str) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE clusters SET ca_certificate = $1 WHERE id = $2 AND COALESCE(ca_certificate, '') <> $1")
+                .bind(pem.to_string())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Keep a join secret for `role` (a Swarm token the bootstrap node
+    /// reported, or the full form of a k3s token tundrad minted).
     pub async fn set_cluster_secret(&self, id: ClusterId, role: GroupRole, r: &SecretRecord) -> Result<()> {
         let mut w = self.write().await?;
         put_secret_in(&mut w, r).await?;

@@ -42,7 +42,7 @@ use tundra_api::ProjectId;
 
 pub use agent::AgentSession;
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
-pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewClusterTemplate};
+pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};

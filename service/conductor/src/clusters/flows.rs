@@ -12,13 +12,14 @@ use std::net::Ipv4Addr;
 use tundra_api::SecretId;
 use tundra_api::catalog::ImageStatus;
 use tundra_api::clusters::{
-    Cluster, ClusterCreate, ClusterCredentials, ClusterJoin, ClusterKind, ClusterReport, ClusterTemplate,
-    ClusterTemplateCreate, ClusterUpdate, GroupRole, JoinOutcome, MemberState, NodeGroup,
+    Cluster, ClusterAuthority, ClusterBundle, ClusterCreate, ClusterCredentials, ClusterJoin, ClusterKind,
+    ClusterReport, ClusterTemplate, ClusterTemplateCreate, ClusterUpdate, GroupRole, JoinOutcome, MemberState,
+    NodeGroup,
 };
 use tundra_api::nodes::{Node, NodeNetworkRequest};
 use tundra_api::{NodeId, ProjectId};
 use tundra_engine::clusters::{self as rules, Member, Secrets};
-use tundra_store::{Actor, MemberRecord, NewCluster, NewClusterTemplate};
+use tundra_store::{Actor, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 
 use super::REMOVED;
 use crate::error::{Error, Result};
@@ -138,19 +139,17 @@ pub async fn create(c: &Conductor, actor: &Actor, r: ClusterCreate) -> Result<Cl
     {
         return Err(Error::invalid("/keypair_id", format!("no keypair {k} in the cluster's project")));
     }
+    rules::check_labels(t.kind, &r.labels).map_err(refused)?;
     if t.kind == ClusterKind::Kubernetes {
-        // The k3s path needs its bundle on the nodes: not delivered yet.
-        return Err(Error::invalid(
-            "/template_id",
-            format!(
-                "template {} is kubernetes; this tundrad makes swarm clusters only so far (k3s bundle delivery to nodes is not built yet)",
-                t.name
-            ),
-        ));
+        // Its nodes install k3s from the template's bundle.
+        bundle_of(c, &t).await.map_err(|e| match e {
+            Error::Failed(why) => Error::invalid("/template_id", why),
+            other => other,
+        })?;
     }
-    let (control_plane, worker) = match t.kind {
-        ClusterKind::Kubernetes => (Some(mint(c)?), Some(mint(c)?)),
-        ClusterKind::Swarm => (None, None),
+    let (control_plane, worker, client_ca) = match t.kind {
+        ClusterKind::Kubernetes => (Some(mint(c)?), Some(mint(c)?), Some(client_ca(c, project, &r.name)?)),
+        ClusterKind::Swarm => (None, None, None),
     };
     let new = NewCluster {
         project_id: project,
@@ -161,8 +160,8 @@ pub async fn create(c: &Conductor, actor: &Actor, r: ClusterCreate) -> Result<Cl
         groups: r.groups,
         labels: r.labels,
     };
-    let ca = ssh_ca(c)?;
-    let out = c.store().create_cluster(actor, new, control_plane, worker, ca).await?;
+    let secrets = NewClusterSecrets { control_plane, worker, ssh_ca: ssh_ca(c)?, client_ca };
+    let out = c.store().create_cluster(actor, new, secrets).await?;
     c.wakes().clusters.notify_one();
     Ok(out)
 }
@@ -188,9 +187,54 @@ fn ssh_ca(c: &Conductor) -> Result<(tundra_store::SecretRecord, String)> {
     Ok((sealed, public))
 }
 
-/// Fresh credentials for cluster `cl`'s control plane, valid `ttl`: a new
-/// key and a user certificate for [`ADMIN_USER`] the cluster's authority
-/// signs. Nothing of them is kept.
+/// The parameters of a cluster's client CA (Kubernetes). The same each
+/// time for one cluster: tundrad signs with the sealed key and these alone.
+fn client_ca_params(project: ProjectId, cluster: &str) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CommonName, format!("tundra-client-ca {project}/{cluster}"));
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    p
+}
+
+fn seconds_since_epoch() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// `secs` after the epoch, as certificates keep time.
+fn cert_time(secs: u64) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::default();
+    p.not_before = rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(secs);
+    p
+}
+
+fn cert_error(e: rcgen::Error) -> Error {
+    Error::Internal(format!("making a certificate: {e}"))
+}
+
+/// A Kubernetes cluster's client CA, ECDSA P-256, for ten years: its key
+/// sealed, its certificate (PEM). The bootstrap server installs both
+/// before k3s first starts, so k3s trusts the kubeconfigs tundrad signs.
+fn client_ca(c: &Conductor, project: ProjectId, cluster: &str) -> Result<(tundra_store::SecretRecord, String)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
+    let now = seconds_since_epoch();
+    let mut p = client_ca_params(project, cluster);
+    p.not_before = cert_time(now.saturating_sub(60)).not_before;
+    p.not_after = cert_time(now + 10 * 365 * 86_400).not_before;
+    let cert = p.self_signed(&key).map_err(cert_error)?;
+    let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(key.serialize_pem().into_bytes()));
+    Ok((sealed, cert.pem()))
+}
+
+/// Fresh credentials for cluster `cl`'s control plane, valid `ttl`, made
+/// for [`ADMIN_USER`] and signed by the cluster's own authority (Swarm: an
+/// SSH user certificate; Kubernetes: an X.509 client certificate in group
+/// `system:masters`, with a kubeconfig). Nothing of them is kept.
 pub async fn credentials(
     c: &Conductor,
     actor: &Actor,
@@ -201,19 +245,105 @@ pub async fn credentials(
     if rec.cluster.status == tundra_api::clusters::ClusterStatus::Deleting {
         return Err(Error::conflict(format!("cluster {} is being deleted", cl.name)));
     }
-    let address = match (&rec.cluster.endpoint, cl.kind) {
-        (Some(e), ClusterKind::Swarm) => e.rsplit_once(':').map(|(a, _)| a.to_string()).unwrap_or_else(|| e.clone()),
-        (None, _) => {
+    let address = match &rec.cluster.endpoint {
+        Some(e) => e.clone(),
+        None => {
             return Err(Error::conflict(format!(
                 "cluster {} has no control plane answering yet ({}); ask again once it is active",
                 cl.name,
                 cl.status.as_str()
             )));
         }
-        (Some(_), ClusterKind::Kubernetes) => {
-            return Err(Error::conflict("kubernetes credentials come with k3s support, which is not built yet"));
-        }
     };
+    let out = match cl.kind {
+        ClusterKind::Swarm => {
+            let host = address.rsplit_once(':').map(|(a, _)| a.to_string()).unwrap_or(address);
+            ssh_credentials(c, actor, &rec, &host, ttl).await?
+        }
+        ClusterKind::Kubernetes => kubeconfig(c, actor, &rec, &address, ttl).await?,
+    };
+    tracing::info!(cluster = %cl.name, who = %actor.name, ttl_s = ttl.as_secs(), "cluster credentials issued");
+    Ok(out)
+}
+
+/// A Kubernetes client certificate and its kubeconfig.
+async fn kubeconfig(
+    c: &Conductor,
+    actor: &Actor,
+    rec: &ClusterRecord,
+    endpoint: &str,
+    ttl: std::time::Duration,
+) -> Result<ClusterCredentials> {
+    let cl = &rec.cluster;
+    let server_ca = cl.ca_certificate.clone().ok_or_else(|| {
+        Error::conflict(format!(
+            "cluster {}'s bootstrap server has not reported the API server's CA yet; ask again once it is active",
+            cl.name
+        ))
+    })?;
+    let ca_id = rec.client_ca_secret.ok_or_else(|| Error::Internal(format!("cluster {} has no client CA", cl.name)))?;
+    let ca_key = c
+        .keyring()
+        .get(c.store(), ca_id)
+        .await
+        .map_err(|e| Error::Internal(format!("the cluster's client CA: {e}")))?;
+    let ca_key = rcgen::KeyPair::from_pem(&String::from_utf8_lossy(&ca_key.0)).map_err(cert_error)?;
+    let ca_params = client_ca_params(cl.project_id, &cl.name);
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
+    let now = seconds_since_epoch();
+    // A minute of slack for clocks a little behind.
+    let (after, before) = (now.saturating_sub(60), now + ttl.as_secs());
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CommonName, ADMIN_USER);
+    p.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+    // Who asked, for whoever reads the certificate later.
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, format!("tundra {} by {}", cl.project_id, actor.name));
+    p.not_before = cert_time(after).not_before;
+    p.not_after = cert_time(before).not_before;
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let mut serial = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut serial).map_err(|_| Error::Internal("no randomness for a certificate".into()))?;
+    serial[0] &= 0x7f;
+    p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    let cert = p.signed_by(&key, &issuer).map_err(cert_error)?;
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let user = format!("{ADMIN_USER}@{}", cl.name);
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cl.name, "cluster": {"server": endpoint, "certificate-authority-data": b64(&server_ca)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(&cert_pem), "client-key-data": b64(&key_pem)}}],
+        "contexts": [{"name": cl.name, "context": {"cluster": cl.name, "user": user}}],
+        "current-context": cl.name,
+        "preferences": {},
+    });
+    let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(before);
+    Ok(ClusterCredentials {
+        endpoint: endpoint.to_string(),
+        user: ADMIN_USER.into(),
+        private_key: key_pem,
+        certificate: cert_pem,
+        ca_certificate: Some(server_ca),
+        kubeconfig: Some(serde_json::to_string_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?),
+        expires_at: humantime::format_rfc3339_seconds(expires).to_string(),
+    })
+}
+
+/// An SSH key and a user certificate for `ADMIN_USER@host` (Swarm).
+async fn ssh_credentials(
+    c: &Conductor,
+    actor: &Actor,
+    rec: &ClusterRecord,
+    address: &str,
+    ttl: std::time::Duration,
+) -> Result<ClusterCredentials> {
+    let cl = &rec.cluster;
     let ca_id =
         rec.ssh_ca_secret.ok_or_else(|| Error::Internal(format!("cluster {} has no SSH authority", cl.name)))?;
     let ca = c
@@ -224,7 +354,7 @@ pub async fn credentials(
     let ca = ssh_key::PrivateKey::from_openssh(&ca.0)
         .map_err(|e| Error::Internal(format!("the cluster's SSH authority: {e}")))?;
     let key = ed25519()?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = seconds_since_epoch();
     // A minute of slack for clocks a little behind.
     let (after, before) = (now.saturating_sub(60), now + ttl.as_secs());
     let mut nonce = [0u8; 32];
@@ -238,12 +368,13 @@ pub async fn credentials(
     b.extension("permit-pty", "").map_err(bad)?;
     let cert = b.sign(&ca).map_err(bad)?;
     let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(before);
-    tracing::info!(cluster = %cl.name, who = %actor.name, ttl_s = ttl.as_secs(), "cluster credentials issued");
     Ok(ClusterCredentials {
         endpoint: format!("ssh://{ADMIN_USER}@{address}"),
         user: ADMIN_USER.into(),
         private_key: key.to_openssh(ssh_key::LineEnding::LF).map_err(bad)?.to_string(),
         certificate: cert.to_openssh().map_err(bad)?,
+        ca_certificate: None,
+        kubeconfig: None,
         expires_at: humantime::format_rfc3339_seconds(expires).to_string(),
     })
 }
@@ -312,6 +443,7 @@ pub async fn update(
         }
     }
     let labels = r.labels.unwrap_or_else(|| cur.labels.clone());
+    rules::check_labels(cur.kind, &labels).map_err(refused)?;
     let mut out = c.store().update_cluster(actor, cur.id, groups, labels, if_match).await?;
     if !r.replace.is_empty() {
         c.store().replace_cluster_members(actor, cur.id, &r.replace).await?;
@@ -429,6 +561,30 @@ pub async fn join(c: &Conductor, n: &Node) -> Result<Option<ClusterJoin>> {
     );
     // The bootstrap node drains and removes the members leaving after they joined.
     let remove = if plan.bootstrap { to_remove(&members, &me.name) } else { Vec::new() };
+    let (bundle, client_ca) = match cl.kind {
+        ClusterKind::Swarm => (None, None),
+        ClusterKind::Kubernetes => {
+            let t = c.store().cluster_template(cl.template_id).await?;
+            let image = bundle_of(c, &t).await?;
+            let bundle = ClusterBundle {
+                file: BUNDLE_FILE.into(),
+                sha256: image.raw_sha256.unwrap_or(image.sha256),
+                size_bytes: image.size_bytes.unwrap_or(0),
+            };
+            // The client CA goes to the server that makes the cluster, and
+            // only before it exists: the other servers get it from k3s.
+            let first = plan.bootstrap && !members.iter().any(|m| m.joined);
+            let ca = match (first, rec.client_ca_secret, &rec.client_ca_cert) {
+                (true, Some(id), Some(cert)) => Some(ClusterAuthority {
+                    certificate: cert.clone(),
+                    key: open(c, Some(id)).await?.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            (Some(bundle), ca)
+        }
+    };
+    let k3s_config = rules::k3s_config(&plan, &me.name, &cl.labels, &secrets);
     Ok(Some(ClusterJoin {
         cluster: cl.name.clone(),
         kind: plan.kind,
@@ -440,7 +596,43 @@ pub async fn join(c: &Conductor, n: &Node) -> Result<Option<ClusterJoin>> {
         secret: plan.secret,
         labels: cl.labels.clone(),
         remove,
+        bundle,
+        k3s_config,
+        client_ca,
     }))
+}
+
+/// The file under the metadata service a k3s node fetches its bundle as.
+pub const BUNDLE_FILE: &str = "tundra_cluster_bundle";
+
+/// A Kubernetes template's bundle image, which must be active.
+async fn bundle_of(c: &Conductor, t: &ClusterTemplate) -> Result<tundra_api::catalog::Image> {
+    let id = t
+        .bundle_image_id
+        .ok_or_else(|| Error::Failed(format!("template {} version {} names no k3s bundle", t.name, t.version)))?;
+    let image = c.store().image(id).await?;
+    if image.status != ImageStatus::Active {
+        return Err(Error::Failed(format!(
+            "template {}'s k3s bundle (image {}) is {}; it must be active",
+            t.name,
+            image.name,
+            image.status.as_str()
+        )));
+    }
+    Ok(image)
+}
+
+/// Where the bundle node `n` asks for is kept, when `n` is a node of a
+/// Kubernetes cluster.
+pub async fn bundle_path(c: &Conductor, n: &Node) -> Result<Option<std::path::PathBuf>> {
+    let Some((me, _)) = c.store().member_of_node(n.id).await? else { return Ok(None) };
+    let cl = c.store().cluster_record(me.cluster_id).await?.cluster;
+    if cl.kind != ClusterKind::Kubernetes {
+        return Ok(None);
+    }
+    let t = c.store().cluster_template(cl.template_id).await?;
+    let image = bundle_of(c, &t).await?;
+    Ok(Some(crate::images::raw_path(c, image.id)))
 }
 
 /// Leaving members the control plane still has: they joined once, and are
@@ -467,12 +659,68 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
     let members = c.store().cluster_members(rec.cluster.id).await?;
     let views: Vec<Member> = members.iter().map(|m| member(m, None)).collect();
     let is_bootstrap = rules::bootstrap(rec.bootstrap.as_deref(), &views) == Some(me.name.as_str());
-    let bootstrap_only =
-        r.seen.is_some() || !r.removed.is_empty() || r.manager_token.is_some() || r.worker_token.is_some();
+    let bootstrap_only = r.seen.is_some()
+        || !r.removed.is_empty()
+        || r.manager_token.is_some()
+        || r.worker_token.is_some()
+        || r.ca_certificate.is_some();
     if bootstrap_only && !is_bootstrap {
         tracing::warn!(node = %n.name, cluster = %rec.cluster.name, "a cluster report only the bootstrap node may send; refused");
         return Err(Error::invalid("", "only the cluster's bootstrap node reports tokens, members and removals"));
     }
+    // Every part of the report is checked before any is written: a report
+    // the agent sends again unchanged must not be half taken.
+    let mut tokens = Vec::new();
+    for (role, token) in [(GroupRole::ControlPlane, r.manager_token), (GroupRole::Worker, r.worker_token)] {
+        let Some(t) = token else { continue };
+        let current = match role {
+            GroupRole::ControlPlane => rec.control_plane_secret,
+            GroupRole::Worker => rec.worker_secret,
+        };
+        let kept = open(c, current).await?;
+        if kept.as_deref() == Some(t.as_str()) {
+            continue;
+        }
+        if rec.cluster.kind == ClusterKind::Kubernetes {
+            // Only k3s's full form of the token tundrad minted replaces it
+            // (what is kept may already be a full form: its password part).
+            let minted = kept
+                .as_deref()
+                .map(|k| k.split_once("::").and_then(|(_, creds)| creds.split_once(':')).map_or(k, |(_, pass)| pass))
+                .unwrap_or_default();
+            if !rules::is_full_k3s_token(&t, minted, role) {
+                tracing::warn!(node = %n.name, cluster = %rec.cluster.name, "a k3s token that is not the minted one's full form; refused");
+                let (at, user) = match role {
+                    GroupRole::ControlPlane => ("/manager_token", "server"),
+                    GroupRole::Worker => ("/worker_token", "node"),
+                };
+                return Err(Error::invalid(
+                    at,
+                    format!(
+                        "not the full form (K10<CA sha256>::{user}:<token>) of the token tundrad minted for this cluster"
+                    ),
+                ));
+            }
+        }
+        tokens.push((role, c.keyring().seal(current.unwrap_or_else(SecretId::generate), &Plaintext(t.into_bytes()))));
+    }
+    let ca = match &r.ca_certificate {
+        None => None,
+        Some(pem) => {
+            let pem = pem.trim();
+            if rec.cluster.kind != ClusterKind::Kubernetes
+                || !pem.starts_with("-----BEGIN CERTIFICATE-----")
+                || !pem.ends_with("-----END CERTIFICATE-----")
+                || pem.len() > 16 * 1024
+            {
+                return Err(Error::invalid(
+                    "/ca_certificate",
+                    "a Kubernetes API server's CA certificate, PEM, is expected",
+                ));
+            }
+            Some(format!("{pem}\n"))
+        }
+    };
     let mut changed = false;
     let store = c.store();
     // A member the reconciler moved meanwhile (deploying → joining) is
@@ -513,21 +761,13 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
         }
         None => {}
     }
-    if rec.cluster.kind == ClusterKind::Swarm {
-        for (role, token) in [(GroupRole::ControlPlane, r.manager_token), (GroupRole::Worker, r.worker_token)] {
-            if let Some(t) = token {
-                let current = match role {
-                    GroupRole::ControlPlane => rec.control_plane_secret,
-                    GroupRole::Worker => rec.worker_secret,
-                };
-                if open(c, current).await?.as_deref() != Some(t.as_str()) {
-                    let sealed =
-                        c.keyring().seal(current.unwrap_or_else(SecretId::generate), &Plaintext(t.into_bytes()));
-                    c.store().set_cluster_secret(rec.cluster.id, role, &sealed).await?;
-                    changed = true;
-                }
-            }
-        }
+    // Tokens and the CA, checked before anything of the report is written.
+    for (role, sealed) in tokens {
+        c.store().set_cluster_secret(rec.cluster.id, role, &sealed).await?;
+        changed = true;
+    }
+    if let Some(pem) = &ca {
+        changed |= store.set_cluster_ca(rec.cluster.id, pem).await?;
     }
     if let Some(seen) = &r.seen {
         changed |= store.cluster_seen(rec.cluster.id, seen).await?;

@@ -314,6 +314,8 @@ async fn make_node(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord) -> Resu
             &format!("{base}/openstack/latest"),
             rec.ssh_ca_public.as_deref().unwrap_or_default(),
             flows::ADMIN_USER,
+            cl.kind,
+            g.role,
         )),
         metadata: BTreeMap::from([
             (CLUSTER_KEY.to_string(), cl.id.to_string()),

@@ -353,6 +353,213 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
 /// What a cluster node runs is read by the real consumers: its user data
 /// by `cloud-init schema` (Debian's cloud-init, from scripts/setup.sh), the
 /// agent by python3's compiler.
+/// `openssl` with `args`: whether it succeeded, and what it said.
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("openssl").args(args).output().expect("openssl runs");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The k3s path without k3s (no registry ships it; the lab test runs it
+/// when a site's bundle is given): each node's plan carries the bundle to
+/// fetch and its role's k3s configuration — node IP, token, labels, how it
+/// joins — the client CA goes to the first server only, once; the
+/// bootstrap server's reports pin the tokens to the cluster's CA and give
+/// the API server's CA; and credentials are kubeconfigs whose certificate
+/// the cluster's client CA signed, expiring when asked.
+#[tokio::test]
+async fn a_k3s_cluster_gets_its_bundle_pinned_tokens_and_short_lived_kubeconfigs() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 2).await;
+    let project = store.create_project(&svc, "p", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image".to_vec()).await;
+    let bundle_bytes = b"a k3s air-gap bundle: k3s and k3s-airgap-images-amd64.tar.zst".to_vec();
+    let new = tundra_store::NewImage {
+        project_id: None,
+        name: "k3s-bundle".into(),
+        description: String::new(),
+        disk_format: tundra_api::catalog::DiskFormat::Raw,
+        sha256: tundra_conductor::secrets::sha256_hex(&bundle_bytes),
+        source_url: None,
+    };
+    let bundle = store.create_image(&svc, new).await.unwrap();
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bundle_bytes.clone()))]);
+    let bundle = tundra_conductor::images::upload(&w.c, &svc, &bundle, body, None).await.unwrap();
+    let t = ClusterTemplateCreate {
+        project_id: None,
+        name: "k3s".into(),
+        version: 1,
+        kind: ClusterKind::Kubernetes,
+        description: String::new(),
+        bundle_image_id: Some(bundle.id),
+    };
+    let t = flows::create_template(&w.c, &svc, t).await.unwrap();
+    let mut req = ClusterCreate {
+        project_id: project.id,
+        name: "kube".into(),
+        template_id: t.id,
+        keypair_id: None,
+        groups: vec![
+            group(&flavor, &img, "cp", GroupRole::ControlPlane, 1),
+            group(&flavor, &img, "workers", GroupRole::Worker, 1),
+        ],
+        labels: BTreeMap::from([("bad key".to_string(), "x".to_string())]),
+    };
+    // Labels k3s would refuse to start with are refused up front.
+    let e = flows::create(&w.c, &svc, req.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("/labels/bad key"), "{e}");
+    req.labels = BTreeMap::from([("team".to_string(), "radio".to_string())]);
+    flows::create(&w.c, &svc, req).await.unwrap();
+    pass(&w).await;
+    finish_deploys(&w).await;
+    let c = pass(&w).await;
+    assert!(c.members.iter().all(|m| m.state == MemberState::Joining), "{:?}", c.members);
+    let ud = store.node_user_data(node(&w, "kube-workers-1").await.id).await.unwrap().unwrap();
+    assert!(ud.contains("ExecStart=/usr/local/bin/k3s agent"), "{ud}");
+
+    let (cp, wk) = (node(&w, "kube-cp-1").await, node(&w, "kube-workers-1").await);
+    let boot = flows::join(&w.c, &cp).await.unwrap().unwrap();
+    let k = boot.k3s_config.clone().expect("a k3s configuration");
+    assert!(boot.bootstrap);
+    assert_eq!(k["cluster-init"], true);
+    assert_eq!(k["node-ip"], boot.address.as_str());
+    assert_eq!(k["node-name"], "kube-cp-1");
+    assert_eq!(k["node-label"], json!(["team=radio"]));
+    let server_token = k["token"].as_str().unwrap().to_string();
+    let agent_token = k["agent-token"].as_str().unwrap().to_string();
+    assert!(server_token.starts_with("tundra-k3s-") && agent_token.starts_with("tundra-k3s-"));
+    assert_ne!(server_token, agent_token);
+    let b = boot.bundle.clone().expect("the bundle to fetch");
+    assert_eq!(
+        (b.file.as_str(), b.sha256.as_str(), b.size_bytes),
+        (flows::BUNDLE_FILE, bundle.sha256.as_str(), bundle_bytes.len() as i64)
+    );
+    for n in [&cp, &wk] {
+        let path = flows::bundle_path(&w.c, n).await.unwrap().expect("a k3s node gets the bundle");
+        assert_eq!(std::fs::read(path).unwrap(), bundle_bytes);
+    }
+    let ca = boot.client_ca.clone().expect("the first server installs the client CA");
+    assert!(ca.key.contains("PRIVATE KEY") && ca.certificate.contains("BEGIN CERTIFICATE"));
+    // The worker waits: no token goes anywhere before it is pinned to the
+    // running cluster's CA.
+    let plan = flows::join(&w.c, &wk).await.unwrap().unwrap();
+    assert_eq!(plan.k3s_config, None);
+    assert!(plan.client_ca.is_none());
+
+    // Reports: only the bootstrap server speaks for the cluster, and only
+    // the full forms of the minted tokens replace them.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("server-ca.key"), dir.path().join("server-ca.crt"));
+    let (ok, said) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=k3s-server-ca",
+        "-days",
+        "2",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    assert!(ok, "{said}");
+    let server_ca = std::fs::read_to_string(&crt).unwrap();
+    let e = report(&w, "kube-workers-1", ClusterReport { ca_certificate: Some(server_ca.clone()), ..joined() })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("only the cluster's bootstrap node"), "{e}");
+    let hash = "5e".repeat(32);
+    for bad in [format!("K10{hash}::server:other"), format!("K10{hash}::node:{server_token}")] {
+        let e = report(&w, "kube-cp-1", ClusterReport { manager_token: Some(bad), ..joined() }).await.unwrap_err();
+        assert!(e.to_string().contains("/manager_token"), "{e}");
+    }
+    // A refused report is taken not at all: not even its `joined`.
+    let c = pass(&w).await;
+    assert!(c.members.iter().all(|m| m.state == MemberState::Joining), "{:?}", c.members);
+    let full_server = format!("K10{hash}::server:{server_token}");
+    let full_agent = format!("K10{hash}::node:{agent_token}");
+    let r = ClusterReport {
+        manager_token: Some(full_server.clone()),
+        worker_token: Some(full_agent.clone()),
+        ca_certificate: Some(server_ca.clone()),
+        seen: seen(&["kube-cp-1"]),
+        ..joined()
+    };
+    report(&w, "kube-cp-1", r).await.unwrap();
+    // The worker now joins with the agent token, pinned, through the bootstrap server.
+    let plan = flows::join(&w.c, &wk).await.unwrap().unwrap();
+    let k = plan.k3s_config.clone().expect("a k3s configuration once the tokens are pinned");
+    assert_eq!(k["server"], format!("https://{}:6443", boot.address));
+    assert_eq!(k["token"], full_agent.as_str());
+    assert!(!k.contains_key("agent-token") && plan.client_ca.is_none());
+    let shown = serde_json::to_string(&plan).unwrap();
+    assert!(!shown.contains(&server_token) && !shown.contains("PRIVATE KEY"), "{shown}");
+    report(&w, "kube-workers-1", joined()).await.unwrap();
+    report(&w, "kube-cp-1", ClusterReport { seen: seen(&["kube-cp-1", "kube-workers-1"]), ..joined() }).await.unwrap();
+    let c = pass(&w).await;
+    assert_eq!(c.status, ClusterStatus::Active, "{:?}", c.status_reason);
+    let endpoint = format!("https://{}:6443", boot.address);
+    assert_eq!(c.endpoint.as_deref(), Some(endpoint.as_str()));
+    assert_eq!(c.ca_certificate.as_deref(), Some(server_ca.as_str()));
+    // The CA's key went to the first server only until the cluster existed.
+    let boot = flows::join(&w.c, &cp).await.unwrap().unwrap();
+    assert!(boot.client_ca.is_none());
+    assert_eq!(boot.k3s_config.unwrap()["token"], full_server.as_str());
+
+    // Credentials: a kubeconfig whose certificate the cluster's client CA
+    // signed, for system:masters, expiring after the ttl asked for.
+    let cr = flows::credentials(&w.c, &svc, &c, std::time::Duration::from_secs(600)).await.unwrap();
+    assert_eq!((cr.endpoint.as_str(), cr.user.as_str()), (endpoint.as_str(), "tundra-admin"));
+    assert_eq!(cr.ca_certificate.as_deref(), Some(server_ca.as_str()));
+    let kc: serde_json::Value = serde_json::from_str(cr.kubeconfig.as_deref().unwrap()).unwrap();
+    use base64::Engine as _;
+    let unb64 = |v: &serde_json::Value| {
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()).unwrap()
+    };
+    assert_eq!(kc["clusters"][0]["cluster"]["server"], endpoint.as_str());
+    assert_eq!(unb64(&kc["clusters"][0]["cluster"]["certificate-authority-data"]), server_ca);
+    assert_eq!(unb64(&kc["users"][0]["user"]["client-certificate-data"]), cr.certificate);
+    assert_eq!(unb64(&kc["users"][0]["user"]["client-key-data"]), cr.private_key);
+    assert_eq!(kc["current-context"], "kube");
+    let rec = store.cluster_record(c.id).await.unwrap();
+    let (client_ca, cert) = (dir.path().join("client-ca.crt"), dir.path().join("admin.crt"));
+    std::fs::write(&client_ca, rec.client_ca_cert.unwrap()).unwrap();
+    std::fs::write(&cert, &cr.certificate).unwrap();
+    let (ok, said) = openssl(&["verify", "-CAfile", client_ca.to_str().unwrap(), cert.to_str().unwrap()]);
+    assert!(ok && said.contains("OK"), "{said}");
+    let (_, subject) = openssl(&["x509", "-noout", "-subject", "-in", cert.to_str().unwrap()]);
+    assert!(subject.contains("CN = tundra-admin") && subject.contains("O = system:masters"), "{subject}");
+    let cert = cert.to_str().unwrap();
+    assert!(openssl(&["x509", "-noout", "-checkend", "540", "-in", cert]).0, "valid for the ten minutes asked");
+    assert!(!openssl(&["x509", "-noout", "-checkend", "660", "-in", cert]).0, "and no longer");
+}
+
+/// The cluster agent's k3s bundle install (`tundra-cluster.py`), run for
+/// real against an HTTP server that serves the bundle as the metadata
+/// service does: a bundle whose sha256 is wrong is refused and dropped; a
+/// download cut off resumes with a range request; only the `k3s` binary
+/// and the images tarballs are installed, by name, wherever the archive's
+/// paths point; an installed bundle is not fetched again; one without the
+/// binary says what the site must register.
+#[test]
+fn the_agent_installs_a_k3s_bundle_by_name_verified_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    std::fs::create_dir(&root).unwrap();
+    let agent = dir.path().join("tundra-cluster.py");
+    std::fs::write(&agent, tundra_engine::clusters::AGENT_SCRIPT).unwrap();
+    let test = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conductor/k3s_bundle.py");
+    let out = std::process::Command::new("python3").arg(&test).arg(&root).arg(&agent).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim_end().ends_with("ok"), "{said}");
+}
+
 #[test]
 fn the_cluster_agent_is_valid_cloud_config_and_python() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -361,11 +568,23 @@ fn the_cluster_agent_is_valid_cloud_config_and_python() {
     let dir = tempfile::tempdir().unwrap();
     let ud = dir.path().join("user-data");
     let ca = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE28EIbrewdEDj9qeZjjK3liBBadA01HeYTCQGsZnbFB";
-    let data = tundra_engine::clusters::agent_user_data("http://10.9.0.1:8080/openstack/latest", ca, "tundra-admin");
-    std::fs::write(&ud, data).unwrap();
-    let out = std::process::Command::new(&cloud_init).args(["schema", "--config-file"]).arg(&ud).output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.contains("Valid"), "cloud-init schema: {said}");
+    // Each kind and role's user data (k3s servers and agents differ).
+    for kind in [ClusterKind::Swarm, ClusterKind::Kubernetes] {
+        for role in [GroupRole::ControlPlane, GroupRole::Worker] {
+            let data = tundra_engine::clusters::agent_user_data(
+                "http://10.9.0.1:8080/openstack/latest",
+                ca,
+                "tundra-admin",
+                kind,
+                role,
+            );
+            std::fs::write(&ud, data).unwrap();
+            let out =
+                std::process::Command::new(&cloud_init).args(["schema", "--config-file"]).arg(&ud).output().unwrap();
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success() && said.contains("Valid"), "cloud-init schema ({kind:?}, {role:?}): {said}");
+        }
+    }
     let py = dir.path().join("tundra-cluster.py");
     std::fs::write(&py, tundra_engine::clusters::AGENT_SCRIPT).unwrap();
     let out = std::process::Command::new("python3").args(["-m", "py_compile"]).arg(&py).output().unwrap();

@@ -3,7 +3,8 @@
 //! for the node whose address asks, with that node's metadata token from
 //! its config drive (`X-Tundra-Metadata-Token`, or `Authorization: Bearer`)
 //! (`tundra_conductor::config_drive`); for a cluster's node also its join
-//! plan (`tundra_cluster.json`) and `POST tundra_cluster_report`
+//! plan (`tundra_cluster.json`), `POST tundra_cluster_report`, and a
+//! Kubernetes node's k3s bundle (`tundra_cluster_bundle`, ranges served)
 //! (`tundra_conductor::clusters::flows`). Served on the provisioning
 //! networks' boot listeners only.
 
@@ -59,9 +60,14 @@ async fn metadata(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(file): Path<String>,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
     let n = asker(&state, peer, &headers, &file).await?;
     let not_found = || ApiError::NotFound { noun: "metadata of node", id: format!("{}: {file}", n.name) };
+    if file == clusters::BUNDLE_FILE {
+        let path = clusters::bundle_path(&state.conductor, &n).await?.ok_or_else(not_found)?;
+        return crate::crud::serve_file(path, req).await;
+    }
     let body = if file == CLUSTER_FILE {
         let plan = clusters::join(&state.conductor, &n).await?.ok_or_else(not_found)?;
         serde_json::to_string(&plan).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?

@@ -155,10 +155,30 @@ pub async fn templates_and_bad_requests_write_nothing(b: Backend) {
     assert_eq!(k3s.status, 201, "{}", k3s.body);
     let r = env.call("DELETE", &format!("/v1/images/{image}"), &t, None).await;
     assert!(r.problem(409).contains("k3s bundle of cluster template(s) k3s version 1"), "{}", r.body);
-    // (Clusters of it wait for the bundle's delivery to nodes.)
-    let body = json!({"project_id": p, "name": "kube", "template_id": k3s.body["id"], "groups": [group(1)]});
-    let r = env.call("POST", "/v1/clusters", &member, Some(body)).await;
-    assert!(r.problem(400).contains("swarm clusters only"), "{}", r.body);
+    // A k3s cluster's labels become its nodes' Kubernetes labels: they
+    // must be ones k3s takes.
+    let kube = |labels: Value| json!({"project_id": p, "name": "kube", "template_id": k3s.body["id"], "groups": [group(1)], "labels": labels});
+    let r = env.call("POST", "/v1/clusters", &member, Some(kube(json!({"Site.Example/rack": "r1"})))).await;
+    assert!(r.problem(400).contains("Kubernetes label key"), "{}", r.body);
+    assert_eq!(r.body["errors"][0]["pointer"], "/labels/Site.Example~1rack");
+    let r = env.call("POST", "/v1/clusters", &member, Some(kube(json!({"team": "radio"})))).await;
+    assert_eq!((r.status, r.body["kind"].as_str()), (202, Some("kubernetes")), "{}", r.body);
+    let kid = r.body["id"].as_str().unwrap().to_string();
+    // No control plane answers yet: no CA to show, and no kubeconfig.
+    assert!(r.body.get("ca_certificate").is_none(), "{}", r.body);
+    let r = env.call("PATCH", &format!("/v1/clusters/{kid}"), &member, Some(json!({"labels": {"team": "-x"}}))).await;
+    assert_eq!((r.status, r.body["errors"][0]["pointer"].as_str()), (400, Some("/labels/team")), "{}", r.body);
+    let r = env.call("POST", &format!("/v1/clusters/{kid}/credentials"), &member, Some(json!({}))).await;
+    assert!(r.problem(409).contains("no control plane answering yet"), "{}", r.body);
+    // The bundle goes only to a node of the cluster, proven by its token.
+    let r = env.boot_call("GET", "/openstack/latest/tundra_cluster_bundle", "", None, "127.0.0.1").await;
+    r.problem(404);
+    let r = env.call("DELETE", &format!("/v1/clusters/{kid}"), &member, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    crate::harness::wait_for("the k3s cluster to go", async || {
+        env.call("GET", &format!("/v1/clusters/{kid}"), &member, None).await.status == 404
+    })
+    .await;
     let r = env.call("DELETE", &format!("/v1/projects/{p}"), &t, None).await;
     assert!(r.problem(409).contains("cluster templates"), "{}", r.body);
     env.stop().await;

@@ -1,8 +1,10 @@
 -- Clusters. Templates (the site's, scope '', or a project's, scope its ID)
 -- are versioned: name and version are unique in a scope, and one in use
 -- never changes. A cluster keeps its groups as JSON, its join secrets and
--- its SSH certificate authority's key sealed (secrets rows), and what its
--- control plane last reported.
+-- its SSH certificate authority's key sealed (secrets rows) — and, for
+-- Kubernetes, the client CA that signs its kubeconfigs (key sealed) and the
+-- API server's CA its bootstrap node reported — and what its control plane
+-- last reported.
 -- cluster_members: one row per node the cluster has or is making, written
 -- before its node, so a restart finds the node (by name and the cluster
 -- metadata only tundrad sets) instead of making a second one; `joined`
@@ -44,6 +46,9 @@ CREATE TABLE clusters (
     worker_secret        TEXT REFERENCES secrets (id),
     ssh_ca_secret        TEXT REFERENCES secrets (id),
     ssh_ca_public        TEXT,
+    client_ca_secret     TEXT REFERENCES secrets (id),
+    client_ca_cert       TEXT,
+    ca_certificate       TEXT,
     created_at           TEXT NOT NULL,
     updated_at           TEXT NOT NULL,
     revision             BIGINT NOT NULL,
