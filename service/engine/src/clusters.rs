@@ -311,6 +311,12 @@ pub fn is_full_k3s_token(reported: &str, minted: &str, role: Role) -> bool {
         && creds.split_once(':') == Some((user, minted))
 }
 
+/// The token tundrad minted, from a k3s token in either form: the
+/// password of a full one, or the short one itself.
+pub fn k3s_minted(token: &str) -> &str {
+    token.split_once("::").and_then(|(_, creds)| creds.split_once(':')).map_or(token, |(_, pass)| pass)
+}
+
 /// Whether a k3s token is in its full, CA-pinned form (a joining node then
 /// checks the server's CA before it sends the token).
 pub fn is_pinned_k3s_token(token: &str) -> bool {
@@ -853,6 +859,7 @@ mod tests {
         }
         assert!(!is_full_k3s_token(&format!("K10{h}::server:"), "", Role::ControlPlane), "nothing minted");
         assert!(is_pinned_k3s_token(&format!("K10{h}::node:x")) && !is_pinned_k3s_token(minted));
+        assert_eq!((k3s_minted(&format!("K10{h}::node:tundra-k3s-abc")), k3s_minted(minted)), (minted, minted));
     }
 
     #[test]

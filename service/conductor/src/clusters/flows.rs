@@ -206,11 +206,11 @@ fn seconds_since_epoch() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// `secs` after the epoch, as certificates keep time.
-fn cert_time(secs: u64) -> rcgen::CertificateParams {
-    let mut p = rcgen::CertificateParams::default();
-    p.not_before = rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(secs);
-    p
+/// A certificate valid from `after` to `before` (seconds since the epoch).
+fn valid_between(p: &mut rcgen::CertificateParams, after: u64, before: u64) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    p.not_before = epoch + std::time::Duration::from_secs(after);
+    p.not_after = epoch + std::time::Duration::from_secs(before);
 }
 
 fn cert_error(e: rcgen::Error) -> Error {
@@ -224,8 +224,7 @@ fn client_ca(c: &Conductor, project: ProjectId, cluster: &str) -> Result<(tundra
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
     let now = seconds_since_epoch();
     let mut p = client_ca_params(project, cluster);
-    p.not_before = cert_time(now.saturating_sub(60)).not_before;
-    p.not_after = cert_time(now + 10 * 365 * 86_400).not_before;
+    valid_between(&mut p, now.saturating_sub(60), now + 10 * 365 * 86_400);
     let cert = p.self_signed(&key).map_err(cert_error)?;
     let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(key.serialize_pem().into_bytes()));
     Ok((sealed, cert.pem()))
@@ -281,13 +280,10 @@ async fn kubeconfig(
             cl.name
         ))
     })?;
-    let ca_id = rec.client_ca_secret.ok_or_else(|| Error::Internal(format!("cluster {} has no client CA", cl.name)))?;
-    let ca_key = c
-        .keyring()
-        .get(c.store(), ca_id)
-        .await
-        .map_err(|e| Error::Internal(format!("the cluster's client CA: {e}")))?;
-    let ca_key = rcgen::KeyPair::from_pem(&String::from_utf8_lossy(&ca_key.0)).map_err(cert_error)?;
+    let ca_key = open(c, rec.client_ca_secret)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("cluster {} has no client CA", cl.name)))?;
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key).map_err(cert_error)?;
     let ca_params = client_ca_params(cl.project_id, &cl.name);
     let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
@@ -301,8 +297,7 @@ async fn kubeconfig(
     // Who asked, for whoever reads the certificate later.
     p.distinguished_name
         .push(rcgen::DnType::OrganizationalUnitName, format!("tundra {} by {}", cl.project_id, actor.name));
-    p.not_before = cert_time(after).not_before;
-    p.not_after = cert_time(before).not_before;
+    valid_between(&mut p, after, before);
     p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let mut serial = [0u8; 16];
@@ -344,14 +339,10 @@ async fn ssh_credentials(
     ttl: std::time::Duration,
 ) -> Result<ClusterCredentials> {
     let cl = &rec.cluster;
-    let ca_id =
-        rec.ssh_ca_secret.ok_or_else(|| Error::Internal(format!("cluster {} has no SSH authority", cl.name)))?;
-    let ca = c
-        .keyring()
-        .get(c.store(), ca_id)
-        .await
-        .map_err(|e| Error::Internal(format!("the cluster's SSH authority: {e}")))?;
-    let ca = ssh_key::PrivateKey::from_openssh(&ca.0)
+    let ca = open(c, rec.ssh_ca_secret)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("cluster {} has no SSH authority", cl.name)))?;
+    let ca = ssh_key::PrivateKey::from_openssh(&ca)
         .map_err(|e| Error::Internal(format!("the cluster's SSH authority: {e}")))?;
     let key = ed25519()?;
     let now = seconds_since_epoch();
@@ -518,10 +509,11 @@ pub fn member(m: &MemberRecord, node: Option<&Node>) -> Member {
     }
 }
 
+/// One of a cluster's sealed secrets (a join token, an authority's key), opened.
 async fn open(c: &Conductor, id: Option<SecretId>) -> Result<Option<String>> {
     let Some(id) = id else { return Ok(None) };
     let p =
-        c.keyring().get(c.store(), id).await.map_err(|e| Error::Internal(format!("a cluster's join secret: {e}")))?;
+        c.keyring().get(c.store(), id).await.map_err(|e| Error::Internal(format!("a cluster's sealed secret: {e}")))?;
     Ok(Some(String::from_utf8_lossy(&p.0).into_owned()))
 }
 
@@ -684,10 +676,7 @@ pub async fn report(c: &Conductor, n: &Node, r: ClusterReport) -> Result<()> {
         if rec.cluster.kind == ClusterKind::Kubernetes {
             // Only k3s's full form of the token tundrad minted replaces it
             // (what is kept may already be a full form: its password part).
-            let minted = kept
-                .as_deref()
-                .map(|k| k.split_once("::").and_then(|(_, creds)| creds.split_once(':')).map_or(k, |(_, pass)| pass))
-                .unwrap_or_default();
+            let minted = kept.as_deref().map(rules::k3s_minted).unwrap_or_default();
             if !rules::is_full_k3s_token(&t, minted, role) {
                 tracing::warn!(node = %n.name, cluster = %rec.cluster.name, "a k3s token that is not the minted one's full form; refused");
                 let (at, user) = match role {
