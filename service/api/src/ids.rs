@@ -133,6 +133,16 @@ typed_id!(
     "cluster"
 );
 typed_id!(
+    /// An appliance template: a platform's parameters, roles and outputs, versioned.
+    ApplianceTemplateId,
+    "appliance template"
+);
+typed_id!(
+    /// An appliance: a platform's nodes in roles, made from a template.
+    ApplianceId,
+    "appliance"
+);
+typed_id!(
     /// A share type: a share backend (CephFS, NFS, GlusterFS) and its settings.
     ShareTypeId,
     "share type"

@@ -10,6 +10,7 @@
 mod words;
 
 pub mod agent;
+pub mod appliances;
 pub mod catalog;
 pub mod clusters;
 pub mod fabric;
