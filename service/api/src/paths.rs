@@ -60,6 +60,10 @@ pub const CLUSTER_TEMPLATE: &str = "/v1/cluster-templates/{template}";
 pub const CLUSTERS: &str = "/v1/clusters";
 pub const CLUSTER: &str = "/v1/clusters/{cluster}";
 pub const CLUSTER_CREDENTIALS: &str = "/v1/clusters/{cluster}/credentials";
+pub const APPLIANCE_TEMPLATES: &str = "/v1/appliance-templates";
+pub const APPLIANCE_TEMPLATE: &str = "/v1/appliance-templates/{appliance_template}";
+pub const APPLIANCES: &str = "/v1/appliances";
+pub const APPLIANCE: &str = "/v1/appliances/{appliance}";
 
 pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
@@ -128,6 +132,10 @@ pub const ALL: &[&str] = &[
     CLUSTERS,
     CLUSTER,
     CLUSTER_CREDENTIALS,
+    APPLIANCE_TEMPLATES,
+    APPLIANCE_TEMPLATE,
+    APPLIANCES,
+    APPLIANCE,
     NODES,
     NODE,
     OPERATIONS,

@@ -42,6 +42,8 @@ pub struct Wakes {
     pub shares: Notify,
     /// The cluster reconciler (a cluster changed, a node moved on, a node's agent reported).
     pub clusters: Notify,
+    /// The appliance reconciler (an appliance changed, a node moved on, a node's agent reported).
+    pub appliances: Notify,
 }
 
 #[derive(Clone)]

@@ -13,12 +13,14 @@
 //! 3. `bmc`, `images`, `config_drive`, `netboot`, `housekeeping`
 //! 4. `fabric::{switches, networks, binding, worker}`
 //! 5. `machines::{inventory, actions, power, drive, boot, discovery, sync}`
-//! 6. `nodes::{placement, reconcile}`, `clusters::{flows, reconcile}`
+//! 6. `nodes::{placement, reconcile}`, `clusters::{flows, reconcile}`,
+//!    `appliances::{flows, reconcile}`
 //! 7. `agent` — the agent protocol's sessions
 //! 8. `work` — runs an operation, its `Work` matched exhaustively
 //! 9. this file — [`start`]: recovery and the background loops
 
 pub mod agent;
+pub mod appliances;
 pub mod bmc;
 pub mod clusters;
 pub mod config_drive;
@@ -58,7 +60,7 @@ pub fn new(store: Store, keyring: secrets::Keyring, settings: Settings, http: re
 /// resumed from the store.
 pub async fn start(c: &Conductor) -> Result<()> {
     images::recover(c).await?;
-    let loops: [(&'static str, Loop); 7] = [
+    let loops: [(&'static str, Loop); 8] = [
         ("housekeeping", |c| Box::pin(housekeeping::run(c))),
         ("power_sync", |c| Box::pin(machines::sync::power_sync_loop(c))),
         ("timeouts", |c| Box::pin(machines::sync::timeout_loop(c))),
@@ -66,6 +68,7 @@ pub async fn start(c: &Conductor) -> Result<()> {
         ("fabric_worker", |c| Box::pin(fabric::worker::run(c))),
         ("share_worker", |c| Box::pin(shares::worker::run(c))),
         ("cluster_reconciler", |c| Box::pin(clusters::reconcile::run(c))),
+        ("appliance_reconciler", |c| Box::pin(appliances::reconcile::run(c))),
     ];
     for (name, run) in loops {
         let c2 = c.clone();

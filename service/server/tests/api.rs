@@ -7,6 +7,8 @@ mod harness;
 
 #[path = "api/agent.rs"]
 mod agent;
+#[path = "api/appliances.rs"]
+mod appliances;
 #[path = "api/bad_input.rs"]
 mod bad_input;
 #[path = "api/catalog.rs"]
@@ -91,6 +93,8 @@ fn main() {
         security::quotas_hold_and_are_readable,
         shares::cephfs_shares_rules_snapshots_and_restarts,
         shares::nfs_and_glusterfs_shares_on_a_file_server,
+        appliances::templates_and_bad_requests_write_nothing,
+        appliances::appliances_need_the_metadata_service,
         clusters::templates_and_bad_requests_write_nothing,
         clusters::clusters_need_the_metadata_service,
         clusters::scaling_survives_restarts,

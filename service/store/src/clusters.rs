@@ -19,6 +19,7 @@ use tundra_api::{ClusterId, ClusterTemplateId, ImageId, KeypairId, NodeId, Page,
 
 use crate::secrets::{SecretRecord, put_secret_in};
 use crate::table::Table;
+use crate::templates::Versioned;
 use crate::{
     Actor, ListParams, Result, Store, StoreError, Visibility, check_revision, event, get, id_col, json_col, now,
     opt_id_col, to_json, u32_col, unique_at, word,
@@ -37,6 +38,10 @@ fn template(row: &AnyRow) -> Result<ClusterTemplate> {
         updated_at: get(row, "updated_at")?,
         revision: get(row, "revision")?,
     })
+}
+
+fn versioned(t: &ClusterTemplate) -> Versioned {
+    Versioned { project: t.project_id, revision: t.revision, name: t.name.clone(), version: t.version }
 }
 
 fn cluster(row: &AnyRow) -> Result<Cluster> {
@@ -254,48 +259,12 @@ impl Store {
         description: String,
         if_match: Option<i64>,
     ) -> Result<ClusterTemplate> {
-        let mut w = self.write().await?;
-        let cur = TEMPLATES.get_in(&mut w, id).await?;
-        check_revision("cluster template", &id.to_string(), cur.revision, if_match)?;
-        sqlx::query(
-            "UPDATE cluster_templates SET description = $1, updated_at = $2, revision = revision + 1 WHERE id = $3",
-        )
-        .bind(description)
-        .bind(now())
-        .bind(id.to_string())
-        .execute(&mut *w.tx)
-        .await?;
-        TEMPLATES.commit(w, actor, cur.project_id, id, "updated", json!({})).await
+        self.describe_template(&TEMPLATES, versioned, actor, id, description, if_match).await
     }
 
-    /// Delete a template no cluster uses.
+    /// Delete a template no cluster is made from.
     pub async fn delete_cluster_template(&self, actor: &Actor, id: ClusterTemplateId) -> Result<()> {
-        let mut w = self.write().await?;
-        let cur = TEMPLATES.get_in(&mut w, id).await?;
-        let users: Vec<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE template_id = $1 ORDER BY name")
-            .bind(id.to_string())
-            .fetch_all(&mut *w.tx)
-            .await?;
-        if !users.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "template {} version {} is used by cluster(s) {}; delete them or move them to another template first",
-                cur.name,
-                cur.version,
-                users.join(", ")
-            )));
-        }
-        sqlx::query("DELETE FROM cluster_templates WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
-        event(
-            &mut w,
-            actor,
-            cur.project_id,
-            "cluster_template",
-            &id.to_string(),
-            "deleted",
-            json!({"name": cur.name, "version": cur.version}),
-        )
-        .await?;
-        w.commit().await
+        self.delete_unused_template(&TEMPLATES, versioned, "clusters", actor, id).await
     }
 
     // ---- clusters ----------------------------------------------------

@@ -168,6 +168,8 @@ impl Store {
         let mut w = self.write().await?;
         let cur = self.project_in(&mut w, id).await?;
         for (table, noun) in [
+            ("appliances", "appliances"),
+            ("appliance_templates", "appliance templates"),
             ("clusters", "clusters"),
             ("cluster_templates", "cluster templates"),
             ("keypairs", "keypairs"),

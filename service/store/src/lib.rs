@@ -12,6 +12,7 @@
 //! types never leave this crate; callers get `tundra_api` views.
 
 mod agent;
+mod appliances;
 mod catalog;
 mod clusters;
 mod discovery;
@@ -31,6 +32,7 @@ mod subnets;
 mod switch_ports;
 mod switches;
 mod table;
+mod templates;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -41,6 +43,9 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use tundra_api::ProjectId;
 
 pub use agent::AgentSession;
+pub use appliances::{
+    ApplianceJudged, ApplianceMemberRecord, ApplianceRecord, NewAppliance, NewApplianceTemplate, TemplateSpec,
+};
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
 pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 pub use discovery::DiscoverySession;

@@ -17,7 +17,7 @@ use tundra_api::clusters::{
     NodeGroup,
 };
 use tundra_api::nodes::{Node, NodeNetworkRequest};
-use tundra_api::{NodeId, ProjectId};
+use tundra_api::{NetworkId, NodeId, ProjectId};
 use tundra_engine::clusters::{self as rules, Member, Secrets};
 use tundra_store::{Actor, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 
@@ -99,7 +99,7 @@ async fn check_refs(c: &Conductor, project: ProjectId, groups: &[NodeGroup]) -> 
                 format!("image {} is {}; wait until it is active", image.name, image.status.as_str()),
             ));
         }
-        binding::resolve(c, project, None, &network_requests(g)).await.map_err(|e| match e {
+        binding::resolve(c, project, None, &network_requests(&g.networks)).await.map_err(|e| match e {
             Error::Invalid { pointer, detail } => Error::Invalid { pointer: format!("/groups/{i}{pointer}"), detail },
             other => other,
         })?;
@@ -111,9 +111,9 @@ async fn check_refs(c: &Conductor, project: ProjectId, groups: &[NodeGroup]) -> 
     Ok(())
 }
 
-/// A group's networks as a node's request.
-pub fn network_requests(g: &NodeGroup) -> Vec<NodeNetworkRequest> {
-    g.networks.iter().map(|n| NodeNetworkRequest { network_id: Some(*n), port_id: None }).collect()
+/// Networks (a group's, an appliance role's) as a node's request.
+pub fn network_requests(networks: &[NetworkId]) -> Vec<NodeNetworkRequest> {
+    networks.iter().map(|n| NodeNetworkRequest { network_id: Some(*n), port_id: None }).collect()
 }
 
 /// Why a cluster cannot be made on a site without the metadata service.

@@ -20,9 +20,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tundra_api::NodeId;
 use tundra_api::clusters::{ClusterKind, ClusterStatus, GroupRole, MemberState, NodeGroup};
 use tundra_api::nodes::{Node, NodeCreate, NodeStatus, Placement};
+use tundra_api::shares::NodeShare;
+use tundra_api::{NetworkId, NodeId};
 use tundra_engine::clusters::{self as rules, Member};
 use tundra_store::{Actor, ClusterJudged, ClusterRecord, MemberRecord};
 
@@ -263,25 +264,27 @@ async fn member_step(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord, node:
             if matches!(n.status, NodeStatus::Building | NodeStatus::Active)
                 && let Some(g) = group
             {
-                follow_group(c, n, g).await?;
+                follow(c, n, &g.networks, &g.shares, &g.name).await?;
             }
         }
     }
     Ok(())
 }
 
-/// A member's node takes its group's networks and shares when they changed
-/// (networks only grow at the end: the ones it has keep their interfaces).
-async fn follow_group(c: &Conductor, n: &Node, g: &NodeGroup) -> Result<()> {
+/// A member's node takes its group's (or an appliance role's) networks and
+/// shares when they changed (networks only grow at the end: the ones it
+/// has keep their interfaces).
+pub async fn follow(c: &Conductor, n: &Node, networks: &[NetworkId], shares: &[NodeShare], of: &str) -> Result<()> {
     let have: Vec<_> = c.store().node_ports(n.id).await?.into_iter().filter(|p| p.auto).map(|p| p.network_id).collect();
-    if have != g.networks {
-        let wants = crate::fabric::binding::resolve(c, n.project_id, Some(n.id), &flows::network_requests(g)).await?;
+    if have != networks {
+        let wants =
+            crate::fabric::binding::resolve(c, n.project_id, Some(n.id), &flows::network_requests(networks)).await?;
         crate::fabric::binding::update_node(c, &Actor::service(), n, None, Some(wants), None).await?;
-        tracing::info!(node = %n.name, group = %g.name, "node follows its group's networks");
+        tracing::info!(node = %n.name, of, "node follows its group's networks");
     }
-    if let Some(want) = crate::shares::flows::node_shares_change(c, n, &g.shares).await? {
+    if let Some(want) = crate::shares::flows::node_shares_change(c, n, shares).await? {
         crate::shares::flows::set_node_shares(c, &Actor::service(), n, &want).await?;
-        tracing::info!(node = %n.name, group = %g.name, "node follows its group's shares");
+        tracing::info!(node = %n.name, of, "node follows its group's shares");
     }
     Ok(())
 }
@@ -330,7 +333,7 @@ async fn make_node(c: &Conductor, rec: &ClusterRecord, m: &MemberRecord) -> Resu
             policy,
             strategy: g.placement.strategy,
         },
-        networks: flows::network_requests(g),
+        networks: flows::network_requests(&g.networks),
         shares: g.shares.clone(),
     };
     placement::create(c, &Actor::service(), req, &flavor, &image).await

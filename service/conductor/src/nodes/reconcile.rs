@@ -51,8 +51,9 @@ pub async fn once(c: &Conductor) -> Result<()> {
             Err(e) => tracing::warn!(node = %n.name, error = %e, "node step failed"),
         }
     }
-    // Clusters follow their nodes.
+    // Clusters and appliances follow their nodes.
     c.wakes().clusters.notify_one();
+    c.wakes().appliances.notify_one();
     Ok(())
 }
 

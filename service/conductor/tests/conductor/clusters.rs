@@ -24,7 +24,14 @@ use tundra_store::{Actor, NodeStep};
 
 use crate::flows::{World, erased, world};
 
-const MACS: [&str; 4] = ["52:54:00:00:c1:01", "52:54:00:00:c1:02", "52:54:00:00:c1:03", "52:54:00:00:c1:04"];
+const MACS: [&str; 6] = [
+    "52:54:00:00:c1:01",
+    "52:54:00:00:c1:02",
+    "52:54:00:00:c1:03",
+    "52:54:00:00:c1:04",
+    "52:54:00:00:c1:05",
+    "52:54:00:00:c1:06",
+];
 
 fn inventory(mac: &str) -> serde_json::Value {
     json!({
@@ -36,7 +43,7 @@ fn inventory(mac: &str) -> serde_json::Value {
 }
 
 /// `n` machines made available the real way (manage, inspect, clean).
-async fn machines(w: &World, n: usize) {
+pub(crate) async fn machines(w: &World, n: usize) {
     for (k, mac) in MACS.iter().take(n).enumerate() {
         let m = w.enroll(&format!("cm{k}"), mac).await;
         for (action, details) in
@@ -52,7 +59,7 @@ async fn machines(w: &World, n: usize) {
 }
 
 /// Each machine now deploying gets its image written, as its agent would.
-async fn finish_deploys(w: &World) {
+pub(crate) async fn finish_deploys(w: &World) {
     for m in w.c.store().all_machines().await.unwrap() {
         if matches!(m.provision_state, ProvisionState::Deploying | ProvisionState::DeployWait) {
             let op = m.operation_id.unwrap();
@@ -65,7 +72,7 @@ async fn finish_deploys(w: &World) {
 }
 
 /// Each machine being cleaned is erased, as its agent would.
-async fn finish_cleaning(w: &World) {
+pub(crate) async fn finish_cleaning(w: &World) {
     nodes::once(&w.c).await.unwrap();
     for m in w.c.store().all_machines().await.unwrap() {
         if matches!(m.provision_state, ProvisionState::Deleting | ProvisionState::Cleaning | ProvisionState::CleanWait)
@@ -79,7 +86,7 @@ async fn finish_cleaning(w: &World) {
     nodes::once(&w.c).await.unwrap();
 }
 
-async fn node(w: &World, name: &str) -> Node {
+pub(crate) async fn node(w: &World, name: &str) -> Node {
     w.c.store()
         .all_nodes()
         .await

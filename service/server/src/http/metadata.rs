@@ -5,7 +5,9 @@
 //! (`tundra_conductor::config_drive`); for a cluster's node also its join
 //! plan (`tundra_cluster.json`), `POST tundra_cluster_report`, and a
 //! Kubernetes node's k3s bundle (`tundra_cluster_bundle`, ranges served)
-//! (`tundra_conductor::clusters::flows`). Served on the provisioning
+//! (`tundra_conductor::clusters::flows`); for an appliance's node its plan
+//! (`tundra_appliance.json`) and `POST tundra_appliance_report`
+//! (`tundra_conductor::appliances::flows`). Served on the provisioning
 //! networks' boot listeners only.
 
 use std::net::SocketAddr;
@@ -13,8 +15,10 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tundra_api::appliances::ApplianceReport;
 use tundra_api::clusters::ClusterReport;
 use tundra_api::nodes::Node;
+use tundra_conductor::appliances::flows as appliances;
 use tundra_conductor::clusters::flows as clusters;
 use tundra_conductor::config_drive::{self, Asker, TOKEN_FILE, TOKEN_PREFIX};
 
@@ -27,6 +31,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/openstack", axum::routing::get(|| async { "latest\n" }))
         .route("/openstack/latest/{file}", axum::routing::get(metadata))
         .route("/openstack/latest/tundra_cluster_report", axum::routing::post(cluster_report))
+        .route("/openstack/latest/tundra_appliance_report", axum::routing::post(appliance_report))
 }
 
 /// The header a node sends its metadata token in.
@@ -34,6 +39,9 @@ pub const TOKEN_HEADER: &str = "x-tundra-metadata-token";
 
 /// A cluster node's join plan.
 const CLUSTER_FILE: &str = "tundra_cluster.json";
+
+/// An appliance node's plan: its files and commands as rendered now.
+const APPLIANCE_FILE: &str = "tundra_appliance.json";
 
 /// The node asking, proven by its metadata token.
 async fn asker(state: &AppState, peer: SocketAddr, headers: &HeaderMap, what: &str) -> ApiResult<Node> {
@@ -71,6 +79,9 @@ async fn metadata(
     let body = if file == CLUSTER_FILE {
         let plan = clusters::join(&state.conductor, &n).await?.ok_or_else(not_found)?;
         serde_json::to_string(&plan).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+    } else if file == APPLIANCE_FILE {
+        let plan = appliances::plan(&state.conductor, &n).await?.ok_or_else(not_found)?;
+        serde_json::to_string(&plan).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
     } else {
         config_drive::metadata_file(&state.conductor, &n, &file)
             .await
@@ -78,7 +89,7 @@ async fn metadata(
             .ok_or_else(not_found)?
     };
     let kind = if file.ends_with(".json") { "application/json" } else { "text/plain; charset=utf-8" };
-    // A plan can hold a join secret: nothing on the way may keep it.
+    // A plan can hold a join secret or an appliance's: nothing on the way may keep it.
     Ok(([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-store")], body).into_response())
 }
 
@@ -92,5 +103,18 @@ async fn cluster_report(
 ) -> ApiResult<Response> {
     let n = asker(&state, peer, &headers, "tundra_cluster_report").await?;
     clusters::report(&state.conductor, &n, body.value).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An appliance node's agent reports it ready (or failed) under the plan it
+/// applied, and the leaving nodes it drained.
+async fn appliance_report(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body<ApplianceReport>,
+) -> ApiResult<Response> {
+    let n = asker(&state, peer, &headers, "tundra_appliance_report").await?;
+    appliances::report(&state.conductor, &n, body.value).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

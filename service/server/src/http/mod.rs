@@ -7,6 +7,7 @@
 //! document to reach every route.
 
 pub mod agent;
+pub mod appliances;
 pub mod cluster_templates;
 pub mod clusters;
 pub mod flavors;
@@ -52,6 +53,7 @@ use crate::state::AppState;
         (name = "shares", description = "Share types (site admins); a project's shares, their access rules and snapshots; the keys clients mount with"),
         (name = "nodes", description = "A project's bare-metal servers: placed, deployed with a config drive, cleaned on delete"),
         (name = "clusters", description = "Cluster templates; a project's clusters (Docker Swarm, Kubernetes) on nodes tundrad makes, joins and scales in place"),
+        (name = "appliances", description = "Appliance templates (parameters, secrets, roles, outputs — data, versioned); a project's appliances: platforms whose nodes tundrad makes, configures and scales in place"),
         (name = "operations", description = "Long-running work and the audit log"),
         (name = "boot", description = "What booting machines use: iPXE scripts, boot assets, and the agent protocol (agent token from the boot script). Served only on the provisioning networks' boot listeners, never on the API listener"),
     )
@@ -105,6 +107,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(nodes::routes())
         .merge(cluster_templates::routes())
         .merge(clusters::routes())
+        .merge(appliances::routes())
         .merge(operations::routes())
 }
 

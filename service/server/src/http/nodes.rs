@@ -201,6 +201,7 @@ async fn update_node(
 async fn delete_node(State(state): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Response> {
     let n = find::<Node>(&state, &p, &id, Role::Member).await?;
     tundra_conductor::clusters::flows::check_node_removable(&state.conductor, n.id).await?;
+    tundra_conductor::appliances::flows::check_node_removable(&state.conductor, n.id).await?;
     Ok(match placement::delete(&state.conductor, &p.actor(), &n).await? {
         Some(n) => {
             let rev = n.revision;

@@ -119,7 +119,7 @@ pub async fn templates_and_bad_requests_write_nothing(b: Backend) {
     assert_eq!((c.status, c.body["status"].as_str()), (202, Some("creating")), "{}", c.body);
     let cid = c.body["id"].as_str().unwrap().to_string();
     let r = env.call("DELETE", &format!("/v1/cluster-templates/{site_id}"), &t, None).await;
-    assert!(r.problem(409).contains("used by cluster(s) sw"), "{}", r.body);
+    assert!(r.problem(409).contains("used by clusters sw"), "{}", r.body);
     // A control plane of 2 is refused on update too, at the field.
     let r = env.call("PATCH", &format!("/v1/clusters/{cid}"), &member, Some(json!({"groups": [group(2)]}))).await;
     assert_eq!((r.status, r.body["errors"][0]["pointer"].as_str()), (400, Some("/groups/0/count")));

@@ -188,6 +188,28 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             && c["status_reason"].as_str().is_some_and(|r| r.contains("cp-1"))
     })
     .await;
+    // Appliances: B's template and an appliance whose node finds no
+    // machine (it waits, recording why).
+    let b_appliance_template = post(
+        "/v1/appliance-templates",
+        json!({"project_id": bp, "name": "t", "version": 1,
+               "parameters": [{"name": "flavor", "kind": "flavor"}, {"name": "image", "kind": "image"}],
+               "secrets": [{"name": "key", "bytes": 32}],
+               "roles": [{"name": "main", "flavor_parameter": "flavor", "image_parameter": "image"}]}),
+    )
+    .await;
+    let b_params = json!({"flavor": b_flavor, "image": b_image});
+    let b_appliance = post(
+        "/v1/appliances",
+        json!({"project_id": bp, "name": "a", "template_id": b_appliance_template, "parameters": b_params}),
+    )
+    .await;
+    wait_for("B's appliance to settle waiting for capacity", async || {
+        let a = env.call("GET", &format!("/v1/appliances/{b_appliance}"), &admin, None).await.body;
+        a["members"][0]["reason"].as_str().is_some_and(|r| r.contains("no capacity"))
+            && a["status_reason"].as_str().is_some_and(|r| r.contains("a-main-0"))
+    })
+    .await;
     let snapshot = async || -> Vec<Value> {
         let mut v = Vec::new();
         for path in [
@@ -212,6 +234,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             format!("/v1/share-snapshots/{b_snap}"),
             format!("/v1/cluster-templates/{b_template}"),
             format!("/v1/clusters/{b_cluster}"),
+            format!("/v1/appliance-templates/{b_appliance_template}"),
+            format!("/v1/appliances/{b_appliance}"),
         ] {
             let r = env.call("GET", &path, &admin, None).await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -242,6 +266,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             .replace("{snapshot}", &b_snap)
             .replace("{template}", &b_template)
             .replace("{cluster}", &b_cluster)
+            .replace("{appliance_template}", &b_appliance_template)
+            .replace("{appliance}", &b_appliance)
             .replace("{script}", "52:54:00:00:00:99.ipxe")
             .replace("{file}", "vmlinuz")
     };
@@ -276,8 +302,20 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 | "/v1/share-access"
                 | "/v1/share-snapshots"
                 | "/v1/cluster-templates"
-                | "/v1/clusters",
+                | "/v1/clusters"
+                | "/v1/appliance-templates"
+                | "/v1/appliances",
             ) => List,
+            ("post", "/v1/appliance-templates") => Foreign(Some(json!({
+                "project_id": bp, "name": "sneaky", "version": 1,
+                "parameters": [{"name": "flavor", "kind": "flavor"}, {"name": "image", "kind": "image"}],
+                "roles": [{"name": "main", "flavor_parameter": "flavor", "image_parameter": "image"}]
+            }))),
+            ("patch", "/v1/appliance-templates/{appliance_template}") => Foreign(Some(json!({"description": "pwned"}))),
+            ("post", "/v1/appliances") => Foreign(Some(json!({
+                "project_id": bp, "name": "sneaky", "template_id": b_appliance_template, "parameters": b_params
+            }))),
+            ("patch", "/v1/appliances/{appliance}") => Foreign(Some(json!({"parameters": b_params}))),
             ("post", "/v1/cluster-templates") => {
                 Foreign(Some(json!({"project_id": bp, "name": "sneaky", "version": 1, "kind": "swarm"})))
             }
@@ -385,6 +423,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         &b_snap,
         &b_template,
         &b_cluster,
+        &b_appliance_template,
+        &b_appliance,
     ];
     let mut covered = 0;
     for (method, path) in &routes {
@@ -435,6 +475,8 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                     "/v1/share-snapshots",
                     "/v1/cluster-templates",
                     "/v1/clusters",
+                    "/v1/appliance-templates",
+                    "/v1/appliances",
                 ]
                 .contains(&path.as_str())
                 {
@@ -513,6 +555,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             "POST",
             "/v1/cluster-templates".into(),
             Some(json!({"project_id": a, "name": "r", "version": 1, "kind": "swarm"})),
+        ),
+        (
+            "POST",
+            "/v1/appliance-templates".into(),
+            Some(json!({"project_id": a, "name": "r", "version": 1, "roles": []})),
         ),
         ("POST", "/v1/projects".into(), Some(json!({"name": "r"}))),
         ("POST", "/v1/users".into(), Some(json!({"name": "r"}))),

@@ -1,0 +1,519 @@
+//! An appliance (a small Slurm-shaped platform) through the conductor's
+//! flows and reconciler, the test playing the machines' agents (as in
+//! `flows.rs`) and the nodes' appliance agents (their plans and reports,
+//! as `tundra-appliance.py` sends them): made from a template, its files
+//! rendered from parameters, secrets and each other's addresses, judged
+//! active only once every node reported ready under its current plan,
+//! scaled up and down in place (leaving nodes drained by the role that
+//! drains them before they go), an immutable parameter refused, two
+//! appliances scaled at once, and deleted with every machine cleaned.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tundra_api::appliances::{
+    Appliance, ApplianceCreate, ApplianceMemberState as MemberState, AppliancePlan, ApplianceReport, ApplianceStatus,
+    ApplianceTemplateCreate, ApplianceUpdate,
+};
+use tundra_conductor::appliances::{flows, reconcile as appliances};
+use tundra_conductor::nodes::reconcile as nodes;
+use tundra_store::Actor;
+
+use crate::clusters::{finish_cleaning, finish_deploys, machines, node};
+use crate::flows::{World, world};
+
+fn template() -> ApplianceTemplateCreate {
+    serde_json::from_value(json!({
+        "name": "slurm", "version": 1,
+        "parameters": [
+            {"name": "cluster_name", "kind": "string", "pattern": "[a-z][a-z0-9]*", "immutable": true},
+            {"name": "compute_count", "kind": "count", "default": 2, "maximum": 8},
+            {"name": "flavor", "kind": "flavor"},
+            {"name": "image", "kind": "image"},
+        ],
+        "secrets": [{"name": "munge_key", "bytes": 32}],
+        "roles": [
+            {"name": "login", "flavor_parameter": "flavor", "image_parameter": "image",
+             "files": [
+                {"path": "/etc/munge/munge.key", "mode": "0400", "owner": "munge:munge", "encoding": "base64",
+                 "content": "{{ secrets.munge_key }}"},
+                {"path": "/etc/slurm/slurm.conf",
+                 "content": "ClusterName={{ parameters.cluster_name }}\nNodes={{ roles.compute.nodes | map(attribute='name') | join(',') }}\n"}
+             ],
+             "reload": "systemctl restart munge", "ready": "scontrol ping",
+             "drain": {"role": "compute", "command": "scontrol update nodename={{ leaving.name }} state=drain"}},
+            {"name": "compute", "count_parameter": "compute_count", "flavor_parameter": "flavor", "image_parameter": "image",
+             "files": [
+                {"path": "/etc/munge/munge.key", "mode": "0400", "owner": "munge:munge", "encoding": "base64",
+                 "content": "{{ secrets.munge_key }}"},
+                {"path": "/etc/default/slurmd", "content": "SLURMD_OPTIONS=\"--conf-server {{ roles.login.nodes[0].address }}\"\n"}
+             ],
+             "reload": "systemctl restart munge slurmd"}
+        ],
+        "outputs": [{"name": "login_address", "value": "{{ roles.login.nodes[0].address }}"}],
+        "usage": "ssh debian@{{ outputs.login_address }}"
+    }))
+    .unwrap()
+}
+
+async fn pass(w: &World, name: &str) -> Appliance {
+    nodes::once(&w.c).await.unwrap();
+    appliances::once(&w.c).await.unwrap();
+    view(w, name).await
+}
+
+async fn view(w: &World, name: &str) -> Appliance {
+    let all = w
+        .c
+        .store()
+        .list_appliances(&tundra_store::ListParams { limit: 10, ..Default::default() }, &tundra_store::Visibility::All)
+        .await
+        .unwrap();
+    let a = all.items.into_iter().find(|a| a.name == name).unwrap_or_else(|| panic!("no appliance {name}"));
+    flows::with_addresses(&w.c, w.c.store().appliance(a.id).await.unwrap()).await.unwrap()
+}
+
+async fn plan(w: &World, name: &str) -> AppliancePlan {
+    flows::plan(&w.c, &node(w, name).await).await.unwrap().unwrap()
+}
+
+fn file(p: &AppliancePlan, path: &str) -> Vec<u8> {
+    let f = p.files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("no {path} in {p:?}"));
+    base64::engine::general_purpose::STANDARD.decode(&f.content_base64).unwrap()
+}
+
+fn text(p: &AppliancePlan, path: &str) -> String {
+    String::from_utf8(file(p, path)).unwrap()
+}
+
+/// Every named node applies its plan and reports ready under it.
+async fn all_ready(w: &World, names: &[&str]) {
+    for n in names {
+        let p = plan(w, n).await;
+        let r = ApplianceReport { generation: p.generation, ready: true, ..Default::default() };
+        flows::report(&w.c, &node(w, n).await, r).await.unwrap_or_else(|e| panic!("{n}: {e}"));
+    }
+}
+
+fn states(a: &Appliance) -> Vec<(String, MemberState)> {
+    a.members.iter().map(|m| (m.name.clone(), m.state)).collect()
+}
+
+#[tokio::test]
+async fn an_appliance_renders_its_roles_scales_in_place_drains_and_goes() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 4).await;
+    let project = store.create_project(&svc, "astro", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image with slurm".to_vec()).await;
+
+    // A template is checked whole; versions are taken once.
+    let mut bad = template();
+    bad.outputs[0].value = "{{ secrets.munge_key }}".into();
+    let e = flows::create_template(&w.c, &svc, bad).await.unwrap_err();
+    assert!(e.to_string().contains("/outputs/0/value"), "{e}");
+    let t = flows::create_template(&w.c, &svc, template()).await.unwrap();
+    let e = flows::create_template(&w.c, &svc, template()).await.unwrap_err();
+    assert!(e.to_string().contains("make version 2"), "{e}");
+
+    let params = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).unwrap() };
+    let good = |count: u32| {
+        params(json!({"cluster_name": "astro", "compute_count": count, "flavor": flavor.id, "image": img.id}))
+    };
+    let create = |p| ApplianceCreate {
+        project_id: project.id,
+        name: "hpc".into(),
+        template_id: t.id,
+        keypair_id: None,
+        parameters: p,
+    };
+    // Parameters are checked before anything is made.
+    for (p, says) in [
+        (
+            params(json!({"cluster_name": "astro", "compute_count": 9, "flavor": flavor.id, "image": img.id})),
+            "/parameters/compute_count",
+        ),
+        (params(json!({"cluster_name": "Astro", "flavor": flavor.id, "image": img.id})), "/parameters/cluster_name"),
+        (params(json!({"cluster_name": "astro", "flavor": flavor.id})), "/parameters/image"),
+        (params(json!({"cluster_name": "astro", "flavor": img.id, "image": img.id})), "/parameters/flavor"),
+    ] {
+        let e = flows::create(&w.c, &svc, create(p)).await.unwrap_err();
+        assert!(e.to_string().contains(says), "{says}: {e}");
+    }
+    assert!(store.appliance_records().await.unwrap().is_empty(), "nothing written for a refused create");
+    let a = flows::create(&w.c, &svc, create(good(2))).await.unwrap();
+    assert_eq!(a.status, ApplianceStatus::Creating);
+    assert_eq!(a.parameters["compute_count"], json!(2));
+
+    // The reconciler makes the nodes, named by role and index, with the
+    // appliance agent as their user data.
+    let a = pass(&w, "hpc").await;
+    let names: Vec<&str> = a.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["hpc-compute-0", "hpc-compute-1", "hpc-login-0"]);
+    assert!(a.members.iter().all(|m| m.state == MemberState::Deploying && m.node_id.is_some()), "{:?}", a.members);
+    let ud = store.node_user_data(node(&w, "hpc-login-0").await.id).await.unwrap().unwrap();
+    assert!(ud.contains("tundra-appliance http://10.9.0.1:8080/openstack/latest"), "{ud}");
+    assert_eq!(pass(&w, "hpc").await.members.len(), 3, "a second pass makes nothing more");
+    let e = flows::check_node_removable(&w.c, node(&w, "hpc-compute-0").await.id).await.unwrap_err();
+    assert!(e.to_string().contains("belongs to an appliance"), "{e}");
+
+    finish_deploys(&w).await;
+    let a = pass(&w, "hpc").await;
+    assert!(a.members.iter().all(|m| m.state == MemberState::Configuring), "{:?}", a.members);
+    assert_eq!(a.status, ApplianceStatus::Creating);
+
+    // Each node's files render from the parameters, the shared secret and
+    // the other role's addresses.
+    let login = plan(&w, "hpc-login-0").await;
+    let compute = plan(&w, "hpc-compute-0").await;
+    let key = file(&login, "/etc/munge/munge.key");
+    assert_eq!(key.len(), 32);
+    assert_eq!(file(&compute, "/etc/munge/munge.key"), key, "one key for the appliance");
+    assert_eq!(text(&login, "/etc/slurm/slurm.conf"), "ClusterName=astro\nNodes=hpc-compute-0,hpc-compute-1\n");
+    let login_addr = a.members.iter().find(|m| m.name == "hpc-login-0").unwrap().address.clone().unwrap();
+    assert_eq!(text(&compute, "/etc/default/slurmd"), format!("SLURMD_OPTIONS=\"--conf-server {login_addr}\"\n"));
+    assert_eq!(login.reload.as_deref(), Some("systemctl restart munge"));
+    assert!(login.drain.is_empty());
+
+    // A report under a plan that is not the current one is not taken.
+    let stale = ApplianceReport { generation: "0".into(), ready: true, ..Default::default() };
+    let e = flows::report(&w.c, &node(&w, "hpc-login-0").await, stale).await.unwrap_err();
+    assert!(e.to_string().contains("not the current one"), "{e}");
+    // A failing node says why; it is degraded until it reports ready.
+    let failed = ApplianceReport {
+        generation: compute.generation.clone(),
+        error: Some("reload failed (exit 1): munge".into()),
+        ..Default::default()
+    };
+    flows::report(&w.c, &node(&w, "hpc-compute-0").await, failed).await.unwrap();
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Degraded);
+    assert!(
+        a.status_reason.as_deref().unwrap().contains("hpc-compute-0 failed: reload failed"),
+        "{:?}",
+        a.status_reason
+    );
+    all_ready(&w, &["hpc-login-0", "hpc-compute-0", "hpc-compute-1"]).await;
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+    assert!(a.roles.iter().all(|r| r.status == ApplianceStatus::Active), "{:?}", a.roles);
+    assert_eq!((a.roles[1].name.as_str(), a.roles[1].count, a.roles[1].ready), ("compute", 2, 2));
+    assert_eq!(a.outputs["login_address"], login_addr);
+    assert_eq!(a.usage.as_deref(), Some(format!("ssh debian@{login_addr}").as_str()));
+    let shown = serde_json::to_string(&a).unwrap();
+    assert!(!shown.contains(&base64::engine::general_purpose::STANDARD.encode(&key)), "the key is in no view");
+
+    // In place: an immutable parameter is refused, a count is not.
+    let mut renamed = good(2);
+    renamed.insert("cluster_name".into(), json!("radio"));
+    let e = flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(renamed) }, None).await.unwrap_err();
+    assert!(e.to_string().contains("/parameters/cluster_name") && e.to_string().contains("immutable"), "{e}");
+    let a = flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(good(3)) }, None).await.unwrap();
+    assert_eq!(a.status, ApplianceStatus::Updating);
+    assert_eq!(pass(&w, "hpc").await.members.len(), 4);
+    // The login node's configuration names the new node (seen by the pass
+    // after the one that placed it): it applies it again.
+    let a = pass(&w, "hpc").await;
+    let s: BTreeMap<String, MemberState> = states(&a).into_iter().collect();
+    assert_eq!(s["hpc-compute-2"], MemberState::Deploying);
+    assert_eq!(s["hpc-login-0"], MemberState::Configuring, "{:?}", a.members);
+    assert_eq!(s["hpc-compute-0"], MemberState::Ready, "a plan that did not change keeps its node ready");
+    assert_eq!(a.status, ApplianceStatus::Updating);
+    finish_deploys(&w).await;
+    pass(&w, "hpc").await;
+    assert!(text(&plan(&w, "hpc-login-0").await, "/etc/slurm/slurm.conf").contains("hpc-compute-2"));
+    all_ready(&w, &["hpc-login-0", "hpc-compute-2"]).await;
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+
+    // Down to 1: the newest two leave, and stay until the login node drained them.
+    let a = flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(good(1)) }, None).await.unwrap();
+    let _ = a;
+    let a = pass(&w, "hpc").await;
+    let s: BTreeMap<String, MemberState> = states(&a).into_iter().collect();
+    assert_eq!((s["hpc-compute-1"], s["hpc-compute-2"]), (MemberState::Leaving, MemberState::Leaving));
+    assert_eq!(a.status, ApplianceStatus::Updating);
+    assert!(a.status_reason.as_deref().unwrap().contains("draining"), "{:?}", a.status_reason);
+    pass(&w, "hpc").await;
+    assert_eq!(store.all_nodes().await.unwrap().len(), 4, "no node goes before it is drained");
+    let login = plan(&w, "hpc-login-0").await;
+    let drains: Vec<(&str, &str)> = login.drain.iter().map(|d| (d.node.as_str(), d.command.as_str())).collect();
+    assert_eq!(
+        drains,
+        [
+            ("hpc-compute-1", "scontrol update nodename=hpc-compute-1 state=drain"),
+            ("hpc-compute-2", "scontrol update nodename=hpc-compute-2 state=drain")
+        ]
+    );
+    assert_eq!(text(&login, "/etc/slurm/slurm.conf"), "ClusterName=astro\nNodes=hpc-compute-0\n");
+    // Only the role that drains compute nodes reports them drained.
+    let sneaky = ApplianceReport {
+        generation: plan(&w, "hpc-compute-0").await.generation,
+        ready: true,
+        drained: vec!["hpc-compute-1".into()],
+        ..Default::default()
+    };
+    let e = flows::report(&w.c, &node(&w, "hpc-compute-0").await, sneaky).await.unwrap_err();
+    assert!(e.to_string().contains("/drained/0"), "{e}");
+    let r = ApplianceReport {
+        generation: login.generation.clone(),
+        ready: true,
+        drained: vec!["hpc-compute-1".into(), "hpc-compute-2".into()],
+        ..Default::default()
+    };
+    flows::report(&w.c, &node(&w, "hpc-login-0").await, r).await.unwrap();
+    pass(&w, "hpc").await;
+    finish_cleaning(&w).await;
+    let a = pass(&w, "hpc").await;
+    let names: Vec<&str> = a.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["hpc-compute-0", "hpc-login-0"]);
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+    assert_eq!(store.all_nodes().await.unwrap().len(), 2);
+
+    // Deleted: every node goes (no draining), then the appliance and its secrets.
+    let rec = store.appliance_record(a.id).await.unwrap();
+    let secret = rec.secret_id.expect("sealed secrets");
+    flows::delete(&w.c, &svc, &a).await.unwrap();
+    pass(&w, "hpc").await;
+    finish_cleaning(&w).await;
+    nodes::once(&w.c).await.unwrap();
+    appliances::once(&w.c).await.unwrap();
+    appliances::once(&w.c).await.unwrap();
+    assert!(store.appliance_records().await.unwrap().is_empty());
+    assert!(store.all_nodes().await.unwrap().is_empty());
+    assert!(store.secret(secret).await.is_err(), "the secrets go with it");
+    store.delete_appliance_template(&svc, t.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_appliances_scaled_at_the_same_moment_both_converge() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 6).await;
+    let project = store.create_project(&svc, "astro", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image with slurm".to_vec()).await;
+    let t = flows::create_template(&w.c, &svc, template()).await.unwrap();
+    let params = |count: u32| -> BTreeMap<String, Value> {
+        serde_json::from_value(
+            json!({"cluster_name": "astro", "compute_count": count, "flavor": flavor.id, "image": img.id}),
+        )
+        .unwrap()
+    };
+    for name in ["one", "two"] {
+        let r = ApplianceCreate {
+            project_id: project.id,
+            name: name.into(),
+            template_id: t.id,
+            keypair_id: None,
+            parameters: params(1),
+        };
+        flows::create(&w.c, &svc, r).await.unwrap();
+    }
+    pass(&w, "one").await;
+    finish_deploys(&w).await;
+    pass(&w, "one").await;
+    for name in ["one", "two"] {
+        all_ready(&w, &[&format!("{name}-login-0"), &format!("{name}-compute-0")]).await;
+    }
+    let (one, two) = (pass(&w, "one").await, view(&w, "two").await);
+    assert_eq!((one.status, two.status), (ApplianceStatus::Active, ApplianceStatus::Active));
+
+    // Both scale at once: neither waits for the other.
+    let up = |a: Appliance| {
+        let (c, svc, p) = (w.c.clone(), svc.clone(), params(2));
+        async move { flows::update(&c, &svc, &a, ApplianceUpdate { parameters: Some(p) }, None).await }
+    };
+    let (r1, r2) = tokio::join!(up(one), up(two));
+    r1.unwrap();
+    r2.unwrap();
+    pass(&w, "one").await;
+    for name in ["one", "two"] {
+        let a = view(&w, name).await;
+        assert_eq!(a.members.len(), 3, "{name}: {:?}", a.members);
+        assert_eq!(a.status, ApplianceStatus::Updating);
+    }
+    finish_deploys(&w).await;
+    pass(&w, "one").await;
+    for name in ["one", "two"] {
+        all_ready(&w, &[&format!("{name}-login-0"), &format!("{name}-compute-1")]).await;
+    }
+    pass(&w, "one").await;
+    for name in ["one", "two"] {
+        let a = view(&w, name).await;
+        assert_eq!(a.status, ApplianceStatus::Active, "{name}: {:?}", a.status_reason);
+        assert_eq!(a.roles[1].ready, 2);
+    }
+}
+
+/// The metadata service's two appliance routes over plain HTTP, in front of
+/// the real flows: each node is known by the token its agent sends.
+async fn metadata(w: &World, tokens: BTreeMap<String, String>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/openstack/latest", l.local_addr().unwrap());
+    let c = w.c.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let (head, body) = loop {
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|x| x == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < i + 4 + len {
+                        let n = s.read(&mut chunk).await.unwrap();
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    break (head, buf[i + 4..i + 4 + len].to_vec());
+                }
+            };
+            let token = head.lines().find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("x-tundra-metadata-token:").map(|v| v.trim().to_string())
+            });
+            let name = token.and_then(|t| tokens.get(&t).cloned()).expect("a known token");
+            let n = c.store().all_nodes().await.unwrap().into_iter().find(|n| n.name == name).unwrap();
+            let answer = if head.starts_with("GET /openstack/latest/tundra_appliance.json ") {
+                flows::plan(&c, &n).await.map(|p| serde_json::to_string(&p.unwrap()).unwrap())
+            } else if head.starts_with("POST /openstack/latest/tundra_appliance_report ") {
+                let r: ApplianceReport = serde_json::from_slice(&body).expect("a report as the API takes it");
+                flows::report(&c, &n, r).await.map(|()| String::new())
+            } else {
+                panic!("unexpected request {head}")
+            };
+            let (status, body) = match answer {
+                Ok(b) if b.is_empty() => ("204 No Content", b),
+                Ok(b) => ("200 OK", b),
+                Err(e) => ("409 Conflict", json!({"detail": e.to_string()}).to_string()),
+            };
+            let msg = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            s.write_all(msg.as_bytes()).await.unwrap();
+        }
+    });
+    (base, task)
+}
+
+/// One round of the real agent as node `name`, its files under `root/name`.
+async fn agent_round(agent: &std::path::Path, base: &str, root: &std::path::Path, name: &str) -> String {
+    let out = tokio::process::Command::new("python3")
+        .arg(agent)
+        .arg(base)
+        .env("TUNDRA_APPLIANCE_ROOT", root.join(name))
+        .env("TUNDRA_APPLIANCE_ONCE", "1")
+        .output()
+        .await
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    said
+}
+
+#[tokio::test]
+async fn the_agent_writes_its_files_runs_its_commands_reports_and_drains() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 3).await;
+    let project = store.create_project(&svc, "astro", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image with slurm".to_vec()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    // The commands leave their marks under the test's directory, named by a parameter.
+    let mut t = template();
+    t.parameters.push(serde_json::from_value(json!({"name": "marks", "kind": "string"})).unwrap());
+    t.roles[0].reload = Some("echo {{ node.name }} >> {{ parameters.marks }}/reloads".into());
+    t.roles[0].ready = Some("test -s {{ parameters.marks }}/reloads".into());
+    t.roles[0].drain.as_mut().unwrap().command = "echo {{ leaving.name }} >> {{ parameters.marks }}/drained".into();
+    t.roles[1].reload = Some("echo {{ node.name }} >> {{ parameters.marks }}/reloads".into());
+    let t = flows::create_template(&w.c, &svc, t).await.unwrap();
+    let params = |count: u32| -> BTreeMap<String, Value> {
+        serde_json::from_value(json!({"cluster_name": "astro", "compute_count": count, "flavor": flavor.id,
+                                      "image": img.id, "marks": root.display().to_string()}))
+        .unwrap()
+    };
+    let r = ApplianceCreate {
+        project_id: project.id,
+        name: "hpc".into(),
+        template_id: t.id,
+        keypair_id: None,
+        parameters: params(2),
+    };
+    flows::create(&w.c, &svc, r).await.unwrap();
+    pass(&w, "hpc").await;
+    finish_deploys(&w).await;
+    pass(&w, "hpc").await;
+
+    let agent = root.join("tundra-appliance.py");
+    std::fs::write(&agent, tundra_engine::appliances::AGENT_SCRIPT).unwrap();
+    let names = ["hpc-login-0", "hpc-compute-0", "hpc-compute-1"];
+    let mut tokens = BTreeMap::new();
+    for n in names {
+        let seed = root.join(n).join("var/lib/cloud/seed/config_drive/openstack/latest");
+        std::fs::create_dir_all(&seed).unwrap();
+        std::fs::write(seed.join("tundra_metadata_token"), format!("tmd-{n}\n")).unwrap();
+        tokens.insert(format!("tmd-{n}"), n.to_string());
+    }
+    let (base, server) = metadata(&w, tokens).await;
+
+    // First round: files written (mode, bytes), reload run, ready reported.
+    for n in names {
+        let said = agent_round(&agent, &base, &root, n).await;
+        assert!(said.contains("wrote ") && said.contains("ready under plan"), "{n}: {said}");
+    }
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+    let key = root.join("hpc-compute-0/etc/munge/munge.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o7777, 0o400);
+    assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+    assert_eq!(std::fs::read(&key).unwrap(), std::fs::read(root.join("hpc-login-0/etc/munge/munge.key")).unwrap());
+    let login_addr = a.members.iter().find(|m| m.name == "hpc-login-0").unwrap().address.clone().unwrap();
+    let slurmd = std::fs::read_to_string(root.join("hpc-compute-1/etc/default/slurmd")).unwrap();
+    assert!(slurmd.contains(&format!("--conf-server {login_addr}")), "{slurmd}");
+    assert_eq!(std::fs::read_to_string(root.join("reloads")).unwrap().lines().count(), 3);
+
+    // A round with nothing new writes nothing and reloads nothing.
+    let said = agent_round(&agent, &base, &root, "hpc-compute-0").await;
+    assert!(!said.contains("wrote"), "{said}");
+    assert_eq!(std::fs::read_to_string(root.join("reloads")).unwrap().lines().count(), 3);
+
+    // Scaled down: the login node rewrites its configuration, reloads,
+    // drains the leaving node and reports it; then the node goes.
+    let a = view(&w, "hpc").await;
+    flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(params(1)) }, None).await.unwrap();
+    pass(&w, "hpc").await;
+    let said = agent_round(&agent, &base, &root, "hpc-login-0").await;
+    assert!(said.contains("drained hpc-compute-1"), "{said}");
+    assert_eq!(std::fs::read_to_string(root.join("drained")).unwrap(), "hpc-compute-1\n");
+    let conf = std::fs::read_to_string(root.join("hpc-login-0/etc/slurm/slurm.conf")).unwrap();
+    assert_eq!(conf, "ClusterName=astro\nNodes=hpc-compute-0\n");
+    pass(&w, "hpc").await;
+    finish_cleaning(&w).await;
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.members.len(), 2, "{:?}", a.members);
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+    server.abort();
+}
+
+#[test]
+fn the_appliance_agent_is_valid_cloud_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cloud_init = root.join(".venv/bin/cloud-init");
+    assert!(cloud_init.exists(), "{} is missing: run scripts/setup.sh", cloud_init.display());
+    let dir = tempfile::tempdir().unwrap();
+    let ud = dir.path().join("user-data");
+    std::fs::write(&ud, tundra_engine::appliances::agent_user_data("http://10.9.0.1:8080/openstack/latest")).unwrap();
+    let out = std::process::Command::new(&cloud_init).args(["schema", "--config-file"]).arg(&ud).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("Valid"), "cloud-init schema: {said}");
+}
