@@ -60,13 +60,30 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Render `src` with `ctx`; the error says what failed and where.
+/// Render `src` with `ctx`; the error says what failed and where. The
+/// output is written through a buffer that refuses to grow past
+/// [`MAX_RENDERED`], so a text cannot make tundrad hold more than that of
+/// output (what a single filter call makes is bounded only by the engine's
+/// own limits: this is why only site admins author templates).
 pub fn render(src: &str, ctx: &Value) -> Result<String, String> {
-    let out = environment().render_str(src, ctx).map_err(|e| describe(&e))?;
-    if out.len() > MAX_RENDERED {
-        return Err(format!("it renders to {} bytes; at most {MAX_RENDERED}", out.len()));
+    struct Capped(Vec<u8>);
+    impl std::io::Write for Capped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + b.len() > MAX_RENDERED {
+                return Err(std::io::Error::other(format!("it renders to more than {MAX_RENDERED} bytes")));
+            }
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    Ok(out)
+    let env = environment();
+    let t = env.template_from_str(src).map_err(|e| describe(&e))?;
+    let mut out = Capped(Vec::new());
+    t.render_captured_to(ctx, &mut out).map_err(|e| describe(&e))?;
+    String::from_utf8(out.0).map_err(|e| e.to_string())
 }
 
 fn describe(e: &minijinja::Error) -> String {
@@ -103,6 +120,9 @@ impl Scope {
     }
 }
 
+/// The engine's own global functions, which every text may call.
+const BUILTINS: &[&str] = &["range", "dict", "namespace", "joiner", "cycler", "lipsum", "debug"];
+
 /// Check that `src` parses and names only what `scope` gives it; the
 /// names of roles it reads (`roles.NAME…` / `roles["NAME"]…`).
 fn check_text(src: &str, scope: Scope, at: &str) -> Result<BTreeSet<String>, Refusal> {
@@ -112,7 +132,7 @@ fn check_text(src: &str, scope: Scope, at: &str) -> Result<BTreeSet<String>, Ref
     let mut roles = BTreeSet::new();
     for v in t.undeclared_variables(true) {
         let root = v.split('.').next().unwrap_or_default();
-        if !allowed.contains(&root) {
+        if !allowed.contains(&root) && !BUILTINS.contains(&root) {
             return Err((at.to_string(), format!("names {root:?}; a template here can use {}", allowed.join(", "))));
         }
         if root == "roles"
@@ -308,6 +328,14 @@ fn check_role(i: usize, r: &Role, params: &BTreeMap<&str, &Parameter>, names: &B
     }
     bound(&r.flavor_parameter, &[Kind::Flavor], "flavor_parameter")?;
     bound(&r.image_parameter, &[Kind::Image], "image_parameter")?;
+    for (f, name) in [("flavor_parameter", &r.flavor_parameter), ("image_parameter", &r.image_parameter)] {
+        if params.get(name.as_str()).is_some_and(|p| p.optional) {
+            return Err((
+                at(f),
+                format!("parameter {name:?} is optional; a role's nodes always need one: make it required"),
+            ));
+        }
+    }
     for (k, n) in r.network_parameters.iter().enumerate() {
         bound(n, &[Kind::Network, Kind::Networks], &format!("network_parameters/{k}"))?;
     }
@@ -489,18 +517,23 @@ pub struct RoleView {
 
 /// Node `n` as templates see it: its address on `traffic` (else on its
 /// first network, else its provisioning address) and every address by
-/// network ID (`provisioning` for the provisioning network).
-pub fn node_view(n: &Node, role: &str, index: u32, traffic: Option<NetworkId>) -> NodeView {
+/// network ID (`provisioning` for the provisioning network). `ports` are
+/// its networks' addresses, in the order of its networks.
+pub fn node_view(
+    n: &Node,
+    ports: &[(NetworkId, String)],
+    role: &str,
+    index: u32,
+    traffic: Option<NetworkId>,
+) -> NodeView {
     let mut addresses = BTreeMap::new();
     if let Some(a) = n.addresses.iter().find(|a| a.network == PROVISIONING).and_then(|a| a.address.clone()) {
         addresses.insert(PROVISIONING.to_string(), a);
     }
     let mut first = None;
-    for net in &n.networks {
-        if let Some(a) = net.fixed_ips.iter().find_map(|f| f.address.clone()) {
-            first.get_or_insert_with(|| a.clone());
-            addresses.insert(net.network_id.to_string(), a);
-        }
+    for (net, a) in ports {
+        first.get_or_insert_with(|| a.clone());
+        addresses.insert(net.to_string(), a.clone());
     }
     let address = match traffic {
         Some(t) => addresses.get(&t.to_string()).cloned(),
@@ -861,6 +894,7 @@ mod tests {
             ("/secrets/0/bytes", Box::new(|t| t.secrets[0].bytes = 8)),
             ("/roles/1/count_parameter", Box::new(|t| t.roles[1].count_parameter = Some("flavor".into()))),
             ("/roles/0/image_parameter", Box::new(|t| t.roles[0].image_parameter = "nope".into())),
+            ("/roles/0/flavor_parameter", Box::new(|t| t.parameters[2].optional = true)),
             ("/roles/1/network_parameters/0", Box::new(|t| t.roles[1].network_parameters[0] = "home".into())),
             ("/roles/1/name", Box::new(|t| t.roles[1].name = "login".into())),
             ("/roles/1/name", Box::new(|t| t.roles[1].name = "Compute".into())),
@@ -1024,6 +1058,10 @@ mod tests {
             "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}".into();
         let Err(PlanError::Failed(e)) = node_plan(&broken, &ctx, &secrets, &me, &[]) else { panic!("renders") };
         assert!(e.contains("fuel"), "{e}");
+        // Output is capped as it is written, not after.
+        broken.files[1].content = "{% for a in range(40) %}{{ 'x' * 10000 }}{% endfor %}".into();
+        let Err(PlanError::Failed(e)) = node_plan(&broken, &ctx, &secrets, &me, &[]) else { panic!("renders") };
+        assert!(e.contains("more than 262144 bytes"), "{e}");
     }
 
     #[test]

@@ -17,9 +17,11 @@
 # command runs; then the ready command until it exits 0. The agent reports
 # ready under the generation it applied -- tundrad takes it only for the
 # plan it renders now -- or the command that failed, with its output's
-# tail; a failed reload is tried again a minute later. Each drain command
-# runs until it exits 0; the nodes drained are reported, and tundrad
-# deletes them. A report goes only when it differs from the last one taken.
+# tail (a file that cannot be written is reported the same way); a failed
+# reload is tried again a minute later. Readiness is reported before the
+# drains run. Each drain command runs until it exits 0; the nodes drained
+# are reported, and tundrad deletes them. A report goes when it differs from
+# the last one taken, and again every minute (tundrad may have moved on).
 #
 # Usage: tundra-appliance BASE   (BASE: http://ADDRESS:PORT/openstack/latest)
 import base64
@@ -46,6 +48,7 @@ ROUND = float(os.environ.get("TUNDRA_APPLIANCE_ROUND", "5"))
 # Ready checks under one generation before the node is reported failed (about 10 minutes).
 READY_TRIES = 120
 RETRY_AFTER = 60
+RESEND_AFTER = 60
 TAIL = 1500
 
 
@@ -120,26 +123,43 @@ def put(f):
             same = (st.st_uid, st.st_gid) == (uid, gid)
     if same:
         return False
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = path + ".tundra-new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chown(tmp, uid, gid)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    d = os.path.dirname(path)
+    os.makedirs(d, mode=0o755, exist_ok=True)
+    # A temporary file of our own (never one someone planted, never through
+    # a link), its owner and mode set on the descriptor, then renamed over
+    # the path (a link there is replaced, not followed).
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tundra-")
+    try:
+        with open(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchown(out.fileno(), uid, gid)
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return True
 
 
 def sh(cmd, timeout):
-    """Run a command line; (exit status, its output's tail)."""
-    try:
-        p = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return 124, "no exit in %d s" % timeout
-    return p.returncode, (p.stdout + p.stderr).strip()[-TAIL:]
+    """Run a command line in a session of its own; (exit status, its
+    output's tail). Output goes to a file, not a pipe, so a daemon the
+    command leaves running does not hold the agent up."""
+    with tempfile.TemporaryFile() as out:
+        try:
+            p = subprocess.run(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL, stdout=out,
+                               stderr=subprocess.STDOUT, timeout=timeout, start_new_session=True)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+        out.seek(0)
+        text = out.read().decode("utf-8", errors="replace").strip()[-TAIL:]
+    return rc, text if rc != 124 or text else "no exit in %d s" % timeout
 
 
 def load():
@@ -161,14 +181,25 @@ def save(st):
 def step(base, st):
     """One round: apply the plan, check readiness, drain, report."""
     plan = call(base, "tundra_appliance.json")
-    changed = [f["path"] for f in plan["files"] if put(f)]
+    changed, broken = [], None
+    for f in plan["files"]:
+        try:
+            if put(f):
+                changed.append(f["path"])
+        except (OSError, KeyError, ValueError) as e:
+            broken = "writing %s failed: %s" % (f["path"], e)
+            break
     gen = plan["generation"]
     now = time.time()
     if gen != st.get("generation") or changed:
         if changed:
             say("wrote " + ", ".join(changed))
         st.update(generation=gen, ready=False, tries=0, error=None, reloaded=False)
-    if st.get("error") and now - st.get("failed_at", 0) >= RETRY_AFTER:
+    if broken:
+        if broken != st.get("error"):
+            say(broken)
+        st.update(error=broken, failed_at=now, reloaded=False, ready=False)
+    if st.get("error") and not broken and now - st.get("failed_at", 0) >= RETRY_AFTER:
         st.update(error=None, tries=0)
     if not st.get("error") and not st.get("reloaded"):
         if plan.get("reload"):
@@ -191,6 +222,7 @@ def step(base, st):
                 say(st["error"])
     wanted = [t["node"] for t in plan.get("drain", [])]
     drained = [n for n in st.get("drained", []) if n in wanted]
+    send(base, st, gen, drained)
     for t in plan.get("drain", []):
         if t["node"] in drained:
             continue
@@ -201,12 +233,18 @@ def step(base, st):
         else:
             say("draining %s failed (exit %d): %s" % (t["node"], rc, out))
     st["drained"] = drained
-    report = {"generation": gen, "ready": bool(st.get("ready")), "drained": drained}
+    send(base, st, gen, drained)
+
+
+def send(base, st, gen, drained):
+    """Report when the report differs from the last one taken, or a minute passed."""
+    report = {"generation": gen, "ready": bool(st.get("ready")), "drained": list(drained)}
     if st.get("error"):
         report["error"] = st["error"]
-    if report != st.get("reported"):
+    if report != st.get("reported") or time.time() - st.get("sent_at", 0) >= RESEND_AFTER:
         call(base, "tundra_appliance_report", report)
         st["reported"] = report
+        st["sent_at"] = time.time()
 
 
 def main():

@@ -524,8 +524,8 @@ impl Store {
     }
 
     /// A member's node, state, reason and reported generation, written
-    /// when they changed and the member is still in state `from` (a report
-    /// that came meanwhile wins). A member that reaches `ready` is marked
+    /// when they changed and the member is still in the state and
+    /// generation `from` (a report or a pass that came meanwhile wins). A member that reaches `ready` is marked
     /// as having been ready; one `leaving` stays so (only
     /// [`Store::remove_appliance_member`] ends it).
     #[allow(clippy::too_many_arguments)]
@@ -533,7 +533,7 @@ impl Store {
         &self,
         id: ApplianceId,
         name: &str,
-        from: MemberState,
+        from: (MemberState, Option<&str>),
         node: Option<NodeId>,
         state: MemberState,
         reason: Option<&str>,
@@ -542,7 +542,7 @@ impl Store {
         let r = sqlx::query(
             "UPDATE appliance_members SET node_id = $1, state = $2, reason = $3, generation = $4, updated_at = $5, \
              ready_once = CASE WHEN $2 = 'ready' THEN 1 ELSE ready_once END \
-             WHERE appliance_id = $6 AND name = $7 AND state = $8 \
+             WHERE appliance_id = $6 AND name = $7 AND state = $8 AND COALESCE(generation, '') = COALESCE($9, '') \
              AND (state <> 'leaving' OR $2 = 'leaving') \
              AND (COALESCE(node_id, '') <> COALESCE($1, '') OR state <> $2 OR COALESCE(reason, '') <> COALESCE($3, '') \
                   OR COALESCE(generation, '') <> COALESCE($4, ''))",
@@ -554,7 +554,8 @@ impl Store {
         .bind(now())
         .bind(id.to_string())
         .bind(name.to_string())
-        .bind(from.as_str())
+        .bind(from.0.as_str())
+        .bind(from.1.map(str::to_string))
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)

@@ -33,6 +33,15 @@ fn refused((pointer, detail): rules::Refusal) -> Error {
 
 /// A template, checked whole before it is stored.
 pub async fn create_template(c: &Conductor, actor: &Actor, r: ApplianceTemplateCreate) -> Result<ApplianceTemplate> {
+    if r.project_id.is_some() {
+        // Templates render inside tundrad: their output is capped, but what
+        // one filter call allocates is not, so only trusted authors write them.
+        return Err(Error::invalid(
+            "/project_id",
+            "appliance templates are the site's for now (a template's texts render inside tundrad, which does not \
+             yet isolate a project's from its own memory); ask a site admin to add it as a site template",
+        ));
+    }
     rules::check_template(&r).map_err(refused)?;
     let t = NewApplianceTemplate {
         project_id: r.project_id,
@@ -221,6 +230,19 @@ async fn secrets(c: &Conductor, id: Option<SecretId>) -> Result<BTreeMap<String,
     serde_json::from_slice(&p.0).map_err(|e| Error::Internal(format!("an appliance's sealed secrets: {e}")))
 }
 
+/// Each node's networks' addresses, in the order of its networks.
+pub type Ports = HashMap<NodeId, Vec<(tundra_api::NetworkId, String)>>;
+
+/// The addresses of these nodes' ports, in one query.
+pub async fn ports(c: &Conductor, nodes: &[NodeId]) -> Result<Ports> {
+    let mut out: Ports = HashMap::new();
+    for p in c.store().ports_of_nodes(nodes).await? {
+        let (Some(n), Some(a)) = (p.node_id, p.fixed_ips.iter().find_map(|f| f.address.clone())) else { continue };
+        out.entry(n).or_default().push((p.network_id, a));
+    }
+    Ok(out)
+}
+
 /// Everything an appliance's texts render from, as its rows and nodes
 /// stand: each role's nodes that are not leaving, with their addresses.
 pub fn context(
@@ -228,6 +250,7 @@ pub fn context(
     plans: &[RolePlan],
     members: &[ApplianceMemberRecord],
     nodes: &HashMap<NodeId, &Node>,
+    ports: &Ports,
     project: &str,
 ) -> Context {
     let a = &rec.appliance;
@@ -236,7 +259,7 @@ pub fn context(
         let views = members
             .iter()
             .filter(|m| m.role == p.name && m.state != MemberState::Leaving)
-            .filter_map(|m| Some(view(m, nodes.get(&m.node_id?)?, p)))
+            .filter_map(|m| Some(view(m, nodes.get(&m.node_id?)?, ports, p)))
             .collect();
         roles.insert(p.name.clone(), RoleView { count: p.count, nodes: views });
     }
@@ -247,8 +270,8 @@ pub fn context(
     }
 }
 
-fn view(m: &ApplianceMemberRecord, n: &Node, p: &RolePlan) -> NodeView {
-    rules::node_view(n, &m.role, m.index, p.traffic_network)
+fn view(m: &ApplianceMemberRecord, n: &Node, ports: &Ports, p: &RolePlan) -> NodeView {
+    rules::node_view(n, ports.get(&n.id).map(Vec::as_slice).unwrap_or_default(), &m.role, m.index, p.traffic_network)
 }
 
 /// What a member of `rec` is told now, given the appliance as `members`
@@ -263,7 +286,9 @@ pub async fn plan_for(
 ) -> Result<std::result::Result<AppliancePlan, PlanError>> {
     let plans = rules::role_plans(&t.roles, &rec.appliance.parameters);
     let project = c.store().project(&rec.appliance.project_id.to_string()).await?.name;
-    let ctx = context(rec, &plans, members, nodes, &project);
+    let ids: Vec<NodeId> = members.iter().filter_map(|m| m.node_id).collect();
+    let ports = ports(c, &ids).await?;
+    let ctx = context(rec, &plans, members, nodes, &ports, &project);
     let (Some(role), Some(p)) = (t.roles.iter().find(|r| r.name == me.role), plans.iter().find(|p| p.name == me.role))
     else {
         return Err(Error::conflict(format!("role {} is not in the template", me.role)));
@@ -276,11 +301,11 @@ pub async fn plan_for(
         .filter_map(|m| {
             let n = nodes.get(&m.node_id?)?;
             let lp = plans.iter().find(|x| x.name == m.role)?;
-            Some(view(m, n, lp))
+            Some(view(m, n, &ports, lp))
         })
         .collect();
     let secrets = secrets(c, rec.secret_id).await?;
-    Ok(rules::node_plan(role, &ctx, &secrets, &view(me, node, p), &leaving))
+    Ok(rules::node_plan(role, &ctx, &secrets, &view(me, node, &ports, p), &leaving))
 }
 
 /// The leaving members a node of `role` drains: of the role it drains,
@@ -377,10 +402,23 @@ pub async fn report(c: &Conductor, n: &Node, r: ApplianceReport) -> Result<()> {
             (None, true) => (MemberState::Ready, None),
             (None, false) => (MemberState::Configuring, Some("its ready check has not passed yet".to_string())),
         };
-        changed |= c
+        let from = (me.state, me.generation.as_deref());
+        let done = c
             .store()
-            .set_appliance_member(id, &me.name, me.state, Some(n.id), state, reason.as_deref(), Some(&r.generation))
+            .set_appliance_member(id, &me.name, from, Some(n.id), state, reason.as_deref(), Some(&r.generation))
             .await?;
+        if !done {
+            // Unchanged is fine; a member moved meanwhile (by a pass of the
+            // reconciler) is told to report again rather than losing it.
+            let now = c.store().appliance_members(id).await?.into_iter().find(|m| m.name == me.name);
+            if now.is_some_and(|m| {
+                m.state != MemberState::Leaving
+                    && (m.state, m.generation.as_deref()) != (state, Some(r.generation.as_str()))
+            }) {
+                return Err(Error::conflict(format!("member {} changed while it reported; report again", me.name)));
+            }
+        }
+        changed |= done;
     }
     if changed {
         c.wakes().appliances.notify_one();
@@ -393,10 +431,13 @@ pub async fn report(c: &Conductor, n: &Node, r: ApplianceReport) -> Result<()> {
 pub async fn with_addresses(c: &Conductor, mut a: Appliance) -> Result<Appliance> {
     let t = c.store().appliance_template(a.template_id).await?;
     let plans = rules::role_plans(&t.roles, &a.parameters);
+    let ids: Vec<NodeId> = a.members.iter().filter_map(|m| m.node_id).collect();
+    let ports = ports(c, &ids).await?;
     for m in &mut a.members {
         let (Some(id), Some(p)) = (m.node_id, plans.iter().find(|p| p.name == m.role)) else { continue };
         if let Ok(n) = c.store().node(id).await {
-            m.address = rules::node_view(&n, &m.role, 0, p.traffic_network).address;
+            let mine = ports.get(&id).map(Vec::as_slice).unwrap_or_default();
+            m.address = rules::node_view(&n, mine, &m.role, 0, p.traffic_network).address;
         }
     }
     Ok(a)

@@ -92,7 +92,7 @@ async fn appliance(c: &Conductor, rec: &ApplianceRecord, nodes: &[Node]) -> Resu
                     .set_appliance_member(
                         a.id,
                         name,
-                        m.state,
+                        (m.state, m.generation.as_deref()),
                         m.node_id,
                         MemberState::Leaving,
                         Some(why),
@@ -153,7 +153,9 @@ async fn appliance(c: &Conductor, rec: &ApplianceRecord, nodes: &[Node]) -> Resu
     let views: Vec<Member> = members.iter().map(engine_member).collect();
     let (status, reason, roles) = rules::status(&counts, &views, rec.was_active);
     let project = c.store().project(&a.project_id.to_string()).await?.name;
-    let ctx = flows::context(rec, &plans, &members, &by_id, &project);
+    let ids: Vec<NodeId> = members.iter().filter_map(|m| m.node_id).collect();
+    let ports = flows::ports(c, &ids).await?;
+    let ctx = flows::context(rec, &plans, &members, &by_id, &ports, &project);
     let outputs = rules::outputs(&t.outputs, &ctx);
     let usage = rules::usage(&t.usage, &ctx, &t.outputs, &outputs);
     let j = ApplianceJudged { revision: a.revision, status, reason, roles, outputs, usage };
@@ -180,7 +182,15 @@ async fn member_step(
     let generation = m.generation.as_deref();
     let set = |state: MemberState, reason: Option<String>| async move {
         store
-            .set_appliance_member(a.id, &m.name, m.state, node.map(|n| n.id), state, reason.as_deref(), generation)
+            .set_appliance_member(
+                a.id,
+                &m.name,
+                (m.state, generation),
+                node.map(|n| n.id),
+                state,
+                reason.as_deref(),
+                generation,
+            )
             .await
     };
     match (m.state, node) {
@@ -202,7 +212,15 @@ async fn member_step(
         (_, None) => match make_node(c, rec, plans, m).await {
             Ok(n) => {
                 store
-                    .set_appliance_member(a.id, &m.name, m.state, Some(n.id), MemberState::Deploying, None, generation)
+                    .set_appliance_member(
+                        a.id,
+                        &m.name,
+                        (m.state, generation),
+                        Some(n.id),
+                        MemberState::Deploying,
+                        None,
+                        generation,
+                    )
                     .await?;
                 tracing::info!(appliance = %a.name, member = %m.name, node = %n.id, "member's node placed");
             }
@@ -262,8 +280,10 @@ async fn member_step(
 }
 
 /// Whether a leaving member's node may be deleted now: the appliance is
-/// going, it was never ready, nothing drains its role (or nothing ready
-/// is left to), or it was reported drained.
+/// going, it was never ready, nothing drains its role (or no node is left
+/// to: one of the draining role that was ready once and has neither
+/// failed nor is leaving — a drainer reapplying its own changed files
+/// still counts), or it was reported drained.
 fn may_go(t: &ApplianceTemplate, members: &[ApplianceMemberRecord], deleting: bool, m: &ApplianceMemberRecord) -> bool {
     if deleting || !m.ready_once || m.drained {
         return true;
@@ -274,7 +294,11 @@ fn may_go(t: &ApplianceTemplate, members: &[ApplianceMemberRecord], deleting: bo
         .filter(|r| r.drain.as_ref().is_some_and(|d| d.role == m.role))
         .map(|r| r.name.as_str())
         .collect();
-    !members.iter().any(|x| drainers.contains(&x.role.as_str()) && x.state == MemberState::Ready)
+    !members.iter().any(|x| {
+        drainers.contains(&x.role.as_str())
+            && x.ready_once
+            && !matches!(x.state, MemberState::Failed | MemberState::Leaving)
+    })
 }
 
 /// Place member `m`'s node as its role says, with the appliance agent as

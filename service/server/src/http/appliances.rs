@@ -62,8 +62,8 @@ async fn list_templates(
     Ok(axum::Json(state.store().list_appliance_templates(&list_params(&q)?, &v).await?))
 }
 
-/// Add a template version: the site's (site admins) or a project's
-/// (members). It is checked whole — every role's binding to a parameter of
+/// Add a template version (site admins; a project's own templates are
+/// refused for now, since texts render inside tundrad). It is checked whole — every role's binding to a parameter of
 /// its kind, every text parsed and naming only what it can see — and a
 /// name and version are taken once; a change is a new version.
 #[utoipa::path(post, path = paths::APPLIANCE_TEMPLATES, tag = "appliances", request_body = ApplianceTemplateCreate, params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe create")), responses((status = 201, body = ApplianceTemplate), (status = "4XX", body = Problem)))]

@@ -188,11 +188,11 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             && c["status_reason"].as_str().is_some_and(|r| r.contains("cp-1"))
     })
     .await;
-    // Appliances: B's template and an appliance whose node finds no
-    // machine (it waits, recording why).
-    let b_appliance_template = post(
+    // Appliances: a site template (projects do not author them yet) and
+    // B's appliance whose node finds no machine (it waits, recording why).
+    let b_appliance_template = admin_post(
         "/v1/appliance-templates",
-        json!({"project_id": bp, "name": "t", "version": 1,
+        json!({"name": "t", "version": 1,
                "parameters": [{"name": "flavor", "kind": "flavor"}, {"name": "image", "kind": "image"}],
                "secrets": [{"name": "key", "bytes": 32}],
                "roles": [{"name": "main", "flavor_parameter": "flavor", "image_parameter": "image"}]}),
@@ -325,7 +325,12 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
             }))),
             ("patch", "/v1/clusters/{cluster}") => Foreign(Some(json!({"labels": {"pwned": "yes"}}))),
             ("post", "/v1/clusters/{cluster}/credentials") => Foreign(Some(json!({}))),
-            ("get", "/v1/physical-networks/{physical_network}" | "/v1/share-types/{share_type}") => Site,
+            (
+                "get",
+                "/v1/physical-networks/{physical_network}"
+                | "/v1/share-types/{share_type}"
+                | "/v1/appliance-templates/{appliance_template}",
+            ) => Site,
             ("post", "/v1/share-types") => Foreign(Some(json!({
                 "name": "sneaky", "backend": "cephfs", "settings": {"monitors": ["127.0.0.1:2"], "fs_name": "fs"},
                 "credential": format!("{}==", "B".repeat(38))
@@ -423,7 +428,6 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
         &b_snap,
         &b_template,
         &b_cluster,
-        &b_appliance_template,
         &b_appliance,
     ];
     let mut covered = 0;
