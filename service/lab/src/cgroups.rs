@@ -123,6 +123,14 @@ pub async fn delegate(nspawn: u32, machine_ns: &str, record: &Path) -> anyhow::R
     if (ours.dev(), ours.ino()) == (theirs.dev(), theirs.ino()) {
         bail!("process {leader} is not in a mount namespace of its own; not a container");
     }
+    // The container's systemd mounts any controller it finds unmounted
+    // early in its boot: were it to look in the moment between the
+    // unmount and the mount below, its hierarchy (rooted at `/`) would end
+    // up beneath ours, and runc, reading that root, would build paths that
+    // do not exist ("stat /sys/fs/cgroup/cpuset/tundra-lab-…/docker/…").
+    // Its init stays stopped until the mounts are done (SIGSTOP reaches a
+    // namespace's init from outside it).
+    let _stopped = Stopped::new(leader);
     let inside = mountinfo(&leader.to_string());
     let host = mountinfo("self");
     let name = format!("tundra-lab-{machine_ns}");
@@ -169,6 +177,24 @@ pub async fn delegate(nspawn: u32, machine_ns: &str, record: &Path) -> anyhow::R
     Ok(made)
 }
 
+/// A process stopped (SIGSTOP) until this is dropped (SIGCONT), whatever
+/// way the work done meanwhile ends.
+struct Stopped(nix::unistd::Pid);
+
+impl Stopped {
+    fn new(pid: u32) -> Self {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
 /// Run `f` on a thread of its own inside the mount namespace `ns` (an open
 /// `/proc/PID/ns/mnt`): paths resolve in the container, while the code that
 /// runs is ours — never the container's own `mount`, which its OS could
@@ -205,15 +231,30 @@ fn replace_mount(sub: &Path, target: &Path) -> anyhow::Result<()> {
         let _ = mount(none, tree, none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none);
     }
     mount(Some(sub), spare, none, MsFlags::MS_BIND, none).context("binding the machine's cgroup")?;
-    if let Err(e) = umount2(target, MntFlags::MNT_DETACH) {
+    // Every mount at the point, should more than one be stacked there: runc
+    // reads the lowest one's root.
+    let mut unmounted = 0;
+    while umount2(target, MntFlags::MNT_DETACH).is_ok() {
+        unmounted += 1;
+        if unmounted > 8 {
+            break;
+        }
+    }
+    if unmounted == 0 {
         let _ = umount2(spare, MntFlags::MNT_DETACH);
-        return Err(e).context("unmounting the read-only hierarchy");
+        bail!("{} was not a mount point to replace", target.display());
     }
     let moved = mount(Some(spare), target, none, MsFlags::MS_BIND, none).context("mounting the machine's cgroup");
     let _ = umount2(spare, MntFlags::MNT_DETACH);
     moved?;
     let keep = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(none, target, none, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep, none).context("making it writable")?;
+    // This thread's view is the container's.
+    let now = parse_mountinfo(&std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap_or_default());
+    let at = now.iter().filter(|m| Path::new(&m.point) == target).count();
+    if at != 1 {
+        bail!("{at} mounts at {} after replacing it, not one", target.display());
+    }
     Ok(())
 }
 
