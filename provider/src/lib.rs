@@ -154,6 +154,8 @@ impl Provider for TundraProvider {
             tfplugin::resource(share::ShareSnapshotResource),
             tfplugin::resource(cluster::ClusterTemplateResource),
             tfplugin::resource(cluster::ClusterResource),
+            tfplugin::resource(appliance::ApplianceTemplateResource),
+            tfplugin::resource(appliance::ApplianceResource),
         ]
     }
 
@@ -174,6 +176,8 @@ impl Provider for TundraProvider {
             tfplugin::data_source(NodeData),
             tfplugin::data_source(ClusterTemplateData),
             tfplugin::data_source(ClusterData),
+            tfplugin::data_source(ApplianceTemplateData),
+            tfplugin::data_source(ApplianceData),
             tfplugin::data_source(PhysicalNetworkData),
             tfplugin::data_source(NetworkData),
             tfplugin::data_source(SubnetData),

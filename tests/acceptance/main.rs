@@ -14,6 +14,7 @@ mod support;
 #[allow(dead_code)]
 mod peers;
 
+mod appliances;
 mod clusters;
 mod fabric;
 mod nodes;
@@ -44,6 +45,7 @@ fn main() -> std::process::ExitCode {
         ("machine_lifecycle", steps::machine_lifecycle),
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
         ("shares_through_terraform", shares::shares_through_terraform),
+        ("appliances_through_terraform", appliances::appliances_through_terraform),
         ("provider_installs_from_the_filesystem_mirror", packaging::provider_installs_from_the_filesystem_mirror),
         ("tundrad_package_in_a_clean_debian", packaging::tundrad_package_in_a_clean_debian),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),

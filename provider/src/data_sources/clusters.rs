@@ -4,11 +4,10 @@
 //! attributes as their resources.
 
 use tfplugin::schema::{Attribute, Block, Schema};
-use tfplugin::{AttrPath, Ctx, DataSource, Diagnostic, Diagnostics, Nesting, Type, Value};
+use tfplugin::{Ctx, DataSource, Diagnostic, Diagnostics, Nesting, Type, Value};
 use tundra_api::clusters::{Cluster, ClusterTemplate};
-use tundra_api::{ListQuery, MAX_PAGE};
 
-use super::lookup::{by_name, lookup_keys, need_id_or_name, scope};
+use super::lookup::{by_name, by_name_and_version, lookup_keys, need_id_or_name, scope};
 use crate::client::{Client, Diag, nouns};
 use crate::resources::cluster::{ClusterState, TemplateState};
 
@@ -49,37 +48,12 @@ impl DataSource<Client> for ClusterTemplateData {
         let Some(name) = config.name.known() else {
             return Err(Diagnostic::error("Nothing to look up", "Set id or name.").into());
         };
-        let q = ListQuery { name: Some(name.clone()), limit: Some(MAX_PAGE), ..Default::default() };
-        let page = c
-            .list(&nouns::CLUSTER_TEMPLATES, &q)
-            .await
-            .map_err(|e| e.diag(&format!("Could not look up cluster template {name:?}")))?;
-        let project = scope(c, &config.project_id).await;
         let want = config.version.known().map(|v| *v as u32);
-        let pick = |own: bool| {
-            page.items
-                .iter()
-                .filter(|t| want.is_none_or(|v| t.version == v))
-                .filter(|t| {
-                    if own {
-                        project.is_some() && t.project_id.map(|p| p.to_string()) == project
-                    } else {
-                        t.project_id.is_none()
-                    }
-                })
-                .max_by_key(|t| t.version)
-        };
-        let t = pick(true).or_else(|| pick(false)).ok_or_else(|| {
-            Diagnostic::error(
-                format!("No cluster template named {name:?}"),
-                match want {
-                    Some(v) => format!("No version {v} of it is visible in the project or among the site's."),
-                    None => "None is visible in the project or among the site's; check the name and project_id.".into(),
-                },
-            )
-            .at(AttrPath::attr_root("name"))
-        })?;
-        Ok(TemplateState::from_view(t))
+        let t = by_name_and_version(c, &nouns::CLUSTER_TEMPLATES, name, want, &config.project_id, |t| {
+            (t.project_id.map(|p| p.to_string()), t.version)
+        })
+        .await?;
+        Ok(TemplateState::from_view(&t))
     }
 }
 

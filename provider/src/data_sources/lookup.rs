@@ -74,6 +74,46 @@ pub(crate) async fn by_name<T: DeserializeOwned>(
     }
 }
 
+/// A versioned object (a template) by name: version `want`, else the
+/// highest; the project's own before the site's. `key` gives an item's
+/// project and version.
+pub(crate) async fn by_name_and_version<T: DeserializeOwned>(
+    c: &Client,
+    noun: &Noun<T>,
+    name: &str,
+    want: Option<u32>,
+    project_id: &Value<String>,
+    key: fn(&T) -> (Option<String>, u32),
+) -> Result<T, Diagnostics> {
+    let noun_name = noun.name;
+    let q = ListQuery { name: Some(name.into()), limit: Some(MAX_PAGE), ..Default::default() };
+    let page = c.list(noun, &q).await.map_err(|e| e.diag(&format!("Could not look up {noun_name} {name:?}")))?;
+    let project = scope(c, project_id).await;
+    let pick = |own: bool| {
+        page.items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, key(t)))
+            .filter(|(_, (_, v))| want.is_none_or(|w| *v == w))
+            .filter(|(_, (p, _))| if own { project.is_some() && *p == project } else { p.is_none() })
+            .max_by_key(|(_, (_, v))| *v)
+            .map(|(i, _)| i)
+    };
+    let Some(i) = pick(true).or_else(|| pick(false)) else {
+        return Err(Diagnostic::error(
+            format!("No {noun_name} named {name:?}"),
+            match want {
+                Some(v) => format!("No version {v} of it is visible in the project or among the site's."),
+                None => "None is visible in the project or among the site's; check the name and project_id.".into(),
+            },
+        )
+        .at(AttrPath::attr_root("name"))
+        .into());
+    };
+    let mut items = page.items;
+    Ok(items.swap_remove(i))
+}
+
 pub(crate) async fn scope(c: &Client, explicit: &Value<String>) -> Option<String> {
     match explicit.known() {
         Some(p) => Some(p.clone()),

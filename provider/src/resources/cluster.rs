@@ -26,10 +26,10 @@ use tundra_api::nodes::Strategy;
 
 use super::keypair::project_id_attr;
 use super::node::{ShareObj, node_shares, share_attrs, share_objs};
-use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, near_deadline, uint, wait_gone};
+use super::{Rest, created_at_attr, description_attr, id_attr, known, name_validator, uint, wait_gone};
 use crate::client::{Client, ClientExt, Diag, nouns};
 
-fn id<T: std::str::FromStr>(v: &Value<String>, at: AttrPath) -> Result<T, Diagnostic> {
+pub(crate) fn id<T: std::str::FromStr>(v: &Value<String>, at: AttrPath) -> Result<T, Diagnostic> {
     known(v)
         .unwrap_or_default()
         .parse()
@@ -382,7 +382,7 @@ fn failed(e: tundra_client::ApiError, what: &str) -> Diagnostic {
 }
 
 /// Cluster and group names end up in host names.
-fn host_label() -> std::sync::Arc<dyn validators::Validator> {
+pub(crate) fn host_label() -> std::sync::Arc<dyn validators::Validator> {
     validators::regex(
         "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         "lower-case letters, digits and inner '-' (it becomes part of its nodes' host names)",
@@ -393,51 +393,42 @@ fn host_label() -> std::sync::Arc<dyn validators::Validator> {
 /// naming the nodes and why (the cluster stays in state).
 async fn wait_active(
     ctx: &Ctx<Client>,
-    c: &Client,
     cl: Cluster,
     plan: &ClusterState,
 ) -> Result<ClusterState, Failed<ClusterState>> {
-    let id = cl.id.to_string();
-    let mut cl = cl;
     // (A change tundrad accepted reads `updating` until it is judged.)
-    loop {
-        let state = || ClusterState::from_view(&cl, Some(plan));
-        match cl.status {
-            ClusterStatus::Active => return Ok(state()),
-            ClusterStatus::Degraded => {
-                return Err(Failed::with_state(
-                    Diagnostic::error(
-                        "Cluster degraded",
-                        format!(
-                            "Cluster {}: {}. Fix or replace the node (`replace = [\"NAME\"]`); the others are left as they are.",
-                            cl.name,
-                            cl.status_reason.clone().unwrap_or_else(|| "no reason given".into())
-                        ),
-                    ),
-                    state(),
-                ));
-            }
-            _ => {}
-        }
-        if near_deadline(ctx) {
-            return Err(Failed::with_state(
-                Diagnostic::error(
-                    "Cluster not active yet",
-                    format!(
-                        "Cluster {} is {}: {}. It stays in state; apply again to wait, or raise the timeouts.",
-                        cl.name,
-                        cl.status.as_str(),
-                        cl.status_reason.clone().unwrap_or_default()
-                    ),
+    let id = cl.id.to_string();
+    super::wait_judged(
+        ctx,
+        &nouns::CLUSTERS,
+        &id,
+        cl,
+        |cl| match cl.status {
+            ClusterStatus::Active => Some(Ok(())),
+            ClusterStatus::Degraded => Some(Err(Diagnostic::error(
+                "Cluster degraded",
+                format!(
+                    "Cluster {}: {}. Fix or replace the node (`replace = [\"NAME\"]`); the others are left as they are.",
+                    cl.name,
+                    cl.status_reason.clone().unwrap_or_else(|| "no reason given".into())
                 ),
-                state(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        cl = c.get(&nouns::CLUSTERS, &id).await.map_err(|e| {
-            Failed::with_state(e.diag("Could not read the cluster"), ClusterState::from_view(&cl, Some(plan)))
-        })?;
-    }
+            ))),
+            _ => None,
+        },
+        |cl| {
+            Diagnostic::error(
+                "Cluster not active yet",
+                format!(
+                    "Cluster {} is {}: {}. It stays in state; apply again to wait, or raise the timeouts.",
+                    cl.name,
+                    cl.status.as_str(),
+                    cl.status_reason.clone().unwrap_or_default()
+                ),
+            )
+        },
+        |cl| ClusterState::from_view(cl, Some(plan)),
+    )
+    .await
 }
 
 pub struct ClusterResource;
@@ -599,7 +590,7 @@ impl Resource<Client> for ClusterResource {
         };
         let cl: Cluster =
             c.create(&nouns::CLUSTERS, &req).await.map_err(|e| failed(e, "Could not create the cluster"))?;
-        wait_active(ctx, c, cl, &plan).await
+        wait_active(ctx, cl, &plan).await
     }
 
     async fn read(&self, ctx: &Ctx<Client>, state: ClusterState) -> Result<Option<ClusterState>, Diagnostics> {
@@ -642,7 +633,7 @@ impl Resource<Client> for ClusterResource {
             .update(&nouns::CLUSTERS, &super::state_id(&prior.id), &req)
             .await
             .map_err(|e| failed(e, "Could not update the cluster"))?;
-        wait_active(ctx, c, cl, &plan).await
+        wait_active(ctx, cl, &plan).await
     }
 
     async fn delete(&self, ctx: &Ctx<Client>, state: ClusterState) -> Result<(), Diagnostics> {

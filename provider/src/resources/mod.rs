@@ -1,6 +1,7 @@
 //! Resources: one file per noun. Each maps its Terraform state to the
 //! `tundra_api` request and view types and back; all HTTP is in `client`.
 
+pub mod appliance;
 pub mod cluster;
 pub mod flavor;
 pub mod image;
@@ -157,5 +158,42 @@ pub async fn wait_gone<T: serde::de::DeserializeOwned>(
             .into());
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Poll the object `id` (first seen as `first`) until `judge` settles it:
+/// `Some(Ok(()))` done, `Some(Err(d))` failed (the object stays in state,
+/// with `d`), `None` still working — past the deadline, `waiting` says how
+/// it stands.
+pub async fn wait_judged<V: serde::de::DeserializeOwned, S>(
+    ctx: &Ctx<Client>,
+    noun: &Noun<V>,
+    id: &str,
+    first: V,
+    judge: impl Fn(&V) -> Option<Result<(), Diagnostic>>,
+    waiting: impl Fn(&V) -> Diagnostic,
+    state: impl Fn(&V) -> S,
+) -> Result<S, tfplugin::Failed<S>> {
+    let c = ctx.client()?;
+    let mut x = first;
+    loop {
+        match judge(&x) {
+            Some(Ok(())) => return Ok(state(&x)),
+            Some(Err(d)) => return Err(tfplugin::Failed::with_state(d, state(&x))),
+            None => {}
+        }
+        if near_deadline(ctx) {
+            return Err(tfplugin::Failed::with_state(waiting(&x), state(&x)));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        x = match c.get(noun, id).await {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(tfplugin::Failed::with_state(
+                    e.diag(&format!("Could not read the {}", noun.name)),
+                    state(&x),
+                ));
+            }
+        };
     }
 }

@@ -1,6 +1,7 @@
 //! Every noun of the API: its collection and item paths (from
 //! `tundra_api::paths`) and the view it answers with.
 
+use tundra_api::appliances::{Appliance, ApplianceTemplate};
 use tundra_api::catalog::{Flavor, Image, Keypair};
 use tundra_api::clusters::{Cluster, ClusterTemplate};
 use tundra_api::fabric::{Network, PhysicalNetwork, Port, Subnet, Switch};
@@ -52,6 +53,9 @@ pub const NODES: Noun<Node> = Noun::new(paths::NODES, paths::NODE, "node");
 pub const CLUSTER_TEMPLATES: Noun<ClusterTemplate> =
     Noun::new(paths::CLUSTER_TEMPLATES, paths::CLUSTER_TEMPLATE, "cluster template");
 pub const CLUSTERS: Noun<Cluster> = Noun::new(paths::CLUSTERS, paths::CLUSTER, "cluster");
+pub const APPLIANCE_TEMPLATES: Noun<ApplianceTemplate> =
+    Noun::new(paths::APPLIANCE_TEMPLATES, paths::APPLIANCE_TEMPLATE, "appliance template");
+pub const APPLIANCES: Noun<Appliance> = Noun::new(paths::APPLIANCES, paths::APPLIANCE, "appliance");
 pub const OPERATIONS: Noun<Operation> = Noun::new(paths::OPERATIONS, paths::OPERATION, "operation");
 pub const SHARE_TYPES: Noun<ShareType> = Noun::new(paths::SHARE_TYPES, paths::SHARE_TYPE, "share type");
 pub const SHARES: Noun<Share> = Noun::new(paths::SHARES, paths::SHARE, "share");

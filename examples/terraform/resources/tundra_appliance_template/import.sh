@@ -1,0 +1,2 @@
+# Import an appliance template by its ID.
+terraform import tundra_appliance_template.dask 0190b3c4-0000-7000-8000-000000000005
