@@ -17,6 +17,7 @@ mod peers;
 mod appliances;
 mod clusters;
 mod fabric;
+mod modules;
 mod nodes;
 mod os;
 mod packaging;
@@ -46,6 +47,7 @@ fn main() -> std::process::ExitCode {
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
         ("shares_through_terraform", shares::shares_through_terraform),
         ("appliances_through_terraform", appliances::appliances_through_terraform),
+        ("modules_pass_terraform_test", modules::modules_pass_terraform_test),
         ("provider_installs_from_the_filesystem_mirror", packaging::provider_installs_from_the_filesystem_mirror),
         ("tundrad_package_in_a_clean_debian", packaging::tundrad_package_in_a_clean_debian),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
