@@ -32,13 +32,14 @@ case "$profile" in
 esac
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-cargo build -q --locked "${cargo_profile[@]}" -p tundrad -p tundra-agent -p tundra-lab --bins
+bins=(--bin tundrad --bin tundra-agent --bin tundra-lab)
 bin=$dir/tundrad
 if [ -n "$probe" ]; then
-  cargo build -q --locked "${cargo_profile[@]}" -p tundrad --bin tundrad-upgrade-probe --features upgrade-probe
+  bins+=(--bin tundrad-upgrade-probe)
   bin=$dir/tundrad-upgrade-probe
   version="$version+upgrade.probe"
 fi
+cargo build -q --locked "${cargo_profile[@]}" "${bins[@]}"
 
 # The agent's ramdisk (cached by content in .venv/images, like the lab's).
 ramdisk=$("$dir/tundra-lab" ramdisk build --agent "$dir/tundra-agent")

@@ -1,7 +1,7 @@
-//! `tundrad-upgrade-probe`: tundrad built with one extra migration
-//! (`--features upgrade-probe`), the "next release" the packaging test
-//! upgrades to. Never packaged for a site.
+//! `tundrad-upgrade-probe`: tundrad with one extra migration, the "next
+//! release" the packaging test upgrades to. Never packaged for a site.
 
 fn main() -> std::process::ExitCode {
+    tundra_store::enable_upgrade_probe();
     tundrad::cli::main()
 }

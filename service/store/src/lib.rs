@@ -67,9 +67,18 @@ pub use switches::{NewSwitch, SwitchChanges};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// The packaging test's "next release": the real migrations and one more
-/// (`upgrade-probe/`). Only the `tundrad-upgrade-probe` binary has it.
-#[cfg(feature = "upgrade-probe")]
+/// The packaging test's "next release" (`tundrad-upgrade-probe`): when
+/// on, `migrate` applies one migration more than this release has
+/// (`upgrade-probe/`). Off in tundrad; a switch rather than a cargo feature
+/// so the probe is one more link of the workspace's build, not a second
+/// compilation of the store and everything above it.
+static UPGRADE_PROBE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turn the extra migration on for this process (the probe's `main` only).
+pub fn enable_upgrade_probe() {
+    UPGRADE_PROBE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 fn upgrade_probe(backend: Backend, real: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("upgrade-probe/sqlite");
     static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("upgrade-probe/postgres");
@@ -236,8 +245,9 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        #[cfg(feature = "upgrade-probe")]
-        let migrator = &upgrade_probe(self.backend, migrator);
+        if UPGRADE_PROBE.load(std::sync::atomic::Ordering::SeqCst) {
+            return upgrade_probe(self.backend, migrator).run(&self.pool).await.map_err(StoreError::Migrate);
+        }
         migrator.run(&self.pool).await.map_err(StoreError::Migrate)
     }
 
