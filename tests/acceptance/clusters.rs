@@ -23,22 +23,6 @@ use serde_json::Value;
 use crate::nodes::LabSite;
 use crate::os::ssh;
 
-const SITE: &str = r#"
-[switch]
-name = "leaf-1"
-ssh = true
-provisioning_vlan = 1
-
-[[machines]]
-name = "m-{n}"
-count = 4
-bmc = "redfish"
-nics = 3
-disks = [{ name = "sda", size_mib = 1024 }]
-rack = "r1"
-island = "a"
-"#;
-
 /// The cluster's project: two networks, a keypair, the OS image, a
 /// template of `kind` (Kubernetes: with the bundle at `TF_VAR_bundle_path`)
 /// and a cluster named `name` of one control-plane node and `var.workers`.
@@ -174,21 +158,15 @@ resource "tundra_cluster" "c" {{
 /// The lab site with the fabric set up, an SSH key, and the project's
 /// workspace for a cluster of `kind` (not applied yet).
 fn cluster_lab(kind: &str, name: &str, extra_env: &[(&str, String)]) -> (LabSite, crate::support::Workspace, PathBuf) {
-    let image = crate::os::built_image(&["ceph-client", "docker"]);
-    let s = LabSite::start_with(SITE, |c| c.fabric_read_interval = "2s".into());
+    let image = crate::os::built_image(crate::os::LAB_IMAGE);
+    let s = LabSite::start_with(&crate::os::lab_site(4, 3), |c| c.fabric_read_interval = "2s".into());
     let mut admin = s.site.workspace(&crate::fabric::admin_tf());
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
     admin.apply();
-    let key = s.dir.path().join("id_ed25519");
-    let kg = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "cluster-test", "-f"])
-        .arg(&key)
-        .status();
-    assert!(kg.unwrap().success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (key, public) = crate::os::keypair(s.dir.path(), "cluster-test");
     let mut ws = s.site.workspace(&project_tf(kind, name));
     ws.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
-    ws.env.push(("TF_VAR_public_key".into(), public.trim().to_string()));
+    ws.env.push(("TF_VAR_public_key".into(), public));
     for (k, v) in extra_env {
         ws.env.push((k.to_string(), v.clone()));
     }

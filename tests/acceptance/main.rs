@@ -21,6 +21,7 @@ mod modules;
 mod nodes;
 mod os;
 mod packaging;
+mod platforms;
 mod shares;
 mod steps;
 
@@ -54,6 +55,7 @@ fn main() -> std::process::ExitCode {
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
         ("os_on_the_lab", os::os_on_the_lab),
         ("swarm_on_the_lab", clusters::swarm_on_the_lab),
+        ("openhpc_on_the_lab", platforms::openhpc_on_the_lab),
     ];
     let mut trials: Vec<Trial> = tests
         .into_iter()

@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use crate::support::Workspace;
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copy a module (or any tree) without dot files: no `.terraform` or lock
+/// files of someone's local runs.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let name = e.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue; // .terraform, lock files of someone's local runs
+        if name.to_string_lossy().starts_with('.') || name == "terraform.tfstate" {
+            continue;
         }
         let (src, dst) = (e.path(), to.join(&name));
         if e.file_type().unwrap().is_dir() {

@@ -27,21 +27,37 @@ use serde_json::Value;
 
 use crate::nodes::LabSite;
 
-const SITE: &str = r#"
+/// A lab of `count` machines (Redfish BMCs, 1 GiB disks, one rack) with
+/// `nics` NICs each — the first for provisioning — behind one Linux switch
+/// programmed over SSH: the site every lab OS test (os, swarm, openhpc) uses.
+pub(crate) fn lab_site(count: u32, nics: u32) -> String {
+    format!(
+        r#"
 [switch]
 name = "leaf-1"
 ssh = true
 provisioning_vlan = 1
 
 [[machines]]
-name = "m-{n}"
-count = 4
+name = "m-{{n}}"
+count = {count}
 bmc = "redfish"
-nics = 2
-disks = [{ name = "sda", size_mib = 1024 }]
+nics = {nics}
+disks = [{{ name = "sda", size_mib = 1024 }}]
 rack = "r1"
 island = "a"
-"#;
+"#
+    )
+}
+
+/// A real SSH key pair in `dir`: the private key's path and the public key.
+pub(crate) fn keypair(dir: &Path, comment: &str) -> (PathBuf, String) {
+    let key = dir.join("id_ed25519");
+    let kg = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(&key).status();
+    assert!(kg.unwrap().success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
 
 fn project_tf() -> String {
     format!(
@@ -173,6 +189,10 @@ resource "tundra_node" "n" {{
     )
 }
 
+/// The package sets of the one node image every lab OS test boots (os,
+/// swarm, openhpc): one image built per checkout, not one per test.
+pub(crate) const LAB_IMAGE: &[&str] = &["ceph-client", "docker", "slurm"];
+
 /// The node image, built once per checkout (`.venv/images`, by content).
 pub(crate) fn built_image(sets: &[&str]) -> PathBuf {
     let recipe = tundra_lab::image::Recipe { sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
@@ -221,13 +241,16 @@ fn all_zero(path: &Path) -> Result<(), u64> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).unwrap();
     let mut buf = vec![0u8; 4 << 20];
+    let zeros = vec![0u8; 4 << 20];
     let mut off = 0u64;
     loop {
         let n = f.read(&mut buf).unwrap();
         if n == 0 {
             return Ok(());
         }
-        if let Some(i) = buf[..n].iter().position(|b| *b != 0) {
+        // A memcmp first; the byte loop only to say where.
+        if buf[..n] != zeros[..n] {
+            let i = buf[..n].iter().position(|b| *b != 0).unwrap_or(0);
             return Err(off + i as u64);
         }
         off += n as u64;
@@ -235,8 +258,8 @@ fn all_zero(path: &Path) -> Result<(), u64> {
 }
 
 pub fn os_on_the_lab() {
-    let image = built_image(&["ceph-client", "docker"]);
-    let s = LabSite::start_with(SITE, |c| {
+    let image = built_image(LAB_IMAGE);
+    let s = LabSite::start_with(&lab_site(4, 2), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
     });
@@ -247,15 +270,11 @@ pub fn os_on_the_lab() {
     admin.apply();
 
     // The keypair: a real one, its private half only here.
-    let key = s.dir.path().join("id_ed25519");
-    let kg =
-        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "os-test", "-f"]).arg(&key).status();
-    assert!(kg.unwrap().success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (key, public) = keypair(s.dir.path(), "os-test");
     let marker = format!("marker-{}", std::process::id());
     let mut ws = s.site.workspace(&project_tf());
     ws.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
-    ws.env.push(("TF_VAR_public_key".into(), public.trim().to_string()));
+    ws.env.push(("TF_VAR_public_key".into(), public));
     ws.env.push(("TF_VAR_marker".into(), marker.clone()));
     ws.env.push(("TF_VAR_ceph_monitor".into(), ceph.monitor.clone()));
     ws.env.push(("TF_VAR_ceph_key".into(), ceph.key.clone()));

@@ -1,0 +1,339 @@
+//! The platform modules doing their job on the lab, applied through a real
+//! Terraform exactly as a site would: `modules/openhpc/examples/basic`
+//! makes a Slurm cluster (one login node running slurmctld, compute nodes
+//! running slurmd as configless dynamic nodes, munge, a CephFS `/home`, two
+//! networks) from the site's published template, on nodes booting the
+//! lab's Debian image with Debian's own Slurm and munge. Checked as a user
+//! would on the login node: `sinfo`, `srun`, a batch job writing to `/home`;
+//! then scaled up in place (slurmctld keeps running) and down (the leaving
+//! nodes drained first), and destroyed leaving nothing behind.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::nodes::LabSite;
+use crate::os::{console_tail, ssh};
+use crate::support::Workspace;
+
+/// What a site admin does once: the share type for `/home`, the module's
+/// template published, and the node image.
+fn site_tf() -> String {
+    format!(
+        r#"{}
+variable "ceph_monitor" {{
+  type = string
+}}
+
+variable "ceph_key" {{
+  type      = string
+  sensitive = true
+}}
+
+variable "image_path" {{
+  type = string
+}}
+
+resource "tundra_share_type" "ceph" {{
+  name       = "cephfs"
+  backend    = "cephfs"
+  monitors   = [var.ceph_monitor]
+  fs_name    = "tundra"
+  credential = var.ceph_key
+}}
+
+module "template" {{
+  source = "./openhpc/template"
+}}
+
+resource "tundra_image" "os" {{
+  name        = "debian-12-hpc"
+  disk_format = "raw"
+  sha256      = filesha256(var.image_path)
+  source_path = var.image_path
+}}
+
+output "share_type_id" {{
+  value = tundra_share_type.ceph.id
+}}
+
+output "image_id" {{
+  value = tundra_image.os.id
+}}
+"#,
+        crate::steps::header()
+    )
+}
+
+/// Terraform in the example's directory (a copy of the module beside it).
+struct Example {
+    ws: Workspace,
+    dir: String,
+}
+
+impl Example {
+    fn run(&self, args: &[&str]) -> crate::support::Run {
+        let mut all = vec![self.dir.as_str()];
+        all.extend_from_slice(args);
+        self.ws.run(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "terraform {args:?}:\n{}", r.all());
+        r.stdout
+    }
+
+    fn apply(&self) -> String {
+        self.ok(&["apply", "-auto-approve", "-no-color"])
+    }
+
+    /// `terraform plan -detailed-exitcode`: 0 when there is nothing to do.
+    fn plan(&self) -> (i32, String) {
+        let r = self.run(&["plan", "-detailed-exitcode", "-no-color"]);
+        assert!(r.code == 0 || r.code == 2, "plan failed:\n{}", r.all());
+        (r.code, r.all())
+    }
+
+    fn set(&mut self, var: &str, value: &str) {
+        let k = format!("TF_VAR_{var}");
+        self.ws.env.retain(|(n, _)| *n != k);
+        self.ws.env.push((k, value.to_string()));
+    }
+
+    fn state_text(&self) -> String {
+        std::fs::read_to_string(self.ws.path().join("openhpc/examples/basic/terraform.tfstate")).unwrap()
+    }
+}
+
+/// The appliance as tundrad has it.
+fn appliance(s: &LabSite) -> Value {
+    let list = s.get("/v1/appliances?limit=100");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    s.get(&format!("/v1/appliances/{}", items[0]["id"].as_str().unwrap()))
+}
+
+/// (member name, machine name) of the appliance's members in `role`.
+fn role_machines(s: &LabSite, a: &Value, role: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = a["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == role)
+        .map(|m| {
+            let node = s.get(&format!("/v1/nodes/{}", m["node_id"].as_str().unwrap()));
+            let machine = s.get(&format!("/v1/machines/{}", node["machine_id"].as_str().unwrap()));
+            (m["name"].as_str().unwrap().to_string(), machine["name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Slurm's node list as `sinfo` has it: (name, state), sorted.
+fn sinfo(on_login: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
+    let out = on_login("sinfo -h -N -o '%N %T'");
+    let mut nodes: Vec<(String, String)> =
+        out.lines().filter_map(|l| l.split_once(' ')).map(|(n, st)| (n.to_string(), st.trim().to_string())).collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+/// Wait until `sinfo` lists exactly `names`, every one idle.
+fn wait_idle(on_login: &dyn Fn(&str) -> String, names: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let seen = sinfo(on_login);
+        if seen.iter().map(|(n, _)| n).eq(names.iter()) && seen.iter().all(|(_, st)| st == "idle") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sinfo shows {seen:?}, not {names:?} idle; slurmctld says:\n{}",
+            on_login("sudo journalctl -u slurmctld --no-pager | tail -30")
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// slurmctld's process ID on the login node.
+fn slurmctld_pid(on_login: &dyn Fn(&str) -> String) -> String {
+    let pid = on_login("systemctl show -p MainPID --value slurmctld").trim().to_string();
+    assert!(pid.parse::<u32>().is_ok_and(|p| p > 0), "slurmctld is not running: {pid:?}");
+    pid
+}
+
+pub fn openhpc_on_the_lab() {
+    let image = crate::os::built_image(crate::os::LAB_IMAGE);
+    // A login node and up to four compute nodes, each with a NIC for
+    // provisioning and one per network of the example.
+    let s = LabSite::start_with(&crate::os::lab_site(5, 3), |c| {
+        c.fabric_read_interval = "2s".into();
+        c.node_mount_refresh = "3s".into();
+    });
+    let ceph = crate::peers::Ceph::start(&s.lab().provisioning.server_ip);
+    let mut admin = s.site.workspace(&crate::fabric::admin_tf());
+    admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
+    admin.apply();
+
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/openhpc");
+    let mut site = s.site.workspace(&site_tf());
+    crate::modules::copy_tree(&module, &site.path().join("openhpc"));
+    site.env.push(("TF_VAR_ceph_monitor".into(), ceph.monitor.clone()));
+    site.env.push(("TF_VAR_ceph_key".into(), ceph.key.clone()));
+    site.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
+    site.ok(&["init", "-no-color"]);
+    site.apply();
+    let output = |name: &str| site.ok(&["output", "-raw", name]).trim().to_string();
+
+    let (key, public) = crate::os::keypair(s.dir.path(), "hpc-test");
+
+    // The example, as a user runs it: its directory in a copy of the module.
+    let mut ex = Example { ws: s.site.workspace(""), dir: "-chdir=openhpc/examples/basic".into() };
+    std::fs::remove_file(ex.ws.path().join("main.tf")).unwrap();
+    crate::modules::copy_tree(&module, &ex.ws.path().join("openhpc"));
+    ex.set("image_id", &output("image_id"));
+    ex.set("share_type_id", &output("share_type_id"));
+    ex.set("public_key", &public);
+    ex.ok(&["init", "-no-color"]);
+    let start = Instant::now();
+    let out = ex.apply();
+    eprintln!("slurm: 1 login + 3 compute active in {:.1?}", start.elapsed());
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+
+    let a = appliance(&s);
+    assert_eq!(a["status"], "active", "{a}");
+    let login = role_machines(&s, &a, "login");
+    assert_eq!(login.len(), 1, "{a}");
+    let (login_name, login_machine) = login[0].clone();
+    let wait = Duration::from_secs(180);
+    let on_login = |cmd: &str| {
+        ssh(&s, &login_machine, &key, cmd, wait).unwrap_or_else(|e| {
+            panic!("on {login_name}: {e}\n{}", console_tail(&s.lab().machine(&login_machine).unwrap().firmware.log))
+        })
+    };
+    let compute: Vec<String> = role_machines(&s, &a, "compute").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(compute, ["hpc-compute-0", "hpc-compute-1", "hpc-compute-2"], "{a}");
+    // The module's outputs name the same nodes.
+    let names: Vec<String> = serde_json::from_str(&ex.ok(&["output", "-json", "compute_nodes"])).unwrap();
+    assert_eq!(names, compute);
+
+    // Slurm's own view: three compute nodes, idle; a job on all three.
+    wait_idle(&on_login, &compute);
+    eprintln!("sinfo: {:?}", sinfo(&on_login));
+    let ran = on_login("srun -N3 hostname");
+    let mut hosts: Vec<&str> = ran.lines().map(str::trim).collect();
+    hosts.sort();
+    assert_eq!(hosts, compute, "srun -N3 hostname:\n{ran}");
+    // Slurm's traffic is on the Slurm network (10.81.0.0/24 in the example).
+    let addrs = on_login("scontrol show nodes | grep -o 'NodeAddr=[^ ]*'");
+    assert!(
+        addrs.lines().filter(|l| l.starts_with("NodeAddr=10.81.0.")).count() == 3,
+        "compute nodes' Slurm addresses on hpc-slurm:\n{addrs}"
+    );
+
+    // A batch job on a compute node writes to /home; the login node reads it.
+    let job = on_login(
+        "mkdir -p ~/jobs && cd ~/jobs && sbatch --parsable -N1 -o job.out --wrap 'echo wrote-on $(hostname)' ",
+    );
+    let job = job.trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let result = loop {
+        let r = on_login("cat ~/jobs/job.out 2>/dev/null || true");
+        if r.contains("wrote-on") {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch job {job} wrote nothing to /home: {}",
+            on_login(&format!("scontrol show job {job} 2>&1 | head -20; df -h /home"))
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let host = result.trim().strip_prefix("wrote-on ").unwrap_or_default();
+    assert!(compute.iter().any(|c| c == host), "the job ran on a compute node: {result}");
+    let fs = on_login("stat -f -c %T /home; findmnt -n -o FSTYPE /home");
+    assert!(fs.contains("fuse"), "/home is the CephFS share (ceph-fuse): {fs}");
+
+    // compute_count = 4: in place, slurmctld not restarted, srun -N4 works.
+    let pid = slurmctld_pid(&on_login);
+    ex.set("compute_count", "4");
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "an update in place:\n{plan}");
+    assert!(plan.contains("module.slurm.tundra_appliance.slurm will be updated in-place"), "{plan}");
+    ex.apply();
+    assert_eq!(ex.plan().0, 0, "no changes after scaling to 4:\n{}", ex.plan().1);
+    let a = appliance(&s);
+    let compute4: Vec<String> = role_machines(&s, &a, "compute").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(compute4.len(), 4, "{a}");
+    assert!(compute.iter().all(|c| compute4.contains(c)), "the first three stay: {compute4:?}");
+    wait_idle(&on_login, &compute4);
+    let ran = on_login("srun -N4 hostname");
+    let mut hosts: Vec<&str> = ran.lines().map(str::trim).collect();
+    hosts.sort();
+    assert_eq!(hosts, compute4, "srun -N4 hostname:\n{ran}");
+    assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the scale-up");
+
+    // compute_count = 2: two nodes drained in Slurm before their nodes go.
+    ex.set("compute_count", "2");
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "{plan}");
+    ex.apply();
+    assert_eq!(ex.plan().0, 0, "no changes after scaling to 2:\n{}", ex.plan().1);
+    let a = appliance(&s);
+    let compute2: Vec<String> = role_machines(&s, &a, "compute").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(compute2.len(), 2, "{a}");
+    let gone: Vec<&String> = compute4.iter().filter(|c| !compute2.contains(c)).collect();
+    // Each leaving node was drained in Slurm (slurmctld logged the reason)
+    // and deleted from it by the login node's agent, which reported it
+    // drained; only then did tundrad delete its node.
+    let log = on_login("sudo journalctl -u slurmctld --no-pager -o cat");
+    let agent = on_login("sudo journalctl -u tundra-appliance --no-pager -o cat");
+    for g in &gone {
+        let drained: Vec<&str> =
+            log.lines().filter(|l| l.contains(g.as_str()) && l.contains("reason set to: scale-down")).collect();
+        assert!(
+            !drained.is_empty(),
+            "{g} was not drained in Slurm; slurmctld said:\n{}",
+            log.lines().filter(|l| l.contains(g.as_str())).collect::<Vec<_>>().join("\n")
+        );
+        assert!(agent.contains(&format!("tundra-appliance: drained {g}")), "{g}: the agent said:\n{agent}");
+        let known = on_login(&format!("scontrol show node {g} 2>&1 || true"));
+        assert!(known.contains("not found"), "{g} is still a Slurm node: {known}");
+        eprintln!("{g}: {}", drained[0]);
+    }
+    wait_idle(&on_login, &compute2);
+    assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the scale-down");
+
+    // No generated secret in the state: not the munge key, not Ceph's.
+    let state = ex.state_text();
+    let munge = on_login("sudo base64 -w0 /etc/munge/munge.key");
+    assert_eq!(munge.trim().len(), 1368, "a 1024-byte munge key");
+    assert!(!state.contains(munge.trim()), "the munge key is in the state");
+    assert!(!appliance(&s).to_string().contains(munge.trim()), "the munge key is in the API's answer");
+    assert!(!state.contains(&ceph.key), "the Ceph admin key is in the state");
+    assert!(!site.read("terraform.tfstate").contains(&ceph.key), "the Ceph admin key is in the site's state");
+
+    // Destroy: every node cleaned, and the share gone from Ceph.
+    let machines: Vec<String> =
+        role_machines(&s, &a, "compute").into_iter().chain(role_machines(&s, &a, "login")).map(|(_, m)| m).collect();
+    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(s.nodes().is_empty(), "{:?}", s.nodes());
+    assert_eq!(s.get("/v1/appliances?limit=100")["items"], serde_json::json!([]));
+    assert_eq!(s.get("/v1/shares?limit=100")["items"], serde_json::json!([]));
+    s.wait_all_available(Duration::from_secs(300));
+    for m in &machines {
+        assert_ne!(s.lab().machine(m).unwrap().firmware.status(), "os", "{m} no longer runs its OS");
+    }
+    let project = s.get("/v1/projects/astro")["id"].as_str().unwrap().replace('-', "");
+    let left = ceph.cli(&["fs", "subvolume", "ls", "tundra", "--group_name", &project]);
+    assert!(left.as_ref().map(|v| v.as_array().unwrap().is_empty()).unwrap_or(true), "subvolumes left: {left:?}");
+    let auth = ceph.cli(&["auth", "ls"]).unwrap().to_string();
+    assert!(!auth.contains("client.tundra."), "cephx IDs left: {auth}");
+}
