@@ -32,6 +32,8 @@ case "$profile" in
 esac
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# `--bin`, not `-p`: features resolve as in the workspace build, so nothing
+# is compiled a second time.
 bins=(--bin tundrad --bin tundra-agent --bin tundra-lab)
 bin=$dir/tundrad
 if [ -n "$probe" ]; then

@@ -26,9 +26,11 @@ while [ $# -gt 0 ]; do
     *) echo "package-provider: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+# `--bin`, not `-p`: with `-p` cargo resolves features for this package alone,
+# so every dependency is compiled again next to the workspace's build.
 case "$profile" in
-  release) cargo build -q --locked --release -p terraform-provider-tundra --bins; bin=target/release/terraform-provider-tundra ;;
-  debug) cargo build -q --locked -p terraform-provider-tundra --bins; bin=target/debug/terraform-provider-tundra ;;
+  release) cargo build -q --locked --release --bin terraform-provider-tundra; bin=target/release/terraform-provider-tundra ;;
+  debug) cargo build -q --locked --bin terraform-provider-tundra; bin=target/debug/terraform-provider-tundra ;;
   *) echo "package-provider: --profile is release or debug" >&2; exit 2 ;;
 esac
 
