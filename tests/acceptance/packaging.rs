@@ -165,7 +165,17 @@ impl Container {
             c.leader = init.unwrap_or(0);
             init.is_some()
         });
-        let state = c.run(&["systemctl", "is-system-running", "--wait"]);
+        // Its init is systemd before its manager listens: until then
+        // systemctl cannot connect and says nothing on stdout (seen in CI
+        // under load). Ask again until it answers.
+        let mut state = c.run(&["systemctl", "is-system-running", "--wait"]);
+        wait_until("systemd's manager to answer", Duration::from_secs(90), || {
+            if state.stdout.trim().is_empty() {
+                std::thread::sleep(Duration::from_millis(250));
+                state = c.run(&["systemctl", "is-system-running", "--wait"]);
+            }
+            !state.stdout.trim().is_empty()
+        });
         assert!(
             ["running", "degraded"].contains(&state.stdout.trim()),
             "systemd did not come up: {}\n{}",
