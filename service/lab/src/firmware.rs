@@ -327,8 +327,14 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
     // (`/proc/sys` is read-only inside), the session keyring and BPF calls
     // runc makes, and writable cgroups (`cgroups::delegate`).
     let _ = Command::new("ip").args(["netns", "exec", &m.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).status().await;
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{}", m.ns))
+    // Each boot in a time namespace of its own whose clocks start near
+    // zero, as a real machine's do: the OS's uptime and boot time are its
+    // boot's, not the host's (Slurm tells a rebooted node by its boot time).
+    let mut c = Command::new("unshare");
+    let since = boot_clocks_offset();
+    c.args(["--time", "--boottime", &format!("-{since}"), "--monotonic", &format!("-{since}")]);
+    c.arg("nsenter")
+        .arg(format!("--net=/run/netns/{}", m.ns))
         .args(["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit"])
         .args(["--capability=CAP_NET_ADMIN,CAP_NET_RAW", "--system-call-filter=add_key keyctl bpf"])
         .args(["--console=read-only", "--machine"])
@@ -366,6 +372,16 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whole seconds to take off the boot and monotonic clocks so a new time
+/// namespace's start near 1 s (never below: the kernel refuses offsets that
+/// would make a clock negative, and the same offset for both keeps boot
+/// time ≥ monotonic time).
+fn boot_clocks_offset() -> i64 {
+    use nix::time::{ClockId, clock_gettime};
+    let secs = |id| clock_gettime(id).map(|t| t.tv_sec()).unwrap_or(0);
+    (secs(ClockId::CLOCK_BOOTTIME).min(secs(ClockId::CLOCK_MONOTONIC)) - 1).max(0)
+}
+
 impl Machine {
     /// Run what the machine runs, its output on the machine's console log,
     /// until it exits (or the boot task is dropped: then it is killed).
@@ -389,7 +405,12 @@ impl Machine {
     /// gone for good: the kernel may keep it (and write to the disk file
     /// through its loop device) until the container's mount namespace is
     /// torn down, and nothing may write after the next boot's agent erases
-    /// the disk. The loop device detaches itself (autoclear) at that point.
+    /// or rewrites the disk. The loop device detaches itself (autoclear) at
+    /// that point. A filesystem the kernel still holds after a while
+    /// (something keeps a reference we cannot name) is cut off as a power
+    /// cut would: the disk file is copied and the copy renamed over it, so
+    /// the machine's disk is the copy and whatever the old filesystem still
+    /// writes lands in the old, unlinked file.
     async fn unmount_os(&self) {
         let Some(disk) = self.os_disk.lock().ok().and_then(|mut d| d.take()) else { return };
         let mounted = |p: &Path| crate::fabric::mount_points().iter().any(|m| *m == *p.to_string_lossy());
@@ -408,17 +429,41 @@ impl Machine {
             if !attached {
                 break;
             }
-            if start.elapsed() > Duration::from_secs(60) {
-                self.note(&format!(
-                    "{} is still attached to a loop device a minute after the OS stopped",
-                    disk.display()
-                ));
+            if start.elapsed() > Duration::from_secs(10) {
+                match cut_off(&disk).await {
+                    Ok(()) => self.note(&format!(
+                        "{} was still attached to a loop device 10 s after the OS stopped: its filesystem is cut \
+                         off (the disk is a copy from here on; what the OS had not written is lost)",
+                        disk.display()
+                    )),
+                    Err(e) => self.note(&format!("{} is still attached to a loop device: {e:#}", disk.display())),
+                }
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.note(&format!("OS stopped; {} released in {:.1?}", disk.display(), start.elapsed()));
     }
+}
+
+/// Replace the disk file by a copy of itself (holes kept), so a filesystem
+/// still attached to the old file through a loop device writes nowhere
+/// that matters.
+async fn cut_off(disk: &Path) -> anyhow::Result<()> {
+    let copy = disk.with_extension("cut");
+    let out = Command::new("cp")
+        .args(["--sparse=always", "--reflink=never"])
+        .arg(disk)
+        .arg(&copy)
+        .output()
+        .await
+        .context("running cp")?;
+    if !out.status.success() {
+        let _ = tokio::fs::remove_file(&copy).await;
+        bail!("copying {}: {}", disk.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    tokio::fs::rename(&copy, disk).await.context("renaming the copy over the disk")?;
+    Ok(())
 }
 
 /// Power on a QEMU machine: network first (its NIC's iPXE ROM) or disk.
