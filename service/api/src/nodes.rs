@@ -169,6 +169,15 @@ pub struct NodeCreate {
     pub shares: Vec<crate::shares::NodeShare>,
 }
 
+/// `POST /v1/nodes/{id}/rebuild`: deploy an active node again in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRebuild {
+    /// The image to write; none: the node's own (a reinstall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<ImageId>,
+}
+
 /// `PATCH /v1/nodes/{id}`: what can change without redeploying.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -67,6 +67,7 @@ pub const APPLIANCE: &str = "/v1/appliances/{appliance}";
 
 pub const NODES: &str = "/v1/nodes";
 pub const NODE: &str = "/v1/nodes/{node}";
+pub const NODE_REBUILD: &str = "/v1/nodes/{node}/rebuild";
 
 pub const OPERATIONS: &str = "/v1/operations";
 pub const OPERATION: &str = "/v1/operations/{operation}";
@@ -138,6 +139,7 @@ pub const ALL: &[&str] = &[
     APPLIANCE,
     NODES,
     NODE,
+    NODE_REBUILD,
     OPERATIONS,
     OPERATION,
     EVENTS,

@@ -23,7 +23,14 @@
 # are reported, and tundrad deletes them. A report goes when it differs from
 # the last one taken, and again every minute (tundrad may have moved on).
 #
+# `tundra-appliance rebuild` asks tundrad to rebuild this node (deploy it
+# again with the image its role's parameters name now, keeping its name,
+# address and mounts) -- what a scheduler's reboot hook runs once it has
+# drained the node (Slurm's RebootProgram). The running agent keeps the
+# metadata service's address in its state for it.
+#
 # Usage: tundra-appliance BASE   (BASE: http://ADDRESS:PORT/openstack/latest)
+#        tundra-appliance rebuild
 import base64
 import grp
 import json
@@ -247,12 +254,28 @@ def send(base, st, gen, drained):
         st["sent_at"] = time.time()
 
 
+def rebuild():
+    base = load().get("base")
+    if not base:
+        sys.exit("tundra-appliance: no metadata service known yet: the agent has not run on this node")
+    try:
+        call(base, "tundra_rebuild", {})
+    except Wait as w:
+        sys.exit("tundra-appliance: tundrad will not rebuild this node now: %s" % w)
+    except urllib.error.HTTPError as e:
+        sys.exit("tundra-appliance: asking for a rebuild failed: HTTP %d %s" % (e.code, e.read()[:500].decode(errors="replace")))
+    say("rebuild asked: tundrad deploys this node again (its disk is rewritten)")
+
+
 def main():
+    if sys.argv[1:] == ["rebuild"]:
+        return rebuild()
     if len(sys.argv) != 2:
-        sys.exit("usage: tundra-appliance http://ADDRESS:PORT/openstack/latest")
+        sys.exit("usage: tundra-appliance http://ADDRESS:PORT/openstack/latest | tundra-appliance rebuild")
     base = sys.argv[1].rstrip("/")
     once = os.environ.get("TUNDRA_APPLIANCE_ONCE") == "1"
     st = load()
+    st["base"] = base
     while True:
         try:
             step(base, st)

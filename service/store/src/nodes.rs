@@ -401,6 +401,68 @@ impl Store {
         Ok(op_id)
     }
 
+    /// Rebuild an active node in place, in one transaction: its machine
+    /// moves `active` → `to` (deploying) under `op` (a deploy of the new
+    /// image), and the node becomes `building` with that image — same
+    /// name, address, ports and mounts. Refused (conflict) unless the node
+    /// is active and its machine active, free and not in maintenance.
+    pub async fn rebuild_node(
+        &self,
+        actor: &Actor,
+        id: NodeId,
+        to: ProvisionState,
+        image: ImageId,
+        op: NewOperation,
+    ) -> Result<Node> {
+        let mut w = self.write().await?;
+        let n = NODES.get_in(&mut w, id).await?;
+        if n.status != NodeStatus::Active {
+            return Err(StoreError::Conflict(format!(
+                "node {} is {}; only an active node is rebuilt",
+                n.name,
+                n.status.as_str()
+            )));
+        }
+        let mid = n.machine_id.ok_or_else(|| StoreError::Conflict(format!("node {} holds no machine", n.name)))?;
+        let m = crate::machines::MACHINES.get_in(&mut w, mid).await?;
+        if m.provision_state != ProvisionState::Active || m.operation_id.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "node {}'s machine is {} now; rebuild it once it is active",
+                n.name, m.provision_state
+            )));
+        }
+        if m.maintenance {
+            return Err(StoreError::Conflict(format!(
+                "node {}'s machine is in maintenance; the site admin must clear it first",
+                n.name
+            )));
+        }
+        let (_, op_id) = crate::machines::start_in(&mut w, actor, &m, to, "deploy", op).await?;
+        sqlx::query(
+            "UPDATE nodes SET status = $1, status_reason = $2, image_id = $3, operation_id = $4, updated_at = $5, \
+             revision = revision + 1 WHERE id = $6",
+        )
+        .bind(NodeStatus::Building.as_str())
+        .bind("rebuilding".to_string())
+        .bind(image.to_string())
+        .bind(op_id.to_string())
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        node_event(
+            &mut w,
+            actor,
+            (n.project_id, id),
+            "rebuild",
+            json!({"from_image": n.image_id, "to_image": image, "operation_id": op_id}),
+        )
+        .await?;
+        let out = NODES.get_in(&mut w, id).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
     /// A node that holds no machine (or whose machine is cleaned) is gone.
     pub async fn remove_node(&self, actor: &Actor, id: NodeId) -> Result<()> {
         let mut w = self.write().await?;

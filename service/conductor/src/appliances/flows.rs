@@ -16,7 +16,7 @@ use tundra_api::appliances::{
     ApplianceTemplateCreate, ApplianceUpdate, ParameterKind, Role,
 };
 use tundra_api::catalog::ImageStatus;
-use tundra_api::nodes::Node;
+use tundra_api::nodes::{Node, NodeStatus};
 use tundra_api::shares::NodeShare;
 use tundra_api::{NodeId, ProjectId, SecretId};
 use tundra_engine::appliances::{self as rules, Context, NodeView, PlanError, RolePlan, RoleView};
@@ -351,6 +351,32 @@ pub async fn plan(c: &Conductor, n: &Node) -> Result<Option<AppliancePlan>> {
 
 const MAX_REPORTED_ERROR: usize = 2000;
 
+/// A node of an appliance asks to be rebuilt (its role's rebuild command:
+/// e.g. Slurm's `RebootProgram`, once the scheduler drained it): its
+/// machine is deployed again with the image its role's parameters name now
+/// — a changed `image` parameter reaches running nodes this way, one at a
+/// time as their scheduler lets them go — keeping its name, address, ports
+/// and mounts. Once it is active its appliance agent applies its plan on the
+/// fresh OS and reports ready. A leaving node is not rebuilt.
+pub async fn rebuild(c: &Conductor, n: &Node) -> Result<Node> {
+    let Some((rec, t, members, _)) = of_node(c, n).await? else {
+        return Err(Error::NotFound { noun: "appliance of node", id: n.name.clone() });
+    };
+    let me = members.iter().find(|m| m.node_id == Some(n.id)).expect("the node's member");
+    if me.state == MemberState::Leaving {
+        return Err(Error::conflict(format!("{} is leaving its appliance; it is not rebuilt", me.name)));
+    }
+    let plans = rules::role_plans(&t.roles, &rec.appliance.parameters);
+    let p = plans
+        .iter()
+        .find(|p| p.name == me.role)
+        .ok_or_else(|| Error::conflict(format!("role {} is not in the template", me.role)))?;
+    let image = c.store().image(p.image_id).await?;
+    let out = crate::nodes::placement::rebuild(c, &Actor::service(), n, &image).await?;
+    c.wakes().appliances.notify_one();
+    Ok(out)
+}
+
 /// A node's appliance agent's report: ready (or failed) under the plan
 /// generation it applied — taken only if that is the plan rendered now —
 /// and the leaving nodes it drained (only nodes its role drains).
@@ -358,6 +384,10 @@ pub async fn report(c: &Conductor, n: &Node, r: ApplianceReport) -> Result<()> {
     let Some((rec, t, members, nodes)) = of_node(c, n).await? else {
         return Err(Error::NotFound { noun: "appliance of node", id: n.name.clone() });
     };
+    if n.status != NodeStatus::Active {
+        // Being rebuilt (or not deployed yet): what its old OS says no longer counts.
+        return Err(Error::conflict(format!("node {} is {}; report once it is active", n.name, n.status.as_str())));
+    }
     let by_id: HashMap<NodeId, &Node> = nodes.iter().map(|x| (x.id, x)).collect();
     let me = members.iter().find(|m| m.node_id == Some(n.id)).expect("the node's member");
     let role = t.roles.iter().find(|x| x.name == me.role);

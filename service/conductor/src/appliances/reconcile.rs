@@ -7,7 +7,8 @@
 //!   are `leaving`);
 //! - each member follows its node (deploying → configuring once the node is
 //!   active; failed with the node's reason when its deploy fails; back to
-//!   configuring when a ready node's plan renders anew), and a member
+//!   configuring when a ready node's plan renders anew; back to deploying
+//!   while its node is rebuilt), and a member
 //!   without a node gets one — found by name if a pass was cut off after
 //!   making it, else placed now; its node follows the role's networks and
 //!   shares;
@@ -246,6 +247,10 @@ async fn member_step(
                     Some(format!("deploy failed: {}", n.status_reason.as_deref().unwrap_or("no reason recorded"))),
                 ),
                 (NodeStatus::Deleting, _) => (MemberState::Leaving, Some("its node is being deleted".into())),
+                // Rebuilt: its OS is written again; it configures anew once active.
+                (NodeStatus::Building, MemberState::Ready | MemberState::Configuring | MemberState::Failed) => {
+                    (MemberState::Deploying, Some("its node is being rebuilt".into()))
+                }
                 (NodeStatus::Active, MemberState::Deploying) => {
                     (MemberState::Configuring, Some("waiting for its appliance agent to report".into()))
                 }

@@ -2,14 +2,17 @@
 //! the project's placement group, `tundra_engine::scheduler`'s ranking, then
 //! `Store::create_node` — the first still-free machine of the ranking is
 //! claimed, the node written holding it, its networks bound and its deploy
-//! started, all in one transaction. Deleting a node lets go of nothing: the
-//! reconciler cleans its machine first.
+//! started, all in one transaction. Rebuilding an active node deploys a
+//! new image onto the machine it holds (same name, address, ports and
+//! mounts; no cleaning: the disk stays the project's). Deleting a node lets
+//! go of nothing: the reconciler cleans its machine first.
 
 use tundra_api::MachineId;
-use tundra_api::catalog::{Flavor, Image};
+use tundra_api::catalog::{Flavor, Image, ImageStatus};
 use tundra_api::machines::ProvisionState;
 use tundra_api::nodes::{GroupPolicy, Node, NodeCreate, NodeStatus, Strategy};
 use tundra_api::ops::{DeployImage, Work};
+use tundra_engine::machine_states::{Event, next};
 use tundra_engine::scheduler::{self, Candidate, Place};
 use tundra_store::{Actor, AddressPool, NewNode, NewOperation, NodeStep};
 
@@ -135,6 +138,44 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
     c.wakes().netboot.notify_one();
     c.run(claimed.operation_id).await?;
     Ok(claimed.node)
+}
+
+/// Rebuild active node `n` in place with `image` (its own, to reinstall
+/// it): the machine it holds is deployed again — the agent writes the image
+/// and a fresh config drive (a new metadata token) — while the node keeps
+/// its name, address, ports and mounts. The node is `building` until the
+/// deploy ends and its switch ports are back (the reconciler's usual
+/// path); a failed rebuild leaves it `error`, its machine cleaned. (A
+/// cluster's node is not rebuilt: its cluster replaces members; callers
+/// check `clusters::flows::check_node_removable`.)
+pub async fn rebuild(c: &Conductor, actor: &Actor, n: &Node, image: &Image) -> Result<Node> {
+    if image.project_id.is_some_and(|p| p != n.project_id) {
+        return Err(Error::invalid("/image_id", format!("no image {} is public or in the node's project", image.id)));
+    }
+    if image.status != ImageStatus::Active {
+        return Err(Error::invalid(
+            "/image_id",
+            format!("image {} is {}; wait until it is active", image.name, image.status.as_str()),
+        ));
+    }
+    let raw_sha256 = image
+        .raw_sha256
+        .clone()
+        .ok_or_else(|| Error::invalid("/image_id", format!("image {} has no stored bytes yet", image.name)))?;
+    let deploy = DeployImage { id: image.id, sha256: raw_sha256, size_bytes: image.size_bytes.unwrap_or(0) };
+    let to = next(ProvisionState::Active, Event::Deploy).map_err(|e| Error::Internal(e.to_string()))?;
+    let machine_id = n.machine_id.ok_or_else(|| Error::conflict(format!("node {} holds no machine", n.name)))?;
+    let op = NewOperation {
+        project_id: Some(n.project_id),
+        work: Work::MachineDeploy { machine_id, image: deploy, node_id: Some(n.id) },
+    };
+    let out = c.store().rebuild_node(actor, n.id, to, image.id, op).await?;
+    let op_id = out.operation_id.ok_or_else(|| Error::Internal("a rebuild without its operation".into()))?;
+    tracing::info!(node = %n.name, image = %image.name, operation = %op_id, "rebuilding the node");
+    c.wakes().netboot.notify_one();
+    c.wakes().nodes.notify_one();
+    c.run(op_id).await?;
+    Ok(out)
 }
 
 /// What the request asked for, for "no capacity" messages.

@@ -350,6 +350,97 @@ async fn two_appliances_scaled_at_the_same_moment_both_converge() {
     }
 }
 
+/// A node asks to be rebuilt (as Slurm's `RebootProgram` does once the
+/// node is drained): its machine is deployed again with the image its
+/// role's parameters name now — a changed `image` reaches running nodes
+/// this way, and only this way — keeping its name, address and machine; its
+/// member deploys and configures again; what its old OS reports meanwhile
+/// is not taken.
+#[tokio::test]
+async fn a_node_asks_to_be_rebuilt_with_its_roles_image_and_configures_again() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 2).await;
+    let project = store.create_project(&svc, "astro", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image with slurm".to_vec()).await;
+    let img2 = w.image("img-2", b"the same, with a newer slurm".to_vec()).await;
+    let t = flows::create_template(&w.c, &svc, template()).await.unwrap();
+    let params = |image: tundra_api::ImageId| -> BTreeMap<String, Value> {
+        serde_json::from_value(
+            json!({"cluster_name": "astro", "compute_count": 1, "flavor": flavor.id, "image": image}),
+        )
+        .unwrap()
+    };
+    let r = ApplianceCreate {
+        project_id: project.id,
+        name: "hpc".into(),
+        template_id: t.id,
+        keypair_id: None,
+        parameters: params(img.id),
+    };
+    flows::create(&w.c, &svc, r).await.unwrap();
+    pass(&w, "hpc").await;
+    // Only an active node is rebuilt.
+    let e = flows::rebuild(&w.c, &node(&w, "hpc-compute-0").await).await.unwrap_err();
+    assert!(e.to_string().contains("only an active node is rebuilt"), "{e}");
+    finish_deploys(&w).await;
+    pass(&w, "hpc").await;
+    all_ready(&w, &["hpc-login-0", "hpc-compute-0"]).await;
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+    let before = node(&w, "hpc-compute-0").await;
+    let generation = plan(&w, "hpc-compute-0").await.generation;
+
+    // A new image for the appliance: running nodes keep theirs.
+    let a = flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(params(img2.id)) }, None).await.unwrap();
+    let a2 = pass(&w, "hpc").await;
+    assert_eq!(a2.status, ApplianceStatus::Active, "no node changes for a new image: {:?}", a2.status_reason);
+    assert_eq!(node(&w, "hpc-compute-0").await.image_id, img.id);
+    let _ = a;
+
+    // The compute node asks: rebuilt with the role's image now.
+    let n = flows::rebuild(&w.c, &before).await.unwrap();
+    assert_eq!((n.status, n.image_id), (NodeStatus::Building, img2.id));
+    assert_eq!((n.machine_id, n.name.as_str()), (before.machine_id, "hpc-compute-0"));
+    let e = flows::rebuild(&w.c, &n).await.unwrap_err();
+    assert!(e.to_string().contains("only an active node is rebuilt"), "asked twice: {e}");
+    // Its old OS's agent, still running until the machine reboots, is not heard.
+    let stale = ApplianceReport { generation: generation.clone(), ready: true, ..Default::default() };
+    let e = flows::report(&w.c, &n, stale).await.unwrap_err();
+    assert!(e.to_string().contains("report once it is active"), "{e}");
+    let a = pass(&w, "hpc").await;
+    let m = a.members.iter().find(|m| m.name == "hpc-compute-0").unwrap();
+    assert_eq!(m.state, MemberState::Deploying, "{:?}", a.members);
+    assert_eq!(m.reason.as_deref(), Some("its node is being rebuilt"));
+    assert_eq!(a.status, ApplianceStatus::Updating);
+    let machine = store.machine(&before.machine_id.unwrap().to_string()).await.unwrap();
+    use tundra_api::machines::ProvisionState::{DeployWait, Deploying};
+    assert!(matches!(machine.provision_state, Deploying | DeployWait), "{}", machine.provision_state);
+    let cmd = w.agent(&machine.interfaces[0].mac, json!({"bytes": 16})).await;
+    let tundra_api::agent::Command::WriteImage { sha256, config_drive, .. } = cmd else { panic!("{cmd:?}") };
+    assert_eq!(Some(sha256), img2.raw_sha256, "the new image is written");
+    assert!(config_drive.is_some(), "with a config drive");
+    assert_eq!(w.wait_op(n.operation_id.unwrap()).await.error, None);
+
+    // Active again, same address; it applies the same plan on its fresh OS.
+    let a = pass(&w, "hpc").await;
+    let after = node(&w, "hpc-compute-0").await;
+    assert_eq!((after.status, after.image_id), (NodeStatus::Active, img2.id));
+    assert_eq!(after.addresses, before.addresses, "the node keeps its address");
+    assert_eq!(a.members.iter().find(|m| m.name == "hpc-compute-0").unwrap().state, MemberState::Configuring);
+    assert_eq!(plan(&w, "hpc-compute-0").await.generation, generation);
+    all_ready(&w, &["hpc-compute-0"]).await;
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+    let id = before.id.to_string();
+    let p = tundra_store::ListParams { limit: 500, ..Default::default() };
+    let events = store.list_events(&p, &tundra_store::Visibility::All, Some("node"), Some(&id)).await.unwrap();
+    let rebuilt: Vec<&Value> = events.items.iter().filter(|e| e.action == "rebuild").map(|e| &e.detail).collect();
+    assert_eq!(rebuilt.len(), 1, "the rebuild is one event of the node");
+    assert_eq!(rebuilt[0]["to_image"], json!(img2.id));
+}
+
 /// The metadata service's two appliance routes over plain HTTP, in front of
 /// the real flows: each node is known by the token its agent sends.
 async fn metadata(w: &World, tokens: BTreeMap<String, String>) -> (String, tokio::task::JoinHandle<()>) {

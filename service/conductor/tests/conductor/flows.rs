@@ -115,18 +115,23 @@ impl World {
             required_traits: Vec::new(),
         };
         let flavor = store.create_flavor(&svc, flavor).await.unwrap();
+        (flavor, self.image("img", bytes).await)
+    }
+
+    /// A public raw image named `name` holding `bytes`, uploaded (active).
+    pub async fn image(&self, name: &str, bytes: Vec<u8>) -> tundra_api::catalog::Image {
+        let svc = Actor::service();
         let new = NewImage {
             project_id: None,
-            name: "img".into(),
+            name: name.into(),
             description: String::new(),
             disk_format: DiskFormat::Raw,
             sha256: tundra_conductor::secrets::sha256_hex(&bytes),
             source_url: None,
         };
-        let img = store.create_image(&svc, new).await.unwrap();
+        let img = self.c.store().create_image(&svc, new).await.unwrap();
         let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
-        let img = tundra_conductor::images::upload(&self.c, &svc, &img, body, None).await.unwrap();
-        (flavor, img)
+        tundra_conductor::images::upload(&self.c, &svc, &img, body, None).await.unwrap()
     }
 
     /// Play the agent on the machine with `mac`: fetch the boot script

@@ -6,9 +6,10 @@
 //! plan (`tundra_cluster.json`), `POST tundra_cluster_report`, and a
 //! Kubernetes node's k3s bundle (`tundra_cluster_bundle`, ranges served)
 //! (`tundra_conductor::clusters::flows`); for an appliance's node its plan
-//! (`tundra_appliance.json`) and `POST tundra_appliance_report`
-//! (`tundra_conductor::appliances::flows`). Served on the provisioning
-//! networks' boot listeners only.
+//! (`tundra_appliance.json`), `POST tundra_appliance_report`, and `POST
+//! tundra_rebuild` — the node asks to be deployed again with its role's
+//! image (`tundra_conductor::appliances::flows`). Served on the
+//! provisioning networks' boot listeners only.
 
 use std::net::SocketAddr;
 
@@ -32,6 +33,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/openstack/latest/{file}", axum::routing::get(metadata))
         .route("/openstack/latest/tundra_cluster_report", axum::routing::post(cluster_report))
         .route("/openstack/latest/tundra_appliance_report", axum::routing::post(appliance_report))
+        .route("/openstack/latest/tundra_rebuild", axum::routing::post(rebuild))
 }
 
 /// The header a node sends its metadata token in.
@@ -117,4 +119,18 @@ async fn appliance_report(
     let n = asker(&state, peer, &headers, "tundra_appliance_report").await?;
     appliances::report(&state.conductor, &n, body.value).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An appliance node asks to be rebuilt with its role's image now (its
+/// scheduler drained it first): 202, its machine is being deployed again.
+/// 409 when it is not active or is leaving its appliance; 404 when it
+/// belongs to no appliance.
+async fn rebuild(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let n = asker(&state, peer, &headers, "tundra_rebuild").await?;
+    appliances::rebuild(&state.conductor, &n).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tundra_api::identity::Role;
-use tundra_api::nodes::{Node, NodeCreate, NodeStatus, NodeUpdate};
+use tundra_api::nodes::{Node, NodeCreate, NodeRebuild, NodeStatus, NodeUpdate};
 use tundra_api::{ListQuery, NodeId, Page, Problem, paths};
 use tundra_conductor::fabric::binding;
 use tundra_conductor::nodes::placement;
@@ -21,7 +21,10 @@ use crate::state::AppState;
 use crate::views;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_nodes, create_node)).routes(routes!(get_node, update_node, delete_node))
+    OpenApiRouter::new()
+        .routes(routes!(list_nodes, create_node))
+        .routes(routes!(get_node, update_node, delete_node))
+        .routes(routes!(rebuild_node))
 }
 
 impl Object for Node {
@@ -209,4 +212,29 @@ async fn delete_node(State(state): State<AppState>, p: Principal, Path(id): Path
         }
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+/// Rebuild an active node in place: its machine is deployed again with
+/// `image_id` (none: its own image, a reinstall) and a fresh config drive,
+/// keeping the node's name, address, networks and mounts; its disk is
+/// rewritten, not cleaned. 202 with the node `building`; follow `status`.
+/// 409 when the node is not active, or belongs to a cluster (its cluster
+/// replaces members).
+#[utoipa::path(post, path = paths::NODE_REBUILD, tag = "nodes", request_body = NodeRebuild, params(("node" = String, Path)), responses((status = 202, body = Node), (status = "4XX", body = Problem)))]
+async fn rebuild_node(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Body<NodeRebuild>,
+) -> ApiResult<Response> {
+    let n = find::<Node>(&state, &p, &id, Role::Member).await?;
+    tundra_conductor::clusters::flows::check_node_removable(&state.conductor, n.id).await?;
+    let image_id = body.value.image_id.unwrap_or(n.image_id);
+    let image =
+        state.store().image(image_id).await.map_err(|_| {
+            ApiError::field("/image_id", format!("no image {image_id} is public or in the node's project"))
+        })?;
+    let n = placement::rebuild(&state.conductor, &p.actor(), &n, &image).await?;
+    let rev = n.revision;
+    Ok(json(StatusCode::ACCEPTED, &views::node(&state, &p, n).await?, Some(rev)))
 }

@@ -127,6 +127,26 @@ pub async fn placement_groups_and_no_capacity(b: Backend) {
     assert_eq!(r.body["type"], "urn:tundra:problem:no-capacity", "{}", r.body);
     assert!(why.contains("rack"), "the reason names the rule that failed: {why}");
 
+    // A building node is not rebuilt; a rebuild names an image the node may use.
+    let aa0 = env.call("GET", "/v1/nodes?limit=100", &env.admin, None).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "aa-0")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rebuild = format!("/v1/nodes/{aa0}/rebuild");
+    let r = env.call("POST", &rebuild, &env.admin, Some(json!({}))).await;
+    assert!(r.problem(409).contains("only an active node is rebuilt"), "{}", r.body);
+    let missing = "0b0e0f00-0000-4000-8000-000000000001";
+    let r = env.call("POST", &rebuild, &env.admin, Some(json!({"image_id": missing}))).await;
+    assert_eq!(r.body["errors"][0]["pointer"], "/image_id", "{}", r.body);
+    let r = env.call("POST", &rebuild, &env.admin, Some(json!({"image": c.image}))).await;
+    assert_eq!(r.status, 400, "unknown fields are refused: {}", r.body);
+    assert_eq!(env.call("GET", &format!("/v1/nodes/{aa0}"), &env.admin, None).await.body["status"], "building");
+
     // A group has one policy.
     let r = create(&env, node(&c, "x", json!({"group": "aa", "policy": "affinity"}))).await;
     assert!(r.problem(400).contains("one policy"), "{}", r.body);

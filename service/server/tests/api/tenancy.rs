@@ -370,6 +370,7 @@ pub async fn every_route_keeps_projects_apart(b: Backend) {
                 "project_id": bp, "name": "sneaky", "flavor_id": b_flavor, "image_id": b_image
             }))),
             ("patch", "/v1/nodes/{node}") => Foreign(Some(json!({"metadata": {"pwned": "yes"}}))),
+            ("post", "/v1/nodes/{node}/rebuild") => Foreign(Some(json!({}))),
             ("post", "/v1/machines") => Foreign(Some(json!({
                 "name": "sneaky", "resource_class": "rc",
                 "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p"
