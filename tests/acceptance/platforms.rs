@@ -6,7 +6,9 @@
 //! lab's Debian image with Debian's own Slurm and munge. Checked as a user
 //! would on the login node: `sinfo`, `srun`, a batch job writing to `/home`;
 //! then scaled up in place (slurmctld keeps running) and down (the leaving
-//! nodes drained first), and destroyed leaving nothing behind.
+//! nodes drained first), a node rebuilt with the platform's next image by
+//! Slurm's own `scontrol reboot` (the template's RebootProgram asks
+//! tundrad), and destroyed leaving nothing behind.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -60,6 +62,19 @@ output "share_type_id" {{
 
 output "image_id" {{
   value = tundra_image.os.id
+}}
+
+# The platform's next image (the same bytes here: what a rebuild writes is
+# checked by the node's disk being written anew, not by its contents).
+resource "tundra_image" "next" {{
+  name        = "debian-12-hpc-next"
+  disk_format = "raw"
+  sha256      = filesha256(var.image_path)
+  source_path = var.image_path
+}}
+
+output "next_image_id" {{
+  value = tundra_image.next.id
 }}
 "#,
         crate::steps::header()
@@ -310,6 +325,91 @@ pub fn openhpc_on_the_lab() {
     }
     wait_idle(&on_login, &compute2);
     assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the scale-down");
+
+    // Rebuilt through Slurm: the platform gets its next image (running
+    // nodes keep theirs), then `scontrol reboot ASAP reason=rebuild` —
+    // Slurm drains the node and runs the template's RebootProgram on it,
+    // which asks tundrad to deploy it again with the appliance's image.
+    // Slurm sees it come back and returns it to service.
+    let (first_image, next_image) = (output("image_id"), output("next_image_id"));
+    ex.set("image_id", &next_image);
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "a new image is an update in place:\n{plan}");
+    ex.apply();
+    assert_eq!(ex.plan().0, 0, "no changes after the new image:\n{}", ex.plan().1);
+    let a = appliance(&s);
+    let member = |a: &Value, name: &str| -> Value {
+        a["members"].as_array().unwrap().iter().find(|m| m["name"] == name).cloned().unwrap()
+    };
+    let target = compute2[0].clone();
+    let node_id = member(&a, &target)["node_id"].as_str().unwrap().to_string();
+    let node = s.get(&format!("/v1/nodes/{node_id}"));
+    assert_eq!(node["image_id"].as_str(), Some(first_image.as_str()), "a running node keeps its image: {node}");
+    let machine =
+        s.get(&format!("/v1/machines/{}", node["machine_id"].as_str().unwrap()))["name"].as_str().unwrap().to_string();
+    let on_target = |cmd: &str| {
+        ssh(&s, &machine, &key, cmd, wait).unwrap_or_else(|e| {
+            panic!("on {target}: {e}\n{}", console_tail(&s.lab().machine(&machine).unwrap().firmware.log))
+        })
+    };
+    on_target("sudo touch /var/lib/written-before-the-rebuild");
+    let up_before: f64 = on_target("cut -d' ' -f1 /proc/uptime").trim().parse().unwrap();
+    let start = Instant::now();
+    on_login(&format!("sudo scontrol reboot ASAP reason=rebuild {target}"));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n = s.get(&format!("/v1/nodes/{node_id}"));
+        if n["image_id"].as_str() == Some(next_image.as_str()) && n["status"] == "active" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{target} was not rebuilt: {n}\nslurmctld says:\n{}",
+            on_login("sudo journalctl -u slurmctld --no-pager | tail -20")
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("{target}: rebuilt with the next image in {:.1?}", start.elapsed());
+    assert_eq!(s.get(&format!("/v1/nodes/{node_id}"))["name"], target.as_str(), "the same node");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while sinfo(&on_login) != compute2.iter().map(|n| (n.clone(), "idle".to_string())).collect::<Vec<_>>() {
+        assert!(
+            Instant::now() < deadline,
+            "{target} is not idle in Slurm after its rebuild: {:?}\n{}\non {target}:\n{}\nappliance: {}",
+            sinfo(&on_login),
+            on_login(&format!(
+                "scontrol show node {target}; sudo journalctl -u slurmctld --no-pager -o cat | tail -15"
+            )),
+            on_target(
+                "cut -d' ' -f1 /proc/uptime; systemctl is-active slurmd; sudo journalctl -u slurmd --no-pager -o cat | tail -25; \
+                 sudo journalctl -u tundra-appliance --no-pager -o cat | tail -8"
+            ),
+            appliance(&s)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("{target}: back in Slurm, idle, {:.1?} after the reboot was asked", start.elapsed());
+    let fresh =
+        on_target("test -e /var/lib/written-before-the-rebuild && echo kept || echo gone; cut -d' ' -f1 /proc/uptime");
+    let mut lines = fresh.lines();
+    assert_eq!(lines.next(), Some("gone"), "{target}'s disk was written anew");
+    let up_after: f64 = lines.next().unwrap().trim().parse().unwrap();
+    assert!(up_after < start.elapsed().as_secs_f64(), "{target} booted after the reboot was asked: up {up_after} s");
+    eprintln!("{target}: uptime {up_before:.0} s before, {up_after:.0} s after");
+    let log = on_login("sudo journalctl -u slurmctld --no-pager -o cat");
+    assert!(
+        log.lines().any(|l| l.contains(target.as_str()) && l.to_lowercase().contains("reboot")),
+        "slurmctld saw no reboot of {target}:\n{}",
+        log.lines().filter(|l| l.contains(target.as_str())).collect::<Vec<_>>().join("\n")
+    );
+    let ran = on_login("srun -N2 hostname");
+    let mut hosts: Vec<&str> = ran.lines().map(str::trim).collect();
+    hosts.sort();
+    assert_eq!(hosts, compute2, "srun -N2 hostname after the rebuild:\n{ran}");
+    assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the rebuild");
+    let a = appliance(&s);
+    assert_eq!(a["status"], "active", "{a}");
 
     // No generated secret in the state: not the munge key, not Ceph's.
     let state = ex.state_text();
