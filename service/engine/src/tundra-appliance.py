@@ -255,8 +255,9 @@ def send(base, st, gen, drained):
 
 
 def rebuild():
+    """Ask for this node's rebuild; exit 0 once tundrad took it, 1 with why not."""
     base = load().get("base")
-    if not base:
+    if not base or not base.startswith(("http://", "https://")):
         sys.exit("tundra-appliance: no metadata service known yet: the agent has not run on this node")
     try:
         call(base, "tundra_rebuild", {})
@@ -264,13 +265,15 @@ def rebuild():
         sys.exit("tundra-appliance: tundrad will not rebuild this node now: %s" % w)
     except urllib.error.HTTPError as e:
         sys.exit("tundra-appliance: asking for a rebuild failed: HTTP %d %s" % (e.code, e.read()[:500].decode(errors="replace")))
+    except (urllib.error.URLError, OSError) as e:
+        sys.exit("tundra-appliance: the metadata service at %s did not answer: %s" % (base, e))
     say("rebuild asked: tundrad deploys this node again (its disk is rewritten)")
 
 
 def main():
     if sys.argv[1:] == ["rebuild"]:
         return rebuild()
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 2 or not sys.argv[1].startswith(("http://", "https://")):
         sys.exit("usage: tundra-appliance http://ADDRESS:PORT/openstack/latest | tundra-appliance rebuild")
     base = sys.argv[1].rstrip("/")
     once = os.environ.get("TUNDRA_APPLIANCE_ONCE") == "1"

@@ -330,11 +330,17 @@ async fn boot_disk(m: &Machine) -> anyhow::Result<()> {
     // Each boot in a time namespace of its own whose clocks start near
     // zero, as a real machine's do: the OS's uptime and boot time are its
     // boot's, not the host's (Slurm tells a rebooted node by its boot time).
-    let mut c = Command::new("unshare");
-    let since = boot_clocks_offset();
-    c.args(["--time", "--boottime", &format!("-{since}"), "--monotonic", &format!("-{since}")]);
-    c.arg("nsenter")
-        .arg(format!("--net=/run/netns/{}", m.ns))
+    // (Without time namespaces — Linux before 5.6 — the OS sees the host's.)
+    let mut c = if Path::new("/proc/self/timens_offsets").exists() {
+        let mut c = Command::new("unshare");
+        let since = boot_clocks_offset();
+        c.args(["--time", "--boottime", &format!("-{since}"), "--monotonic", &format!("-{since}"), "nsenter"]);
+        c
+    } else {
+        m.note("no time namespaces on this kernel: the OS sees the host's uptime");
+        Command::new("nsenter")
+    };
+    c.arg(format!("--net=/run/netns/{}", m.ns))
         .args(["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit"])
         .args(["--capability=CAP_NET_ADMIN,CAP_NET_RAW", "--system-call-filter=add_key keyctl bpf"])
         .args(["--console=read-only", "--machine"])

@@ -97,6 +97,10 @@ pub struct NodeStep {
     pub reason: Option<String>,
     pub release: bool,
     pub operation: Option<OperationId>,
+    /// Only if the node is still at this revision: a decision made from
+    /// what a pass read is not applied over a change made since (a rebuild
+    /// started between the pass's reads).
+    pub revision: Option<i64>,
 }
 
 /// What a claim made.
@@ -337,9 +341,14 @@ impl Store {
     /// Move a node along `step` (the reconciler and a delete may race: the
     /// node must still be in `step.from`).
     pub async fn node_step(&self, actor: &Actor, id: NodeId, step: NodeStep) -> Result<Node> {
-        let NodeStep { from, to, reason, release, operation } = step;
+        let NodeStep { from, to, reason, release, operation, revision } = step;
         let mut w = self.write().await?;
         let cur = NODES.get_in(&mut w, id).await?;
+        if let Some(r) = revision
+            && cur.revision != r
+        {
+            return Err(StoreError::Conflict(format!("node {} changed meanwhile; look again", cur.name)));
+        }
         if cur.status != from {
             return Err(StoreError::Conflict(format!(
                 "node {} is {}, not {}",

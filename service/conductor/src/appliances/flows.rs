@@ -219,6 +219,17 @@ pub async fn check_node_removable(c: &Conductor, node: NodeId) -> Result<()> {
     Ok(())
 }
 
+/// A node leaving its appliance (scaled down, or the appliance deleted) is
+/// not rebuilt, whoever asks: it is being drained and deleted.
+pub async fn check_rebuildable(c: &Conductor, node: NodeId) -> Result<()> {
+    if let Some(m) = c.store().appliance_member_of_node(node).await?
+        && m.state == MemberState::Leaving
+    {
+        return Err(Error::conflict(format!("{} is leaving its appliance; it is not rebuilt", m.name)));
+    }
+    Ok(())
+}
+
 /// The appliance's secrets (name → base64), opened.
 async fn secrets(c: &Conductor, id: Option<SecretId>) -> Result<BTreeMap<String, String>> {
     let Some(id) = id else { return Ok(BTreeMap::new()) };
@@ -363,9 +374,7 @@ pub async fn rebuild(c: &Conductor, n: &Node) -> Result<Node> {
         return Err(Error::NotFound { noun: "appliance of node", id: n.name.clone() });
     };
     let me = members.iter().find(|m| m.node_id == Some(n.id)).expect("the node's member");
-    if me.state == MemberState::Leaving {
-        return Err(Error::conflict(format!("{} is leaving its appliance; it is not rebuilt", me.name)));
-    }
+    check_rebuildable(c, n.id).await?;
     let plans = rules::role_plans(&t.roles, &rec.appliance.parameters);
     let p = plans
         .iter()

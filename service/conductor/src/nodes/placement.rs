@@ -217,6 +217,7 @@ pub async fn delete(c: &Conductor, actor: &Actor, n: &Node) -> Result<Option<Nod
                 reason: Some("cleaning its machine".into()),
                 release: false,
                 operation: n.operation_id,
+                revision: None,
             },
         )
         .await?;

@@ -34,10 +34,14 @@ pub async fn run(c: Conductor) {
 /// One pass over every node: the one step each needs now. A node someone
 /// else changed meanwhile (a delete, the worker) waits for the next pass.
 pub async fn once(c: &Conductor) -> Result<()> {
-    // One read of the machines per pass (each step re-checks its rows in its own transaction).
+    // Nodes first, then one read of the machines per pass: a node changed
+    // after its read (a rebuild moving node and machine at once) has a new
+    // revision, and its step, taken only at the revision read, waits for
+    // the next pass — never a decision from a new machine and an old node.
+    let nodes = c.store().all_nodes().await?;
     let mut machines: HashMap<MachineId, Machine> =
         c.store().all_machines().await?.into_iter().map(|m| (m.id, m)).collect();
-    for n in c.store().all_nodes().await? {
+    for n in nodes {
         let m = n.machine_id.and_then(|id| machines.remove(&id));
         let seen = m.as_ref().map(|m| MachineSeen {
             state: m.provision_state,
@@ -59,7 +63,7 @@ pub async fn once(c: &Conductor) -> Result<()> {
 
 /// Move a node from its status (checked again inside the store).
 async fn step_to(c: &Conductor, n: &Node, to: NodeStatus, reason: Option<String>, release: bool) -> Result<()> {
-    let step = NodeStep { from: n.status, to, reason, release, operation: None };
+    let step = NodeStep { from: n.status, to, reason, release, operation: None, revision: Some(n.revision) };
     c.store().node_step(&Actor::service(), n.id, step).await?;
     Ok(())
 }

@@ -441,7 +441,7 @@ async fn a_node_asks_to_be_rebuilt_with_its_roles_image_and_configures_again() {
     assert_eq!(rebuilt[0]["to_image"], json!(img2.id));
 }
 
-/// The metadata service's two appliance routes over plain HTTP, in front of
+/// The metadata service's appliance routes over plain HTTP, in front of
 /// the real flows: each node is known by the token its agent sends.
 async fn metadata(w: &World, tokens: BTreeMap<String, String>) -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -481,6 +481,8 @@ async fn metadata(w: &World, tokens: BTreeMap<String, String>) -> (String, tokio
             } else if head.starts_with("POST /openstack/latest/tundra_appliance_report ") {
                 let r: ApplianceReport = serde_json::from_slice(&body).expect("a report as the API takes it");
                 flows::report(&c, &n, r).await.map(|()| String::new())
+            } else if head.starts_with("POST /openstack/latest/tundra_rebuild ") {
+                flows::rebuild(&c, &n).await.map(|_| String::new())
             } else {
                 panic!("unexpected request {head}")
             };
@@ -595,6 +597,29 @@ async fn the_agent_writes_its_files_runs_its_commands_reports_and_drains() {
     let a = pass(&w, "hpc").await;
     assert_eq!(a.members.len(), 2, "{:?}", a.members);
     assert_eq!(a.status, ApplianceStatus::Active, "{:?}", a.status_reason);
+
+    // What Slurm's RebootProgram runs: `tundra-appliance rebuild` asks for
+    // its own node's rebuild (exit 0 once taken); asked again while the
+    // node is rebuilt it fails saying why; where the agent never ran it
+    // knows no metadata service.
+    let ask = |name: &str| {
+        tokio::process::Command::new("python3")
+            .arg(&agent)
+            .arg("rebuild")
+            .env("TUNDRA_APPLIANCE_ROOT", root.join(name))
+            .output()
+    };
+    let said = |o: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+    let out = ask("hpc-compute-0").await.unwrap();
+    assert!(out.status.success() && said(&out).contains("rebuild asked"), "{}", said(&out));
+    assert_eq!(node(&w, "hpc-compute-0").await.status, NodeStatus::Building);
+    let out = ask("hpc-compute-0").await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("will not rebuild this node now: node hpc-compute-0 is building"), "{}", said(&out));
+    let out = ask("nowhere").await.unwrap();
+    assert!(!out.status.success() && said(&out).contains("no metadata service known"), "{}", said(&out));
     server.abort();
 }
 

@@ -266,6 +266,7 @@ async fn a_swarm_cluster_is_judged_by_its_control_plane_scaled_and_deleted() {
         reason: Some("deploy failed: its disk vanished".into()),
         release: false,
         operation: None,
+        revision: None,
     };
     store.node_step(&svc, bad.id, fail).await.unwrap();
     let c = pass(&w).await;

@@ -218,8 +218,10 @@ async fn delete_node(State(state): State<AppState>, p: Principal, Path(id): Path
 /// `image_id` (none: its own image, a reinstall) and a fresh config drive,
 /// keeping the node's name, address, networks and mounts; its disk is
 /// rewritten, not cleaned. 202 with the node `building`; follow `status`.
-/// 409 when the node is not active, or belongs to a cluster (its cluster
-/// replaces members).
+/// A rebuild that fails leaves the node `error` and its machine cleaned
+/// (delete the node, or lower its appliance's count). 409 when the node is
+/// not active, belongs to a cluster (its cluster replaces members) or is
+/// leaving its appliance. The body may be `{}`.
 #[utoipa::path(post, path = paths::NODE_REBUILD, tag = "nodes", request_body = NodeRebuild, params(("node" = String, Path)), responses((status = 202, body = Node), (status = "4XX", body = Problem)))]
 async fn rebuild_node(
     State(state): State<AppState>,
@@ -229,6 +231,7 @@ async fn rebuild_node(
 ) -> ApiResult<Response> {
     let n = find::<Node>(&state, &p, &id, Role::Member).await?;
     tundra_conductor::clusters::flows::check_node_removable(&state.conductor, n.id).await?;
+    tundra_conductor::appliances::flows::check_rebuildable(&state.conductor, n.id).await?;
     let image_id = body.value.image_id.unwrap_or(n.image_id);
     let image =
         state.store().image(image_id).await.map_err(|_| {
