@@ -159,7 +159,13 @@ fn sinfo(on_login: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
 
 /// Wait until `sinfo` lists exactly `names`, every one idle.
 fn wait_idle(on_login: &dyn Fn(&str) -> String, names: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(180);
+    wait_idle_within(on_login, names, Duration::from_secs(180), &|| String::new());
+}
+
+/// Wait up to `within` until `sinfo` lists exactly `names`, every one
+/// idle; a failure says what slurmctld logged, and `more`.
+fn wait_idle_within(on_login: &dyn Fn(&str) -> String, names: &[String], within: Duration, more: &dyn Fn() -> String) {
+    let deadline = Instant::now() + within;
     loop {
         let seen = sinfo(on_login);
         if seen.iter().map(|(n, _)| n).eq(names.iter()) && seen.iter().all(|(_, st)| st == "idle") {
@@ -167,11 +173,21 @@ fn wait_idle(on_login: &dyn Fn(&str) -> String, names: &[String]) {
         }
         assert!(
             Instant::now() < deadline,
-            "sinfo shows {seen:?}, not {names:?} idle; slurmctld says:\n{}",
-            on_login("sudo journalctl -u slurmctld --no-pager | tail -30")
+            "sinfo shows {seen:?}, not {names:?} idle; slurmctld says:\n{}\n{}",
+            on_login("sudo journalctl -u slurmctld --no-pager | tail -30"),
+            more()
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// `srun -N{n} hostname` on the login node: the host names, sorted, and
+/// what it printed.
+fn srun_hosts(on_login: &dyn Fn(&str) -> String, n: usize) -> (Vec<String>, String) {
+    let ran = on_login(&format!("srun -N{n} hostname"));
+    let mut hosts: Vec<String> = ran.lines().map(|l| l.trim().to_string()).collect();
+    hosts.sort();
+    (hosts, ran)
 }
 
 /// slurmctld's process ID on the login node.
@@ -240,9 +256,7 @@ pub fn openhpc_on_the_lab() {
     // Slurm's own view: three compute nodes, idle; a job on all three.
     wait_idle(&on_login, &compute);
     eprintln!("sinfo: {:?}", sinfo(&on_login));
-    let ran = on_login("srun -N3 hostname");
-    let mut hosts: Vec<&str> = ran.lines().map(str::trim).collect();
-    hosts.sort();
+    let (hosts, ran) = srun_hosts(&on_login, 3);
     assert_eq!(hosts, compute, "srun -N3 hostname:\n{ran}");
     // Slurm's traffic is on the Slurm network (10.81.0.0/24 in the example).
     let addrs = on_login("scontrol show nodes | grep -o 'NodeAddr=[^ ]*'");
@@ -288,9 +302,7 @@ pub fn openhpc_on_the_lab() {
     assert_eq!(compute4.len(), 4, "{a}");
     assert!(compute.iter().all(|c| compute4.contains(c)), "the first three stay: {compute4:?}");
     wait_idle(&on_login, &compute4);
-    let ran = on_login("srun -N4 hostname");
-    let mut hosts: Vec<&str> = ran.lines().map(str::trim).collect();
-    hosts.sort();
+    let (hosts, ran) = srun_hosts(&on_login, 4);
     assert_eq!(hosts, compute4, "srun -N4 hostname:\n{ran}");
     assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the scale-up");
 
@@ -339,11 +351,9 @@ pub fn openhpc_on_the_lab() {
     ex.apply();
     assert_eq!(ex.plan().0, 0, "no changes after the new image:\n{}", ex.plan().1);
     let a = appliance(&s);
-    let member = |a: &Value, name: &str| -> Value {
-        a["members"].as_array().unwrap().iter().find(|m| m["name"] == name).cloned().unwrap()
-    };
     let target = compute2[0].clone();
-    let node_id = member(&a, &target)["node_id"].as_str().unwrap().to_string();
+    let member = a["members"].as_array().unwrap().iter().find(|m| m["name"] == target.as_str()).unwrap();
+    let node_id = member["node_id"].as_str().unwrap().to_string();
     let node = s.get(&format!("/v1/nodes/{node_id}"));
     assert_eq!(node["image_id"].as_str(), Some(first_image.as_str()), "a running node keeps its image: {node}");
     let machine =
@@ -372,23 +382,17 @@ pub fn openhpc_on_the_lab() {
     }
     eprintln!("{target}: rebuilt with the next image in {:.1?}", start.elapsed());
     assert_eq!(s.get(&format!("/v1/nodes/{node_id}"))["name"], target.as_str(), "the same node");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while sinfo(&on_login) != compute2.iter().map(|n| (n.clone(), "idle".to_string())).collect::<Vec<_>>() {
-        assert!(
-            Instant::now() < deadline,
-            "{target} is not idle in Slurm after its rebuild: {:?}\n{}\non {target}:\n{}\nappliance: {}",
-            sinfo(&on_login),
-            on_login(&format!(
-                "scontrol show node {target}; sudo journalctl -u slurmctld --no-pager -o cat | tail -15"
-            )),
+    wait_idle_within(&on_login, &compute2, Duration::from_secs(240), &|| {
+        format!(
+            "{target} after its rebuild:\n{}\non {target}:\n{}\nappliance: {}",
+            on_login(&format!("scontrol show node {target}")),
             on_target(
                 "cut -d' ' -f1 /proc/uptime; systemctl is-active slurmd; sudo journalctl -u slurmd --no-pager -o cat | tail -25; \
                  sudo journalctl -u tundra-appliance --no-pager -o cat | tail -8"
             ),
             appliance(&s)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+        )
+    });
     eprintln!("{target}: back in Slurm, idle, {:.1?} after the reboot was asked", start.elapsed());
     let fresh =
         on_target("test -e /var/lib/written-before-the-rebuild && echo kept || echo gone; cut -d' ' -f1 /proc/uptime");
@@ -403,9 +407,7 @@ pub fn openhpc_on_the_lab() {
         "slurmctld saw no reboot of {target}:\n{}",
         log.lines().filter(|l| l.contains(target.as_str())).collect::<Vec<_>>().join("\n")
     );
-    let ran = on_login("srun -N2 hostname");
-    let mut hosts: Vec<&str> = ran.lines().map(str::trim).collect();
-    hosts.sort();
+    let (hosts, ran) = srun_hosts(&on_login, 2);
     assert_eq!(hosts, compute2, "srun -N2 hostname after the rebuild:\n{ran}");
     assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the rebuild");
     let a = appliance(&s);

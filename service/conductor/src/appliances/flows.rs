@@ -220,14 +220,16 @@ pub async fn check_node_removable(c: &Conductor, node: NodeId) -> Result<()> {
 }
 
 /// A node leaving its appliance (scaled down, or the appliance deleted) is
-/// not rebuilt, whoever asks: it is being drained and deleted.
-pub async fn check_rebuildable(c: &Conductor, node: NodeId) -> Result<()> {
-    if let Some(m) = c.store().appliance_member_of_node(node).await?
+/// not rebuilt, whoever asks: it is being drained and deleted. Answers the
+/// node's member, if it belongs to an appliance.
+pub async fn check_rebuildable(c: &Conductor, node: NodeId) -> Result<Option<ApplianceMemberRecord>> {
+    let m = c.store().appliance_member_of_node(node).await?;
+    if let Some(m) = &m
         && m.state == MemberState::Leaving
     {
         return Err(Error::conflict(format!("{} is leaving its appliance; it is not rebuilt", m.name)));
     }
-    Ok(())
+    Ok(m)
 }
 
 /// The appliance's secrets (name → base64), opened.
@@ -370,11 +372,11 @@ const MAX_REPORTED_ERROR: usize = 2000;
 /// and mounts. Once it is active its appliance agent applies its plan on the
 /// fresh OS and reports ready. A leaving node is not rebuilt.
 pub async fn rebuild(c: &Conductor, n: &Node) -> Result<Node> {
-    let Some((rec, t, members, _)) = of_node(c, n).await? else {
+    let Some(me) = check_rebuildable(c, n.id).await? else {
         return Err(Error::NotFound { noun: "appliance of node", id: n.name.clone() });
     };
-    let me = members.iter().find(|m| m.node_id == Some(n.id)).expect("the node's member");
-    check_rebuildable(c, n.id).await?;
+    let rec = c.store().appliance_record(me.appliance_id).await?;
+    let t = c.store().appliance_template(rec.appliance.template_id).await?;
     let plans = rules::role_plans(&t.roles, &rec.appliance.parameters);
     let p = plans
         .iter()

@@ -32,12 +32,18 @@ fn place_of(l: &tundra_api::machines::Location) -> Place {
     Place { site: l.site.clone(), rack: l.rack.clone(), island: l.island.clone() }
 }
 
-/// Place `req` and claim its machine; start the deploy.
-pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flavor, image: &Image) -> Result<Node> {
-    let raw_sha256 = image
+/// What a deploy of `image` writes: its raw bytes' checksum and size.
+fn deploy_image(image: &Image) -> Result<DeployImage> {
+    let sha256 = image
         .raw_sha256
         .clone()
         .ok_or_else(|| Error::invalid("/image_id", format!("image {} has no stored bytes yet", image.name)))?;
+    Ok(DeployImage { id: image.id, sha256, size_bytes: image.size_bytes.unwrap_or(0) })
+}
+
+/// Place `req` and claim its machine; start the deploy.
+pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flavor, image: &Image) -> Result<Node> {
+    let deploy = deploy_image(image)?;
     let user_data_sha256 = req.user_data.as_ref().map(|u| sha256_hex(u.as_bytes()));
     let wants = binding::resolve(c, req.project_id, None, &req.networks).await?;
     crate::shares::flows::check_mountable(c, req.project_id, &req.shares).await?;
@@ -114,7 +120,6 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
         .filter_map(|id| id.parse().ok())
         .collect();
     let pool = address_pool(c);
-    let deploy = DeployImage { id: image.id, sha256: raw_sha256, size_bytes: image.size_bytes.unwrap_or(0) };
     let binder = binding::binder(c, &wants).await?;
     let wants: Vec<_> = wants.into_iter().map(|(w, _)| w).collect();
     let claimed = c
@@ -158,11 +163,7 @@ pub async fn rebuild(c: &Conductor, actor: &Actor, n: &Node, image: &Image) -> R
             format!("image {} is {}; wait until it is active", image.name, image.status.as_str()),
         ));
     }
-    let raw_sha256 = image
-        .raw_sha256
-        .clone()
-        .ok_or_else(|| Error::invalid("/image_id", format!("image {} has no stored bytes yet", image.name)))?;
-    let deploy = DeployImage { id: image.id, sha256: raw_sha256, size_bytes: image.size_bytes.unwrap_or(0) };
+    let deploy = deploy_image(image)?;
     let to = next(ProvisionState::Active, Event::Deploy).map_err(|e| Error::Internal(e.to_string()))?;
     let machine_id = n.machine_id.ok_or_else(|| Error::conflict(format!("node {} holds no machine", n.name)))?;
     let op = NewOperation {

@@ -393,11 +393,10 @@ async fn a_node_asks_to_be_rebuilt_with_its_roles_image_and_configures_again() {
     let generation = plan(&w, "hpc-compute-0").await.generation;
 
     // A new image for the appliance: running nodes keep theirs.
-    let a = flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(params(img2.id)) }, None).await.unwrap();
-    let a2 = pass(&w, "hpc").await;
-    assert_eq!(a2.status, ApplianceStatus::Active, "no node changes for a new image: {:?}", a2.status_reason);
+    flows::update(&w.c, &svc, &a, ApplianceUpdate { parameters: Some(params(img2.id)) }, None).await.unwrap();
+    let a = pass(&w, "hpc").await;
+    assert_eq!(a.status, ApplianceStatus::Active, "no node changes for a new image: {:?}", a.status_reason);
     assert_eq!(node(&w, "hpc-compute-0").await.image_id, img.id);
-    let _ = a;
 
     // The compute node asks: rebuilt with the role's image now.
     let n = flows::rebuild(&w.c, &before).await.unwrap();
