@@ -189,13 +189,12 @@ resource "tundra_node" "n" {{
     )
 }
 
-/// The package sets of the one node image every lab OS test boots (os,
-/// swarm, openhpc): one image built per checkout, not one per test.
-pub(crate) const LAB_IMAGE: &[&str] = &["ceph-client", "docker", "slurm"];
-
-/// The node image, built once per checkout (`.venv/images`, by content).
-pub(crate) fn built_image(sets: &[&str]) -> PathBuf {
-    let recipe = tundra_lab::image::Recipe { sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+/// The lab OS tests' node image (`tundra_lab::image::LAB_SETS`), built
+/// once per checkout (`.venv/images`, by content) — usually already built
+/// by tundra-lab's image test, which runs first, beside the lab tests that
+/// need no image.
+pub(crate) fn built_image() -> PathBuf {
+    let recipe = tundra_lab::image::lab_recipe();
     let start = Instant::now();
     let built = tundra_lab::image::build(&recipe, &crate::nodes::root().join(".venv/images")).unwrap();
     eprintln!(
@@ -258,7 +257,7 @@ fn all_zero(path: &Path) -> Result<(), u64> {
 }
 
 pub fn os_on_the_lab() {
-    let image = built_image(LAB_IMAGE);
+    let image = built_image();
     let s = LabSite::start_with(&lab_site(4, 2), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();

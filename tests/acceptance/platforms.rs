@@ -198,7 +198,7 @@ fn slurmctld_pid(on_login: &dyn Fn(&str) -> String) -> String {
 }
 
 pub fn openhpc_on_the_lab() {
-    let image = crate::os::built_image(crate::os::LAB_IMAGE);
+    let image = crate::os::built_image();
     // A login node and up to four compute nodes, each with a NIC for
     // provisioning and one per network of the example.
     let s = LabSite::start_with(&crate::os::lab_site(5, 3), |c| {

@@ -53,6 +53,21 @@ pub const SETS: &[(&str, &[&str])] = &[
     ("jupyterhub", &["jupyterhub", "python3-ipykernel"]),
 ];
 
+/// The package sets of the one node image every lab OS test boots (os,
+/// swarm, openhpc): one image per checkout, built before the lab tests
+/// that need it (`the_site_images_hold_what_their_recipes_name`).
+pub const LAB_SETS: &[&str] = &["ceph-client", "docker", "slurm"];
+
+/// The lab OS tests' image (`LAB_SETS`).
+pub fn lab_recipe() -> Recipe {
+    Recipe { sets: LAB_SETS.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+}
+
+/// The QEMU tier's image: bootable by SeaBIOS → extlinux, no package sets.
+pub fn bootable_recipe() -> Recipe {
+    Recipe { bootable: true, ..Default::default() }
+}
+
 /// What a bootable image adds: a kernel, its initramfs, and udev (systemd
 /// waits for the root's device unit, which only udev announces).
 const BOOTABLE: &[&str] = &["linux-image-amd64", "initramfs-tools", "udev"];

@@ -64,6 +64,71 @@ async fn a_qemu_machine_network_boots_from_tundrad() {
     lab.stop().await;
 }
 
+/// The images the lab boots hold what their recipes name: one GPT
+/// partition `root` of the root type from 1 MiB, every package installed
+/// (dpkg's own record, read from the filesystem with debugfs), cloud-init
+/// set to read the config drive, no SSH host keys baked in; the bootable
+/// one's extlinux names a kernel it has; the ramdisk holds the agent.
+///
+/// Runs first and outside the lab group (`.config/nextest.toml`): the
+/// builds — minutes on a cold checkout — overlap the lab tests that boot no
+/// image instead of lengthening the lab's serial chain, and the lab tests
+/// that boot these find them cached (a racing build waits on the cache's
+/// lock, then finds it built).
+#[test]
+fn the_site_images_hold_what_their_recipes_name() {
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/images");
+    for recipe in [tundra_lab::image::lab_recipe(), tundra_lab::image::bootable_recipe()] {
+        let start = Instant::now();
+        let built = tundra_lab::image::build(&recipe, &cache).unwrap();
+        eprintln!(
+            "{} ({}) in {:.1?}",
+            built.raw.display(),
+            if built.cached { "cached" } else { "built" },
+            start.elapsed()
+        );
+        let out = std::process::Command::new("sfdisk").arg("--json").arg(&built.raw).output().unwrap();
+        assert!(out.status.success(), "sfdisk --json: {}", String::from_utf8_lossy(&out.stderr));
+        let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+        assert_eq!(parts.len(), 1, "{table}");
+        assert_eq!(table["partitiontable"]["label"], "gpt", "{table}");
+        assert_eq!(parts[0]["start"], 2048, "{table}");
+        assert_eq!(parts[0]["type"], tundra_lab::image::ROOT_TYPE, "{table}");
+        assert_eq!(parts[0]["name"], "root", "{table}");
+        let fs = format!("{}?offset={}", built.raw.display(), 2048 * 512);
+        let debugfs = |request: &str| {
+            let o = std::process::Command::new("debugfs").args(["-R", request, &fs]).output().unwrap();
+            assert!(o.status.success(), "debugfs -R {request:?}: {}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let status = debugfs("cat /var/lib/dpkg/status");
+        let installed: Vec<&str> = status
+            .split("\n\n")
+            .filter(|p| p.lines().any(|l| l == "Status: install ok installed"))
+            .filter_map(|p| p.lines().find_map(|l| l.strip_prefix("Package: ")))
+            .collect();
+        for p in recipe.packages().unwrap() {
+            assert!(installed.contains(&p.as_str()), "{}: {p} is not installed ({} are)", built.name, installed.len());
+        }
+        let cloud = debugfs("cat /etc/cloud/cloud.cfg.d/90-tundra.cfg");
+        assert!(cloud.contains("datasource_list: [ ConfigDrive, None ]"), "{cloud}");
+        let ssh = debugfs("ls /etc/ssh");
+        assert!(ssh.contains("sshd_config") && !ssh.contains("ssh_host_"), "{}: {ssh}", built.name);
+        if recipe.bootable {
+            let conf = debugfs("cat /boot/extlinux/extlinux.conf");
+            let kernel = conf.lines().find_map(|l| l.trim().strip_prefix("LINUX ")).unwrap_or_else(|| panic!("{conf}"));
+            assert!(debugfs(&format!("stat {kernel}")).contains("Type: regular"), "{kernel} is in the image");
+        }
+    }
+    let ramdisk = tundra_lab::ramdisk::build(&bin("tundra-agent"), &cache).unwrap();
+    let kernel = std::fs::read(&ramdisk.kernel).unwrap();
+    assert_eq!(&kernel[0x202..0x206], b"HdrS", "{} is a Linux kernel", ramdisk.kernel.display());
+    let agent = tundra_lab::ramdisk::agent_of(&std::fs::read(&ramdisk.initramfs).unwrap())
+        .expect("the agent is in the initramfs");
+    assert_eq!(&agent[..4], b"\x7fELF");
+}
+
 const DEPLOY_SITE: &str = r#"
 [[machines]]
 name = "vm-2"
@@ -90,7 +155,7 @@ async fn a_qemu_machine_is_deployed_and_boots_its_image() {
     }
     let started = Instant::now();
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/images");
-    let recipe = tundra_lab::image::Recipe { bootable: true, ..Default::default() };
+    let recipe = tundra_lab::image::bootable_recipe();
     let image = tokio::task::spawn_blocking({
         let cache = cache.clone();
         move || tundra_lab::image::build(&recipe, &cache).unwrap()
