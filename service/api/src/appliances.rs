@@ -70,15 +70,38 @@ pub struct Parameter {
     pub pattern: Option<String>,
 }
 
-/// A secret tundrad generates for each appliance (for example a munge key):
-/// random bytes, given to templates as `secrets.NAME` (base64) and
-/// delivered only to the appliance's own nodes — never in an API response.
+/// A secret tundrad generates once for each appliance, delivered only to
+/// the appliance's own nodes — never in an API response or in state:
+/// - `random` (for example a munge key): `bytes` random bytes, given to
+///   templates as `secrets.NAME` (base64);
+/// - `tls`: a certificate authority of the appliance's own (ECDSA P-256,
+///   ten years) and one certificate it signed for the appliance's
+///   services, valid for both ends of mutual TLS (server and client), with
+///   its key — `secrets.NAME.ca`, `secrets.NAME.cert` and
+///   `secrets.NAME.key`, PEM. Nothing outside the appliance trusts the CA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSpec {
     pub name: String,
-    /// How many random bytes: 16 to 1024.
-    pub bytes: u32,
+    #[serde(default = "random")]
+    pub kind: SecretKind,
+    /// `random`: how many random bytes, 16 to 1024 (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u32>,
+}
+
+words! {
+    /// What a secret is.
+    pub enum SecretKind {
+        /// Random bytes (base64).
+        Random = "random",
+        /// A CA, and a certificate and key it signed (PEM).
+        Tls = "tls",
+    }
+}
+
+fn random() -> SecretKind {
+    SecretKind::Random
 }
 
 words! {

@@ -8,7 +8,7 @@
 //! Modules import only modules listed before them (checked by
 //! `tests/layout.rs`):
 //!
-//! 1. `secrets`, `error`, `settings`, `runner` — leaves
+//! 1. `secrets`, `error`, `certs`, `settings`, `runner` — leaves
 //! 2. `handle` — the [`Conductor`]: store, keyring, settings, runner, wake-ups
 //! 3. `bmc`, `images`, `config_drive`, `netboot`, `housekeeping`
 //! 4. `fabric::{switches, networks, binding, worker}`
@@ -22,6 +22,7 @@
 pub mod agent;
 pub mod appliances;
 pub mod bmc;
+pub mod certs;
 pub mod clusters;
 pub mod config_drive;
 pub mod error;

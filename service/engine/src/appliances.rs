@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tundra_api::appliances::{
     ApplianceMemberState as MemberState, AppliancePlan, ApplianceStatus as Status, ApplianceTemplateCreate, DrainTask,
-    FileEncoding, OutputSpec, Parameter, ParameterKind as Kind, PlannedFile, Role, RoleStatus,
+    FileEncoding, OutputSpec, Parameter, ParameterKind as Kind, PlannedFile, Role, RoleStatus, SecretKind,
 };
 use tundra_api::nodes::Node;
 use tundra_api::shares::NodeShare;
@@ -274,8 +274,21 @@ pub fn check_template(t: &ApplianceTemplateCreate) -> Result<(), Refusal> {
         if !secrets.insert(s.name.as_str()) {
             return Err((format!("/secrets/{i}/name"), format!("two secrets are named {:?}", s.name)));
         }
-        if !(16..=1024).contains(&s.bytes) {
-            return Err((format!("/secrets/{i}/bytes"), format!("{} bytes; a secret has 16 to 1024", s.bytes)));
+        match (s.kind, s.bytes) {
+            (SecretKind::Random, Some(b)) if (16..=1024).contains(&b) => {}
+            (SecretKind::Random, Some(b)) => {
+                return Err((format!("/secrets/{i}/bytes"), format!("{b} bytes; a secret has 16 to 1024")));
+            }
+            (SecretKind::Random, None) => {
+                return Err((format!("/secrets/{i}/bytes"), "a random secret needs bytes (16 to 1024)".into()));
+            }
+            (SecretKind::Tls, Some(_)) => {
+                return Err((
+                    format!("/secrets/{i}/bytes"),
+                    "a tls secret is a CA, a certificate and a key: remove bytes".into(),
+                ));
+            }
+            (SecretKind::Tls, None) => {}
         }
     }
     if t.roles.is_empty() {
@@ -643,7 +656,7 @@ pub enum PlanError {
 pub fn node_plan(
     role: &Role,
     ctx: &Context,
-    secrets: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, Value>,
     me: &NodeView,
     leaving: &[NodeView],
 ) -> Result<AppliancePlan, PlanError> {
@@ -655,7 +668,7 @@ pub fn node_plan(
 fn rendered(
     role: &Role,
     ctx: &Context,
-    secrets: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, Value>,
     me: &NodeView,
     leaving: &[NodeView],
 ) -> Result<AppliancePlan, String> {
@@ -880,6 +893,32 @@ mod tests {
         check_template(&t).expect_err("refused")
     }
 
+    /// Every template a module ships (`modules/*/template/*.json`) is one
+    /// tundrad takes: what a site admin publishes is not refused at apply.
+    #[test]
+    fn every_module_template_passes_the_checks() {
+        let modules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules");
+        let mut seen = Vec::new();
+        for m in std::fs::read_dir(&modules).unwrap() {
+            let dir = m.unwrap().path().join("template");
+            for f in std::fs::read_dir(&dir).into_iter().flatten() {
+                let f = f.unwrap().path();
+                if f.extension().is_none_or(|x| x != "json") {
+                    continue;
+                }
+                let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+                spec["name"] = json!("t");
+                spec["version"] = json!(1);
+                let t: ApplianceTemplateCreate =
+                    serde_json::from_value(spec).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                check_template(&t).unwrap_or_else(|(at, e)| panic!("{}: {at}: {e}", f.display()));
+                seen.push(f.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        seen.sort();
+        assert!(seen.contains(&"slurm.json".to_string()), "the walk found the modules' templates: {seen:?}");
+    }
+
     #[test]
     fn a_good_template_passes_and_each_mistake_is_refused_at_its_field() {
         check_template(&slurm()).unwrap();
@@ -891,7 +930,9 @@ mod tests {
             ("/parameters/1/default", Box::new(|t| t.parameters[1].default = Some(json!(65)))),
             ("/parameters/0/pattern", Box::new(|t| t.parameters[0].pattern = Some("(".into()))),
             ("/parameters/2/minimum", Box::new(|t| t.parameters[2].minimum = Some(1))),
-            ("/secrets/0/bytes", Box::new(|t| t.secrets[0].bytes = 8)),
+            ("/secrets/0/bytes", Box::new(|t| t.secrets[0].bytes = Some(8))),
+            ("/secrets/0/bytes", Box::new(|t| t.secrets[0].bytes = None)),
+            ("/secrets/0/bytes", Box::new(|t| t.secrets[0].kind = SecretKind::Tls)),
             ("/roles/1/count_parameter", Box::new(|t| t.roles[1].count_parameter = Some("flavor".into()))),
             ("/roles/0/image_parameter", Box::new(|t| t.roles[0].image_parameter = "nope".into())),
             ("/roles/0/flavor_parameter", Box::new(|t| t.parameters[2].optional = true)),
@@ -1017,7 +1058,7 @@ mod tests {
         use base64::Engine as _;
         let t = slurm();
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 128]);
-        let secrets: BTreeMap<String, String> = [("munge_key".to_string(), key.clone())].into();
+        let secrets: BTreeMap<String, Value> = [("munge_key".to_string(), json!(key))].into();
         let ctx = context(&["hpc-compute-0", "hpc-compute-1"]);
         let me = view("hpc-login-0", "login", 0, Some("10.1.0.5"));
         let leaving = [view("hpc-compute-1", "compute", 1, Some("10.1.0.9"))];

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use tundra_api::appliances::{
     Appliance, ApplianceCreate, ApplianceMemberState as MemberState, AppliancePlan, ApplianceReport, ApplianceTemplate,
-    ApplianceTemplateCreate, ApplianceUpdate, ParameterKind, Role,
+    ApplianceTemplateCreate, ApplianceUpdate, ParameterKind, Role, SecretKind, SecretSpec,
 };
 use tundra_api::catalog::ImageStatus;
 use tundra_api::nodes::{Node, NodeStatus};
@@ -22,6 +22,7 @@ use tundra_api::{NodeId, ProjectId, SecretId};
 use tundra_engine::appliances::{self as rules, Context, NodeView, PlanError, RolePlan, RoleView};
 use tundra_store::{Actor, ApplianceMemberRecord, ApplianceRecord, NewAppliance, NewApplianceTemplate, TemplateSpec};
 
+use crate::certs::appliance_tls;
 use crate::error::{Error, Result};
 use crate::fabric::binding;
 use crate::handle::Conductor;
@@ -161,9 +162,7 @@ pub async fn create(c: &Conductor, actor: &Actor, r: ApplianceCreate) -> Result<
     }
     let mut secrets = BTreeMap::new();
     for s in &t.secrets {
-        let mut bytes = vec![0u8; s.bytes as usize];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal("no randomness for a secret".into()))?;
-        secrets.insert(s.name.clone(), base64::engine::general_purpose::STANDARD.encode(bytes));
+        secrets.insert(s.name.clone(), generate(s, project, &r.name)?);
     }
     let json = serde_json::to_vec(&secrets).map_err(|e| Error::Internal(e.to_string()))?;
     let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(json));
@@ -232,8 +231,23 @@ pub async fn check_rebuildable(c: &Conductor, node: NodeId) -> Result<Option<App
     Ok(m)
 }
 
-/// The appliance's secrets (name → base64), opened.
-async fn secrets(c: &Conductor, id: Option<SecretId>) -> Result<BTreeMap<String, String>> {
+/// A secret of appliance `name` in `project`, as templates see it: random
+/// bytes in base64, or a TLS bundle (`ca`, `cert`, `key`).
+fn generate(s: &SecretSpec, project: ProjectId, name: &str) -> Result<Value> {
+    match s.kind {
+        SecretKind::Random => {
+            let mut bytes = vec![0u8; s.bytes.unwrap_or(32) as usize];
+            aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal("no randomness for a secret".into()))?;
+            Ok(base64::engine::general_purpose::STANDARD.encode(bytes).into())
+        }
+        SecretKind::Tls => {
+            Ok(appliance_tls(&format!("{project}/{name} {}", s.name), vec![name.to_string()])?.to_json())
+        }
+    }
+}
+
+/// The appliance's secrets (name → base64 or a TLS bundle), opened.
+async fn secrets(c: &Conductor, id: Option<SecretId>) -> Result<BTreeMap<String, Value>> {
     let Some(id) = id else { return Ok(BTreeMap::new()) };
     let p = c
         .keyring()

@@ -22,6 +22,7 @@ use tundra_engine::clusters::{self as rules, Member, Secrets};
 use tundra_store::{Actor, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 
 use super::REMOVED;
+use crate::certs::{cert_error, random_serial, seconds_since_epoch, valid_between};
 use crate::error::{Error, Result};
 use crate::fabric::binding;
 use crate::handle::Conductor;
@@ -202,21 +203,6 @@ fn client_ca_params(project: ProjectId, cluster: &str) -> rcgen::CertificatePara
     p
 }
 
-fn seconds_since_epoch() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
-/// A certificate valid from `after` to `before` (seconds since the epoch).
-fn valid_between(p: &mut rcgen::CertificateParams, after: u64, before: u64) {
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    p.not_before = epoch + std::time::Duration::from_secs(after);
-    p.not_after = epoch + std::time::Duration::from_secs(before);
-}
-
-fn cert_error(e: rcgen::Error) -> Error {
-    Error::Internal(format!("making a certificate: {e}"))
-}
-
 /// A Kubernetes cluster's client CA, ECDSA P-256, for ten years: its key
 /// sealed, its certificate (PEM). The bootstrap server installs both
 /// before k3s first starts, so k3s trusts the kubeconfigs tundrad signs.
@@ -300,10 +286,7 @@ async fn kubeconfig(
     valid_between(&mut p, after, before);
     p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let mut serial = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut serial).map_err(|_| Error::Internal("no randomness for a certificate".into()))?;
-    serial[0] &= 0x7f;
-    p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    p.serial_number = Some(random_serial()?);
     let cert = p.signed_by(&key, &issuer).map_err(cert_error)?;
     let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
     use base64::Engine as _;

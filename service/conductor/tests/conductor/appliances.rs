@@ -33,12 +33,15 @@ fn template() -> ApplianceTemplateCreate {
             {"name": "flavor", "kind": "flavor"},
             {"name": "image", "kind": "image"},
         ],
-        "secrets": [{"name": "munge_key", "bytes": 32}],
+        "secrets": [{"name": "munge_key", "bytes": 32}, {"name": "tls", "kind": "tls"}],
         "roles": [
             {"name": "login", "flavor_parameter": "flavor", "image_parameter": "image",
              "files": [
                 {"path": "/etc/munge/munge.key", "mode": "0400", "owner": "munge:munge", "encoding": "base64",
                  "content": "{{ secrets.munge_key }}"},
+                {"path": "/etc/tls/ca.pem", "content": "{{ secrets.tls.ca }}"},
+                {"path": "/etc/tls/cert.pem", "content": "{{ secrets.tls.cert }}"},
+                {"path": "/etc/tls/key.pem", "mode": "0400", "content": "{{ secrets.tls.key }}"},
                 {"path": "/etc/slurm/slurm.conf",
                  "content": "ClusterName={{ parameters.cluster_name }}\nNodes={{ roles.compute.nodes | map(attribute='name') | join(',') }}\n"}
              ],
@@ -48,6 +51,8 @@ fn template() -> ApplianceTemplateCreate {
              "files": [
                 {"path": "/etc/munge/munge.key", "mode": "0400", "owner": "munge:munge", "encoding": "base64",
                  "content": "{{ secrets.munge_key }}"},
+                {"path": "/etc/tls/ca.pem", "content": "{{ secrets.tls.ca }}"},
+                {"path": "/etc/tls/cert.pem", "content": "{{ secrets.tls.cert }}"},
                 {"path": "/etc/default/slurmd", "content": "SLURMD_OPTIONS=\"--conf-server {{ roles.login.nodes[0].address }}\"\n"}
              ],
              "reload": "systemctl restart munge slurmd"}
@@ -172,6 +177,7 @@ async fn an_appliance_renders_its_roles_scales_in_place_drains_and_goes() {
     let key = file(&login, "/etc/munge/munge.key");
     assert_eq!(key.len(), 32);
     assert_eq!(file(&compute, "/etc/munge/munge.key"), key, "one key for the appliance");
+    tls_secret_is_one_ca_and_a_certificate_it_signed(&login, &compute);
     assert_eq!(text(&login, "/etc/slurm/slurm.conf"), "ClusterName=astro\nNodes=hpc-compute-0,hpc-compute-1\n");
     let login_addr = a.members.iter().find(|m| m.name == "hpc-login-0").unwrap().address.clone().unwrap();
     assert_eq!(text(&compute, "/etc/default/slurmd"), format!("SLURMD_OPTIONS=\"--conf-server {login_addr}\"\n"));
@@ -287,6 +293,33 @@ async fn an_appliance_renders_its_roles_scales_in_place_drains_and_goes() {
     assert!(store.all_nodes().await.unwrap().is_empty());
     assert!(store.secret(secret).await.is_err(), "the secrets go with it");
     store.delete_appliance_template(&svc, t.id).await.unwrap();
+}
+
+/// The `tls` secret: the same CA and certificate on every node, the
+/// certificate signed by the CA for both ends of mutual TLS, its key the
+/// certificate's — as openssl sees them.
+fn tls_secret_is_one_ca_and_a_certificate_it_signed(login: &AppliancePlan, compute: &AppliancePlan) {
+    for f in ["/etc/tls/ca.pem", "/etc/tls/cert.pem"] {
+        assert_eq!(text(login, f), text(compute, f), "{f}: one for the appliance");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ca", "cert", "key"] {
+        std::fs::write(dir.path().join(format!("{f}.pem")), text(login, &format!("/etc/tls/{f}.pem"))).unwrap();
+    }
+    let openssl = |args: &[&str]| {
+        let o = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for purpose in ["sslserver", "sslclient"] {
+        let v = openssl(&["verify", "-purpose", purpose, "-CAfile", "ca.pem", "cert.pem"]);
+        assert!(v.contains("cert.pem: OK"), "{v}");
+    }
+    let ca = openssl(&["x509", "-in", "ca.pem", "-noout", "-subject", "-ext", "basicConstraints"]);
+    assert!(ca.contains("tundra appliance CA") && ca.contains("CA:TRUE"), "{ca}");
+    let cert = openssl(&["x509", "-in", "cert.pem", "-noout", "-pubkey"]);
+    let key = openssl(&["pkey", "-in", "key.pem", "-pubout"]);
+    assert_eq!(cert, key, "the key is the certificate's");
 }
 
 #[tokio::test]

@@ -1,0 +1,77 @@
+//! X.509 certificates tundrad makes (ECDSA P-256, from rcgen): validity
+//! windows, serial numbers, and an appliance's own small PKI.
+
+use crate::error::{Error, Result};
+
+/// Seconds since the Unix epoch, now.
+pub fn seconds_since_epoch() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// A certificate valid from `after` to `before` (seconds since the epoch).
+pub fn valid_between(p: &mut rcgen::CertificateParams, after: u64, before: u64) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    p.not_before = epoch + std::time::Duration::from_secs(after);
+    p.not_after = epoch + std::time::Duration::from_secs(before);
+}
+
+pub fn cert_error(e: rcgen::Error) -> Error {
+    Error::Internal(format!("making a certificate: {e}"))
+}
+
+/// A random positive serial number (RFC 5280: at most 20 bytes).
+pub fn random_serial() -> Result<rcgen::SerialNumber> {
+    let mut serial = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut serial).map_err(|_| Error::Internal("no randomness for a certificate".into()))?;
+    serial[0] &= 0x7f;
+    Ok(rcgen::SerialNumber::from_slice(&serial))
+}
+
+/// Ten years: what an appliance's CA and certificate are valid for.
+const TEN_YEARS: u64 = 10 * 365 * 86_400;
+
+/// PEM texts of a CA and one certificate it signed, with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsBundle {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+/// An appliance's `tls` secret: a CA named after the appliance, and one
+/// certificate it signed for the appliance's services (server and client
+/// authentication, so both ends of mutual TLS use it) whose names are
+/// `names` (DNS names; the services' peers check the CA, not host names).
+/// The CA's key is not kept: nothing signs for the appliance later.
+pub fn appliance_tls(scope: &str, names: Vec<String>) -> Result<TlsBundle> {
+    let now = seconds_since_epoch();
+    let (after, before) = (now.saturating_sub(60), now + TEN_YEARS);
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name.push(rcgen::DnType::CommonName, format!("tundra appliance CA {scope}"));
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    valid_between(&mut ca, after, before);
+    ca.serial_number = Some(random_serial()?);
+    let ca_cert = ca.self_signed(&ca_key).map_err(cert_error)?;
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
+    let mut p = rcgen::CertificateParams::new(names).map_err(cert_error)?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CommonName, format!("tundra appliance {scope}"));
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyEncipherment];
+    p.extended_key_usages =
+        vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    valid_between(&mut p, after, before);
+    p.serial_number = Some(random_serial()?);
+    let cert = p.signed_by(&key, &issuer).map_err(cert_error)?;
+    Ok(TlsBundle { ca: ca_cert.pem(), cert: cert.pem(), key: key.serialize_pem() })
+}
+
+impl TlsBundle {
+    /// As templates see it: `{"ca": …, "cert": …, "key": …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"ca": self.ca, "cert": self.cert, "key": self.key})
+    }
+}
