@@ -5,24 +5,35 @@
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Each phase's wall time, printed as the next one starts (and at the end):
+# where the run's time goes, for whoever keeps it under its budget.
+phase_name="setup"
+phase_start=$SECONDS
+phase() {
+  echo "test: ${phase_name} took $((SECONDS - phase_start)) s"
+  phase_name="$1"
+  phase_start=$SECONDS
+  echo "test: $1"
+}
+trap 'echo "test: ${phase_name} took $((SECONDS - phase_start)) s; the run took ${SECONDS} s"' EXIT
 scripts/setup.sh
-echo "test: cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all --check
-echo "test: cargo clippy -D warnings"
+phase "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "test: doc tests"
+phase "doc tests"
 cargo test --workspace --locked --doc -q
-echo "test: cargo build --bins (the lab tests run tundrad and tundra-agent as programs)"
+phase "cargo build --bins (the lab tests run tundrad and tundra-agent as programs)"
 cargo build --workspace --bins --locked -q
 # sshd (the switch tests' and the lab switch's) needs /run/sshd; made once
 # here, so no test removes it while another's sshd still needs it.
 if [ ! -d /run/sshd ]; then
   mkdir -p /run/sshd
-  trap 'rmdir /run/sshd 2>/dev/null || true' EXIT
+  trap 'rmdir /run/sshd 2>/dev/null || true; echo "test: ${phase_name} took $((SECONDS - phase_start)) s; the run took ${SECONDS} s"' EXIT
 fi
 if [ -z "${TUNDRA_K3S_BUNDLE:-}" ]; then
   echo "test: k3s_on_the_lab is SKIPPED (listed as ignored): no registry ships k3s; set TUNDRA_K3S_BUNDLE"
   echo "      to a tar of the k3s binary and k3s-airgap-images-amd64.tar.zst to run Kubernetes on the lab"
 fi
-echo "test: cargo nextest"
+phase "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
