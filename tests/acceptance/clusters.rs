@@ -158,7 +158,7 @@ resource "tundra_cluster" "c" {{
 /// The lab site with the fabric set up, an SSH key, and the project's
 /// workspace for a cluster of `kind` (not applied yet).
 fn cluster_lab(kind: &str, name: &str, extra_env: &[(&str, String)]) -> (LabSite, crate::support::Workspace, PathBuf) {
-    let image = crate::os::built_image();
+    let image = crate::os::built_image(&tundra_lab::image::lab_recipe());
     let s = LabSite::start_with(&crate::os::lab_site(4, 3), |c| c.fabric_read_interval = "2s".into());
     let mut admin = s.site.workspace(&crate::fabric::admin_tf());
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));

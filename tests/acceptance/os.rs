@@ -193,10 +193,9 @@ resource "tundra_node" "n" {{
 /// once per checkout (`.venv/images`, by content) — usually already built
 /// by tundra-lab's image test, which runs first, beside the lab tests that
 /// need no image.
-pub(crate) fn built_image() -> PathBuf {
-    let recipe = tundra_lab::image::lab_recipe();
+pub(crate) fn built_image(recipe: &tundra_lab::image::Recipe) -> PathBuf {
     let start = Instant::now();
-    let built = tundra_lab::image::build(&recipe, &crate::nodes::root().join(".venv/images")).unwrap();
+    let built = tundra_lab::image::build(recipe, &crate::nodes::root().join(".venv/images")).unwrap();
     eprintln!(
         "image {} ({}) in {:.1?}",
         built.raw.display(),
@@ -257,7 +256,7 @@ fn all_zero(path: &Path) -> Result<(), u64> {
 }
 
 pub fn os_on_the_lab() {
-    let image = built_image();
+    let image = built_image(&tundra_lab::image::lab_recipe());
     let s = LabSite::start_with(&lab_site(4, 2), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();

@@ -49,6 +49,10 @@ module "template" {{
   source = "./openhpc/template"
 }}
 
+module "dask_template" {{
+  source = "./dask/template"
+}}
+
 resource "tundra_image" "os" {{
   name        = "debian-12-hpc"
   disk_format = "raw"
@@ -81,15 +85,25 @@ output "next_image_id" {{
     )
 }
 
-/// Terraform in the example's directory (a copy of the module beside it).
+/// Terraform in a module's example directory, as a user runs it: the
+/// example in a copy of the module (`MODULE/examples/NAME`).
 struct Example {
     ws: Workspace,
-    dir: String,
+    dir: &'static str,
 }
 
 impl Example {
+    fn new(s: &LabSite, module: &str, dir: &'static str) -> Example {
+        let ex = Example { ws: s.site.workspace(""), dir };
+        std::fs::remove_file(ex.ws.path().join("main.tf")).unwrap();
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules").join(module);
+        crate::modules::copy_tree(&from, &ex.ws.path().join(module));
+        ex
+    }
+
     fn run(&self, args: &[&str]) -> crate::support::Run {
-        let mut all = vec![self.dir.as_str()];
+        let chdir = format!("-chdir={}", self.dir);
+        let mut all = vec![chdir.as_str()];
         all.extend_from_slice(args);
         self.ws.run(&all)
     }
@@ -118,16 +132,16 @@ impl Example {
     }
 
     fn state_text(&self) -> String {
-        std::fs::read_to_string(self.ws.path().join("openhpc/examples/basic/terraform.tfstate")).unwrap()
+        std::fs::read_to_string(self.ws.path().join(self.dir).join("terraform.tfstate")).unwrap()
     }
 }
 
-/// The appliance as tundrad has it.
-fn appliance(s: &LabSite) -> Value {
+/// The appliance `name` as tundrad has it.
+fn appliance(s: &LabSite, name: &str) -> Value {
     let list = s.get("/v1/appliances?limit=100");
     let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "{list}");
-    s.get(&format!("/v1/appliances/{}", items[0]["id"].as_str().unwrap()))
+    let Some(a) = items.iter().find(|a| a["name"] == name) else { panic!("no appliance {name}: {list}") };
+    s.get(&format!("/v1/appliances/{}", a["id"].as_str().unwrap()))
 }
 
 /// (member name, machine name) of the appliance's members in `role`.
@@ -198,10 +212,11 @@ fn slurmctld_pid(on_login: &dyn Fn(&str) -> String) -> String {
 }
 
 pub fn openhpc_on_the_lab() {
-    let image = crate::os::built_image();
-    // A login node and up to four compute nodes, each with a NIC for
-    // provisioning and one per network of the example.
-    let s = LabSite::start_with(&crate::os::lab_site(5, 3), |c| {
+    let image = crate::os::built_image(&tundra_lab::image::platform_recipe());
+    // Slurm: a login node and up to four compute nodes; Dask, beside
+    // Slurm's last three: a scheduler and up to four workers. Each machine
+    // has a NIC for provisioning and one per network of the examples.
+    let s = LabSite::start_with(&crate::os::lab_site(8, 3), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
     });
@@ -210,9 +225,11 @@ pub fn openhpc_on_the_lab() {
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
     admin.apply();
 
-    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/openhpc");
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules");
     let mut site = s.site.workspace(&site_tf());
-    crate::modules::copy_tree(&module, &site.path().join("openhpc"));
+    for m in ["openhpc", "dask"] {
+        crate::modules::copy_tree(&modules.join(m), &site.path().join(m));
+    }
     site.env.push(("TF_VAR_ceph_monitor".into(), ceph.monitor.clone()));
     site.env.push(("TF_VAR_ceph_key".into(), ceph.key.clone()));
     site.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
@@ -223,9 +240,7 @@ pub fn openhpc_on_the_lab() {
     let (key, public) = crate::os::keypair(s.dir.path(), "hpc-test");
 
     // The example, as a user runs it: its directory in a copy of the module.
-    let mut ex = Example { ws: s.site.workspace(""), dir: "-chdir=openhpc/examples/basic".into() };
-    std::fs::remove_file(ex.ws.path().join("main.tf")).unwrap();
-    crate::modules::copy_tree(&module, &ex.ws.path().join("openhpc"));
+    let mut ex = Example::new(&s, "openhpc", "openhpc/examples/basic");
     ex.set("image_id", &output("image_id"));
     ex.set("share_type_id", &output("share_type_id"));
     ex.set("public_key", &public);
@@ -236,7 +251,7 @@ pub fn openhpc_on_the_lab() {
     let (code, plan) = ex.plan();
     assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
 
-    let a = appliance(&s);
+    let a = appliance(&s, "hpc");
     assert_eq!(a["status"], "active", "{a}");
     let login = role_machines(&s, &a, "login");
     assert_eq!(login.len(), 1, "{a}");
@@ -297,7 +312,7 @@ pub fn openhpc_on_the_lab() {
     assert!(plan.contains("module.slurm.tundra_appliance.slurm will be updated in-place"), "{plan}");
     ex.apply();
     assert_eq!(ex.plan().0, 0, "no changes after scaling to 4:\n{}", ex.plan().1);
-    let a = appliance(&s);
+    let a = appliance(&s, "hpc");
     let compute4: Vec<String> = role_machines(&s, &a, "compute").into_iter().map(|(n, _)| n).collect();
     assert_eq!(compute4.len(), 4, "{a}");
     assert!(compute.iter().all(|c| compute4.contains(c)), "the first three stay: {compute4:?}");
@@ -313,7 +328,7 @@ pub fn openhpc_on_the_lab() {
     assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "{plan}");
     ex.apply();
     assert_eq!(ex.plan().0, 0, "no changes after scaling to 2:\n{}", ex.plan().1);
-    let a = appliance(&s);
+    let a = appliance(&s, "hpc");
     let compute2: Vec<String> = role_machines(&s, &a, "compute").into_iter().map(|(n, _)| n).collect();
     assert_eq!(compute2.len(), 2, "{a}");
     let gone: Vec<&String> = compute4.iter().filter(|c| !compute2.contains(c)).collect();
@@ -338,11 +353,58 @@ pub fn openhpc_on_the_lab() {
     wait_idle(&on_login, &compute2);
     assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the scale-down");
 
-    // Rebuilt through Slurm: the platform gets its next image (running
-    // nodes keep theirs), then `scontrol reboot ASAP reason=rebuild` —
-    // Slurm drains the node and runs the template's RebootProgram on it,
-    // which asks tundrad to deploy it again with the appliance's image.
-    // Slurm sees it come back and returns it to service.
+    // Dask on the machines Slurm left free, while Slurm rebuilds a node.
+    let image_id = output("image_id");
+    std::thread::scope(|scope| {
+        let dask = scope.spawn(|| dask_on_the_lab(&s, &key, &public, &image_id));
+        rebuild_through_slurm(&s, &mut ex, &key, &output, &compute2, &on_login, &pid);
+        dask.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+    });
+    let a = appliance(&s, "hpc");
+    assert_eq!(a["status"], "active", "{a}");
+
+    // No generated secret in the state: not the munge key, not Ceph's.
+    let state = ex.state_text();
+    let munge = on_login("sudo base64 -w0 /etc/munge/munge.key");
+    assert_eq!(munge.trim().len(), 1368, "a 1024-byte munge key");
+    assert!(!state.contains(munge.trim()), "the munge key is in the state");
+    assert!(!appliance(&s, "hpc").to_string().contains(munge.trim()), "the munge key is in the API's answer");
+    assert!(!state.contains(&ceph.key), "the Ceph admin key is in the state");
+    assert!(!site.read("terraform.tfstate").contains(&ceph.key), "the Ceph admin key is in the site's state");
+
+    // Destroy: every node cleaned, and the share gone from Ceph.
+    let machines: Vec<String> =
+        role_machines(&s, &a, "compute").into_iter().chain(role_machines(&s, &a, "login")).map(|(_, m)| m).collect();
+    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(s.nodes().is_empty(), "{:?}", s.nodes());
+    assert_eq!(s.get("/v1/appliances?limit=100")["items"], serde_json::json!([]));
+    assert_eq!(s.get("/v1/shares?limit=100")["items"], serde_json::json!([]));
+    s.wait_all_available(Duration::from_secs(300));
+    for m in &machines {
+        assert_ne!(s.lab().machine(m).unwrap().firmware.status(), "os", "{m} no longer runs its OS");
+    }
+    let project = s.get("/v1/projects/astro")["id"].as_str().unwrap().replace('-', "");
+    let left = ceph.cli(&["fs", "subvolume", "ls", "tundra", "--group_name", &project]);
+    assert!(left.as_ref().map(|v| v.as_array().unwrap().is_empty()).unwrap_or(true), "subvolumes left: {left:?}");
+    let auth = ceph.cli(&["auth", "ls"]).unwrap().to_string();
+    assert!(!auth.contains("client.tundra."), "cephx IDs left: {auth}");
+}
+
+/// Rebuilt through Slurm: the platform gets its next image (running nodes
+/// keep theirs), then `scontrol reboot ASAP reason=rebuild` — Slurm drains
+/// the node and runs the template's RebootProgram on it, which asks tundrad
+/// to deploy it again with the appliance's image. Slurm sees it come back
+/// and returns it to service.
+fn rebuild_through_slurm(
+    s: &LabSite,
+    ex: &mut Example,
+    key: &Path,
+    output: &dyn Fn(&str) -> String,
+    compute2: &[String],
+    on_login: &dyn Fn(&str) -> String,
+    pid: &str,
+) {
+    let wait = Duration::from_secs(180);
     let (first_image, next_image) = (output("image_id"), output("next_image_id"));
     ex.set("image_id", &next_image);
     let (code, plan) = ex.plan();
@@ -350,7 +412,7 @@ pub fn openhpc_on_the_lab() {
     assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "a new image is an update in place:\n{plan}");
     ex.apply();
     assert_eq!(ex.plan().0, 0, "no changes after the new image:\n{}", ex.plan().1);
-    let a = appliance(&s);
+    let a = appliance(s, "hpc");
     let target = compute2[0].clone();
     let member = a["members"].as_array().unwrap().iter().find(|m| m["name"] == target.as_str()).unwrap();
     let node_id = member["node_id"].as_str().unwrap().to_string();
@@ -359,7 +421,7 @@ pub fn openhpc_on_the_lab() {
     let machine =
         s.get(&format!("/v1/machines/{}", node["machine_id"].as_str().unwrap()))["name"].as_str().unwrap().to_string();
     let on_target = |cmd: &str| {
-        ssh(&s, &machine, &key, cmd, wait).unwrap_or_else(|e| {
+        ssh(s, &machine, key, cmd, wait).unwrap_or_else(|e| {
             panic!("on {target}: {e}\n{}", console_tail(&s.lab().machine(&machine).unwrap().firmware.log))
         })
     };
@@ -382,7 +444,7 @@ pub fn openhpc_on_the_lab() {
     }
     eprintln!("{target}: rebuilt with the next image in {:.1?}", start.elapsed());
     assert_eq!(s.get(&format!("/v1/nodes/{node_id}"))["name"], target.as_str(), "the same node");
-    wait_idle_within(&on_login, &compute2, Duration::from_secs(240), &|| {
+    wait_idle_within(&on_login, compute2, Duration::from_secs(240), &|| {
         format!(
             "{target} after its rebuild:\n{}\non {target}:\n{}\nappliance: {}",
             on_login(&format!("scontrol show node {target}")),
@@ -390,7 +452,7 @@ pub fn openhpc_on_the_lab() {
                 "cut -d' ' -f1 /proc/uptime; systemctl is-active slurmd; sudo journalctl -u slurmd --no-pager -o cat | tail -25; \
                  sudo journalctl -u tundra-appliance --no-pager -o cat | tail -8"
             ),
-            appliance(&s)
+            appliance(s, "hpc")
         )
     });
     eprintln!("{target}: back in Slurm, idle, {:.1?} after the reboot was asked", start.elapsed());
@@ -410,32 +472,152 @@ pub fn openhpc_on_the_lab() {
     let (hosts, ran) = srun_hosts(&on_login, 2);
     assert_eq!(hosts, compute2, "srun -N2 hostname after the rebuild:\n{ran}");
     assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the rebuild");
-    let a = appliance(&s);
-    assert_eq!(a["status"], "active", "{a}");
+}
 
-    // No generated secret in the state: not the munge key, not Ceph's.
-    let state = ex.state_text();
-    let munge = on_login("sudo base64 -w0 /etc/munge/munge.key");
-    assert_eq!(munge.trim().len(), 1368, "a 1024-byte munge key");
-    assert!(!state.contains(munge.trim()), "the munge key is in the state");
-    assert!(!appliance(&s).to_string().contains(munge.trim()), "the munge key is in the API's answer");
-    assert!(!state.contains(&ceph.key), "the Ceph admin key is in the state");
-    assert!(!site.read("terraform.tfstate").contains(&ceph.key), "the Ceph admin key is in the site's state");
+/// The sum of 0..10⁷ (`da.arange(10**7).sum()`).
+const ARANGE_SUM: &str = "49999995000000";
 
-    // Destroy: every node cleaned, and the share gone from Ceph.
-    let machines: Vec<String> =
-        role_machines(&s, &a, "compute").into_iter().chain(role_machines(&s, &a, "login")).map(|(_, m)| m).collect();
-    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
-    assert!(s.nodes().is_empty(), "{:?}", s.nodes());
-    assert_eq!(s.get("/v1/appliances?limit=100")["items"], serde_json::json!([]));
-    assert_eq!(s.get("/v1/shares?limit=100")["items"], serde_json::json!([]));
-    s.wait_all_available(Duration::from_secs(300));
-    for m in &machines {
-        assert_ne!(s.lab().machine(m).unwrap().firmware.status(), "os", "{m} no longer runs its OS");
+/// The Dask client the scheduler node's default user runs: the sum of a
+/// 10⁷-element array in ten chunks, computed on the cluster, then the
+/// workers the scheduler knows and those that hold the chunks.
+const DASK_CLIENT: &str = r#"python3 - <<'PY'
+from distributed import Client, wait
+import dask.array as da
+c = Client(timeout=30)
+x = da.arange(10**7, chunks=10**6, dtype="int64").persist()
+wait(x)
+print(int(x.sum().compute()))
+workers = c.scheduler_info()["workers"]
+print(" ".join(sorted(w["name"] for w in workers.values())))
+held = {a for addrs in c.who_has(x).values() for a in addrs}
+print(" ".join(sorted(workers[a]["name"] for a in held)))
+PY"#;
+
+/// Run `DASK_CLIENT` on the scheduler node: the sum is exact, the
+/// scheduler's workers are `workers` by name, and the chunks are on them.
+fn dask_computes(on_sched: &dyn Fn(&str) -> String, workers: &[String], when: &str) {
+    let ran = on_sched(DASK_CLIENT);
+    let lines: Vec<&str> = ran.lines().collect();
+    assert_eq!(lines.first().copied(), Some(ARANGE_SUM), "the sum of 0..10^7 {when}:\n{ran}");
+    assert_eq!(lines.get(1).copied(), Some(workers.join(" ").as_str()), "the scheduler's workers {when}:\n{ran}");
+    let held: Vec<&str> = lines.get(2).map(|l| l.split(' ').collect()).unwrap_or_default();
+    assert!(!held.is_empty() && held.iter().all(|w| workers.iter().any(|n| n == w)), "chunks {when}: {ran}");
+    eprintln!("dask {when}: sum {} on {}; chunks held by {}", lines[0], lines[1], lines[2]);
+}
+
+/// A TLS handshake with the scheduler without a client certificate: Dask
+/// must refuse it (mutual TLS), as it refuses plain TCP.
+const NO_CLIENT_CERT: &str = r#"python3 - <<'PY'
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile="/etc/dask/tls/ca.pem")
+ctx.check_hostname = False
+try:
+    s = ctx.wrap_socket(socket.create_connection((sys.argv[1] if len(sys.argv) > 1 else "ADDR", 8786), timeout=10))
+    s.sendall(b"x")
+    s.recv(1)
+    print("accepted")
+except (ssl.SSLError, OSError) as e:
+    print("refused:", e)
+PY"#;
+
+/// Dask from `modules/dask/examples/basic`, on the machines Slurm left
+/// free: a scheduler and three workers, a real computation with an exact
+/// result on the workers the scheduler reports, the dashboard, TLS refused
+/// without the appliance's certificate, a fourth worker in place (the
+/// scheduler keeps running), one retired again, no key in the state, and
+/// destroyed — its machines cleaned.
+fn dask_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str) {
+    // Five machines free (up to four workers and the scheduler), once the
+    // ones Slurm's scale-down gave back are cleaned.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let ms = s.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
+        if ms.iter().filter(|m| m["provision_state"] == "available").count() >= 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "five machines are not available for Dask: {ms:?}");
+        std::thread::sleep(Duration::from_secs(2));
     }
-    let project = s.get("/v1/projects/astro")["id"].as_str().unwrap().replace('-', "");
-    let left = ceph.cli(&["fs", "subvolume", "ls", "tundra", "--group_name", &project]);
-    assert!(left.as_ref().map(|v| v.as_array().unwrap().is_empty()).unwrap_or(true), "subvolumes left: {left:?}");
-    let auth = ceph.cli(&["auth", "ls"]).unwrap().to_string();
-    assert!(!auth.contains("client.tundra."), "cephx IDs left: {auth}");
+    let mut ex = Example::new(s, "dask", "dask/examples/basic");
+    ex.set("image_id", image_id);
+    ex.set("public_key", public);
+    ex.ok(&["init", "-no-color"]);
+    let start = Instant::now();
+    let out = ex.apply();
+    eprintln!("dask: a scheduler and 3 workers active in {:.1?}", start.elapsed());
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let a = appliance(s, "dask");
+    assert_eq!(a["status"], "active", "{a}");
+    let (sched_name, sched_machine) = role_machines(s, &a, "scheduler")[0].clone();
+    let on_sched = |cmd: &str| {
+        ssh(s, &sched_machine, key, cmd, Duration::from_secs(180)).unwrap_or_else(|e| {
+            panic!("on {sched_name}: {e}\n{}", console_tail(&s.lab().machine(&sched_machine).unwrap().firmware.log))
+        })
+    };
+    let workers: Vec<String> = role_machines(s, &a, "worker").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(workers, ["dask-worker-0", "dask-worker-1", "dask-worker-2"], "{a}");
+    let names: Vec<String> = serde_json::from_str(&ex.ok(&["output", "-json", "workers"])).unwrap();
+    assert_eq!(names, workers);
+    let address = ex.ok(&["output", "-raw", "scheduler_address"]);
+    assert!(address.starts_with("tls://10.83.0.") && address.ends_with(":8786"), "on the Dask network: {address}");
+
+    // A user's computation: exact, on the cluster's three workers.
+    dask_computes(&on_sched, &workers, "on 3 workers");
+
+    // The dashboard answers; TLS without the appliance's certificate does not.
+    let host = address.trim_start_matches("tls://").trim_end_matches(":8786").to_string();
+    let url = ex.ok(&["output", "-raw", "dashboard_url"]);
+    assert_eq!(url, format!("http://{host}:8787/status"));
+    let page = on_sched(&format!(
+        "python3 -c \"import urllib.request as u; print(u.urlopen('{url}', timeout=20).read().decode())\""
+    ));
+    assert!(page.contains("Dask"), "the dashboard: {}", &page[..page.len().min(400)]);
+    let refused = on_sched(&NO_CLIENT_CERT.replace("\"ADDR\"", &format!("\"{host}\"")));
+    assert!(refused.starts_with("refused:"), "a client without the certificate: {refused}");
+
+    // worker_count = 4, in place: the scheduler keeps running and sees four.
+    let scheduler_pid = || on_sched("systemctl show -p MainPID --value dask-scheduler").trim().to_string();
+    let pid = scheduler_pid();
+    assert!(pid.parse::<u32>().is_ok_and(|p| p > 0), "dask-scheduler is not running: {pid:?}");
+    ex.set("worker_count", "4");
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "an update in place:\n{plan}");
+    ex.apply();
+    let workers4: Vec<String> = role_machines(s, &appliance(s, "dask"), "worker").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(workers4.len(), 4, "{workers4:?}");
+    dask_computes(&on_sched, &workers4, "after scaling to 4");
+    assert_eq!(scheduler_pid(), pid, "dask-scheduler was restarted by the scale-up");
+
+    // worker_count = 3: the leaving worker is retired by the scheduler first.
+    ex.set("worker_count", "3");
+    ex.apply();
+    dask_computes(&on_sched, &workers, "after scaling to 3");
+    let agent = on_sched("sudo journalctl -u tundra-appliance --no-pager -o cat");
+    assert!(agent.contains("tundra-appliance: drained dask-worker-3"), "the agent said:\n{agent}");
+    assert_eq!(scheduler_pid(), pid, "dask-scheduler was restarted by the scale-down");
+
+    // The appliance's TLS key reached its nodes, not the state or the API.
+    let tls_key = on_sched("sudo cat /etc/dask/tls/key.pem");
+    let body: String = tls_key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(body.len() > 40, "a PEM key: {tls_key}");
+    assert!(!ex.state_text().contains(&body), "the Dask TLS key is in the state");
+    assert!(!appliance(s, "dask").to_string().contains(&body), "the Dask TLS key is in the API's answer");
+
+    let a = appliance(s, "dask");
+    let machines: Vec<String> =
+        role_machines(s, &a, "worker").into_iter().chain(role_machines(s, &a, "scheduler")).map(|(_, m)| m).collect();
+    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let ms = s.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
+        let ours: Vec<&Value> = ms.iter().filter(|m| machines.iter().any(|n| m["name"] == n.as_str())).collect();
+        if ours.iter().all(|m| m["provision_state"] == "available") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Dask's machines were not cleaned: {ours:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("dask: destroyed and cleaned {:.1?} after the first apply", start.elapsed());
 }

@@ -45,7 +45,8 @@ const BASE: &[&str] = &[
 /// Named package sets a test or a module asks for (Debian 12 package names).
 pub const SETS: &[(&str, &[&str])] = &[
     ("slurm", &["slurmctld", "slurmd", "slurm-client", "munge"]),
-    ("dask", &["python3-distributed", "python3-dask"]),
+    // numpy for dask.array; Pillow and typing-extensions for bokeh (below).
+    ("dask", &["python3-distributed", "python3-dask", "python3-numpy", "python3-pil", "python3-typing-extensions"]),
     ("ceph-client", &["ceph-common", "ceph-fuse"]),
     ("nfs-client", &["nfs-common"]),
     ("glusterfs-client", &["glusterfs-client"]),
@@ -53,14 +54,37 @@ pub const SETS: &[(&str, &[&str])] = &[
     ("jupyterhub", &["jupyterhub", "python3-ipykernel"]),
 ];
 
-/// The package sets of the one node image every lab OS test boots (os,
-/// swarm, openhpc): one image per checkout, built before the lab tests
+/// What a set needs that Debian 12 does not package: pure-Python wheels
+/// from PyPI, pinned (`NAME==VERSION`), installed into the image's
+/// `/usr/local/lib/python3.11/dist-packages` at build time — a node
+/// downloads nothing. Each pin is the last release that works with the
+/// Debian packages beside it.
+pub const PYPI: &[(&str, &[&str])] = &[
+    // Dask's dashboard (distributed 2022.12 takes bokeh 2.4.2 to < 3).
+    ("dask", &["bokeh==2.4.3"]),
+];
+
+/// The package sets of the node image the lab's OS and cluster tests boot
+/// (os, swarm, k3s): one image per checkout, built before the lab tests
 /// that need it (`the_site_images_hold_what_their_recipes_name`).
 pub const LAB_SETS: &[&str] = &["ceph-client", "docker", "slurm"];
 
+/// The package sets of the image the platform tests boot (openhpc, dask):
+/// no Docker, which leaves a lab machine's 1 GiB disk room for Python's.
+pub const PLATFORM_SETS: &[&str] = &["ceph-client", "dask", "slurm"];
+
+fn recipe_of(sets: &[&str]) -> Recipe {
+    Recipe { sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+}
+
 /// The lab OS tests' image (`LAB_SETS`).
 pub fn lab_recipe() -> Recipe {
-    Recipe { sets: LAB_SETS.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    recipe_of(LAB_SETS)
+}
+
+/// The platform tests' image (`PLATFORM_SETS`).
+pub fn platform_recipe() -> Recipe {
+    recipe_of(PLATFORM_SETS)
 }
 
 /// The QEMU tier's image: bootable by SeaBIOS → extlinux, no package sets.
@@ -140,6 +164,18 @@ impl Recipe {
         Ok(out)
     }
 
+    /// The PyPI pins of its sets (see `PYPI`), sorted.
+    pub fn pypi(&self) -> Vec<String> {
+        let mut out: Vec<String> = PYPI
+            .iter()
+            .filter(|(set, _)| self.sets.iter().any(|s| s == set))
+            .flat_map(|(_, pins)| pins.iter().map(|p| p.to_string()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// `debian-12` plus the sets, e.g. `debian-12-slurm` (`-bootable`).
     pub fn name(&self) -> String {
         let mut sets = self.sets.clone();
@@ -169,7 +205,8 @@ pub(crate) fn sha256_hex(b: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The cache key of a recipe: its packages and the sources they come from.
+/// The cache key of a recipe: its packages (Debian's, then PyPI pins) and
+/// the sources they come from.
 pub fn key(packages: &[String], sources: &str) -> String {
     sha256_hex(format!("{RECIPE_VERSION}\nbookworm\n{}\n{CLOUD_CFG}\n{sources}", packages.join(",")).as_bytes())
 }
@@ -190,8 +227,9 @@ pub(crate) fn lock_cache(cache: &Path) -> anyhow::Result<std::fs::File> {
 /// Build `recipe` into `cache` unless it is there already.
 pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
     let packages = recipe.packages()?;
+    let pypi = recipe.pypi();
     let (sources_file, sources) = apt_sources()?;
-    let key = key(&packages, &sources);
+    let key = key(&[packages.clone(), pypi.clone()].concat(), &sources);
     let name = recipe.name();
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let stem = format!("{name}-{}", &key[..12]);
@@ -203,7 +241,7 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
         cached = false;
         let tmp = cache.join(format!(".{stem}.raw.partial"));
         let work = cache.join(format!(".{stem}.root"));
-        let r = build_raw(&packages, recipe.bootable, &sources_file, &work, &tmp);
+        let r = build_raw(&packages, &pypi, recipe.bootable, &sources_file, &work, &tmp);
         let _ = std::fs::remove_dir_all(&work);
         if let Err(e) = r {
             let _ = std::fs::remove_file(&tmp);
@@ -255,7 +293,14 @@ pub(crate) fn run(c: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn build_raw(packages: &[String], bootable: bool, sources: &Path, work: &Path, out: &Path) -> anyhow::Result<()> {
+fn build_raw(
+    packages: &[String],
+    pypi: &[String],
+    bootable: bool,
+    sources: &Path,
+    work: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(work);
     let rootfs = work.join("root");
     std::fs::create_dir_all(work)?;
@@ -280,6 +325,9 @@ fn build_raw(packages: &[String], bootable: bool, sources: &Path, work: &Path, o
         .arg(&rootfs)
         .arg(sources))
     .context("mmdebstrap (scripts/setup.sh installs it)")?;
+    if !pypi.is_empty() {
+        install_pypi(pypi, &rootfs, &work.join("wheels"))?;
+    }
 
     // The filesystem: what the tree holds, room to work (ext4's own
     // metadata and small files' partial blocks take about a sixth), rounded
@@ -335,6 +383,43 @@ fn build_raw(packages: &[String], bootable: bool, sources: &Path, work: &Path, o
         f.write_all(&mbr[..mbr.len().min(440)])?;
         f.sync_all()?;
     }
+    Ok(())
+}
+
+/// The pip that fetches PyPI pins: `TUNDRA_PIP`, else the venv
+/// scripts/setup.sh makes (`.venv/bin/pip`, beside the image cache), else
+/// `pip3` on PATH.
+fn pip(work: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("TUNDRA_PIP") {
+        return p.into();
+    }
+    // work is CACHE/.NAME.root; the venv is CACHE/..
+    let venv = work.parent().and_then(Path::parent).map(|v| v.join("bin/pip"));
+    venv.filter(|p| p.exists()).unwrap_or_else(|| "pip3".into())
+}
+
+/// The image's Python packages from PyPI: pure-Python wheels only (no
+/// compiler, nothing built), without their dependencies (the Debian
+/// packages of the same set provide those), into the image's site
+/// directory for local packages.
+fn install_pypi(pins: &[String], rootfs: &Path, wheels: &Path) -> anyhow::Result<()> {
+    let pip = pip(wheels);
+    tracing::info!(?pins, "adding PyPI packages to a node image");
+    run(Command::new(&pip)
+        .args(["download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest"])
+        .arg(wheels)
+        .args(pins))
+    .with_context(|| format!("{} download {} (PyPI)", pip.display(), pins.join(" ")))?;
+    let target = rootfs.join("usr/local/lib/python3.11/dist-packages");
+    run(Command::new(&pip)
+        .args(["install", "--quiet", "--no-deps", "--no-index", "--no-compile", "--find-links"])
+        .arg(wheels)
+        .arg("--target")
+        .arg(&target)
+        .args(pins))
+    .with_context(|| format!("{} install into the image", pip.display()))?;
+    // Console scripts land beside the packages; the image runs modules.
+    let _ = std::fs::remove_dir_all(target.join("bin"));
     Ok(())
 }
 

@@ -65,8 +65,9 @@ async fn a_qemu_machine_network_boots_from_tundrad() {
 }
 
 /// The images the lab boots hold what their recipes name: one GPT
-/// partition `root` of the root type from 1 MiB, every package installed
-/// (dpkg's own record, read from the filesystem with debugfs), cloud-init
+/// partition `root` of the root type from 1 MiB, every Debian package
+/// installed (dpkg's own record, read from the filesystem with debugfs)
+/// and every PyPI pin in the local site directory, cloud-init
 /// set to read the config drive, no SSH host keys baked in; the bootable
 /// one's extlinux names a kernel it has; the ramdisk holds the agent.
 ///
@@ -78,7 +79,9 @@ async fn a_qemu_machine_network_boots_from_tundrad() {
 #[test]
 fn the_site_images_hold_what_their_recipes_name() {
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/images");
-    for recipe in [tundra_lab::image::lab_recipe(), tundra_lab::image::bootable_recipe()] {
+    let recipes =
+        [tundra_lab::image::lab_recipe(), tundra_lab::image::platform_recipe(), tundra_lab::image::bootable_recipe()];
+    for recipe in recipes {
         let start = Instant::now();
         let built = tundra_lab::image::build(&recipe, &cache).unwrap();
         eprintln!(
@@ -110,6 +113,12 @@ fn the_site_images_hold_what_their_recipes_name() {
             .collect();
         for p in recipe.packages().unwrap() {
             assert!(installed.contains(&p.as_str()), "{}: {p} is not installed ({} are)", built.name, installed.len());
+        }
+        let local = debugfs("ls /usr/local/lib/python3.11/dist-packages");
+        for pin in recipe.pypi() {
+            let (name, version) = pin.split_once("==").unwrap();
+            let info = format!("{name}-{version}.dist-info");
+            assert!(local.contains(&info), "{}: {pin} is not installed: {local}", built.name);
         }
         let cloud = debugfs("cat /etc/cloud/cloud.cfg.d/90-tundra.cfg");
         assert!(cloud.contains("datasource_list: [ ConfigDrive, None ]"), "{cloud}");
