@@ -31,25 +31,39 @@ pub fn random_serial() -> Result<rcgen::SerialNumber> {
 const TEN_YEARS: u64 = 10 * 365 * 86_400;
 
 /// PEM texts of a CA and one certificate it signed, with its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TlsBundle {
     pub ca: String,
     pub cert: String,
     pub key: String,
 }
 
-/// An appliance's `tls` secret: a CA named after the appliance, and one
-/// certificate it signed for the appliance's services (server and client
-/// authentication, so both ends of mutual TLS use it) whose names are
-/// `names` (DNS names; the services' peers check the CA, not host names).
-/// The CA's key is not kept: nothing signs for the appliance later.
-pub fn appliance_tls(scope: &str, names: Vec<String>) -> Result<TlsBundle> {
+/// The key never reaches a log through `{:?}`.
+impl std::fmt::Debug for TlsBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsBundle").field("ca", &self.ca).field("cert", &self.cert).field("key", &"(redacted)").finish()
+    }
+}
+
+/// A distinguished-name value cut to RFC 5280's 64 characters.
+fn dn_value(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// An appliance's `tls` secret: a CA named after the appliance (`name`;
+/// `scope` — its project and the secret — as the organizational unit), and
+/// one certificate it signed for the appliance's services (server and
+/// client authentication, so both ends of mutual TLS use it) whose names
+/// are `names` (DNS names; the services' peers check the CA, not host
+/// names). The CA's key is not kept: nothing signs for the appliance later.
+pub fn appliance_tls(name: &str, scope: &str, names: Vec<String>) -> Result<TlsBundle> {
     let now = seconds_since_epoch();
     let (after, before) = (now.saturating_sub(60), now + TEN_YEARS);
     let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
     let mut ca = rcgen::CertificateParams::default();
     ca.distinguished_name = rcgen::DistinguishedName::new();
-    ca.distinguished_name.push(rcgen::DnType::CommonName, format!("tundra appliance CA {scope}"));
+    ca.distinguished_name.push(rcgen::DnType::CommonName, dn_value(&format!("tundra appliance CA {name}")));
+    ca.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, dn_value(scope));
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
     valid_between(&mut ca, after, before);
@@ -59,8 +73,10 @@ pub fn appliance_tls(scope: &str, names: Vec<String>) -> Result<TlsBundle> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
     let mut p = rcgen::CertificateParams::new(names).map_err(cert_error)?;
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(rcgen::DnType::CommonName, format!("tundra appliance {scope}"));
-    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyEncipherment];
+    p.distinguished_name.push(rcgen::DnType::CommonName, dn_value(&format!("tundra appliance {name}")));
+    p.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, dn_value(scope));
+    // ECDSA signs; it enciphers no keys (RFC 5480).
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages =
         vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     valid_between(&mut p, after, before);
@@ -73,5 +89,24 @@ impl TlsBundle {
     /// As templates see it: `{"ca": …, "cert": …, "key": …}`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({"ca": self.ca, "cert": self.cert, "key": self.key})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appliance_bundle_keeps_its_key_out_of_debug_and_its_names_short() {
+        let long = "a".repeat(63);
+        let b =
+            appliance_tls(&long, &format!("0190d6a0-0000-7000-8000-000000000001 {long}"), vec![long.clone()]).unwrap();
+        assert!(b.ca.starts_with("-----BEGIN CERTIFICATE-----") && b.cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(b.key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let shown = format!("{b:?}");
+        let secret_line = b.key.lines().nth(1).unwrap();
+        assert!(!shown.contains(secret_line) && shown.contains("(redacted)"), "{shown}");
+        assert_eq!(dn_value(&format!("tundra appliance CA {long}")).chars().count(), 64);
+        assert_eq!(dn_value("short"), "short");
     }
 }

@@ -301,8 +301,10 @@ pub fn check_template(t: &ApplianceTemplateCreate) -> Result<(), Refusal> {
             return Err((format!("/roles/{i}/name"), format!("two roles are named {:?}", r.name)));
         }
     }
+    let kinds: BTreeMap<&str, SecretKind> = t.secrets.iter().map(|s| (s.name.as_str(), s.kind)).collect();
     for (i, r) in t.roles.iter().enumerate() {
         check_role(i, r, &params, &names)?;
+        check_role_secrets(i, r, &kinds)?;
     }
     let mut outputs = BTreeSet::new();
     for (i, o) in t.outputs.iter().enumerate() {
@@ -401,6 +403,49 @@ fn check_role(i: usize, r: &Role, params: &BTreeMap<&str, &Parameter>, names: &B
         }
         let read = check_text(&d.command, Scope::Drain, &at("drain/command"))?;
         unknown_role(&read, names, &at("drain/command"))?;
+    }
+    Ok(())
+}
+
+/// What a role's texts read of `secrets` is there: a secret the template
+/// declares, and of a `tls` one its `ca`, `cert` or `key` (a random one is
+/// a string). A typo is refused when the template is made, not when a
+/// node's files first render.
+fn check_role_secrets(i: usize, r: &Role, kinds: &BTreeMap<&str, SecretKind>) -> Result<(), Refusal> {
+    let at = |f: &str| format!("/roles/{i}/{f}");
+    let mut texts: Vec<(String, &str)> =
+        r.files.iter().enumerate().map(|(k, f)| (at(&format!("files/{k}/content")), f.content.as_str())).collect();
+    texts.extend(r.reload.as_deref().map(|t| (at("reload"), t)));
+    texts.extend(r.ready.as_deref().map(|t| (at("ready"), t)));
+    texts.extend(r.drain.as_ref().map(|d| (at("drain/command"), d.command.as_str())));
+    let env = environment();
+    for (pointer, src) in texts {
+        // Parsed by check_role already; a text that does not is refused there.
+        let Ok(t) = env.template_from_str(src) else { continue };
+        for v in t.undeclared_variables(true) {
+            let mut parts = v.split('.');
+            if parts.next() != Some("secrets") {
+                continue;
+            }
+            let Some(name) = parts.next() else { continue };
+            let field = parts.next();
+            match (kinds.get(name), field) {
+                (None, _) => {
+                    let known: Vec<&str> = kinds.keys().copied().collect();
+                    return Err((pointer, format!("names secret {name:?}; the template's secrets are {known:?}")));
+                }
+                (Some(SecretKind::Tls), Some("ca" | "cert" | "key")) | (Some(SecretKind::Random), None) => {}
+                (Some(SecretKind::Tls), Some(f)) => {
+                    return Err((pointer, format!("secrets.{name}.{f}: a tls secret has ca, cert and key")));
+                }
+                (Some(SecretKind::Tls), None) => {
+                    return Err((pointer, format!("secrets.{name} is a tls secret: use .ca, .cert or .key")));
+                }
+                (Some(SecretKind::Random), Some(f)) => {
+                    return Err((pointer, format!("secrets.{name}.{f}: a random secret is one base64 string")));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -933,6 +978,17 @@ mod tests {
             ("/secrets/0/bytes", Box::new(|t| t.secrets[0].bytes = Some(8))),
             ("/secrets/0/bytes", Box::new(|t| t.secrets[0].bytes = None)),
             ("/secrets/0/bytes", Box::new(|t| t.secrets[0].kind = SecretKind::Tls)),
+            ("/roles/0/files/0/content", Box::new(|t| t.roles[0].files[0].content = "{{ secrets.munge }}".into())),
+            (
+                "/roles/0/files/0/content",
+                Box::new(|t| t.roles[0].files[0].content = "{{ secrets.munge_key.ca }}".into()),
+            ),
+            (
+                "/roles/0/files/0/content",
+                Box::new(|t| {
+                    t.secrets[0] = serde_json::from_value(json!({"name": "munge_key", "kind": "tls"})).unwrap();
+                }),
+            ),
             ("/roles/1/count_parameter", Box::new(|t| t.roles[1].count_parameter = Some("flavor".into()))),
             ("/roles/0/image_parameter", Box::new(|t| t.roles[0].image_parameter = "nope".into())),
             ("/roles/0/flavor_parameter", Box::new(|t| t.parameters[2].optional = true)),

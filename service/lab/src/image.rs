@@ -235,6 +235,11 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
     let stem = format!("{name}-{}", &key[..12]);
     let raw = cache.join(format!("{stem}.raw"));
     let qcow2 = cache.join(format!("{stem}.qcow2"));
+    // A finished image is renamed into place whole: one already there
+    // needs no lock (another recipe's build may hold it for minutes).
+    if raw.exists() && (!recipe.qcow2 || qcow2.exists()) {
+        return Ok(Built { name, key, raw, qcow2: recipe.qcow2.then_some(qcow2), cached: true });
+    }
     let _lock = lock_cache(cache)?;
     let mut cached = true;
     if !raw.exists() {
@@ -326,7 +331,8 @@ fn build_raw(
         .arg(sources))
     .context("mmdebstrap (scripts/setup.sh installs it)")?;
     if !pypi.is_empty() {
-        install_pypi(pypi, &rootfs, &work.join("wheels"))?;
+        let cache = work.parent().context("the build's directory is in the cache")?;
+        install_pypi(pypi, &rootfs, &work.join("wheels"), cache)?;
     }
 
     // The filesystem: what the tree holds, room to work (ext4's own
@@ -387,29 +393,37 @@ fn build_raw(
 }
 
 /// The pip that fetches PyPI pins: `TUNDRA_PIP`, else the venv
-/// scripts/setup.sh makes (`.venv/bin/pip`, beside the image cache), else
-/// `pip3` on PATH.
-fn pip(work: &Path) -> PathBuf {
+/// scripts/setup.sh makes, whose `images/` the cache is by default
+/// (`.venv/bin/pip`).
+fn pip(cache: &Path) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("TUNDRA_PIP") {
-        return p.into();
+        return Ok(p.into());
     }
-    // work is CACHE/.NAME.root; the venv is CACHE/..
-    let venv = work.parent().and_then(Path::parent).map(|v| v.join("bin/pip"));
-    venv.filter(|p| p.exists()).unwrap_or_else(|| "pip3".into())
+    let venv = cache.parent().map(|v| v.join("bin/pip")).filter(|p| p.exists());
+    venv.with_context(|| {
+        format!(
+            "no pip for the image's PyPI pins: {} has no venv beside it (scripts/setup.sh makes .venv); \
+             set TUNDRA_PIP to a pip",
+            cache.display()
+        )
+    })
 }
 
-/// The image's Python packages from PyPI: pure-Python wheels only (no
-/// compiler, nothing built), without their dependencies (the Debian
-/// packages of the same set provide those), into the image's site
-/// directory for local packages.
-fn install_pypi(pins: &[String], rootfs: &Path, wheels: &Path) -> anyhow::Result<()> {
-    let pip = pip(wheels);
+/// The image's Python packages from PyPI: universal pure-Python wheels
+/// only (`py*-none-any`: whatever Python fetches them, nothing compiled,
+/// nothing built), without their dependencies (the Debian packages of the
+/// same set provide those), into the image's site directory for local
+/// packages.
+fn install_pypi(pins: &[String], rootfs: &Path, wheels: &Path, cache: &Path) -> anyhow::Result<()> {
+    let pip = pip(cache)?;
     tracing::info!(?pins, "adding PyPI packages to a node image");
     run(Command::new(&pip)
-        .args(["download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest"])
+        .args(["download", "--quiet", "--no-deps", "--only-binary=:all:"])
+        .args(["--python-version", "3.11", "--implementation", "py", "--abi", "none", "--platform", "any"])
+        .arg("--dest")
         .arg(wheels)
         .args(pins))
-    .with_context(|| format!("{} download {} (PyPI)", pip.display(), pins.join(" ")))?;
+    .with_context(|| format!("{} download {} (PyPI, pure-Python wheels)", pip.display(), pins.join(" ")))?;
     let target = rootfs.join("usr/local/lib/python3.11/dist-packages");
     run(Command::new(&pip)
         .args(["install", "--quiet", "--no-deps", "--no-index", "--no-compile", "--find-links"])

@@ -79,8 +79,12 @@ async fn a_qemu_machine_network_boots_from_tundrad() {
 #[test]
 fn the_site_images_hold_what_their_recipes_name() {
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/images");
-    let recipes =
-        [tundra_lab::image::lab_recipe(), tundra_lab::image::platform_recipe(), tundra_lab::image::bootable_recipe()];
+    // The QEMU tier's image and ramdisk only when its deploy test runs.
+    let vm = std::env::var("TUNDRA_VM_DEPLOY").as_deref() != Ok("0");
+    let mut recipes = vec![tundra_lab::image::lab_recipe(), tundra_lab::image::platform_recipe()];
+    if vm {
+        recipes.push(tundra_lab::image::bootable_recipe());
+    }
     for recipe in recipes {
         let start = Instant::now();
         let built = tundra_lab::image::build(&recipe, &cache).unwrap();
@@ -129,6 +133,9 @@ fn the_site_images_hold_what_their_recipes_name() {
             let kernel = conf.lines().find_map(|l| l.trim().strip_prefix("LINUX ")).unwrap_or_else(|| panic!("{conf}"));
             assert!(debugfs(&format!("stat {kernel}")).contains("Type: regular"), "{kernel} is in the image");
         }
+    }
+    if !vm {
+        return;
     }
     let ramdisk = tundra_lab::ramdisk::build(&bin("tundra-agent"), &cache).unwrap();
     let kernel = std::fs::read(&ramdisk.kernel).unwrap();
