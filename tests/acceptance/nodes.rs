@@ -134,13 +134,21 @@ impl LabSite {
 
     /// Wait until every machine is `available` again (cleaning done).
     pub(crate) fn wait_all_available(&self, within: std::time::Duration) {
+        self.wait_machines(within, "cleaning did not finish", |ms| {
+            ms.iter().all(|m| m["provision_state"] == "available")
+        });
+    }
+
+    /// Wait up to `within` until the site's machines satisfy `done`; else
+    /// fail with `what` and the machines.
+    pub(crate) fn wait_machines(&self, within: std::time::Duration, what: &str, done: impl Fn(&[Value]) -> bool) {
         let start = std::time::Instant::now();
         loop {
             let ms = self.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
-            if ms.iter().all(|m| m["provision_state"] == "available") {
+            if done(&ms) {
                 return;
             }
-            assert!(start.elapsed() < within, "cleaning did not finish: {ms:?}");
+            assert!(start.elapsed() < within, "{what}: {ms:?}");
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
     }

@@ -530,15 +530,9 @@ PY"#;
 fn dask_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str) {
     // Five machines free (up to four workers and the scheduler), once the
     // ones Slurm's scale-down gave back are cleaned.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let ms = s.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
-        if ms.iter().filter(|m| m["provision_state"] == "available").count() >= 5 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "five machines are not available for Dask: {ms:?}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    s.wait_machines(Duration::from_secs(300), "five machines are not available for Dask", |ms| {
+        ms.iter().filter(|m| m["provision_state"] == "available").count() >= 5
+    });
     let mut ex = Example::new(s, "dask", "dask/examples/basic");
     ex.set("image_id", image_id);
     ex.set("public_key", public);
@@ -639,15 +633,10 @@ fn dask_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str) {
     let machines: Vec<String> =
         role_machines(s, &a, "worker").into_iter().chain(role_machines(s, &a, "scheduler")).map(|(_, m)| m).collect();
     ex.ok(&["destroy", "-auto-approve", "-no-color"]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let ms = s.get("/v1/machines?limit=100")["items"].as_array().unwrap().clone();
-        let ours: Vec<&Value> = ms.iter().filter(|m| machines.iter().any(|n| m["name"] == n.as_str())).collect();
-        if ours.iter().all(|m| m["provision_state"] == "available") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Dask's machines were not cleaned: {ours:?}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    s.wait_machines(Duration::from_secs(300), "Dask's machines were not cleaned", |ms| {
+        ms.iter()
+            .filter(|m| machines.iter().any(|n| m["name"] == n.as_str()))
+            .all(|m| m["provision_state"] == "available")
+    });
     eprintln!("dask: destroyed and cleaned {:.1?} after the first apply", start.elapsed());
 }

@@ -27,8 +27,9 @@ pub fn random_serial() -> Result<rcgen::SerialNumber> {
     Ok(rcgen::SerialNumber::from_slice(&serial))
 }
 
-/// Ten years: what an appliance's CA and certificate are valid for.
-const TEN_YEARS: u64 = 10 * 365 * 86_400;
+/// Ten years: what an appliance's CA and certificate, and a cluster's
+/// client CA, are valid for.
+pub const TEN_YEARS: u64 = 10 * 365 * 86_400;
 
 /// PEM texts of a CA and one certificate it signed, with its key.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,10 +54,11 @@ fn dn_value(s: &str) -> String {
 /// An appliance's `tls` secret: a CA named after the appliance (`name`;
 /// `scope` — its project and the secret — as the organizational unit), and
 /// one certificate it signed for the appliance's services (server and
-/// client authentication, so both ends of mutual TLS use it) whose names
-/// are `names` (DNS names; the services' peers check the CA, not host
-/// names). The CA's key is not kept: nothing signs for the appliance later.
-pub fn appliance_tls(name: &str, scope: &str, names: Vec<String>) -> Result<TlsBundle> {
+/// client authentication, so both ends of mutual TLS use it) with the
+/// appliance's name as its DNS name (the services' peers check the CA, not
+/// host names). The CA's key is not kept: nothing signs for the appliance
+/// later.
+pub fn appliance_tls(name: &str, scope: &str) -> Result<TlsBundle> {
     let now = seconds_since_epoch();
     let (after, before) = (now.saturating_sub(60), now + TEN_YEARS);
     let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
@@ -71,7 +73,7 @@ pub fn appliance_tls(name: &str, scope: &str, names: Vec<String>) -> Result<TlsB
     let ca_cert = ca.self_signed(&ca_key).map_err(cert_error)?;
     let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
-    let mut p = rcgen::CertificateParams::new(names).map_err(cert_error)?;
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(cert_error)?;
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(rcgen::DnType::CommonName, dn_value(&format!("tundra appliance {name}")));
     p.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, dn_value(scope));
@@ -99,8 +101,7 @@ mod tests {
     #[test]
     fn an_appliance_bundle_keeps_its_key_out_of_debug_and_its_names_short() {
         let long = "a".repeat(63);
-        let b =
-            appliance_tls(&long, &format!("0190d6a0-0000-7000-8000-000000000001 {long}"), vec![long.clone()]).unwrap();
+        let b = appliance_tls(&long, &format!("0190d6a0-0000-7000-8000-000000000001 {long}")).unwrap();
         assert!(b.ca.starts_with("-----BEGIN CERTIFICATE-----") && b.cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(b.key.starts_with("-----BEGIN PRIVATE KEY-----"));
         let shown = format!("{b:?}");

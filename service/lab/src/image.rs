@@ -246,7 +246,10 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
         cached = false;
         let tmp = cache.join(format!(".{stem}.raw.partial"));
         let work = cache.join(format!(".{stem}.root"));
-        let r = build_raw(&packages, &pypi, recipe.bootable, &sources_file, &work, &tmp);
+        // The pip for the PyPI pins, found before minutes of mmdebstrap.
+        let pip = if pypi.is_empty() { None } else { Some(pip(cache)?) };
+        let pins = pip.as_deref().map(|p| (p, pypi.as_slice()));
+        let r = build_raw(&packages, pins, recipe.bootable, &sources_file, &work, &tmp);
         let _ = std::fs::remove_dir_all(&work);
         if let Err(e) = r {
             let _ = std::fs::remove_file(&tmp);
@@ -300,7 +303,7 @@ pub(crate) fn run(c: &mut Command) -> anyhow::Result<String> {
 
 fn build_raw(
     packages: &[String],
-    pypi: &[String],
+    pypi: Option<(&Path, &[String])>,
     bootable: bool,
     sources: &Path,
     work: &Path,
@@ -330,9 +333,8 @@ fn build_raw(
         .arg(&rootfs)
         .arg(sources))
     .context("mmdebstrap (scripts/setup.sh installs it)")?;
-    if !pypi.is_empty() {
-        let cache = work.parent().context("the build's directory is in the cache")?;
-        install_pypi(pypi, &rootfs, &work.join("wheels"), cache)?;
+    if let Some((pip, pins)) = pypi {
+        install_pypi(pip, pins, &rootfs, &work.join("wheels"))?;
     }
 
     // The filesystem: what the tree holds, room to work (ext4's own
@@ -414,10 +416,9 @@ fn pip(cache: &Path) -> anyhow::Result<PathBuf> {
 /// nothing built), without their dependencies (the Debian packages of the
 /// same set provide those), into the image's site directory for local
 /// packages.
-fn install_pypi(pins: &[String], rootfs: &Path, wheels: &Path, cache: &Path) -> anyhow::Result<()> {
-    let pip = pip(cache)?;
+fn install_pypi(pip: &Path, pins: &[String], rootfs: &Path, wheels: &Path) -> anyhow::Result<()> {
     tracing::info!(?pins, "adding PyPI packages to a node image");
-    run(Command::new(&pip)
+    run(Command::new(pip)
         .args(["download", "--quiet", "--no-deps", "--only-binary=:all:"])
         .args(["--python-version", "3.11", "--implementation", "py", "--abi", "none", "--platform", "any"])
         .arg("--dest")
@@ -425,7 +426,7 @@ fn install_pypi(pins: &[String], rootfs: &Path, wheels: &Path, cache: &Path) -> 
         .args(pins))
     .with_context(|| format!("{} download {} (PyPI, pure-Python wheels)", pip.display(), pins.join(" ")))?;
     let target = rootfs.join("usr/local/lib/python3.11/dist-packages");
-    run(Command::new(&pip)
+    run(Command::new(pip)
         .args(["install", "--quiet", "--no-deps", "--no-index", "--no-compile", "--find-links"])
         .arg(wheels)
         .arg("--target")

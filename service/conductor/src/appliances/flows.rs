@@ -240,7 +240,7 @@ fn generate(s: &SecretSpec, project: ProjectId, name: &str) -> Result<Value> {
             aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal("no randomness for a secret".into()))?;
             Ok(base64::engine::general_purpose::STANDARD.encode(bytes).into())
         }
-        SecretKind::Tls => Ok(appliance_tls(name, &format!("{project} {}", s.name), vec![name.to_string()])?.to_json()),
+        SecretKind::Tls => Ok(appliance_tls(name, &format!("{project} {}", s.name))?.to_json()),
     }
 }
 

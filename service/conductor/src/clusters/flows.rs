@@ -22,7 +22,7 @@ use tundra_engine::clusters::{self as rules, Member, Secrets};
 use tundra_store::{Actor, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 
 use super::REMOVED;
-use crate::certs::{cert_error, random_serial, seconds_since_epoch, valid_between};
+use crate::certs::{TEN_YEARS, cert_error, random_serial, seconds_since_epoch, valid_between};
 use crate::error::{Error, Result};
 use crate::fabric::binding;
 use crate::handle::Conductor;
@@ -210,7 +210,7 @@ fn client_ca(c: &Conductor, project: ProjectId, cluster: &str) -> Result<(tundra
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_error)?;
     let now = seconds_since_epoch();
     let mut p = client_ca_params(project, cluster);
-    valid_between(&mut p, now.saturating_sub(60), now + 10 * 365 * 86_400);
+    valid_between(&mut p, now.saturating_sub(60), now + TEN_YEARS);
     let cert = p.self_signed(&key).map_err(cert_error)?;
     let sealed = c.keyring().seal(SecretId::generate(), &Plaintext(key.serialize_pem().into_bytes()));
     Ok((sealed, cert.pem()))
