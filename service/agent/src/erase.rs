@@ -1,6 +1,8 @@
 //! Erasing disks between tenants. A block device that supports it is
-//! discarded (`blkdiscard`, secure when the device can); anything else — and
-//! every lab disk file — is overwritten with zeros. Either way the first and
+//! discarded (`blkdiscard`, secure when the device can); a disk file (every
+//! lab machine's) has its blocks given back to its filesystem (a punched
+//! hole: a file's discard, which reads as zeros and leaves the file sparse);
+//! anything else is overwritten with zeros. Either way the first and
 //! last MiB (partition tables, GPT backup, filesystem and RAID signatures) are
 //! zeroed explicitly, and `verify_zero` can prove the result.
 
@@ -16,6 +18,8 @@ const MIB: u64 = 1 << 20;
 pub enum Method {
     SecureDiscard,
     Discard,
+    /// A disk file's blocks returned to its filesystem.
+    Punched,
     Zeroed,
 }
 
@@ -57,13 +61,32 @@ async fn blkdiscard(path: &Path, secure: bool) -> bool {
     c.arg(path).output().await.is_ok_and(|o| o.status.success())
 }
 
+/// Punch a hole over the whole of a regular file: its blocks go back to
+/// the filesystem and it reads as zeros, its size kept. False where the
+/// filesystem cannot (the caller then writes zeros).
+async fn punch(path: &Path) -> bool {
+    use nix::fcntl::{FallocateFlags, fallocate};
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) else { return false };
+        let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+        let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        len > 0 && fallocate(&f, flags, 0, len as i64).is_ok() && f.sync_all().is_ok()
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// Erase `path` (a block device or a disk file).
 pub async fn erase(path: &Path) -> std::io::Result<Method> {
-    let is_block = tokio::fs::metadata(path).await?.file_type().is_block_device();
+    let kind = tokio::fs::metadata(path).await?.file_type();
+    let is_block = kind.is_block_device();
     let method = if is_block && blkdiscard(path, true).await {
         Method::SecureDiscard
     } else if is_block && blkdiscard(path, false).await {
         Method::Discard
+    } else if kind.is_file() && punch(path).await {
+        Method::Punched
     } else {
         let mut f = tokio::fs::OpenOptions::new().write(true).read(true).open(path).await?;
         let size = size_of(&mut f).await?;
@@ -110,9 +133,13 @@ mod tests {
         let data: Vec<u8> = (0..(3 * MIB + 12345)).map(|i| (i % 251) as u8 + 1).collect();
         std::fs::write(&disk, &data).unwrap();
         assert!(!verify_zero(&disk).await.unwrap());
-        assert_eq!(erase(&disk).await.unwrap(), Method::Zeroed);
+        assert_eq!(erase(&disk).await.unwrap(), Method::Punched);
         assert!(verify_zero(&disk).await.unwrap());
-        assert_eq!(std::fs::metadata(&disk).unwrap().len(), data.len() as u64);
+        let meta = std::fs::metadata(&disk).unwrap();
+        assert_eq!(meta.len(), data.len() as u64);
+        // Sparse again: only the two signature MiBs written back hold blocks.
+        use std::os::unix::fs::MetadataExt;
+        assert!(meta.blocks() * 512 <= 2 * MIB + 64 * 1024, "{} bytes still allocated", meta.blocks() * 512);
     }
 
     #[tokio::test]
