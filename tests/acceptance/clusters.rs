@@ -159,7 +159,7 @@ resource "tundra_cluster" "c" {{
 /// workspace for a cluster of `kind` (not applied yet).
 fn cluster_lab(kind: &str, name: &str, extra_env: &[(&str, String)]) -> (LabSite, crate::support::Workspace, PathBuf) {
     let image = crate::os::built_image(&tundra_lab::image::lab_recipe());
-    let s = LabSite::start_with(&crate::os::lab_site(4, 3), |c| c.fabric_read_interval = "2s".into());
+    let s = LabSite::start_with(&crate::os::lab_site(4, 3, 1024), |c| c.fabric_read_interval = "2s".into());
     let mut admin = s.site.workspace(&crate::fabric::admin_tf());
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
     admin.apply();

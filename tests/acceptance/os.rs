@@ -27,10 +27,11 @@ use serde_json::Value;
 
 use crate::nodes::LabSite;
 
-/// A lab of `count` machines (Redfish BMCs, 1 GiB disks, one rack) with
-/// `nics` NICs each — the first for provisioning — behind one Linux switch
-/// programmed over SSH: the site every lab OS test (os, swarm, openhpc) uses.
-pub(crate) fn lab_site(count: u32, nics: u32) -> String {
+/// A lab of `count` machines (Redfish BMCs, `disk_mib` disks, one rack)
+/// with `nics` NICs each — the first for provisioning — behind one Linux
+/// switch programmed over SSH: the site every lab OS test (os, swarm,
+/// openhpc) uses. Disk files are sparse: erased, they give their blocks back.
+pub(crate) fn lab_site(count: u32, nics: u32, disk_mib: u32) -> String {
     format!(
         r#"
 [switch]
@@ -43,7 +44,7 @@ name = "m-{{n}}"
 count = {count}
 bmc = "redfish"
 nics = {nics}
-disks = [{{ name = "sda", size_mib = 1024 }}]
+disks = [{{ name = "sda", size_mib = {disk_mib} }}]
 rack = "r1"
 island = "a"
 "#
@@ -257,7 +258,7 @@ fn all_zero(path: &Path) -> Result<(), u64> {
 
 pub fn os_on_the_lab() {
     let image = built_image(&tundra_lab::image::lab_recipe());
-    let s = LabSite::start_with(&lab_site(4, 2), |c| {
+    let s = LabSite::start_with(&lab_site(4, 2, 1024), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
     });

@@ -217,7 +217,7 @@ pub fn openhpc_on_the_lab() {
     // Slurm: a login node and up to four compute nodes; Dask, beside
     // Slurm's last three: a scheduler and up to four workers. Each machine
     // has a NIC for provisioning and one per network of the examples.
-    let s = LabSite::start_with(&crate::os::lab_site(8, 3), |c| {
+    let s = LabSite::start_with(&crate::os::lab_site(8, 3, 1024), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
     });

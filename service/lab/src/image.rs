@@ -64,14 +64,21 @@ pub const PYPI: &[(&str, &[&str])] = &[
     ("dask", &["bokeh==2.4.3"]),
 ];
 
+/// Services a set's packages enable that a node must not run until its
+/// appliance configures them: Debian's `jupyterhub` starts a hub with PAM
+/// logins on every interface of every node of the image. Disabled in the
+/// image; the appliance that wants one enables it.
+pub const DISABLED: &[(&str, &[&str])] = &[("jupyterhub", &["jupyterhub.service"])];
+
 /// The package sets of the node image the lab's OS and cluster tests boot
 /// (os, swarm, k3s): one image per checkout, built before the lab tests
 /// that need it (`the_site_images_hold_what_their_recipes_name`).
 pub const LAB_SETS: &[&str] = &["ceph-client", "docker", "slurm"];
 
-/// The package sets of the image the platform tests boot (openhpc, dask):
-/// no Docker, which leaves a lab machine's 1 GiB disk room for Python's.
-pub const PLATFORM_SETS: &[&str] = &["ceph-client", "dask", "slurm"];
+/// The package sets of the image the platform tests boot (openhpc, dask,
+/// jupyter): no Docker. About 1.1 GiB raw, so the platform lab's machines
+/// have 2 GiB disks.
+pub const PLATFORM_SETS: &[&str] = &["ceph-client", "dask", "jupyterhub", "slurm"];
 
 fn recipe_of(sets: &[&str]) -> Recipe {
     Recipe { sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() }
@@ -176,6 +183,19 @@ impl Recipe {
         out
     }
 
+    /// The services its sets' packages enable that the image leaves
+    /// disabled (see `DISABLED`), sorted.
+    pub fn disabled(&self) -> Vec<String> {
+        let mut out: Vec<String> = DISABLED
+            .iter()
+            .filter(|(set, _)| self.sets.iter().any(|s| s == set))
+            .flat_map(|(_, units)| units.iter().map(|u| u.to_string()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// `debian-12` plus the sets, e.g. `debian-12-slurm` (`-bootable`).
     pub fn name(&self) -> String {
         let mut sets = self.sets.clone();
@@ -205,8 +225,8 @@ pub(crate) fn sha256_hex(b: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The cache key of a recipe: its packages (Debian's, then PyPI pins) and
-/// the sources they come from.
+/// The cache key of a recipe: its packages (Debian's, then PyPI pins, then
+/// the services it leaves disabled) and the sources they come from.
 pub fn key(packages: &[String], sources: &str) -> String {
     sha256_hex(format!("{RECIPE_VERSION}\nbookworm\n{}\n{CLOUD_CFG}\n{sources}", packages.join(",")).as_bytes())
 }
@@ -229,7 +249,11 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
     let packages = recipe.packages()?;
     let pypi = recipe.pypi();
     let (sources_file, sources) = apt_sources()?;
-    let key = key(&[packages.clone(), pypi.clone()].concat(), &sources);
+    let disabled = recipe.disabled();
+    let key = key(
+        &[packages.clone(), pypi.clone(), disabled.iter().map(|u| format!("disable:{u}")).collect()].concat(),
+        &sources,
+    );
     let name = recipe.name();
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let stem = format!("{name}-{}", &key[..12]);
@@ -249,7 +273,7 @@ pub fn build(recipe: &Recipe, cache: &Path) -> anyhow::Result<Built> {
         // The pip for the PyPI pins, found before minutes of mmdebstrap.
         let pip = if pypi.is_empty() { None } else { Some(pip(cache)?) };
         let pins = pip.as_deref().map(|p| (p, pypi.as_slice()));
-        let r = build_raw(&packages, pins, recipe.bootable, &sources_file, &work, &tmp);
+        let r = build_raw(&packages, pins, &disabled, recipe.bootable, &sources_file, &work, &tmp);
         let _ = std::fs::remove_dir_all(&work);
         if let Err(e) = r {
             let _ = std::fs::remove_file(&tmp);
@@ -304,6 +328,7 @@ pub(crate) fn run(c: &mut Command) -> anyhow::Result<String> {
 fn build_raw(
     packages: &[String],
     pypi: Option<(&Path, &[String])>,
+    disabled: &[String],
     bootable: bool,
     sources: &Path,
     work: &Path,
@@ -315,7 +340,11 @@ fn build_raw(
     let cfg = work.join("90-tundra.cfg");
     std::fs::write(&cfg, CLOUD_CFG)?;
     tracing::info!(packages = packages.len(), "building a node image with mmdebstrap");
-    run(Command::new("mmdebstrap")
+    let mut mm = Command::new("mmdebstrap");
+    for unit in disabled {
+        mm.arg(format!("--customize-hook=systemctl --root=\"$1\" --quiet disable {unit}"));
+    }
+    run(mm
         .args(["--variant=minbase", "--mode=root", "--quiet"])
         .arg(format!("--include={}", packages.join(",")))
         // Docs, manuals and translations are not what a node runs.
@@ -340,7 +369,7 @@ fn build_raw(
     // The filesystem: what the tree holds, room to work (ext4's own
     // metadata and small files' partial blocks take about a sixth), rounded
     // to MiB. Kept small: every deploy streams the whole disk, and it must
-    // leave room for the node's config drive on a lab machine's 1 GiB disk.
+    // leave room for the node's config drive on a lab machine's disk.
     let used = run(Command::new("du").args(["-s", "-B1", "--apparent-size"]).arg(&rootfs))?
         .split_whitespace()
         .next()

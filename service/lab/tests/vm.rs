@@ -126,6 +126,11 @@ fn the_site_images_hold_what_their_recipes_name() {
         }
         let cloud = debugfs("cat /etc/cloud/cloud.cfg.d/90-tundra.cfg");
         assert!(cloud.contains("datasource_list: [ ConfigDrive, None ]"), "{cloud}");
+        let wants = debugfs("ls /etc/systemd/system/multi-user.target.wants");
+        assert!(wants.contains("ssh.service"), "{}: sshd starts at boot: {wants}", built.name);
+        for unit in recipe.disabled() {
+            assert!(!wants.contains(&unit), "{}: {unit} starts at boot: {wants}", built.name);
+        }
         let ssh = debugfs("ls /etc/ssh");
         assert!(ssh.contains("sshd_config") && !ssh.contains("ssh_host_"), "{}: {ssh}", built.name);
         if recipe.bootable {
