@@ -33,6 +33,12 @@ words! {
         Networks = "networks",
         /// A share's ID (the project's own).
         Share = "share",
+        /// Another appliance of the same project (its ID), which this one
+        /// joins: its texts read it as `peers.NAME` — its appliance, its
+        /// parameters, its roles' nodes and addresses, and (in what reaches
+        /// a node only) its secrets, e.g. a Slurm cluster's munge key for a
+        /// JupyterHub that submits jobs to it. A peer in use is not deleted.
+        Appliance = "appliance",
     }
 }
 

@@ -112,9 +112,9 @@ enum Scope {
 impl Scope {
     fn names(self) -> &'static [&'static str] {
         match self {
-            Scope::Node => &["appliance", "parameters", "secrets", "roles", "node"],
-            Scope::Drain => &["appliance", "parameters", "secrets", "roles", "node", "leaving"],
-            Scope::Output => &["appliance", "parameters", "roles"],
+            Scope::Node => &["appliance", "parameters", "secrets", "roles", "peers", "node"],
+            Scope::Drain => &["appliance", "parameters", "secrets", "roles", "peers", "node", "leaving"],
+            Scope::Output => &["appliance", "parameters", "roles", "peers"],
             Scope::Usage => &["appliance", "parameters", "outputs"],
         }
     }
@@ -142,6 +142,32 @@ fn check_text(src: &str, scope: Scope, at: &str) -> Result<BTreeSet<String>, Ref
         }
     }
     Ok(roles)
+}
+
+/// What a text reads of `peers` is there: `peers.NAME` names an
+/// `appliance` parameter, and an output never reads a peer's secrets.
+fn check_peer_reads(src: &str, params: &BTreeMap<&str, &Parameter>, scope: Scope, at: &str) -> Result<(), Refusal> {
+    // Parsed by check_text already; a text that does not is refused there.
+    let env = environment();
+    let Ok(t) = env.template_from_str(src) else { return Ok(()) };
+    for v in t.undeclared_variables(true) {
+        let mut parts = v.split('.');
+        if parts.next() != Some("peers") {
+            continue;
+        }
+        let Some(name) = parts.next() else {
+            return Err((at.into(), "reads peers whole; name one: peers.NAME (an appliance parameter)".into()));
+        };
+        if params.get(name).is_none_or(|p| p.kind != Kind::Appliance) {
+            let known: Vec<&str> =
+                params.values().filter(|p| p.kind == Kind::Appliance).map(|p| p.name.as_str()).collect();
+            return Err((at.into(), format!("names peers.{name}; peers are the appliance parameters: {known:?}")));
+        }
+        if scope == Scope::Output && parts.next() == Some("secrets") {
+            return Err((at.into(), format!("an output shows no secret, not even peers.{name}'s")));
+        }
+    }
+    Ok(())
 }
 
 /// A parameter's or secret's name: lower-case letters, digits and `_`,
@@ -210,7 +236,8 @@ pub fn check_value(p: &Parameter, v: &Value) -> Result<(), String> {
         }
         Kind::Boolean if v.is_boolean() => {}
         Kind::Boolean => return Err(format!("{} takes true or false, not {v}", p.name)),
-        Kind::Flavor | Kind::Image | Kind::Network | Kind::Share if id(v) => {}
+        Kind::Flavor | Kind::Image | Kind::Network | Kind::Share | Kind::Appliance if id(v) => {}
+        Kind::Appliance => return Err(format!("{} takes an appliance's ID, not {v}", p.name)),
         Kind::Flavor | Kind::Image | Kind::Network | Kind::Share => {
             return Err(format!("{} takes the ID of a {}, not {v}", p.name, p.kind));
         }
@@ -314,6 +341,7 @@ pub fn check_template(t: &ApplianceTemplateCreate) -> Result<(), Refusal> {
         }
         let read = check_text(&o.value, Scope::Output, &format!("/outputs/{i}/value"))?;
         unknown_role(&read, &names, &format!("/outputs/{i}/value"))?;
+        check_peer_reads(&o.value, &params, Scope::Output, &format!("/outputs/{i}/value"))?;
     }
     check_text(&t.usage, Scope::Usage, "/usage")?;
     Ok(())
@@ -390,11 +418,13 @@ fn check_role(i: usize, r: &Role, params: &BTreeMap<&str, &Parameter>, names: &B
         }
         let read = check_text(&f.content, Scope::Node, &fat("content"))?;
         unknown_role(&read, names, &fat("content"))?;
+        check_peer_reads(&f.content, params, Scope::Node, &fat("content"))?;
     }
     for (f, text) in [("reload", &r.reload), ("ready", &r.ready)] {
         if let Some(t) = text {
             let read = check_text(t, Scope::Node, &at(f))?;
             unknown_role(&read, names, &at(f))?;
+            check_peer_reads(t, params, Scope::Node, &at(f))?;
         }
     }
     if let Some(d) = &r.drain {
@@ -403,6 +433,7 @@ fn check_role(i: usize, r: &Role, params: &BTreeMap<&str, &Parameter>, names: &B
         }
         let read = check_text(&d.command, Scope::Drain, &at("drain/command"))?;
         unknown_role(&read, names, &at("drain/command"))?;
+        check_peer_reads(&d.command, params, Scope::Drain, &at("drain/command"))?;
     }
     Ok(())
 }
@@ -639,6 +670,18 @@ pub struct Context {
     pub appliance: ApplianceView,
     pub parameters: BTreeMap<String, Value>,
     pub roles: BTreeMap<String, RoleView>,
+    /// Each `appliance` parameter's appliance (`null` when not given).
+    pub peers: BTreeMap<String, Option<PeerView>>,
+}
+
+/// An appliance another one joins (`peers.NAME`), as the joining
+/// appliance's texts see it; its secrets are added only for what goes to a
+/// node of the joining appliance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerView {
+    pub appliance: ApplianceView,
+    pub parameters: BTreeMap<String, Value>,
+    pub roles: BTreeMap<String, RoleView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -658,13 +701,23 @@ impl Context {
         v
     }
 
-    /// Whether every node of each of `roles` exists and has its address.
+    /// Whether every node of each of `roles`, and of every role of each
+    /// peer, exists and has its address.
     pub fn placed(&self, roles: &[String]) -> Result<(), String> {
-        for r in roles {
-            let Some(v) = self.roles.get(r) else { continue };
+        let placed = |r: &str, v: &RoleView, whose: &str| {
             let with = v.nodes.iter().filter(|n| n.address.is_some()).count();
             if with < v.count as usize {
-                return Err(format!("waiting for role {r}'s nodes ({with} of {} placed)", v.count));
+                return Err(format!("waiting for {whose}role {r}'s nodes ({with} of {} placed)", v.count));
+            }
+            Ok(())
+        };
+        for r in roles {
+            let Some(v) = self.roles.get(r) else { continue };
+            placed(r, v, "")?;
+        }
+        for p in self.peers.values().flatten() {
+            for (r, v) in &p.roles {
+                placed(r, v, &format!("peer {}'s ", p.appliance.name))?;
             }
         }
         Ok(())
@@ -701,7 +754,7 @@ pub enum PlanError {
 pub fn node_plan(
     role: &Role,
     ctx: &Context,
-    secrets: &BTreeMap<String, Value>,
+    secrets: &Secrets,
     me: &NodeView,
     leaving: &[NodeView],
 ) -> Result<AppliancePlan, PlanError> {
@@ -710,15 +763,28 @@ pub fn node_plan(
     rendered(role, ctx, secrets, me, leaving).map_err(PlanError::Failed)
 }
 
+/// The secrets a node's texts see: its appliance's (`secrets.NAME`) and
+/// each peer's (`peers.PARAMETER.secrets.NAME`), opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Secrets {
+    pub own: BTreeMap<String, Value>,
+    pub peers: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
 fn rendered(
     role: &Role,
     ctx: &Context,
-    secrets: &BTreeMap<String, Value>,
+    secrets: &Secrets,
     me: &NodeView,
     leaving: &[NodeView],
 ) -> Result<AppliancePlan, String> {
     use base64::Engine as _;
-    let v = ctx.with(&[("secrets", serde_json::to_value(secrets).expect("json")), ("node", to_json(me))]);
+    let mut v = ctx.with(&[("secrets", serde_json::to_value(&secrets.own).expect("json")), ("node", to_json(me))]);
+    for (name, s) in &secrets.peers {
+        if let Some(peer) = v["peers"].get_mut(name).and_then(Value::as_object_mut) {
+            peer.insert("secrets".into(), serde_json::to_value(s).expect("json"));
+        }
+    }
     let mut files = Vec::new();
     for f in &role.files {
         let text = render(&f.content, &v).map_err(|e| format!("{}: {e}", f.path))?;
@@ -1088,6 +1154,7 @@ mod tests {
             appliance: ApplianceView { id: "a".into(), name: "hpc".into(), project: "astro".into() },
             parameters: params,
             roles,
+            peers: BTreeMap::new(),
         }
     }
 
@@ -1114,7 +1181,7 @@ mod tests {
         use base64::Engine as _;
         let t = slurm();
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 128]);
-        let secrets: BTreeMap<String, Value> = [("munge_key".to_string(), json!(key))].into();
+        let secrets = Secrets { own: [("munge_key".to_string(), json!(key))].into(), ..Default::default() };
         let ctx = context(&["hpc-compute-0", "hpc-compute-1"]);
         let me = view("hpc-login-0", "login", 0, Some("10.1.0.5"));
         let leaving = [view("hpc-compute-1", "compute", 1, Some("10.1.0.9"))];
@@ -1159,6 +1226,102 @@ mod tests {
         broken.files[1].content = "{% for a in range(40) %}{{ 'x' * 10000 }}{% endfor %}".into();
         let Err(PlanError::Failed(e)) = node_plan(&broken, &ctx, &secrets, &me, &[]) else { panic!("renders") };
         assert!(e.contains("more than 262144 bytes"), "{e}");
+    }
+
+    /// A hub that joins a Slurm appliance: it names it with an `appliance`
+    /// parameter and reads it as `peers.slurm`.
+    fn hub() -> ApplianceTemplateCreate {
+        serde_json::from_value(json!({
+            "name": "hub", "version": 1,
+            "parameters": [
+                {"name": "flavor", "kind": "flavor"},
+                {"name": "image", "kind": "image"},
+                {"name": "slurm", "kind": "appliance", "optional": true},
+            ],
+            "roles": [
+                {"name": "hub", "flavor_parameter": "flavor", "image_parameter": "image",
+                 "files": [
+                    {"path": "/etc/munge/munge.key", "mode": "0400", "encoding": "base64",
+                     "content": "{% if peers.slurm %}{{ peers.slurm.secrets.munge_key }}{% endif %}"},
+                    {"path": "/etc/default/hub",
+                     "content": "{% if peers.slurm %}SLURM_CONF_SERVER={{ peers.slurm.roles.login.nodes[0].address }} CLUSTER={{ peers.slurm.parameters.cluster_name }}{% else %}LOCAL{% endif %}\n"}
+                 ]}
+            ],
+            "outputs": [{"name": "slurm", "value": "{{ peers.slurm.appliance.name if peers.slurm else 'none' }}"}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_appliance_reads_its_peers_and_only_its_nodes_see_their_secrets() {
+        use base64::Engine as _;
+        let t = hub();
+        check_template(&t).unwrap();
+        assert_eq!(
+            check_value(&t.parameters[2], &json!("hpc")).unwrap_err(),
+            "slurm takes an appliance's ID, not \"hpc\""
+        );
+        // What may be read of a peer, checked when the template is made.
+        let mut bad = hub();
+        bad.roles[0].files[1].content = "{{ peers.other.roles }}".into();
+        let (at, why) = refused(bad);
+        assert_eq!(at, "/roles/0/files/1/content");
+        assert!(why.contains("peers.other") && why.contains("[\"slurm\"]"), "{why}");
+        let mut bad = hub();
+        bad.parameters[2].kind = Kind::Share;
+        assert!(refused(bad).1.contains("peers.slurm"), "a share is no peer");
+        let mut bad = hub();
+        bad.outputs[0].value = "{{ peers.slurm.secrets.munge_key }}".into();
+        let (at, why) = refused(bad);
+        assert_eq!(
+            (at.as_str(), why.as_str()),
+            ("/outputs/0/value", "an output shows no secret, not even peers.slurm's")
+        );
+
+        // Joined: the peer's address, parameters and secret reach the node.
+        let slurm = context(&["hpc-compute-0", "hpc-compute-1"]);
+        let peer =
+            PeerView { appliance: slurm.appliance.clone(), parameters: slurm.parameters.clone(), roles: slurm.roles };
+        let params =
+            check_parameters(&t.parameters, &given(json!({"flavor": FLAVOR, "image": IMAGE, "slurm": SHARE})), None);
+        let mut ctx = Context {
+            appliance: ApplianceView { id: "b".into(), name: "jh".into(), project: "astro".into() },
+            parameters: params.unwrap(),
+            roles: [(
+                "hub".to_string(),
+                RoleView { count: 1, nodes: vec![view("jh-hub-0", "hub", 0, Some("10.1.0.7"))] },
+            )]
+            .into(),
+            peers: [("slurm".to_string(), Some(peer))].into(),
+        };
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 64]);
+        let secrets = Secrets {
+            own: BTreeMap::new(),
+            peers: [("slurm".to_string(), [("munge_key".to_string(), json!(key))].into())].into(),
+        };
+        let me = view("jh-hub-0", "hub", 0, Some("10.1.0.7"));
+        let plan = node_plan(&t.roles[0], &ctx, &secrets, &me, &[]).unwrap();
+        assert_eq!(plan.files[0].content_base64, key);
+        let conf = base64::engine::general_purpose::STANDARD.decode(&plan.files[1].content_base64).unwrap();
+        assert_eq!(String::from_utf8(conf).unwrap(), "SLURM_CONF_SERVER=10.1.0.5 CLUSTER=astro\n");
+        // Outputs see the peer, never its secrets (the context has none).
+        assert_eq!(outputs(&t.outputs, &ctx)["slurm"], "hpc");
+        assert!(!serde_json::to_string(&ctx).unwrap().contains(&key));
+
+        // A peer still placing its nodes: the node waits.
+        let mut early = ctx.clone();
+        early.peers.get_mut("slurm").unwrap().as_mut().unwrap().roles.get_mut("compute").unwrap().nodes[1].address =
+            None;
+        match node_plan(&t.roles[0], &early, &secrets, &me, &[]) {
+            Err(PlanError::Waiting(why)) => assert!(why.contains("peer hpc's role compute"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Not joined: the texts see null.
+        ctx.peers.insert("slurm".into(), None);
+        let plan = node_plan(&t.roles[0], &ctx, &Secrets::default(), &me, &[]).unwrap();
+        let conf = base64::engine::general_purpose::STANDARD.decode(&plan.files[1].content_base64).unwrap();
+        assert_eq!(String::from_utf8(conf).unwrap(), "LOCAL\n");
+        assert_eq!(outputs(&t.outputs, &ctx)["slurm"], "none");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! Secrets: generated here at create (random bytes per the template's
 //! `secrets`), sealed together in one `secrets` row, opened only to render
-//! a plan for one of the appliance's own nodes, and never returned by the
-//! API.
+//! a plan for one of the appliance's own nodes — or of an appliance of the
+//! same project that joins it (an `appliance` parameter naming it: its
+//! peer) —, and never returned by the API.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,8 +19,8 @@ use tundra_api::appliances::{
 use tundra_api::catalog::ImageStatus;
 use tundra_api::nodes::{Node, NodeStatus};
 use tundra_api::shares::NodeShare;
-use tundra_api::{NodeId, ProjectId, SecretId};
-use tundra_engine::appliances::{self as rules, Context, NodeView, PlanError, RolePlan, RoleView};
+use tundra_api::{ApplianceId, NodeId, ProjectId, SecretId};
+use tundra_engine::appliances::{self as rules, Context, NodeView, PeerView, PlanError, RolePlan, RoleView, Secrets};
 use tundra_store::{Actor, ApplianceMemberRecord, ApplianceRecord, NewAppliance, NewApplianceTemplate, TemplateSpec};
 
 use crate::certs::appliance_tls;
@@ -65,6 +66,7 @@ pub async fn create_template(c: &Conductor, actor: &Actor, r: ApplianceTemplateC
 async fn check_refs(
     c: &Conductor,
     project: ProjectId,
+    me: Option<ApplianceId>,
     t: &ApplianceTemplate,
     params: &BTreeMap<String, Value>,
 ) -> Result<()> {
@@ -115,6 +117,18 @@ async fn check_refs(
                     other => other,
                 })?;
             }
+            ParameterKind::Appliance => {
+                let peer: ApplianceId = id.parse().map_err(|_| Error::invalid(&at, "not an ID"))?;
+                if Some(peer) == me {
+                    return Err(Error::invalid(&at, "an appliance cannot join itself"));
+                }
+                let a = c.store().appliance(peer).await.ok().filter(|a| a.project_id == project);
+                let a =
+                    a.ok_or_else(|| Error::invalid(&at, format!("no appliance {id} in the appliance's project")))?;
+                if a.status == tundra_api::appliances::ApplianceStatus::Deleting {
+                    return Err(Error::invalid(&at, format!("appliance {} is being deleted", a.name)));
+                }
+            }
             ParameterKind::Integer | ParameterKind::Count | ParameterKind::String | ParameterKind::Boolean => {}
         }
     }
@@ -154,7 +168,7 @@ pub async fn create(c: &Conductor, actor: &Actor, r: ApplianceCreate) -> Result<
         ));
     }
     let params = rules::check_parameters(&t.parameters, &r.parameters, None).map_err(refused)?;
-    check_refs(c, project, &t, &params).await?;
+    check_refs(c, project, None, &t, &params).await?;
     if let Some(k) = r.keypair_id
         && !c.store().keypair(k).await.is_ok_and(|kp| kp.project_id == project)
     {
@@ -192,7 +206,7 @@ pub async fn update(
         Some(given) => rules::check_parameters(&t.parameters, &given, Some(&cur.parameters)).map_err(refused)?,
         None => cur.parameters.clone(),
     };
-    check_refs(c, cur.project_id, &t, &params).await?;
+    check_refs(c, cur.project_id, Some(cur.id), &t, &params).await?;
     let out = c.store().update_appliance(actor, cur.id, params, if_match).await?;
     c.wakes().appliances.notify_one();
     Ok(out)
@@ -201,9 +215,37 @@ pub async fn update(
 /// Start deleting an appliance: the reconciler deletes its nodes (each
 /// machine cleaned), then the appliance and its secrets.
 pub async fn delete(c: &Conductor, actor: &Actor, cur: &Appliance) -> Result<Appliance> {
+    if let Some(user) = joined_by(c, cur).await? {
+        return Err(Error::conflict(format!(
+            "appliance {user} joins {} (its peer): delete {user}, or change its parameter, first",
+            cur.name
+        )));
+    }
     let out = c.store().delete_appliance(actor, cur.id).await?;
     c.wakes().appliances.notify_one();
     Ok(out)
+}
+
+/// An appliance of `a`'s project, not being deleted, that joins `a` (an
+/// `appliance` parameter names it): its name.
+async fn joined_by(c: &Conductor, a: &Appliance) -> Result<Option<String>> {
+    let id = Value::String(a.id.to_string());
+    for r in c.store().appliance_records().await? {
+        let o = &r.appliance;
+        if o.project_id != a.project_id || o.status == tundra_api::appliances::ApplianceStatus::Deleting {
+            continue;
+        }
+        if !o.parameters.values().any(|v| *v == id) {
+            continue;
+        }
+        let t = c.store().appliance_template(o.template_id).await?;
+        let joins =
+            t.parameters.iter().any(|p| p.kind == ParameterKind::Appliance && o.parameters.get(&p.name) == Some(&id));
+        if joins {
+            return Ok(Some(o.name.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Refuse to delete an appliance's node behind its back: the appliance
@@ -269,7 +311,8 @@ pub async fn ports(c: &Conductor, nodes: &[NodeId]) -> Result<Ports> {
 }
 
 /// Everything an appliance's texts render from, as its rows and nodes
-/// stand: each role's nodes that are not leaving, with their addresses.
+/// stand: each role's nodes that are not leaving, with their addresses,
+/// and its peers (see `peers`).
 pub fn context(
     rec: &ApplianceRecord,
     plans: &[RolePlan],
@@ -277,6 +320,7 @@ pub fn context(
     nodes: &HashMap<NodeId, &Node>,
     ports: &Ports,
     project: &str,
+    peers: BTreeMap<String, Option<PeerView>>,
 ) -> Context {
     let a = &rec.appliance;
     let mut roles = BTreeMap::new();
@@ -292,7 +336,58 @@ pub fn context(
         appliance: rules::ApplianceView { id: a.id.to_string(), name: a.name.clone(), project: project.to_string() },
         parameters: a.parameters.clone(),
         roles,
+        peers,
     }
+}
+
+/// The appliances `rec` joins (`peers.NAME` for each `appliance`
+/// parameter of `t`), each as its own nodes and addresses show it now, with
+/// its sealed secrets' ID; `None` where the parameter is not given or the
+/// peer is gone.
+pub async fn peers(
+    c: &Conductor,
+    t: &ApplianceTemplate,
+    rec: &ApplianceRecord,
+    project: &str,
+) -> Result<BTreeMap<String, Option<(PeerView, Option<SecretId>)>>> {
+    let mut out = BTreeMap::new();
+    for p in t.parameters.iter().filter(|p| p.kind == ParameterKind::Appliance) {
+        let id =
+            rec.appliance.parameters.get(&p.name).and_then(Value::as_str).and_then(|s| s.parse::<ApplianceId>().ok());
+        let peer = match id {
+            Some(id) => {
+                c.store().appliance_record(id).await.ok().filter(|r| r.appliance.project_id == rec.appliance.project_id)
+            }
+            None => None,
+        };
+        let Some(peer) = peer else {
+            out.insert(p.name.clone(), None);
+            continue;
+        };
+        let pt = c.store().appliance_template(peer.appliance.template_id).await?;
+        let plans = rules::role_plans(&pt.roles, &peer.appliance.parameters);
+        let members = c.store().appliance_members(peer.appliance.id).await?;
+        let mut nodes = Vec::new();
+        for id in members.iter().filter_map(|m| m.node_id) {
+            if let Ok(x) = c.store().node(id).await {
+                nodes.push(x);
+            }
+        }
+        let by_id: HashMap<NodeId, &Node> = nodes.iter().map(|x| (x.id, x)).collect();
+        let ids: Vec<NodeId> = by_id.keys().copied().collect();
+        let ports = ports(c, &ids).await?;
+        let ctx = context(&peer, &plans, &members, &by_id, &ports, project, BTreeMap::new());
+        let view = PeerView { appliance: ctx.appliance, parameters: ctx.parameters, roles: ctx.roles };
+        out.insert(p.name.clone(), Some((view, peer.secret_id)));
+    }
+    Ok(out)
+}
+
+/// The views of `peers`, without their secrets.
+pub fn peer_views(
+    peers: &BTreeMap<String, Option<(PeerView, Option<SecretId>)>>,
+) -> BTreeMap<String, Option<PeerView>> {
+    peers.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|(p, _)| p.clone()))).collect()
 }
 
 fn view(m: &ApplianceMemberRecord, n: &Node, ports: &Ports, p: &RolePlan) -> NodeView {
@@ -313,7 +408,8 @@ pub async fn plan_for(
     let project = c.store().project(&rec.appliance.project_id.to_string()).await?.name;
     let ids: Vec<NodeId> = members.iter().filter_map(|m| m.node_id).collect();
     let ports = ports(c, &ids).await?;
-    let ctx = context(rec, &plans, members, nodes, &ports, &project);
+    let peers = peers(c, t, rec, &project).await?;
+    let ctx = context(rec, &plans, members, nodes, &ports, &project, peer_views(&peers));
     let (Some(role), Some(p)) = (t.roles.iter().find(|r| r.name == me.role), plans.iter().find(|p| p.name == me.role))
     else {
         return Err(Error::conflict(format!("role {} is not in the template", me.role)));
@@ -329,7 +425,12 @@ pub async fn plan_for(
             Some(view(m, n, &ports, lp))
         })
         .collect();
-    let secrets = secrets(c, rec.secret_id).await?;
+    let mut secrets = Secrets { own: secrets(c, rec.secret_id).await?, peers: BTreeMap::new() };
+    for (name, peer) in &peers {
+        if let Some((_, id)) = peer {
+            secrets.peers.insert(name.clone(), self::secrets(c, *id).await?);
+        }
+    }
     Ok(rules::node_plan(role, &ctx, &secrets, &view(me, node, &ports, p), &leaving))
 }
 

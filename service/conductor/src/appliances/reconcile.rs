@@ -156,7 +156,8 @@ async fn appliance(c: &Conductor, rec: &ApplianceRecord, nodes: &[Node]) -> Resu
     let project = c.store().project(&a.project_id.to_string()).await?.name;
     let ids: Vec<NodeId> = members.iter().filter_map(|m| m.node_id).collect();
     let ports = flows::ports(c, &ids).await?;
-    let ctx = flows::context(rec, &plans, &members, &by_id, &ports, &project);
+    let peers = flows::peers(c, &t, rec, &project).await?;
+    let ctx = flows::context(rec, &plans, &members, &by_id, &ports, &project, flows::peer_views(&peers));
     let outputs = rules::outputs(&t.outputs, &ctx);
     let usage = rules::usage(&t.usage, &ctx, &t.outputs, &outputs);
     let j = ApplianceJudged { revision: a.revision, status, reason, roles, outputs, usage };

@@ -383,6 +383,108 @@ async fn two_appliances_scaled_at_the_same_moment_both_converge() {
     }
 }
 
+/// A hub that joins the Slurm appliance (an `appliance` parameter): its
+/// node renders the peer's login address and munge key; the peer's other
+/// secrets stay off the API and outputs; a peer of another project, a
+/// missing one or the appliance itself is refused at the parameter; the
+/// peer is not deleted while the hub joins it, and is once the hub is gone.
+#[tokio::test]
+async fn an_appliance_joins_another_and_keeps_it_while_it_does() {
+    let w = world().await;
+    w.c.serve_metadata_at("http://10.9.0.1:8080");
+    let (store, svc) = (w.c.store().clone(), Actor::service());
+    machines(&w, 3).await;
+    let project = store.create_project(&svc, "astro", "").await.unwrap();
+    let other = store.create_project(&svc, "radio", "").await.unwrap();
+    let (flavor, img) = w.flavor_and_image(b"a raw disk image with slurm".to_vec()).await;
+    let t = flows::create_template(&w.c, &svc, template()).await.unwrap();
+    let hub: ApplianceTemplateCreate = serde_json::from_value(json!({
+        "name": "hub", "version": 1,
+        "parameters": [
+            {"name": "flavor", "kind": "flavor"},
+            {"name": "image", "kind": "image"},
+            {"name": "slurm", "kind": "appliance"},
+        ],
+        "roles": [{"name": "hub", "flavor_parameter": "flavor", "image_parameter": "image",
+                   "files": [
+                      {"path": "/etc/munge/munge.key", "mode": "0400", "encoding": "base64",
+                       "content": "{{ peers.slurm.secrets.munge_key }}"},
+                      {"path": "/etc/default/hub",
+                       "content": "SLURM_CONF_SERVER={{ peers.slurm.roles.login.nodes[0].address }}\n"}
+                   ]}],
+        "outputs": [{"name": "cluster", "value": "{{ peers.slurm.parameters.cluster_name }}"}]
+    }))
+    .unwrap();
+    let ht = flows::create_template(&w.c, &svc, hub).await.unwrap();
+    let slurm = ApplianceCreate {
+        project_id: project.id,
+        name: "hpc".into(),
+        template_id: t.id,
+        keypair_id: None,
+        parameters: serde_json::from_value(
+            json!({"cluster_name": "astro", "compute_count": 1, "flavor": flavor.id, "image": img.id}),
+        )
+        .unwrap(),
+    };
+    let slurm = flows::create(&w.c, &svc, slurm).await.unwrap();
+    let hub_params = |peer: String| -> BTreeMap<String, Value> {
+        serde_json::from_value(json!({"flavor": flavor.id, "image": img.id, "slurm": peer})).unwrap()
+    };
+    let make = |project, peer: String| ApplianceCreate {
+        project_id: project,
+        name: "jh".into(),
+        template_id: ht.id,
+        keypair_id: None,
+        parameters: hub_params(peer),
+    };
+
+    // Only an appliance of the same project joins.
+    let refused = |e: tundra_conductor::Error| match e {
+        tundra_conductor::Error::Invalid { pointer, detail } => (pointer, detail),
+        other => panic!("{other:?}"),
+    };
+    let e = refused(flows::create(&w.c, &svc, make(other.id, slurm.id.to_string())).await.unwrap_err());
+    assert_eq!(e.0, "/parameters/slurm");
+    assert!(e.1.contains("no appliance") && e.1.contains("project"), "{e:?}");
+    let e = refused(flows::create(&w.c, &svc, make(project.id, "hpc".into())).await.unwrap_err());
+    assert_eq!(e, ("/parameters/slurm".to_string(), "slurm takes an appliance's ID, not \"hpc\"".to_string()));
+    let jh = flows::create(&w.c, &svc, make(project.id, slurm.id.to_string())).await.unwrap();
+    let e = flows::update(&w.c, &svc, &jh, ApplianceUpdate { parameters: Some(hub_params(jh.id.to_string())) }, None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), ("/parameters/slurm".to_string(), "an appliance cannot join itself".to_string()));
+
+    // Made and placed: the hub's node renders the peer's key and address.
+    pass(&w, "hpc").await;
+    finish_deploys(&w).await;
+    pass(&w, "hpc").await;
+    let login = plan(&w, "hpc-login-0").await;
+    let hub = plan(&w, "jh-hub-0").await;
+    assert_eq!(file(&hub, "/etc/munge/munge.key"), file(&login, "/etc/munge/munge.key"), "the peer's munge key");
+    let address = view(&w, "hpc").await.outputs["login_address"].clone();
+    assert!(address.starts_with("10."), "{address}");
+    assert_eq!(text(&hub, "/etc/default/hub"), format!("SLURM_CONF_SERVER={address}\n"));
+    all_ready(&w, &["hpc-login-0", "hpc-compute-0", "jh-hub-0"]).await;
+    let jh = pass(&w, "jh").await;
+    assert_eq!(jh.status, ApplianceStatus::Active, "{:?}", jh.status_reason);
+    assert_eq!(jh.outputs["cluster"], "astro");
+    let key = base64::engine::general_purpose::STANDARD.encode(file(&login, "/etc/munge/munge.key"));
+    assert!(!serde_json::to_string(&jh).unwrap().contains(&key), "the peer's key is in the hub's API answer");
+
+    // The peer stays while the hub joins it; then goes.
+    let e = flows::delete(&w.c, &svc, &view(&w, "hpc").await).await.unwrap_err();
+    assert!(e.is_conflict() && e.to_string().contains("jh joins hpc"), "{e}");
+    flows::delete(&w.c, &svc, &jh).await.unwrap();
+    flows::delete(&w.c, &svc, &view(&w, "hpc").await).await.unwrap();
+    for _ in 0..4 {
+        nodes::once(&w.c).await.unwrap();
+        appliances::once(&w.c).await.unwrap();
+        finish_cleaning(&w).await;
+    }
+    let left = store.appliance_records().await.unwrap();
+    assert!(left.is_empty(), "{:?}", left.iter().map(|r| &r.appliance.name).collect::<Vec<_>>());
+}
+
 /// A node asks to be rebuilt (as Slurm's `RebootProgram` does once the
 /// node is drained): its machine is deployed again with the image its
 /// role's parameters name now — a changed `image` reaches running nodes
