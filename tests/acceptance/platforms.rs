@@ -20,9 +20,10 @@ use crate::nodes::LabSite;
 use crate::os::{console_tail, ssh};
 use crate::support::Workspace;
 
-/// What a site admin does once: the share type for `/home`, the module's
-/// template published, and the node image.
-fn site_tf() -> String {
+/// What every platform site has: the provider, a CephFS share type on the
+/// lab's Ceph (`TF_VAR_ceph_monitor`, `TF_VAR_ceph_key`) and the node image
+/// (`TF_VAR_image_path`, named `image_name`), with their IDs as outputs.
+pub(crate) fn site_base_tf(image_name: &str) -> String {
     format!(
         r#"{}
 variable "ceph_monitor" {{
@@ -46,16 +47,8 @@ resource "tundra_share_type" "ceph" {{
   credential = var.ceph_key
 }}
 
-module "template" {{
-  source = "./openhpc/template"
-}}
-
-module "dask_template" {{
-  source = "./dask/template"
-}}
-
 resource "tundra_image" "os" {{
-  name        = "debian-12-hpc"
+  name        = "{image_name}"
   disk_format = "raw"
   sha256      = filesha256(var.image_path)
   source_path = var.image_path
@@ -67,6 +60,27 @@ output "share_type_id" {{
 
 output "image_id" {{
   value = tundra_image.os.id
+}}
+"#,
+        crate::steps::header()
+    )
+}
+
+/// What a site admin does once: the share type for `/home`, the modules'
+/// templates published, and the node image.
+fn site_tf() -> String {
+    format!(
+        r#"{}
+module "template" {{
+  source = "./openhpc/template"
+}}
+
+module "dask_template" {{
+  source = "./dask/template"
+}}
+
+module "jupyter_template" {{
+  source = "./jupyter/template"
 }}
 
 # The platform's next image (the same bytes here: what a rebuild writes is
@@ -82,19 +96,19 @@ output "next_image_id" {{
   value = tundra_image.next.id
 }}
 "#,
-        crate::steps::header()
+        site_base_tf("debian-12-hpc")
     )
 }
 
 /// Terraform in a module's example directory, as a user runs it: the
 /// example in a copy of the module (`MODULE/examples/NAME`).
-struct Example {
+pub(crate) struct Example {
     ws: Workspace,
     dir: &'static str,
 }
 
 impl Example {
-    fn new(s: &LabSite, module: &str, dir: &'static str) -> Example {
+    pub(crate) fn new(s: &LabSite, module: &str, dir: &'static str) -> Example {
         let ex = Example { ws: s.site.workspace(""), dir };
         std::fs::remove_file(ex.ws.path().join("main.tf")).unwrap();
         let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules").join(module);
@@ -102,37 +116,37 @@ impl Example {
         ex
     }
 
-    fn run(&self, args: &[&str]) -> crate::support::Run {
+    pub(crate) fn run(&self, args: &[&str]) -> crate::support::Run {
         let chdir = format!("-chdir={}", self.dir);
         let mut all = vec![chdir.as_str()];
         all.extend_from_slice(args);
         self.ws.run(&all)
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
         assert_eq!(r.code, 0, "terraform {args:?}:\n{}", r.all());
         r.stdout
     }
 
-    fn apply(&self) -> String {
+    pub(crate) fn apply(&self) -> String {
         self.ok(&["apply", "-auto-approve", "-no-color"])
     }
 
     /// `terraform plan -detailed-exitcode`: 0 when there is nothing to do.
-    fn plan(&self) -> (i32, String) {
+    pub(crate) fn plan(&self) -> (i32, String) {
         let r = self.run(&["plan", "-detailed-exitcode", "-no-color"]);
         assert!(r.code == 0 || r.code == 2, "plan failed:\n{}", r.all());
         (r.code, r.all())
     }
 
-    fn set(&mut self, var: &str, value: &str) {
+    pub(crate) fn set(&mut self, var: &str, value: &str) {
         let k = format!("TF_VAR_{var}");
         self.ws.env.retain(|(n, _)| *n != k);
         self.ws.env.push((k, value.to_string()));
     }
 
-    fn state_text(&self) -> String {
+    pub(crate) fn state_text(&self) -> String {
         std::fs::read_to_string(self.ws.path().join(self.dir).join("terraform.tfstate")).unwrap()
     }
 }
@@ -215,9 +229,10 @@ fn slurmctld_pid(on_login: &dyn Fn(&str) -> String) -> String {
 pub fn openhpc_on_the_lab() {
     let image = crate::os::built_image(&tundra_lab::image::platform_recipe());
     // Slurm: a login node and up to four compute nodes; Dask, beside
-    // Slurm's last three: a scheduler and up to four workers. Each machine
-    // has a NIC for provisioning and one per network of the examples.
-    let s = LabSite::start_with(&crate::os::lab_site(8, 3, 1024), |c| {
+    // Slurm's last three: a scheduler and up to four workers; JupyterHub
+    // beside them: a hub. Each machine has a NIC for provisioning and one
+    // per network of the examples, and a disk the platform image fits.
+    let s = LabSite::start_with(&crate::os::lab_site(9, 3, 2048), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
     });
@@ -228,7 +243,7 @@ pub fn openhpc_on_the_lab() {
 
     let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules");
     let mut site = s.site.workspace(&site_tf());
-    for m in ["openhpc", "dask"] {
+    for m in ["openhpc", "dask", "jupyter"] {
         crate::modules::copy_tree(&modules.join(m), &site.path().join(m));
     }
     site.env.push(("TF_VAR_ceph_monitor".into(), ceph.monitor.clone()));
@@ -354,12 +369,16 @@ pub fn openhpc_on_the_lab() {
     wait_idle(&on_login, &compute2);
     assert_eq!(slurmctld_pid(&on_login), pid, "slurmctld was restarted by the scale-down");
 
-    // Dask on the machines Slurm left free, while Slurm rebuilds a node.
+    // Dask and JupyterHub on the machines Slurm left free, while Slurm
+    // rebuilds a node.
     let image_id = output("image_id");
+    let share_type_id = output("share_type_id");
     std::thread::scope(|scope| {
         let dask = scope.spawn(|| dask_on_the_lab(&s, &key, &public, &image_id));
+        let jupyter = scope.spawn(|| jupyter_on_the_lab(&s, &key, &public, &image_id, &share_type_id));
         rebuild_through_slurm(&s, &mut ex, &key, &output, &compute2, &on_login, &pid);
         dask.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        jupyter.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
     });
     let a = appliance(&s, "hpc");
     assert_eq!(a["status"], "active", "{a}");
@@ -639,4 +658,92 @@ fn dask_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str) {
             .all(|m| m["provision_state"] == "available")
     });
     eprintln!("dask: destroyed and cleaned {:.1?} after the first apply", start.elapsed());
+}
+
+/// JupyterHub from `modules/jupyter/examples/basic` (the dummy
+/// authenticator, homes on a CephFS share), on a machine Slurm and Dask
+/// left free: through the hub's REST API on its network address a user
+/// logs in, gets a token, starts a server and runs code in a kernel over
+/// its channels; the output is exact, the code ran as that user on the hub
+/// node, in a home on the share; wrong passwords are refused; no generated
+/// secret in the state or the API; destroyed, its machine cleaned.
+fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, share_type_id: &str) {
+    let mut ex = Example::new(s, "jupyter", "jupyter/examples/basic");
+    ex.set("image_id", image_id);
+    ex.set("share_type_id", share_type_id);
+    ex.set("public_key", public);
+    ex.ok(&["init", "-no-color"]);
+    let start = Instant::now();
+    let out = ex.apply();
+    eprintln!("jupyter: the hub active in {:.1?}", start.elapsed());
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let a = appliance(s, "jupyter");
+    assert_eq!(a["status"], "active", "{a}");
+    let hub = role_machines(s, &a, "hub");
+    assert_eq!(hub.len(), 1, "{a}");
+    let (hub_name, hub_machine) = hub[0].clone();
+    assert_eq!(hub_name, "jupyter-hub-0");
+    let on_hub = |cmd: &str| {
+        ssh(s, &hub_machine, key, cmd, Duration::from_secs(300)).unwrap_or_else(|e| {
+            panic!("on {hub_name}: {e}\n{}", console_tail(&s.lab().machine(&hub_machine).unwrap().firmware.log))
+        })
+    };
+    let url = ex.ok(&["output", "-raw", "hub_url"]);
+    assert!(url.starts_with("http://10.84.0.") && url.ends_with(":8000"), "on the hub's network: {url}");
+    assert_eq!(ex.ok(&["output", "-raw", "api_url"]), format!("{url}/hub/api"));
+
+    // A user through the REST API, from the hub's network address.
+    let script = include_str!("jupyter-client.py");
+    let ran = on_hub(&format!("cat > /tmp/client.py <<'PY'\n{script}PY\npython3 /tmp/client.py {url} alice 2>&1"));
+    let step = |name: &str| -> String {
+        ran.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {name:?} step in what the client did:\n{ran}"))
+            .to_string()
+    };
+    assert_eq!(step("wrong-login"), "200 -", "a wrong password is not a login:\n{ran}");
+    let login = step("login");
+    assert!(login.starts_with("302 ") && login.contains("jupyterhub-hub-login"), "the login: {ran}");
+    assert_eq!(step("wrong-token"), "403", "{ran}");
+    assert_eq!(step("token"), "201", "{ran}");
+    assert_eq!(step("server"), "/user/alice/", "{ran}");
+    assert_eq!(step("kernel"), "python3", "{ran}");
+    assert_eq!(step("executed"), "ok", "{ran}");
+    assert_eq!(
+        step("output"),
+        "49999995000000 alice jupyter-hub-0 /home/alice /home/alice/from-the-kernel.txt",
+        "the kernel ran as alice on the hub node, in her home:\n{ran}"
+    );
+    assert_eq!(step("servers-running-as-user"), "1", "{ran}");
+    assert!(step("stopped").starts_with("20"), "{ran}");
+    eprintln!("jupyter: a user's kernel ran on {hub_name} {:.1?} after the first apply", start.elapsed());
+
+    // The home is on the share, and the kernel's file is there, alice's.
+    let home = on_hub(
+        "findmnt -n -o FSTYPE --target /home/alice; sudo stat -c '%U %a' /home/alice /home/alice/from-the-kernel.txt; \
+         sudo cat /home/alice/from-the-kernel.txt",
+    );
+    let lines: Vec<&str> = home.lines().collect();
+    assert!(lines.first().is_some_and(|t| t.contains("ceph")), "/home/alice is not on the CephFS share: {home}");
+    assert_eq!(lines[1..], ["alice 700", "alice 644", "written by the kernel"], "{home}");
+
+    // Generated secrets reached the hub node only.
+    let state = ex.state_text();
+    let api = appliance(s, "jupyter").to_string();
+    for f in ["cookie_secret", "proxy_token", "dummy_password"] {
+        let v = on_hub(&format!("sudo cat /etc/jupyterhub/secrets/{f}")).trim().to_string();
+        assert!(v.len() >= 24, "{f}: {v:?}");
+        assert!(!state.contains(&v), "the hub's {f} is in the state");
+        assert!(!api.contains(&v), "the hub's {f} is in the API's answer");
+    }
+    let modes =
+        on_hub("sudo stat -c '%U %a' /etc/jupyterhub/secrets/cookie_secret /etc/jupyterhub/secrets/proxy_token");
+    assert_eq!(modes.lines().collect::<Vec<_>>(), ["root 600", "root 600"], "{modes}");
+
+    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
+    s.wait_machines(Duration::from_secs(300), "the hub's machine was not cleaned", |ms| {
+        ms.iter().filter(|m| m["name"] == hub_machine.as_str()).all(|m| m["provision_state"] == "available")
+    });
+    eprintln!("jupyter: destroyed and cleaned {:.1?} after the first apply", start.elapsed());
 }
