@@ -32,8 +32,9 @@ if [ ! -d /run/sshd ]; then
   trap 'rmdir /run/sshd 2>/dev/null || true; echo "test: ${phase_name} took $((SECONDS - phase_start)) s; the run took ${SECONDS} s"' EXIT
 fi
 if [ -z "${TUNDRA_K3S_BUNDLE:-}" ]; then
-  echo "test: k3s_on_the_lab is SKIPPED (listed as ignored): no registry ships k3s; set TUNDRA_K3S_BUNDLE"
-  echo "      to a tar of the k3s binary and k3s-airgap-images-amd64.tar.zst to run Kubernetes on the lab"
+  echo "test: k3s_on_the_lab and kubernetes_module_on_the_lab are SKIPPED (listed as ignored): no registry"
+  echo "      ships k3s; set TUNDRA_K3S_BUNDLE to a tar of the k3s binary and"
+  echo "      k3s-airgap-images-amd64.tar.zst to run Kubernetes on the lab"
 fi
 phase "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

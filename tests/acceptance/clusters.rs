@@ -14,7 +14,7 @@
 //! `k3s-airgap-images-amd64.tar.zst`): no registry here ships k3s, so
 //! without it the test is skipped, and `scripts/test.sh` says so.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -457,6 +457,141 @@ pub fn k3s_on_the_lab() {
     }
     assert!(!state.contains("PRIVATE KEY"), "a key is in the state");
     ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(s.nodes().is_empty());
+    s.wait_all_available(Duration::from_secs(300));
+}
+
+/// `modules/kubernetes/examples/basic` from the site's bundle: a server
+/// and two agents on two networks, a CephFS share mounted on every node
+/// and offered to pods — the module applies its volume and claim with
+/// `k3s kubectl` (from the bundle) and the run's ephemeral kubeconfig. A
+/// pod on one agent writes into the claim; another node reads the file
+/// from its own mount of the share. No key in the state; destroy cleans.
+/// Registered only when `TUNDRA_K3S_BUNDLE` names the bundle.
+pub fn kubernetes_module_on_the_lab() {
+    let bundle = std::env::var(K3S_BUNDLE).expect("registered only with the bundle");
+    let image = crate::os::built_image(&tundra_lab::image::lab_recipe());
+    let s = LabSite::start_with(&crate::os::lab_site(4, 3, 1024), |c| {
+        c.fabric_read_interval = "2s".into();
+        c.node_mount_refresh = "3s".into();
+    });
+    let ceph = crate::peers::Ceph::start(&s.lab().provisioning.server_ip);
+    let mut admin = s.site.workspace(&crate::fabric::admin_tf());
+    admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
+    admin.apply();
+
+    // The site: the share type, the image, the module's template with the bundle.
+    let site_tf = format!(
+        r#"{}
+variable "bundle_path" {{
+  type = string
+}}
+
+module "template" {{
+  source      = "./kubernetes/template"
+  bundle_path = var.bundle_path
+}}
+"#,
+        crate::platforms::site_base_tf("debian-12-lab")
+    );
+    let mut site = s.site.workspace(&site_tf);
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/kubernetes");
+    crate::modules::copy_tree(&module, &site.path().join("kubernetes"));
+    site.env.push(("TF_VAR_ceph_monitor".into(), ceph.monitor.clone()));
+    site.env.push(("TF_VAR_ceph_key".into(), ceph.key.clone()));
+    site.env.push(("TF_VAR_image_path".into(), image.display().to_string()));
+    site.env.push(("TF_VAR_bundle_path".into(), bundle.clone()));
+    site.ok(&["init", "-no-color"]);
+    site.apply();
+    let output = |name: &str| site.ok(&["output", "-raw", name]).trim().to_string();
+
+    // kubectl on this side: the bundle's own k3s binary.
+    let listing = Command::new("tar").arg("-tf").arg(&bundle).output().unwrap();
+    assert!(listing.status.success(), "tar -tf {bundle}");
+    let member = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .find(|l| l.rsplit('/').next() == Some("k3s"))
+        .unwrap_or_else(|| panic!("no k3s binary in {bundle}"))
+        .to_string();
+    let bin = s.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let x = Command::new("tar").arg("-xf").arg(&bundle).arg("-C").arg(&bin).arg(&member).status().unwrap();
+    assert!(x.success(), "extracting {member} from {bundle}");
+    let kubectl = format!("{} kubectl", bin.join(&member).display());
+
+    let (key, public) = crate::os::keypair(s.dir.path(), "k8s-test");
+    let mut ex = crate::platforms::Example::new(&s, "kubernetes", "kubernetes/examples/basic");
+    ex.set("image_id", &output("image_id"));
+    ex.set("share_type_id", &output("share_type_id"));
+    ex.set("public_key", &public);
+    ex.set("kubectl", &kubectl);
+    ex.ok(&["init", "-no-color"]);
+    let start = Instant::now();
+    let out = ex.apply();
+    eprintln!("kubernetes module: 1 server + 2 agents active, volumes applied in {:.1?}", start.elapsed());
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let nodes: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&ex.ok(&["output", "-json", "nodes"])).unwrap();
+    let names: Vec<&str> = nodes.keys().map(String::as_str).collect();
+    assert_eq!(names, ["k8s-control-plane-1", "k8s-workers-1", "k8s-workers-2"], "{nodes:?}");
+
+    let list = s.get("/v1/clusters?limit=100");
+    let cluster = list["items"].as_array().unwrap().iter().find(|c| c["name"] == "k8s").unwrap().clone();
+    let cluster = s.get(&format!("/v1/clusters/{}", cluster["id"].as_str().unwrap()));
+    let machine = |member: &str| {
+        let (_, id) = members(&cluster).into_iter().find(|(n, _)| n == member).unwrap();
+        machine_of(&s, &id)
+    };
+    let wait = Duration::from_secs(240);
+    let server = machine("k8s-control-plane-1");
+    let on_server = |cmd: &str| ssh(&s, &server, &key, cmd, wait).unwrap_or_else(|e| panic!("on the server: {e}"));
+    let phase = on_server("sudo k3s kubectl get pvc data -o jsonpath='{.status.phase} {.spec.volumeName}'");
+    assert_eq!(phase.trim(), "Bound k8s-data", "the module's claim");
+
+    // A pod on one agent writes into the claim (an image of the bundle:
+    // nothing is pulled), another node reads the file from its mount.
+    let images = on_server("sudo k3s ctr images ls -q");
+    let busybox = images
+        .lines()
+        .find(|l| l.contains("busybox") && !l.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no busybox image from the bundle: {images}"))
+        .trim()
+        .to_string();
+    let pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: writer
+spec:
+  nodeName: k8s-workers-1
+  restartPolicy: Never
+  containers:
+    - name: writer
+      image: {busybox}
+      imagePullPolicy: Never
+      command: ["sh", "-c", "echo written by a pod > /data/from-a-pod.txt"]
+      volumeMounts:
+        - {{name: data, mountPath: /data}}
+  volumes:
+    - name: data
+      persistentVolumeClaim: {{claimName: data}}
+"#
+    );
+    let ran = on_server(&format!(
+        "sudo k3s kubectl apply -f - <<'YAML'\n{pod}YAML\n\
+         sudo k3s kubectl wait --for=jsonpath='{{.status.phase}}'=Succeeded pod/writer --timeout=180s 2>&1 || \
+         sudo k3s kubectl describe pod writer"
+    ));
+    assert!(ran.contains("condition met"), "the pod did not finish: {ran}");
+    let other = machine("k8s-workers-2");
+    let read = ssh(&s, &other, &key, "cat /mnt/shares/data/from-a-pod.txt", wait).unwrap();
+    assert_eq!(read.trim(), "written by a pod", "k8s-workers-2 reads what the pod wrote");
+
+    let state = ex.state_text();
+    assert!(!state.contains(&ceph.key), "the Ceph key is in the state");
+    assert!(!state.contains("PRIVATE KEY"), "a key is in the state");
+    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
     assert!(s.nodes().is_empty());
     s.wait_all_available(Duration::from_secs(300));
 }

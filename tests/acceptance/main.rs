@@ -69,12 +69,18 @@ fn main() -> std::process::ExitCode {
     // k3s runs only from the site's air-gap bundle (no registry ships it):
     // without one the test is listed as ignored, and scripts/test.sh says why.
     let with_bundle = std::env::var_os(clusters::K3S_BUNDLE).is_some();
-    trials.push(
-        Trial::test("k3s_on_the_lab", || {
-            clusters::k3s_on_the_lab();
-            Ok(())
-        })
-        .with_ignored_flag(!with_bundle),
-    );
+    let k3s: [(&str, fn()); 2] = [
+        ("k3s_on_the_lab", clusters::k3s_on_the_lab),
+        ("kubernetes_module_on_the_lab", clusters::kubernetes_module_on_the_lab),
+    ];
+    for (name, f) in k3s {
+        trials.push(
+            Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(!with_bundle),
+        );
+    }
     libtest_mimic::run(&args, trials).exit()
 }
