@@ -701,9 +701,9 @@ impl Context {
         v
     }
 
-    /// Whether every node of each of `roles`, and of every role of each
-    /// peer, exists and has its address.
-    pub fn placed(&self, roles: &[String]) -> Result<(), String> {
+    /// Whether every node of each of `roles`, and of each `(peer, role)`
+    /// in `peer_roles`, exists and has its address.
+    pub fn placed(&self, roles: &[String], peer_roles: &BTreeSet<(String, String)>) -> Result<(), String> {
         let placed = |r: &str, v: &RoleView, whose: &str| {
             let with = v.nodes.iter().filter(|n| n.address.is_some()).count();
             if with < v.count as usize {
@@ -715,10 +715,10 @@ impl Context {
             let Some(v) = self.roles.get(r) else { continue };
             placed(r, v, "")?;
         }
-        for p in self.peers.values().flatten() {
-            for (r, v) in &p.roles {
-                placed(r, v, &format!("peer {}'s ", p.appliance.name))?;
-            }
+        for (name, r) in peer_roles {
+            let Some(Some(p)) = self.peers.get(name) else { continue };
+            let Some(v) = p.roles.get(r) else { continue };
+            placed(r, v, &format!("peer {}'s ", p.appliance.name))?;
         }
         Ok(())
     }
@@ -731,6 +731,25 @@ fn to_json<T: Serialize>(x: &T) -> Value {
 /// 64-bit FNV-1a: a generation tag (a node compares it; nothing trusts it).
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The peers' roles a role's texts read (`peers.NAME.roles.ROLE…`), as
+/// (peer, role): its nodes wait until those are placed.
+pub fn peer_reads(role: &Role) -> BTreeSet<(String, String)> {
+    let env = environment();
+    let texts = role.files.iter().map(|f| &f.content).chain(role.reload.iter()).chain(role.ready.iter());
+    let texts = texts.chain(role.drain.iter().map(|d| &d.command));
+    let mut out = BTreeSet::new();
+    for t in texts {
+        let Ok(t) = env.template_from_str(t) else { continue };
+        for v in t.undeclared_variables(true) {
+            let p: Vec<&str> = v.split('.').collect();
+            if let ["peers", name, "roles", r, ..] = p.as_slice() {
+                out.insert((name.to_string(), r.to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// The roles a role's texts read (its nodes wait until those are placed).
@@ -759,7 +778,7 @@ pub fn node_plan(
     leaving: &[NodeView],
 ) -> Result<AppliancePlan, PlanError> {
     let reads: Vec<String> = reads(role).into_iter().collect();
-    ctx.placed(&reads).map_err(PlanError::Waiting)?;
+    ctx.placed(&reads, &peer_reads(role)).map_err(PlanError::Waiting)?;
     rendered(role, ctx, secrets, me, leaving).map_err(PlanError::Failed)
 }
 
@@ -1304,16 +1323,20 @@ mod tests {
         assert_eq!(plan.files[0].content_base64, key);
         let conf = base64::engine::general_purpose::STANDARD.decode(&plan.files[1].content_base64).unwrap();
         assert_eq!(String::from_utf8(conf).unwrap(), "SLURM_CONF_SERVER=10.1.0.5 CLUSTER=astro\n");
-        // Outputs see the peer, never its secrets (the context has none).
+        // Outputs see the peer (never its secrets: refused above).
         assert_eq!(outputs(&t.outputs, &ctx)["slurm"], "hpc");
-        assert!(!serde_json::to_string(&ctx).unwrap().contains(&key));
 
-        // A peer still placing its nodes: the node waits.
+        // A peer still placing a role the texts read: the node waits; one
+        // they do not read: it does not.
+        assert_eq!(peer_reads(&t.roles[0]), BTreeSet::from([("slurm".to_string(), "login".to_string())]));
         let mut early = ctx.clone();
-        early.peers.get_mut("slurm").unwrap().as_mut().unwrap().roles.get_mut("compute").unwrap().nodes[1].address =
-            None;
+        let roles = &mut early.peers.get_mut("slurm").unwrap().as_mut().unwrap().roles;
+        roles.get_mut("compute").unwrap().nodes[1].address = None;
+        assert!(node_plan(&t.roles[0], &early, &secrets, &me, &[]).is_ok(), "compute is not read");
+        let roles = &mut early.peers.get_mut("slurm").unwrap().as_mut().unwrap().roles;
+        roles.get_mut("login").unwrap().nodes[0].address = None;
         match node_plan(&t.roles[0], &early, &secrets, &me, &[]) {
-            Err(PlanError::Waiting(why)) => assert!(why.contains("peer hpc's role compute"), "{why}"),
+            Err(PlanError::Waiting(why)) => assert!(why.contains("peer hpc's role login"), "{why}"),
             other => panic!("{other:?}"),
         }
         // Not joined: the texts see null.
@@ -1339,8 +1362,8 @@ mod tests {
         let out = outputs(&t.outputs, &early);
         assert!(out.is_empty());
         assert_eq!(usage(&t.usage, &early, &t.outputs, &out), None);
-        assert!(early.placed(&["login".into()]).unwrap_err().contains("0 of 1"));
-        assert!(ctx.placed(&["login".into()]).is_ok());
+        assert!(early.placed(&["login".into()], &BTreeSet::new()).unwrap_err().contains("0 of 1"));
+        assert!(ctx.placed(&["login".into()], &BTreeSet::new()).is_ok());
     }
 
     fn member(name: &str, role: &str, index: u32, state: MemberState) -> Member {

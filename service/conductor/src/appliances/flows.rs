@@ -128,6 +128,15 @@ async fn check_refs(
                 if a.status == tundra_api::appliances::ApplianceStatus::Deleting {
                     return Err(Error::invalid(&at, format!("appliance {} is being deleted", a.name)));
                 }
+                // Two appliances joining each other could never be deleted.
+                if let Some(me) = me
+                    && joins(c, &a, me).await?
+                {
+                    return Err(Error::invalid(
+                        &at,
+                        format!("appliance {} joins this one already: appliances do not join each other", a.name),
+                    ));
+                }
             }
             ParameterKind::Integer | ParameterKind::Count | ParameterKind::String | ParameterKind::Boolean => {}
         }
@@ -226,22 +235,25 @@ pub async fn delete(c: &Conductor, actor: &Actor, cur: &Appliance) -> Result<App
     Ok(out)
 }
 
-/// An appliance of `a`'s project, not being deleted, that joins `a` (an
-/// `appliance` parameter names it): its name.
+/// Whether `o` joins the appliance `target` (an `appliance` parameter of
+/// its template names it).
+async fn joins(c: &Conductor, o: &Appliance, target: ApplianceId) -> Result<bool> {
+    let id = Value::String(target.to_string());
+    if !o.parameters.values().any(|v| *v == id) {
+        return Ok(false);
+    }
+    let t = c.store().appliance_template(o.template_id).await?;
+    Ok(t.parameters.iter().any(|p| p.kind == ParameterKind::Appliance && o.parameters.get(&p.name) == Some(&id)))
+}
+
+/// An appliance of `a`'s project, not being deleted, that joins `a`: its name.
 async fn joined_by(c: &Conductor, a: &Appliance) -> Result<Option<String>> {
-    let id = Value::String(a.id.to_string());
     for r in c.store().appliance_records().await? {
         let o = &r.appliance;
         if o.project_id != a.project_id || o.status == tundra_api::appliances::ApplianceStatus::Deleting {
             continue;
         }
-        if !o.parameters.values().any(|v| *v == id) {
-            continue;
-        }
-        let t = c.store().appliance_template(o.template_id).await?;
-        let joins =
-            t.parameters.iter().any(|p| p.kind == ParameterKind::Appliance && o.parameters.get(&p.name) == Some(&id));
-        if joins {
+        if joins(c, o, a.id).await? {
             return Ok(Some(o.name.clone()));
         }
     }

@@ -386,8 +386,9 @@ async fn two_appliances_scaled_at_the_same_moment_both_converge() {
 /// A hub that joins the Slurm appliance (an `appliance` parameter): its
 /// node renders the peer's login address and munge key; the peer's other
 /// secrets stay off the API and outputs; a peer of another project, a
-/// missing one or the appliance itself is refused at the parameter; the
-/// peer is not deleted while the hub joins it, and is once the hub is gone.
+/// missing one, the appliance itself or one that joins it already is
+/// refused at the parameter; the peer is not deleted while the hub joins
+/// it, and is once the hub is gone.
 #[tokio::test]
 async fn an_appliance_joins_another_and_keeps_it_while_it_does() {
     let w = world().await;
@@ -453,6 +454,17 @@ async fn an_appliance_joins_another_and_keeps_it_while_it_does() {
         .await
         .unwrap_err();
     assert_eq!(refused(e), ("/parameters/slurm".to_string(), "an appliance cannot join itself".to_string()));
+    // Nor do two appliances join each other (neither could be deleted).
+    let mut second = make(project.id, jh.id.to_string());
+    second.name = "jh2".into();
+    let jh2 = flows::create(&w.c, &svc, second).await.unwrap();
+    let e = flows::update(&w.c, &svc, &jh, ApplianceUpdate { parameters: Some(hub_params(jh2.id.to_string())) }, None)
+        .await
+        .unwrap_err();
+    let (at, why) = refused(e);
+    assert_eq!(at, "/parameters/slurm");
+    assert!(why.contains("jh2 joins this one already"), "{why}");
+    flows::delete(&w.c, &svc, &jh2).await.unwrap();
 
     // Made and placed: the hub's node renders the peer's key and address.
     pass(&w, "hpc").await;
