@@ -56,9 +56,18 @@ data "tundra_share" "offered" {
 }
 
 locals {
-  # Each share as a persistent volume of the node's mount (hostPath: the
-  # same path on every node holds the same share) and a claim bound to it.
-  volume_documents = flatten([for s in var.shares : [
+  # The namespaces of the claims (default exists), then each share as a
+  # persistent volume of the node's mount (hostPath: the same path on every
+  # node holds the same share) and a claim bound to it. The claim asks for a
+  # nominal 1Gi (the smallest share): a bound claim's request cannot grow
+  # without an expandable storage class, and a share resized in place would
+  # otherwise make every later apply fail. The volume carries the size.
+  namespaces = [for ns in distinct([for s in var.shares : s.namespace]) : {
+    apiVersion = "v1"
+    kind       = "Namespace"
+    metadata   = { name = ns }
+  } if ns != "default"]
+  volume_documents = concat(local.namespaces, flatten([for s in var.shares : [
     {
       apiVersion = "v1"
       kind       = "PersistentVolume"
@@ -83,10 +92,10 @@ locals {
         accessModes      = [s.access == "ro" ? "ReadOnlyMany" : "ReadWriteMany"]
         storageClassName = "tundra-share"
         volumeName       = "${var.name}-${s.name}"
-        resources        = { requests = { storage = "${data.tundra_share.offered[s.name].size_gib}Gi" } }
+        resources        = { requests = { storage = "1Gi" } }
       }
     },
-  ]])
+  ]]))
 }
 
 # With `kubectl` set, the volumes are applied to the cluster at each

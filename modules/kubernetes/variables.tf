@@ -103,7 +103,7 @@ variable "shares" {
     access      = optional(string, "rw")
     namespace   = optional(string, "default")
   }))
-  description = "Shares offered to pods: each is mounted on every node (at mount_point, default /mnt/shares/NAME; tundrad gives the nodes its key) and becomes a persistent volume NAME-SHARE with a claim SHARE in namespace, bound to each other (volumes_manifest)."
+  description = "Shares offered to pods: each is mounted on every node (at mount_point, default /mnt/shares/NAME; tundrad gives the nodes its key) and becomes a persistent volume NAME-SHARE with a claim SHARE in namespace (made unless default), bound to each other (volumes_manifest)."
   default     = []
   validation {
     condition     = alltrue([for s in var.shares : can(regex("^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$", s.name))])

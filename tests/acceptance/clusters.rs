@@ -159,7 +159,9 @@ resource "tundra_cluster" "c" {{
 /// workspace for a cluster of `kind` (not applied yet).
 fn cluster_lab(kind: &str, name: &str, extra_env: &[(&str, String)]) -> (LabSite, crate::support::Workspace, PathBuf) {
     let image = crate::os::built_image(&tundra_lab::image::lab_recipe());
-    let s = LabSite::start_with(&crate::os::lab_site(4, 3, 1024), |c| c.fabric_read_interval = "2s".into());
+    let s = LabSite::start_with(&crate::os::lab_site(4, 3, if kind == "kubernetes" { 2048 } else { 1024 }), |c| {
+        c.fabric_read_interval = "2s".into()
+    });
     let mut admin = s.site.workspace(&crate::fabric::admin_tf());
     admin.env.push(("TF_VAR_lab_file".into(), s.dir.path().join("lab.json").display().to_string()));
     admin.apply();
@@ -463,15 +465,18 @@ pub fn k3s_on_the_lab() {
 
 /// `modules/kubernetes/examples/basic` from the site's bundle: a server
 /// and two agents on two networks, a CephFS share mounted on every node
-/// and offered to pods — the module applies its volume and claim with
-/// `k3s kubectl` (from the bundle) and the run's ephemeral kubeconfig. A
-/// pod on one agent writes into the claim; another node reads the file
-/// from its own mount of the share. No key in the state; destroy cleans.
-/// Registered only when `TUNDRA_K3S_BUNDLE` names the bundle.
+/// and offered to pods. Applied again with `kubectl` set — the bundle's own
+/// `k3s kubectl`, run in the server's network namespace (the lab's host has
+/// no route to cluster networks) — the module applies the share's volume
+/// and claim with the run's ephemeral kubeconfig. A pod on one agent
+/// writes into the claim; another node reads the file from its own mount
+/// of the share. No key in the state; destroy cleans. Registered only
+/// when `TUNDRA_K3S_BUNDLE` names the bundle (2 GiB disks: k3s and its
+/// images unpack on the node).
 pub fn kubernetes_module_on_the_lab() {
     let bundle = std::env::var(K3S_BUNDLE).expect("registered only with the bundle");
     let image = crate::os::built_image(&tundra_lab::image::lab_recipe());
-    let s = LabSite::start_with(&crate::os::lab_site(4, 3, 1024), |c| {
+    let s = LabSite::start_with(&crate::os::lab_site(4, 3, 2048), |c| {
         c.fabric_read_interval = "2s".into();
         c.node_mount_refresh = "3s".into();
     });
@@ -517,18 +522,17 @@ module "template" {{
     std::fs::create_dir_all(&bin).unwrap();
     let x = Command::new("tar").arg("-xf").arg(&bundle).arg("-C").arg(&bin).arg(&member).status().unwrap();
     assert!(x.success(), "extracting {member} from {bundle}");
-    let kubectl = format!("{} kubectl", bin.join(&member).display());
+    let k3s = bin.join(&member);
 
     let (key, public) = crate::os::keypair(s.dir.path(), "k8s-test");
     let mut ex = crate::platforms::Example::new(&s, "kubernetes", "kubernetes/examples/basic");
     ex.set("image_id", &output("image_id"));
     ex.set("share_type_id", &output("share_type_id"));
     ex.set("public_key", &public);
-    ex.set("kubectl", &kubectl);
     ex.ok(&["init", "-no-color"]);
     let start = Instant::now();
     let out = ex.apply();
-    eprintln!("kubernetes module: 1 server + 2 agents active, volumes applied in {:.1?}", start.elapsed());
+    eprintln!("kubernetes module: 1 server + 2 agents active in {:.1?}", start.elapsed());
     let (code, plan) = ex.plan();
     assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
     let nodes: std::collections::BTreeMap<String, String> =
@@ -546,6 +550,16 @@ module "template" {{
     let wait = Duration::from_secs(240);
     let server = machine("k8s-control-plane-1");
     let on_server = |cmd: &str| ssh(&s, &server, &key, cmd, wait).unwrap_or_else(|e| panic!("on the server: {e}"));
+
+    // kubectl set: the volumes are applied with this run's kubeconfig.
+    let ns = s.lab().machine(&server).unwrap().firmware.ns.clone();
+    let wrapper = bin.join("kubectl");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nexec ip netns exec {ns} {} kubectl \"$@\"\n", k3s.display())).unwrap();
+    assert!(Command::new("chmod").arg("0755").arg(&wrapper).status().unwrap().success());
+    ex.set("kubectl", &wrapper.display().to_string());
+    let out = ex.apply();
+    assert!(out.contains("1 added, 0 changed, 0 destroyed"), "the volumes applied:\n{out}");
+    assert_eq!(ex.plan().0, 0, "no changes after applying the volumes");
     let phase = on_server("sudo k3s kubectl get pvc data -o jsonpath='{.status.phase} {.spec.volumeName}'");
     assert_eq!(phase.trim(), "Bound k8s-data", "the module's claim");
 
@@ -591,6 +605,7 @@ spec:
     let state = ex.state_text();
     assert!(!state.contains(&ceph.key), "the Ceph key is in the state");
     assert!(!state.contains("PRIVATE KEY"), "a key is in the state");
+    assert!(!state.contains("client-key-data"), "a kubeconfig is in the state");
     ex.ok(&["destroy", "-auto-approve", "-no-color"]);
     assert!(s.nodes().is_empty());
     s.wait_all_available(Duration::from_secs(300));

@@ -30,10 +30,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def login(password):
+def login(password, user=USER):
     jar = urllib.request.HTTPCookieProcessor()
     opener = urllib.request.build_opener(jar, NoRedirect)
-    form = urllib.parse.urlencode({"username": USER, "password": password}).encode()
+    form = urllib.parse.urlencode({"username": user, "password": password}).encode()
     try:
         with opener.open(HUB + "/hub/login", data=form, timeout=60) as r:
             return r.status, sorted(c.name for c in jar.cookiejar)
@@ -117,6 +117,13 @@ async def execute(kernel, token):
             return reply, out
 
 
+# An account that may use sudo (the image's default user) logs in, but
+# gets no server: its notebook would be a root shell.
+login(PASSWORD, "debian")
+code, t = call("POST", "/hub/api/users/debian/tokens", body={"auth": {"username": "debian", "password": PASSWORD}})
+assert code == 201, (code, t)
+code, _ = call("POST", "/hub/api/users/debian/server", t["token"])
+print("sudoer-server", code)
 status, cookies = login(PASSWORD + "-wrong")
 print("wrong-login", status, ",".join(cookies) or "-")
 status, cookies = login(PASSWORD)

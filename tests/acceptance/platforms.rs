@@ -665,10 +665,12 @@ fn dask_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str) {
 /// left free: through the hub's REST API on its network address a user
 /// logs in, gets a token, starts a server and runs code in a kernel over
 /// its channels; the output is exact, the code ran as that user on the hub
-/// node, in a home on the share; wrong passwords are refused; no generated
-/// secret in the state or the API; destroyed, its machine cleaned.
+/// node, in a home on the share; wrong passwords are refused, and so is a
+/// server for an account that may use sudo; no generated secret in the
+/// state or the API; destroyed, its machine cleaned.
 fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, share_type_id: &str) {
     let mut ex = Example::new(s, "jupyter", "jupyter/examples/basic");
+    ex.set("authenticator", "dummy");
     ex.set("image_id", image_id);
     ex.set("share_type_id", share_type_id);
     ex.set("public_key", public);
@@ -702,6 +704,10 @@ fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, sha
             .unwrap_or_else(|| panic!("no {name:?} step in what the client did:\n{ran}"))
             .to_string()
     };
+    let sudoer: u16 = step("sudoer-server").parse().unwrap();
+    assert!(sudoer >= 400, "the default user (a sudoer) got a server: {ran}");
+    let hub_log = on_hub("sudo journalctl -u jupyterhub --no-pager -o cat");
+    assert!(hub_log.contains("debian may use sudo: no server for it"), "why debian got no server:\n{hub_log}");
     assert_eq!(step("wrong-login"), "200 -", "a wrong password is not a login:\n{ran}");
     let login = step("login");
     assert!(login.starts_with("302 ") && login.contains("jupyterhub-hub-login"), "the login: {ran}");

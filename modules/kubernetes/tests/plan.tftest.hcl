@@ -101,12 +101,13 @@ run "groups_networks_and_shares" {
   }
   assert {
     condition = output.volumes_manifest == join("", [for d in [
+      { apiVersion = "v1", kind = "Namespace", metadata = { name = "science" } },
       { apiVersion = "v1", kind = "PersistentVolume", metadata = { name = "k8s-data", labels = { "tundra.dev/share" = "data" } }, spec = { capacity = { storage = "100Gi" }, accessModes = ["ReadWriteMany"], persistentVolumeReclaimPolicy = "Retain", storageClassName = "tundra-share", hostPath = { path = "/mnt/shares/data", type = "Directory" }, claimRef = { namespace = "default", name = "data" } } },
-      { apiVersion = "v1", kind = "PersistentVolumeClaim", metadata = { name = "data", namespace = "default" }, spec = { accessModes = ["ReadWriteMany"], storageClassName = "tundra-share", volumeName = "k8s-data", resources = { requests = { storage = "100Gi" } } } },
+      { apiVersion = "v1", kind = "PersistentVolumeClaim", metadata = { name = "data", namespace = "default" }, spec = { accessModes = ["ReadWriteMany"], storageClassName = "tundra-share", volumeName = "k8s-data", resources = { requests = { storage = "1Gi" } } } },
       { apiVersion = "v1", kind = "PersistentVolume", metadata = { name = "k8s-refs", labels = { "tundra.dev/share" = "refs" } }, spec = { capacity = { storage = "100Gi" }, accessModes = ["ReadOnlyMany"], persistentVolumeReclaimPolicy = "Retain", storageClassName = "tundra-share", hostPath = { path = "/refs", type = "Directory" }, claimRef = { namespace = "science", name = "refs" } } },
-      { apiVersion = "v1", kind = "PersistentVolumeClaim", metadata = { name = "refs", namespace = "science" }, spec = { accessModes = ["ReadOnlyMany"], storageClassName = "tundra-share", volumeName = "k8s-refs", resources = { requests = { storage = "100Gi" } } } },
+      { apiVersion = "v1", kind = "PersistentVolumeClaim", metadata = { name = "refs", namespace = "science" }, spec = { accessModes = ["ReadOnlyMany"], storageClassName = "tundra-share", volumeName = "k8s-refs", resources = { requests = { storage = "1Gi" } } } },
     ] : "---\n${yamlencode(d)}"])
-    error_message = "each share a volume of its mount and a claim bound to it, sized as the share"
+    error_message = "a namespace for the claims outside default, then each share a volume of its mount sized as the share and a claim bound to it"
   }
   assert {
     condition     = length(terraform_data.volumes) == 1

@@ -36,8 +36,9 @@ variable "share_type_id" {
 }
 
 variable "authenticator" {
-  type    = string
-  default = "dummy"
+  type        = string
+  description = "pam, or dummy to try it out (tests only: one generated password for any name)."
+  default     = "pam"
 }
 
 variable "public_key" {

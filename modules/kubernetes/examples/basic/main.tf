@@ -5,7 +5,7 @@
 # example "k3s kubectl"), apply also creates the share's volume and claim.
 
 terraform {
-  required_version = ">= 1.9"
+  required_version = ">= 1.10"
   required_providers {
     tundra = {
       source = "tundra/tundra"
