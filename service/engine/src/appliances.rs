@@ -737,10 +737,8 @@ fn fnv(bytes: &[u8]) -> u64 {
 /// (peer, role): its nodes wait until those are placed.
 pub fn peer_reads(role: &Role) -> BTreeSet<(String, String)> {
     let env = environment();
-    let texts = role.files.iter().map(|f| &f.content).chain(role.reload.iter()).chain(role.ready.iter());
-    let texts = texts.chain(role.drain.iter().map(|d| &d.command));
     let mut out = BTreeSet::new();
-    for t in texts {
+    for t in texts(role) {
         let Ok(t) = env.template_from_str(t) else { continue };
         for v in t.undeclared_variables(true) {
             let p: Vec<&str> = v.split('.').collect();
@@ -754,9 +752,13 @@ pub fn peer_reads(role: &Role) -> BTreeSet<(String, String)> {
 
 /// The roles a role's texts read (its nodes wait until those are placed).
 pub fn reads(role: &Role) -> BTreeSet<String> {
+    texts(role).filter_map(|t| check_text(t, Scope::Drain, "").ok()).flatten().collect()
+}
+
+/// Every text of a role: its files' contents, reload, ready and drain.
+fn texts(role: &Role) -> impl Iterator<Item = &String> {
     let texts = role.files.iter().map(|f| &f.content).chain(role.reload.iter()).chain(role.ready.iter());
-    let texts = texts.chain(role.drain.iter().map(|d| &d.command));
-    texts.filter_map(|t| check_text(t, Scope::Drain, "").ok()).flatten().collect()
+    texts.chain(role.drain.iter().map(|d| &d.command))
 }
 
 /// Why a node has no plan.

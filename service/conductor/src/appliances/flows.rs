@@ -378,13 +378,7 @@ pub async fn peers(
         };
         let pt = c.store().appliance_template(peer.appliance.template_id).await?;
         let plans = rules::role_plans(&pt.roles, &peer.appliance.parameters);
-        let members = c.store().appliance_members(peer.appliance.id).await?;
-        let mut nodes = Vec::new();
-        for id in members.iter().filter_map(|m| m.node_id) {
-            if let Ok(x) = c.store().node(id).await {
-                nodes.push(x);
-            }
-        }
+        let (members, nodes) = members_and_nodes(c, peer.appliance.id).await?;
         let by_id: HashMap<NodeId, &Node> = nodes.iter().map(|x| (x.id, x)).collect();
         let ids: Vec<NodeId> = by_id.keys().copied().collect();
         let ports = ports(c, &ids).await?;
@@ -464,14 +458,20 @@ async fn of_node(
     let Some(me) = c.store().appliance_member_of_node(n.id).await? else { return Ok(None) };
     let rec = c.store().appliance_record(me.appliance_id).await?;
     let t = c.store().appliance_template(rec.appliance.template_id).await?;
-    let members = c.store().appliance_members(rec.appliance.id).await?;
+    let (members, nodes) = members_and_nodes(c, rec.appliance.id).await?;
+    Ok(Some((rec, t, members, nodes)))
+}
+
+/// An appliance's members and the nodes they have now.
+async fn members_and_nodes(c: &Conductor, id: ApplianceId) -> Result<(Vec<ApplianceMemberRecord>, Vec<Node>)> {
+    let members = c.store().appliance_members(id).await?;
     let mut nodes = Vec::new();
     for id in members.iter().filter_map(|m| m.node_id) {
         if let Ok(x) = c.store().node(id).await {
             nodes.push(x);
         }
     }
-    Ok(Some((rec, t, members, nodes)))
+    Ok((members, nodes))
 }
 
 /// What `n`'s appliance agent is told, or `None` when `n` belongs to no
