@@ -4,8 +4,11 @@
 
 locals {
   hub_network = var.hub_network_id != null ? var.hub_network_id : try(var.networks[0], "")
-  # The other networks, in order (the hub's network comes first).
-  other_networks = [for n in var.networks : n if n != local.hub_network]
+  # The other networks, in order (the hub's network comes first), and the
+  # Slurm network when the hub spawns onto Slurm (its servers call the hub
+  # there).
+  slurm_network  = try(var.slurm.network_id, null)
+  other_networks = distinct(concat([for n in var.networks : n if n != local.hub_network], local.slurm_network == null || local.slurm_network == local.hub_network ? [] : [local.slurm_network]))
 }
 
 data "tundra_appliance_template" "jupyterhub" {
@@ -20,11 +23,14 @@ resource "tundra_appliance" "jupyterhub" {
   template_id = data.tundra_appliance_template.jupyterhub.id
   keypair_id  = var.keypair_id
   parameters = {
-    hub_flavor    = var.hub_flavor_id
-    image         = var.image_id
-    hub_network   = local.hub_network
-    networks      = local.other_networks
-    homes         = var.homes_share_id
-    authenticator = var.authenticator
+    hub_flavor      = var.hub_flavor_id
+    image           = var.image_id
+    hub_network     = local.hub_network
+    networks        = local.other_networks
+    homes           = var.homes_share_id
+    authenticator   = var.authenticator
+    slurm           = try(var.slurm.appliance_id, null)
+    slurm_partition = var.slurm_partition == null ? "" : var.slurm_partition
+    slurm_cpus      = tostring(var.slurm_cpus)
   }
 }

@@ -72,6 +72,42 @@ variable "authenticator" {
   }
 }
 
+variable "slurm" {
+  type = object({
+    appliance_id = string
+    network_id   = string
+  })
+  description = "An openhpc platform to spawn onto (its module's `platform` output): each user's server runs as a Slurm job of theirs on its compute nodes, and only its `users` get one. The hub joins the Slurm network. Default: none (servers on the hub node)."
+  default     = null
+  validation {
+    condition = var.slurm == null || alltrue([
+      for v in [try(var.slurm.appliance_id, ""), try(var.slurm.network_id, "")] :
+      can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", v))
+    ])
+    error_message = "slurm takes an openhpc module's platform output: { appliance_id, network_id }, both IDs (UUIDs)."
+  }
+}
+
+variable "slurm_partition" {
+  type        = string
+  description = "With slurm: the partition servers run in. Default: Slurm's default partition."
+  default     = null
+  validation {
+    condition     = var.slurm_partition == null || can(regex("^[A-Za-z][A-Za-z0-9_-]{0,31}$", coalesce(var.slurm_partition, "-")))
+    error_message = "slurm_partition must be a Slurm partition name: 1-32 letters, digits, '_' or '-', starting with a letter."
+  }
+}
+
+variable "slurm_cpus" {
+  type        = number
+  description = "With slurm: CPUs of each server's job (its kernels and the Dask work they start locally)."
+  default     = 1
+  validation {
+    condition     = var.slurm_cpus >= 1 && var.slurm_cpus <= 9999 && floor(var.slurm_cpus) == var.slurm_cpus
+    error_message = "slurm_cpus must be a whole number from 1 to 9999."
+  }
+}
+
 variable "keypair_id" {
   type        = string
   description = "SSH key for the hub node's default user."

@@ -7,7 +7,9 @@ locals {
   slurm_network = var.slurm_network_id != null ? var.slurm_network_id : try(var.networks[0], "")
   # The other networks, in order (the Slurm network comes first on each node).
   other_networks = [for n in var.networks : n if n != local.slurm_network]
-  home           = var.home_share_id != null ? var.home_share_id : tundra_share.home[0].id
+  # Whether the module makes /home goes by the share type, known at plan
+  # time, not by home_share_id, which may be a share made in the same apply.
+  home = var.home_share_type_id != null ? tundra_share.home[0].id : var.home_share_id
   partitions = join("", [
     for p in var.partitions :
     "PartitionName=${p.name} Nodes=compute Default=${p.default ? "YES" : "NO"} MaxTime=${p.max_time} State=UP\n"
@@ -21,7 +23,7 @@ data "tundra_appliance_template" "slurm" {
 }
 
 resource "tundra_share" "home" {
-  count         = var.home_share_id == null ? 1 : 0
+  count         = var.home_share_type_id != null ? 1 : 0
   project_id    = var.project_id
   name          = "${var.name}-home"
   share_type_id = var.home_share_type_id
@@ -43,5 +45,6 @@ resource "tundra_appliance" "slurm" {
     networks       = local.other_networks
     home           = local.home
     partitions     = local.partitions
+    users          = join("", [for n, u in var.users : "${n}:${u}\n"])
   }
 }

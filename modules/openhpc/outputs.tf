@@ -27,3 +27,12 @@ output "usage" {
   description = "How to use the cluster, rendered by tundrad."
   value       = tundra_appliance.slurm.usage
 }
+
+output "platform" {
+  description = "What another module needs to join this cluster (the slurm input of modules/jupyter and modules/dask): the appliance's ID, the Slurm network's and /home's."
+  value = {
+    appliance_id  = tundra_appliance.slurm.id
+    network_id    = local.slurm_network
+    home_share_id = local.home
+  }
+}

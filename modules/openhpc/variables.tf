@@ -73,17 +73,17 @@ variable "slurm_network_id" {
 
 variable "home_share_id" {
   type        = string
-  description = "A share to mount as /home on every node. Default: the module makes one of home_share_type_id."
+  description = "A share to mount as /home on every node (it may be made in the same configuration). Give this or home_share_type_id."
   default     = null
 }
 
 variable "home_share_type_id" {
   type        = string
-  description = "Share type of the /home the module makes when home_share_id is not given (e.g. the site's CephFS)."
+  description = "Share type of a /home the module makes (e.g. the site's CephFS). Give this or home_share_id."
   default     = null
   validation {
-    condition     = var.home_share_id != null || var.home_share_type_id != null
-    error_message = "Give home_share_id (a share to mount as /home) or home_share_type_id (for the module to make one)."
+    condition     = (var.home_share_id != null) != (var.home_share_type_id != null)
+    error_message = "Give one of home_share_id (a share to mount as /home) and home_share_type_id (for the module to make one)."
   }
 }
 
@@ -120,6 +120,20 @@ variable "partitions" {
   validation {
     condition     = alltrue([for p in var.partitions : can(regex("^(INFINITE|UNLIMITED|[0-9]+(-[0-9]+)?(:[0-9]+){0,2})$", p.max_time))])
     error_message = "max_time is INFINITE or a Slurm time: minutes, MM:SS, HH:MM:SS, D-HH or D-HH:MM:SS."
+  }
+}
+
+variable "users" {
+  type        = map(number)
+  description = "Accounts made on every node with the same uid, as name = uid: who JupyterHub (modules/jupyter joined to this platform) spawns servers as. They have no password or key. A site's directory (sssd, LDAP in the image) is better where there is one."
+  default     = {}
+  validation {
+    condition     = alltrue([for n, u in var.users : can(regex("^[a-z_][a-z0-9_-]{0,31}$", n)) && u >= 1000 && u <= 999999999 && floor(u) == u])
+    error_message = "users maps account names (lower-case letters, digits, '_' or '-', starting with a letter or '_') to uids from 1000 to 999999999."
+  }
+  validation {
+    condition     = length(distinct(values(var.users))) == length(var.users)
+    error_message = "Each user needs a uid of their own."
   }
 }
 

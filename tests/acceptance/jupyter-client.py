@@ -1,6 +1,9 @@
 # What a test user does through the hub's REST API (the hub's address, not
 # loopback): log in, get a token, start a server, run code in a kernel
-# over its channels, stop the server. Prints one line per step.
+# over its channels (and then CELL_FILE's code, when given), stop the
+# server. Prints one line per step.
+#
+# Usage: jupyter-client.py HUB_URL USER [CELL_FILE]
 import asyncio
 import json
 import subprocess
@@ -15,6 +18,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 HUB, USER = sys.argv[1], sys.argv[2]
+CELL = open(sys.argv[3]).read() if len(sys.argv) > 3 else None
 PASSWORD = subprocess.check_output(["sudo", "cat", "/etc/jupyterhub/secrets/dummy_password"], text=True).strip()
 CODE = """
 import os, pwd, socket
@@ -89,17 +93,19 @@ async def iopub_live(conn):
     raise SystemExit("the kernel's iopub never answered")
 
 
-async def execute(kernel, token):
+async def execute(kernel, token, code):
     url = HUB.replace("http://", "ws://") + f"/user/{USER}/api/kernels/{kernel}/channels?session_id={SESSION}"
     conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
     await iopub_live(conn)
     msg_id = await request(conn, "execute_request", {
-        "code": CODE, "silent": False, "store_history": False,
+        "code": code, "silent": False, "store_history": False,
         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True,
     })
-    out, reply = "", None
-    while True:
-        raw = await asyncio.wait_for(conn.read_message(), 120)
+    # The reply (shell) and the kernel going idle (iopub) come on different
+    # channels, in either order: done when both have.
+    out, reply, idle = "", None, False
+    while not (reply and idle):
+        raw = await asyncio.wait_for(conn.read_message(), 300)
         if raw is None:
             raise SystemExit(f"the kernel's channels closed; so far {out!r}")
         m = json.loads(raw)
@@ -112,9 +118,10 @@ async def execute(kernel, token):
             raise SystemExit("the kernel failed: " + "\n".join(m["content"]["traceback"]))
         elif kind == "execute_reply":
             reply = m["content"]["status"]
-        elif kind == "status" and m["content"]["execution_state"] == "idle" and reply:
-            conn.close()
-            return reply, out
+        elif kind == "status" and m["content"]["execution_state"] == "idle":
+            idle = True
+    conn.close()
+    return reply, out
 
 
 # An account that may use sudo (the image's default user) logs in, but
@@ -148,15 +155,24 @@ print("server", server["url"])
 code, k = call("POST", f"/user/{USER}/api/kernels", token, {"name": "python3"})
 assert code == 201, (code, k)
 print("kernel", k["name"])
-reply, out = asyncio.run(execute(k["id"], token))
+reply, out = asyncio.run(execute(k["id"], token, CODE))
 print("executed", reply)
 print("output", out.strip())
+if CELL:
+    reply, out = asyncio.run(execute(k["id"], token, CELL))
+    print("cell", reply)
+    for line in out.strip().splitlines():
+        print("cell-output", line)
 running = subprocess.run(["pgrep", "-u", USER, "-f", "jupyterhub-singleuser"], capture_output=True, text=True)
 print("servers-running-as-user", len(running.stdout.split()))
 code, _ = call("DELETE", f"/hub/api/users/{USER}/server", token)
 assert code in (202, 204), code
 deadline = time.time() + 120
-while subprocess.run(["pgrep", "-u", USER, "-f", "jupyterhub-singleuser"], capture_output=True).returncode == 0:
-    assert time.time() < deadline, "the server is still running"
+while True:
+    _, u = call("GET", f"/hub/api/users/{USER}", token)
+    local = subprocess.run(["pgrep", "-u", USER, "-f", "jupyterhub-singleuser"], capture_output=True).returncode == 0
+    if not local and isinstance(u, dict) and not (u.get("servers") or {}):
+        break
+    assert time.time() < deadline, f"the server is still running: {u}"
     time.sleep(1)
 print("stopped", code)

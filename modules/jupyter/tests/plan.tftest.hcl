@@ -74,6 +74,85 @@ run "chosen_network_homes_and_dummy" {
   }
 }
 
+run "spawns_onto_slurm" {
+  command = plan
+
+  variables {
+    slurm = {
+      appliance_id = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id   = "0190d6a0-0000-7000-8000-00000000000c"
+    }
+    slurm_partition = "interactive"
+    slurm_cpus      = 2
+  }
+
+  assert {
+    condition     = tundra_appliance.jupyterhub.parameters.slurm == "0190d6a0-0000-7000-8000-0000000000c1"
+    error_message = "the hub joins the Slurm appliance"
+  }
+  assert {
+    condition     = jsonencode(tundra_appliance.jupyterhub.parameters.networks) == jsonencode(["0190d6a0-0000-7000-8000-00000000000b", "0190d6a0-0000-7000-8000-00000000000c"])
+    error_message = "the hub joins the Slurm network too, after its own"
+  }
+  assert {
+    condition     = tundra_appliance.jupyterhub.parameters.slurm_partition == "interactive" && tundra_appliance.jupyterhub.parameters.slurm_cpus == "2"
+    error_message = "the servers' partition and CPUs are passed on"
+  }
+}
+
+run "slurm_on_the_hub_network" {
+  command = plan
+
+  variables {
+    slurm = {
+      appliance_id = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id   = "0190d6a0-0000-7000-8000-00000000000a"
+    }
+  }
+
+  assert {
+    condition     = jsonencode(tundra_appliance.jupyterhub.parameters.networks) == jsonencode(["0190d6a0-0000-7000-8000-00000000000b"])
+    error_message = "no network twice when the hub answers on the Slurm network"
+  }
+  assert {
+    condition     = tundra_appliance.jupyterhub.parameters.slurm_partition == "" && tundra_appliance.jupyterhub.parameters.slurm_cpus == "1"
+    error_message = "Slurm's default partition, one CPU, by default"
+  }
+}
+
+run "no_slurm_by_default" {
+  command = plan
+
+  assert {
+    condition     = tundra_appliance.jupyterhub.parameters.slurm == null
+    error_message = "servers on the hub node unless a platform is given"
+  }
+}
+
+run "bad_slurm" {
+  command = plan
+  variables {
+    slurm = { appliance_id = "hpc", network_id = "0190d6a0-0000-7000-8000-00000000000c" }
+  }
+  expect_failures = [var.slurm]
+}
+
+run "bad_slurm_partition" {
+  command = plan
+  variables {
+    slurm_partition = "2fast"
+  }
+  expect_failures = [var.slurm_partition]
+}
+
+run "bad_slurm_cpus" {
+  command = plan
+  variables {
+    slurm_cpus = 0
+  }
+  expect_failures = [var.slurm_cpus]
+}
+
 run "bad_name" {
   command = plan
   variables {

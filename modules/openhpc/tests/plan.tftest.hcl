@@ -88,6 +88,64 @@ run "chosen_network_existing_home_and_partitions" {
   }
 }
 
+run "users_and_platform" {
+  command = plan
+
+  variables {
+    users = { alice = 2001, bob = 2002 }
+  }
+
+  assert {
+    condition     = tundra_appliance.slurm.parameters.users == "alice:2001\nbob:2002\n"
+    error_message = "users become NAME:UID lines"
+  }
+  assert {
+    condition     = output.platform.network_id == var.networks[0]
+    error_message = "the platform output names the Slurm network, for a hub joining it"
+  }
+}
+
+run "no_users_by_default" {
+  command = plan
+
+  assert {
+    condition     = tundra_appliance.slurm.parameters.users == ""
+    error_message = "no accounts unless asked for"
+  }
+}
+
+run "bad_user_name" {
+  command = plan
+  variables {
+    users = { "Alice" = 2001 }
+  }
+  expect_failures = [var.users]
+}
+
+run "system_uid" {
+  command = plan
+  variables {
+    users = { alice = 999 }
+  }
+  expect_failures = [var.users]
+}
+
+run "shared_uid" {
+  command = plan
+  variables {
+    users = { alice = 2001, bob = 2001 }
+  }
+  expect_failures = [var.users]
+}
+
+run "home_share_and_type_both" {
+  command = plan
+  variables {
+    home_share_id = "0190d6a0-0000-7000-8000-0000000000f1"
+  }
+  expect_failures = [var.home_share_type_id]
+}
+
 run "bad_name" {
   command = plan
   variables {

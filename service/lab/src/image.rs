@@ -60,8 +60,12 @@ pub const SETS: &[(&str, &[&str])] = &[
 /// downloads nothing. Each pin is the last release that works with the
 /// Debian packages beside it.
 pub const PYPI: &[(&str, &[&str])] = &[
-    // Dask's dashboard (distributed 2022.12 takes bokeh 2.4.2 to < 3).
-    ("dask", &["bokeh==2.4.3"]),
+    // Dask's dashboard (distributed 2022.12 takes bokeh 2.4.2 to < 3), and
+    // dask-jobqueue for workers as Slurm jobs (0.8.2: distributed >= 2022.02).
+    ("dask", &["bokeh==2.4.3", "dask-jobqueue==0.8.2"]),
+    // JupyterHub's servers as Slurm jobs (1.3.0: the first for JupyterHub 3;
+    // jinja2 and requests come with Debian's jupyterhub).
+    ("jupyterhub", &["batchspawner==1.3.0"]),
 ];
 
 /// Services a set's packages enable that a node must not run until its
