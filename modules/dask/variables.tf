@@ -9,7 +9,7 @@ variable "name" {
 
 variable "worker_count" {
   type        = number
-  description = "How many worker nodes. Changed in place: new workers join the running scheduler; removed ones are retired first (the scheduler moves their data to the others)."
+  description = "How many workers: worker nodes, or with slurm worker jobs. Changed in place: new workers join the running scheduler; removed nodes are retired first (the scheduler moves their data to the others), removed jobs cancelled."
   default     = 3
   validation {
     condition     = var.worker_count >= 0 && var.worker_count <= 256 && floor(var.worker_count) == var.worker_count
@@ -99,6 +99,51 @@ variable "data_share_id" {
   validation {
     condition     = var.data_share_id == null || can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", coalesce(var.data_share_id, "-")))
     error_message = "data_share_id must be a share's ID (a UUID), e.g. tundra_share.data.id."
+  }
+}
+
+variable "slurm" {
+  type = object({
+    appliance_id  = string
+    network_id    = string
+    home_share_id = string
+  })
+  description = "An openhpc platform for the workers (its module's `platform` output): the workers are worker_count Slurm jobs of slurm_user on its compute nodes, started by the scheduler through dask-jobqueue, not nodes of this appliance. The scheduler answers on the Slurm network and mounts the platform's /home. Default: none (worker nodes)."
+  default     = null
+  validation {
+    condition = var.slurm == null || alltrue([
+      for v in [try(var.slurm.appliance_id, ""), try(var.slurm.network_id, ""), try(var.slurm.home_share_id, "")] :
+      can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", v))
+    ])
+    error_message = "slurm takes an openhpc module's platform output: { appliance_id, network_id, home_share_id }, IDs (UUIDs)."
+  }
+  validation {
+    condition     = var.slurm == null || contains(var.networks, try(var.slurm.network_id, "-"))
+    error_message = "With slurm, networks must include the platform's Slurm network (slurm.network_id): the workers reach the scheduler there."
+  }
+}
+
+variable "slurm_user" {
+  type        = string
+  description = "With slurm: the platform account (one of the openhpc module's users) whose Slurm jobs the workers are."
+  default     = null
+  validation {
+    condition     = (var.slurm == null) == (var.slurm_user == null)
+    error_message = "slurm_user is needed with slurm (the platform account the worker jobs run as), and only then."
+  }
+  validation {
+    condition     = var.slurm_user == null || can(regex("^[a-z_][a-z0-9_-]{0,31}$", coalesce(var.slurm_user, "-")))
+    error_message = "slurm_user must be an account name: lower-case letters, digits, '_' or '-', starting with a letter or '_'."
+  }
+}
+
+variable "slurm_partition" {
+  type        = string
+  description = "With slurm: the workers' partition. Default: Slurm's default partition."
+  default     = null
+  validation {
+    condition     = var.slurm_partition == null || can(regex("^[A-Za-z][A-Za-z0-9_-]{0,31}$", coalesce(var.slurm_partition, "-")))
+    error_message = "slurm_partition must be a Slurm partition name: 1-32 letters, digits, '_' or '-', starting with a letter."
   }
 }
 

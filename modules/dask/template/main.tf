@@ -11,7 +11,7 @@ variable "name" {
 variable "version_number" {
   type        = number
   description = "The template's version."
-  default     = 1
+  default     = 2
 }
 
 resource "tundra_appliance_template" "dask" {

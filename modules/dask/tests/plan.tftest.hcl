@@ -75,6 +75,93 @@ run "chosen_network_flavors_share_and_sizes" {
   }
 }
 
+run "workers_as_slurm_jobs" {
+  command = plan
+
+  variables {
+    worker_count = 4
+    slurm = {
+      appliance_id  = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id    = "0190d6a0-0000-7000-8000-00000000000b"
+      home_share_id = "0190d6a0-0000-7000-8000-0000000000f1"
+    }
+    slurm_user      = "dask-jobs"
+    slurm_partition = "batch"
+  }
+
+  assert {
+    condition     = tundra_appliance.dask.parameters.worker_count == 0 && tundra_appliance.dask.parameters.slurm_workers == 4
+    error_message = "no worker nodes: worker_count becomes the number of worker jobs"
+  }
+  assert {
+    condition     = tundra_appliance.dask.parameters.slurm == "0190d6a0-0000-7000-8000-0000000000c1" && tundra_appliance.dask.parameters.home == "0190d6a0-0000-7000-8000-0000000000f1"
+    error_message = "the appliance joins the platform and mounts its /home"
+  }
+  assert {
+    condition     = tundra_appliance.dask.parameters.dask_network == "0190d6a0-0000-7000-8000-00000000000b"
+    error_message = "Dask's traffic on the platform's Slurm network"
+  }
+  assert {
+    condition     = tundra_appliance.dask.parameters.slurm_user == "dask-jobs" && tundra_appliance.dask.parameters.slurm_partition == "batch"
+    error_message = "the jobs' account and partition are passed on"
+  }
+}
+
+run "no_slurm_by_default" {
+  command = plan
+
+  assert {
+    condition     = tundra_appliance.dask.parameters.slurm == null && tundra_appliance.dask.parameters.slurm_workers == 0 && tundra_appliance.dask.parameters.worker_count == 3
+    error_message = "worker nodes unless a platform is given"
+  }
+}
+
+run "slurm_without_user" {
+  command = plan
+  variables {
+    slurm = {
+      appliance_id  = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id    = "0190d6a0-0000-7000-8000-00000000000b"
+      home_share_id = "0190d6a0-0000-7000-8000-0000000000f1"
+    }
+  }
+  expect_failures = [var.slurm_user]
+}
+
+run "slurm_network_not_in_networks" {
+  command = plan
+  variables {
+    slurm = {
+      appliance_id  = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id    = "0190d6a0-0000-7000-8000-00000000000c"
+      home_share_id = "0190d6a0-0000-7000-8000-0000000000f1"
+    }
+    slurm_user = "dask-jobs"
+  }
+  expect_failures = [var.slurm]
+}
+
+run "bad_slurm_user" {
+  command = plan
+  variables {
+    slurm = {
+      appliance_id  = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id    = "0190d6a0-0000-7000-8000-00000000000b"
+      home_share_id = "0190d6a0-0000-7000-8000-0000000000f1"
+    }
+    slurm_user = "Dask Jobs"
+  }
+  expect_failures = [var.slurm_user]
+}
+
+run "bad_slurm_partition" {
+  command = plan
+  variables {
+    slurm_partition = "2fast"
+  }
+  expect_failures = [var.slurm_partition]
+}
+
 run "bad_name" {
   command = plan
   variables {
