@@ -1,6 +1,7 @@
 //! The platform modules (`modules/*`) under the pinned Terraform: each
 //! module's own `terraform test` (plan-level, mocked provider), and each of
-//! its examples valid against the real provider schema.
+//! its examples valid against the real provider schema, and so is
+//! `examples/terraform/platforms`, which composes them.
 
 use std::path::{Path, PathBuf};
 
@@ -60,4 +61,15 @@ pub fn modules_pass_terraform_test() {
             assert_eq!(r.code, 0, "modules/{name}/{rel} is not valid:\n{}", r.all());
         }
     }
+    // The examples composing modules (examples/terraform/platforms) are
+    // valid with the modules where the repository has them.
+    let ws = Workspace::for_provider("tundra", "tundra/tundra", "");
+    std::fs::remove_file(ws.path().join("main.tf")).unwrap();
+    copy_tree(&root, &ws.path().join("modules"));
+    let example = "examples/terraform/platforms";
+    copy_tree(&root.join("..").join(example), &ws.path().join(example));
+    let chdir = format!("-chdir={example}");
+    ws.ok(&[&chdir, "init", "-no-color", "-backend=false"]);
+    let r = ws.run(&[&chdir, "validate", "-no-color"]);
+    assert_eq!(r.code, 0, "{example} is not valid:\n{}", r.all());
 }

@@ -116,6 +116,19 @@ impl Example {
         ex
     }
 
+    /// Terraform in `dir`, a directory of the repository (an example
+    /// composing modules by relative paths), with `paths` copied beside it
+    /// as they are laid out in the repository.
+    pub(crate) fn in_repository(s: &LabSite, paths: &[&str], dir: &'static str) -> Example {
+        let ex = Example { ws: s.site.workspace(""), dir };
+        std::fs::remove_file(ex.ws.path().join("main.tf")).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for p in paths.iter().chain([&dir]) {
+            crate::modules::copy_tree(&root.join(p), &ex.ws.path().join(p));
+        }
+        ex
+    }
+
     pub(crate) fn run(&self, args: &[&str]) -> crate::support::Run {
         let chdir = format!("-chdir={}", self.dir);
         let mut all = vec![chdir.as_str()];
@@ -194,15 +207,27 @@ fn wait_idle(on_login: &dyn Fn(&str) -> String, names: &[String]) {
 /// Wait up to `within` until `sinfo` lists exactly `names`, every one
 /// idle; a failure says what slurmctld logged, and `more`.
 fn wait_idle_within(on_login: &dyn Fn(&str) -> String, names: &[String], within: Duration, more: &dyn Fn() -> String) {
+    wait_states(on_login, names, &["idle"], within, more)
+}
+
+/// Wait up to `within` until `sinfo` lists exactly `names`, each in one
+/// of `states`.
+fn wait_states(
+    on_login: &dyn Fn(&str) -> String,
+    names: &[String],
+    states: &[&str],
+    within: Duration,
+    more: &dyn Fn() -> String,
+) {
     let deadline = Instant::now() + within;
     loop {
         let seen = sinfo(on_login);
-        if seen.iter().map(|(n, _)| n).eq(names.iter()) && seen.iter().all(|(_, st)| st == "idle") {
+        if seen.iter().map(|(n, _)| n).eq(names.iter()) && seen.iter().all(|(_, st)| states.contains(&st.as_str())) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "sinfo shows {seen:?}, not {names:?} idle; slurmctld says:\n{}\n{}",
+            "sinfo shows {seen:?}, not {names:?} {states:?}; slurmctld says:\n{}\n{}",
             on_login("sudo journalctl -u slurmctld --no-pager | tail -30"),
             more()
         );
@@ -374,7 +399,11 @@ pub fn openhpc_on_the_lab() {
     let image_id = output("image_id");
     let share_type_id = output("share_type_id");
     std::thread::scope(|scope| {
-        let dask = scope.spawn(|| dask_on_the_lab(&s, &key, &public, &image_id));
+        // The composed platform takes the machines Dask leaves.
+        let dask = scope.spawn(|| {
+            dask_on_the_lab(&s, &key, &public, &image_id);
+            platforms_example_on_the_lab(&s, &key, &public, &image_id, &share_type_id);
+        });
         let jupyter = scope.spawn(|| jupyter_on_the_lab(&s, &key, &public, &image_id, &share_type_id));
         rebuild_through_slurm(&s, &mut ex, &key, &output, &compute2, &on_login, &pid);
         dask.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -697,11 +726,13 @@ fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, sha
 
     // A user through the REST API, from the hub's network address.
     let script = include_str!("jupyter-client.py");
-    let ran = on_hub(&format!("cat > /tmp/client.py <<'PY'\n{script}PY\npython3 /tmp/client.py {url} alice 2>&1"));
+    let ran = on_hub(&format!(
+        "cat > /tmp/client.py <<'PY'\n{script}PY\npython3 /tmp/client.py {url} alice 2>&1; echo client-exit $?"
+    ));
     let step = |name: &str| -> String {
         ran.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {name:?} step in what the client did:\n{ran}"))
+            .unwrap_or_else(|| panic!("no {name:?} step in what the client did:\n{ran}\n{}", hub_log(&on_hub)))
             .to_string()
     };
     let sudoer: u16 = step("sudoer-server").parse().unwrap();
@@ -752,4 +783,196 @@ fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, sha
         ms.iter().filter(|m| m["name"] == hub_machine.as_str()).all(|m| m["provision_state"] == "available")
     });
     eprintln!("jupyter: destroyed and cleaned {:.1?} after the first apply", start.elapsed());
+}
+
+/// `examples/terraform/platforms` as a site runs it: a Slurm cluster, a
+/// JupyterHub and a Dask cluster joined to it, one CephFS /home, the
+/// platform's user alice (uid 2001 on every node). Through the hub's REST
+/// API alice's server starts as a Slurm job on a compute node, and her
+/// notebook runs Dask with two workers that are Slurm jobs too
+/// (dask-jobqueue), computing an exact sum while `squeue` lists all three
+/// jobs as hers. The Dask cluster's own workers are Slurm jobs of its
+/// account, and scale in place.
+fn platforms_example_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, share_type_id: &str) {
+    let mut ex = Example::in_repository(
+        s,
+        &["modules/openhpc", "modules/jupyter", "modules/dask"],
+        "examples/terraform/platforms",
+    );
+    ex.set("authenticator", "dummy");
+    ex.set("users", "{ alice = 2001 }");
+    ex.set("image_id", image_id);
+    ex.set("share_type_id", share_type_id);
+    ex.set("public_key", public);
+    ex.ok(&["init", "-no-color"]);
+    let start = Instant::now();
+    let out = ex.apply();
+    eprintln!("platforms: Slurm (1 login + 2 compute), the hub and Dask active in {:.1?}", start.elapsed());
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let a = appliance(s, "science-hub");
+    assert_eq!(a["status"], "active", "{a}");
+    let (hub_name, hub_machine) = role_machines(s, &a, "hub")[0].clone();
+    let on_hub = |cmd: &str| {
+        ssh(s, &hub_machine, key, cmd, Duration::from_secs(300)).unwrap_or_else(|e| {
+            panic!("on {hub_name}: {e}\n{}", console_tail(&s.lab().machine(&hub_machine).unwrap().firmware.log))
+        })
+    };
+    let slurm = appliance(s, "science");
+    let compute: Vec<String> = role_machines(s, &slurm, "compute").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(compute.len(), 2, "{slurm}");
+    let (_, login_machine) = role_machines(s, &slurm, "login")[0].clone();
+    let on_login = |cmd: &str| {
+        ssh(s, &login_machine, key, cmd, Duration::from_secs(180)).unwrap_or_else(|e| panic!("on the login node: {e}"))
+    };
+    // In service (the Dask cluster's worker job may already run on one).
+    wait_states(&on_login, &compute, &["idle", "mixed", "allocated"], Duration::from_secs(180), &|| String::new());
+    // alice is the same account on the hub and on every Slurm node.
+    let ids = on_hub("id alice");
+    assert!(ids.starts_with("uid=2001(alice) gid=2001(alice)"), "alice on the hub: {ids}");
+    assert_eq!(on_login("id alice"), ids, "alice on the login node");
+
+    let url = ex.ok(&["output", "-raw", "hub_url"]);
+    assert!(url.starts_with("http://10.85.0.") && url.ends_with(":8000"), "on the platform's network: {url}");
+    let client = include_str!("jupyter-client.py");
+    let cell = include_str!("dask-on-slurm.py");
+    let ran = on_hub(&format!(
+        "cat > /tmp/client.py <<'PY'\n{client}PY\ncat > /tmp/cell.py <<'PY'\n{cell}PY\n\
+         python3 /tmp/client.py {url} alice /tmp/cell.py 2>&1; echo client-exit $?"
+    ));
+    let step = |name: &str| -> String {
+        ran.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {name:?} step in what the client did:\n{ran}\n{}", hub_log(&on_hub)))
+            .to_string()
+    };
+    assert_eq!(step("server"), "/user/alice/", "{ran}");
+    assert_eq!(step("executed"), "ok", "{ran}");
+    // The first cell ran as alice on a compute node, in her home on the share.
+    let output = step("output");
+    let first: Vec<&str> = output.split(' ').collect();
+    assert_eq!(first[..2], ["49999995000000", "alice"], "{ran}");
+    assert!(compute.iter().any(|c| c == first[2]), "the kernel ran on a compute node, not {}: {ran}", first[2]);
+    assert_eq!(first[3..], ["/home/alice", "/home/alice/from-the-kernel.txt"], "{ran}");
+    assert_eq!(step("servers-running-as-user"), "0", "no server on the hub node: {ran}");
+    // The second: Dask on Slurm from the notebook.
+    assert_eq!(step("cell"), "ok", "{ran}");
+    let cell_out: Vec<&str> = ran.lines().filter_map(|l| l.strip_prefix("cell-output ")).collect();
+    assert!(cell_out.contains(&"sum 49999995000000"), "Dask's sum: {cell_out:?}");
+    let workers: Vec<&&str> = cell_out.iter().filter(|l| l.starts_with("worker 10.85.0.")).collect();
+    assert_eq!(workers.len(), 2, "two workers, on the platform's network: {cell_out:?}");
+    let jobs: Vec<Vec<&str>> =
+        cell_out.iter().filter_map(|l| l.strip_prefix("job ")).map(|l| l.split(' ').collect()).collect();
+    let named = |n: &str| jobs.iter().filter(|j| j[0] == n && j[1] == "alice" && j[2] == "RUNNING").count();
+    assert_eq!(named("jupyter-server"), 1, "squeue shows alice's server as her job: {cell_out:?}");
+    assert_eq!(named("dask-worker"), 2, "squeue shows two Dask workers as her jobs: {cell_out:?}");
+    assert!(
+        jobs.iter().all(|j| j.get(3).is_some_and(|n| compute.iter().any(|c| c == n))),
+        "every job on a compute node: {jobs:?}"
+    );
+    assert_eq!(
+        cell_out.iter().find_map(|l| l.strip_prefix("kernel-on ")).map(|l| l.split(' ').next().unwrap()),
+        Some(first[2]),
+        "{cell_out:?}"
+    );
+    assert!(step("stopped").starts_with("20"), "{ran}");
+    eprintln!(
+        "platforms: alice's notebook computed on Dask workers in Slurm {:.1?} after the first apply",
+        start.elapsed()
+    );
+    // Her server's job and the workers' are gone from Slurm.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = on_login("squeue -h -u alice -o '%j %T'");
+        if left.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice's jobs outlived her server: {left}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // The team's Dask cluster: a scheduler node, its worker a Slurm job of
+    // dask-jobs; worker_count = 2 adds a job, the scheduler running on.
+    let d = appliance(s, "science-dask");
+    assert_eq!(d["status"], "active", "{d}");
+    assert!(role_machines(s, &d, "worker").is_empty(), "no worker nodes with slurm: {d}");
+    let (sched_name, sched_machine) = role_machines(s, &d, "scheduler")[0].clone();
+    let on_sched = |cmd: &str| {
+        ssh(s, &sched_machine, key, cmd, Duration::from_secs(180)).unwrap_or_else(|e| {
+            panic!(
+                "on {sched_name}: {e}\n{}",
+                ssh(
+                    s,
+                    &sched_machine,
+                    key,
+                    "sudo journalctl -u dask-scheduler --no-pager -o cat | tail -40",
+                    Duration::ZERO
+                )
+                .unwrap_or_default()
+            )
+        })
+    };
+    let dask_jobs = |n: usize| -> (String, String) {
+        let computed = on_sched(&format!(
+            "python3 - <<'PY'\nfrom distributed import Client\nimport dask.array as da\nc = Client(timeout=60)\n\
+             c.wait_for_workers({n}, timeout=240)\nprint('sum', int(da.arange(10**7, chunks=10**6).sum().compute()))\n\
+             ws = c.scheduler_info()['workers'].values()\nprint('workers', len(ws), *sorted(w['host'] for w in ws))\nPY"
+        ));
+        (computed, on_login("squeue -h -u dask-jobs -o '%j %T %N'"))
+    };
+    let (computed, jobs) = dask_jobs(1);
+    assert!(computed.contains("sum 49999995000000\n"), "{computed}");
+    assert!(computed.contains("workers 1 10.85.0."), "one worker, on the platform's network: {computed}");
+    let running: Vec<&str> = jobs.lines().filter(|l| l.starts_with("dask-worker-science-dask RUNNING ")).collect();
+    assert_eq!(running.len(), 1, "the worker is a Slurm job of dask-jobs:\n{jobs}");
+    let key_file = on_sched("sudo stat -c '%U %a' /home/dask-jobs/.dask-science-dask/key.pem");
+    assert_eq!(key_file.trim(), "dask-jobs 600", "the workers' key on /home is the account's alone");
+    let pid = on_sched("systemctl show -p MainPID --value dask-scheduler");
+    ex.set("dask_workers", "2");
+    let (code, plan) = ex.plan();
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("0 to add, 1 to change, 0 to destroy"), "in place:\n{plan}");
+    ex.apply();
+    let (computed, jobs) = dask_jobs(2);
+    assert!(computed.contains("sum 49999995000000\n") && computed.contains("workers 2 10.85.0."), "{computed}");
+    let running = jobs.lines().filter(|l| l.starts_with("dask-worker-science-dask RUNNING ")).count();
+    assert_eq!(running, 2, "two worker jobs:\n{jobs}");
+    assert_eq!(on_sched("systemctl show -p MainPID --value dask-scheduler"), pid, "the scheduler was restarted");
+    eprintln!(
+        "platforms: the Dask cluster's workers as Slurm jobs, 1 then 2, {:.1?} after the first apply",
+        start.elapsed()
+    );
+
+    // The hub's secrets and the munge key it shares with Slurm stay out of
+    // the state and the API.
+    let state = ex.state_text();
+    let api = format!("{}{}{}", appliance(s, "science-hub"), appliance(s, "science"), appliance(s, "science-dask"));
+    let tls_key = on_sched("sudo cat /etc/dask/tls/key.pem");
+    for line in tls_key.lines().filter(|l| l.len() > 20) {
+        assert!(!state.contains(line) && !api.contains(line), "the Dask key is in the state or the API");
+    }
+    let munge = on_hub("sudo base64 -w0 /etc/munge/munge.key");
+    assert_eq!(munge.trim(), on_login("sudo base64 -w0 /etc/munge/munge.key").trim(), "one munge key");
+    for v in [munge.trim().to_string(), on_hub("sudo cat /etc/jupyterhub/secrets/cookie_secret").trim().to_string()] {
+        assert!(v.len() >= 24, "{v:?}");
+        assert!(!state.contains(&v) && !api.contains(&v), "a secret is in the state or the API");
+    }
+
+    let machines: Vec<String> = [&a, &slurm, &d]
+        .iter()
+        .flat_map(|x| ["hub", "login", "compute", "scheduler"].map(|r| role_machines(s, x, r)))
+        .flatten()
+        .map(|(_, m)| m)
+        .collect();
+    ex.ok(&["destroy", "-auto-approve", "-no-color"]);
+    s.wait_machines(Duration::from_secs(300), "the platform's machines were not cleaned", |ms| {
+        ms.iter()
+            .filter(|m| machines.iter().any(|x| m["name"] == x.as_str()))
+            .all(|m| m["provision_state"] == "available")
+    });
+    eprintln!("platforms: destroyed and cleaned {:.1?} after the first apply", start.elapsed());
+}
+
+fn hub_log(on_hub: &dyn Fn(&str) -> String) -> String {
+    on_hub("sudo journalctl -u jupyterhub --no-pager -o cat | tail -60")
 }

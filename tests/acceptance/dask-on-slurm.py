@@ -1,0 +1,42 @@
+# A notebook cell (run by jupyter-client.py in a user's kernel, itself a
+# Slurm job): Dask workers as Slurm jobs through dask-jobqueue, the
+# scheduler in the kernel at its node's Slurm address. Prints the sum of
+# 0..10^7 computed in ten chunks, the workers the scheduler has, the
+# kernel's node, and the user's jobs as Slurm lists them while they run.
+import os
+import pwd
+import re
+import subprocess
+
+import dask.array as da
+from dask.distributed import Client
+from dask_jobqueue import SLURMCluster
+
+node = os.environ["SLURMD_NODENAME"]
+shown = subprocess.check_output(["scontrol", "show", "node", node], text=True)
+address = re.search(r"NodeAddr=(\S+)", shown).group(1)
+cluster = SLURMCluster(
+    cores=1,
+    processes=1,
+    memory="1GB",
+    job_directives_skip=["--mem"],
+    walltime="00:30:00",
+    job_name="dask-worker",
+    scheduler_options={"host": address},
+    log_directory=os.path.expanduser("~/dask-jobs"),
+)
+cluster.scale(jobs=2)
+client = Client(cluster)
+client.wait_for_workers(2, timeout=300)
+total = da.arange(10**7, chunks=10**6).sum().compute()
+workers = sorted(w.split("://")[1].rsplit(":", 1)[0] for w in client.scheduler_info()["workers"])
+user = pwd.getpwuid(os.getuid()).pw_name
+jobs = subprocess.check_output(["squeue", "-h", "-u", user, "-o", "%j %u %T %N"], text=True)
+print("sum", int(total))
+print("kernel-on", node, address)
+for w in workers:
+    print("worker", w)
+for line in sorted(jobs.splitlines()):
+    print("job", line.strip())
+client.close()
+cluster.close()
