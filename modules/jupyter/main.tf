@@ -27,10 +27,11 @@ resource "tundra_appliance" "jupyterhub" {
     image           = var.image_id
     hub_network     = local.hub_network
     networks        = local.other_networks
-    homes           = var.homes_share_id
+    homes           = var.homes_share_id != null ? var.homes_share_id : try(var.slurm.home_share_id, null)
     authenticator   = var.authenticator
     slurm           = try(var.slurm.appliance_id, null)
     slurm_partition = var.slurm_partition == null ? "" : var.slurm_partition
     slurm_cpus      = tostring(var.slurm_cpus)
+    slurm_time      = var.slurm_time_limit
   }
 }

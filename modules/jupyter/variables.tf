@@ -74,10 +74,11 @@ variable "authenticator" {
 
 variable "slurm" {
   type = object({
-    appliance_id = string
-    network_id   = string
+    appliance_id  = string
+    network_id    = string
+    home_share_id = optional(string)
   })
-  description = "An openhpc platform to spawn onto (its module's `platform` output): each user's server runs as a Slurm job of theirs on its compute nodes, and only its `users` get one. The hub joins the Slurm network. Default: none (servers on the hub node)."
+  description = "An openhpc platform to spawn onto (its module's `platform` output): each user's server runs as a Slurm job of theirs on its compute nodes. The hub joins the Slurm network and mounts the platform's /home (unless homes_share_id says otherwise: it must be the share the compute nodes mount). Default: none (servers on the hub node)."
   default     = null
   validation {
     condition = var.slurm == null || alltrue([
@@ -105,6 +106,16 @@ variable "slurm_cpus" {
   validation {
     condition     = var.slurm_cpus >= 1 && var.slurm_cpus <= 9999 && floor(var.slurm_cpus) == var.slurm_cpus
     error_message = "slurm_cpus must be a whole number from 1 to 9999."
+  }
+}
+
+variable "slurm_time_limit" {
+  type        = string
+  description = "With slurm: the time limit of each server's job (Slurm's --time, e.g. 8:00:00 or 1-00:00:00). A server stops at it, and a hub that is gone leaves no job for longer."
+  default     = "8:00:00"
+  validation {
+    condition     = can(regex("^[0-9]{1,4}(-[0-9]{1,2})?(:[0-9]{2}){0,2}$", var.slurm_time_limit))
+    error_message = "slurm_time_limit must be a Slurm time: minutes, MM:SS, HH:MM:SS, D-HH or D-HH:MM:SS."
   }
 }
 

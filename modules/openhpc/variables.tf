@@ -128,8 +128,8 @@ variable "users" {
   description = "Accounts made on every node with the same uid, as name = uid: who JupyterHub (modules/jupyter joined to this platform) spawns servers as. They have no password or key. A site's directory (sssd, LDAP in the image) is better where there is one."
   default     = {}
   validation {
-    condition     = alltrue([for n, u in var.users : can(regex("^[a-z_][a-z0-9_-]{0,31}$", n)) && u >= 1000 && u <= 999999999 && floor(u) == u])
-    error_message = "users maps account names (lower-case letters, digits, '_' or '-', starting with a letter or '_') to uids from 1000 to 999999999."
+    condition     = alltrue([for n, u in var.users : can(regex("^[a-z_][a-z0-9_-]{0,31}$", n)) && u >= 2000 && u <= 999999999 && floor(u) == u])
+    error_message = "users maps account names (lower-case letters, digits, '_' or '-', starting with a letter or '_') to uids from 2000 to 999999999 (below 2000 are the image's own accounts, such as its default user, 1000)."
   }
   validation {
     condition     = length(distinct(values(var.users))) == length(var.users)

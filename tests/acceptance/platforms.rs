@@ -770,7 +770,7 @@ fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, sha
     let api = appliance(s, "jupyter").to_string();
     for f in ["cookie_secret", "proxy_token", "dummy_password"] {
         let v = on_hub(&format!("sudo cat /etc/jupyterhub/secrets/{f}")).trim().to_string();
-        assert!(v.len() >= 24, "{f}: {v:?}");
+        assert!(v.len() >= 24, "{f}: {} characters", v.len());
         assert!(!state.contains(&v), "the hub's {f} is in the state");
         assert!(!api.contains(&v), "the hub's {f} is in the API's answer");
     }
@@ -858,6 +858,11 @@ fn platforms_example_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id:
     // The second: Dask on Slurm from the notebook.
     assert_eq!(step("cell"), "ok", "{ran}");
     let cell_out: Vec<&str> = ran.lines().filter_map(|l| l.strip_prefix("cell-output ")).collect();
+    assert!(cell_out.contains(&"batchspawner-api 400"), "the hub took more than a port: {cell_out:?}");
+    assert!(
+        cell_out.iter().any(|l| l.starts_with("scheduler tls://10.85.0.")),
+        "the notebook's scheduler speaks TLS on the platform's network: {cell_out:?}"
+    );
     assert!(cell_out.contains(&"sum 49999995000000"), "Dask's sum: {cell_out:?}");
     let workers: Vec<&&str> = cell_out.iter().filter(|l| l.starts_with("worker 10.85.0.")).collect();
     assert_eq!(workers.len(), 2, "two workers, on the platform's network: {cell_out:?}");
@@ -876,6 +881,8 @@ fn platforms_example_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id:
         "{cell_out:?}"
     );
     assert!(step("stopped").starts_with("20"), "{ran}");
+    let injected = on_hub("sudo ls /tmp/tundra-batchspawner-injected 2>&1 || true");
+    assert!(injected.contains("No such file"), "the hub ran what a kernel posted: {injected}");
     eprintln!(
         "platforms: alice's notebook computed on Dask workers in Slurm {:.1?} after the first apply",
         start.elapsed()
@@ -953,9 +960,10 @@ fn platforms_example_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id:
     }
     let munge = on_hub("sudo base64 -w0 /etc/munge/munge.key");
     assert_eq!(munge.trim(), on_login("sudo base64 -w0 /etc/munge/munge.key").trim(), "one munge key");
-    for v in [munge.trim().to_string(), on_hub("sudo cat /etc/jupyterhub/secrets/cookie_secret").trim().to_string()] {
-        assert!(v.len() >= 24, "{v:?}");
-        assert!(!state.contains(&v) && !api.contains(&v), "a secret is in the state or the API");
+    let cookie = on_hub("sudo cat /etc/jupyterhub/secrets/cookie_secret").trim().to_string();
+    for (what, v) in [("munge key", munge.trim().to_string()), ("cookie secret", cookie)] {
+        assert!(v.len() >= 24, "the {what} is {} characters", v.len());
+        assert!(!state.contains(&v) && !api.contains(&v), "the {what} is in the state or the API");
     }
 
     let machines: Vec<String> = [&a, &slurm, &d]

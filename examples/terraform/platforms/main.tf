@@ -13,10 +13,20 @@
 #
 #   from dask_jobqueue import SLURMCluster
 #   from dask.distributed import Client
-#   cluster = SLURMCluster(cores=1, memory="1GB", job_directives_skip=["--mem"],
-#                          scheduler_options={"host": MY_SLURM_ADDRESS})
+#   node = "scontrol show node \"$SLURMD_NODENAME\" | grep -o 'NodeAddr=[^ ]*' | cut -d= -f2"
+#   cluster = SLURMCluster(
+#       cores=1, memory="1GB", job_directives_skip=["--mem"],
+#       # TLS with a throwaway CA, its files 0600 in your home: other users
+#       # on the Slurm network cannot reach your scheduler.
+#       security=True, shared_temp_directory="~",
+#       scheduler_options={"host": ADDRESS},  # $(node) in your kernel's job
+#       job_script_prologue=[f"DASK_HOST=$({node})"],
+#       worker_extra_args=["--host", "$DASK_HOST"],  # each on its Slurm address
+#   )
 #   cluster.scale(jobs=2)          # two more jobs in `squeue`: dask-worker
 #   client = Client(cluster)
+#
+# (tests/acceptance/dask-on-slurm.py is this cell, run on the lab.)
 #
 # Needs the modules' templates published (modules/openhpc, jupyter and
 # dask's template/, once, by a site admin), a fabric, a share type and an
@@ -62,7 +72,7 @@ variable "compute_count" {
 
 variable "users" {
   type        = map(number)
-  description = "The platform's accounts (name = uid), the same on every node: who may have a server. Where the image joins the site's directory, leave this empty."
+  description = "The platform's accounts (name = uid, 2000 or more), the same on every node: whose jobs servers can be. They have no password, so they log in through the site's authenticator (the dummy one, in tests). Where the image joins the site's directory, leave this empty."
   default     = {}
 }
 
@@ -74,7 +84,7 @@ variable "dask_user" {
 
 variable "dask_uid" {
   type    = number
-  default = 1990
+  default = 2990
 }
 
 variable "dask_workers" {

@@ -79,11 +79,21 @@ run "spawns_onto_slurm" {
 
   variables {
     slurm = {
-      appliance_id = "0190d6a0-0000-7000-8000-0000000000c1"
-      network_id   = "0190d6a0-0000-7000-8000-00000000000c"
+      appliance_id  = "0190d6a0-0000-7000-8000-0000000000c1"
+      network_id    = "0190d6a0-0000-7000-8000-00000000000c"
+      home_share_id = "0190d6a0-0000-7000-8000-0000000000f1"
     }
     slurm_partition = "interactive"
     slurm_cpus      = 2
+  }
+
+  assert {
+    condition     = tundra_appliance.jupyterhub.parameters.homes == "0190d6a0-0000-7000-8000-0000000000f1"
+    error_message = "the hub mounts the platform's /home, where the jobs run in the users' homes"
+  }
+  assert {
+    condition     = tundra_appliance.jupyterhub.parameters.slurm_time == "8:00:00"
+    error_message = "servers' jobs end after eight hours by default"
   }
 
   assert {
@@ -151,6 +161,14 @@ run "bad_slurm_cpus" {
     slurm_cpus = 0
   }
   expect_failures = [var.slurm_cpus]
+}
+
+run "bad_slurm_time" {
+  command = plan
+  variables {
+    slurm_time_limit = "forever"
+  }
+  expect_failures = [var.slurm_time_limit]
 }
 
 run "bad_name" {

@@ -125,7 +125,7 @@ run "bad_user_name" {
 run "system_uid" {
   command = plan
   variables {
-    users = { alice = 999 }
+    users = { alice = 1000 }
   }
   expect_failures = [var.users]
 }

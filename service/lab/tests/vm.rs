@@ -121,7 +121,9 @@ fn the_site_images_hold_what_their_recipes_name() {
         let local = debugfs("ls /usr/local/lib/python3.11/dist-packages");
         for pin in recipe.pypi() {
             let (name, version) = pin.split_once("==").unwrap();
-            let info = format!("{name}-{version}.dist-info");
+            // A wheel's metadata directory spells the name with `_` for `-`
+            // (dask-jobqueue installs dask_jobqueue-0.8.2.dist-info).
+            let info = format!("{}-{version}.dist-info", name.replace('-', "_"));
             assert!(local.contains(&info), "{}: {pin} is not installed: {local}", built.name);
         }
         let cloud = debugfs("cat /etc/cloud/cloud.cfg.d/90-tundra.cfg");
