@@ -146,6 +146,17 @@ impl Example {
         self.ok(&["apply", "-auto-approve", "-no-color"])
     }
 
+    /// The first `apply`, timed, then a plan with nothing to do: when it
+    /// started, and how long the apply took.
+    pub(crate) fn apply_settled(&self) -> (Instant, Duration) {
+        let start = Instant::now();
+        let out = self.apply();
+        let took = start.elapsed();
+        let (code, plan) = self.plan();
+        assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+        (start, took)
+    }
+
     /// `terraform plan -detailed-exitcode`: 0 when there is nothing to do.
     pub(crate) fn plan(&self) -> (i32, String) {
         let r = self.run(&["plan", "-detailed-exitcode", "-no-color"]);
@@ -286,11 +297,8 @@ pub fn openhpc_on_the_lab() {
     ex.set("share_type_id", &output("share_type_id"));
     ex.set("public_key", &public);
     ex.ok(&["init", "-no-color"]);
-    let start = Instant::now();
-    let out = ex.apply();
-    eprintln!("slurm: 1 login + 3 compute active in {:.1?}", start.elapsed());
-    let (code, plan) = ex.plan();
-    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let (_, took) = ex.apply_settled();
+    eprintln!("slurm: 1 login + 3 compute active in {:.1?}", took);
 
     let a = appliance(&s, "hpc");
     assert_eq!(a["status"], "active", "{a}");
@@ -585,11 +593,8 @@ fn dask_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str) {
     ex.set("image_id", image_id);
     ex.set("public_key", public);
     ex.ok(&["init", "-no-color"]);
-    let start = Instant::now();
-    let out = ex.apply();
-    eprintln!("dask: a scheduler and 3 workers active in {:.1?}", start.elapsed());
-    let (code, plan) = ex.plan();
-    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let (start, took) = ex.apply_settled();
+    eprintln!("dask: a scheduler and 3 workers active in {:.1?}", took);
     let a = appliance(s, "dask");
     assert_eq!(a["status"], "active", "{a}");
     let (sched_name, sched_machine) = role_machines(s, &a, "scheduler")[0].clone();
@@ -704,11 +709,8 @@ fn jupyter_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id: &str, sha
     ex.set("share_type_id", share_type_id);
     ex.set("public_key", public);
     ex.ok(&["init", "-no-color"]);
-    let start = Instant::now();
-    let out = ex.apply();
-    eprintln!("jupyter: the hub active in {:.1?}", start.elapsed());
-    let (code, plan) = ex.plan();
-    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let (start, took) = ex.apply_settled();
+    eprintln!("jupyter: the hub active in {:.1?}", took);
     let a = appliance(s, "jupyter");
     assert_eq!(a["status"], "active", "{a}");
     let hub = role_machines(s, &a, "hub");
@@ -805,11 +807,8 @@ fn platforms_example_on_the_lab(s: &LabSite, key: &Path, public: &str, image_id:
     ex.set("share_type_id", share_type_id);
     ex.set("public_key", public);
     ex.ok(&["init", "-no-color"]);
-    let start = Instant::now();
-    let out = ex.apply();
-    eprintln!("platforms: Slurm (1 login + 2 compute), the hub and Dask active in {:.1?}", start.elapsed());
-    let (code, plan) = ex.plan();
-    assert_eq!(code, 0, "no changes after apply:\n{plan}\n{out}");
+    let (start, took) = ex.apply_settled();
+    eprintln!("platforms: Slurm (1 login + 2 compute), the hub and Dask active in {:.1?}", took);
     let a = appliance(s, "science-hub");
     assert_eq!(a["status"], "active", "{a}");
     let (hub_name, hub_machine) = role_machines(s, &a, "hub")[0].clone();
