@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the tundrad Debian package:
-#   /usr/bin/tundrad, /usr/lib/tundra/tundra-agent, the agent's boot assets
+#   /usr/bin/tundrad, the operators' CLI /usr/bin/tundra (with bash
+#   completions), /usr/lib/tundra/tundra-agent, the agent's boot assets
 #   (/usr/lib/tundra/boot/{vmlinuz,initramfs}, made from Debian's kernel by
 #   `tundra-lab ramdisk build`), the hardened systemd unit, the commented
 #   /etc/tundra/tundrad.toml (a conffile) and the docs.
@@ -34,7 +35,7 @@ esac
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # `--bin`, not `-p`: features resolve as in the workspace build, so nothing
 # is compiled a second time.
-bins=(--bin tundrad --bin tundra-agent --bin tundra-lab)
+bins=(--bin tundrad --bin tundra --bin tundra-agent --bin tundra-lab)
 bin=$dir/tundrad
 if [ -n "$probe" ]; then
   bins+=(--bin tundrad-upgrade-probe)
@@ -53,17 +54,19 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/tundrad-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 root=$stage/root
 install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/tundra/boot" "$root/lib/systemd/system" \
-  "$root/etc/tundra" "$root/usr/share/doc/tundrad"
+  "$root/etc/tundra" "$root/usr/share/doc/tundrad" "$root/usr/share/bash-completion/completions"
 install -m 0755 "$bin" "$root/usr/bin/tundrad"
+install -m 0755 "$dir/tundra" "$root/usr/bin/tundra"
+"$dir/tundra" completion bash > "$root/usr/share/bash-completion/completions/tundra"
 install -m 0755 "$dir/tundra-agent" "$root/usr/lib/tundra/tundra-agent"
 if [ "$profile" = release ]; then
-  strip "$root/usr/bin/tundrad" "$root/usr/lib/tundra/tundra-agent"
+  strip "$root/usr/bin/tundrad" "$root/usr/bin/tundra" "$root/usr/lib/tundra/tundra-agent"
 fi
 install -m 0644 "$kernel" "$root/usr/lib/tundra/boot/vmlinuz"
 install -m 0644 "$initramfs" "$root/usr/lib/tundra/boot/initramfs"
 install -m 0644 packaging/deb/tundrad.service "$root/lib/systemd/system/tundrad.service"
 install -m 0640 packaging/deb/tundrad.toml "$root/etc/tundra/tundrad.toml"
-install -m 0644 docs/guides/install.md docs/guides/configuration.md CHANGELOG.md "$root/usr/share/doc/tundrad/"
+install -m 0644 docs/guides/install.md docs/guides/configuration.md docs/guides/cli.md CHANGELOG.md "$root/usr/share/doc/tundrad/"
 printf 'Tundra — https://example.org/tundra\nLicense: Apache-2.0\n' > "$root/usr/share/doc/tundrad/copyright"
 install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$root/DEBIAN/"
 echo /etc/tundra/tundrad.toml > "$root/DEBIAN/conffiles"
@@ -89,6 +92,7 @@ Description: Tundra bare-metal cloud service
  IPMI), DHCP, TFTP and HTTP network boot, an agent that inspects, images and
  erases disks, switch ports over SSH, shares, and the API that Terraform's
  tundra provider drives. SQLite by default, PostgreSQL for replicas.
+ The operators' CLI, tundra, comes with it.
 CONTROL
 deb="$out/tundrad_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null

@@ -15,6 +15,7 @@ mod support;
 mod peers;
 
 mod appliances;
+mod cli;
 mod clusters;
 mod fabric;
 mod modules;
@@ -46,6 +47,7 @@ fn main() -> std::process::ExitCode {
         ("tls_with_private_ca", steps::tls_with_private_ca),
         ("machine_lifecycle", steps::machine_lifecycle),
         ("machine_with_wrong_password", steps::machine_with_wrong_password),
+        ("cli_against_tundrad", cli::cli_against_tundrad),
         ("shares_through_terraform", shares::shares_through_terraform),
         ("appliances_through_terraform", appliances::appliances_through_terraform),
         ("modules_pass_terraform_test", modules::modules_pass_terraform_test),
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         ("tundrad_package_in_a_clean_debian", packaging::tundrad_package_in_a_clean_debian),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
+        ("cli_waits_on_the_lab", cli::cli_waits_on_the_lab),
         ("os_on_the_lab", os::os_on_the_lab),
         ("swarm_on_the_lab", clusters::swarm_on_the_lab),
         ("openhpc_on_the_lab", platforms::openhpc_on_the_lab),

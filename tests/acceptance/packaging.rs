@@ -290,6 +290,9 @@ pub fn tundrad_package_in_a_clean_debian() {
     };
     let first = info(&c);
     assert_eq!(first["version"], env!("CARGO_PKG_VERSION"), "{first}");
+    // The operators' CLI comes with it, with bash completions.
+    assert!(c.must(&["tundra", "--version"]).contains(env!("CARGO_PKG_VERSION")));
+    assert!(c.must(&["cat", "/usr/share/bash-completion/completions/tundra"]).contains("_tundra"));
 
     // It runs as `tundra` with exactly CAP_NET_BIND_SERVICE.
     let pid = c.must(&["systemctl", "show", "-p", "MainPID", "--value", "tundrad"]).trim().to_string();

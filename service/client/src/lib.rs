@@ -209,6 +209,13 @@ impl Client {
         self.call(Method::POST, &path, Some(&body)).await
     }
 
+    /// `GET` a path of `tundra_api::paths` (filled, with any query string):
+    /// for reads that are not one noun's item or page (events with filters,
+    /// a switch's ports, whoami).
+    pub async fn get_path<T: DeserializeOwned>(&self, path_and_query: &str) -> ApiResult<T> {
+        self.call(Method::GET, path_and_query, None::<&()>).await
+    }
+
     /// Like [`get`](Self::get), with a 404 as `None` (the object is gone).
     pub async fn find<T: DeserializeOwned>(&self, noun: &Noun<T>, id: &str) -> ApiResult<Option<T>> {
         match self.get(noun, id).await {

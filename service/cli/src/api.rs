@@ -1,0 +1,72 @@
+//! Calls the CLI makes, on JSON views: any noun of the table, by ID or name.
+
+use serde_json::Value;
+use tundra_api::ListQuery;
+use tundra_client::Client;
+
+use crate::Failure;
+use crate::nouns::Noun;
+
+fn typed(noun: &Noun) -> tundra_client::Noun<Value> {
+    tundra_client::Noun::new(noun.collection, noun.item, noun.word)
+}
+
+pub async fn get(client: &Client, noun: &Noun, id: &str) -> Result<Value, Failure> {
+    Ok(client.get(&typed(noun), id).await?)
+}
+
+pub async fn find(client: &Client, noun: &Noun, id: &str) -> Result<Option<Value>, Failure> {
+    Ok(client.find(&typed(noun), id).await?)
+}
+
+/// Every object of a list (all pages), up to `max`.
+pub async fn list(client: &Client, noun: &Noun, mut q: ListQuery, max: Option<usize>) -> Result<Vec<Value>, Failure> {
+    let mut items = Vec::new();
+    q.limit = Some(500);
+    loop {
+        let page = client.list(&typed(noun), &q).await?;
+        items.extend(page.items);
+        if max.is_some_and(|m| items.len() >= m) {
+            items.truncate(max.unwrap_or(usize::MAX));
+            return Ok(items);
+        }
+        match page.next {
+            Some(n) => q.after = Some(n),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// The object `arg` names: an ID, or a name (unique among what the caller sees).
+pub async fn resolve(client: &Client, noun: &Noun, arg: &str, project: Option<&str>) -> Result<Value, Failure> {
+    if arg.parse::<uuid::Uuid>().is_ok() || noun.word == "project" {
+        return get(client, noun, arg).await;
+    }
+    let q = ListQuery {
+        name: Some(arg.to_string()),
+        project: if noun.project_owned { project.map(String::from) } else { None },
+        ..Default::default()
+    };
+    let mut found = list(client, noun, q, Some(3)).await?;
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(Failure::not_found(format!(
+            "no {} with ID or name {arg:?}; `tundra {} list` shows them",
+            noun.word, noun.word
+        ))),
+        _ => {
+            let ids: Vec<String> = found.iter().map(|v| v["id"].as_str().unwrap_or_default().to_string()).collect();
+            Err(Failure::usage(format!(
+                "several {}s are named {arg:?} ({}…); name one by its ID",
+                noun.word,
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
+/// The ID of project `p` (a name or an ID).
+pub async fn project_id(client: &Client, p: &str) -> Result<String, Failure> {
+    let v = resolve(client, crate::nouns::find("project"), p, None).await?;
+    Ok(v["id"].as_str().unwrap_or_default().to_string())
+}
