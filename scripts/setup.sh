@@ -62,6 +62,7 @@ apt_packages=(
   python3             # the provider's release zip and Terraform's h1: hash (scripts/package-provider.sh)
   ca-certificates     # the CA bundle the QEMU machines' ramdisk gives the agent
   openssl             # the cluster tests check kubeconfig certificates with `openssl verify`
+  chromium chromium-driver   # headless Chromium over WebDriver: the dashboard's browser tests
   ceph-mon ceph-mgr ceph-osd ceph-mds   # a single-node Ceph (scripts/peers/ceph.sh): the CephFS share backend in tests
   ceph-common ceph-fuse                  # the ceph CLI tundrad manages CephFS with; ceph-fuse mounts shares in tests
   nfs-ganesha nfs-ganesha-vfs           # NFS-Ganesha (scripts/peers/ganesha.sh): the NFS share backend in tests

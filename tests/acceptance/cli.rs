@@ -2,7 +2,8 @@
 //! format parses (JSON and YAML round-trip), `create` prints the new ID,
 //! errors say what to do with documented exit codes, profiles, completions,
 //! `event list --follow`; and on a lab, `--wait` on `provide` shows progress
-//! and exits 0, exits 6 on a timeout and 5 when the work fails.
+//! and exits 0, exits 6 on a timeout and 5 when the work fails — then the
+//! dashboard's browser tests run on the same lab.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -269,6 +270,11 @@ pub fn cli_against_tundrad() {
 }
 
 const LAB: &str = r#"
+[switch]
+name = "leaf-1"
+ssh = true
+provisioning_vlan = 1
+
 [[machines]]
 name = "cli-r1-{n}"
 count = 2
@@ -294,17 +300,49 @@ fn enroll_body(m: &Value, dir: &Path) -> String {
         "location": {"rack": m["rack"], "island": m["island"]},
         "bmc": {"driver": m["bmc"]["driver"], "address": m["bmc"]["address"], "system": m["bmc"]["system"], "username": m["bmc"]["username"]},
         "bmc_password": m["bmc"]["password"],
-        "interfaces": m["macs"].as_array().unwrap().iter().enumerate().map(|(i, mac)| json!({"mac": mac, "pxe": i == 0})).collect::<Vec<_>>(),
+        "interfaces": m["macs"].as_array().unwrap().iter().enumerate().map(|(i, mac)| json!({
+            "mac": mac, "pxe": i == 0, "physical_network": "fabric",
+            "switch": m["cabling"][i]["switch"], "port": m["cabling"][i]["port_id"],
+        })).collect::<Vec<_>>(),
     });
     let f = dir.join(format!("{}.json", m["name"].as_str().unwrap()));
     std::fs::write(&f, body.to_string()).unwrap();
     f.display().to_string()
 }
 
-pub fn cli_waits_on_the_lab() {
-    let s = LabSite::start_with(LAB, |_| {});
+/// One lab for the operators' tools: the CLI enrolls and cleans the machines
+/// (and shows --wait, timeouts and failures), then the dashboard part runs
+/// on the same site (`dashboard::on_the_lab`).
+pub fn operators_on_the_lab() {
+    let s = LabSite::start_with(LAB, |c| c.fabric_read_interval = "2s".into());
     let cli = Cli::new(&s.site.endpoint, &s.site.token);
     let lab: Value = serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("lab.json")).unwrap()).unwrap();
+
+    // The fabric, declared with the CLI: a physical network and the lab's switch (key login).
+    let pn = cli.ok(&[
+        "physical-network",
+        "create",
+        "--set",
+        "name=fabric",
+        "--set",
+        "kind=ethernet",
+        "--set",
+        "segment_range=[100,199]",
+        "--set",
+        "provisioning_segment=1",
+    ]);
+    let sw = &lab["switch"];
+    let key = std::fs::read_to_string(sw["private_key_file"].as_str().unwrap()).unwrap();
+    let body = s.dir.path().join("switch.json");
+    std::fs::write(
+        &body,
+        json!({"name": sw["name"], "physical_network_id": pn.trim(), "dialect": sw["dialect"], "address": sw["address"],
+               "username": sw["username"], "private_key": key, "host_key": sw["host_key"], "max_sessions": 2})
+        .to_string(),
+    )
+    .unwrap();
+    let shown = cli.ok(&["switch", "create", "-f", body.to_str().unwrap(), "-o", "json"]);
+    assert!(!shown.contains("PRIVATE KEY"), "the key is write-only: {shown}");
 
     // Enroll, then manage every enrolled machine: --wait returns once each BMC is verified.
     for m in lab["machines"].as_array().unwrap() {
@@ -391,4 +429,9 @@ pub fn cli_waits_on_the_lab() {
     let listed = cli.ok(&["machine", "list", "--maintenance", "true", "-o", "value", "-c", "maintenance_reason"]);
     assert_eq!(listed, "fan swap\nfan swap\n");
     cli.ok(&["machine", "maintenance", "off", "cli-r1-1", "cli-r1-2"]);
+    let ports = cli.ok(&["switch", "ports", "leaf-1", "-o", "value", "-c", "port,desired_segment,state"]);
+    assert_eq!(ports.lines().count(), 3, "each machine's cabled port is managed: {ports}");
+    assert!(ports.lines().all(|l| l.ends_with("\t1\tin_sync")), "{ports}");
+
+    crate::dashboard::on_the_lab(&s, &lab);
 }

@@ -17,6 +17,7 @@ mod peers;
 mod appliances;
 mod cli;
 mod clusters;
+mod dashboard;
 mod fabric;
 mod modules;
 mod nodes;
@@ -55,7 +56,7 @@ fn main() -> std::process::ExitCode {
         ("tundrad_package_in_a_clean_debian", packaging::tundrad_package_in_a_clean_debian),
         ("quickstart_on_the_lab", nodes::quickstart_on_the_lab),
         ("fabric_on_the_lab", fabric::fabric_on_the_lab),
-        ("cli_waits_on_the_lab", cli::cli_waits_on_the_lab),
+        ("operators_on_the_lab", cli::operators_on_the_lab),
         ("os_on_the_lab", os::os_on_the_lab),
         ("swarm_on_the_lab", clusters::swarm_on_the_lab),
         ("openhpc_on_the_lab", platforms::openhpc_on_the_lab),

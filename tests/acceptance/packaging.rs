@@ -290,6 +290,11 @@ pub fn tundrad_package_in_a_clean_debian() {
     };
     let first = info(&c);
     assert_eq!(first["version"], env!("CARGO_PKG_VERSION"), "{first}");
+    // The dashboard is served from the package alone (no assets elsewhere).
+    let (code, login) = c.http("GET", "/ui/login", None, None).unwrap();
+    assert_eq!(code, 200, "{login}");
+    assert!(login.contains("/ui/assets/ui.css"), "{login}");
+    assert_eq!(c.http("GET", "/ui/assets/ui.js", None, None).unwrap().0, 200);
     // The operators' CLI comes with it, with bash completions.
     assert!(c.must(&["tundra", "--version"]).contains(env!("CARGO_PKG_VERSION")));
     assert!(c.must(&["cat", "/usr/share/bash-completion/completions/tundra"]).contains("_tundra"));

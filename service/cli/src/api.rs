@@ -37,6 +37,39 @@ pub async fn list(client: &Client, noun: &Noun, mut q: ListQuery, max: Option<us
     }
 }
 
+/// Machines the service picks by its filters (`provision_state`, `rack`,
+/// `bmc`, … as `GET /v1/machines` takes them), all pages, up to `max`.
+pub async fn machines(client: &Client, filters: &[(&str, String)], max: Option<usize>) -> Result<Vec<Value>, Failure> {
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = form_query(filters);
+        q.append_pair("limit", "500");
+        if let Some(a) = &after {
+            q.append_pair("after", a);
+        }
+        let page: tundra_api::Page<Value> =
+            client.get_path(&format!("{}?{}", tundra_api::paths::MACHINES, q.finish())).await?;
+        items.extend(page.items);
+        if max.is_some_and(|m| items.len() >= m) {
+            items.truncate(max.unwrap_or(usize::MAX));
+            return Ok(items);
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(items),
+        }
+    }
+}
+
+fn form_query(pairs: &[(&str, String)]) -> form_urlencoded::Serializer<'static, String> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    q
+}
+
 /// The object `arg` names: an ID, or a name (unique among what the caller sees).
 pub async fn resolve(client: &Client, noun: &Noun, arg: &str, project: Option<&str>) -> Result<Value, Failure> {
     if arg.parse::<uuid::Uuid>().is_ok() || noun.word == "project" {

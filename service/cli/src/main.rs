@@ -466,18 +466,39 @@ fn machine_selected(v: &Value, m: &ArgMatches) -> bool {
         && m.try_get_one::<bool>("maintenance").ok().flatten().is_none_or(|want| v["maintenance"] == *want)
 }
 
+/// The selectors as `GET /v1/machines` filters (the service selects).
+fn machine_filters(m: &ArgMatches) -> Vec<(&'static str, String)> {
+    let mut f = Vec::new();
+    for (flag, param) in [
+        ("state", "provision_state"),
+        ("class", "resource_class"),
+        ("rack", "rack"),
+        ("island", "island"),
+        ("bmc", "bmc"),
+        ("mac", "mac"),
+        ("name", "name"),
+    ] {
+        if let Some(v) = s(m, flag) {
+            f.push((param, v));
+        }
+    }
+    if let Some(b) = m.try_get_one::<bool>("maintenance").ok().flatten() {
+        f.push(("maintenance", b.to_string()));
+    }
+    f
+}
+
 fn has_selector(m: &ArgMatches) -> bool {
     ["state", "class", "rack", "island", "bmc", "mac"].iter().any(|f| s(m, f).is_some())
         || m.try_get_one::<bool>("maintenance").ok().flatten().is_some()
 }
 
-async fn list_query(client: &Client, noun: &Noun, m: &ArgMatches, project: Option<&str>) -> Result<ListQuery, Failure> {
-    let _ = client;
-    Ok(ListQuery {
+fn list_query(noun: &Noun, m: &ArgMatches, project: Option<&str>) -> ListQuery {
+    ListQuery {
         name: s(m, "name"),
         project: if noun.project_owned { project.map(String::from) } else { None },
         ..Default::default()
-    })
+    }
 }
 
 async fn verb_of(
@@ -493,11 +514,15 @@ async fn verb_of(
     match verb {
         "list" => {
             let filters = parse_filters(m)?;
-            let selecting = !filters.is_empty() || (noun.word == "machine" && has_selector(m));
+            let selecting = !filters.is_empty();
             let limit = m.get_one::<usize>("limit").copied();
-            let q = list_query(client, noun, m, project).await?;
-            let mut items = api::list(client, noun, q, if selecting { None } else { limit }).await?;
-            items.retain(|v| matches_filters(v, &filters) && (noun.word != "machine" || machine_selected(v, m)));
+            let mut items = if noun.word == "machine" {
+                api::machines(client, &machine_filters(m), if filters.is_empty() { limit } else { None }).await?
+            } else {
+                let q = list_query(noun, m, project);
+                api::list(client, noun, q, if selecting { None } else { limit }).await?
+            };
+            items.retain(|v| matches_filters(v, &filters));
             if let Some(l) = limit {
                 items.truncate(l);
             }
@@ -589,14 +614,14 @@ async fn selected_machines(client: &Client, noun: &Noun, m: &ArgMatches) -> Resu
             "name the machines (IDs or names), or select them with --rack, --island, --state, --class, --bmc, --mac, --maintenance",
         ));
     }
-    let mut picked = Vec::new();
     if ids.is_empty() {
-        picked = api::list(client, noun, ListQuery::default(), None).await?;
-    } else {
-        for id in &ids {
-            picked.push(api::resolve(client, noun, id, None).await?);
-        }
+        return api::machines(client, &machine_filters(m), None).await;
     }
+    let mut picked = Vec::new();
+    for id in &ids {
+        picked.push(api::resolve(client, noun, id, None).await?);
+    }
+    // Named machines must also match any selector given with them.
     picked.retain(|v| machine_selected(v, m));
     Ok(picked)
 }
@@ -682,14 +707,19 @@ async fn machine_action(
 /// `tundra event list [--follow]`.
 async fn events(client: &Client, m: &ArgMatches, out: &Output, project: Option<&str>) -> Result<(), Failure> {
     let query = |after: Option<&str>| {
-        let mut q = form_query(&[
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
             ("object_type", s(m, "object-type")),
             ("object_id", s(m, "object-id")),
             ("project", project.map(String::from)),
             ("after", after.map(String::from)),
-        ]);
-        q.push_str(if q.is_empty() { "limit=500" } else { "&limit=500" });
-        format!("{}?{q}", paths::EVENTS)
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, &v);
+            }
+        }
+        q.append_pair("limit", "500");
+        format!("{}?{}", paths::EVENTS, q.finish())
     };
     let mut all: Vec<Value> = Vec::new();
     let mut after: Option<String> = None;
@@ -748,19 +778,6 @@ async fn events(client: &Client, m: &ArgMatches, out: &Output, project: Option<&
             return Ok(());
         }
     }
-}
-
-fn form_query(pairs: &[(&str, Option<String>)]) -> String {
-    pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v)))).collect::<Vec<_>>().join("&")
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -36,13 +36,19 @@ impl FromRequestParts<AppState> for Principal {
             .or_else(|| h.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("Authorization must be \"Bearer <token>\"".into()))?
             .trim();
-        if bearer.starts_with(TOKEN_PREFIX) {
-            token_principal(state, bearer).await
-        } else if bearer.split('.').count() == 3 {
-            state.oidc.principal(state.store(), bearer).await
-        } else {
-            Err(ApiError::Unauthorized("the bearer token is neither a Tundra API token (tnd_…) nor a JWT".into()))
-        }
+        principal_of(state, bearer).await
+    }
+}
+
+/// Who a bearer token (an API token or a JWT) is: the API's header and the
+/// dashboard's session cookie both end here.
+pub async fn principal_of(state: &AppState, bearer: &str) -> Result<Principal, ApiError> {
+    if bearer.starts_with(TOKEN_PREFIX) {
+        token_principal(state, bearer).await
+    } else if bearer.split('.').count() == 3 {
+        state.oidc.principal(state.store(), bearer).await
+    } else {
+        Err(ApiError::Unauthorized("the bearer token is neither a Tundra API token (tnd_…) nor a JWT".into()))
     }
 }
 

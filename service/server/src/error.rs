@@ -81,6 +81,17 @@ impl ApiError {
     }
 
     /// One invalid field.
+    /// What the caller is told (an internal error's cause stays in the log).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Internal(_) => {
+                "the service failed to handle this request; retry, and if it persists give the operators the request_id"
+                    .to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn field(pointer: &str, detail: impl Into<String>) -> ApiError {
         let detail = detail.into();
         ApiError::Invalid {
@@ -147,13 +158,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
-        let detail = match &self {
-            ApiError::Internal(_) => {
-                "the service failed to handle this request; retry, and if it persists give the operators the request_id"
-                    .to_string()
-            }
-            other => other.to_string(),
-        };
+        let detail = self.detail();
         let (kind, title) = match &self {
             ApiError::NoCapacity(_) => ("no-capacity", "No capacity"),
             ApiError::QuotaExceeded(_) => ("quota-exceeded", "Quota exceeded"),

@@ -135,6 +135,8 @@ fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
         let (k, v) = (k.into_owned(), v.into_owned());
         let value = if k == "limit" {
             v.parse::<u64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(v))
+        } else if k == "maintenance" {
+            v.parse::<bool>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(v))
         } else {
             serde_json::Value::String(v)
         };

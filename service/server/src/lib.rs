@@ -26,6 +26,7 @@ pub mod oidc;
 pub mod principal;
 pub mod state;
 pub mod tls;
+pub mod ui;
 pub mod views;
 
 /// Sealed secrets live with the conductor, which opens them.
@@ -48,6 +49,7 @@ pub struct Server {
     pub boot_listeners: Vec<SocketAddr>,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    stopping: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -55,6 +57,7 @@ impl Server {
     /// Stop serving: in-flight requests finish; running operations stop and
     /// resume on the next start.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stopping.send(true);
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
@@ -106,7 +109,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let oidc = oidc::Oidc::new(&config.identity_providers, http.clone())?;
     let conductor = tundra_conductor::new(store, keyring, config.conductor_settings()?, http);
     let openapi = http::openapi_json().into();
-    let state = AppState { conductor, config: Arc::new(config), metrics: Default::default(), oidc, openapi };
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let state = AppState { conductor, config: Arc::new(config), metrics: Default::default(), oidc, openapi, stopping };
     bootstrap(&state).await?;
     tundra_conductor::start(&state.conductor).await?;
 
@@ -116,7 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     let served = netboot::start(&state).await?;
     let (router, _) = http::router().split_for_parts();
-    let app = http::app(router, &state);
+    let app = http::app(router.merge(ui::routes()), &state);
     let tls = match (&state.config.tls_cert_file, &state.config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -134,7 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
     };
     tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store().backend().as_str(), "tundrad serving");
-    Ok(Server { addr, boot_listeners: served.boot_listeners, state, shutdown: Some(tx), task })
+    Ok(Server { addr, boot_listeners: served.boot_listeners, state, shutdown: Some(tx), stopping: stopping_tx, task })
 }
 
 /// On the very first start (no users), create the site admin and write its

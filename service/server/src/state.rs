@@ -19,6 +19,9 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     /// This API's OpenAPI document, rendered once at start.
     pub openapi: Arc<str>,
+    /// Becomes true when tundrad stops: long-lived responses (the
+    /// dashboard's event streams) end so the listener can close.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

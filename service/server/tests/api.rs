@@ -15,6 +15,8 @@ mod bad_input;
 mod catalog;
 #[path = "api/clusters.rs"]
 mod clusters;
+#[path = "api/dashboard.rs"]
+mod dashboard;
 #[path = "api/fabric.rs"]
 mod fabric;
 #[path = "api/identity.rs"]
@@ -76,6 +78,7 @@ fn main() {
         machines::stuck_steps_time_out,
         machines::racing_transitions_have_one_winner,
         machines::racing_claims_never_share_a_machine,
+        dashboard::machine_filters_and_the_dashboard,
         fabric::switch_ports_are_programmed_read_back_and_repaired,
         nodes::placement_groups_and_no_capacity,
         nodes::racing_creates_never_share_a_machine,

@@ -209,6 +209,36 @@ pub(crate) async fn start_in(
     Ok((MACHINES.get_in(w, cur.id).await?, op_id))
 }
 
+/// What `list_machines` may filter on (all that are given must hold).
+#[derive(Debug, Clone, Default)]
+pub struct MachineFilter {
+    pub provision_state: Option<ProvisionState>,
+    pub resource_class: Option<String>,
+    pub rack: Option<String>,
+    pub island: Option<String>,
+    /// Part of the BMC's address.
+    pub bmc_address: Option<String>,
+    /// A MAC of one of its interfaces (lowercase, colons).
+    pub mac: Option<String>,
+    pub maintenance: Option<bool>,
+}
+
+/// A machine's place and standing (`machine_places`).
+#[derive(Debug, Clone)]
+pub struct MachinePlace {
+    pub id: MachineId,
+    pub name: String,
+    pub resource_class: String,
+    pub location: Location,
+    pub provision_state: ProvisionState,
+    pub maintenance: bool,
+}
+
+/// `s` as a LIKE pattern matching itself (escape character `!`).
+fn like_escape(s: &str) -> String {
+    s.replace('!', "!!").replace('%', "!%").replace('_', "!_")
+}
+
 impl Store {
     pub async fn create_machine(&self, actor: &Actor, m: NewMachine) -> Result<Machine> {
         let mut w = self.write().await?;
@@ -270,23 +300,68 @@ impl Store {
         parse_id("machines", &s)
     }
 
-    /// Machines, filtered by name and provision state.
-    pub async fn list_machines(
-        &self,
-        p: &ListParams,
-        provision_state: Option<ProvisionState>,
-    ) -> Result<Page<Machine>> {
+    /// Machines, filtered (every filter given must hold), a page at a time.
+    pub async fn list_machines(&self, p: &ListParams, f: &MachineFilter) -> Result<Page<Machine>> {
         let mut q = Sql::new("SELECT * FROM machines WHERE 1 = 1");
         if let Some(n) = &p.name {
             q.push(" AND name = ").bind(n.clone());
         }
-        if let Some(s) = provision_state {
+        if let Some(s) = f.provision_state {
             q.push(" AND provision_state = ").bind(s.as_str());
+        }
+        if let Some(c) = &f.resource_class {
+            q.push(" AND resource_class = ").bind(c.clone());
+        }
+        if let Some(m) = f.maintenance {
+            q.push(" AND maintenance = ").bind_int(i64::from(m));
+        }
+        // `location` is the JSON serde writes (no spaces, escaped strings):
+        // `"rack":"r1"` appears in it exactly when the rack is r1.
+        for (key, v) in [("rack", &f.rack), ("island", &f.island)] {
+            if let Some(v) = v {
+                let needle = format!("\"{key}\":{}", serde_json::Value::String(v.clone()));
+                q.push(" AND location LIKE ").bind(format!("%{}%", like_escape(&needle))).push(" ESCAPE '!'");
+            }
+        }
+        if let Some(b) = &f.bmc_address {
+            // A prefilter on the BMC's JSON; the exact test is below.
+            q.push(" AND bmc LIKE ").bind(format!("%{}%", like_escape(b))).push(" ESCAPE '!'");
+        }
+        if let Some(mac) = &f.mac {
+            q.push(" AND id IN (SELECT machine_id FROM machine_macs WHERE mac = ").bind(mac.clone()).push(")");
         }
         q.page(p.after.as_deref(), p.limit);
         let rows = q.query().fetch_all(&self.pool).await?;
         let items = rows.iter().map(machine).collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, p.limit, |m| m.id.to_string()))
+        let mut page = paginate(items, p.limit, |m| m.id.to_string());
+        if let Some(b) = &f.bmc_address {
+            page.items.retain(|m| m.bmc.address.contains(b.as_str()));
+        }
+        Ok(page)
+    }
+
+    /// How many machines are in each provision state, and how many of those
+    /// are in maintenance: `(state, total, in maintenance)`.
+    pub async fn machine_state_counts(&self) -> Result<Vec<(String, i64, i64)>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT provision_state, COUNT(*), CAST(SUM(maintenance) AS BIGINT) FROM machines \
+             GROUP BY provision_state ORDER BY provision_state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Machines that need an operator: a failed state, or maintenance;
+    /// the longest-waiting first, at most `limit`.
+    pub async fn machines_needing_attention(&self, failed: &[&str], limit: u32) -> Result<Vec<Machine>> {
+        let mut q = Sql::new("SELECT * FROM machines WHERE maintenance = 1 OR provision_state IN (''");
+        for s in failed {
+            q.push(", ").bind(*s);
+        }
+        q.push(") ORDER BY updated_at, id LIMIT ").bind_int(i64::from(limit));
+        let rows = q.query().fetch_all(&self.pool).await?;
+        rows.iter().map(machine).collect()
     }
 
     /// Every machine (for reconcilers), in ID order.
@@ -295,6 +370,34 @@ impl Store {
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT switch, port, machine_id FROM machine_switch_ports").fetch_all(&self.pool).await?;
         rows.into_iter().map(|(s, p, m)| Ok(((s, p), parse_id("machine_switch_ports", &m)?))).collect()
+    }
+
+    /// Where every machine is and where it stands, without the rest of its
+    /// record (the dashboard's rack map and capacity, over the whole site).
+    pub async fn machine_places(&self) -> Result<Vec<MachinePlace>> {
+        let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, resource_class, location, provision_state, maintenance FROM machines ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, name, resource_class, location, state, maintenance)| {
+                let location: Location = serde_json::from_str(&location)
+                    .map_err(|e| StoreError::Corrupt { table: "machines", what: format!("location: {e}") })?;
+                let provision_state = ProvisionState::parse(&state).ok_or_else(|| StoreError::Corrupt {
+                    table: "machines",
+                    what: format!("provision_state {state:?}"),
+                })?;
+                Ok(MachinePlace {
+                    id: parse_id("machines", &id)?,
+                    name,
+                    resource_class,
+                    location,
+                    provision_state,
+                    maintenance: maintenance != 0,
+                })
+            })
+            .collect()
     }
 
     pub async fn all_machines(&self) -> Result<Vec<Machine>> {

@@ -120,6 +120,39 @@ impl Store {
         Ok(paginate(items, p.limit, |o| o.id.to_string()))
     }
 
+    /// The newest operations the caller may see, newest first (the dashboard).
+    pub async fn recent_operations(&self, v: &Visibility, limit: u32) -> Result<Vec<Operation>> {
+        let mut q = Sql::new("SELECT * FROM operations WHERE 1 = 1");
+        q.visible(v, false).push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(limit));
+        let rows = q.query().fetch_all(&self.pool).await?;
+        rows.iter().map(operation).collect()
+    }
+
+    /// The newest events of one object, newest first (the dashboard's timeline).
+    pub async fn recent_events(&self, object_type: &str, object_id: &str, limit: u32) -> Result<Vec<Event>> {
+        let mut q = Sql::new("SELECT * FROM events WHERE object_type = ");
+        q.bind(object_type).push(" AND object_id = ").bind(object_id);
+        q.push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(limit));
+        let rows = q.query().fetch_all(&self.pool).await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    /// Something that changes whenever what the dashboard shows changes: the
+    /// newest event, and the latest change of operations, machines, nodes
+    /// and switch ports (read-backs included).
+    pub async fn change_marker(&self) -> Result<String> {
+        type Maxima = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        let row: Maxima = sqlx::query_as(
+            "SELECT (SELECT MAX(id) FROM events), (SELECT MAX(updated_at) FROM operations), \
+                 (SELECT MAX(updated_at) FROM machines), (SELECT MAX(updated_at) FROM nodes), \
+                 (SELECT MAX(changed_at) FROM switch_ports), (SELECT MAX(checked_at) FROM switch_ports)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let parts = [row.0, row.1, row.2, row.3, row.4, row.5];
+        Ok(parts.iter().map(|p| p.as_deref().unwrap_or("-")).collect::<Vec<_>>().join("|"))
+    }
+
     /// Operations not finished: what a starting `tundrad` resumes (each
     /// read on its own, so one it cannot read fails alone).
     pub async fn unfinished_operations(&self) -> Result<Vec<Operation>> {

@@ -61,6 +61,33 @@ pub struct MachineQuery {
     pub name: Option<String>,
     /// Only machines in this provision state.
     pub provision_state: Option<ProvisionState>,
+    /// Only machines of this resource class.
+    pub resource_class: Option<String>,
+    /// Only machines in this rack…
+    pub rack: Option<String>,
+    /// …or island.
+    pub island: Option<String>,
+    /// Only machines whose BMC address contains this (e.g. `10.0.4.17`).
+    pub bmc: Option<String>,
+    /// Only the machine with an interface of this MAC.
+    pub mac: Option<String>,
+    /// Only machines in (`true`) or out of (`false`) maintenance.
+    pub maintenance: Option<bool>,
+}
+
+impl MachineQuery {
+    /// The store's filter; a malformed MAC is the caller's mistake.
+    pub fn filter(&self) -> ApiResult<tundra_store::MachineFilter> {
+        Ok(tundra_store::MachineFilter {
+            provision_state: self.provision_state,
+            resource_class: self.resource_class.clone(),
+            rack: self.rack.clone(),
+            island: self.island.clone(),
+            bmc_address: self.bmc.clone().filter(|b| !b.is_empty()),
+            mac: self.mac.as_deref().map(|m| normalize_mac("/mac", m)).transpose()?,
+            maintenance: self.maintenance,
+        })
+    }
 }
 
 fn normalize_mac(pointer: &str, mac: &str) -> ApiResult<String> {
@@ -144,8 +171,9 @@ async fn list_machines(
     Query(q): Query<MachineQuery>,
 ) -> ApiResult<axum::Json<Page<Machine>>> {
     p.require_admin()?;
+    let f = q.filter()?;
     let lq = ListQuery { limit: q.limit, after: q.after, name: q.name, project: None };
-    Ok(axum::Json(state.store().list_machines(&list_params(&lq)?, q.provision_state).await?))
+    Ok(axum::Json(state.store().list_machines(&list_params(&lq)?, &f).await?))
 }
 
 /// Enroll a machine by its BMC (and MACs, if known); it starts in `enroll`.
