@@ -4,7 +4,7 @@ use serde_json::Value;
 use tundra_api::ListQuery;
 use tundra_client::Client;
 
-use crate::Failure;
+use crate::failure::Failure;
 use crate::nouns::Noun;
 
 fn typed(noun: &Noun) -> tundra_client::Noun<Value> {

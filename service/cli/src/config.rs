@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// `~/.config/tundra/config.toml`.
 #[derive(Debug, Default, Deserialize)]

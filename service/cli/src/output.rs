@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

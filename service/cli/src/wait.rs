@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tundra_client::Client;
 
+use crate::api;
+use crate::failure::Failure;
 use crate::nouns::Noun;
 use crate::output::{cell, field};
-use crate::{Failure, api};
 
 const POLL: Duration = Duration::from_secs(1);
 

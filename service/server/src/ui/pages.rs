@@ -17,7 +17,7 @@ use tundra_api::ops::Operation;
 use tundra_conductor::machines::actions::{self, Action};
 use tundra_store::{ListParams, MachineChanges, MachineFilter, MachinePlace, Visibility};
 
-use super::{Form, Viewer, age, api_error, error_page};
+use super::render::{Form, Viewer, age, api_error, error_page};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -512,6 +512,8 @@ pub async fn operations(v: Viewer, State(state): State<AppState>) -> Response {
 
 async fn operations_page(v: &Viewer, state: &AppState) -> Page {
     let ops = state.store().recent_operations(&v.p.visibility(), 100).await.map_err(|x| api_error(x.into()))?;
+    // As the API shows them: a member sees the node, never the machine.
+    let ops = crate::views::operations(state, &v.p, ops).await.map_err(api_error)?;
     let rows: Vec<Value> = ops.iter().map(op_row).collect();
     Ok(v.render("Operations", "operations.html", json!({"ops": rows})))
 }
