@@ -7,7 +7,8 @@ use tundra_client::Client;
 use crate::failure::Failure;
 use crate::nouns::Noun;
 
-fn typed(noun: &Noun) -> tundra_client::Noun<Value> {
+/// The client's noun for a CLI noun, with JSON views.
+pub fn typed(noun: &Noun) -> tundra_client::Noun<Value> {
     tundra_client::Noun::new(noun.collection, noun.item, noun.word)
 }
 
@@ -20,39 +21,46 @@ pub async fn find(client: &Client, noun: &Noun, id: &str) -> Result<Option<Value
 }
 
 /// Every object of a list (all pages), up to `max`.
-pub async fn list(client: &Client, noun: &Noun, mut q: ListQuery, max: Option<usize>) -> Result<Vec<Value>, Failure> {
-    let mut items = Vec::new();
-    q.limit = Some(500);
-    loop {
-        let page = client.list(&typed(noun), &q).await?;
-        items.extend(page.items);
-        if max.is_some_and(|m| items.len() >= m) {
-            items.truncate(max.unwrap_or(usize::MAX));
-            return Ok(items);
-        }
-        match page.next {
-            Some(n) => q.after = Some(n),
-            None => return Ok(items),
+pub async fn list(client: &Client, noun: &Noun, q: ListQuery, max: Option<usize>) -> Result<Vec<Value>, Failure> {
+    let mut filters: Vec<(&str, String)> = Vec::new();
+    for (k, v) in [("name", q.name), ("project", q.project)] {
+        if let Some(v) = v {
+            filters.push((k, v));
         }
     }
+    pages(client, noun.collection, &filters, max).await
 }
 
 /// Machines the service picks by its filters (`provision_state`, `rack`,
 /// `bmc`, … as `GET /v1/machines` takes them), all pages, up to `max`.
 pub async fn machines(client: &Client, filters: &[(&str, String)], max: Option<usize>) -> Result<Vec<Value>, Failure> {
+    pages(client, tundra_api::paths::MACHINES, filters, max).await
+}
+
+/// Every page of `collection` with these query parameters, up to `max` objects.
+async fn pages(
+    client: &Client,
+    collection: &str,
+    filters: &[(&str, String)],
+    max: Option<usize>,
+) -> Result<Vec<Value>, Failure> {
     let mut items = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let mut q = form_query(filters);
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in filters {
+            q.append_pair(k, v);
+        }
         q.append_pair("limit", "500");
         if let Some(a) = &after {
             q.append_pair("after", a);
         }
-        let page: tundra_api::Page<Value> =
-            client.get_path(&format!("{}?{}", tundra_api::paths::MACHINES, q.finish())).await?;
+        let page: tundra_api::Page<Value> = client.get_path(&format!("{collection}?{}", q.finish())).await?;
         items.extend(page.items);
-        if max.is_some_and(|m| items.len() >= m) {
-            items.truncate(max.unwrap_or(usize::MAX));
+        if let Some(m) = max
+            && items.len() >= m
+        {
+            items.truncate(m);
             return Ok(items);
         }
         match page.next {
@@ -60,14 +68,6 @@ pub async fn machines(client: &Client, filters: &[(&str, String)], max: Option<u
             None => return Ok(items),
         }
     }
-}
-
-fn form_query(pairs: &[(&str, String)]) -> form_urlencoded::Serializer<'static, String> {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        q.append_pair(k, v);
-    }
-    q
 }
 
 /// The object `arg` names: an ID, or a name (unique among what the caller sees).

@@ -477,7 +477,7 @@ async fn verb_of(
             {
                 b["project_id"] = Value::String(api::project_id(client, p).await?);
             }
-            let typed = tundra_client::Noun::<Value>::new(noun.collection, noun.item, noun.word);
+            let typed = api::typed(noun);
             let mut created: Value = client.create(&typed, &b).await?;
             if let Some(t) = timeout(m)? {
                 created = wait::objects(client, noun, vec![created], t, false).await?.remove(0);
@@ -492,11 +492,11 @@ async fn verb_of(
         "update" => {
             let obj = api::resolve(client, noun, &many(m, "ids")[0], project).await?;
             let b = body(m)?;
-            let typed = tundra_client::Noun::<Value>::new(noun.collection, noun.item, noun.word);
+            let typed = api::typed(noun);
             out.one(&client.update(&typed, &cell(field(&obj, "id")), &b).await?)
         }
         "delete" => {
-            let typed = tundra_client::Noun::<Value>::new(noun.collection, noun.item, noun.word);
+            let typed = api::typed(noun);
             let mut gone = Vec::new();
             for arg in many(m, "ids") {
                 let obj = api::resolve(client, noun, &arg, project).await?;
@@ -586,7 +586,7 @@ async fn machine_action(
     }
     if verb == "maintenance" {
         let on = s(m, "mode").as_deref() == Some("on");
-        let typed = tundra_client::Noun::<Value>::new(noun.collection, noun.item, noun.word);
+        let typed = api::typed(noun);
         let mut changed = Vec::new();
         for mach in &machines {
             let mut b = json!({"maintenance": on});

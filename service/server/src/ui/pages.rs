@@ -28,6 +28,12 @@ const FAILED: [&str; 7] =
 const ALLOCATED: [&str; 4] = ["deploying", "deploy_wait", "active", "deleting"];
 const PAGE: u32 = 50;
 
+/// The first 500 of a list: the small site-wide lists (projects, switches,
+/// a project's objects) a page shows whole.
+fn first_500() -> ListParams {
+    ListParams { limit: 500, after: None, name: None }
+}
+
 type Page = Result<Response, Response>;
 
 fn done(r: Page) -> Response {
@@ -99,14 +105,12 @@ async fn visible_projects(v: &Viewer, state: &AppState) -> Result<Vec<Value>, Re
         Visibility::Project(p) => Some(vec![p]),
         Visibility::PublicOnly => Some(vec![]),
     };
-    let params = ListParams { limit: 500, after: None, name: None };
+    let params = first_500();
     let projects = store.list_projects(&params, only.as_deref()).await.map_err(|x| api_error(x.into()))?;
     let mut out = Vec::new();
     for p in projects.items {
-        let nodes = store
-            .list_nodes(&ListParams { limit: 500, after: None, name: None }, &Visibility::Project(p.id))
-            .await
-            .map_err(|x| api_error(x.into()))?;
+        let nodes =
+            store.list_nodes(&first_500(), &Visibility::Project(p.id)).await.map_err(|x| api_error(x.into()))?;
         let mut by: BTreeMap<&str, usize> = BTreeMap::new();
         for n in &nodes.items {
             *by.entry(n.status.as_str()).or_default() += 1;
@@ -173,10 +177,7 @@ async fn machine_page(v: &Viewer, state: &AppState, id: &str, raw: &Option<Strin
     v.require_admin()?;
     let store = state.store();
     let m = store.machine(id).await.map_err(|x| api_error(x.into()))?;
-    let switches = store
-        .list_switches(&ListParams { limit: 500, after: None, name: None })
-        .await
-        .map_err(|x| api_error(x.into()))?;
+    let switches = store.list_switches(&first_500()).await.map_err(|x| api_error(x.into()))?;
     let by_name: HashMap<String, tundra_api::SwitchId> =
         switches.items.iter().map(|s| (s.name.clone(), s.id)).collect();
     let ports = store.switch_ports().await.map_err(|x| api_error(x.into()))?;
@@ -348,10 +349,7 @@ async fn capacity_page(v: &Viewer, state: &AppState) -> Page {
         classes.entry(m.resource_class.clone()).or_default().add(m);
     }
     // Quotas beside what the site can really give now.
-    let projects = store
-        .list_projects(&ListParams { limit: 500, after: None, name: None }, None)
-        .await
-        .map_err(|x| api_error(x.into()))?;
+    let projects = store.list_projects(&first_500(), None).await.map_err(|x| api_error(x.into()))?;
     let mut quotas = Vec::new();
     for p in projects.items {
         let q = store.project_quota(p.id).await.map_err(|x| api_error(x.into()))?;
@@ -375,10 +373,7 @@ pub async fn switches(v: Viewer, State(state): State<AppState>, RawQuery(raw): R
 async fn switches_page(v: &Viewer, state: &AppState, raw: &Option<String>) -> Page {
     v.require_admin()?;
     let store = state.store();
-    let switches = store
-        .list_switches(&ListParams { limit: 500, after: None, name: None })
-        .await
-        .map_err(|x| api_error(x.into()))?;
+    let switches = store.list_switches(&first_500()).await.map_err(|x| api_error(x.into()))?;
     let ports = store.switch_ports().await.map_err(|x| api_error(x.into()))?;
     let list: Vec<Value> = switches
         .items
@@ -443,7 +438,7 @@ async fn project_page(v: &Viewer, state: &AppState, project: &str) -> Page {
         .map_err(|_| api_error(ApiError::NotFound { noun: "project", id: project.into() }))?;
     v.p.require(p.id, Role::Reader, "project", project).map_err(api_error)?;
     let vis = Visibility::Project(p.id);
-    let all = ListParams { limit: 500, after: None, name: None };
+    let all = first_500();
     let nodes = store.list_nodes(&all, &vis).await.map_err(e)?;
     let nodes = crate::views::nodes(state, &v.p, nodes.items).await.map_err(api_error)?;
     let networks = store.list_networks(&all, &vis).await.map_err(e)?.items;
