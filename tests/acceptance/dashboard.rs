@@ -45,13 +45,15 @@ impl Browser {
             assert!(Path::new(t).exists(), "{t} is missing: run scripts/setup.sh (Debian's chromium, chromium-driver)");
         }
         let port = crate::peers::free_port();
+        // Chromium's own scratch dirs go into the test's temp dir too.
+        let profile = tempfile::Builder::new().prefix("tundra-chromium-").tempdir().unwrap();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", profile.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let profile = tempfile::Builder::new().prefix("tundra-chromium-").tempdir().unwrap();
         let mut b = Browser {
             driver,
             port,
