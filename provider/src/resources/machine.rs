@@ -156,7 +156,7 @@ impl MachineState {
             insecure: Value::Null,
         });
         BmcSettings {
-            driver: if known(&b.driver) == Some("ipmi") { BmcDriver::Ipmi } else { BmcDriver::Redfish },
+            driver: known(&b.driver).and_then(BmcDriver::parse).unwrap_or(BmcDriver::Redfish),
             address: known(&b.address).unwrap_or_default().into(),
             system: b.system.known().cloned(),
             username: known(&b.username).unwrap_or_default().into(),
@@ -272,8 +272,10 @@ impl Resource<Client> for MachineResource {
         let bmc = vec![
             Attribute::string("driver")
                 .required()
-                .validator(validators::one_of(["redfish", "ipmi"]))
-                .description("`redfish` or `ipmi`."),
+                .validator(validators::one_of(["redfish", "ipmi", "fake"]))
+                .description(
+                    "`redfish`, `ipmi`, or `fake` (no hardware, for benchmarks and dry runs; only where tundrad's `fake_hardware` is on).",
+                ),
             Attribute::string("address")
                 .required()
                 .description("Redfish: `https://10.0.0.5`; IPMI: `HOST` or `HOST:PORT`."),

@@ -10,7 +10,8 @@ use crate::{MachineId, OperationId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BmcSettings {
-    /// `redfish` or `ipmi`.
+    /// `redfish`, `ipmi`, or `fake` (no hardware: benchmarks and dry runs,
+    /// only where tundrad's `fake_hardware` is on).
     pub driver: BmcDriver,
     /// Redfish: `https://10.0.0.5` (or `http://…` for emulators); IPMI: `HOST` or `HOST:PORT`.
     pub address: String,
@@ -27,6 +28,7 @@ words! {
     pub enum BmcDriver {
         Redfish = "redfish",
         Ipmi = "ipmi",
+        Fake = "fake",
     }
 }
 

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tundra_api::machines::{BmcDriver, BmcSettings, Machine};
-use tundra_drivers::bmc::{Bmc, BmcError, Driver, Ipmi, Password, PowerAction, PowerState, Redfish, Trust};
+use tundra_drivers::bmc::{Bmc, BmcError, Driver, Fake, Ipmi, Password, PowerAction, PowerState, Redfish, Trust};
 use tundra_drivers::retry::Backoff;
 use tundra_store::PowerObservation;
 
 use crate::handle::{BmcMaker, Conductor};
 
-/// The real drivers: Redfish over HTTPS, IPMI through `ipmitool`.
+/// The real drivers: Redfish over HTTPS, IPMI through `ipmitool`, and the
+/// `fake` driver (no hardware; tundrad enrolls such machines only with
+/// `fake_hardware` on).
 pub fn real() -> BmcMaker {
     Arc::new(build)
 }
@@ -28,6 +30,7 @@ fn build(b: &BmcSettings, password: Password, backoff: Backoff) -> Result<Driver
             backoff,
         )?),
         BmcDriver::Ipmi => Driver::Ipmi(Ipmi::new(&b.address, &b.username, password, backoff)?),
+        BmcDriver::Fake => Driver::Fake(Fake::at(&b.address)),
     })
 }
 

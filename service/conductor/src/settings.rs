@@ -43,6 +43,8 @@ pub struct Settings {
     pub discovery: Discovery,
     /// The site's inspection rules, checked at load.
     pub inspection_rules: Vec<Rule>,
+    /// Machines may be enrolled with the `fake` BMC driver (benchmarks, dry runs).
+    pub fake_hardware: bool,
 }
 
 /// The limits `qemu-img` runs under.
@@ -115,6 +117,7 @@ impl Settings {
             node_network: None,
             discovery: Discovery::default(),
             inspection_rules: Vec::new(),
+            fake_hardware: false,
         }
     }
 

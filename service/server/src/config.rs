@@ -87,6 +87,11 @@ pub struct Config {
     /// Every project's limits unless a site admin sets its own
     /// (`PUT /v1/projects/{project}/quota`).
     pub default_quota: DefaultQuota,
+    /// Let machines be enrolled with the `fake` BMC driver: power and boot
+    /// succeed at once and the agent's steps complete without a machine
+    /// (as Ironic's `fake-hardware`). For benchmarks and dry runs of a
+    /// site's workflow; machines with a real driver are unaffected.
+    pub fake_hardware: bool,
 }
 
 /// The site's default per-project quotas.
@@ -277,6 +282,7 @@ impl Default for Config {
             inspection_rules_file: None,
             discovery: Discovery::default(),
             default_quota: DefaultQuota::default(),
+            fake_hardware: false,
         }
     }
 }
@@ -555,6 +561,7 @@ impl Config {
                 bmc_password_file: self.discovery.bmc_password_file.clone(),
             },
             inspection_rules: self.load_inspection_rules()?,
+            fake_hardware: self.fake_hardware,
         })
     }
 

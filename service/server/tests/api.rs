@@ -78,6 +78,7 @@ fn main() {
         machines::stuck_steps_time_out,
         machines::racing_transitions_have_one_winner,
         machines::racing_claims_never_share_a_machine,
+        machines::the_fake_driver_runs_the_cycle_without_hardware,
         dashboard::machine_filters_and_the_dashboard,
         fabric::switch_ports_are_programmed_read_back_and_repaired,
         nodes::placement_groups_and_no_capacity,

@@ -19,7 +19,7 @@ use tundra_engine::machine_states::{Described, Event, State, next};
 use crate::bmc::{driver, power};
 use crate::fabric::binding::Home;
 use crate::handle::{Conductor, WorkResult};
-use crate::machines::inventory;
+use crate::machines::{fake, inventory};
 
 /// What an agent-driven operation carries besides its machine.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +113,10 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
                         .map_err(|e| e.to_string())?;
                     pxe_boot(c, &m, op_id).await?;
                     let _ = c.store().operation_progress(op_id, 0, None, "booting the agent").await;
+                    if let Some(r) = fake::is_fake(&m).then(|| fake::report(&m, &cmd)).flatten() {
+                        let value = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+                        c.store().agent_report(m.id, &r.id, true, &value).await.map_err(|e| e.to_string())?;
+                    }
                     Ok(Some(next(st, Event::Wait).map_err(|e| e.to_string())?))
                 }
                 .await

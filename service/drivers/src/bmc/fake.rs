@@ -1,7 +1,12 @@
-//! An in-memory BMC for unit tests of code that drives BMCs: power changes
-//! land after a set number of polls, and failures can be scripted.
+//! The fake BMC: in memory, no hardware. tundrad drives machines enrolled
+//! with the `fake` driver through it (benchmarks and dry runs, like Ironic's
+//! `fake-hardware`): one BMC per address for the life of the process, power
+//! landing at once, every machine off at start. Unit tests of code that
+//! drives BMCs make their own, with power landing after a set number of
+//! polls and failures scripted.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use super::{Bmc, BmcError, BootDevice, PowerAction, PowerState};
 
@@ -20,11 +25,24 @@ pub struct Fake {
     inner: Arc<Mutex<Inner>>,
     /// Polls before a requested power state lands.
     pub lag: u32,
+    address: String,
 }
+
+/// The fake BMCs of this process, by address.
+static SITE: LazyLock<Mutex<HashMap<String, Fake>>> = LazyLock::new(Mutex::default);
 
 impl Fake {
     pub fn new(lag: u32) -> Fake {
-        Fake { inner: Default::default(), lag }
+        Fake { inner: Default::default(), lag, address: "fake".into() }
+    }
+
+    /// The fake BMC at `address`: the same one every time in this process,
+    /// so a machine's power state outlives the driver value built per call.
+    pub fn at(address: &str) -> Fake {
+        let mut site = SITE.lock().expect("fake site lock");
+        site.entry(address.to_string())
+            .or_insert_with(|| Fake { inner: Default::default(), lag: 0, address: address.to_string() })
+            .clone()
     }
     /// The next `n` calls fail as an unreachable BMC.
     pub fn fail_next(&self, n: u32) {
@@ -41,7 +59,7 @@ impl Fake {
         g.calls.push(call.into());
         if g.fail_next > 0 {
             g.fail_next -= 1;
-            return Err(BmcError::Unreachable { address: "fake".into(), detail: "scripted failure".into() });
+            return Err(BmcError::Unreachable { address: self.address.clone(), detail: "scripted failure".into() });
         }
         Ok(g)
     }
@@ -49,6 +67,9 @@ impl Fake {
 
 impl Bmc for Fake {
     fn validate(&self) -> Result<(), BmcError> {
+        if self.address.trim().is_empty() {
+            return Err(BmcError::Invalid("a fake BMC still needs an address, any name unique to the machine".into()));
+        }
         Ok(())
     }
     async fn power_state(&self) -> Result<PowerState, BmcError> {
@@ -78,7 +99,7 @@ impl Bmc for Fake {
         Ok(())
     }
     fn address(&self) -> String {
-        "fake".into()
+        self.address.clone()
     }
 }
 

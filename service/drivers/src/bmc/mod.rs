@@ -113,14 +113,15 @@ pub trait Bmc: Send + Sync {
             }
             self.request_power(action).await?;
             let start = tokio::time::Instant::now();
+            // Read at once (emulators and the fake land there), then every `poll`.
             loop {
-                tokio::time::sleep(poll).await;
                 if self.power_state().await? == wanted {
                     return Ok(wanted);
                 }
                 if start.elapsed() >= timeout {
                     return Err(BmcError::PowerTimeout { address: self.address(), wanted, waited: timeout });
                 }
+                tokio::time::sleep(poll).await;
             }
         }
     }

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use tundra_api::identity::Role;
 use tundra_api::machines::{
-    BmcDriver, Interface, Machine, MachineAction, MachineCreate, MachineUpdate, ProvisionState,
+    BmcDriver, BmcSettings, Interface, Machine, MachineAction, MachineCreate, MachineUpdate, ProvisionState,
 };
 use tundra_api::ops::Operation;
 use tundra_api::{ListQuery, Page, Problem, SecretId, paths};
@@ -139,6 +139,17 @@ fn check_interfaces(ifs: &[Interface]) -> ApiResult<Vec<Interface>> {
     Ok(out)
 }
 
+/// BMC settings: the driver allowed on this site, the address well-formed.
+fn check_bmc(state: &AppState, b: &BmcSettings) -> ApiResult<()> {
+    if b.driver == BmcDriver::Fake && !state.conductor.settings().fake_hardware {
+        return Err(ApiError::field(
+            "/bmc/driver",
+            "the fake driver is off on this site; use redfish or ipmi, or set fake_hardware = true in tundrad's configuration (benchmarks and dry runs)",
+        ));
+    }
+    tundra_conductor::bmc::validate(b).map_err(|e| ApiError::field("/bmc/address", e))
+}
+
 fn check_password(pointer: &str, p: &str, driver: BmcDriver) -> ApiResult<()> {
     if p.is_empty() || p.len() > 256 {
         return Err(ApiError::field(pointer, "the BMC password must be 1–256 bytes"));
@@ -190,7 +201,7 @@ async fn create_machine(
     check_resource_class(&req.resource_class)?;
     let traits = check_traits("/traits", &req.traits)?;
     check_properties(&req.properties)?;
-    tundra_conductor::bmc::validate(&req.bmc).map_err(|e| ApiError::field("/bmc/address", e))?;
+    check_bmc(&state, &req.bmc)?;
     check_password("/bmc_password", &req.bmc_password, req.bmc.driver)?;
     let interfaces = check_interfaces(&req.interfaces)?;
     idempotent(&state, &p, key, paths::MACHINES, &body.digest, async {
@@ -245,7 +256,7 @@ async fn update_machine(
         check_properties(props)?;
     }
     if let Some(b) = &req.bmc {
-        tundra_conductor::bmc::validate(b).map_err(|e| ApiError::field("/bmc/address", e))?;
+        check_bmc(&state, b)?;
     }
     if let Some(pw) = &req.bmc_password {
         check_password("/bmc_password", pw, req.bmc.as_ref().unwrap_or(&m.bmc).driver)?;

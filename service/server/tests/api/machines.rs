@@ -357,3 +357,57 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
     assert_eq!(m["provision_state"], "available");
     env.stop().await;
 }
+
+/// The `fake` driver: refused unless the site turns `fake_hardware` on;
+/// then a machine with no hardware behind it goes through the whole cycle —
+/// manage, inspect, provide (cleaning), deploy, undeploy — as tundrad's
+/// benchmarks and dry runs drive it.
+pub async fn the_fake_driver_runs_the_cycle_without_hardware(b: Backend) {
+    let fake = |name: &str| {
+        json!({
+            "name": name,
+            "bmc": {"driver": "fake", "address": name, "username": "admin"},
+            "bmc_password": "fake",
+            "interfaces": [{"mac": "02:fa:ce:00:00:01", "pxe": true}]
+        })
+    };
+    let mut env = Env::start(b, |_| {}).await;
+    let r = env.call("POST", "/v1/machines", &env.admin, Some(fake("f1"))).await;
+    let d = r.problem(400);
+    assert_eq!(r.body["errors"][0]["pointer"], "/bmc/driver");
+    assert!(d.contains("fake_hardware = true"), "{d}");
+    env.restart(|c| c.fake_hardware = true).await;
+    let t = env.admin.clone();
+    let r = env.call("POST", "/v1/machines", &t, Some(fake("f1"))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let cat = crate::nodes::catalog(&env).await;
+    let steps: [(&str, Option<&str>, &str, &str); 5] = [
+        ("manage", None, "manageable", "off"),
+        ("inspect", None, "manageable", "off"),
+        ("provide", None, "available", "off"),
+        ("deploy", Some(cat.image.as_str()), "active", "on"),
+        ("delete", None, "available", "off"),
+    ];
+    for (action, image, state, power) in steps {
+        let mut body = json!({"action": action});
+        if let Some(i) = image {
+            body["image_id"] = json!(i);
+        }
+        let r = env.call("POST", &format!("/v1/machines/{id}/actions"), &t, Some(body)).await;
+        assert!(r.status < 300, "{action}: {}", r.body);
+        wait_for(&format!("{action} to end in {state}"), async || {
+            let m = machine(&env, &id).await;
+            m["operation_id"].is_null() && m["provision_state"] == state
+        })
+        .await;
+        let m = machine(&env, &id).await;
+        assert_eq!(m["power_state"], power, "{action}: {m}");
+        assert!(m["last_error"].is_null(), "{action}: {m}");
+        if action == "inspect" {
+            assert_eq!(m["properties"]["disks"][0]["name"], "sda", "{m}");
+            assert_eq!(m["properties"]["system_product"], "fake hardware", "{m}");
+        }
+    }
+    env.stop().await;
+}
