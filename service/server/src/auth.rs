@@ -53,19 +53,29 @@ pub async fn principal_of(state: &AppState, bearer: &str) -> Result<Principal, A
 }
 
 async fn token_principal(state: &AppState, secret: &str) -> Result<Principal, ApiError> {
+    let hash = sha256_hex(secret.as_bytes());
+    // Read before the lookup: a write that lands during it makes the entry stale.
+    let generation = state.store().identity_generation();
+    if let Some(p) = state.tokens.get(&hash, generation) {
+        return Ok(p);
+    }
     let rec =
-        state.store().token_by_hash(&sha256_hex(secret.as_bytes())).await?.ok_or_else(|| {
+        state.store().token_by_hash(&hash).await?.ok_or_else(|| {
             ApiError::Unauthorized("the API token is unknown or was revoked; create a new one".into())
         })?;
-    let expired = tundra_store::parse_time(&rec.token.expires_at).is_none_or(|t| t <= SystemTime::now());
-    if expired {
+    let expires = tundra_store::parse_time(&rec.token.expires_at);
+    if expires.is_none_or(|t| t <= SystemTime::now()) {
         return Err(ApiError::Unauthorized(format!(
             "the API token expired at {}; create a new one (operations it started keep running)",
             rec.token.expires_at
         )));
     }
     let roles = state.store().roles_of(rec.user.id).await?.into_iter().collect();
-    Ok(Principal::new(rec.user, "token", roles, rec.token.project_id, rec.token.role))
+    let p = Principal::new(rec.user, "token", roles, rec.token.project_id, rec.token.role);
+    if let Some(expires) = expires {
+        state.tokens.put(hash, generation, expires, p.clone());
+    }
+    Ok(p)
 }
 
 #[cfg(test)]

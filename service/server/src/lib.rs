@@ -26,6 +26,7 @@ pub mod oidc;
 pub mod principal;
 pub mod state;
 pub mod tls;
+pub mod token_cache;
 pub mod ui;
 pub mod views;
 
@@ -110,7 +111,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let conductor = tundra_conductor::new(store, keyring, config.conductor_settings()?, http);
     let openapi = http::openapi_json().into();
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    let state = AppState { conductor, config: Arc::new(config), metrics: Default::default(), oidc, openapi, stopping };
+    let state = AppState {
+        conductor,
+        config: Arc::new(config),
+        metrics: Default::default(),
+        oidc,
+        tokens: Default::default(),
+        openapi,
+        stopping,
+    };
     bootstrap(&state).await?;
     tundra_conductor::start(&state.conductor).await?;
 

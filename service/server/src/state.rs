@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub oidc: Arc<Oidc>,
+    /// Principals of recently seen API tokens.
+    pub tokens: Arc<crate::token_cache::TokenCache>,
     /// This API's OpenAPI document, rendered once at start.
     pub openapi: Arc<str>,
     /// Becomes true when tundrad stops: long-lived responses (the

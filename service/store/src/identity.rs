@@ -191,6 +191,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM projects WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
         event(&mut w, actor, Some(id), "project", &id.to_string(), "deleted", json!({"name": cur.name})).await?;
+        let _changed = self.identity_changing();
         w.commit().await
     }
 
@@ -280,6 +281,7 @@ impl Store {
             return Err(StoreError::NotFound { noun: "user", id: id.to_string() });
         }
         event(&mut w, actor, None, "user", &id.to_string(), "deleted", json!({})).await?;
+        let _changed = self.identity_changing();
         w.commit().await
     }
 
@@ -333,6 +335,7 @@ impl Store {
             .map_err(|e| unique(e, || "role already granted".into()))?;
         event(&mut w, actor, Some(project), "role_assignment", &user.to_string(), "granted", json!({"role": r}))
             .await?;
+        let _changed = self.identity_changing();
         w.commit().await
     }
 
@@ -347,6 +350,7 @@ impl Store {
             return Err(StoreError::NotFound { noun: "role assignment", id: user.to_string() });
         }
         event(&mut w, actor, Some(project), "role_assignment", &user.to_string(), "revoked", json!({})).await?;
+        let _changed = self.identity_changing();
         w.commit().await
     }
 
@@ -383,6 +387,20 @@ impl Store {
         Ok(tok)
     }
 
+    /// How many writes have changed tokens, users, roles or projects since
+    /// this store was opened: a cache of principals made at one value is
+    /// stale at any other.
+    pub fn identity_generation(&self) -> u64 {
+        self.identity.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Taken before committing a write that changes who a token is: the
+    /// generation moves when it drops, after the commit, and also when the
+    /// caller gives up while the commit is in flight (it may still land).
+    fn identity_changing(&self) -> IdentityChanging {
+        IdentityChanging(self.identity.clone())
+    }
+
     /// The token whose secret hashes to `hash`, with its user (expiry is the caller's check).
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
         let Some(row) = sqlx::query("SELECT * FROM api_tokens WHERE secret_hash = $1")
@@ -417,6 +435,16 @@ impl Store {
             return Err(StoreError::NotFound { noun: "token", id: id.to_string() });
         }
         event(&mut w, actor, None, "token", &id.to_string(), "deleted", json!({})).await?;
+        let _changed = self.identity_changing();
         w.commit().await
+    }
+}
+
+/// See [`Store::identity_changing`].
+struct IdentityChanging(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for IdentityChanging {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

@@ -51,7 +51,7 @@ pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewCl
 pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
-pub use machines::{MachineChanges, MachineFilter, MachinePlace, NewMachine, PowerObservation};
+pub use machines::{MachineChanges, MachineFilter, MachinePlace, NewMachine, PlacementCandidate, PowerObservation};
 pub use networks::{NewNetwork, SegmentChoice};
 pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeChanges, NodeStep};
 pub use ops::{NewOperation, OperationInput};
@@ -190,6 +190,9 @@ pub struct Store {
     // SQLITE_BUSY upgrade failures into an orderly queue. PostgreSQL needs none.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     quota_defaults: QuotaDefaults,
+    // Bumped by every write that can change who a token is (tokens, users,
+    // roles, projects), so that caches of principals know they are stale.
+    identity: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -236,7 +239,7 @@ impl Store {
         }
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let quota_defaults = Arc::new(std::sync::RwLock::new(QuotaLimits::NONE));
-        Ok(Store { pool, backend, writer, quota_defaults })
+        Ok(Store { pool, backend, writer, quota_defaults, identity: Default::default() })
     }
 
     /// Apply every migration not yet applied. Safe to run on every start.

@@ -43,6 +43,16 @@ fn machine(row: &AnyRow) -> Result<Machine> {
 
 pub(crate) const MACHINES: Table<Machine> = Table::new("machines", "machine", machine, |x| x.id.to_string());
 
+/// A machine as placement sees it ([`Store::placement_candidates`]).
+#[derive(Debug, Clone)]
+pub struct PlacementCandidate {
+    pub id: MachineId,
+    pub traits: Vec<String>,
+    pub location: Location,
+    /// Available, not in maintenance, no operation running.
+    pub free: bool,
+}
+
 /// A validated machine to enroll, with its sealed BMC password.
 #[derive(Debug)]
 pub struct NewMachine {
@@ -395,6 +405,32 @@ impl Store {
                     location,
                     provision_state,
                     maintenance: maintenance != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// What placement weighs of every machine of `resource_class`, read for
+    /// each node placed: only the columns it needs, not the inventory, BMC
+    /// and interfaces of every machine on the site.
+    pub async fn placement_candidates(&self, resource_class: &str) -> Result<Vec<PlacementCandidate>> {
+        let rows = sqlx::query(
+            "SELECT id, traits, location, provision_state, maintenance, operation_id FROM machines \
+             WHERE resource_class = $1 ORDER BY id",
+        )
+        .bind(resource_class.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = get(r, "provision_state")?;
+                Ok(PlacementCandidate {
+                    id: parse_id("machines", &get::<String>(r, "id")?)?,
+                    traits: json_col("machines", r, "traits")?,
+                    location: json_col("machines", r, "location")?,
+                    free: state == ProvisionState::Available.as_str()
+                        && get::<i64>(r, "maintenance")? == 0
+                        && get::<Option<String>>(r, "operation_id")?.is_none(),
                 })
             })
             .collect()

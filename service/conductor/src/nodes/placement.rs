@@ -62,15 +62,17 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
     // (the claim's transaction checks again).
     c.store().check_quota(req.project_id, tundra_store::QuotaKind::Nodes, 1).await?;
     let _one_at_a_time = c.placement().lock().await;
-    let machines = c.store().all_machines().await?;
-    let candidates: Vec<Candidate> = machines
-        .iter()
+    let candidates: Vec<Candidate> = c
+        .store()
+        .placement_candidates(&flavor.resource_class)
+        .await?
+        .into_iter()
         .map(|m| Candidate {
             id: m.id.to_string(),
-            resource_class: m.resource_class.clone(),
-            traits: m.traits.clone(),
+            resource_class: flavor.resource_class.clone(),
+            traits: m.traits,
             place: place_of(&m.location),
-            free: m.provision_state == ProvisionState::Available && !m.maintenance && m.operation_id.is_none(),
+            free: m.free,
         })
         .collect();
     let p = &req.placement;

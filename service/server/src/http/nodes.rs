@@ -114,11 +114,14 @@ async fn create_node(
     }
     tundra_conductor::shares::flows::check_node_shares(&req.shares)?;
     let project = req.project_id;
-    let flavor = state.store().flavor(req.flavor_id).await.ok().filter(|f| f.project_id.is_none_or(|fp| fp == project));
+    // Not found or another project's: the caller's mistake. Any other store
+    // error is tundrad's, and says so.
+    let flavor =
+        found(state.store().flavor(req.flavor_id).await)?.filter(|f| f.project_id.is_none_or(|fp| fp == project));
     let flavor = flavor.ok_or_else(|| {
         ApiError::field("/flavor_id", format!("no flavor {} is public or in the node's project", req.flavor_id))
     })?;
-    let image = state.store().image(req.image_id).await.ok().filter(|i| i.project_id.is_none_or(|ip| ip == project));
+    let image = found(state.store().image(req.image_id).await)?.filter(|i| i.project_id.is_none_or(|ip| ip == project));
     let image = image.ok_or_else(|| {
         ApiError::field("/image_id", format!("no image {} is public or in the node's project", req.image_id))
     })?;
@@ -233,11 +236,19 @@ async fn rebuild_node(
     tundra_conductor::clusters::flows::check_node_removable(&state.conductor, n.id).await?;
     tundra_conductor::appliances::flows::check_rebuildable(&state.conductor, n.id).await?;
     let image_id = body.value.image_id.unwrap_or(n.image_id);
-    let image =
-        state.store().image(image_id).await.map_err(|_| {
-            ApiError::field("/image_id", format!("no image {image_id} is public or in the node's project"))
-        })?;
+    let image = found(state.store().image(image_id).await)?.ok_or_else(|| {
+        ApiError::field("/image_id", format!("no image {image_id} is public or in the node's project"))
+    })?;
     let n = placement::rebuild(&state.conductor, &p.actor(), &n, &image).await?;
     let rev = n.revision;
     Ok(json(StatusCode::ACCEPTED, &views::node(&state, &p, n).await?, Some(rev)))
+}
+
+/// `Some` when found, `None` when not; other store errors pass through.
+fn found<T>(r: Result<T, StoreError>) -> ApiResult<Option<T>> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -45,6 +45,15 @@ pub async fn tokens_scopes_expiry_revocation(b: Backend) {
     // Lifetimes are bounded.
     let d = env.call("POST", "/v1/tokens", &alice, Some(json!({"expires_in": 999999999}))).await.problem(400);
     assert!(d.contains("expires_in"), "{d}");
+    // A revoked role is gone at once, for a token used a moment ago too
+    // (tundrad keeps recent tokens' principals for a moment).
+    let roles = |r: &serde_json::Value| {
+        r["roles"].as_array().unwrap().iter().map(|x| x["project_id"].clone()).collect::<Vec<_>>()
+    };
+    assert!(roles(&env.call("GET", "/v1/whoami", &alice, None).await.body).contains(&json!(bp)));
+    assert_eq!(env.call("DELETE", "/v1/projects/b/roles/alice", &t, None).await.status, 204);
+    assert!(!roles(&env.call("GET", "/v1/whoami", &alice, None).await.body).contains(&json!(bp)));
+    env.call("GET", "/v1/projects/b", &alice, None).await.problem(404);
     // Revocation is immediate.
     assert_eq!(env.call("DELETE", &format!("/v1/tokens/{tid}"), &alice, None).await.status, 204);
     assert!(env.call("GET", "/v1/whoami", &scoped, None).await.problem(401).contains("revoked"));
