@@ -1,4 +1,4 @@
-//! Switch-port programming benchmark (run by `scripts/bench-switch.sh`):
+//! Switch-port programming benchmark (run by `scripts/bench.sh`):
 //! N port moves on one emulated Cisco switch (fake-switches over SSH),
 //! one session per change — the generic-switch way — against one batched
 //! session, in the same run; then N moves on each of 8 switches at once.
@@ -7,6 +7,8 @@
 //! and verify it: the difference is the sessions.
 //!
 //!     bench-switch PYTHON PEER_SCRIPT [N]
+//!
+//! With `BENCH_JSON=PATH` it also writes the figures there as JSON.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -132,4 +134,14 @@ async fn main() {
         "batched vs per change: {:.1}× faster, {single_sessions} → {batched_sessions} session(s)",
         single.as_secs_f64() / batched.as_secs_f64()
     );
+    // For scripts/bench.sh: the same figures, machine-readable.
+    if let Ok(path) = std::env::var("BENCH_JSON") {
+        let figures = serde_json::json!({
+            "moves": n,
+            "per_change": {"seconds": single.as_secs_f64(), "sessions": single_sessions},
+            "batched": {"seconds": batched.as_secs_f64(), "sessions": batched_sessions},
+            "parallel_8": {"seconds": parallel.as_secs_f64(), "sessions": parallel_sessions, "moves": 8 * n},
+        });
+        std::fs::write(path, figures.to_string()).expect("write BENCH_JSON");
+    }
 }

@@ -1,9 +1,11 @@
 //! Benchmark: N lab machines (half Redfish, half IPMI) go available →
 //! deployed → cleaned through tundrad (release build, SQLite), and the image
 //! write is compared with `dd` to the same disk file. Prints figures; asserts
-//! nothing about speed. Needs root; run through `scripts/bench-lab.sh`.
+//! nothing about speed. Needs root; run through `scripts/bench-lab.sh` or `scripts/bench.sh`.
 //!
 //!     bench [--machines 50] [--image-mib 64]
+//!
+//! With `BENCH_JSON=PATH` it also writes the figures there as JSON.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -77,9 +79,12 @@ async fn main() {
     let (t_deploy, ops) = phase(&api, &lab, &ids, "deploy", json!({"image_id": image}), "active").await;
     // Per machine: the deploy operation's duration and the agent's image-write time.
     let (mut op_total, mut io_total, mut io_bytes) = (0.0, 0.0, 0u64);
+    let mut op_secs = Vec::new();
     for (id, op) in ids.iter().zip(&ops) {
         let o = api.ok("GET", &format!("/v1/operations/{op}"), None).await;
-        op_total += secs(o["created_at"].as_str().unwrap(), o["updated_at"].as_str().unwrap());
+        let took = secs(o["created_at"].as_str().unwrap(), o["updated_at"].as_str().unwrap());
+        op_total += took;
+        op_secs.push(took);
         let ev = api.ok("GET", &format!("/v1/events?object_id={id}&limit=500"), None).await;
         let w = ev["items"]
             .as_array()
@@ -98,19 +103,28 @@ async fn main() {
     let (t_delete, _) = phase(&api, &lab, &ids, "delete", json!({}), "available").await;
     server.stop().await.unwrap();
 
-    // dd to the same kind of disk file, the same bytes.
+    // dd to the same kind of disk files, the same bytes: once alone, then
+    // onto every machine's disk one after another (the pure write time of
+    // what the deploy wrote).
     let src = dir.path().join("image.raw");
     std::fs::write(&src, &img).unwrap();
-    let disk = &lab.machines[0].disks[0].1;
+    let dd_to = |disk: &std::path::Path| {
+        let out = std::process::Command::new("dd")
+            .arg(format!("if={}", src.display()))
+            .arg(format!("of={}", disk.display()))
+            .args(["bs=4M", "conv=fsync,notrunc", "status=none"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "dd: {}", String::from_utf8_lossy(&out.stderr));
+    };
     let start = Instant::now();
-    let out = std::process::Command::new("dd")
-        .arg(format!("if={}", src.display()))
-        .arg(format!("of={}", disk.display()))
-        .args(["bs=4M", "conv=fsync,notrunc", "status=none"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "dd: {}", String::from_utf8_lossy(&out.stderr));
+    dd_to(&lab.machines[0].disks[0].1);
     let dd = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for m in &lab.machines {
+        dd_to(&m.disks[0].1);
+    }
+    let dd_all = start.elapsed().as_secs_f64();
     lab.stop().await;
 
     let mib = |bytes: f64, s: f64| bytes / 1048576.0 / s.max(1e-9);
@@ -136,4 +150,19 @@ async fn main() {
         mib(io_bytes as f64 / n as f64, io_total / n as f64),
         mib(img.len() as f64, dd)
     );
+    println!(
+        "deploy wall {t_deploy:.1} s vs {dd_all:.1} s for dd of the same {n} × {image_mib} MiB one after another: {:.2}×",
+        t_deploy / dd_all
+    );
+    // For scripts/bench.sh: the same figures, machine-readable.
+    if let Ok(path) = std::env::var("BENCH_JSON") {
+        op_secs.sort_by(f64::total_cmp);
+        let figures = json!({
+            "machines": n, "image_mib": image_mib,
+            "inspect": t_inspect, "provide": t_provide, "deploy": t_deploy, "delete": t_delete,
+            "deploy_operations": op_secs, "agent_io_seconds": io_total, "agent_bytes": io_bytes,
+            "dd_one": dd, "dd_all": dd_all,
+        });
+        std::fs::write(path, figures.to_string()).expect("write BENCH_JSON");
+    }
 }
