@@ -200,6 +200,7 @@ if charts:
     text += "\n## Charts\n\n"
     rel = os.path.relpath(chart_dir, os.path.dirname(out_md) or ".")
     text += "".join(f"{cap}\n\n![{name}]({rel}/{name})\n\n" for name, cap in charts)
+os.makedirs(os.path.dirname(out_md) or ".", exist_ok=True)
 with open(out_md, "w") as f:
     f.write(text)
 short = sum(1 for r in rows if r[4].endswith("(short)"))
