@@ -67,7 +67,7 @@ class Tundra:
         # "PROJECT:FLAVOR": deploy by creating nodes (placement picks the
         # machine), undeploy by deleting them.
         self.nodes = nodes.split(":") if nodes else None
-        self.node_ids, self.lock = [], threading.Lock()
+        self.node_ids, self.named, self.lock = [], 0, threading.Lock()
 
     def api(self):
         return Api(self.url, self.headers)
@@ -92,11 +92,11 @@ class Tundra:
             return self.action(api, mid, "deploy", image_id=self.image)
         project, flavor = self.nodes
         with self.lock:
-            name = f"bench-{len(self.node_ids):05d}"
-            self.node_ids.append(None)
+            name = f"bench-{self.named:05d}"
+            self.named += 1
         n = api.call("POST", "/v1/nodes", {"project_id": project, "name": name, "flavor_id": flavor, "image_id": self.image})
         with self.lock:
-            self.node_ids[self.node_ids.index(None)] = n["id"]
+            self.node_ids.append(n["id"])
 
     def undeploy(self, api, mid):
         if not self.nodes:
