@@ -250,11 +250,16 @@ impl Store {
     /// End the session of operation `op` (its token stops working).
     pub async fn close_agent_session(&self, machine: MachineId, op: OperationId) -> Result<()> {
         let mut w = self.write().await?;
-        sqlx::query("DELETE FROM agent_sessions WHERE machine_id = $1 AND operation_id = $2")
-            .bind(machine.to_string())
-            .bind(op.to_string())
-            .execute(&mut *w.tx)
-            .await?;
+        close_agent_session_in(&mut w, machine, op).await?;
         w.commit().await
     }
+}
+
+pub(crate) async fn close_agent_session_in(w: &mut Write, machine: MachineId, op: OperationId) -> Result<()> {
+    sqlx::query("DELETE FROM agent_sessions WHERE machine_id = $1 AND operation_id = $2")
+        .bind(machine.to_string())
+        .bind(op.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+    Ok(())
 }

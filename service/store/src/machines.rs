@@ -570,31 +570,27 @@ impl Store {
         release: bool,
     ) -> Result<Machine> {
         let mut w = self.write().await?;
-        let cur = MACHINES.get_in(&mut w, id).await?;
-        if cur.operation_id != Some(op) {
-            return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
-        }
-        sqlx::query(
-            "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
-        )
-        .bind(to.as_str())
-        .bind(error.clone())
-        .bind(if release { None } else { Some(op.to_string()) })
-        .bind(now())
-        .bind(id.to_string())
-        .execute(&mut *w.tx)
-        .await?;
-        event(
-            &mut w,
-            &Actor::service(),
-            None,
-            "machine",
-            &id.to_string(),
-            "state_changed",
-            json!({"from": cur.provision_state, "to": to, "error": error}),
-        )
-        .await?;
-        let out = MACHINES.get_in(&mut w, id).await?;
+        let out = machine_step_in(&mut w, id, op, to, error, release).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// End operation `op` from outside its worker (a timeout, an abort): in
+    /// one transaction the machine takes `to` and is released, the
+    /// operation's agent session closes and the operation fails with `why`.
+    /// Whoever reads the machine free therefore reads the operation ended.
+    /// Conflict when `op` no longer holds the machine (its worker finished).
+    pub async fn end_machine_operation(
+        &self,
+        id: MachineId,
+        op: OperationId,
+        to: ProvisionState,
+        why: String,
+    ) -> Result<Machine> {
+        let mut w = self.write().await?;
+        let out = machine_step_in(&mut w, id, op, to, Some(why.clone()), true).await?;
+        crate::agent::close_agent_session_in(&mut w, id, op).await?;
+        crate::ops::finish_operation_in(&mut w, op, Some(why)).await?;
         w.commit().await?;
         Ok(out)
     }
@@ -688,4 +684,39 @@ impl Store {
         w.commit().await?;
         Ok((out, changed))
     }
+}
+
+async fn machine_step_in(
+    w: &mut Write,
+    id: MachineId,
+    op: OperationId,
+    to: ProvisionState,
+    error: Option<String>,
+    release: bool,
+) -> Result<Machine> {
+    let cur = MACHINES.get_in(w, id).await?;
+    if cur.operation_id != Some(op) {
+        return Err(StoreError::Conflict(format!("operation {op} no longer holds machine {}", cur.name)));
+    }
+    sqlx::query(
+        "UPDATE machines SET provision_state = $1, last_error = $2, operation_id = $3, updated_at = $4, revision = revision + 1 WHERE id = $5",
+    )
+    .bind(to.as_str())
+    .bind(error.clone())
+    .bind(if release { None } else { Some(op.to_string()) })
+    .bind(now())
+    .bind(id.to_string())
+    .execute(&mut *w.tx)
+    .await?;
+    event(
+        w,
+        &Actor::service(),
+        None,
+        "machine",
+        &id.to_string(),
+        "state_changed",
+        json!({"from": cur.provision_state, "to": to, "error": error}),
+    )
+    .await?;
+    MACHINES.get_in(w, id).await
 }

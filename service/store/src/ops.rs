@@ -198,25 +198,7 @@ impl Store {
     /// failed by a timeout while its worker still ran) keeps its outcome.
     pub async fn finish_operation(&self, id: OperationId, error: Option<String>) -> Result<Operation> {
         let mut w = self.write().await?;
-        let current = fetch_in(&mut w, "operations", "operation", id.to_string(), operation).await?;
-        if current.state.is_terminal() {
-            return Ok(current);
-        }
-        let (state, message) = match &error {
-            None => ("succeeded", "done"),
-            Some(_) => ("failed", "failed"),
-        };
-        sqlx::query("UPDATE operations SET state = $1, message = $2, error = $3, updated_at = $4 WHERE id = $5")
-            .bind(state.to_string())
-            .bind(message.to_string())
-            .bind(error.clone())
-            .bind(now())
-            .bind(id.to_string())
-            .execute(&mut *w.tx)
-            .await?;
-        let op = fetch_in(&mut w, "operations", "operation", id.to_string(), operation).await?;
-        event(&mut w, &Actor::service(), op.project_id, "operation", &id.to_string(), state, json!({"error": error}))
-            .await?;
+        let op = finish_operation_in(&mut w, id, error).await?;
         w.commit().await?;
         Ok(op)
     }
@@ -240,4 +222,26 @@ impl Store {
         let items = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, p.limit, |e| e.id.to_string()))
     }
+}
+
+pub(crate) async fn finish_operation_in(w: &mut Write, id: OperationId, error: Option<String>) -> Result<Operation> {
+    let current = fetch_in(w, "operations", "operation", id.to_string(), operation).await?;
+    if current.state.is_terminal() {
+        return Ok(current);
+    }
+    let (state, message) = match &error {
+        None => ("succeeded", "done"),
+        Some(_) => ("failed", "failed"),
+    };
+    sqlx::query("UPDATE operations SET state = $1, message = $2, error = $3, updated_at = $4 WHERE id = $5")
+        .bind(state.to_string())
+        .bind(message.to_string())
+        .bind(error.clone())
+        .bind(now())
+        .bind(id.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+    let op = fetch_in(w, "operations", "operation", id.to_string(), operation).await?;
+    event(w, &Actor::service(), op.project_id, "operation", &id.to_string(), state, json!({"error": error})).await?;
+    Ok(op)
 }

@@ -123,9 +123,6 @@ pub async fn start(
 pub async fn abort(c: &Conductor, actor: &Actor, m: &Machine, to: State) -> Result<OperationId> {
     let op = m.operation_id.ok_or_else(|| Error::conflict(format!("machine {} has no operation to abort", m.name)))?;
     c.cancel(op);
-    let why = format!("aborted by {}", actor.name);
-    c.store().machine_step(m.id, op, to, Some(why.clone()), true).await?;
-    c.store().close_agent_session(m.id, op).await?;
-    c.store().finish_operation(op, Some(why)).await?;
+    c.store().end_machine_operation(m.id, op, to, format!("aborted by {}", actor.name)).await?;
     Ok(op)
 }

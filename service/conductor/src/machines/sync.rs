@@ -81,13 +81,13 @@ pub async fn timeouts_once(c: &Conductor) -> Result<(), String> {
             "timed out after {} in {st}",
             humantime::format_duration(Duration::from_secs(limit.as_secs().max(1)))
         );
-        match c.store().machine_step(m.id, op, on_timeout, Some(why.clone()), true).await {
+        // One transaction: the machine is never seen free while its
+        // operation still reads running; its agent, if one still runs, has
+        // nothing more to do here.
+        match c.store().end_machine_operation(m.id, op, on_timeout, why).await {
             Ok(_) => {
                 tracing::warn!(machine = %m.name, state = %st, to = %on_timeout, "machine timed out");
                 c.cancel(op);
-                // Its agent, if one is still running, has nothing more to do here.
-                let _ = c.store().close_agent_session(m.id, op).await;
-                let _ = c.store().finish_operation(op, Some(why)).await;
             }
             // The worker finished it meanwhile.
             Err(StoreError::Conflict(_)) => {}
