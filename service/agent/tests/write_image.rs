@@ -17,25 +17,34 @@ fn sha(b: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Serve `file` at /image; the first `breaks` requests hang up after 1 MiB.
+/// Serve `file` at /image; the first `breaks` requests hang up after `cut`
+/// bytes. A server that does not `resume` ignores Range and sends it all.
 /// Returns the URL, the request count and the Range headers seen.
-async fn serve(file: &Path, breaks: usize) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+async fn serve(
+    file: &Path,
+    breaks: usize,
+    cut: usize,
+    resume: bool,
+) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
     let n = Arc::new(AtomicUsize::new(0));
     let ranges = Arc::new(Mutex::new(Vec::new()));
     let (file, counter, seen_ranges) = (file.to_path_buf(), n.clone(), ranges.clone());
     let app = axum::Router::new().route(
         "/image",
-        axum::routing::get(move |req: Request| {
+        axum::routing::get(move |mut req: Request| {
             let (file, counter, seen_ranges) = (file.clone(), counter.clone(), seen_ranges.clone());
             async move {
                 if let Some(r) = req.headers().get("range") {
                     seen_ranges.lock().unwrap().push(r.to_str().unwrap().to_string());
                 }
+                if !resume {
+                    req.headers_mut().remove("range");
+                }
                 let i = counter.fetch_add(1, Ordering::SeqCst);
                 if i < breaks {
                     let bytes = std::fs::read(&file).unwrap();
                     let len = bytes.len();
-                    let first = axum::body::Bytes::copy_from_slice(&bytes[..MIB]);
+                    let first = axum::body::Bytes::copy_from_slice(&bytes[..cut]);
                     let stream =
                         futures_util::stream::iter(vec![Ok(first), Err(std::io::Error::other("cable pulled"))]);
                     return axum::response::Response::builder()
@@ -76,7 +85,7 @@ async fn writes_verifies_and_resumes() {
     let (img, data) = image(d.path(), 5 * MIB + 333);
     let target = disk(d.path(), 8 * MIB as u64);
     let http = reqwest::Client::new();
-    let (url, seen, ranges) = serve(&img, 1).await;
+    let (url, seen, ranges) = serve(&img, 1, MIB, true).await;
     let mut last = 0;
     let w = write_image(&http, &url, None, &sha(&data), &target, |done, total| {
         assert!(done >= last);
@@ -95,12 +104,32 @@ async fn writes_verifies_and_resumes() {
     assert_eq!(sha(&on_disk[..data.len()]), sha(&data), "the image reads back from the disk");
 }
 
+/// A server that cannot resume sends the image again from its first byte:
+/// what was already written (more than one write buffer) is written over,
+/// and the hash starts again.
+#[tokio::test]
+async fn starts_over_when_the_server_cannot_resume() {
+    let d = tempfile::tempdir().unwrap();
+    let (img, data) = image(d.path(), 11 * MIB + 5);
+    let target = disk(d.path(), 12 * MIB as u64);
+    std::fs::write(&target, vec![0xee; 12 * MIB]).unwrap();
+    let http = reqwest::Client::new();
+    let (url, seen, ranges) = serve(&img, 1, 9 * MIB + 17, false).await;
+    let w = write_image(&http, &url, None, &sha(&data), &target, |_, _| {}).await.unwrap();
+    assert_eq!((w.bytes, w.resumed), (data.len() as u64, 1));
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(*ranges.lock().unwrap(), vec![format!("bytes={}-", 9 * MIB + 17)], "it asked to resume");
+    let on_disk = std::fs::read(&target).unwrap();
+    assert_eq!(sha(&on_disk[..data.len()]), sha(&data), "the image reads back from the disk");
+    assert!(on_disk[data.len()..].iter().all(|b| *b == 0xee), "nothing past the image is touched");
+}
+
 #[tokio::test]
 async fn refuses_what_does_not_fit_and_wipes_on_mismatch() {
     let d = tempfile::tempdir().unwrap();
     let (img, data) = image(d.path(), 3 * MIB);
     let http = reqwest::Client::new();
-    let (url, _, _) = serve(&img, 0).await;
+    let (url, _, _) = serve(&img, 0, 0, true).await;
     let small = disk(d.path(), 2 * MIB as u64);
     let e = write_image(&http, &url, None, &sha(&data), &small, |_, _| {}).await.unwrap_err();
     assert!(matches!(e, ImageError::TooLarge { .. }), "{e}");
