@@ -16,10 +16,12 @@ pub struct Known {
     pub reservations: HashMap<String, Reservation>,
 }
 
-/// Read what DHCP must know now.
+/// Read what DHCP must know now: machines' names and interfaces, and the
+/// addresses of nodes that hold a machine (not whole rows: this runs on
+/// every change that moves a MAC or an address).
 pub async fn known(c: &Conductor) -> Result<Known> {
-    let nodes = c.store().all_nodes().await?;
-    let machines = c.store().all_machines().await?;
+    let nodes = c.store().held_node_addresses().await?;
+    let machines = c.store().machine_nics().await?;
     let macs = machines.iter().flat_map(|m| m.interfaces.iter().map(|i| i.mac.clone())).collect();
     let fixed = machines.iter().flat_map(|m| {
         m.interfaces.iter().filter_map(|i| {
@@ -27,10 +29,10 @@ pub async fn known(c: &Conductor) -> Result<Known> {
             Some((i.mac.clone(), Reservation { ip, hostname: Some(m.name.clone()) }))
         })
     });
-    let held = nodes.iter().filter(|n| n.machine_id.is_some()).flat_map(|n| {
-        n.addresses.iter().filter_map(|a| {
+    let held = nodes.iter().flat_map(|(name, addresses)| {
+        addresses.iter().filter_map(|a| {
             let ip = a.address.as_deref()?.parse().ok()?;
-            Some((a.mac.clone(), Reservation { ip, hostname: Some(n.name.clone()) }))
+            Some((a.mac.clone(), Reservation { ip, hostname: Some(name.clone()) }))
         })
     });
     Ok(Known { macs, reservations: fixed.chain(held).collect() })

@@ -51,7 +51,10 @@ pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewCl
 pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
-pub use machines::{MachineChanges, MachineFilter, MachinePlace, NewMachine, PlacementCandidate, PowerObservation};
+pub use machines::{
+    MachineChanges, MachineFilter, MachineInOperation, MachineNics, MachinePlace, MachineState, NewMachine,
+    PlacementCandidate, PowerObservation,
+};
 pub use networks::{NewNetwork, SegmentChoice};
 pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeChanges, NodeStep};
 pub use ops::{NewOperation, OperationInput};

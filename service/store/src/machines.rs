@@ -2,6 +2,8 @@
 //! `operation_id` being free), which is the per-machine lock: two workers can
 //! never both move one machine.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 use sqlx::any::AnyRow;
 use tundra_api::machines::{BmcSettings, Interface, Location, Machine, ProvisionState};
@@ -16,8 +18,13 @@ use crate::{
     unique, unique_at,
 };
 
-fn machine(row: &AnyRow) -> Result<Machine> {
+fn provision_state(row: &AnyRow) -> Result<ProvisionState> {
     let state: String = get(row, "provision_state")?;
+    ProvisionState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt { table: "machines", what: format!("provision_state {state:?}") })
+}
+
+fn machine(row: &AnyRow) -> Result<Machine> {
     Ok(Machine {
         id: parse_id("machines", &get::<String>(row, "id")?)?,
         name: get(row, "name")?,
@@ -28,8 +35,7 @@ fn machine(row: &AnyRow) -> Result<Machine> {
         bmc: json_col("machines", row, "bmc")?,
         interfaces: json_col("machines", row, "interfaces")?,
         power_state: get(row, "power_state")?,
-        provision_state: ProvisionState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt { table: "machines", what: format!("provision_state {state:?}") })?,
+        provision_state: provision_state(row)?,
         maintenance: get::<i64>(row, "maintenance")? != 0,
         maintenance_reason: get(row, "maintenance_reason")?,
         maintenance_by: get(row, "maintenance_by")?,
@@ -51,6 +57,33 @@ pub struct PlacementCandidate {
     pub location: Location,
     /// Available, not in maintenance, no operation running.
     pub free: bool,
+}
+
+/// A machine's interfaces, name and state ([`Store::machine_nics`]).
+#[derive(Debug, Clone)]
+pub struct MachineNics {
+    pub id: MachineId,
+    pub name: String,
+    pub provision_state: ProvisionState,
+    pub interfaces: Vec<Interface>,
+}
+
+/// A machine an operation holds ([`Store::machines_in_operation`]).
+#[derive(Debug, Clone)]
+pub struct MachineInOperation {
+    pub id: MachineId,
+    pub name: String,
+    pub provision_state: ProvisionState,
+    pub operation_id: OperationId,
+    pub updated_at: String,
+}
+
+/// Where a machine is in its life ([`Store::node_machine_states`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineState {
+    pub provision_state: ProvisionState,
+    pub operation_id: Option<OperationId>,
+    pub last_error: Option<String>,
 }
 
 /// A validated machine to enroll, with its sealed BMC password.
@@ -376,7 +409,7 @@ impl Store {
 
     /// Every machine (for reconcilers), in ID order.
     /// Which machine holds each (switch, port): one each (`machine_switch_ports`).
-    pub async fn switch_port_holders(&self) -> Result<std::collections::HashMap<(String, String), MachineId>> {
+    pub async fn switch_port_holders(&self) -> Result<HashMap<(String, String), MachineId>> {
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT switch, port, machine_id FROM machine_switch_ports").fetch_all(&self.pool).await?;
         rows.into_iter().map(|(s, p, m)| Ok(((s, p), parse_id("machine_switch_ports", &m)?))).collect()
@@ -432,6 +465,72 @@ impl Store {
                         && get::<i64>(r, "maintenance")? == 0
                         && get::<Option<String>>(r, "operation_id")?.is_none(),
                 })
+            })
+            .collect()
+    }
+
+    /// Every machine's interfaces, with its name and state and nothing
+    /// else: what network boot and switch-port steering read on every
+    /// change, without each machine's inventory and BMC.
+    pub async fn machine_nics(&self) -> Result<Vec<MachineNics>> {
+        let rows = sqlx::query("SELECT id, name, provision_state, interfaces FROM machines ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MachineNics {
+                    id: parse_id("machines", &get::<String>(r, "id")?)?,
+                    name: get(r, "name")?,
+                    provision_state: provision_state(r)?,
+                    interfaces: json_col("machines", r, "interfaces")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The machines an operation holds, as the timeout reconciler needs
+    /// them: an idle site reads no rows.
+    pub async fn machines_in_operation(&self) -> Result<Vec<MachineInOperation>> {
+        let rows = sqlx::query(
+            "SELECT id, name, provision_state, operation_id, updated_at FROM machines \
+             WHERE operation_id IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MachineInOperation {
+                    id: parse_id("machines", &get::<String>(r, "id")?)?,
+                    name: get(r, "name")?,
+                    provision_state: provision_state(r)?,
+                    operation_id: parse_id("machines", &get::<String>(r, "operation_id")?)?,
+                    updated_at: get(r, "updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The state of each machine a node holds, keyed by machine: what the
+    /// node reconciler decides from, without reading whole machines.
+    pub async fn node_machine_states(&self) -> Result<HashMap<MachineId, MachineState>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.provision_state, m.operation_id, m.last_error FROM machines m \
+             JOIN nodes n ON n.machine_id = m.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse_id("machines", &get::<String>(r, "id")?)?,
+                    MachineState {
+                        provision_state: provision_state(r)?,
+                        operation_id: get::<Option<String>>(r, "operation_id")?
+                            .map(|o| parse_id("machines", &o))
+                            .transpose()?,
+                        last_error: get(r, "last_error")?,
+                    },
+                ))
             })
             .collect()
     }

@@ -311,6 +311,15 @@ impl Store {
     }
 
     /// Every node (the reconciler, DHCP reservations, the metadata service).
+    /// The name and addresses of every node that holds a machine: the
+    /// reservations network boot keeps, without reading whole nodes.
+    pub async fn held_node_addresses(&self) -> Result<Vec<(String, Vec<NodeAddress>)>> {
+        let rows = sqlx::query("SELECT name, addresses FROM nodes WHERE machine_id IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((get(r, "name")?, json_col("nodes", r, "addresses")?))).collect()
+    }
+
     pub async fn all_nodes(&self) -> Result<Vec<Node>> {
         let rows = sqlx::query("SELECT * FROM nodes ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(node).collect()

@@ -152,7 +152,7 @@ async fn desired(c: &Conductor, switches: &[Switch]) -> Result<BTreeMap<(SwitchI
     // recorded before ports were held — migration 0010 — is ignored).
     let holders = c.store().switch_port_holders().await?;
     let mut out = BTreeMap::new();
-    for m in c.store().all_machines().await? {
+    for m in c.store().machine_nics().await? {
         let phase = nodes.get(&m.id).is_some_and(|n| tenant_phase(n.status, m.provision_state));
         for i in &m.interfaces {
             let (Some(sname), Some(port)) = (&i.switch, &i.port) else { continue };

@@ -69,8 +69,8 @@ pub async fn timeout_loop(c: Conductor) {
 }
 
 pub async fn timeouts_once(c: &Conductor) -> Result<(), String> {
-    for m in c.store().all_machines().await.map_err(|e| e.to_string())? {
-        let (st, Some(op)) = (m.provision_state, m.operation_id) else { continue };
+    for m in c.store().machines_in_operation().await.map_err(|e| e.to_string())? {
+        let (st, op) = (m.provision_state, m.operation_id);
         let Kind::Transient { timeout, on_timeout } = st.info().kind else { continue };
         let limit = timeout.mul_f64(c.settings().machine_timeout_scale);
         let since = tundra_store::parse_time(&m.updated_at).and_then(|t| t.elapsed().ok()).unwrap_or_default();

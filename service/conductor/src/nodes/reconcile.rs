@@ -4,9 +4,6 @@
 //! switch ports are in place), error, abort the deploy, start cleaning,
 //! release, remove. Level-triggered: a restart or a missed wake-up changes nothing.
 
-use std::collections::HashMap;
-
-use tundra_api::MachineId;
 use tundra_api::machines::Machine;
 use tundra_api::nodes::{Node, NodeStatus};
 use tundra_api::ops::Work;
@@ -34,21 +31,37 @@ pub async fn run(c: Conductor) {
 /// One pass over every node: the one step each needs now. A node someone
 /// else changed meanwhile (a delete, the worker) waits for the next pass.
 pub async fn once(c: &Conductor) -> Result<()> {
-    // Nodes first, then one read of the machines per pass: a node changed
-    // after its read (a rebuild moving node and machine at once) has a new
-    // revision, and its step, taken only at the revision read, waits for
-    // the next pass — never a decision from a new machine and an old node.
+    // Nodes first, then one read of their machines' states per pass: a node
+    // changed after its read (a rebuild moving node and machine at once) has
+    // a new revision, and its step, taken only at the revision read, waits
+    // for the next pass — never a decision from a new machine and an old node.
+    // A whole machine is read only for a node that has a step to take, and
+    // only while it is still as decided from.
     let nodes = c.store().all_nodes().await?;
-    let mut machines: HashMap<MachineId, Machine> =
-        c.store().all_machines().await?.into_iter().map(|m| (m.id, m)).collect();
+    let states = c.store().node_machine_states().await?;
     for n in nodes {
-        let m = n.machine_id.and_then(|id| machines.remove(&id));
-        let seen = m.as_ref().map(|m| MachineSeen {
-            state: m.provision_state,
-            busy: m.operation_id.is_some(),
-            last_error: m.last_error.clone(),
+        let state = n.machine_id.and_then(|id| states.get(&id).map(|s| (id, s)));
+        let seen = state.map(|(_, s)| MachineSeen {
+            state: s.provision_state,
+            busy: s.operation_id.is_some(),
+            last_error: s.last_error.clone(),
         });
         let step = reconcile(n.status, seen.as_ref());
+        if step == Step::Wait {
+            continue;
+        }
+        let m = match state {
+            Some((id, s)) => match c.store().machine(&id.to_string()).await {
+                Ok(m) if m.provision_state == s.provision_state && m.operation_id == s.operation_id => Some(m),
+                // It moved (or went) since: the next pass decides again.
+                Ok(_) | Err(tundra_store::StoreError::NotFound { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(node = %n.name, error = %e, "reading the node's machine failed");
+                    continue;
+                }
+            },
+            None => None,
+        };
         match take(c, &n, step, m.as_ref()).await {
             Ok(()) => {}
             Err(e) if e.is_conflict() => {}
