@@ -45,8 +45,17 @@ async fn serve(
                     let bytes = std::fs::read(&file).unwrap();
                     let len = bytes.len();
                     let first = axum::body::Bytes::copy_from_slice(&bytes[..cut]);
-                    let stream =
-                        futures_util::stream::iter(vec![Ok(first), Err(std::io::Error::other("cable pulled"))]);
+                    // The cut comes once the bytes before it are on the
+                    // wire: an abort right behind them may discard some of
+                    // them in flight, and the resume point would vary.
+                    let cable_pulled = async {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        Err(std::io::Error::other("cable pulled"))
+                    };
+                    let stream = futures_util::StreamExt::chain(
+                        futures_util::stream::iter(vec![Ok(first)]),
+                        futures_util::stream::once(cable_pulled),
+                    );
                     return axum::response::Response::builder()
                         .header("content-length", len)
                         .body(Body::from_stream(stream))

@@ -752,7 +752,17 @@ pub async fn nfs_and_glusterfs_shares_on_a_file_server(b: Backend) {
     let r = env.call("DELETE", &format!("/v1/share-access/{grw}"), &alice, None).await;
     assert_eq!(r.status, 202, "{}", r.body);
     until_gone(&env, &alice, &format!("/v1/share-access/{grw}")).await;
-    assert!(GlusterMount::mount(&gexport).await.is_err(), "a rule taken back still let the client mount");
+    // glusterd passes a changed auth.allow to the brick after `volume set`
+    // returns: the refusal holds for new mounts within seconds.
+    let mut refused = false;
+    for _ in 0..20 {
+        if GlusterMount::mount(&gexport).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused, "a rule taken back still let the client mount 10 s later");
 
     // Deletes: rules in force refuse it unless forced; then nothing is left on the server.
     let r = env.call("DELETE", &format!("/v1/shares/{copy}"), &alice, None).await;
