@@ -59,6 +59,6 @@ pub fn power_str(p: PowerState) -> &'static str {
 /// Power a machine and wait until the BMC says it is done; record what it says.
 pub async fn power(c: &Conductor, m: &Machine, d: &Driver, a: PowerAction) -> Result<(), String> {
     let p = d.set_power(a, Duration::from_secs(1), Duration::from_secs(180)).await.map_err(|e| e.to_string())?;
-    let _ = c.store().observe_power(m.id, PowerObservation::Answered(power_str(p))).await;
+    let _ = c.store().observe_power(m.id, PowerObservation::Answered(power_str(p)), None).await;
     Ok(())
 }

@@ -695,10 +695,22 @@ impl Store {
     }
 
     /// Record what a power read saw; sets or clears tundrad's maintenance.
-    /// Returns the machine and whether maintenance changed.
-    pub async fn observe_power(&self, id: MachineId, seen: PowerObservation) -> Result<(Machine, bool)> {
+    /// Returns the machine and whether maintenance changed. With `read_at`
+    /// (the revision the reader decided to read at), a machine that changed
+    /// since — an operation took it, moved its power and ended while the
+    /// read was under way — keeps what that operation recorded: the read is
+    /// stale, and the next one decides.
+    pub async fn observe_power(
+        &self,
+        id: MachineId,
+        seen: PowerObservation,
+        read_at: Option<i64>,
+    ) -> Result<(Machine, bool)> {
         let mut w = self.write().await?;
         let cur = MACHINES.get_in(&mut w, id).await?;
+        if read_at.is_some_and(|r| r != cur.revision) {
+            return Ok((cur, false));
+        }
         let failures: i64 = sqlx::query_scalar("SELECT bmc_failures FROM machines WHERE id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *w.tx)

@@ -21,7 +21,7 @@ pub async fn run(c: &Conductor, op: OperationId, id: MachineId, action: Option<P
         match action {
             None => {
                 let p = d.power_state().await.map_err(|e| e.to_string())?;
-                let _ = c.store().observe_power(m.id, PowerObservation::Answered(power_str(p))).await;
+                let _ = c.store().observe_power(m.id, PowerObservation::Answered(power_str(p)), None).await;
                 Ok(())
             }
             Some(a) => power(c, &m, &d, driver_action(a)).await,

@@ -42,7 +42,7 @@ pub async fn power_sync_once(c: &Conductor) -> Result<(), String> {
             },
             Err(e) => PowerObservation::Failed { error: e, set_maintenance_after: c.settings().power_sync_failures },
         };
-        match c.store().observe_power(m.id, seen).await {
+        match c.store().observe_power(m.id, seen, Some(m.revision)).await {
             Ok((after, true)) if after.maintenance => {
                 tracing::warn!(machine = %after.name, reason = after.maintenance_reason.as_deref().unwrap_or(""), "machine put into maintenance")
             }
