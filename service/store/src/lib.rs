@@ -53,7 +53,7 @@ pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{
     MachineChanges, MachineFilter, MachineInOperation, MachineNics, MachinePlace, MachineState, NewMachine,
-    PlacementCandidate, PowerObservation,
+    NodeAtMachine, PlacementCandidate, PowerObservation,
 };
 pub use networks::{NewNetwork, SegmentChoice};
 pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeChanges, NodeStep};

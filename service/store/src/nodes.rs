@@ -310,7 +310,6 @@ impl Store {
         NODES.list(self, p, v).await
     }
 
-    /// Every node (the reconciler, DHCP reservations, the metadata service).
     /// The name and addresses of every node that holds a machine: the
     /// reservations network boot keeps, without reading whole nodes.
     pub async fn held_node_addresses(&self) -> Result<Vec<(String, Vec<NodeAddress>)>> {
@@ -320,6 +319,7 @@ impl Store {
         rows.iter().map(|r| Ok((get(r, "name")?, json_col("nodes", r, "addresses")?))).collect()
     }
 
+    /// Every node, whole (switch-port steering, clusters and appliances).
     pub async fn all_nodes(&self) -> Result<Vec<Node>> {
         let rows = sqlx::query("SELECT * FROM nodes ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(node).collect()

@@ -31,26 +31,32 @@ pub async fn run(c: Conductor) {
 /// One pass over every node: the one step each needs now. A node someone
 /// else changed meanwhile (a delete, the worker) waits for the next pass.
 pub async fn once(c: &Conductor) -> Result<()> {
-    // Nodes first, then one read of their machines' states per pass: a node
-    // changed after its read (a rebuild moving node and machine at once) has
-    // a new revision, and its step, taken only at the revision read, waits
-    // for the next pass — never a decision from a new machine and an old node.
-    // A whole machine is read only for a node that has a step to take, and
-    // only while it is still as decided from.
-    let nodes = c.store().all_nodes().await?;
-    let states = c.store().node_machine_states().await?;
-    for n in nodes {
-        let state = n.machine_id.and_then(|id| states.get(&id).map(|s| (id, s)));
-        let seen = state.map(|(_, s)| MachineSeen {
+    // One narrow read per pass: each node's status and revision with its
+    // machine's state (a pass runs after every machine step, so reading
+    // whole rows here made a deploy wave quadratic). A node or machine is
+    // read whole only for a node that has a step to take, and the step is
+    // taken only while both are still as decided from: a node changed
+    // since has a new revision, a machine a new state or operation — the
+    // next pass decides again, never from a new machine and an old node.
+    for v in c.store().nodes_at_machines().await? {
+        let seen = v.machine.as_ref().map(|(_, s)| MachineSeen {
             state: s.provision_state,
             busy: s.operation_id.is_some(),
             last_error: s.last_error.clone(),
         });
-        let step = reconcile(n.status, seen.as_ref());
+        let step = reconcile(v.status, seen.as_ref());
         if step == Step::Wait {
             continue;
         }
-        let m = match state {
+        let n = match c.store().node(v.id).await {
+            Ok(n) if n.revision == v.revision => n,
+            Ok(_) | Err(tundra_store::StoreError::NotFound { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(node = %v.id, error = %e, "reading the node failed");
+                continue;
+            }
+        };
+        let m = match &v.machine {
             Some((id, s)) => match c.store().machine(&id.to_string()).await {
                 Ok(m) if m.provision_state == s.provision_state && m.operation_id == s.operation_id => Some(m),
                 // It moved (or went) since: the next pass decides again.
