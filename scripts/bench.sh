@@ -12,11 +12,12 @@
 #                 (`fake-hardware`); idle RSS of both
 #   api           wrk, 1 connection: get one and list 100, tundrad on SQLite and
 #                 PostgreSQL vs Ironic; latency percentiles
-#   scale         tundrad alone at 1,000 machines deployed through as many nodes,
-#                 and 10,000 deployed directly; RSS with them in the store
+#   scale         tundrad alone at 1,000 and 10,000 machines deployed through as
+#                 many nodes; RSS with them in the store
 #   dhcp          tundra-boot vs Kea vs dnsmasq under perfdhcp: the highest
 #                 rate with 0 drops, new clients and renewals
-#   switch        port moves batched vs one SSH session per change (fake-switches)
+#   switch        port moves batched vs one SSH session per change (fake-switches);
+#                 then N nodes changing networks through tundrad on 8 switches
 #   terraform     plan / refresh of N tundra_node vs N terraform_data; the
 #                 provider's RSS during the plan
 #   images        tundra-agent's image write vs dd
@@ -243,16 +244,10 @@ fi
 # --- control plane at scale, tundrad alone --------------------------------------------
 if want scale; then
   for n in "${scales[@]}"; do
-    # Up to 1,000 through nodes (placement, addresses, config drives); at
-    # 10,000 through machine deploys: every node event still starts passes
-    # over all machines and nodes (DHCP's known set, the node reconciler),
-    # which makes 10,000 nodes take over an hour here.
-    what="$n nodes"
-    [ "$n" -gt 1000 ] && what="machine deploys"
-    echo "bench: control plane, $n machines through $what, tundrad alone" >&2
+    # Through nodes at every size: placement, addresses, config drives.
+    echo "bench: control plane, $n machines through as many nodes, tundrad alone" >&2
     start_tundrad "$work/t$n"
     via=(--nodes "$project:$flavor")
-    [ "$n" -gt 1000 ] && via=()
     python3 scripts/bench/controlplane.py tundra "http://$addr" "$token" "$n" --image "$image" \
       "${via[@]}" --rss-pid "$tpid" >"$results/scale-$n.json"
     memory "loaded-$n" "$(json_get 'd["phases"]["deploy"]["rss_mb"]' <"$results/scale-$n.json")"
@@ -272,6 +267,11 @@ fi
 if want switch; then
   echo "bench: switch, $switch_n moves batched vs one session per change" >&2
   BENCH_JSON=$results/switch.json target/release/examples/bench-switch .venv/bin/python scripts/peers/fake-switches.py "$switch_n" >&2
+  echo "bench: switch through tundrad, $switch_n nodes change networks on 8 switches" >&2
+  start_tundrad "$work/tsw"
+  python3 scripts/bench/fabric.py "http://$addr" "$token" "$project" "$flavor" "$image" "$switch_n" \
+    --switches 8 --python .venv/bin/python --peer scripts/peers/fake-switches.py >"$results/fabric.json"
+  stop_pid "$tpid"
 fi
 
 # --- Terraform ---------------------------------------------------------------------------
@@ -369,13 +369,15 @@ shares the 2 cores with the server it measures: read the figures as ratios.
 - **Control plane:** one client (\`scripts/bench/controlplane.py\`: 10 threads, keep-alive
   connections) drives both sides; each phase ends when a listing every 100 ms (every second at
   10,000) shows every machine in the phase's state. tundrad runs its \`fake\` driver, Ironic its
-  \`fake-hardware\` with automated cleaning, both on SQLite. At 1,000, tundrad deploys through
-  nodes (placement, addresses, config drives); at 10,000 through machine deploys.
+  \`fake-hardware\` with automated cleaning, both on SQLite. At 1,000 and 10,000, tundrad
+  deploys through nodes (placement, addresses, config drives) and undeploys by deleting them.
 - **API:** wrk, 1 thread, 1 connection; Ironic's list is \`/v1/nodes/detail\` (whole nodes, as
   tundrad lists whole machines).
 - **DHCP:** perfdhcp in a network namespace against each server in another, leases persisted by
   all three; the rate doubles until a drop, then bisects, each probe on a fresh server.
 - **Switch:** fake-switches over SSH on loopback, every move read before and read back after.
+  Through tundrad, each node's machine is cabled to one of 8 switches (\`fake\` driver), every node
+  is moved to another network at once, and the time runs until tundrad has read every port back.
 - **Terraform:** $terraform_version, default parallelism; \`tundra_node\` against a fake-hardware tundrad.
 - **Images:** the agent streams over HTTP from tundrad with sha256 inline and fsync; dd copies
   a local file with fsync. The lab deploy runs real DHCP, iPXE and the agent per machine.

@@ -243,7 +243,8 @@ def main():
     ap.add_argument("--rss-pid", type=int, help="record this process's RSS after each phase")
     a = ap.parse_args()
     side = Tundra(a.url, a.token, a.image, a.nodes) if a.side == "tundra" else Ironic(a.url)
-    out = {"side": a.side, "machines": a.n, "threads": a.threads, "phases": {}}
+    out = {"side": a.side, "machines": a.n, "threads": a.threads, "through": "nodes" if a.nodes else "machines",
+           "phases": {}}
     ids = list(range(a.n))
     for name in a.phases.split(","):
         work = {"enroll": side.enroll, "deploy": side.deploy, "undeploy": side.undeploy}[name]

@@ -6,7 +6,7 @@ and its charts. Standard library only.
 
 Reads, where present: cp-tundra.json, cp-ironic.json (control plane, 50
 machines); scale-N.json (tundrad alone); api.json; dhcp.json; switch.json;
-terraform.json; agent.json; lab.json; memory.json.
+fabric.json; terraform.json; agent.json; lab.json; memory.json.
 """
 
 import json
@@ -104,7 +104,8 @@ if "idle" in mem:
 for k, v in sorted(mem.items()):
     if k.startswith("loaded-"):
         n = int(k.split("-")[1])
-        what = f"{n:,} machines and {n:,} nodes" if n <= 1000 else f"{n:,} machines, all deployed"
+        nodes = (load(f"scale-{n}.json") or {}).get("through", "nodes" if n <= 1000 else "machines") == "nodes"
+        what = f"{n:,} machines and {n:,} nodes" if nodes else f"{n:,} machines, all deployed"
         row(f"tundrad RSS with {what} (MB)", str(v), "no peer (Ironic not run at this size)",
             "—", "≤ 200 MB at 10,000", v <= 200 if n >= 10000 else None)
 
@@ -115,7 +116,8 @@ for name in sorted(os.listdir(work)):
         n = s["machines"]
         for p in ("enroll", "deploy", "undeploy"):
             secs = s["phases"][p]["seconds"]
-            row(f"control plane, {n:,} machines: {p} (s)", f"{num(secs)} ({1000 * secs / n:.1f} ms/machine)",
+            via = " through nodes" if s.get("through", "nodes" if n <= 1000 else "machines") == "nodes" else ""
+            row(f"control plane, {n:,} machines{via}: {p} (s)", f"{num(secs)} ({1000 * secs / n:.1f} ms/machine)",
                 "no peer (Ironic at this size exceeds the run's budget)", "—", "—")
 
 # --- DHCP ------------------------------------------------------------------------
@@ -161,6 +163,17 @@ if sw:
     p = sw["parallel_8"]
     row(f"switch: {p['moves']} port moves on 8 switches at once (s; sessions)", f"{num(p['seconds'])}; {p['sessions']}",
         "no peer run", "—", "—")
+fb = load("fabric.json")
+if fb:
+    row(f"switch through tundrad: {fb['nodes']} nodes change networks on {fb['switches']} switches, until every port "
+        f"reads back (s; sessions)", f"{num(fb['seconds'])}; {fb['sessions']}",
+        "no peer run (Neutron with networking-generic-switch is not installed here; it opens one session per "
+        "change, as in the row above)", "—", "—")
+    chart("switch-through-tundrad.svg", {
+        "title": f"{fb['nodes']} nodes change networks on {fb['switches']} switches: each port read back",
+        "x": "port (sorted)", "y": "seconds since the first request",
+        "series": [{"name": "port read back in the new VLAN", "points": [[k + 1, t] for k, t in enumerate(fb["per_port"])]}],
+    }, "Switch ports through tundrad: when each port was read back in its node's new network.")
 
 # --- Terraform ---------------------------------------------------------------------
 tf = load("terraform.json")
