@@ -152,9 +152,15 @@ pub fn place(req: &Request, all: &[Candidate]) -> Result<Vec<String>, NoCapacity
         m
     };
     let (racks, islands) = (free_in(false), free_in(true));
-    let used_in_rack = |c: &Candidate| {
-        matching.iter().filter(|o| !o.free && o.place.rack.is_some() && o.place.rack == c.place.rack).count()
-    };
+    // Machines already taken per rack, counted once: counting them again for
+    // each candidate made one placement quadratic in the site's size.
+    let mut used: HashMap<&String, usize> = HashMap::new();
+    for o in matching.iter().filter(|o| !o.free) {
+        if let Some(r) = o.place.rack.as_ref() {
+            *used.entry(r).or_default() += 1;
+        }
+    }
+    let used_in_rack = |c: &Candidate| c.place.rack.as_ref().and_then(|r| used.get(r)).copied().unwrap_or(0);
     let new_affinity_group =
         matches!(&req.group, Some(g) if g.policy == Policy::Affinity && g.members.iter().all(|m| m.island.is_none()));
     let mut scored: Vec<(i64, &String)> = left
