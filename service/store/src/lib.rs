@@ -53,10 +53,10 @@ pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use machines::{
     MachineChanges, MachineFilter, MachineInOperation, MachineNics, MachinePlace, MachineState, NewMachine,
-    NodeAtMachine, PlacementCandidate, PowerObservation,
+    PlacementCandidate, PowerObservation,
 };
 pub use networks::{NewNetwork, SegmentChoice};
-pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeChanges, NodeStep};
+pub use nodes::{AddressPool, Binder, Claimed, NewNode, NodeAtMachine, NodeChanges, NodeStep};
 pub use ops::{NewOperation, OperationInput};
 pub use physical_networks::NewPhysicalNetwork;
 pub use ports::{Bound, NewPort, PortWant};

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use tundra_api::machines::{BmcSettings, Interface, Location, Machine, ProvisionState};
-use tundra_api::nodes::NodeStatus;
-use tundra_api::{MachineId, NodeId, OperationId, Page, SecretId};
+use tundra_api::{MachineId, OperationId, Page, SecretId};
 
 use crate::ops::{NewOperation, insert_operation};
 use crate::secrets::{SecretRecord, put_secret_in};
@@ -19,7 +18,7 @@ use crate::{
     unique, unique_at,
 };
 
-fn provision_state(row: &AnyRow) -> Result<ProvisionState> {
+pub(crate) fn provision_state(row: &AnyRow) -> Result<ProvisionState> {
     let state: String = get(row, "provision_state")?;
     ProvisionState::parse(&state)
         .ok_or_else(|| StoreError::Corrupt { table: "machines", what: format!("provision_state {state:?}") })
@@ -79,23 +78,12 @@ pub struct MachineInOperation {
     pub updated_at: String,
 }
 
-/// Where a machine is in its life ([`Store::nodes_at_machines`]).
+/// Where a machine is in its life (the node reconciler's [`Store::nodes_at_machines`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineState {
     pub provision_state: ProvisionState,
     pub operation_id: Option<OperationId>,
     pub last_error: Option<String>,
-}
-
-/// A node's status and revision, and the machine it holds with that
-/// machine's state: `None` when it holds none or the machine is gone
-/// ([`Store::nodes_at_machines`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeAtMachine {
-    pub id: NodeId,
-    pub status: NodeStatus,
-    pub revision: i64,
-    pub machine: Option<(MachineId, MachineState)>,
 }
 
 /// A validated machine to enroll, with its sealed BMC password.
@@ -517,43 +505,6 @@ impl Store {
                     provision_state: provision_state(r)?,
                     operation_id: parse_id("machines", &get::<String>(r, "operation_id")?)?,
                     updated_at: get(r, "updated_at")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Every node's status and revision with the state of the machine it
-    /// holds, in one read: what the node reconciler decides from on every
-    /// pass, without whole nodes or machines.
-    pub async fn nodes_at_machines(&self) -> Result<Vec<NodeAtMachine>> {
-        let rows = sqlx::query(
-            "SELECT n.id, n.status, n.revision, m.id AS machine_id, m.provision_state, m.operation_id, m.last_error \
-             FROM nodes n LEFT JOIN machines m ON m.id = n.machine_id ORDER BY n.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = get(r, "status")?;
-                let machine = match get::<Option<String>>(r, "machine_id")? {
-                    None => None,
-                    Some(id) => Some((
-                        parse_id("machines", &id)?,
-                        MachineState {
-                            provision_state: provision_state(r)?,
-                            operation_id: get::<Option<String>>(r, "operation_id")?
-                                .map(|o| parse_id("machines", &o))
-                                .transpose()?,
-                            last_error: get(r, "last_error")?,
-                        },
-                    )),
-                };
-                Ok(NodeAtMachine {
-                    id: parse_id("nodes", &get::<String>(r, "id")?)?,
-                    status: NodeStatus::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt { table: "nodes", what: format!("status {status:?}") })?,
-                    revision: get(r, "revision")?,
-                    machine,
                 })
             })
             .collect()

@@ -11,6 +11,7 @@ use tundra_api::machines::{Machine, ProvisionState};
 use tundra_api::nodes::{Node, NodeAddress, NodeStatus, Placement};
 use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NetworkId, NodeId, OperationId, Page, PortId, ProjectId};
 
+use crate::machines::{MachineState, provision_state};
 use crate::ops::NewOperation;
 use crate::ports::{Bound, PortWant};
 use crate::table::Table;
@@ -19,8 +20,12 @@ use crate::{
     opt_id_col, parse_id, to_json, unique,
 };
 
-fn node(row: &AnyRow) -> Result<Node> {
+fn node_status(row: &AnyRow) -> Result<NodeStatus> {
     let status: String = get(row, "status")?;
+    NodeStatus::parse(&status).ok_or_else(|| StoreError::Corrupt { table: "nodes", what: format!("status {status:?}") })
+}
+
+fn node(row: &AnyRow) -> Result<Node> {
     Ok(Node {
         id: parse_id("nodes", &get::<String>(row, "id")?)?,
         project_id: parse_id("nodes", &get::<String>(row, "project_id")?)?,
@@ -31,8 +36,7 @@ fn node(row: &AnyRow) -> Result<Node> {
         user_data_sha256: get(row, "user_data_sha256")?,
         metadata: json_col("nodes", row, "metadata")?,
         placement: json_col("nodes", row, "placement")?,
-        status: NodeStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt { table: "nodes", what: format!("status {status:?}") })?,
+        status: node_status(row)?,
         status_reason: get(row, "status_reason")?,
         addresses: json_col("nodes", row, "addresses")?,
         networks: Vec::new(),
@@ -48,6 +52,17 @@ fn node(row: &AnyRow) -> Result<Node> {
 }
 
 pub(crate) const NODES: Table<Node> = Table::new("nodes", "node", node, |x| x.id.to_string());
+
+/// A node's status and revision, and the machine it holds with that
+/// machine's state: `None` when it holds none or the machine is gone
+/// ([`Store::nodes_at_machines`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAtMachine {
+    pub id: NodeId,
+    pub status: NodeStatus,
+    pub revision: i64,
+    pub machine: Option<(MachineId, MachineState)>,
+}
 
 /// A node's event, in the caller's transaction.
 async fn node_event(
@@ -317,6 +332,39 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((get(r, "name")?, json_col("nodes", r, "addresses")?))).collect()
+    }
+
+    /// Every node's status and revision with the state of the machine it
+    /// holds, in one read: what the node reconciler decides from on every
+    /// pass, without whole nodes or machines.
+    pub async fn nodes_at_machines(&self) -> Result<Vec<NodeAtMachine>> {
+        let rows = sqlx::query(
+            "SELECT n.id, n.status, n.revision, m.id AS machine_id, m.provision_state, m.operation_id, m.last_error \
+             FROM nodes n LEFT JOIN machines m ON m.id = n.machine_id ORDER BY n.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let machine = match opt_id_col("nodes", r, "machine_id")? {
+                    None => None,
+                    Some(id) => Some((
+                        id,
+                        MachineState {
+                            provision_state: provision_state(r)?,
+                            operation_id: opt_id_col("machines", r, "operation_id")?,
+                            last_error: get(r, "last_error")?,
+                        },
+                    )),
+                };
+                Ok(NodeAtMachine {
+                    id: parse_id("nodes", &get::<String>(r, "id")?)?,
+                    status: node_status(r)?,
+                    revision: get(r, "revision")?,
+                    machine,
+                })
+            })
+            .collect()
     }
 
     /// Every node, whole (switch-port steering, clusters and appliances).
