@@ -67,17 +67,22 @@ class Tundra:
         # "PROJECT:FLAVOR": deploy by creating nodes (placement picks the
         # machine), undeploy by deleting them.
         self.nodes = nodes.split(":") if nodes else None
+        self.node_fields = {}  # more of each node's create request (e.g. its networks)
         self.node_ids, self.named, self.lock = [], 0, threading.Lock()
 
     def api(self):
         return Api(self.url, self.headers)
+
+    def interfaces(self, i):
+        """Machine i's NICs: one that network boots."""
+        return [{"mac": "02:be:%02x:%02x:%02x:01" % (i >> 16 & 255, i >> 8 & 255, i & 255), "pxe": True}]
 
     def enroll(self, api, i):
         m = api.call("POST", "/v1/machines", {
             "name": f"bench-{i:05d}",
             "bmc": {"driver": "fake", "address": f"bench-{i:05d}", "username": "admin"},
             "bmc_password": "fake",
-            "interfaces": [{"mac": "02:be:%02x:%02x:%02x:01" % (i >> 16 & 255, i >> 8 & 255, i & 255), "pxe": True}],
+            "interfaces": self.interfaces(i),
             "properties": {"disks": [{"name": "sda", "size_bytes": 480103981056, "rotational": False}]},
         })
         self.wait_state(api, m["id"], "manageable", after=lambda: self.action(api, m["id"], "manage"))
@@ -94,7 +99,8 @@ class Tundra:
         with self.lock:
             name = f"bench-{self.named:05d}"
             self.named += 1
-        n = api.call("POST", "/v1/nodes", {"project_id": project, "name": name, "flavor_id": flavor, "image_id": self.image})
+        n = api.call("POST", "/v1/nodes", {"project_id": project, "name": name, "flavor_id": flavor,
+                                           "image_id": self.image, **self.node_fields})
         with self.lock:
             self.node_ids.append(n["id"])
 
@@ -175,14 +181,12 @@ class Ironic:
             marker = page["nodes"][-1]["uuid"]
 
 
-def phase(side, name, work, threads, ids):
-    """Run `work(api, item)` for each item on `threads` threads; then wait
-    until every machine is in the phase's state. Returns (seconds, per-machine
-    seconds, ids)."""
-    want = side.stable[name]
-    start = time.monotonic()
+def start_pool(side, work, items, threads):
+    """Start `threads` threads running `work(api, item)` for each item, each
+    with its own connection. Returns (threads, results, errors), filled in
+    as they go: an item's result is what `work` returned, or the item."""
     q = queue.Queue()
-    for x in ids:
+    for x in items:
         q.put(x)
     made, errors = [], []
 
@@ -196,12 +200,22 @@ def phase(side, name, work, threads, ids):
             try:
                 r = work(api, x)
                 made.append(x if r is None else r)
-            except Exception as e:  # reported below, after the others finish
+            except Exception as e:  # reported by the caller, after the others finish
                 errors.append(str(e))
 
     ts = [threading.Thread(target=worker) for _ in range(threads)]
     for t in ts:
         t.start()
+    return ts, made, errors
+
+
+def phase(side, name, work, threads, ids):
+    """Run `work(api, item)` for each item on `threads` threads; then wait
+    until every machine is in the phase's state. Returns (seconds, per-machine
+    seconds, ids)."""
+    want = side.stable[name]
+    start = time.monotonic()
+    ts, made, errors = start_pool(side, work, ids, threads)
     seen, api = {}, side.api()
     deadline = start + 3600
     while True:

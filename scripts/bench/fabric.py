@@ -23,44 +23,22 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from controlplane import Api, Tundra, phase  # noqa: E402
+from controlplane import Api, Tundra, phase, start_pool  # noqa: E402
 
 PASSWORD = "bench-switch-password"
 
 
 class Cabled(Tundra):
-    """Machines with a second interface cabled to a switch port; nodes on a
-    network."""
+    """Machines with a second NIC cabled to a switch port."""
 
     def __init__(self, url, token, image, project, flavor, cabling):
         super().__init__(url, token, image, f"{project}:{flavor}")
         self.cabling = cabling  # i -> (switch, port)
-        self.networks = None
 
-    def enroll(self, api, i):
+    def interfaces(self, i):
         sw, port = self.cabling[i]
-        mac = "02:fa:%02x:%02x:%02x" % (i >> 16 & 255, i >> 8 & 255, i & 255)
-        m = api.call("POST", "/v1/machines", {
-            "name": f"fabric-{i:05d}",
-            "resource_class": "baremetal",
-            "bmc": {"driver": "fake", "address": f"fabric-{i:05d}", "username": "admin"},
-            "bmc_password": "fake",
-            "interfaces": [{"mac": mac + ":01", "pxe": True}, {"mac": mac + ":02", "switch": sw, "port": port}],
-            "properties": {"disks": [{"name": "sda", "size_bytes": 480103981056, "rotational": False}]},
-        })
-        self.wait_state(api, m["id"], "manageable", after=lambda: self.action(api, m["id"], "manage"))
-        self.action(api, m["id"], "provide")
-        return m["id"]
-
-    def deploy(self, api, mid):
-        project, flavor = self.nodes
-        with self.lock:
-            name = f"fabric-{self.named:05d}"
-            self.named += 1
-        n = api.call("POST", "/v1/nodes", {"project_id": project, "name": name, "flavor_id": flavor,
-                                           "image_id": self.image, "networks": [{"network_id": self.networks}]})
-        with self.lock:
-            self.node_ids.append(n["id"])
+        mac = "02:fa:%02x:%02x:%02x:02" % (i >> 16 & 255, i >> 8 & 255, i & 255)
+        return super().interfaces(i) + [{"mac": mac, "switch": sw, "port": port}]
 
 
 def host_key(port):
@@ -74,7 +52,7 @@ def host_key(port):
 
 
 def ports_at(api, switches, segment):
-    """{(switch, port): True} for every managed port that reads back in
+    """The (switch, port) of every managed port that reads back in
     `segment`."""
     seen = set()
     for name, sid in switches.items():
@@ -145,35 +123,19 @@ def main():
 
         _, _, machines = phase(side, "enroll", side.enroll, 10, list(range(a.n)))
         wait_ports(side_api, switches, 10, a.n)
-        side.networks = nets[0]["id"]
+        side.node_fields = {"networks": [{"network_id": nets[0]["id"]}]}
         phase(side, "deploy", side.deploy, 10, machines)
         wait_ports(side_api, switches, nets[0]["segment"], a.n)
         print(f"fabric: {a.n} nodes on {nets[0]['name']} (segment {nets[0]['segment']}) on {a.switches} switches",
               file=sys.stderr)
 
-        # The move: every node to network B at once, 10 client threads.
+        # The move: every node to network B at once, 10 client threads,
+        # watched while the PATCHes go out (ports move as soon as their node asks).
         before = sessions["n"]
-        todo = list(side.node_ids)
-        lock = threading.Lock()
-        errors = []
-
-        def mover():
-            api = side.api()
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    nid = todo.pop()
-                try:
-                    api.call("PATCH", f"/v1/nodes/{nid}", {"networks": [{"network_id": nets[1]["id"]}]})
-                except Exception as e:
-                    errors.append(str(e))
-
         start = time.monotonic()
-        ts = [threading.Thread(target=mover) for _ in range(10)]
-        for t in ts:
-            t.start()
-        # Watched while the PATCHes go out: ports move as soon as their node asks.
+        move = {"networks": [{"network_id": nets[1]["id"]}]}
+        ts, _, errors = start_pool(side, lambda api, nid: api.call("PATCH", f"/v1/nodes/{nid}", move),
+                                   side.node_ids, 10)
         secs, per_port = wait_ports(side_api, switches, nets[1]["segment"], a.n, start=start, errors=errors)
         for t in ts:
             t.join()

@@ -96,6 +96,12 @@ if api:
                                   "y": "milliseconds", "log_y": True, "x_categories": labels, "series": series},
               "API get latency percentiles, 1 connection (log scale).")
 
+def through_nodes(scale):
+    """Whether a scale run deployed through nodes (runs before the field
+    existed: up to 1,000 machines)."""
+    return bool(scale) and scale.get("through", "nodes" if scale["machines"] <= 1000 else "machines") == "nodes"
+
+
 # --- memory ----------------------------------------------------------------------
 mem = load("memory.json") or {}
 if "idle" in mem:
@@ -104,7 +110,7 @@ if "idle" in mem:
 for k, v in sorted(mem.items()):
     if k.startswith("loaded-"):
         n = int(k.split("-")[1])
-        nodes = (load(f"scale-{n}.json") or {}).get("through", "nodes" if n <= 1000 else "machines") == "nodes"
+        nodes = through_nodes(load(f"scale-{n}.json"))
         what = f"{n:,} machines and {n:,} nodes" if nodes else f"{n:,} machines, all deployed"
         row(f"tundrad RSS with {what} (MB)", str(v), "no peer (Ironic not run at this size)",
             "—", "≤ 200 MB at 10,000", v <= 200 if n >= 10000 else None)
@@ -116,7 +122,7 @@ for name in sorted(os.listdir(work)):
         n = s["machines"]
         for p in ("enroll", "deploy", "undeploy"):
             secs = s["phases"][p]["seconds"]
-            via = " through nodes" if s.get("through", "nodes" if n <= 1000 else "machines") == "nodes" else ""
+            via = " through nodes" if through_nodes(s) else ""
             row(f"control plane, {n:,} machines{via}: {p} (s)", f"{num(secs)} ({1000 * secs / n:.1f} ms/machine)",
                 "no peer (Ironic at this size exceeds the run's budget)", "—", "—")
 
