@@ -30,20 +30,78 @@ pub type Dispatch = fn(Conductor, OperationInput) -> Pin<Box<dyn Future<Output =
 pub type BmcMaker = Arc<dyn Fn(&BmcSettings, Password, Backoff) -> Result<Driver, BmcError> + Send + Sync>;
 
 /// Signals between workers: "something you care about changed, look now".
-#[derive(Debug, Default)]
+/// With replicas, the worker may run on another replica: each wake-up is
+/// also relayed to the others (`replicas::relay`).
+#[derive(Debug)]
 pub struct Wakes {
     /// The node reconciler (a machine operation ended, a node changed).
-    pub nodes: Notify,
+    pub nodes: Wake,
     /// The fabric worker (a node's networks changed, a repair was asked for).
-    pub fabric: Notify,
+    pub fabric: Wake,
     /// The DHCP reservation refresh (a node got or lost an address).
-    pub netboot: Notify,
+    pub netboot: Wake,
     /// The share worker (a share, rule, snapshot or node mount changed).
-    pub shares: Notify,
+    pub shares: Wake,
     /// The cluster reconciler (a cluster changed, a node moved on, a node's agent reported).
-    pub clusters: Notify,
+    pub clusters: Wake,
     /// The appliance reconciler (an appliance changed, a node moved on, a node's agent reported).
-    pub appliances: Notify,
+    pub appliances: Wake,
+}
+
+/// Where wake-ups go to be relayed to the other replicas (once the relay runs).
+type Relay = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<&'static str>>>>;
+
+/// One kind of wake-up.
+#[derive(Debug)]
+pub struct Wake {
+    name: &'static str,
+    here: Notify,
+    relay: Relay,
+}
+
+impl Wake {
+    /// Wake the worker, here and on the other replicas.
+    pub fn notify_one(&self) {
+        self.here.notify_one();
+        if let Some(tx) = &*self.relay.lock().expect("relay lock") {
+            let _ = tx.send(self.name);
+        }
+    }
+
+    /// Wait for a wake-up.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.here.notified()
+    }
+}
+
+impl Default for Wakes {
+    fn default() -> Self {
+        let relay = Relay::default();
+        let wake = |name| Wake { name, here: Notify::new(), relay: relay.clone() };
+        Wakes {
+            nodes: wake("nodes"),
+            fabric: wake("fabric"),
+            netboot: wake("netboot"),
+            shares: wake("shares"),
+            clusters: wake("clusters"),
+            appliances: wake("appliances"),
+        }
+    }
+}
+
+impl Wakes {
+    /// Relay every wake-up to `tx` from now on.
+    pub(crate) fn relay_to(&self, tx: tokio::sync::mpsc::UnboundedSender<&'static str>) {
+        *self.nodes.relay.lock().expect("relay lock") = Some(tx);
+    }
+
+    /// A wake-up another replica relayed: woken here only.
+    pub(crate) fn relayed(&self, name: &str) {
+        let all = [&self.nodes, &self.fabric, &self.netboot, &self.shares, &self.clusters, &self.appliances];
+        if let Some(w) = all.into_iter().find(|w| w.name == name) {
+            w.here.notify_one();
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +127,9 @@ struct Inner {
     /// The metadata service's base URL on the (first) provisioning network,
     /// once its listener is bound.
     metadata_url: std::sync::OnceLock<String>,
+    /// This process's name among the replicas (new at every start): the
+    /// owner of the leases it holds.
+    replica: String,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -87,6 +148,8 @@ impl Conductor {
         bmc: BmcMaker,
     ) -> Conductor {
         store.set_quota_defaults(settings.quota);
+        let replica = replica_name();
+        store.set_replica(&replica, settings.replica_lease);
         Conductor {
             inner: Arc::new(Inner {
                 store,
@@ -100,12 +163,18 @@ impl Conductor {
                 placement: tokio::sync::Mutex::new(()),
                 share_backend: std::sync::OnceLock::new(),
                 metadata_url: std::sync::OnceLock::new(),
+                replica,
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// This process's name among the replicas (`HOST-PID-RANDOM`).
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -152,8 +221,14 @@ impl Conductor {
         &self.inner.placement
     }
 
-    /// Run an accepted operation (already in the store) as tundrad.
-    pub async fn run(&self, id: OperationId) -> Result<()> {
+    /// Run an accepted operation (already in the store) here, if this
+    /// replica can claim it: it is not another live replica's. Returns
+    /// whether it runs here now (or already did).
+    pub async fn run(&self, id: OperationId) -> Result<bool> {
+        let me = self.replica().to_string();
+        if !self.store().claim_operation(id, &me, self.settings().replica_lease).await? {
+            return Ok(false);
+        }
         let op = match self.store().operation_input(id).await {
             Ok(op) => op,
             // Work this tundrad cannot read (a newer release wrote it): that
@@ -163,7 +238,7 @@ impl Conductor {
                     format!("this tundrad cannot run this operation ({what}); was it started by a newer release?");
                 tracing::warn!(operation_id = %id, error = %why, "operation not runnable");
                 self.store().finish_operation(id, Some(why)).await?;
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(e.into()),
         };
@@ -171,33 +246,49 @@ impl Conductor {
         let span = tracing::info_span!("operation", operation_id = %id, kind = %op.operation.kind);
         let task = tracing::Instrument::instrument(
             async move {
-                if let Err(e) = c.store().start_operation(id, "started").await {
-                    tracing::error!(error = %e, "could not mark operation running");
-                    return;
+                match c.store().start_operation(id, &me, "started").await {
+                    Ok(true) => {}
+                    Ok(false) => return tracing::info!("another replica holds this operation now"),
+                    Err(e) => return tracing::error!(error = %e, "could not mark operation running"),
                 }
                 let result = dispatch(c.clone(), op).await;
                 match &result {
                     Ok(()) => tracing::info!("operation succeeded"),
                     Err(e) => tracing::warn!(error = %e, "operation failed"),
                 }
-                if let Err(e) = c.store().finish_operation(id, result.err()).await {
-                    tracing::error!(error = %e, "could not record operation outcome");
+                match c.store().finish_owned_operation(id, &me, result.err()).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        tracing::warn!("lost this operation's lease before it ended; its new owner's outcome counts")
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not record operation outcome"),
                 }
             },
             span,
         );
         self.inner.runner.operation(id, task).await;
-        Ok(())
+        Ok(true)
     }
 
-    /// Run what a previous tundrad left unfinished; returns how many.
-    pub async fn resume(&self) -> Result<usize> {
-        let ops = self.store().unfinished_operations().await?;
-        for o in &ops {
-            tracing::info!(operation_id = %o.id, kind = %o.kind, attempts = o.attempts, "resuming operation");
-            self.run(o.id).await?;
+    /// Run every unfinished operation no live replica holds (all of them
+    /// after a restart on SQLite); returns how many were claimed.
+    pub async fn take_over(&self) -> Result<usize> {
+        let mut n = 0;
+        for id in self.store().orphaned_operations().await? {
+            if self.inner.runner.operations().contains(&id) {
+                continue; // ours, running; its lease is being renewed
+            }
+            if self.run(id).await? {
+                tracing::info!(operation_id = %id, "took the operation over");
+                n += 1;
+            }
         }
-        Ok(ops.len())
+        Ok(n)
+    }
+
+    /// The operations whose workers run on this replica.
+    pub fn running_here(&self) -> Vec<OperationId> {
+        self.inner.runner.operations()
     }
 
     /// Stop the worker of an operation that was ended from outside.
@@ -220,8 +311,27 @@ impl Conductor {
         self.inner.runner.restarts()
     }
 
-    /// Stop every task; operations resume on the next start.
+    /// Stop every task and hand what this replica held to the others
+    /// (operations resume there, or on the next start).
     pub async fn stop(&self) {
         self.inner.runner.abort().await;
+        if let Err(e) = self.store().release_leases(self.replica()).await {
+            tracing::warn!(error = %e, "could not hand over leases; other replicas take them when they lapse");
+        }
     }
+
+    /// Stop every task and hand nothing over, as a killed process would
+    /// (the replica tests).
+    pub async fn abandon(&self) {
+        self.inner.runner.abort().await;
+    }
+}
+
+/// A replica's name: where it runs, which process, and a random part (a
+/// restarted process is a new replica; its old leases lapse).
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let random = OperationId::generate().to_string();
+    let tail = &random[random.len() - 6..];
+    format!("{}-{}-{tail}", host.trim(), std::process::id())
 }

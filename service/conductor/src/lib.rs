@@ -10,14 +10,15 @@
 //!
 //! 1. `secrets`, `error`, `certs`, `settings`, `runner` — leaves
 //! 2. `handle` — the [`Conductor`]: store, keyring, settings, runner, wake-ups
-//! 3. `bmc`, `images`, `config_drive`, `netboot`, `housekeeping`
+//! 3. `bmc`, `images`, `config_drive`, `netboot`, `housekeeping`, `replicas`
 //! 4. `fabric::{switches, networks, binding, worker}`
 //! 5. `machines::{inventory, actions, power, drive, boot, discovery, sync}`
 //! 6. `nodes::{placement, reconcile}`, `clusters::{flows, reconcile}`,
 //!    `appliances::{flows, reconcile}`
 //! 7. `agent` — the agent protocol's sessions
 //! 8. `work` — runs an operation, its `Work` matched exhaustively
-//! 9. this file — [`start`]: recovery and the background loops
+//! 9. this file — [`start`]: recovery, the background loops (each on the
+//!    replica holding its lease) and the operations' heartbeat
 
 pub mod agent;
 pub mod appliances;
@@ -33,6 +34,7 @@ pub mod images;
 pub mod machines;
 pub mod netboot;
 pub mod nodes;
+pub mod replicas;
 pub mod runner;
 pub mod secrets;
 pub mod settings;
@@ -43,24 +45,27 @@ pub use error::{Error, Result};
 pub use handle::{BmcMaker, Conductor, Wakes};
 pub use settings::Settings;
 
-use std::pin::Pin;
+use tundra_store::{Backend, Store};
 
-use tundra_store::Store;
-
-/// A service loop, made anew each time its supervisor starts it.
-type Loop = fn(Conductor) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+pub use replicas::Loop;
 
 /// A conductor on `store` with the real BMC drivers, not yet running.
 pub fn new(store: Store, keyring: secrets::Keyring, settings: Settings, http: reqwest::Client) -> Conductor {
     Conductor::new(store, keyring, settings, http, work::run, bmc::real())
 }
 
-/// Bring the conductor up after a (re)start: uploads cut off by the
-/// restart failed, the background loops started (power sync, timeouts,
-/// node reconciler, fabric worker, housekeeping), and unfinished operations
-/// resumed from the store.
+/// Bring the conductor up after a (re)start: the background loops started
+/// (power sync, timeouts, node reconciler, fabric worker, housekeeping…),
+/// each on whichever replica holds its lease; the operations' heartbeat
+/// started; unfinished operations no live replica holds taken over. On
+/// SQLite (one replica, alone on its file) every lease a killed
+/// predecessor left is taken back first, and uploads cut off by the
+/// restart fail.
 pub async fn start(c: &Conductor) -> Result<()> {
-    images::recover(c).await?;
+    if c.store().backend() == Backend::Sqlite {
+        c.store().release_every_lease().await?;
+        images::recover(c).await?;
+    }
     let loops: [(&'static str, Loop); 8] = [
         ("housekeeping", |c| Box::pin(housekeeping::run(c))),
         ("power_sync", |c| Box::pin(machines::sync::power_sync_loop(c))),
@@ -73,11 +78,15 @@ pub async fn start(c: &Conductor) -> Result<()> {
     ];
     for (name, run) in loops {
         let c2 = c.clone();
-        c.supervise(name, move || run(c2.clone())).await;
+        c.supervise(name, move || replicas::leased(c2.clone(), name, run)).await;
     }
-    let n = c.resume().await?;
+    let n = c.take_over().await?;
     if n > 0 {
         tracing::info!(operations = n, "resumed unfinished operations");
     }
+    let c2 = c.clone();
+    c.supervise("operation_leases", move || replicas::operations(c2.clone())).await;
+    let c2 = c.clone();
+    c.supervise("replica_wakes", move || replicas::relay(c2.clone())).await;
     Ok(())
 }

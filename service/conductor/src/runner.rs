@@ -18,8 +18,8 @@ pub struct Runner {
     restarts: Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
 }
 
-/// Aborts the task when the supervisor holding it is aborted.
-struct AbortOnDrop(AbortHandle);
+/// Aborts the task when whoever holds this is dropped (aborted).
+pub(crate) struct AbortOnDrop(pub AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -34,16 +34,26 @@ impl std::fmt::Debug for Runner {
 }
 
 impl Runner {
-    /// Run operation `id`'s task; it is forgotten when it ends.
-    pub async fn operation(&self, id: OperationId, task: impl Future<Output = ()> + Send + 'static) {
+    /// Run operation `id`'s task, unless it runs here already (returns
+    /// whether it was started); it is forgotten when it ends.
+    pub async fn operation(&self, id: OperationId, task: impl Future<Output = ()> + Send + 'static) -> bool {
         let mut tasks = self.tasks.lock().await;
         while tasks.try_join_next().is_some() {}
+        if self.running.lock().expect("running lock").contains_key(&id) {
+            return false;
+        }
         let running = self.running.clone();
         let handle = tasks.spawn(async move {
             task.await;
             running.lock().expect("running lock").remove(&id);
         });
         self.running.lock().expect("running lock").insert(id, handle);
+        true
+    }
+
+    /// The operations whose tasks run here.
+    pub fn operations(&self) -> Vec<OperationId> {
+        self.running.lock().expect("running lock").keys().copied().collect()
     }
 
     /// Stop the task of an operation that was ended from outside (a timeout, an abort).
@@ -105,7 +115,7 @@ pub fn ticker(every: Duration) -> tokio::time::Interval {
 }
 
 /// Wait for a worker's next pass: its clock's next tick, or a wake-up.
-pub async fn next_pass(tick: &mut tokio::time::Interval, wake: &tokio::sync::Notify) {
+pub async fn next_pass(tick: &mut tokio::time::Interval, wake: &crate::handle::Wake) {
     tokio::select! {
         _ = tick.tick() => {}
         _ = wake.notified() => {}

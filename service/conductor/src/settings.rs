@@ -10,8 +10,9 @@ use tundra_engine::inspection::Rule;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Images live under `DATA_DIR/images`.
     pub data_dir: PathBuf,
+    /// Where images live (default `DATA_DIR/images`); replicas share it.
+    pub images_dir: PathBuf,
     /// Largest image, in bytes (uploads and fetches; for qcow2, also its virtual size).
     pub max_image_bytes: u64,
     /// Every project's limits unless it has its own.
@@ -34,6 +35,8 @@ pub struct Settings {
     pub segment_quarantine: Duration,
     /// Per switch command (and connecting).
     pub switch_timeout: Duration,
+    /// How long a replica's hold on an operation or a loop lasts unrenewed.
+    pub replica_lease: Duration,
     /// Multiplies every provision-state timeout.
     pub machine_timeout_scale: f64,
     pub agent: AgentBoot,
@@ -93,6 +96,7 @@ impl Settings {
     /// tundrad's defaults, with data under `data_dir`.
     pub fn new(data_dir: PathBuf) -> Settings {
         Settings {
+            images_dir: data_dir.join("images"),
             data_dir,
             max_image_bytes: 64 * 1024 * 1024 * 1024,
             quota: tundra_store::QuotaLimits::NONE,
@@ -106,6 +110,7 @@ impl Settings {
             node_mount_refresh: Duration::from_secs(60),
             segment_quarantine: Duration::from_secs(1800),
             switch_timeout: Duration::from_secs(30),
+            replica_lease: Duration::from_secs(15),
             machine_timeout_scale: 1.0,
             agent: AgentBoot {
                 kernel: "vmlinuz".into(),
@@ -122,6 +127,6 @@ impl Settings {
     }
 
     pub fn images_dir(&self) -> PathBuf {
-        self.data_dir.join("images")
+        self.images_dir.clone()
     }
 }

@@ -19,6 +19,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; default a SQLite file in the data dir.
     pub database_url: Option<String>,
+    /// Where images are kept (default `DATA_DIR/images`). Replicas share
+    /// one: a shared filesystem (CephFS, NFS) mounted on each.
+    pub images_dir: Option<PathBuf>,
     /// File with the secret-sealing keys (created with one fresh key when missing).
     pub secrets_key_file: Option<PathBuf>,
     /// Where the first start writes the bootstrap admin's token (mode 0600).
@@ -65,6 +68,10 @@ pub struct Config {
     pub segment_quarantine: String,
     /// Per switch command (and connecting).
     pub switch_timeout: String,
+    /// How long a replica's hold on an operation or a background loop
+    /// lasts without renewal (renewed every third of it): after a replica
+    /// dies, the others take its work over within this.
+    pub replica_lease: String,
     /// Multiplies every provision-state timeout (e.g. 3 for slow hardware, 0.01 in tests).
     pub machine_timeout_scale: f64,
     /// The agent's boot environment, served at `/boot/assets/FILE` (default `DATA_DIR/boot`).
@@ -251,6 +258,7 @@ impl Default for Config {
             listen: "127.0.0.1:8180".parse().expect("literal address"),
             data_dir: ".tundra/data".into(),
             database_url: None,
+            images_dir: None,
             secrets_key_file: None,
             admin_token_file: None,
             tls_cert_file: None,
@@ -271,6 +279,7 @@ impl Default for Config {
             fabric_read_interval: "5m".into(),
             node_mount_refresh: "60s".into(),
             segment_quarantine: "30m".into(),
+            replica_lease: "15s".into(),
             switch_timeout: "30s".into(),
             machine_timeout_scale: 1.0,
             boot_assets_dir: None,
@@ -366,6 +375,9 @@ impl Config {
         if let Some(v) = env("TUNDRA_DATABASE_URL") {
             c.database_url = Some(v);
         }
+        if let Some(v) = env("TUNDRA_IMAGES_DIR") {
+            c.images_dir = Some(v.into());
+        }
         if let Some(v) = env("TUNDRA_SECRETS_KEY_FILE") {
             c.secrets_key_file = Some(v.into());
         }
@@ -393,6 +405,7 @@ impl Config {
             ("node_mount_refresh", &self.node_mount_refresh),
             ("segment_quarantine", &self.segment_quarantine),
             ("switch_timeout", &self.switch_timeout),
+            ("replica_lease", &self.replica_lease),
             ("agent_boot_timeout", &self.agent_boot_timeout),
             ("agent_lldp_wait", &self.agent_lldp_wait),
             ("image_convert_timeout", &self.image_convert_timeout),
@@ -400,6 +413,9 @@ impl Config {
         ] {
             humantime::parse_duration(v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration like \"30d\" or \"12h\": {e}")))?;
+        }
+        if self.replica_lease() < std::time::Duration::from_secs(1) {
+            return Err(invalid("replica_lease", format!("{:?} is too short; give at least 1s", self.replica_lease)));
         }
         for (i, n) in self.provisioning_networks.iter().enumerate() {
             n.parsed().map_err(|m| invalid(&format!("provisioning_networks[{i}]"), m))?;
@@ -464,6 +480,14 @@ impl Config {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tundra.db").display()))
     }
 
+    /// The SQLite database file, when the store is SQLite.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = self.database_url();
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+
     pub fn secrets_key_file(&self) -> PathBuf {
         self.secrets_key_file.clone().unwrap_or_else(|| self.data_dir.join("secrets.key"))
     }
@@ -500,6 +524,10 @@ impl Config {
         humantime::parse_duration(&self.switch_timeout).unwrap_or(std::time::Duration::from_secs(30))
     }
 
+    pub fn replica_lease(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.replica_lease).unwrap_or(std::time::Duration::from_secs(15))
+    }
+
     pub fn reconcile_interval(&self) -> std::time::Duration {
         humantime::parse_duration(&self.reconcile_interval).unwrap_or(std::time::Duration::from_secs(10))
     }
@@ -522,6 +550,7 @@ impl Config {
         };
         Ok(tundra_conductor::Settings {
             data_dir: self.data_dir.clone(),
+            images_dir: self.images_dir.clone().unwrap_or_else(|| self.data_dir.join("images")),
             max_image_bytes: self.max_image_bytes,
             quota: tundra_store::QuotaLimits {
                 nodes: self.default_quota.nodes,
@@ -547,6 +576,7 @@ impl Config {
             segment_quarantine: humantime::parse_duration(&self.segment_quarantine)
                 .unwrap_or(std::time::Duration::from_secs(1800)),
             switch_timeout: self.switch_timeout(),
+            replica_lease: self.replica_lease(),
             machine_timeout_scale: self.machine_timeout_scale,
             agent: AgentBoot {
                 kernel: self.agent_kernel.clone(),

@@ -52,6 +52,8 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     stopping: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// SQLite: the lock that keeps a second tundrad off the file.
+    _sole: Option<std::fs::File>,
 }
 
 impl Server {
@@ -66,6 +68,15 @@ impl Server {
         self.state.conductor.stop().await;
         self.state.store().close().await;
         Ok(())
+    }
+
+    /// Stop at once, handing nothing over and letting no request finish,
+    /// as `kill -9` would (the replica tests): the other replicas take its
+    /// work over when its leases lapse.
+    pub async fn abandon(self) {
+        self.task.abort();
+        self.state.conductor.abandon().await;
+        self.state.store().close().await;
     }
 
     /// Wait for a shutdown signal (SIGTERM or Ctrl-C), then stop.
@@ -89,10 +100,37 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// SQLite serves one tundrad: take the lock file beside the database (held
+/// while the returned file is open), or say who holds it and what to do.
+fn sole_sqlite_replica(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(db) = config.sqlite_file() else { return Ok(None) };
+    let mut name = db.clone().into_os_string();
+    name.push(".tundrad-lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another tundrad is running on the SQLite database {} (it holds {}); SQLite serves one tundrad: \
+             stop the other one, or run several replicas on PostgreSQL (database_url = \"postgres://…\", \
+             see docs/guides/configuration.md)",
+            db.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 /// Start serving per `config`.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let sole = sole_sqlite_replica(&config)?;
     let store = open_store(&config).await?;
     let keyring = secrets::Keyring::load_or_create(&config.secrets_key_file())?;
     let resealed = keyring.rotate(&store).await?;
@@ -146,8 +184,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
     };
-    tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store().backend().as_str(), "tundrad serving");
-    Ok(Server { addr, boot_listeners: served.boot_listeners, state, shutdown: Some(tx), stopping: stopping_tx, task })
+    tracing::info!(%addr, scheme, data_dir = %state.config.data_dir.display(), database = state.store().backend().as_str(), replica = state.conductor.replica(), "tundrad serving");
+    Ok(Server {
+        addr,
+        boot_listeners: served.boot_listeners,
+        state,
+        shutdown: Some(tx),
+        stopping: stopping_tx,
+        task,
+        _sole: sole,
+    })
 }
 
 /// On the very first start (no users), create the site admin and write its
@@ -157,7 +203,13 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
     if store.count_users().await? > 0 {
         return Ok(());
     }
-    let admin = store.create_user(&Actor::service(), "admin", true, "local").await?;
+    let admin = match store.create_user(&Actor::service(), "admin", true, "local").await {
+        Ok(admin) => admin,
+        // Another replica starting at the same moment bootstrapped the
+        // site: the admin token is in its admin_token_file.
+        Err(tundra_store::StoreError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     let secret = auth::new_token_secret();
     let token = NewToken {
         user_id: admin.id,

@@ -18,6 +18,7 @@ mod clusters;
 mod discovery;
 mod idempotency;
 mod identity;
+mod leases;
 mod machines;
 mod networks;
 mod nodes;
@@ -51,6 +52,7 @@ pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewCl
 pub use discovery::DiscoverySession;
 pub use idempotency::StoredResponse;
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
+pub use leases::{LeaseHolder, Signals};
 pub use machines::{
     MachineChanges, MachineFilter, MachineInOperation, MachineNics, MachinePlace, MachineState, NewMachine,
     PlacementCandidate, PowerObservation,
@@ -193,6 +195,10 @@ pub struct Store {
     // SQLITE_BUSY upgrade failures into an orderly queue. PostgreSQL needs none.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     quota_defaults: QuotaDefaults,
+    // The replica this store serves and its lease: new operations are its own.
+    replica: Replica,
+    // PostgreSQL: where to open the replicas' signal listener (never shown).
+    pg_url: Option<Arc<str>>,
     // Bumped by every write that can change who a token is (tokens, users,
     // roles, projects), so that caches of principals know they are stale.
     identity: Arc<std::sync::atomic::AtomicU64>,
@@ -242,7 +248,16 @@ impl Store {
         }
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let quota_defaults = Arc::new(std::sync::RwLock::new(QuotaLimits::NONE));
-        Ok(Store { pool, backend, writer, quota_defaults, identity: Default::default() })
+        let pg_url = (backend == Backend::Postgres).then(|| Arc::from(url.as_str()));
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+            quota_defaults,
+            replica: Default::default(),
+            pg_url,
+            identity: Default::default(),
+        })
     }
 
     /// Apply every migration not yet applied. Safe to run on every start.
@@ -297,7 +312,13 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         };
         let lock_rows = guard.is_none();
-        Ok(Write { tx, _guard: guard, lock_rows, quota_defaults: self.quota_defaults.clone() })
+        Ok(Write {
+            tx,
+            _guard: guard,
+            lock_rows,
+            quota_defaults: self.quota_defaults.clone(),
+            replica: self.replica.clone(),
+        })
     }
 }
 
@@ -316,6 +337,11 @@ impl QuotaLimits {
         QuotaLimits { nodes: u64::MAX, networks: u64::MAX, addresses: u64::MAX, image_bytes: u64::MAX };
 }
 
+/// The replica a store serves, and how long its leases last: operations
+/// it makes are its own from the start (none set: nobody's, so the first
+/// replica that looks claims them). Shared by every clone of a store.
+pub(crate) type Replica = Arc<std::sync::RwLock<Option<(String, Duration)>>>;
+
 /// The site's default quotas, shared by every clone of a store.
 pub(crate) type QuotaDefaults = Arc<std::sync::RwLock<QuotaLimits>>;
 
@@ -327,6 +353,8 @@ pub(crate) struct Write {
     pub lock_rows: bool,
     /// The site's default quotas (`quotas::check`).
     pub quota_defaults: QuotaDefaults,
+    /// Who owns the operations this transaction makes (`leases`).
+    pub replica: Replica,
 }
 
 impl Write {

@@ -68,9 +68,10 @@ pub(crate) async fn insert_operation(w: &mut Write, actor: &Actor, op: NewOperat
     let id = OperationId::generate();
     let t = now();
     let (kind, (target_type, target_id)) = (op.work.kind(), op.work.target());
+    let (owner, lease) = crate::leases::new_operation_lease(&w.replica);
     sqlx::query(
-        "INSERT INTO operations (id, project_id, kind, target_type, target_id, state, progress_done, progress_total, message, error, created_by, attempts, input, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', 0, NULL, 'accepted', NULL, $6, 0, $7, $8, $8)",
+        "INSERT INTO operations (id, project_id, kind, target_type, target_id, state, progress_done, progress_total, message, error, created_by, attempts, input, created_at, updated_at, owner, lease_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, NULL, 'accepted', NULL, $6, 0, $7, $8, $8, $9, $10)",
     )
     .bind(id.to_string())
     .bind(op.project_id.map(|p| p.to_string()))
@@ -80,6 +81,8 @@ pub(crate) async fn insert_operation(w: &mut Write, actor: &Actor, op: NewOperat
     .bind(actor.name.clone())
     .bind(crate::to_json(&op.work))
     .bind(t)
+    .bind(owner)
+    .bind(lease)
     .execute(&mut *w.tx)
     .await?;
     event(
@@ -162,16 +165,23 @@ impl Store {
         rows.iter().map(operation).collect()
     }
 
-    /// Mark an operation running (counting the attempt).
-    pub async fn start_operation(&self, id: OperationId, message: &str) -> Result<()> {
+    /// Mark an operation running (counting the attempt), as `owner`, the
+    /// replica holding its lease. Returns false, changing nothing, when
+    /// `owner` no longer holds it (another replica claimed it).
+    pub async fn start_operation(&self, id: OperationId, owner: &str, message: &str) -> Result<bool> {
         let mut w = self.write().await?;
-        sqlx::query("UPDATE operations SET state = 'running', attempts = attempts + 1, message = $1, updated_at = $2 WHERE id = $3")
-            .bind(message.to_string())
-            .bind(now())
-            .bind(id.to_string())
-            .execute(&mut *w.tx)
-            .await?;
-        w.commit().await
+        let r = sqlx::query(
+            "UPDATE operations SET state = 'running', attempts = attempts + 1, message = $1, updated_at = $2 \
+             WHERE id = $3 AND owner = $4 AND state IN ('pending', 'running')",
+        )
+        .bind(message.to_string())
+        .bind(now())
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Record progress. Not an event: progress is frequent and not a change of intent.
@@ -201,6 +211,31 @@ impl Store {
         let op = finish_operation_in(&mut w, id, error).await?;
         w.commit().await?;
         Ok(op)
+    }
+
+    /// Record how an operation's worker ended it, as `owner`: `None` when
+    /// `owner` no longer holds it (its lease lapsed and another replica
+    /// claimed it, whose outcome counts), and nothing is written.
+    pub async fn finish_owned_operation(
+        &self,
+        id: OperationId,
+        owner: &str,
+        error: Option<String>,
+    ) -> Result<Option<Operation>> {
+        let mut w = self.write().await?;
+        let read = if w.lock_rows {
+            "SELECT owner FROM operations WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT owner FROM operations WHERE id = $1"
+        };
+        let holder: Option<Option<String>> =
+            sqlx::query_scalar(read).bind(id.to_string()).fetch_optional(&mut *w.tx).await?;
+        if holder.flatten().as_deref() != Some(owner) {
+            return Ok(None);
+        }
+        let op = finish_operation_in(&mut w, id, error).await?;
+        w.commit().await?;
+        Ok(Some(op))
     }
 
     pub async fn list_events(

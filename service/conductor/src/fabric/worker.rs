@@ -125,14 +125,28 @@ impl Worker {
     }
 }
 
+/// Stopping the worker stops every switch queue with it: nothing of it
+/// may touch a switch after it stops (another replica may take over).
+impl Drop for Worker {
+    fn drop(&mut self) {
+        for (_, q) in self.queues.get_mut().values() {
+            q.stop();
+        }
+    }
+}
+
 /// Run the worker: a pass every second (cheap: a few reads of the store)
-/// and whenever woken.
+/// and whenever woken. The tasks it starts are its own: when it is stopped
+/// (tundrad stopping, or its lease moving to another replica) they stop
+/// too, and with the last of them the switch queues.
 pub async fn run(c: Conductor) {
     let w = Arc::new(Worker::default());
+    let mut tasks = tokio::task::JoinSet::new();
     let mut tick = crate::runner::ticker(Duration::from_secs(1));
     loop {
         crate::runner::next_pass(&mut tick, &c.wakes().fabric).await;
-        if let Err(e) = pass(&c, &w).await {
+        while tasks.try_join_next().is_some() {}
+        if let Err(e) = pass(&c, &w, &mut tasks).await {
             tracing::warn!(error = %e, "fabric pass failed");
         }
     }
@@ -175,7 +189,7 @@ async fn desired(c: &Conductor, switches: &[Switch]) -> Result<BTreeMap<(SwitchI
 
 /// One pass: record what each port should be, program what is pending,
 /// read back switches that are due.
-async fn pass(c: &Conductor, w: &Arc<Worker>) -> Result<(), StoreError> {
+async fn pass(c: &Conductor, w: &Arc<Worker>, tasks: &mut tokio::task::JoinSet<()>) -> Result<(), StoreError> {
     let switches = c.store().all_switches().await?;
     if switches.is_empty() {
         return Ok(());
@@ -238,7 +252,7 @@ async fn pass(c: &Conductor, w: &Arc<Worker>) -> Result<(), StoreError> {
             }
         };
         let (c, w, sid, port, want) = (c.clone(), w.clone(), s.id, r.port.clone(), r.desired);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let judged = match u16::try_from(want) {
                 Ok(v) => judge(&port, q.set(&port, v).await),
                 Err(_) => Programmed::Refused(format!("segment {want} is not a VLAN")),
@@ -290,7 +304,7 @@ async fn pass(c: &Conductor, w: &Arc<Worker>) -> Result<(), StoreError> {
             }
         };
         let (c, w, sw) = (c.clone(), w.clone(), (*s).clone());
-        tokio::spawn(async move { read_back(&c, &w, &sw, &q, &ports).await });
+        tasks.spawn(async move { read_back(&c, &w, &sw, &q, &ports).await });
     }
     Ok(())
 }

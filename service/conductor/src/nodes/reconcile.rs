@@ -142,5 +142,5 @@ async fn start_cleaning(c: &Conductor, n: &Node, m: &Machine) -> Result<()> {
     let op = NewOperation { project_id: Some(n.project_id), work };
     let op_id = c.store().node_machine_work(&Actor::service(), n.id, from, to, "delete", op).await?;
     tracing::info!(node = %n.name, machine = %m.name, operation = %op_id, "cleaning the node's machine");
-    c.run(op_id).await
+    c.run(op_id).await.map(|_| ())
 }

@@ -64,6 +64,8 @@ pub struct SwitchQueue {
     sessions: Arc<Semaphore>,
     last_start: Mutex<Option<tokio::time::Instant>>,
     stats: std::sync::Mutex<Stats>,
+    /// Its worker and the batches under way, stopped by [`SwitchQueue::stop`].
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl SwitchQueue {
@@ -77,9 +79,10 @@ impl SwitchQueue {
             sessions: Arc::new(Semaphore::new(limits.max_sessions.max(1))),
             last_start: Mutex::new(None),
             stats: Default::default(),
+            tasks: Default::default(),
         });
         let (weak, wake) = (Arc::downgrade(&q), q.wake.clone());
-        tokio::spawn(async move {
+        let worker = tokio::spawn(async move {
             loop {
                 let woken = wake.notified();
                 let Some(q) = weak.upgrade() else { return };
@@ -99,14 +102,32 @@ impl SwitchQueue {
                     continue;
                 }
                 let q2 = q.clone();
-                tokio::spawn(async move {
+                let batch = tokio::spawn(async move {
                     q2.run(batch).await;
                     drop(permit);
                     q2.wake.notify_one();
                 });
+                q.track(batch.abort_handle());
             }
         });
+        q.track(worker.abort_handle());
         q
+    }
+
+    fn track(&self, task: tokio::task::AbortHandle) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Stop at once: its worker, and any batch under way (its session is
+    /// dropped mid-way; its callers hear that the queue stopped). For a
+    /// holder that must stop using the switch now — tundrad's fabric
+    /// worker moving to another replica.
+    pub fn stop(&self) {
+        for t in self.tasks.lock().expect("tasks lock").drain(..) {
+            t.abort();
+        }
     }
 
     pub fn stats(&self) -> Stats {

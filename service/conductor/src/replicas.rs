@@ -1,0 +1,172 @@
+//! Replicas: several tundrad on one PostgreSQL database. Each runs the
+//! API and its share of the operations; leases in the store say which.
+//!
+//! - An operation runs on the replica that claimed it (`Conductor::run`).
+//!   Every replica's heartbeat ([`operations`]) renews its operations'
+//!   leases every third of `replica_lease`, stops the workers of any it no
+//!   longer holds, and claims (takes over) every unfinished operation whose
+//!   lease lapsed — a replica killed mid-deploy loses its deploys to the
+//!   others within one lease, and they resume from the store.
+//! - A background loop runs on one replica at a time ([`leased`]): the one
+//!   holding its lease. The holder stops the loop before its lease can
+//!   lapse when it cannot renew (the database is away), so two replicas
+//!   never run one loop at once.
+//!
+//! On SQLite one replica runs alone (tundrad holds a lock file), so at
+//! start it takes every lease a killed predecessor left behind.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::handle::Conductor;
+use crate::runner::AbortOnDrop;
+
+/// A service loop, made anew each time its supervisor starts it.
+pub type Loop = fn(Conductor) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How often leases are renewed: a third of their length, so one missed
+/// renewal never lets a lease lapse.
+pub fn renew_every(c: &Conductor) -> Duration {
+    c.settings().replica_lease / 3
+}
+
+/// How long after its last renewal a holder stops on its own: two thirds
+/// of the lease, leaving a third for clocks that disagree a little.
+fn hold_for(c: &Conductor) -> Duration {
+    c.settings().replica_lease * 2 / 3
+}
+
+/// Run loop `name` (made by `run`) while this replica holds its lease;
+/// wait for the lease while another does.
+pub async fn leased(c: Conductor, name: &'static str, run: Loop) {
+    let every = renew_every(&c);
+    loop {
+        let mut renewed = loop {
+            let asked = Instant::now();
+            match tokio::time::timeout(every, c.store().acquire_lease(name, c.replica(), c.settings().replica_lease))
+                .await
+            {
+                Ok(Ok(true)) => break asked,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(task = name, error = %e, "could not ask for the lease"),
+                Err(_) => tracing::warn!(task = name, "asking for the lease timed out"),
+            }
+            tokio::time::sleep(every).await;
+        };
+        tracing::info!(task = name, replica = c.replica(), "holding the loop's lease: running it here");
+        let mut task = tokio::spawn(run(c.clone()));
+        let _abort = AbortOnDrop(task.abort_handle());
+        loop {
+            tokio::select! {
+                r = &mut task => match r {
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    _ => return, // it ended: the supervisor says so and starts it again
+                },
+                _ = tokio::time::sleep(every) => {}
+            }
+            let asked = Instant::now();
+            match tokio::time::timeout(every, c.store().acquire_lease(name, c.replica(), c.settings().replica_lease))
+                .await
+            {
+                Ok(Ok(true)) => renewed = asked,
+                Ok(Ok(false)) => {
+                    tracing::warn!(task = name, "another replica holds the loop's lease now: stopping it here");
+                    break;
+                }
+                Ok(Err(e)) => tracing::warn!(task = name, error = %e, "could not renew the loop's lease"),
+                Err(_) => tracing::warn!(task = name, "renewing the loop's lease timed out"),
+            }
+            if renewed.elapsed() >= hold_for(&c) {
+                tracing::warn!(task = name, "the loop's lease could not be renewed in time: stopping it here");
+                break;
+            }
+        }
+        task.abort();
+    }
+}
+
+/// Every replica's heartbeat: renew the leases of the operations running
+/// here, stop the workers of those held elsewhere now, and take over the
+/// operations of replicas that stopped renewing theirs.
+pub async fn operations(c: Conductor) {
+    let mut tick = crate::runner::ticker(renew_every(&c));
+    let mut renewed = Instant::now();
+    loop {
+        tick.tick().await;
+        let asked = Instant::now();
+        match tokio::time::timeout(
+            renew_every(&c),
+            c.store().renew_operation_leases(c.replica(), c.settings().replica_lease),
+        )
+        .await
+        {
+            Ok(Ok(held)) => {
+                renewed = asked;
+                for id in c.running_here() {
+                    if !held.contains(&id) {
+                        tracing::warn!(operation_id = %id, "this replica no longer holds the operation: stopping its worker here");
+                        c.cancel(id);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the operations' leases"),
+            Err(_) => tracing::warn!("renewing the operations' leases timed out"),
+        }
+        if renewed.elapsed() >= hold_for(&c) {
+            // Cut off from the database: another replica may take these
+            // over at any moment, so they stop here; they are claimed
+            // again (here or there) once the database answers.
+            for id in c.running_here() {
+                tracing::warn!(operation_id = %id, "the operation's lease could not be renewed in time: stopping its worker here");
+                c.cancel(id);
+            }
+        }
+        match c.take_over().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(operations = n, "took over operations no replica held"),
+            Err(e) => tracing::warn!(error = %e, "could not look for operations to take over"),
+        }
+    }
+}
+
+/// Relay wake-ups between replicas (PostgreSQL): each one made here is
+/// signalled to the others, and each one they signal wakes the worker
+/// here — the worker may run on any replica. On SQLite it has nothing to do.
+pub async fn relay(c: Conductor) {
+    let mut signals = match c.store().signals().await {
+        Ok(Some(s)) => s,
+        Ok(None) => return std::future::pending().await,
+        Err(e) => return tracing::warn!(error = %e, "could not listen for the other replicas' wake-ups"),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    c.wakes().relay_to(tx);
+    loop {
+        tokio::select! {
+            Some(first) = rx.recv() => {
+                // Send each kind once, however many came at once.
+                let mut names = std::collections::BTreeSet::from([first]);
+                while let Ok(n) = rx.try_recv() {
+                    names.insert(n);
+                }
+                for n in names {
+                    if let Err(e) = c.store().signal(&format!("wake {} {n}", c.replica())).await {
+                        tracing::debug!(error = %e, "could not relay a wake-up");
+                    }
+                }
+            }
+            got = signals.recv() => match got {
+                Ok(payload) => {
+                    let mut words = payload.split(' ');
+                    if let (Some("wake"), Some(from), Some(name)) = (words.next(), words.next(), words.next())
+                        && from != c.replica()
+                    {
+                        c.wakes().relayed(name);
+                    }
+                }
+                Err(e) => return tracing::warn!(error = %e, "lost the other replicas' wake-ups"),
+            },
+        }
+    }
+}

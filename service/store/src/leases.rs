@@ -1,0 +1,185 @@
+//! Leases: which replica runs what. An unfinished operation is run by its
+//! `owner` until `lease_expires_at`; a background loop by the owner of its
+//! row in `leases`. The owner renews its leases by heartbeat; one that
+//! stops (killed, cut off from the database) loses them when they lapse,
+//! and another replica claims them. Every claim is one compare-and-set
+//! statement, so two replicas never both win.
+
+use std::time::Duration;
+
+use tundra_api::OperationId;
+
+use crate::{Replica, Result, Store, now, parse_id, time_after};
+
+/// The owner and lease expiry a new operation is written with.
+pub(crate) fn new_operation_lease(replica: &Replica) -> (Option<String>, Option<String>) {
+    match &*replica.read().expect("replica lock") {
+        Some((owner, ttl)) => (Some(owner.clone()), Some(time_after(*ttl))),
+        None => (None, None),
+    }
+}
+
+/// The channel replicas signal each other on (PostgreSQL's LISTEN/NOTIFY).
+const SIGNALS: &str = "tundra_replicas";
+
+/// What other replicas signal: `Store::signals`.
+pub struct Signals(sqlx::postgres::PgListener);
+
+impl Signals {
+    /// The next signal's payload. A dropped connection is opened again
+    /// (signals sent meanwhile are lost: they are hints, never the truth).
+    pub async fn recv(&mut self) -> Result<String> {
+        Ok(self.0.recv().await?.payload().to_string())
+    }
+}
+
+/// A loop's lease as stored (for `/metrics` and the replica tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub name: String,
+    pub owner: String,
+    pub expires_at: String,
+    pub acquired_at: String,
+}
+
+impl Store {
+    /// Make this store's new operations replica `owner`'s, held for `ttl`.
+    pub fn set_replica(&self, owner: &str, ttl: Duration) {
+        *self.replica.write().expect("replica lock") = Some((owner.to_string(), ttl));
+    }
+
+    /// Claim operation `id` for `owner` for `ttl`: only while it is
+    /// unfinished and unowned, already `owner`'s, or its lease lapsed.
+    /// Returns whether `owner` holds it now.
+    pub async fn claim_operation(&self, id: OperationId, owner: &str, ttl: Duration) -> Result<bool> {
+        let mut w = self.write().await?;
+        let r = sqlx::query(
+            "UPDATE operations SET owner = $1, lease_expires_at = $2 \
+             WHERE id = $3 AND state IN ('pending', 'running') \
+               AND (owner IS NULL OR owner = $1 OR lease_expires_at IS NULL OR lease_expires_at < $4)",
+        )
+        .bind(owner.to_string())
+        .bind(time_after(ttl))
+        .bind(id.to_string())
+        .bind(now())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Renew every lease `owner` holds on unfinished operations; returns
+    /// the operations it still holds (one it no longer does was ended from
+    /// outside or claimed by another replica after its lease lapsed).
+    pub async fn renew_operation_leases(&self, owner: &str, ttl: Duration) -> Result<Vec<OperationId>> {
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE operations SET lease_expires_at = $1 WHERE owner = $2 AND state IN ('pending', 'running')")
+            .bind(time_after(ttl))
+            .bind(owner.to_string())
+            .execute(&mut *w.tx)
+            .await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM operations WHERE owner = $1 AND state IN ('pending', 'running')")
+                .bind(owner.to_string())
+                .fetch_all(&mut *w.tx)
+                .await?;
+        w.commit().await?;
+        ids.iter().map(|i| parse_id("operations", i)).collect()
+    }
+
+    /// Unfinished operations nobody holds: never claimed, or their lease
+    /// lapsed (oldest first).
+    pub async fn orphaned_operations(&self) -> Result<Vec<OperationId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM operations WHERE state IN ('pending', 'running') \
+               AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < $1) ORDER BY id",
+        )
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|i| parse_id("operations", i)).collect()
+    }
+
+    /// Take or keep the lease `name` for `owner` for `ttl`: only when it is
+    /// free, already `owner`'s, or lapsed. Returns whether `owner` holds it.
+    pub async fn acquire_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let mut w = self.write().await?;
+        let t = now();
+        let r = sqlx::query(
+            "INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at, \
+               acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at ELSE excluded.acquired_at END \
+             WHERE leases.owner = excluded.owner OR leases.expires_at < $4",
+        )
+        .bind(name.to_string())
+        .bind(owner.to_string())
+        .bind(time_after(ttl))
+        .bind(t)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Give up everything `owner` holds, so other replicas take it over at
+    /// once rather than when the leases lapse (a replica draining).
+    pub async fn release_leases(&self, owner: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM leases WHERE owner = $1").bind(owner.to_string()).execute(&mut *w.tx).await?;
+        sqlx::query(
+            "UPDATE operations SET owner = NULL, lease_expires_at = NULL \
+             WHERE owner = $1 AND state IN ('pending', 'running')",
+        )
+        .bind(owner.to_string())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// Give up every replica's leases: only for a store one replica alone
+    /// can open (SQLite, behind its lock file), whose previous process
+    /// was killed holding them.
+    pub async fn release_every_lease(&self) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM leases").execute(&mut *w.tx).await?;
+        sqlx::query(
+            "UPDATE operations SET owner = NULL, lease_expires_at = NULL WHERE state IN ('pending', 'running')",
+        )
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// Listen for other replicas' signals (PostgreSQL); none on SQLite,
+    /// where one replica runs alone.
+    pub async fn signals(&self) -> Result<Option<Signals>> {
+        let Some(url) = &self.pg_url else { return Ok(None) };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(SIGNALS).await?;
+        Ok(Some(Signals(listener)))
+    }
+
+    /// Signal every listening replica (PostgreSQL; nothing on SQLite).
+    pub async fn signal(&self, payload: &str) -> Result<()> {
+        if self.pg_url.is_some() {
+            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS sent")
+                .bind(SIGNALS)
+                .bind(payload.to_string())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every loop's lease, by name.
+    pub async fn lease_holders(&self) -> Result<Vec<LeaseHolder>> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT name, owner, expires_at, acquired_at FROM leases ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, owner, expires_at, acquired_at)| LeaseHolder { name, owner, expires_at, acquired_at })
+            .collect())
+    }
+}
