@@ -9,13 +9,18 @@ interface). USER logs in with the password from the environment variable
 VAR, which is also the enable password (the stock CLI passes it as bytes, so
 `enable` never succeeds on Python 3). Prints one JSON line once all listen:
 {"NAME": PORT, ...}; with --count-sessions, then one line per SSH
-connection accepted. Runs until killed. All switches share one reactor.
+connection accepted. With --session-log FILE, every SSH connection's open
+and close is appended to FILE as a JSON line
+({"switch", "event": "open"|"close", "peer", "at"}), so a test can see
+whether two sessions on one switch were ever open at once. Runs until
+killed. All switches share one reactor.
 """
 
 import argparse
 import json
 import os
 import sys
+import time
 
 from fake_switches.switch_configuration import Port
 from fake_switches.switch_factory import SwitchFactory
@@ -29,8 +34,11 @@ def main():
     ap.add_argument("--password-env", required=True)
     ap.add_argument("--count-sessions", action="store_true",
                     help='print {"session": NAME} for every SSH connection a switch accepts')
+    ap.add_argument("--session-log", metavar="FILE",
+                    help="append each SSH connection's open and close to FILE as JSON lines")
     ap.add_argument("switches", nargs="+", metavar="MODEL:NAME[:PORTS]")
     args = ap.parse_args()
+    log = open(args.session_log, "a", buffering=1) if args.session_log else None
     password = os.environ[args.password_env]
     factory = SwitchFactory()
     ports = {}
@@ -52,6 +60,27 @@ def main():
                 return build(addr)
 
             listening.factory.buildProtocol = counted
+        if log:
+            build = listening.factory.buildProtocol
+
+            def logged(addr, build=build, name=name or model):
+                peer = f"{addr.host}:{addr.port}"
+
+                def note(event):
+                    log.write(json.dumps({"switch": name, "event": event, "peer": peer, "at": time.time()}) + "\n")
+
+                note("open")
+                protocol = build(addr)
+                lost = protocol.connectionLost
+
+                def connection_lost(reason, lost=lost):
+                    note("close")
+                    return lost(reason)
+
+                protocol.connectionLost = connection_lost
+                return protocol
+
+            listening.factory.buildProtocol = logged
     print(json.dumps(ports), flush=True)
     reactor.run()
 

@@ -32,6 +32,8 @@ mod nodes;
 mod peers;
 #[path = "api/races.rs"]
 mod races;
+#[path = "api/replicas.rs"]
+mod replicas;
 #[path = "api/security.rs"]
 mod security;
 #[path = "api/shares.rs"]
@@ -89,6 +91,7 @@ fn main() {
         agent::a_timed_out_wait_retires_its_token,
         races::racing_creates_get_the_answers_of_one_after_the_other,
         upgrade::a_pending_operation_of_the_previous_release_runs_to_its_end,
+        upgrade::an_operation_pending_before_replicas_is_claimed_and_run,
         security::a_token_cannot_grow_its_own_power,
         security::public_shows_no_site_records,
         security::switch_ports_are_names_and_one_machines,
@@ -113,6 +116,29 @@ fn main() {
                 Ok(())
             }));
         }
+    }
+    // Cases of one backend: replicas share PostgreSQL; SQLite refuses them.
+    type OneBackend = fn() -> Pin<Box<dyn Future<Output = ()>>>;
+    let one: [(&str, OneBackend); 4] = [
+        ("postgres::replicas::loops_run_on_one_replica_at_a_time", || {
+            Box::pin(replicas::loops_run_on_one_replica_at_a_time())
+        }),
+        ("postgres::replicas::a_killed_replicas_operation_is_taken_over", || {
+            Box::pin(replicas::a_killed_replicas_operation_is_taken_over())
+        }),
+        ("postgres::replicas::wake_ups_reach_the_worker_on_another_replica", || {
+            Box::pin(replicas::wake_ups_reach_the_worker_on_another_replica())
+        }),
+        ("sqlite::replicas::a_second_tundrad_on_one_sqlite_file_is_refused", || {
+            Box::pin(replicas::a_second_tundrad_on_one_sqlite_file_is_refused())
+        }),
+    ];
+    for (name, case) in one {
+        trials.push(Trial::test(name, move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(case());
+            Ok(())
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -99,11 +99,21 @@ fn started(mut c: Command) -> (Peer, String) {
 /// process for all, each `MODEL:NAME` on its own free loopback port; login
 /// and enable password `password`. Returns the peer and NAME → port.
 pub fn fake_switches(specs: &[&str]) -> (Peer, std::collections::HashMap<String, u16>) {
+    fake_switches_with(specs, None)
+}
+
+/// [`fake_switches`] appending every SSH session's open and close to
+/// `session_log` (JSON lines: switch, event, peer, at).
+pub fn fake_switches_with(
+    specs: &[&str],
+    session_log: Option<&Path>,
+) -> (Peer, std::collections::HashMap<String, u16>) {
     let mut c = Command::new(venv().join("python"));
-    c.arg(script("fake-switches.py"))
-        .args(["--user", "admin", "--password-env", "SWITCH_PASSWORD"])
-        .args(specs)
-        .env("SWITCH_PASSWORD", "password");
+    c.arg(script("fake-switches.py")).args(["--user", "admin", "--password-env", "SWITCH_PASSWORD"]);
+    if let Some(log) = session_log {
+        c.arg("--session-log").arg(log);
+    }
+    c.args(specs).env("SWITCH_PASSWORD", "password");
     let (peer, line) = started(c);
     let ports = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("fake-switches said {line:?}: {e}"));
     (peer, ports)

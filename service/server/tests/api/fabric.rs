@@ -15,7 +15,7 @@ use tundra_drivers::switch::{HostKey, PortVlan, Switch, dialect};
 use crate::harness::{Backend, Env, wait_for};
 use crate::peers;
 
-fn by_hand(port: u16, host_key: HostKey) -> Switch {
+pub fn by_hand(port: u16, host_key: HostKey) -> Switch {
     Switch {
         address: format!("127.0.0.1:{port}"),
         username: "admin".into(),

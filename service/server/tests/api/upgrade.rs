@@ -1,7 +1,8 @@
-//! Upgrading in place: a store the previous release made (its schema —
-//! migrations 0001–0006 — and operations in the shape it wrote them: a kind
-//! string and loose JSON input) is opened by this tundrad, migrated, and the
-//! operations pending at the upgrade run to their end.
+//! Upgrading in place: a store an earlier release made is opened by this
+//! tundrad, migrated, and the operations pending at the upgrade run to
+//! their end — from the release before typed work (migrations 0001–0006,
+//! operations as a kind string and loose JSON input), and from the release
+//! before replicas (0001–0017, operations with no owner or lease).
 
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ use tundrad::secrets::{Keyring, Plaintext};
 use crate::harness::{Backend, Env, FileServer, Pg, sha256, wait_for};
 use crate::peers;
 
-/// The previous release's schema: its migrations, run as it ran them.
-async fn previous_release(url: &str, backend: &str) -> sqlx::AnyPool {
+/// An earlier release's schema: its migrations (those numbered below
+/// `before`), run as it ran them.
+async fn previous_release(url: &str, backend: &str, before: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
     let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../store/migrations/{backend}"));
@@ -22,7 +24,7 @@ async fn previous_release(url: &str, backend: &str) -> sqlx::AnyPool {
     for e in std::fs::read_dir(&all).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if name.as_str() < "0007" {
+        if name.as_str() < before {
             std::fs::copy(&p, old.path().join(&name)).unwrap();
         }
     }
@@ -38,16 +40,22 @@ async fn insert(pool: &sqlx::AnyPool, sql: &str, values: &[String]) {
     pool.execute(q).await.unwrap();
 }
 
-pub async fn a_pending_operation_of_the_previous_release_runs_to_its_end(b: Backend) {
+/// A store an earlier release left (its migrations below `before`), the
+/// config of the tundrad that upgrades it (fetching images from `files`),
+/// and a pool on it to write what that release wrote.
+struct OldStore {
+    dir: tempfile::TempDir,
+    pg: Option<Pg>,
+    config: Config,
+    pool: sqlx::AnyPool,
+}
+
+async fn old_store(b: Backend, before: &str, files: &FileServer) -> OldStore {
     let dir = tempfile::tempdir().unwrap();
     let pg = match b {
         Backend::Sqlite => None,
         Backend::Postgres => Some(Pg::start().unwrap_or_else(|e| panic!("{e}"))),
     };
-    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    let files = FileServer::start(bytes.clone(), Duration::ZERO).await;
-    let bmc_port = peers::free_udp_port();
-    let _bmc = peers::ipmi_bmc(dir.path(), bmc_port);
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("data"),
@@ -60,36 +68,57 @@ pub async fn a_pending_operation_of_the_previous_release_runs_to_its_end(b: Back
         Backend::Sqlite => format!("{}?mode=rwc", config.database_url()),
         Backend::Postgres => config.database_url(),
     };
-    let pool = previous_release(&url, if b == Backend::Sqlite { "sqlite" } else { "postgres" }).await;
+    let pool = previous_release(&url, if b == Backend::Sqlite { "sqlite" } else { "postgres" }, before).await;
+    OldStore { dir, pg, config, pool }
+}
+
+/// Start this tundrad on the old store (closing the old release's pool).
+async fn upgrade(old: OldStore) -> Env {
+    old.pool.close().await;
+    let server = tundrad::start(old.config.clone()).await.unwrap();
+    let admin = std::fs::read_to_string(old.config.admin_token_file()).unwrap().trim().to_string();
+    Env { server: Some(server), config: old.config, _dir: old.dir, _pg: old.pg, admin, http: reqwest::Client::new() }
+}
+
+/// An image being imported from `files` (`name`) as an earlier release
+/// recorded it, with its operation's ID: returns (image, operation).
+async fn importing_image(pool: &sqlx::AnyPool, files: &FileServer, name: &str, sha: &str) -> (String, String) {
+    let (image, import) =
+        (tundra_api::ImageId::generate().to_string(), tundra_api::OperationId::generate().to_string());
+    insert(
+        pool,
+        "INSERT INTO images (id, project_id, scope, name, description, disk_format, sha256, source_url, status, size_bytes, \
+         raw_sha256, error, operation_id, created_at, updated_at, revision) \
+         VALUES ($1, NULL, 'public', $2, '', 'raw', $3, $4, 'importing', NULL, NULL, NULL, $5, $6, $6, 1)",
+        &[image.clone(), name.into(), sha.into(), files.url(&format!("{name}.raw")), import.clone(), tundra_store::now()],
+    )
+    .await;
+    (image, import)
+}
+
+pub async fn a_pending_operation_of_the_previous_release_runs_to_its_end(b: Backend) {
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let files = FileServer::start(bytes.clone(), Duration::ZERO).await;
+    let old = old_store(b, "0007", &files).await;
+    let (pool, config) = (&old.pool, old.config.clone());
+    let bmc_port = peers::free_udp_port();
+    let _bmc = peers::ipmi_bmc(old.dir.path(), bmc_port);
 
     // What the previous release wrote: an image being imported, and a
     // machine with a power action under way — each with its operation in
     // the old shape — and an operation of a kind no release knows.
     let now = tundra_store::now();
-    let (image, import) =
-        (tundra_api::ImageId::generate().to_string(), tundra_api::OperationId::generate().to_string());
     let sha = sha256(&bytes);
-    insert(
-        &pool,
-        "INSERT INTO images (id, project_id, scope, name, description, disk_format, sha256, source_url, status, size_bytes, \
-         raw_sha256, error, operation_id, created_at, updated_at, revision) \
-         VALUES ($1, NULL, 'public', 'old', '', 'raw', $2, $3, 'importing', NULL, NULL, NULL, $4, $5, $5, 1)",
-        &[image.clone(), sha.clone(), files.url("old.raw"), import.clone(), now.clone()],
-    )
-    .await;
+    let (image, import) = importing_image(pool, &files, "old", &sha).await;
     let op = "INSERT INTO operations (id, project_id, kind, target_type, target_id, state, progress_done, progress_total, \
               message, error, created_by, attempts, input, created_at, updated_at) \
               VALUES ($1, NULL, $2, $3, $4, 'pending', 0, NULL, 'accepted', NULL, 'admin', 0, $5, $6, $6)";
-    insert(
-        &pool,
-        op,
-        &[import.clone(), "image.import".into(), "image".into(), image.clone(), "{}".into(), now.clone()],
-    )
-    .await;
+    insert(pool, op, &[import.clone(), "image.import".into(), "image".into(), image.clone(), "{}".into(), now.clone()])
+        .await;
     let keyring = Keyring::load_or_create(&config.secrets_key_file()).unwrap();
     let secret = keyring.seal(tundra_api::SecretId::generate(), &Plaintext(b"password".to_vec()));
     insert(
-        &pool,
+        pool,
         "INSERT INTO secrets (id, key_id, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
         &[secret.id.to_string(), secret.key_id.clone(), secret.nonce.clone(), secret.ciphertext.clone(), now.clone()],
     )
@@ -98,7 +127,7 @@ pub async fn a_pending_operation_of_the_previous_release_runs_to_its_end(b: Back
         (tundra_api::MachineId::generate().to_string(), tundra_api::OperationId::generate().to_string());
     let bmc = json!({"driver": "ipmi", "address": format!("127.0.0.1:{bmc_port}"), "username": "admin"}).to_string();
     insert(
-        &pool,
+        pool,
         "INSERT INTO machines (id, name, resource_class, traits, properties, location, bmc, bmc_secret_id, interfaces, \
          power_state, provision_state, maintenance, maintenance_reason, maintenance_by, last_error, operation_id, bmc_failures, \
          created_at, updated_at, revision) \
@@ -108,17 +137,14 @@ pub async fn a_pending_operation_of_the_previous_release_runs_to_its_end(b: Back
     )
     .await;
     let input = json!({"action": "power_on", "from": "manageable"}).to_string();
-    insert(&pool, op, &[power.clone(), "machine.power".into(), "machine".into(), machine.clone(), input, now.clone()])
+    insert(pool, op, &[power.clone(), "machine.power".into(), "machine".into(), machine.clone(), input, now.clone()])
         .await;
     let unknown = tundra_api::OperationId::generate().to_string();
     let odd = json!({"warp": 9}).to_string();
-    insert(&pool, op, &[unknown.clone(), "machine.teleport".into(), "machine".into(), machine.clone(), odd, now]).await;
-    pool.close().await;
+    insert(pool, op, &[unknown.clone(), "machine.teleport".into(), "machine".into(), machine.clone(), odd, now]).await;
 
     // The new tundrad opens it, migrates it and resumes.
-    let server = tundrad::start(config.clone()).await.unwrap();
-    let admin = std::fs::read_to_string(config.admin_token_file()).unwrap().trim().to_string();
-    let env = Env { server: Some(server), config, _dir: dir, _pg: pg, admin, http: reqwest::Client::new() };
+    let env = upgrade(old).await;
     let t = env.admin.clone();
     let op = |id: String| {
         let env = &env;
@@ -155,5 +181,49 @@ pub async fn a_pending_operation_of_the_previous_release_runs_to_its_end(b: Back
     let o = op(unknown).await;
     assert_eq!(o["state"], "failed", "{o}");
     assert!(o["error"].as_str().unwrap().contains("cannot run this operation"), "{o}");
+    env.stop().await;
+}
+
+/// The release before replicas (migrations up to 0017) left an image
+/// import pending: operations had no owner then. This tundrad migrates,
+/// claims it as its own and runs it to its end.
+pub async fn an_operation_pending_before_replicas_is_claimed_and_run(b: Backend) {
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let files = FileServer::start(bytes.clone(), Duration::ZERO).await;
+    let old = old_store(b, "0018", &files).await;
+    let pool = &old.pool;
+    let now = tundra_store::now();
+    let sha = sha256(&bytes);
+    let (image, import) = importing_image(pool, &files, "pending-at-upgrade", &sha).await;
+    let work = json!({"kind": "image.import", "image_id": image}).to_string();
+    insert(
+        pool,
+        "INSERT INTO operations (id, project_id, kind, target_type, target_id, state, progress_done, progress_total, \
+         message, error, created_by, attempts, input, created_at, updated_at) \
+         VALUES ($1, NULL, 'image.import', 'image', $2, 'pending', 0, NULL, 'accepted', NULL, 'admin', 0, $3, $4, $4)",
+        &[import.clone(), image.clone(), work, now],
+    )
+    .await;
+    let env = upgrade(old).await;
+    let t = env.admin.clone();
+    wait_for("the import to end", async || {
+        let s = env.call("GET", &format!("/v1/operations/{import}"), &t, None).await.body["state"].clone();
+        s == "succeeded" || s == "failed"
+    })
+    .await;
+    let o = env.call("GET", &format!("/v1/operations/{import}"), &t, None).await.body;
+    assert_eq!((o["state"].as_str(), o["attempts"].as_i64()), (Some("succeeded"), Some(1)), "{o}");
+    let img = env.call("GET", &format!("/v1/images/{image}"), &t, None).await.body;
+    assert_eq!((img["status"].as_str(), img["raw_sha256"].as_str()), (Some("active"), Some(sha.as_str())), "{img}");
+    // Claimed by this tundrad: the replica that ran it is on record.
+    let url = match &env._pg {
+        Some(p) => p.url.clone(),
+        None => format!("{}?mode=ro", env.config.database_url()),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT owner FROM operations WHERE id = $1").bind(import).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    assert_eq!(owner.as_deref(), Some(env.state().conductor.replica()));
     env.stop().await;
 }

@@ -1,0 +1,370 @@
+//! Replicas: several tundrad on one PostgreSQL, each serving the API. A
+//! background loop runs on one replica at a time (the fabric worker's
+//! sessions, as the emulated switch logs them, never overlap — under three
+//! replicas, and after its holder is killed); a killed replica's operation
+//! is taken over by another and finished; SQLite refuses a second tundrad.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tundra_drivers::switch::{HostKey, PortVlan};
+use tundrad::config::Config;
+
+use crate::harness::{Backend, Env, Pg, wait_for};
+use crate::peers;
+
+/// One site of replicas: one PostgreSQL, one secrets key and one images
+/// dir shared (as a site shares them: copied key, shared filesystem),
+/// each replica its own data dir.
+struct Site {
+    dir: tempfile::TempDir,
+    pg: Pg,
+    replicas: Vec<Option<tundrad::Server>>,
+    admin: String,
+    http: reqwest::Client,
+}
+
+impl Site {
+    async fn start(n: usize, tweak: impl Fn(&mut Config)) -> Site {
+        let dir = tempfile::Builder::new().prefix("tundra-replicas-").tempdir().unwrap();
+        let pg = Pg::start().unwrap_or_else(|e| panic!("{e}"));
+        let mut replicas = Vec::new();
+        for i in 0..n {
+            let mut c = Config {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                data_dir: dir.path().join(format!("r{i}")),
+                database_url: Some(pg.url.clone()),
+                secrets_key_file: Some(dir.path().join("secrets.key")),
+                images_dir: Some(dir.path().join("images")),
+                replica_lease: "3s".into(),
+                power_sync_interval: "1h".into(),
+                ..Config::default()
+            };
+            tweak(&mut c);
+            replicas.push(Some(tundrad::start(c).await.unwrap()));
+        }
+        let admin = std::fs::read_to_string(dir.path().join("r0/admin-token")).unwrap().trim().to_string();
+        Site { dir, pg, replicas, admin, http: reqwest::Client::new() }
+    }
+
+    fn replica(&self, i: usize) -> &tundrad::Server {
+        self.replicas[i].as_ref().expect("a live replica")
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.replica(i).state.conductor.replica().to_string()
+    }
+
+    /// A JSON call to replica `i`'s API.
+    async fn call(&self, i: usize, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.replica(i).addr);
+        let mut req = self.http.request(method.parse().unwrap(), url).bearer_auth(&self.admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Kill replica `i` as `kill -9` would: nothing handed over.
+    async fn kill(&mut self, i: usize) {
+        self.replicas[i].take().unwrap().abandon().await;
+    }
+
+    async fn stop(mut self) {
+        for r in self.replicas.iter_mut().filter_map(Option::take) {
+            r.stop().await.unwrap();
+        }
+        drop(self.pg);
+    }
+
+    /// Who holds each loop's lease.
+    async fn holders(&self, via: usize) -> Vec<(String, String)> {
+        let leases = self.replica(via).state.store().lease_holders().await.unwrap();
+        leases.into_iter().map(|l| (l.name, l.owner)).collect()
+    }
+
+    /// An operation's owner and attempts, as stored.
+    async fn owner(&self, op: &str) -> (Option<String>, i64) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.pg.url).await.unwrap();
+        let row: (Option<String>, i64) = sqlx::query_as("SELECT owner, attempts FROM operations WHERE id = $1")
+            .bind(op.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        row
+    }
+}
+
+/// The most sessions the emulator ever had open at once on `switch`, and
+/// how many it had in all, from its session log (a session still open at
+/// the end counts as open from then on; a close whose open is not in the
+/// log is left out).
+fn sessions(log: &Path, switch: &str) -> (usize, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut opened = std::collections::HashMap::new();
+    let mut events: Vec<(f64, i32)> = Vec::new();
+    for e in text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|e| e["switch"] == switch) {
+        let (peer, at) = (e["peer"].as_str().unwrap().to_string(), e["at"].as_f64().unwrap());
+        if e["event"] == "open" {
+            opened.insert(peer, at);
+            events.push((at, 1));
+        } else if opened.remove(&peer).is_some() {
+            events.push((at, -1));
+        }
+    }
+    // At one instant a close counts before an open.
+    events.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut open, mut most, mut all) = (0i32, 0i32, 0usize);
+    for (_, d) in events {
+        open += d;
+        most = most.max(open);
+        all += usize::from(d == 1);
+    }
+    (most as usize, all)
+}
+
+async fn port(site: &Site, via: usize, switch: &str, port: &str) -> Option<Value> {
+    let (status, ports) = site.call(via, "GET", &format!("/v1/switches/{switch}/ports"), None).await;
+    assert_eq!(status, 200, "{ports}");
+    ports.as_array().unwrap().iter().find(|p| p["port"] == port).cloned()
+}
+
+const LOOPS: [&str; 8] = [
+    "appliance_reconciler",
+    "cluster_reconciler",
+    "fabric_worker",
+    "housekeeping",
+    "node_reconciler",
+    "power_sync",
+    "share_worker",
+    "timeouts",
+];
+
+pub async fn loops_run_on_one_replica_at_a_time() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("sessions.jsonl");
+    let (_peer, listening) = peers::fake_switches_with(&["cisco_generic:leaf"], Some(&log));
+    let sport = listening["leaf"];
+    let host_key = crate::fabric::by_hand(sport, HostKey::Learn)
+        .apply(&[PortVlan { port: "FastEthernet0/1".into(), vlan: 2 }])
+        .await
+        .unwrap()
+        .host_key;
+    std::fs::write(&log, "").unwrap(); // from here on, only tundrad's sessions
+    let mut site = Site::start(3, |c| c.fabric_read_interval = "1s".into()).await;
+    let names: Vec<String> = (0..3).map(|i| site.name(i)).collect();
+
+    // Every loop runs on exactly one replica; which one is the lease's say.
+    wait_for("every loop to have a holder", async || site.holders(0).await.len() == LOOPS.len()).await;
+    let holders = site.holders(1).await;
+    assert_eq!(holders.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), LOOPS, "{holders:?}");
+    assert!(holders.iter().all(|(_, o)| names.contains(o)), "{holders:?} {names:?}");
+
+    // Made through one replica, read through another: all serve the API.
+    let (s, pn) = site
+        .call(
+            1,
+            "POST",
+            "/v1/physical-networks",
+            Some(
+                json!({"name": "fabric", "kind": "ethernet", "segment_range": [100, 102], "provisioning_segment": 10}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{pn}");
+    let (s, sw) = site
+        .call(
+            2,
+            "POST",
+            "/v1/switches",
+            Some(json!({"name": "leaf", "physical_network_id": pn["id"], "dialect": "cisco_ios",
+                "address": format!("127.0.0.1:{sport}"), "username": "admin", "password": "password",
+                "host_key": host_key})),
+        )
+        .await;
+    assert_eq!(s, 201, "{sw}");
+    let sw = sw["id"].as_str().unwrap().to_string();
+    let cabled = |name: &str, mac: &str, port: &str| {
+        json!({"name": name, "resource_class": "rc",
+            "bmc": {"driver": "ipmi", "address": "127.0.0.1:1", "username": "u"}, "bmc_password": "p",
+            "interfaces": [{"mac": mac, "switch": "leaf", "port": port}]})
+    };
+    let (s, m) = site.call(0, "POST", "/v1/machines", Some(cabled("m1", "52:54:00:00:0d:01", "FastEthernet0/3"))).await;
+    assert_eq!(s, 201, "{m}");
+    wait_for("Fa0/3 programmed", async || {
+        port(&site, 2, &sw, "FastEthernet0/3")
+            .await
+            .is_some_and(|p| p["state"] == "in_sync" && p["actual_segment"] == 10)
+    })
+    .await;
+    // Reads every second for a while: from one replica only.
+    wait_for("a few read-backs", async || sessions(&log, "leaf").1 >= 5).await;
+    let (most, all) = sessions(&log, "leaf");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(most, 1, "two sessions were open on the switch at once ({all} in all):\n{text}");
+
+    // The fabric worker's replica dies; another takes the loop over once
+    // its lease lapses, and programs the next machine's port.
+    let holder = site.holders(0).await.into_iter().find(|(n, _)| n == "fabric_worker").unwrap().1;
+    let dead = names.iter().position(|n| *n == holder).unwrap();
+    site.kill(dead).await;
+    let alive = (0..3).find(|i| *i != dead).unwrap();
+    let (s, m) =
+        site.call(alive, "POST", "/v1/machines", Some(cabled("m2", "52:54:00:00:0d:02", "FastEthernet0/4"))).await;
+    assert_eq!(s, 201, "{m}");
+    wait_for("Fa0/4 programmed by another replica", async || {
+        port(&site, alive, &sw, "FastEthernet0/4")
+            .await
+            .is_some_and(|p| p["state"] == "in_sync" && p["actual_segment"] == 10)
+    })
+    .await;
+    let now_holder = site.holders(alive).await.into_iter().find(|(n, _)| n == "fabric_worker").unwrap().1;
+    assert_ne!(now_holder, holder, "the loop moved");
+    assert!(names.contains(&now_holder));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let (most, all) = sessions(&log, "leaf");
+    assert!(all >= 7, "the switch saw {all} sessions: too few to tell");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(most, 1, "two sessions were open on the switch at once ({all} in all):\n{text}");
+    site.stop().await;
+}
+
+pub async fn a_killed_replicas_operation_is_taken_over() {
+    let bmc_dir = tempfile::tempdir().unwrap();
+    let (_sushy, base) = peers::sushy(bmc_dir.path());
+    let mut site = Site::start(2, |_| {}).await;
+    let (s, m) = site
+        .call(
+            0,
+            "POST",
+            "/v1/machines",
+            Some(json!({"name": "m1", "resource_class": "baremetal",
+                "bmc": {"driver": "redfish", "address": base, "username": "admin"}, "bmc_password": "password",
+                "interfaces": [{"mac": "52:54:00:00:0e:01"}]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+    let id = m["id"].as_str().unwrap().to_string();
+    site.call(0, "POST", &format!("/v1/machines/{id}/actions"), Some(json!({"action": "manage"}))).await;
+    wait_for("manageable", async || {
+        site.call(1, "GET", &format!("/v1/machines/{id}"), None).await.1["provision_state"] == "manageable"
+    })
+    .await;
+
+    // Power on takes the emulator 1–11 s. Replica 0 accepted it, so it runs
+    // it; it dies meanwhile, and replica 1 takes the operation over once
+    // its lease lapses, resumes it from the store and finishes it.
+    let (s, op) =
+        site.call(0, "POST", &format!("/v1/machines/{id}/actions"), Some(json!({"action": "power_on"}))).await;
+    assert_eq!(s, 202, "{op}");
+    let op = op["id"].as_str().unwrap().to_string();
+    wait_for("the operation to run on replica 0", async || {
+        site.call(1, "GET", &format!("/v1/operations/{op}"), None).await.1["state"] == "running"
+    })
+    .await;
+    assert_eq!(site.owner(&op).await, (Some(site.name(0)), 1));
+    site.kill(0).await;
+    wait_for("replica 1 to finish it", async || {
+        site.call(1, "GET", &format!("/v1/operations/{op}"), None).await.1["state"] == "succeeded"
+    })
+    .await;
+    assert_eq!(site.owner(&op).await, (Some(site.name(1)), 2), "taken over: a second attempt, by replica 1");
+    let (_, m) = site.call(1, "GET", &format!("/v1/machines/{id}"), None).await;
+    assert_eq!((m["power_state"].as_str(), m["provision_state"].as_str()), (Some("on"), Some("manageable")), "{m}");
+    assert!(m["operation_id"].is_null(), "{m}");
+    let _ = &site.dir;
+    site.stop().await;
+}
+
+pub async fn a_second_tundrad_on_one_sqlite_file_is_refused() {
+    let mut env = Env::start(Backend::Sqlite, |_| {}).await;
+    let mut second = env.config.clone();
+    second.data_dir = env.config.data_dir.join("elsewhere");
+    second.database_url = Some(env.config.database_url());
+    let e = tundrad::start(second.clone()).await.err().expect("a second tundrad on the same file is refused");
+    let msg = format!("{e:#}");
+    assert!(msg.contains("another tundrad is running on the SQLite database"), "{msg}");
+    assert!(msg.contains("PostgreSQL"), "it says what to do instead: {msg}");
+    // The refused one wrote nothing; the first still serves.
+    assert!(!second.data_dir.join("admin-token").exists());
+    assert_eq!(env.call("GET", "/v1/machines", &env.admin, None).await.status, 200);
+    // Once the first stops, the file is free.
+    env.restart(|_| {}).await;
+    assert_eq!(env.call("GET", "/v1/machines", &env.admin, None).await.status, 200);
+    let env_dir = env.config.data_dir.clone();
+    env.stop().await;
+    let third = tundrad::start(second).await.unwrap();
+    assert!(env_dir.exists());
+    third.stop().await.unwrap();
+}
+
+/// The node reconciler runs on one replica; a deploy accepted and run by
+/// another ends there, and its wake-up crosses over: the node is active
+/// without waiting for the reconciler's clock (an hour here).
+pub async fn wake_ups_reach_the_worker_on_another_replica() {
+    let site = Site::start(2, |c| {
+        c.fake_hardware = true;
+        c.reconcile_interval = "1h".into();
+    })
+    .await;
+    wait_for("the node reconciler to have a holder", async || {
+        site.holders(0).await.iter().any(|(n, _)| n == "node_reconciler")
+    })
+    .await;
+    let holder = site.holders(0).await.into_iter().find(|(n, _)| n == "node_reconciler").unwrap().1;
+    let other = if holder == site.name(0) { 1 } else { 0 };
+    let call = async |method: &str, path: &str, body: Value| {
+        let (s, b) = site.call(other, method, path, Some(body)).await;
+        assert!(s < 300, "{method} {path}: {s} {b}");
+        b
+    };
+    let project = call("POST", "/v1/projects", json!({"name": "hpc", "description": ""})).await["id"].clone();
+    let flavor = call("POST", "/v1/flavors", json!({"name": "bm", "resource_class": "baremetal"})).await["id"].clone();
+    let bytes = vec![7u8; 4096];
+    let image = call(
+        "POST",
+        "/v1/images",
+        json!({"project_id": project, "name": "img", "disk_format": "raw", "sha256": crate::harness::sha256(&bytes)}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{}/v1/images/{image}/file", site.replica(other).addr);
+    let up = site.http.put(url).bearer_auth(&site.admin).body(bytes).send().await.unwrap();
+    assert!(up.status().is_success(), "{:?}", up.text().await);
+    let m = call(
+        "POST",
+        "/v1/machines",
+        json!({"name": "f1", "bmc": {"driver": "fake", "address": "f1", "username": "admin"}, "bmc_password": "fake",
+               "interfaces": [{"mac": "02:fa:ce:00:00:01", "pxe": true}]}),
+    )
+    .await;
+    let m = m["id"].as_str().unwrap().to_string();
+    for (action, state) in [("manage", "manageable"), ("inspect", "manageable"), ("provide", "available")] {
+        call("POST", &format!("/v1/machines/{m}/actions"), json!({"action": action})).await;
+        wait_for(state, async || {
+            let m = site.call(other, "GET", &format!("/v1/machines/{m}"), None).await.1;
+            m["provision_state"] == state && m["operation_id"].is_null()
+        })
+        .await;
+    }
+    let node =
+        call("POST", "/v1/nodes", json!({"project_id": project, "name": "n1", "flavor_id": flavor, "image_id": image}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    wait_for("the node to be active", async || {
+        site.call(other, "GET", &format!("/v1/nodes/{node}"), None).await.1["status"] == "active"
+    })
+    .await;
+    site.stop().await;
+}
