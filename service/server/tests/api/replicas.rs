@@ -368,3 +368,153 @@ pub async fn wake_ups_reach_the_worker_on_another_replica() {
     .await;
     site.stop().await;
 }
+
+/// A call to replica `i`'s boot listener from `from`, as a machine's agent.
+async fn agent_call(
+    site: &Site,
+    i: usize,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, bytes::Bytes) {
+    let http = reqwest::Client::builder().local_address(AGENT.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let url = format!("http://{}{path}", site.replica(i).boot_listeners[0]);
+    let mut req = http.request(method.parse().unwrap(), url);
+    if !token.is_empty() {
+        req = req.bearer_auth(token);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap())
+}
+
+/// The address the deployed machine's (played) agent calls from: its DHCP lease.
+const AGENT: &str = "127.0.0.121";
+const AGENT_MAC: &str = "52:54:00:00:0f:01";
+
+/// A deploy runs on the replica that placed its node; that replica dies
+/// while the machine boots the agent. The other replica takes the deploy
+/// over, serves the agent (played here, over the agent protocol, from the
+/// machine's leased address) its command and the image from the shared
+/// images dir, and finishes the deploy: the node is active.
+pub async fn a_killed_replicas_deploy_is_taken_over() {
+    let bmc_dir = tempfile::tempdir().unwrap();
+    let (_sushy, base) = peers::sushy(bmc_dir.path());
+    let mut site = Site::start(2, |c| {
+        crate::harness::loopback_boot(c, &[(AGENT_MAC, AGENT)]);
+        c.agent_boot_timeout = "10m".into();
+    })
+    .await;
+    let call = async |site: &Site, i: usize, method: &str, path: &str, body: Value| {
+        let (s, b) = site.call(i, method, path, Some(body)).await;
+        assert!(s < 300, "{method} {path}: {s} {b}");
+        b
+    };
+    // A machine straight to available (the lab tests cover the real way),
+    // through replica 1's store: the setup's own operation is replica 1's.
+    let m = call(
+        &site,
+        0,
+        "POST",
+        "/v1/machines",
+        json!({"name": "m1", "resource_class": "baremetal", "properties": {"root_disk": "/dev/sda"},
+               "bmc": {"driver": "redfish", "address": base, "username": "admin"}, "bmc_password": "password",
+               "interfaces": [{"mac": AGENT_MAC, "pxe": true}]}),
+    )
+    .await;
+    let machine: tundra_api::MachineId = m["id"].as_str().unwrap().parse().unwrap();
+    let store = site.replica(1).state.store().clone();
+    let (_, setup) = store
+        .begin_machine_transition(
+            &tundra_store::Actor::service(),
+            machine,
+            tundra_api::machines::ProvisionState::Enroll,
+            tundra_api::machines::ProvisionState::Cleaning,
+            "setup",
+            crate::harness::machine_op(machine),
+        )
+        .await
+        .unwrap();
+    store.machine_step(machine, setup, tundra_api::machines::ProvisionState::Available, None, true).await.unwrap();
+
+    let project = call(&site, 0, "POST", "/v1/projects", json!({"name": "hpc", "description": ""})).await["id"].clone();
+    let flavor =
+        call(&site, 0, "POST", "/v1/flavors", json!({"name": "bm", "resource_class": "baremetal"})).await["id"].clone();
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 247) as u8).collect();
+    let sha = crate::harness::sha256(&bytes);
+    let image = call(
+        &site,
+        0,
+        "POST",
+        "/v1/images",
+        json!({"project_id": project, "name": "img", "disk_format": "raw", "sha256": sha}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{}/v1/images/{image}/file", site.replica(0).addr);
+    let up = site.http.put(url).bearer_auth(&site.admin).body(bytes.clone()).send().await.unwrap();
+    assert!(up.status().is_success(), "{:?}", up.text().await);
+
+    // Replica 0 places the node and runs its deploy: the machine is powered
+    // on to boot the agent, and waits for it.
+    let node = call(
+        &site,
+        0,
+        "POST",
+        "/v1/nodes",
+        json!({"project_id": project, "name": "n1", "flavor_id": flavor, "image_id": image}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deploy = async |site: &Site| {
+        let ops = site.call(1, "GET", "/v1/operations?limit=100", None).await.1;
+        ops["items"].as_array().unwrap().iter().find(|o| o["kind"] == "machine.deploy").cloned()
+    };
+    wait_for("the deploy to wait for the agent", async || {
+        site.call(1, "GET", &format!("/v1/machines/{machine}"), None).await.1["provision_state"] == "deploy_wait"
+    })
+    .await;
+    let op = deploy(&site).await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(site.owner(&op).await, (Some(site.name(0)), 1));
+    site.kill(0).await;
+
+    // Replica 1 takes it over and serves the agent.
+    wait_for("replica 1 to take the deploy over", async || site.owner(&op).await.0 == Some(site.name(1))).await;
+    let mut script = (0, bytes::Bytes::new());
+    wait_for("a boot script from replica 1", async || {
+        script = agent_call(&site, 1, "GET", &format!("/boot/{AGENT_MAC}.ipxe"), "", None).await;
+        script.0 == 200
+    })
+    .await;
+    let text = String::from_utf8(script.1.to_vec()).unwrap();
+    let token = text.split_whitespace().find_map(|w| w.strip_prefix("tundra.token=")).unwrap().to_string();
+    let (s, cmd) = agent_call(&site, 1, "POST", "/v1/agent/heartbeat", &token, Some(json!({"version": "test"}))).await;
+    assert_eq!(s, 200);
+    let cmd: Value = serde_json::from_slice(&cmd).unwrap();
+    assert_eq!((cmd["command"].as_str(), cmd["sha256"].as_str()), (Some("write_image"), Some(sha.as_str())), "{cmd}");
+    let (s, served) = agent_call(&site, 1, "GET", "/v1/agent/image", &token, None).await;
+    assert_eq!((s, served.len()), (200, bytes.len()), "replica 1 serves the image from the shared images dir");
+    assert_eq!(crate::harness::sha256(&served), sha);
+    let report = json!({"id": cmd["id"], "ok": true,
+        "details": {"bytes": bytes.len(), "sha256": sha, "disk": "/dev/sda", "config_drive": true}});
+    let (s, r) = agent_call(&site, 1, "POST", "/v1/agent/report", &token, Some(report)).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&r));
+
+    wait_for("the node to be active", async || {
+        site.call(1, "GET", &format!("/v1/nodes/{node}"), None).await.1["status"] == "active"
+    })
+    .await;
+    let o = site.call(1, "GET", &format!("/v1/operations/{op}"), None).await.1;
+    assert_eq!(o["state"], "succeeded", "{o}");
+    assert_eq!(site.owner(&op).await, (Some(site.name(1)), 2), "a second attempt, by replica 1");
+    let m = site.call(1, "GET", &format!("/v1/machines/{machine}"), None).await.1;
+    assert_eq!((m["provision_state"].as_str(), m["power_state"].as_str()), (Some("active"), Some("on")), "{m}");
+    site.stop().await;
+}
