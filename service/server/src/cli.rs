@@ -14,6 +14,11 @@ USAGE:
     tundrad openapi                     print the OpenAPI 3.1 document
     tundrad rotate-secrets [OPTIONS]    re-seal secrets with the key file's first key
     tundrad new-secret-key              print a fresh key line for the key file
+    tundrad backup [OPTIONS] FILE       SQLite: write a consistent copy of the database to FILE (new),
+                                        while tundrad runs; PostgreSQL: use pg_dump (docs/reliability.md)
+    tundrad restore [OPTIONS] FILE      SQLite: put a backup in place of the database (tundrad stopped;
+                                        the database it replaces is kept beside it); the next start
+                                        migrates it and resumes its unfinished operations
 
 OPTIONS:
     --config FILE          TOML configuration [env TUNDRA_CONFIG]; see docs/guides/configuration.md.
@@ -37,29 +42,36 @@ enum Command {
     OpenApi,
     RotateSecrets,
     NewSecretKey,
+    Backup,
+    Restore,
 }
 
 struct Args {
     command: Command,
     config: Config,
     address_file: Option<PathBuf>,
+    /// backup's and restore's FILE.
+    file: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut command = Command::Serve;
     let mut config_file = std::env::var_os("TUNDRA_CONFIG").map(PathBuf::from);
-    let (mut listen, mut data_dir, mut database_url, mut address_file) = (None, None, None, None);
+    let (mut listen, mut data_dir, mut database_url, mut address_file, mut file) = (None, None, None, None, None);
     let mut args = std::env::args().skip(1).peekable();
     match args.peek().map(String::as_str) {
         Some("openapi") => command = Command::OpenApi,
         Some("rotate-secrets") => command = Command::RotateSecrets,
         Some("new-secret-key") => command = Command::NewSecretKey,
+        Some("backup") => command = Command::Backup,
+        Some("restore") => command = Command::Restore,
         Some("serve") => {}
         _ => {}
     }
     if !matches!(args.peek().map(String::as_str), Some(a) if a.starts_with('-')) && args.peek().is_some() {
         args.next();
     }
+    let takes_file = matches!(command, Command::Backup | Command::Restore);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value (see --help)"));
         match a.as_str() {
@@ -76,6 +88,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--data-dir" => data_dir = Some(value("--data-dir")?),
             "--database-url" => database_url = Some(value("--database-url")?),
             "--address-file" => address_file = Some(PathBuf::from(value("--address-file")?)),
+            other if takes_file && file.is_none() && !other.starts_with('-') => file = Some(PathBuf::from(other)),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -89,7 +102,10 @@ fn parse_args() -> Result<Option<Args>, String> {
     if let Some(u) = database_url {
         config.database_url = Some(u);
     }
-    Ok(Some(Args { command, config, address_file }))
+    if takes_file && file.is_none() {
+        return Err("backup and restore need a FILE (see --help)".into());
+    }
+    Ok(Some(Args { command, config, address_file, file }))
 }
 
 /// Parse the arguments and run the command; the process's exit code.
@@ -130,6 +146,8 @@ async fn run() -> ExitCode {
         .init();
     let result = match args.command {
         Command::RotateSecrets => rotate(args.config).await,
+        Command::Backup => backup(&args.config, args.file.as_deref().unwrap_or(std::path::Path::new(""))).await,
+        Command::Restore => restore(&args.config, args.file.as_deref().unwrap_or(std::path::Path::new(""))).await,
         _ => serve(args.config, args.address_file).await,
     };
     match result {
@@ -180,5 +198,100 @@ async fn rotate(config: Config) -> anyhow::Result<()> {
     let ring = crate::secrets::Keyring::load_or_create(&config.secrets_key_file())?;
     let n = ring.rotate(&store).await?;
     println!("re-sealed {n} secrets with key {}", ring.primary_id());
+    Ok(())
+}
+
+/// `tundrad backup FILE`: a consistent copy of the SQLite database, taken
+/// while tundrad runs. The secrets key file is not in it (it never touches
+/// the database): back it up apart, or the sealed secrets cannot be opened.
+pub async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if config.sqlite_file().is_none() {
+        anyhow::bail!(
+            "tundrad backup copies a SQLite database; this site's is PostgreSQL: back it up with pg_dump -Fc \
+             (see docs/reliability.md)"
+        );
+    }
+    if to.exists() {
+        anyhow::bail!("{} exists; give a new file", to.display());
+    }
+    if let Some(db) = config.sqlite_file().filter(|db| !db.exists()) {
+        anyhow::bail!("there is no database at {}; are --data-dir and --database-url this site's?", db.display());
+    }
+    let store = tundra_store::Store::open(&config.database_url()).await.context("opening the database")?;
+    let version = store.schema_version().await?;
+    store.backup_into(to).await.with_context(|| format!("writing the backup to {}", to.display()))?;
+    store.close().await;
+    println!(
+        "backed up the database (schema {version}) to {}; keep {} with it (apart), and the images dir {}",
+        to.display(),
+        config.secrets_key_file().display(),
+        config.images_dir.clone().unwrap_or_else(|| config.data_dir.join("images")).display()
+    );
+    Ok(())
+}
+
+/// `tundrad restore FILE`: put a backup in place of the SQLite database,
+/// with tundrad stopped (its lock file says so). The database it replaces
+/// is kept beside it (`….before-restore-TIME`). The next start migrates
+/// the backup if it is older and resumes its unfinished operations.
+pub async fn restore(config: &Config, from: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let Some(db) = config.sqlite_file() else {
+        anyhow::bail!(
+            "tundrad restore replaces a SQLite database; this site's is PostgreSQL: restore it with pg_restore \
+             (see docs/reliability.md)"
+        );
+    };
+    if let Some(dir) = db.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _sole = crate::sole_sqlite_replica(config).map_err(|e| e.context("restore needs tundrad stopped"))?;
+    // Read it as a database before anything is touched.
+    let version = tundra_store::Store::sqlite_schema_version(from)
+        .await
+        .with_context(|| format!("{} is not a tundrad database", from.display()))?;
+    let known = tundra_store::Store::known_sqlite_schema_version();
+    if version > known {
+        anyhow::bail!(
+            "{} is a newer release's database (schema {version}; this tundrad knows up to {known}): restore it with that release",
+            from.display()
+        );
+    }
+    let mut staged = db.clone().into_os_string();
+    staged.push(".restoring");
+    let staged = PathBuf::from(staged);
+    std::fs::copy(from, &staged).with_context(|| format!("copying {} to {}", from.display(), staged.display()))?;
+    std::fs::File::open(&staged).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", staged.display()))?;
+    // The database it replaces goes aside whole: with its write-ahead log,
+    // which after a crash holds committed changes.
+    let with = |p: &std::path::Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let kept = db.exists().then(|| with(&db, &format!(".before-restore-{}", tundra_store::now().replace(':', ""))));
+    for suffix in ["", "-wal", "-shm"] {
+        let (from, to) = (with(&db, suffix), kept.as_deref().map(|k| with(k, suffix)));
+        match to {
+            Some(to) if from.exists() => {
+                std::fs::rename(&from, &to).with_context(|| format!("moving {} aside", from.display()))?
+            }
+            None if from.exists() => {
+                std::fs::remove_file(&from).with_context(|| format!("removing {}", from.display()))?
+            }
+            _ => {}
+        }
+    }
+    std::fs::rename(&staged, &db).with_context(|| format!("putting the backup in place at {}", db.display()))?;
+    match kept {
+        Some(k) => println!(
+            "restored {} (schema {version}) to {}; the database it replaced is {}",
+            from.display(),
+            db.display(),
+            k.display()
+        ),
+        None => println!("restored {} (schema {version}) to {}", from.display(), db.display()),
+    }
     Ok(())
 }

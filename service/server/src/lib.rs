@@ -102,7 +102,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// SQLite serves one tundrad: take the lock file beside the database (held
 /// while the returned file is open), or say who holds it and what to do.
-fn sole_sqlite_replica(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+pub(crate) fn sole_sqlite_replica(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
     let Some(db) = config.sqlite_file() else { return Ok(None) };
     let mut name = db.clone().into_os_string();
     name.push(".tundrad-lock");

@@ -9,6 +9,8 @@ mod harness;
 mod agent;
 #[path = "api/appliances.rs"]
 mod appliances;
+#[path = "api/backup.rs"]
+mod backup;
 #[path = "api/bad_input.rs"]
 mod bad_input;
 #[path = "api/catalog.rs"]
@@ -119,7 +121,7 @@ fn main() {
     }
     // Cases of one backend: replicas share PostgreSQL; SQLite refuses them.
     type OneBackend = fn() -> Pin<Box<dyn Future<Output = ()>>>;
-    let one: [(&str, OneBackend); 5] = [
+    let one: [(&str, OneBackend); 6] = [
         ("postgres::replicas::loops_run_on_one_replica_at_a_time", || {
             Box::pin(replicas::loops_run_on_one_replica_at_a_time())
         }),
@@ -131,6 +133,9 @@ fn main() {
         }),
         ("postgres::replicas::wake_ups_reach_the_worker_on_another_replica", || {
             Box::pin(replicas::wake_ups_reach_the_worker_on_another_replica())
+        }),
+        ("sqlite::backup::a_restored_site_resumes_its_operations", || {
+            Box::pin(backup::a_restored_site_resumes_its_operations())
         }),
         ("sqlite::replicas::a_second_tundrad_on_one_sqlite_file_is_refused", || {
             Box::pin(replicas::a_second_tundrad_on_one_sqlite_file_is_refused())

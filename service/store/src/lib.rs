@@ -280,6 +280,37 @@ impl Store {
         Ok(v.unwrap_or(0))
     }
 
+    /// SQLite: write a consistent copy of the whole database to `to` (a new
+    /// file), while tundrad runs (`VACUUM INTO`). PostgreSQL sites back up
+    /// with its own tools (pg_dump).
+    pub async fn backup_into(&self, to: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Conflict(
+                "a PostgreSQL database is backed up with pg_dump (see docs/reliability.md)".into(),
+            ));
+        }
+        sqlx::query("VACUUM INTO $1").bind(to.to_string_lossy().into_owned()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A SQLite file's schema version, read without writing to it (a
+    /// backup about to be restored); an error if it is not a database
+    /// tundrad made.
+    pub async fn sqlite_schema_version(path: &std::path::Path) -> Result<i64> {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true).connect().await?;
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&mut conn).await?;
+        sqlx::Connection::close(conn).await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// The newest SQLite migration this tundrad knows (a backup newer than
+    /// it cannot be restored by it).
+    pub fn known_sqlite_schema_version() -> i64 {
+        SQLITE_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
