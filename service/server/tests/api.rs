@@ -121,7 +121,7 @@ fn main() {
     }
     // Cases of one backend: replicas share PostgreSQL; SQLite refuses them.
     type OneBackend = fn() -> Pin<Box<dyn Future<Output = ()>>>;
-    let one: [(&str, OneBackend); 6] = [
+    let one: [(&str, OneBackend); 7] = [
         ("postgres::replicas::loops_run_on_one_replica_at_a_time", || {
             Box::pin(replicas::loops_run_on_one_replica_at_a_time())
         }),
@@ -130,6 +130,9 @@ fn main() {
         }),
         ("postgres::replicas::a_killed_replicas_deploy_is_taken_over", || {
             Box::pin(replicas::a_killed_replicas_deploy_is_taken_over())
+        }),
+        ("postgres::replicas::a_rolling_upgrade_drains_the_old_replica", || {
+            Box::pin(replicas::a_rolling_upgrade_drains_the_old_replica())
         }),
         ("postgres::replicas::wake_ups_reach_the_worker_on_another_replica", || {
             Box::pin(replicas::wake_ups_reach_the_worker_on_another_replica())

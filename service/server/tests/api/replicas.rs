@@ -518,3 +518,119 @@ pub async fn a_killed_replicas_deploy_is_taken_over() {
     assert_eq!((m["provision_state"].as_str(), m["power_state"].as_str()), (Some("active"), Some("on")), "{m}");
     site.stop().await;
 }
+
+/// A `tundrad` process (this release, or the packaging test's "next
+/// release" with one more migration), killed when dropped.
+struct Process {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn start(bin: &str, dir: &Path, name: &str, pg: &Pg, files: &crate::harness::FileServer) -> Process {
+        let config = dir.join(format!("{name}.toml"));
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\nsecrets_key_file = {:?}\n\
+             images_dir = {:?}\nreplica_lease = \"3s\"\npower_sync_interval = \"1h\"\nimage_source_allow = [{:?}]\n",
+            dir.join(name),
+            pg.url,
+            dir.join("secrets.key"),
+            dir.join("images"),
+            files.prefix()
+        );
+        std::fs::write(&config, toml).unwrap();
+        let addr_file = dir.join(format!("{name}.addr"));
+        let child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("--address-file")
+            .arg(&addr_file)
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                break a;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{bin} did not start; see {name}.log");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Process { child, addr }
+    }
+
+    /// SIGTERM: the replica drains (hands its leases over) and exits.
+    fn drain(mut self) {
+        std::process::Command::new("kill").arg(self.child.id().to_string()).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// The supported online upgrade: a replica of the next release (the
+/// packaging test's probe: one more migration) starts beside a running
+/// replica of this one and migrates the shared database; the old replica
+/// keeps serving on the migrated schema, then drains on SIGTERM, and the
+/// new one takes over the import the old one was running — at once, as
+/// the old one handed its lease over.
+pub async fn a_rolling_upgrade_drains_the_old_replica() {
+    let dir = tempfile::Builder::new().prefix("tundra-upgrade-").tempdir().unwrap();
+    let pg = Pg::start().unwrap_or_else(|e| panic!("{e}"));
+    let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i % 233) as u8).collect();
+    let files = crate::harness::FileServer::start(bytes.clone(), Duration::from_millis(300)).await;
+    let old = Process::start(env!("CARGO_BIN_EXE_tundrad"), dir.path(), "old", &pg, &files);
+    let admin = std::fs::read_to_string(dir.path().join("old/admin-token")).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let call = async |p: &Process, method: &str, path: &str, body: Option<Value>| {
+        let mut req = http.request(method.parse().unwrap(), format!("http://{}{path}", p.addr)).bearer_auth(&admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, img) = call(
+        &old,
+        "POST",
+        "/v1/images",
+        Some(json!({"name": "big", "disk_format": "raw", "sha256": crate::harness::sha256(&bytes),
+                    "source_url": files.url("big.raw")})),
+    )
+    .await;
+    assert_eq!(s, 202, "{img}");
+    let op = img["operation_id"].as_str().unwrap().to_string();
+    let op_path = format!("/v1/operations/{op}");
+    wait_for("the import under way on the old replica", async || {
+        call(&old, "GET", &op_path, None).await.1["progress_done"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+
+    let new = Process::start(env!("CARGO_BIN_EXE_tundrad-upgrade-probe"), dir.path(), "new", &pg, &files);
+    let (_, info) = call(&new, "GET", "/v1/info", None).await;
+    assert_eq!(info["schema_version"], 9000, "the new replica migrated: {info}");
+    // The old replica works on the migrated schema meanwhile.
+    let (s, o) = call(&old, "GET", &op_path, None).await;
+    assert_eq!((s, o["state"].as_str()), (200, Some("running")), "{o}");
+    let (s, _) = call(&old, "POST", "/v1/projects", Some(json!({"name": "during", "description": ""}))).await;
+    assert_eq!(s, 201);
+
+    old.drain();
+    wait_for("the new replica to finish the import", async || {
+        let s = call(&new, "GET", &op_path, None).await.1["state"].clone();
+        s == "succeeded" || s == "failed"
+    })
+    .await;
+    let (_, o) = call(&new, "GET", &op_path, None).await;
+    assert_eq!((o["state"].as_str(), o["attempts"].as_i64()), (Some("succeeded"), Some(2)), "{o}");
+    let (_, p) = call(&new, "GET", "/v1/projects/during", None).await;
+    assert_eq!(p["name"], "during", "{p}");
+    new.drain();
+}
