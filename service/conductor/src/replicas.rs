@@ -41,6 +41,17 @@ fn hold_for(c: &Conductor) -> Duration {
 /// Run loop `name` (made by `run`) while this replica holds its lease;
 /// wait for the lease while another does.
 pub async fn leased(c: Conductor, name: &'static str, run: Loop) {
+    let c2 = c.clone();
+    leased_with(c, name, move || run(c2.clone())).await
+}
+
+/// [`leased`] for a loop made by any closure (the provisioning networks'
+/// servers, which own their sockets).
+pub async fn leased_with<F, Fut>(c: Conductor, name: &'static str, make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let every = renew_every(&c);
     loop {
         let mut renewed = loop {
@@ -56,7 +67,7 @@ pub async fn leased(c: Conductor, name: &'static str, run: Loop) {
             tokio::time::sleep(every).await;
         };
         tracing::info!(task = name, replica = c.replica(), "holding the loop's lease: running it here");
-        let mut task = tokio::spawn(run(c.clone()));
+        let mut task = tokio::spawn(make());
         let _abort = AbortOnDrop(task.abort_handle());
         loop {
             tokio::select! {
