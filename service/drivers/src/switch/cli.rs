@@ -40,6 +40,14 @@ impl client::Handler for Client {
     }
 }
 
+/// End an SSH connection: say goodbye, then wait (a few seconds at most)
+/// until it is closed, so that the next session to the switch never
+/// overlaps it — switches count sessions until their connection closes.
+pub(crate) async fn hang_up(mut handle: Handle<Client>) {
+    let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), &mut handle).await;
+}
+
 /// A logged-in CLI session, in privileged mode.
 pub struct Session {
     handle: Handle<Client>,
@@ -295,6 +303,6 @@ impl Session {
 
     pub async fn close(self) {
         let _ = self.channel.eof().await;
-        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        hang_up(self.handle).await;
     }
 }

@@ -63,6 +63,6 @@ impl Session {
     }
 
     pub async fn close(self) {
-        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        super::cli::hang_up(self.handle).await;
     }
 }

@@ -114,7 +114,7 @@ impl Session {
     pub async fn close(mut self) {
         let _ = self.rpc("<close-session/>", None).await;
         let _ = self.channel.eof().await;
-        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        super::cli::hang_up(self.handle).await;
     }
 }
 

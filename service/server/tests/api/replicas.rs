@@ -104,7 +104,12 @@ impl Site {
 /// The most sessions the emulator ever had open at once on `switch`, and
 /// how many it had in all, from its session log (a session still open at
 /// the end counts as open from then on; a close whose open is not in the
-/// log is left out).
+/// log is left out). The emulator's reactor notices a hang-up in the same
+/// pass as a new connection made right after it, and may log it second:
+/// a close counts from `NOTICED` before it was logged. Two workers reading
+/// and programming at once overlap by whole sessions (tens of ms).
+const NOTICED: f64 = 0.005;
+
 fn sessions(log: &Path, switch: &str) -> (usize, usize) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut opened = std::collections::HashMap::new();
@@ -115,7 +120,7 @@ fn sessions(log: &Path, switch: &str) -> (usize, usize) {
             opened.insert(peer, at);
             events.push((at, 1));
         } else if opened.remove(&peer).is_some() {
-            events.push((at, -1));
+            events.push((at - NOTICED, -1));
         }
     }
     // At one instant a close counts before an open.
