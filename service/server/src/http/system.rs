@@ -52,7 +52,19 @@ async fn info(State(state): State<AppState>) -> axum::Json<ServiceInfo> {
 #[utoipa::path(get, path = paths::METRICS, tag = "system", security(()), responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let images = state.store().image_status_counts().await.unwrap_or_default();
+    let me = state.conductor.replica();
+    let leases = state.store().lease_holders().await.unwrap_or_default();
     let gauges = vec![
+        (
+            "tundra_lease_held",
+            "1 for each background loop or provisioning network (netboot:…) this replica runs now, 0 for those another runs.",
+            leases.into_iter().map(|l| (format!("lease=\"{}\"", l.name), f64::from(u8::from(l.owner == me)))).collect(),
+        ),
+        (
+            "tundra_operations_running_here",
+            "Operations whose workers run on this replica.",
+            vec![(String::new(), state.conductor.running_here().len() as f64)],
+        ),
         (
             "tundra_images",
             "Images by status.",

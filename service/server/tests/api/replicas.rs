@@ -170,6 +170,17 @@ pub async fn loops_run_on_one_replica_at_a_time() {
     let holders = site.holders(1).await;
     assert_eq!(holders.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), LOOPS, "{holders:?}");
     assert!(holders.iter().all(|(_, o)| names.contains(o)), "{holders:?} {names:?}");
+    // Each replica's /metrics says which it runs: every loop, on exactly one.
+    let mut held = std::collections::BTreeMap::<String, u32>::new();
+    for i in 0..3 {
+        let text = site.http.get(format!("http://{}/metrics", site.replica(i).addr)).send().await.unwrap();
+        for line in text.text().await.unwrap().lines().filter(|l| l.starts_with("tundra_lease_held{")) {
+            let (labels, v) = line.rsplit_once(' ').unwrap();
+            let name = labels.split('"').nth(1).unwrap().to_string();
+            *held.entry(name).or_default() += u32::from(v == "1");
+        }
+    }
+    assert_eq!(held.into_iter().collect::<Vec<_>>(), LOOPS.map(|l| (l.to_string(), 1)).to_vec(), "one replica each");
 
     // Made through one replica, read through another: all serve the API.
     let (s, pn) = site
