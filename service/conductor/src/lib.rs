@@ -8,7 +8,7 @@
 //! Modules import only modules listed before them (checked by
 //! `tests/layout.rs`):
 //!
-//! 1. `secrets`, `error`, `certs`, `settings`, `runner` — leaves
+//! 1. `secrets`, `error`, `certs`, `settings`, `wakes`, `runner` — leaves
 //! 2. `handle` — the [`Conductor`]: store, keyring, settings, runner, wake-ups
 //! 3. `bmc`, `images`, `config_drive`, `netboot`, `housekeeping`, `replicas`
 //! 4. `fabric::{switches, networks, binding, worker}`
@@ -39,11 +39,13 @@ pub mod runner;
 pub mod secrets;
 pub mod settings;
 pub mod shares;
+pub mod wakes;
 pub mod work;
 
 pub use error::{Error, Result};
-pub use handle::{BmcMaker, Conductor, Wakes};
+pub use handle::{BmcMaker, Conductor};
 pub use settings::Settings;
+pub use wakes::Wakes;
 
 use tundra_store::{Backend, Store};
 

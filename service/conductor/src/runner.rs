@@ -115,7 +115,7 @@ pub fn ticker(every: Duration) -> tokio::time::Interval {
 }
 
 /// Wait for a worker's next pass: its clock's next tick, or a wake-up.
-pub async fn next_pass(tick: &mut tokio::time::Interval, wake: &crate::handle::Wake) {
+pub async fn next_pass(tick: &mut tokio::time::Interval, wake: &crate::wakes::Wake) {
     tokio::select! {
         _ = tick.tick() => {}
         _ = wake.notified() => {}
