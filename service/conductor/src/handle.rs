@@ -55,6 +55,8 @@ struct Inner {
     /// This process's name among the replicas (new at every start): the
     /// owner of the leases it holds.
     replica: String,
+    /// The loops and networks whose leases this replica runs under now.
+    leases_here: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -89,6 +91,7 @@ impl Conductor {
                 share_backend: std::sync::OnceLock::new(),
                 metadata_url: std::sync::OnceLock::new(),
                 replica,
+                leases_here: Default::default(),
             }),
         }
     }
@@ -214,6 +217,22 @@ impl Conductor {
     /// The operations whose workers run on this replica.
     pub fn running_here(&self) -> Vec<OperationId> {
         self.inner.runner.operations()
+    }
+
+    /// The loops and provisioning networks this replica runs now (under
+    /// their leases).
+    pub fn leases_here(&self) -> Vec<&'static str> {
+        self.inner.leases_here.lock().expect("leases lock").iter().copied().collect()
+    }
+
+    /// Record that the work under lease `name` runs here (`true`) or stopped.
+    pub(crate) fn running_under(&self, name: &'static str, running: bool) {
+        let mut here = self.inner.leases_here.lock().expect("leases lock");
+        if running {
+            here.insert(name);
+        } else {
+            here.remove(name);
+        }
     }
 
     /// Stop the worker of an operation that was ended from outside.

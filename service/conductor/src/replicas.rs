@@ -53,12 +53,11 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let every = renew_every(&c);
+    let acquire = || c.store().acquire_lease(name, c.replica(), c.settings().replica_lease);
     loop {
         let mut renewed = loop {
             let asked = Instant::now();
-            match tokio::time::timeout(every, c.store().acquire_lease(name, c.replica(), c.settings().replica_lease))
-                .await
-            {
+            match tokio::time::timeout(every, acquire()).await {
                 Ok(Ok(true)) => break asked,
                 Ok(Ok(false)) => {}
                 Ok(Err(e)) => tracing::warn!(task = name, error = %e, "could not ask for the lease"),
@@ -66,78 +65,107 @@ where
             }
             tokio::time::sleep(every).await;
         };
-        tracing::info!(task = name, replica = c.replica(), "holding the loop's lease: running it here");
+        tracing::info!(task = name, replica = c.replica(), "holding the lease: running it here");
         let mut task = tokio::spawn(make());
         let _abort = AbortOnDrop(task.abort_handle());
+        let _here = Here::new(&c, name);
         loop {
+            // Stopped here by the deadline whatever the database does: no
+            // call below may outlast it.
+            let deadline = renewed + hold_for(&c);
             tokio::select! {
                 r = &mut task => match r {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     _ => return, // it ended: the supervisor says so and starts it again
                 },
                 _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(task = name, "the lease could not be renewed in time: stopping it here");
+                break;
             }
             let asked = Instant::now();
-            match tokio::time::timeout(every, c.store().acquire_lease(name, c.replica(), c.settings().replica_lease))
-                .await
-            {
+            match tokio::time::timeout(left.min(every), acquire()).await {
                 Ok(Ok(true)) => renewed = asked,
                 Ok(Ok(false)) => {
-                    tracing::warn!(task = name, "another replica holds the loop's lease now: stopping it here");
+                    tracing::warn!(task = name, "another replica holds the lease now: stopping it here");
                     break;
                 }
-                Ok(Err(e)) => tracing::warn!(task = name, error = %e, "could not renew the loop's lease"),
-                Err(_) => tracing::warn!(task = name, "renewing the loop's lease timed out"),
-            }
-            if renewed.elapsed() >= hold_for(&c) {
-                tracing::warn!(task = name, "the loop's lease could not be renewed in time: stopping it here");
-                break;
+                Ok(Err(e)) => tracing::warn!(task = name, error = %e, "could not renew the lease"),
+                Err(_) => tracing::warn!(task = name, "renewing the lease timed out"),
             }
         }
         task.abort();
     }
 }
 
+/// Marks the work under a lease as running here while it lives.
+struct Here<'a>(&'a Conductor, &'static str);
+
+impl<'a> Here<'a> {
+    fn new(c: &'a Conductor, name: &'static str) -> Here<'a> {
+        c.running_under(name, true);
+        Here(c, name)
+    }
+}
+
+impl Drop for Here<'_> {
+    fn drop(&mut self) {
+        self.0.running_under(self.1, false);
+    }
+}
+
 /// Every replica's heartbeat: renew the leases of the operations running
 /// here, stop the workers of those held elsewhere now, and take over the
-/// operations of replicas that stopped renewing theirs.
+/// operations no live replica holds (a dead replica's, and this one's that
+/// have no worker here any more).
 pub async fn operations(c: Conductor) {
-    let mut tick = crate::runner::ticker(renew_every(&c));
+    let every = renew_every(&c);
+    let mut tick = crate::runner::ticker(every);
     let mut renewed = Instant::now();
     loop {
-        tick.tick().await;
+        let deadline = renewed + hold_for(&c);
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+        // Only what ran before the renewal is judged by it.
+        let here = c.running_here();
         let asked = Instant::now();
-        match tokio::time::timeout(
-            renew_every(&c),
-            c.store().renew_operation_leases(c.replica(), c.settings().replica_lease),
-        )
-        .await
-        {
-            Ok(Ok(held)) => {
-                renewed = asked;
-                for id in c.running_here() {
-                    if !held.contains(&id) {
+        let left = deadline.saturating_duration_since(asked);
+        if here.is_empty() {
+            renewed = asked;
+        } else if !left.is_zero() {
+            let renew = c.store().renew_operation_leases(c.replica(), c.settings().replica_lease, &here);
+            match tokio::time::timeout(left.min(every), renew).await {
+                Ok(Ok(held)) => {
+                    renewed = asked;
+                    for id in here.iter().filter(|id| !held.contains(id)) {
                         tracing::warn!(operation_id = %id, "this replica no longer holds the operation: stopping its worker here");
-                        c.cancel(id);
+                        c.cancel(*id);
                     }
                 }
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the operations' leases"),
+                Err(_) => tracing::warn!("renewing the operations' leases timed out"),
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the operations' leases"),
-            Err(_) => tracing::warn!("renewing the operations' leases timed out"),
         }
         if renewed.elapsed() >= hold_for(&c) {
             // Cut off from the database: another replica may take these
-            // over at any moment, so they stop here; they are claimed
-            // again (here or there) once the database answers.
+            // over at any moment, so they stop here. Unrenewed, their
+            // leases lapse and they are claimed again (here or there) once
+            // the database answers.
             for id in c.running_here() {
                 tracing::warn!(operation_id = %id, "the operation's lease could not be renewed in time: stopping its worker here");
                 c.cancel(id);
             }
         }
-        match c.take_over().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(operations = n, "took over operations no replica held"),
-            Err(e) => tracing::warn!(error = %e, "could not look for operations to take over"),
+        match tokio::time::timeout(every, c.take_over()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(operations = n, "took over operations no replica held"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not look for operations to take over"),
+            Err(_) => tracing::warn!("looking for operations to take over timed out"),
         }
     }
 }

@@ -11,11 +11,32 @@ use std::time::Duration;
 use tokio::task::{AbortHandle, JoinSet};
 use tundra_api::OperationId;
 
+/// Operations' tasks by ID, each with the number it was started under.
+type Running = Arc<std::sync::Mutex<HashMap<OperationId, (u64, AbortHandle)>>>;
+
 #[derive(Clone, Default)]
 pub struct Runner {
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
-    running: Arc<std::sync::Mutex<HashMap<OperationId, AbortHandle>>>,
+    running: Running,
+    started: Arc<std::sync::atomic::AtomicU64>,
     restarts: Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
+}
+
+/// Forgets an operation's task however it ends — done, panicked or
+/// aborted — unless the operation was started again meanwhile.
+struct Forget {
+    running: Running,
+    id: OperationId,
+    n: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().expect("running lock");
+        if running.get(&self.id).is_some_and(|(n, _)| *n == self.n) {
+            running.remove(&self.id);
+        }
+    }
 }
 
 /// Aborts the task when whoever holds this is dropped (aborted).
@@ -42,12 +63,13 @@ impl Runner {
         if self.running.lock().expect("running lock").contains_key(&id) {
             return false;
         }
-        let running = self.running.clone();
+        let n = self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let forget = Forget { running: self.running.clone(), id, n };
         let handle = tasks.spawn(async move {
+            let _forget = forget;
             task.await;
-            running.lock().expect("running lock").remove(&id);
         });
-        self.running.lock().expect("running lock").insert(id, handle);
+        self.running.lock().expect("running lock").insert(id, (n, handle));
         true
     }
 
@@ -58,7 +80,7 @@ impl Runner {
 
     /// Stop the task of an operation that was ended from outside (a timeout, an abort).
     pub fn cancel(&self, id: OperationId) {
-        if let Some(h) = self.running.lock().expect("running lock").remove(&id) {
+        if let Some((_, h)) = self.running.lock().expect("running lock").remove(&id) {
             h.abort();
         }
     }
@@ -100,9 +122,13 @@ impl Runner {
         self.restarts.lock().expect("restarts lock").iter().map(|(k, v)| (*k, *v)).collect()
     }
 
-    /// Stop everything; unfinished operations resume on the next start.
+    /// Stop everything, and wait (a few seconds at most) until it has
+    /// stopped; unfinished operations resume on the next start.
     pub async fn abort(&self) {
-        self.tasks.lock().await.abort_all();
+        let mut tasks = self.tasks.lock().await;
+        tasks.abort_all();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tundra_api::OperationId;
 
+use crate::sql::Sql;
 use crate::{Replica, Result, Store, now, parse_id, time_after};
 
 /// The owner and lease expiry a new operation is written with.
@@ -68,23 +69,41 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Renew every lease `owner` holds on unfinished operations; returns
-    /// the operations it still holds (one it no longer does was ended from
-    /// outside or claimed by another replica after its lease lapsed).
-    pub async fn renew_operation_leases(&self, owner: &str, ttl: Duration) -> Result<Vec<OperationId>> {
+    /// Renew `owner`'s leases on `running` (the operations whose workers
+    /// run on it now); returns those it still holds (one it no longer does
+    /// was ended from outside or claimed by another replica after its lease
+    /// lapsed). An operation `owner` holds but runs no worker for is not
+    /// renewed: its lease lapses and it is claimed again.
+    pub async fn renew_operation_leases(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        running: &[OperationId],
+    ) -> Result<Vec<OperationId>> {
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = |q: &mut Sql| {
+            for (i, id) in running.iter().enumerate() {
+                q.push(if i == 0 { "" } else { ", " }).bind(id.to_string());
+            }
+        };
         let mut w = self.write().await?;
-        sqlx::query("UPDATE operations SET lease_expires_at = $1 WHERE owner = $2 AND state IN ('pending', 'running')")
-            .bind(time_after(ttl))
-            .bind(owner.to_string())
-            .execute(&mut *w.tx)
-            .await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM operations WHERE owner = $1 AND state IN ('pending', 'running')")
-                .bind(owner.to_string())
-                .fetch_all(&mut *w.tx)
-                .await?;
+        let mut q = Sql::new("UPDATE operations SET lease_expires_at = ");
+        q.bind(time_after(ttl))
+            .push(" WHERE owner = ")
+            .bind(owner)
+            .push(" AND state IN ('pending', 'running') AND id IN (");
+        ids(&mut q);
+        q.push(")");
+        q.query().execute(&mut *w.tx).await?;
+        let mut q = Sql::new("SELECT id FROM operations WHERE owner = ");
+        q.bind(owner).push(" AND state IN ('pending', 'running') AND id IN (");
+        ids(&mut q);
+        q.push(")");
+        let rows = q.query().fetch_all(&mut *w.tx).await?;
         w.commit().await?;
-        ids.iter().map(|i| parse_id("operations", i)).collect()
+        rows.iter().map(|r| parse_id("operations", &crate::get::<String>(r, "id")?)).collect()
     }
 
     /// Unfinished operations nobody holds: never claimed, or their lease

@@ -52,13 +52,16 @@ async fn info(State(state): State<AppState>) -> axum::Json<ServiceInfo> {
 #[utoipa::path(get, path = paths::METRICS, tag = "system", security(()), responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let images = state.store().image_status_counts().await.unwrap_or_default();
-    let me = state.conductor.replica();
+    let here = state.conductor.leases_here();
     let leases = state.store().lease_holders().await.unwrap_or_default();
     let gauges = vec![
         (
             "tundra_lease_held",
             "1 for each background loop or provisioning network (netboot:…) this replica runs now, 0 for those another runs.",
-            leases.into_iter().map(|l| (format!("lease=\"{}\"", l.name), f64::from(u8::from(l.owner == me)))).collect(),
+            leases
+                .into_iter()
+                .map(|l| (format!("lease=\"{}\"", l.name), f64::from(u8::from(here.contains(&l.name.as_str())))))
+                .collect(),
         ),
         (
             "tundra_operations_running_here",
