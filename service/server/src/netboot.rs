@@ -3,7 +3,8 @@
 //! service, only those and only there, on the network's own address, bound
 //! to that network's leases), and a task that keeps the DHCP servers'
 //! knowledge current (`tundra_conductor::netboot`). With replicas, one
-//! serves each network at a time: the holder of its `netboot:` lease.
+//! answers DHCP and TFTP on each network at a time: the holder of its
+//! `netboot:` lease; every replica serves its boot listener.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,43 +60,49 @@ pub async fn start(state: &AppState) -> anyhow::Result<Served> {
         let net = crate::http::agent::BootNet { dhcp: server.clone() };
         let app = crate::http::app(crate::http::boot_router().layer(axum::Extension(net)), state)
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        // One replica serves a provisioning network at a time: the holder
-        // of its lease (named by the network, which every replica's config
-        // names alike). Its DHCP pool leases and the boot listener's check
-        // of who may boot live in this process, so two answering at once
-        // could give one address to two machines. The others have bound
-        // their sockets and stand by; when the holder dies, one of them
-        // takes over, and machines it left mid-boot are booted again by
-        // their operation (agent_boot_timeout).
+        // The boot listener serves on every replica: a machine's boot
+        // script goes only to the address this replica's DHCP server leased
+        // to it, and the agent routes and the metadata service answer from
+        // the store. Served as bound; if it stops, bound again.
+        let first = Arc::new(std::sync::Mutex::new(Some(l)));
+        c.supervise("boot_listener", move || {
+            let (app, first) = (app.clone(), first.clone());
+            async move {
+                let bound = first.lock().expect("listener lock").take();
+                let l = match bound {
+                    Some(l) => Ok(l),
+                    None => tokio::net::TcpListener::bind((ip, http_port)).await,
+                };
+                match l {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "the boot listener stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, %ip, http_port, "binding the boot listener again failed"),
+                }
+            }
+        })
+        .await;
+
+        // DHCP and TFTP: one replica answers a network at a time, the
+        // holder of its lease (named by the network, which every replica's
+        // config names alike). A DHCP server's pool leases live in this
+        // process (its journal), so two answering at once could give one
+        // address to two machines. The others have bound their sockets and
+        // stand by; when the holder dies, one of them takes over, and
+        // machines left mid-boot are booted again by their operation
+        // (agent_boot_timeout).
         let network = u32::from(ip) & u32::from(mask);
         let lease: &'static str = Box::leak(
             format!("netboot:{}/{}", std::net::Ipv4Addr::from(network), u32::from(mask).count_ones()).into_boxed_str(),
         );
-        // Served as bound; if it stops, bound again on the same address.
-        let first = Arc::new(std::sync::Mutex::new(Some(l)));
         let (s, root, device) = (server.clone(), n.tftp_root.clone(), n.interface.clone());
         let serve = Arc::new(move || {
-            let (app, first, s, dhcp, tftp) = (app.clone(), first.clone(), s.clone(), dhcp.clone(), tftp.clone());
-            let (root, device) = (root.clone(), device.clone());
+            let (s, dhcp, tftp, root, device) = (s.clone(), dhcp.clone(), tftp.clone(), root.clone(), device.clone());
             async move {
-                let boot = async {
-                    let bound = first.lock().expect("listener lock").take();
-                    let l = match bound {
-                        Some(l) => Ok(l),
-                        None => tokio::net::TcpListener::bind((ip, http_port)).await,
-                    };
-                    match l {
-                        Ok(l) => {
-                            if let Err(e) = axum::serve(l, app).await {
-                                tracing::error!(error = %e, "the boot listener stopped");
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, %ip, http_port, "binding the boot listener again failed"),
-                    }
-                };
-                // Whichever stops, all stop and start again together.
+                // Whichever stops, both stop and start again together.
                 tokio::select! {
-                    _ = boot => {}
                     _ = s.serve(&dhcp) => tracing::error!("the DHCP server stopped"),
                     _ = tundra_boot::tftp::serve(root, &tftp, Some(device)) => tracing::error!("the TFTP server stopped"),
                 }
