@@ -233,7 +233,7 @@ pub async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()>
 
 /// `tundrad restore FILE`: put a backup in place of the SQLite database,
 /// with tundrad stopped (its lock file says so). The database it replaces
-/// is kept beside it (`….before-restore-TIME`). The next start migrates
+/// is kept beside it (`….before-restore-TIME`, its log folded in). The next start migrates
 /// the backup if it is older and resumes its unfinished operations.
 pub async fn restore(config: &Config, from: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -263,27 +263,35 @@ pub async fn restore(config: &Config, from: &std::path::Path) -> anyhow::Result<
     let staged = PathBuf::from(staged);
     std::fs::copy(from, &staged).with_context(|| format!("copying {} to {}", from.display(), staged.display()))?;
     std::fs::File::open(&staged).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", staged.display()))?;
-    // The database it replaces goes aside whole: with its write-ahead log,
-    // which after a crash holds committed changes.
+    // The database it replaces is kept aside whole: its write-ahead log
+    // folded in first, then a second name for the file. The backup then
+    // takes the database's name in one rename, so a crash at any point
+    // leaves one whole database there, the old or the restored.
     let with = |p: &std::path::Path, suffix: &str| {
         let mut s = p.as_os_str().to_owned();
         s.push(suffix);
         PathBuf::from(s)
     };
-    let kept = db.exists().then(|| with(&db, &format!(".before-restore-{}", tundra_store::now().replace(':', ""))));
-    for suffix in ["", "-wal", "-shm"] {
-        let (from, to) = (with(&db, suffix), kept.as_deref().map(|k| with(k, suffix)));
-        match to {
-            Some(to) if from.exists() => {
-                std::fs::rename(&from, &to).with_context(|| format!("moving {} aside", from.display()))?
-            }
-            None if from.exists() => {
-                std::fs::remove_file(&from).with_context(|| format!("removing {}", from.display()))?
-            }
-            _ => {}
+    let kept = if db.exists() {
+        tundra_store::Store::checkpoint_sqlite(&db)
+            .await
+            .with_context(|| format!("folding {}'s write-ahead log into it", db.display()))?;
+        let aside = with(&db, &format!(".before-restore-{}", tundra_store::now().replace(':', "")));
+        std::fs::hard_link(&db, &aside).with_context(|| format!("keeping {} as {}", db.display(), aside.display()))?;
+        Some(aside)
+    } else {
+        None
+    };
+    for suffix in ["-wal", "-shm"] {
+        let side = with(&db, suffix);
+        if side.exists() {
+            std::fs::remove_file(&side).with_context(|| format!("removing {}", side.display()))?;
         }
     }
     std::fs::rename(&staged, &db).with_context(|| format!("putting the backup in place at {}", db.display()))?;
+    if let Some(dir) = db.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+    }
     match kept {
         Some(k) => println!(
             "restored {} (schema {version}) to {}; the database it replaced is {}",

@@ -261,14 +261,20 @@ impl Store {
     }
 
     /// Apply every migration not yet applied. Safe to run on every start.
+    /// Migrations a newer release applied are left alone (they are
+    /// additive): during a rolling upgrade a replica of this release may
+    /// start again on the schema a newer one migrated.
     pub async fn migrate(&self) -> Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        if UPGRADE_PROBE.load(std::sync::atomic::Ordering::SeqCst) {
-            return upgrade_probe(self.backend, migrator).run(&self.pool).await.map_err(StoreError::Migrate);
-        }
+        let mut migrator = if UPGRADE_PROBE.load(std::sync::atomic::Ordering::SeqCst) {
+            upgrade_probe(self.backend, migrator)
+        } else {
+            sqlx::migrate::Migrator { migrations: migrator.migrations.clone(), ..sqlx::migrate::Migrator::DEFAULT }
+        };
+        migrator.set_ignore_missing(true);
         migrator.run(&self.pool).await.map_err(StoreError::Migrate)
     }
 
@@ -303,6 +309,16 @@ impl Store {
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&mut conn).await?;
         sqlx::Connection::close(conn).await?;
         Ok(v.unwrap_or(0))
+    }
+
+    /// Fold a SQLite file's write-ahead log into it (nobody else may have
+    /// it open), so the file alone holds every committed change.
+    pub async fn checkpoint_sqlite(path: &std::path::Path) -> Result<()> {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await?;
+        sqlx::Connection::close(conn).await?;
+        Ok(())
     }
 
     /// The newest SQLite migration this tundrad knows (a backup newer than

@@ -77,5 +77,20 @@ pub async fn a_restored_site_resumes_its_operations() {
     let got = env.raw(env.req("GET", &format!("/v1/images/{image}/file"), &t)).await;
     assert_eq!(got.bytes.len(), bytes.len());
     assert!(got.bytes == bytes, "the image's bytes");
-    env.stop().await;
+
+    // Restoring over a database keeps that one beside it, whole.
+    let Env { server, config, _dir: dir, .. } = env;
+    server.unwrap().stop().await.unwrap();
+    tundrad::cli::restore(&config, &backup).await.unwrap();
+    let kept: Vec<_> = std::fs::read_dir(&config.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("tundra.db.before-restore-") && !p.to_string_lossy().ends_with("-wal"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        tundra_store::Store::sqlite_schema_version(&kept[0]).await.unwrap(),
+        tundra_store::Store::known_sqlite_schema_version()
+    );
+    drop(dir);
 }

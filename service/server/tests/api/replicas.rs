@@ -311,14 +311,15 @@ pub async fn a_second_tundrad_on_one_sqlite_file_is_refused() {
     // The refused one wrote nothing; the first still serves.
     assert!(!second.data_dir.join("admin-token").exists());
     assert_eq!(env.call("GET", "/v1/machines", &env.admin, None).await.status, 200);
-    // Once the first stops, the file is free.
+    // Once the first stops, the file is free: for itself started again,
+    // and for another.
     env.restart(|_| {}).await;
     assert_eq!(env.call("GET", "/v1/machines", &env.admin, None).await.status, 200);
-    let env_dir = env.config.data_dir.clone();
-    env.stop().await;
+    let Env { server, _dir: dir, .. } = env;
+    server.unwrap().stop().await.unwrap();
     let third = tundrad::start(second).await.unwrap();
-    assert!(env_dir.exists());
     third.stop().await.unwrap();
+    drop(dir);
 }
 
 /// The node reconciler runs on one replica; a deploy accepted and run by
@@ -593,14 +594,15 @@ impl Process {
 /// The supported online upgrade: a replica of the next release (the
 /// packaging test's probe: one more migration) starts beside a running
 /// replica of this one and migrates the shared database; the old replica
-/// keeps serving on the migrated schema, then drains on SIGTERM, and the
-/// new one takes over the import the old one was running — at once, as
-/// the old one handed its lease over.
+/// keeps serving on the migrated schema — and another of this release
+/// still starts on it — then drains on SIGTERM, and the import it was
+/// running is taken over at once, as it handed its lease over.
 pub async fn a_rolling_upgrade_drains_the_old_replica() {
     let dir = tempfile::Builder::new().prefix("tundra-upgrade-").tempdir().unwrap();
     let pg = Pg::start().unwrap_or_else(|e| panic!("{e}"));
-    let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i % 233) as u8).collect();
-    let files = crate::harness::FileServer::start(bytes.clone(), Duration::from_millis(300)).await;
+    // 24 chunks, 0.4 s apart: the import outlasts the new replica's start.
+    let bytes: Vec<u8> = (0..1_572_864u32).map(|i| (i % 233) as u8).collect();
+    let files = crate::harness::FileServer::start(bytes.clone(), Duration::from_millis(400)).await;
     let old = Process::start(env!("CARGO_BIN_EXE_tundrad"), dir.path(), "old", &pg, &files);
     let admin = std::fs::read_to_string(dir.path().join("old/admin-token")).unwrap().trim().to_string();
     let http = reqwest::Client::new();
@@ -637,9 +639,14 @@ pub async fn a_rolling_upgrade_drains_the_old_replica() {
     assert_eq!((s, o["state"].as_str()), (200, Some("running")), "{o}");
     let (s, _) = call(&old, "POST", "/v1/projects", Some(json!({"name": "during", "description": ""}))).await;
     assert_eq!(s, 201);
+    // A replica of this release starts again on the newer schema (as
+    // systemd would restart one mid-upgrade).
+    let again = Process::start(env!("CARGO_BIN_EXE_tundrad"), dir.path(), "again", &pg, &files);
+    let (s, p) = call(&again, "GET", "/v1/projects/during", None).await;
+    assert_eq!((s, p["name"].as_str()), (200, Some("during")), "{p}");
 
     old.drain();
-    wait_for("the new replica to finish the import", async || {
+    wait_for("the import to finish on a replica left", async || {
         let s = call(&new, "GET", &op_path, None).await.1["state"].clone();
         s == "succeeded" || s == "failed"
     })
@@ -648,5 +655,6 @@ pub async fn a_rolling_upgrade_drains_the_old_replica() {
     assert_eq!((o["state"].as_str(), o["attempts"].as_i64()), (Some("succeeded"), Some(2)), "{o}");
     let (_, p) = call(&new, "GET", "/v1/projects/during", None).await;
     assert_eq!(p["name"], "during", "{p}");
+    again.drain();
     new.drain();
 }
