@@ -207,7 +207,7 @@ impl Conductor {
                 continue; // ours, running; its lease is being renewed
             }
             if self.run(id).await? {
-                tracing::info!(operation_id = %id, "took the operation over");
+                tracing::info!(operation_id = %id, "resuming operation");
                 n += 1;
             }
         }

@@ -73,13 +73,15 @@ where
             // Stopped here by the deadline whatever the database does: no
             // call below may outlast it.
             let deadline = renewed + hold_for(&c);
+            // The next renewal: a period after the last good one (however
+            // long that took), or a short pause after a failure.
+            let next = (renewed + every).max(Instant::now() + every / 5).min(deadline);
             tokio::select! {
                 r = &mut task => match r {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     _ => return, // it ended: the supervisor says so and starts it again
                 },
-                _ = tokio::time::sleep(every) => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(next) => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -87,7 +89,7 @@ where
                 break;
             }
             let asked = Instant::now();
-            match tokio::time::timeout(left.min(every), acquire()).await {
+            match tokio::time::timeout(left, acquire()).await {
                 Ok(Ok(true)) => renewed = asked,
                 Ok(Ok(false)) => {
                     tracing::warn!(task = name, "another replica holds the lease now: stopping it here");
@@ -135,13 +137,14 @@ pub async fn operations(c: Conductor) {
         let here = c.running_here();
         let asked = Instant::now();
         let left = deadline.saturating_duration_since(asked);
+        let mut answered = false;
         if here.is_empty() {
-            renewed = asked;
+            (renewed, answered) = (asked, true);
         } else if !left.is_zero() {
             let renew = c.store().renew_operation_leases(c.replica(), c.settings().replica_lease, &here);
-            match tokio::time::timeout(left.min(every), renew).await {
+            match tokio::time::timeout(left, renew).await {
                 Ok(Ok(held)) => {
-                    renewed = asked;
+                    (renewed, answered) = (asked, true);
                     for id in here.iter().filter(|id| !held.contains(id)) {
                         tracing::warn!(operation_id = %id, "this replica no longer holds the operation: stopping its worker here");
                         c.cancel(*id);
@@ -161,7 +164,13 @@ pub async fn operations(c: Conductor) {
                 c.cancel(id);
             }
         }
-        match tokio::time::timeout(every, c.take_over()).await {
+        // Looking for work to take over waits for a database that just
+        // answered, and never past the time the renewal left.
+        let left = (renewed + hold_for(&c)).saturating_duration_since(Instant::now());
+        if !answered || left.is_zero() {
+            continue;
+        }
+        match tokio::time::timeout(left.min(every), c.take_over()).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(operations = n, "took over operations no replica held"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not look for operations to take over"),

@@ -65,11 +65,14 @@ impl Runner {
         }
         let n = self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let forget = Forget { running: self.running.clone(), id, n };
+        // Recorded before the task can end (its guard waits for this lock),
+        // so one that ends at once is forgotten, not left behind.
+        let mut running = self.running.lock().expect("running lock");
         let handle = tasks.spawn(async move {
             let _forget = forget;
             task.await;
         });
-        self.running.lock().expect("running lock").insert(id, (n, handle));
+        running.insert(id, (n, handle));
         true
     }
 
