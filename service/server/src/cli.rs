@@ -273,11 +273,21 @@ pub async fn restore(config: &Config, from: &std::path::Path) -> anyhow::Result<
         PathBuf::from(s)
     };
     let kept = if db.exists() {
-        tundra_store::Store::checkpoint_sqlite(&db)
-            .await
-            .with_context(|| format!("folding {}'s write-ahead log into it", db.display()))?;
+        match tundra_store::Store::checkpoint_sqlite(&db).await {
+            Ok(true) => {}
+            Ok(false) => {
+                anyhow::bail!("{} is in use (is a tundrad backup running?); restore once it is done", db.display())
+            }
+            // A damaged file: kept as it is, with its log (below).
+            Err(e) => eprintln!("tundrad: could not fold {}'s log into it ({e}); keeping both", db.display()),
+        }
         let aside = with(&db, &format!(".before-restore-{}", tundra_store::now().replace(':', "")));
         std::fs::hard_link(&db, &aside).with_context(|| format!("keeping {} as {}", db.display(), aside.display()))?;
+        let log = with(&db, "-wal");
+        if log.exists() {
+            let kept_log = with(&aside, "-wal");
+            std::fs::hard_link(&log, &kept_log).with_context(|| format!("keeping {}", log.display()))?;
+        }
         Some(aside)
     } else {
         None

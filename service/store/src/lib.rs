@@ -261,9 +261,9 @@ impl Store {
     }
 
     /// Apply every migration not yet applied. Safe to run on every start.
-    /// Migrations a newer release applied are left alone (they are
-    /// additive): during a rolling upgrade a replica of this release may
-    /// start again on the schema a newer one migrated.
+    /// On PostgreSQL, migrations a newer release applied are left alone
+    /// (they are additive): during a rolling upgrade a replica of this
+    /// release may start again on the schema a newer one migrated.
     pub async fn migrate(&self) -> Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -274,7 +274,10 @@ impl Store {
         } else {
             sqlx::migrate::Migrator { migrations: migrator.migrations.clone(), ..sqlx::migrate::Migrator::DEFAULT }
         };
-        migrator.set_ignore_missing(true);
+        // PostgreSQL only: replicas upgrade one at a time there. A SQLite
+        // site runs one release at a time; an older one refuses a newer
+        // database (restore the backup taken before the upgrade instead).
+        migrator.set_ignore_missing(self.backend == Backend::Postgres);
         migrator.run(&self.pool).await.map_err(StoreError::Migrate)
     }
 
@@ -311,14 +314,16 @@ impl Store {
         Ok(v.unwrap_or(0))
     }
 
-    /// Fold a SQLite file's write-ahead log into it (nobody else may have
-    /// it open), so the file alone holds every committed change.
-    pub async fn checkpoint_sqlite(path: &std::path::Path) -> Result<()> {
+    /// Fold a SQLite file's write-ahead log into it, so the file alone
+    /// holds every committed change. False when another connection (a
+    /// backup under way) kept part of the log from being folded in.
+    pub async fn checkpoint_sqlite(path: &std::path::Path) -> Result<bool> {
         use sqlx::ConnectOptions;
         let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await?;
+        let (busy, log, folded): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut conn).await?;
         sqlx::Connection::close(conn).await?;
-        Ok(())
+        Ok(busy == 0 && folded == log)
     }
 
     /// The newest SQLite migration this tundrad knows (a backup newer than
