@@ -113,43 +113,38 @@ fn main() {
         for (name, case) in &cases {
             let case = *case;
             trials.push(Trial::test(format!("{label}::{name}"), move || {
-                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-                rt.block_on(case(backend));
+                on_two_threads(case(backend));
                 Ok(())
             }));
         }
     }
     // Cases of one backend: replicas share PostgreSQL; SQLite refuses them.
     type OneBackend = fn() -> Pin<Box<dyn Future<Output = ()>>>;
-    let one: [(&str, OneBackend); 7] = [
-        ("postgres::replicas::loops_run_on_one_replica_at_a_time", || {
-            Box::pin(replicas::loops_run_on_one_replica_at_a_time())
-        }),
-        ("postgres::replicas::a_killed_replicas_operation_is_taken_over", || {
-            Box::pin(replicas::a_killed_replicas_operation_is_taken_over())
-        }),
-        ("postgres::replicas::a_killed_replicas_deploy_is_taken_over", || {
-            Box::pin(replicas::a_killed_replicas_deploy_is_taken_over())
-        }),
-        ("postgres::replicas::a_rolling_upgrade_drains_the_old_replica", || {
-            Box::pin(replicas::a_rolling_upgrade_drains_the_old_replica())
-        }),
-        ("postgres::replicas::wake_ups_reach_the_worker_on_another_replica", || {
-            Box::pin(replicas::wake_ups_reach_the_worker_on_another_replica())
-        }),
-        ("sqlite::backup::a_restored_site_resumes_its_operations", || {
-            Box::pin(backup::a_restored_site_resumes_its_operations())
-        }),
-        ("sqlite::replicas::a_second_tundrad_on_one_sqlite_file_is_refused", || {
-            Box::pin(replicas::a_second_tundrad_on_one_sqlite_file_is_refused())
-        }),
+    macro_rules! one_backend {
+        ($($backend:ident :: $m:ident :: $f:ident),* $(,)?) => {
+            vec![$((concat!(stringify!($backend), "::", stringify!($m), "::", stringify!($f)),
+                    (|| Box::pin($m::$f())) as OneBackend)),*]
+        };
+    }
+    let one: Vec<(&str, OneBackend)> = one_backend![
+        postgres::replicas::loops_run_on_one_replica_at_a_time,
+        postgres::replicas::a_killed_replicas_operation_is_taken_over,
+        postgres::replicas::a_killed_replicas_deploy_is_taken_over,
+        postgres::replicas::a_rolling_upgrade_drains_the_old_replica,
+        postgres::replicas::wake_ups_reach_the_worker_on_another_replica,
+        sqlite::backup::a_restored_site_resumes_its_operations,
+        sqlite::replicas::a_second_tundrad_on_one_sqlite_file_is_refused,
     ];
     for (name, case) in one {
         trials.push(Trial::test(name, move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(case());
+            on_two_threads(case());
             Ok(())
         }));
     }
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// Run one case on its own runtime of two worker threads.
+fn on_two_threads(case: Pin<Box<dyn Future<Output = ()>>>) {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(case);
 }
