@@ -69,28 +69,42 @@ impl Ipmi {
             return Ok(stdout);
         }
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let lower = stderr.to_ascii_lowercase();
-        Err(
-            if lower.contains("unauthorized name")
-                || lower.contains("rakp 2 hmac is invalid")
-                || lower.contains("invalid user name")
-            {
-                BmcError::Unauthorized { address: self.address() }
-            } else if lower.contains("unable to establish")
-                || lower.contains("no response")
-                || lower.contains("no valid response")
-                || lower.contains("timeout")
-            {
-                // Many BMCs stay silent on a bad password, so this is also what
-                // wrong credentials look like.
-                BmcError::Unreachable {
-                    address: self.address(),
-                    detail: format!("no IPMI session ({stderr}); if the BMC is up, check the username and password"),
-                }
-            } else {
-                BmcError::Protocol { address: self.address(), detail: if stderr.is_empty() { stdout } else { stderr } }
-            },
-        )
+        Err(classify(self.address(), &stderr, stdout))
+    }
+}
+
+/// What a failed ipmitool run means. ipmitool words a request that got no
+/// answer (lost on the way, or the BMC busy) as "Unable to …" or "Error
+/// setting/getting …" with no completion code, and often adds "Close Session
+/// command failed"; an answer the BMC refused carries the code ("… failed:
+/// Invalid data field in request"). The first kind is worth another try.
+fn classify(address: String, stderr: &str, stdout: String) -> BmcError {
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("unauthorized name")
+        || lower.contains("rakp 2 hmac is invalid")
+        || lower.contains("invalid user name")
+    {
+        BmcError::Unauthorized { address }
+    } else if lower.contains("unable to establish")
+        || lower.contains("no response")
+        || lower.contains("no valid response")
+        || lower.contains("timeout")
+    {
+        // Many BMCs stay silent on a bad password, so this is also what
+        // wrong credentials look like.
+        BmcError::Unreachable {
+            address,
+            detail: format!("no IPMI session ({stderr}); if the BMC is up, check the username and password"),
+        }
+    } else if !lower.contains(" failed: ")
+        && (lower.contains("close session command failed")
+            || lower.lines().any(|l| {
+                l.starts_with("unable to ") || l.starts_with("error setting") || l.starts_with("error getting")
+            }))
+    {
+        BmcError::Unreachable { address, detail: format!("the BMC did not answer ({})", stderr.replace('\n', "; ")) }
+    } else {
+        BmcError::Protocol { address, detail: if stderr.is_empty() { stdout } else { stderr.to_string() } }
     }
 }
 
@@ -152,5 +166,29 @@ mod tests {
         assert_eq!(Ipmi::new("127.0.0.1:9623", "u", p(), Backoff::default()).unwrap().address(), "127.0.0.1:9623");
         assert!(Ipmi::new("h:x", "u", p(), Backoff::default()).is_err());
         assert_eq!(format!("{:?}", p()), "Password(<redacted>)");
+    }
+
+    #[test]
+    fn lost_answers_are_retried_and_refusals_are_not() {
+        use crate::retry::Transient;
+        let c = |stderr: &str| classify("bmc:623".into(), stderr, String::new());
+        // What ipmitool said when the chaos suite's proxy lost its datagrams.
+        for lost in [
+            "Error setting Chassis Boot Parameter 4\nClose Session command failed",
+            "Unable to set Chassis Power Control to Up/On",
+            "Unable to get Chassis Power Status\nClose Session command failed",
+        ] {
+            assert!(c(lost).is_transient(), "{lost}: {:?}", c(lost));
+        }
+        for refused in [
+            "Set Chassis Boot Parameter 5 failed: Invalid data field in request",
+            "Set Chassis Power Control to Up/On failed: Insufficient privilege level\nClose Session command failed",
+        ] {
+            assert!(!c(refused).is_transient(), "{refused}: {:?}", c(refused));
+        }
+        assert!(matches!(
+            c("Error in open session response message : invalid user name"),
+            BmcError::Unauthorized { .. }
+        ));
     }
 }
