@@ -312,8 +312,8 @@ async fn pass(c: &Conductor, w: &Arc<Worker>, tasks: &mut tokio::task::JoinSet<(
 async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports: &[String]) {
     // What was programmed after this moment is newer than what the read saw.
     let started = tundra_store::now();
-    match q.read(ports).await {
-        Ok(seen) => {
+    match read_around_refusals(q, ports).await {
+        Ok((seen, refused)) => {
             for (port, vlan) in seen {
                 if w.inflight.lock().expect("inflight lock").contains(&(s.id, port.clone())) {
                     continue; // being programmed: the read raced the batch
@@ -326,12 +326,46 @@ async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports
                     Err(e) => tracing::warn!(switch = %s.name, error = %e, "recording a read failed"),
                 }
             }
-            let _ = c.store().switch_session(s.id, None, true).await;
+            if let Some(e) = &refused {
+                tracing::warn!(switch = %s.name, error = %e, "the switch refused to show a port; the others were read");
+            }
+            let _ = c.store().switch_session(s.id, refused, true).await;
         }
         Err(e) => {
             tracing::warn!(switch = %s.name, error = %e, "reading the switch failed");
             let _ = c.store().switch_session(s.id, Some(e.to_string()), false).await;
         }
+    }
+}
+
+/// Read `ports`; a port the switch refuses to show (gone, renamed, mistyped
+/// in a machine's cabling) is left out and the rest read again, so that one
+/// such port does not hide drift on every other. Returns what was seen and
+/// the last refusal.
+async fn read_around_refusals(
+    q: &SwitchQueue,
+    ports: &[String],
+) -> Result<(Vec<(String, Option<u16>)>, Option<String>), sw::SwitchError> {
+    let mut ports = ports.to_vec();
+    let mut refused = None;
+    loop {
+        match q.read(&ports).await {
+            Ok(seen) => return Ok((seen, refused)),
+            Err(e) => match refused_port(&e) {
+                Some(p) if ports.len() > 1 && ports.iter().any(|x| x == p) => {
+                    ports.retain(|x| x != p);
+                    refused = Some(e.to_string());
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+fn refused_port(e: &sw::SwitchError) -> Option<&str> {
+    match e {
+        sw::SwitchError::Command { port: Some(p), .. } => Some(p),
+        _ => None,
     }
 }
 

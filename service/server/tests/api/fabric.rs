@@ -208,6 +208,24 @@ pub async fn switch_ports_are_programmed_read_back_and_repaired(b: Backend) {
         "in_sync",
         "the other port is untouched"
     );
+    // The port the switch refuses to show does not blind the reads: drift
+    // on the other is still found (the chaos suite found it was not).
+    hand.apply(&[PortVlan { port: "FastEthernet0/3".into(), vlan: 77 }]).await.unwrap();
+    wait_for("the drift beside a refused port", async || {
+        port_state(&env, &sw, "FastEthernet0/3")
+            .await
+            .is_some_and(|p| p["state"] == "drifted" && p["actual_segment"] == 77)
+    })
+    .await;
+    let s = env.call("GET", &format!("/v1/switches/{sw}"), &admin, None).await;
+    assert!(s.body["last_error"].as_str().unwrap_or_default().contains("FastEthernet0/99"), "{}", s.body);
+    let r = env.call("POST", &format!("/v1/switches/{sw}/sync"), &admin, None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_for("the repair beside a refused port", async || {
+        port_state(&env, &sw, "FastEthernet0/3").await.is_some_and(|p| p["state"] == "in_sync")
+    })
+    .await;
+    assert_eq!(hand.read(&["FastEthernet0/3".into()]).await.unwrap()[0].1, Some(10));
 
     // Networks: segments from the range, then none left.
     let proj = env.project("p").await;
