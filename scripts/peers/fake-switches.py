@@ -12,7 +12,9 @@ VAR, which is also the enable password (the stock CLI passes it as bytes, so
 connection accepted. With --session-log FILE, every SSH connection's open
 and close is appended to FILE as a JSON line
 ({"switch", "event": "open"|"close", "peer", "at"}), so a test can see
-whether two sessions on one switch were ever open at once. Runs until
+whether two sessions on one switch were ever open at once. With
+--fresh-host-key the switches present a host key made at start instead of
+the one fake-switches ships (a switch whose key changed). Runs until
 killed. All switches share one reactor.
 """
 
@@ -36,8 +38,12 @@ def main():
                     help='print {"session": NAME} for every SSH connection a switch accepts')
     ap.add_argument("--session-log", metavar="FILE",
                     help="append each SSH connection's open and close to FILE as JSON lines")
+    ap.add_argument("--fresh-host-key", action="store_true",
+                    help="present a new RSA host key instead of fake-switches' fixed one")
     ap.add_argument("switches", nargs="+", metavar="MODEL:NAME[:PORTS]")
     args = ap.parse_args()
+    if args.fresh_host_key:
+        fresh_host_key()
     log = open(args.session_log, "a", buffering=1) if args.session_log else None
     password = os.environ[args.password_env]
     factory = SwitchFactory()
@@ -83,6 +89,16 @@ def main():
             listening.factory.buildProtocol = logged
     print(json.dumps(ports), flush=True)
     reactor.run()
+
+
+def fresh_host_key():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from fake_switches.transports import ssh_service
+    from twisted.conch.ssh import keys
+
+    key = keys.Key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    pair = (key.public().toString("openssh").decode(), key.toString("openssh").decode())
+    ssh_service.getRSAKeys = lambda: pair
 
 
 if __name__ == "__main__":

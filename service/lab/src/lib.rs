@@ -15,8 +15,10 @@
 pub mod bmc;
 pub mod cgroups;
 pub mod fabric;
+pub mod faults;
 pub mod firmware;
 pub mod image;
+pub mod pg;
 pub mod ramdisk;
 pub mod site;
 

@@ -2,8 +2,6 @@
 //! file, or a throwaway PostgreSQL cluster started from Debian's binaries on
 //! a free loopback port), and `tundrad` served in-process on port 0.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -17,98 +15,7 @@ pub enum Backend {
 }
 
 /// A PostgreSQL cluster in a temp dir, stopped and removed on drop.
-pub struct Pg {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    pub url: String,
-}
-
-fn pg_bin() -> Result<PathBuf, String> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| "PostgreSQL is not installed; run scripts/setup.sh (it installs Debian's postgresql)".to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop().ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin; run scripts/setup.sh".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Run a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
-fn as_pg(bin: &Path, tool: &str) -> Command {
-    let is_root = unsafe_free_is_root();
-    if is_root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
-        c
-    } else {
-        Command::new(bin.join(tool))
-    }
-}
-
-fn unsafe_free_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
-
-impl Pg {
-    pub fn start() -> Result<Pg, String> {
-        let bin = pg_bin()?;
-        let dir = tempfile::Builder::new().prefix("tundra-pg-").tempdir().map_err(|e| e.to_string())?;
-        if unsafe_free_is_root() {
-            let ok = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !ok.success() {
-                return Err("chown to postgres failed; is Debian's postgresql installed (it creates the user)?".into());
-            }
-        }
-        let data = dir.path().join("data");
-        let out = as_pg(&bin, "initdb")
-            .args(["-A", "trust", "-U", "tundra", "--no-sync", "-E", "UTF8", "-D"])
-            .arg(&data)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        let port = free_port();
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            dir.path().display()
-        );
-        let out = as_pg(&bin, "pg_ctl")
-            .args(["-w", "-t", "60", "-D"])
-            .arg(&data)
-            .args(["-o", &opts, "-l"])
-            .arg(dir.path().join("log"))
-            .arg("start")
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
-            return Err(format!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&out.stderr)));
-        }
-        Ok(Pg { url: format!("postgres://tundra@127.0.0.1:{port}/postgres"), dir, bin })
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = as_pg(&self.bin, "pg_ctl")
-            .args(["-w", "-m", "immediate", "-D"])
-            .arg(self.dir.path().join("data"))
-            .arg("stop")
-            .output();
-    }
-}
+pub use tundra_lab::pg::Pg;
 
 /// A provisioning network on the loopback interface (DHCP and TFTP bound to
 /// `lo` on free ports, the boot listener on 127.0.0.1:0, pool
