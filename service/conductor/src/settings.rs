@@ -25,6 +25,8 @@ pub struct Settings {
     pub power_sync_interval: Duration,
     /// Consecutive failed power reads before tundrad puts a machine into maintenance.
     pub power_sync_failures: i64,
+    /// How machine operations retry BMC calls that fail transiently (`bmc_retry_window`).
+    pub bmc_retry: tundra_drivers::retry::Backoff,
     /// How often the node reconciler and the timeout reconciler pass.
     pub reconcile_interval: Duration,
     /// How often every switch's managed ports are read back.
@@ -105,6 +107,7 @@ impl Settings {
             image_source_allow: Vec::new(),
             power_sync_interval: Duration::from_secs(60),
             power_sync_failures: 3,
+            bmc_retry: tundra_drivers::retry::Backoff::within(Duration::from_secs(60)),
             reconcile_interval: Duration::from_secs(10),
             fabric_read_interval: Duration::from_secs(300),
             node_mount_refresh: Duration::from_secs(60),

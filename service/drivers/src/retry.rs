@@ -25,6 +25,20 @@ pub trait Transient {
 }
 
 impl Backoff {
+    /// Attempts doubling from 0.5 s up to 8 s apart, as many as fit in
+    /// `window` of waiting: how long an operation keeps calling a BMC that
+    /// fails transiently before it gives up.
+    pub fn within(window: Duration) -> Backoff {
+        let mut b = Backoff { attempts: 1, ..Backoff::default() };
+        let (mut waited, mut delay) = (Duration::ZERO, b.first_delay);
+        while waited < window {
+            waited += delay;
+            delay = (delay * 2).min(b.max_delay);
+            b.attempts += 1;
+        }
+        b
+    }
+
     /// Run `op` until it succeeds, fails permanently, or attempts run out.
     pub async fn run<T, E, F, Fut>(&self, what: &str, mut op: F) -> Result<T, E>
     where
@@ -52,6 +66,15 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_is_filled_with_attempts() {
+        assert_eq!(Backoff::within(Duration::ZERO).attempts, 1);
+        // 0.5 + 1 + 2 + 4 = 7.5 s: the default's five attempts.
+        assert_eq!(Backoff::within(Duration::from_secs(7)).attempts, Backoff::default().attempts);
+        // … + 8 × 7 = 63.5 s ≥ 60 s.
+        assert_eq!(Backoff::within(Duration::from_secs(60)).attempts, 12);
+    }
 
     #[derive(Debug)]
     struct E(bool);

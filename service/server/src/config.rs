@@ -53,6 +53,9 @@ pub struct Config {
     pub power_sync_interval: String,
     /// Consecutive failed reads before tundrad puts a machine into maintenance.
     pub power_sync_failures: i64,
+    /// How long a machine operation keeps retrying a BMC that fails
+    /// transiently (no answer, 5xx, dropped connections) before it fails, e.g. `60s`.
+    pub bmc_retry_window: String,
     /// Networks tundrad network-boots machines on (DHCP + TFTP).
     pub provisioning_networks: Vec<ProvisioningNetwork>,
     /// How often machines in transient states are checked against their timeouts.
@@ -274,6 +277,7 @@ impl Default for Config {
             identity_providers: Vec::new(),
             power_sync_interval: "60s".into(),
             power_sync_failures: 3,
+            bmc_retry_window: "60s".into(),
             provisioning_networks: Vec::new(),
             reconcile_interval: "10s".into(),
             fabric_read_interval: "5m".into(),
@@ -400,6 +404,7 @@ impl Config {
             ("token_ttl", &self.token_ttl),
             ("token_max_ttl", &self.token_max_ttl),
             ("power_sync_interval", &self.power_sync_interval),
+            ("bmc_retry_window", &self.bmc_retry_window),
             ("reconcile_interval", &self.reconcile_interval),
             ("fabric_read_interval", &self.fabric_read_interval),
             ("node_mount_refresh", &self.node_mount_refresh),
@@ -568,6 +573,9 @@ impl Config {
             image_source_allow: self.image_source_allow.clone(),
             power_sync_interval: self.power_sync_interval(),
             power_sync_failures: self.power_sync_failures,
+            bmc_retry: tundra_drivers::retry::Backoff::within(
+                humantime::parse_duration(&self.bmc_retry_window).unwrap_or(std::time::Duration::from_secs(60)),
+            ),
             reconcile_interval: self.reconcile_interval(),
             fabric_read_interval: self.fabric_read_interval(),
             node_mount_refresh: humantime::parse_duration(&self.node_mount_refresh)

@@ -13,7 +13,6 @@ use tundra_api::machines::Machine;
 use tundra_api::ops::DeployImage;
 use tundra_api::{MachineId, NodeId, OperationId};
 use tundra_drivers::bmc::{Bmc, BootDevice, PowerAction, PowerState};
-use tundra_drivers::retry::Backoff;
 use tundra_engine::machine_states::{Described, Event, State, next};
 
 use crate::bmc::{driver, power};
@@ -98,7 +97,7 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
         let step: Result<Option<State>, String> = match st {
             State::Deleting => {
                 async {
-                    let d = driver(c, &m, Backoff::default()).await?;
+                    let d = driver(c, &m, c.settings().bmc_retry).await?;
                     power(c, &m, &d, PowerAction::Off).await?;
                     Ok(Some(next(st, Event::Done).map_err(|e| e.to_string())?))
                 }
@@ -193,7 +192,7 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
             }
             Err(e) => {
                 // Leave the hardware off and the agent's token dead, then fail along the table.
-                if let Ok(d) = driver(c, &m, Backoff::default()).await {
+                if let Ok(d) = driver(c, &m, c.settings().bmc_retry).await {
                     let _ = power(c, &m, &d, PowerAction::Off).await;
                 }
                 let _ = c.store().close_agent_session(id, op_id).await;
@@ -210,7 +209,7 @@ async fn finish_wait(c: &Conductor, m: &Machine, st: State, report: &Value) -> R
     if report["ok"] != json!(true) {
         return Err(format!("the agent failed: {}", report["error"].as_str().unwrap_or("no reason given")));
     }
-    let d = driver(c, m, Backoff::default()).await?;
+    let d = driver(c, m, c.settings().bmc_retry).await?;
     match st {
         State::InspectWait => {
             inventory::apply(c, m, &report["details"]).await?;
@@ -272,7 +271,7 @@ async fn pxe_boot(c: &Conductor, m: &Machine, op: OperationId) -> Result<(), Str
     if !c.store().arm_agent_boot(m.id, op).await.map_err(|e| e.to_string())? {
         return Err("the agent session is gone; start the action again".into());
     }
-    let d = driver(c, m, Backoff::default()).await?;
+    let d = driver(c, m, c.settings().bmc_retry).await?;
     d.set_boot_device(BootDevice::Pxe, false).await.map_err(|e| e.to_string())?;
     let on = d.power_state().await.map_err(|e| e.to_string())? == PowerState::On;
     power(c, m, &d, if on { PowerAction::Reboot } else { PowerAction::On }).await

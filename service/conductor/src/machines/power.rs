@@ -5,7 +5,6 @@
 use tundra_api::machines::PowerAction;
 use tundra_api::{MachineId, OperationId};
 use tundra_drivers::bmc::{self as drv, Bmc};
-use tundra_drivers::retry::Backoff;
 use tundra_engine::machine_states::{Described, Event, next};
 use tundra_store::PowerObservation;
 
@@ -17,7 +16,7 @@ use crate::handle::{Conductor, WorkResult};
 pub async fn run(c: &Conductor, op: OperationId, id: MachineId, action: Option<PowerAction>) -> WorkResult {
     let m = c.store().machine(&id.to_string()).await.map_err(|e| e.to_string())?;
     let result = async {
-        let d = driver(c, &m, Backoff::default()).await?;
+        let d = driver(c, &m, c.settings().bmc_retry).await?;
         match action {
             None => {
                 let p = d.power_state().await.map_err(|e| e.to_string())?;

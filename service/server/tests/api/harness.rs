@@ -72,6 +72,10 @@ impl Env {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
             database_url: pg.as_ref().map(|p| p.url.clone()),
+            // The tests' BMCs are emulators that answer, or addresses where
+            // nothing listens (to fail a step): fail those at once, not after
+            // a minute of retries. The chaos suite runs the default.
+            bmc_retry_window: "1s".into(),
             ..Config::default()
         };
         tweak(&mut config);
