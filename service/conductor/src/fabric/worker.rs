@@ -313,7 +313,11 @@ async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports
     // What was programmed after this moment is newer than what the read saw.
     let started = tundra_store::now();
     match read_around_refusals(q, ports).await {
-        Ok((seen, refused)) => {
+        Ok((mut seen, refused)) => {
+            // A port the switch will not show is in no VLAN we know: one that
+            // was in_sync shows as drifted, not as still in place.
+            seen.extend(refused.iter().map(|(port, _)| (port.clone(), None)));
+            let refused = refused.into_iter().map(|(_, e)| e).next_back();
             for (port, vlan) in seen {
                 if w.inflight.lock().expect("inflight lock").contains(&(s.id, port.clone())) {
                     continue; // being programmed: the read raced the batch
@@ -339,22 +343,23 @@ async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports
 }
 
 /// Read `ports`; a port the switch refuses to show (gone, renamed, mistyped
-/// in a machine's cabling) is left out and the rest read again, so that one
-/// such port does not hide drift on every other. Returns what was seen and
-/// the last refusal.
+/// in a machine's cabling: refused by the switch, or not a name its dialect
+/// accepts) is left out and the rest read again, so that one such port does
+/// not hide drift on every other. Returns what was seen, and each refused
+/// port with why.
 async fn read_around_refusals(
     q: &SwitchQueue,
     ports: &[String],
-) -> Result<(Vec<(String, Option<u16>)>, Option<String>), sw::SwitchError> {
+) -> Result<(Vec<(String, Option<u16>)>, Vec<(String, String)>), sw::SwitchError> {
     let mut ports = ports.to_vec();
-    let mut refused = None;
+    let mut refused = Vec::new();
     loop {
         match q.read(&ports).await {
             Ok(seen) => return Ok((seen, refused)),
             Err(e) => match refused_port(&e) {
                 Some(p) if ports.len() > 1 && ports.iter().any(|x| x == p) => {
                     ports.retain(|x| x != p);
-                    refused = Some(e.to_string());
+                    refused.push((p.to_string(), e.to_string()));
                 }
                 _ => return Err(e),
             },
@@ -364,7 +369,7 @@ async fn read_around_refusals(
 
 fn refused_port(e: &sw::SwitchError) -> Option<&str> {
     match e {
-        sw::SwitchError::Command { port: Some(p), .. } => Some(p),
+        sw::SwitchError::Command { .. } | sw::SwitchError::BadPort { .. } => e.port(),
         _ => None,
     }
 }

@@ -208,8 +208,10 @@ pub async fn switch_ports_are_programmed_read_back_and_repaired(b: Backend) {
         "in_sync",
         "the other port is untouched"
     );
-    // The port the switch refuses to show does not blind the reads: drift
-    // on the other is still found (the chaos suite found it was not).
+    // The port the switch refuses does not blind the reads: drift on the
+    // other is still found and repaired. (Here the refused port is retried,
+    // so some reads leave it out anyway; the chaos suite's switch scenario,
+    // where it stays failed, is what found reads failing whole.)
     hand.apply(&[PortVlan { port: "FastEthernet0/3".into(), vlan: 77 }]).await.unwrap();
     wait_for("the drift beside a refused port", async || {
         port_state(&env, &sw, "FastEthernet0/3")
@@ -217,8 +219,6 @@ pub async fn switch_ports_are_programmed_read_back_and_repaired(b: Backend) {
             .is_some_and(|p| p["state"] == "drifted" && p["actual_segment"] == 77)
     })
     .await;
-    let s = env.call("GET", &format!("/v1/switches/{sw}"), &admin, None).await;
-    assert!(s.body["last_error"].as_str().unwrap_or_default().contains("FastEthernet0/99"), "{}", s.body);
     let r = env.call("POST", &format!("/v1/switches/{sw}/sync"), &admin, None).await;
     assert_eq!(r.status, 202, "{}", r.body);
     wait_for("the repair beside a refused port", async || {
