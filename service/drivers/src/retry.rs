@@ -11,11 +11,19 @@ pub struct Backoff {
     pub attempts: u32,
     pub first_delay: Duration,
     pub max_delay: Duration,
+    /// No attempt starts once this long has passed since the first (a call
+    /// under way then is the last); None: only `attempts` counts.
+    pub window: Option<Duration>,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { attempts: 5, first_delay: Duration::from_millis(500), max_delay: Duration::from_secs(8) }
+        Backoff {
+            attempts: 5,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            window: None,
+        }
     }
 }
 
@@ -25,18 +33,11 @@ pub trait Transient {
 }
 
 impl Backoff {
-    /// Attempts doubling from 0.5 s up to 8 s apart, as many as fit in
-    /// `window` of waiting: how long an operation keeps calling a BMC that
-    /// fails transiently before it gives up.
+    /// Attempts 0.5 s doubling to 8 s apart, none started once `window`
+    /// has passed since the first: how long an operation keeps calling a
+    /// BMC that fails transiently before it gives up (slow attempts count).
     pub fn within(window: Duration) -> Backoff {
-        let mut b = Backoff { attempts: 1, ..Backoff::default() };
-        let (mut waited, mut delay) = (Duration::ZERO, b.first_delay);
-        while waited < window {
-            waited += delay;
-            delay = (delay * 2).min(b.max_delay);
-            b.attempts += 1;
-        }
-        b
+        Backoff { attempts: u32::MAX, window: Some(window), ..Backoff::default() }
     }
 
     /// Run `op` until it succeeds, fails permanently, or attempts run out.
@@ -48,10 +49,15 @@ impl Backoff {
     {
         let mut delay = self.first_delay;
         let mut attempt = 1;
+        let start = tokio::time::Instant::now();
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() && attempt < self.attempts => {
+                Err(e)
+                    if e.is_transient()
+                        && attempt < self.attempts
+                        && self.window.is_none_or(|w| start.elapsed() + delay < w) =>
+                {
                     tracing::debug!(what, attempt, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.max_delay);
@@ -67,13 +73,23 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_window_is_filled_with_attempts() {
-        assert_eq!(Backoff::within(Duration::ZERO).attempts, 1);
-        // 0.5 + 1 + 2 + 4 = 7.5 s: the default's five attempts.
-        assert_eq!(Backoff::within(Duration::from_secs(7)).attempts, Backoff::default().attempts);
-        // … + 8 × 7 = 63.5 s ≥ 60 s.
-        assert_eq!(Backoff::within(Duration::from_secs(60)).attempts, 12);
+    #[tokio::test(start_paused = true)]
+    async fn a_window_bounds_the_retries_slow_attempts_included() {
+        // Each attempt takes 10 s (a silent BMC); a 60 s window starts
+        // attempts at 0, 10.5, 21.5, 33.5 and 47.5 s, and no sixth (at 65.5 s).
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r: Result<(), E> = Backoff::within(Duration::from_secs(60))
+            .run("t", || async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Err(E(true))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 5);
+        assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+        assert_eq!(Backoff::within(Duration::ZERO).window, Some(Duration::ZERO));
     }
 
     #[derive(Debug)]
@@ -91,7 +107,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_with_growing_delays() {
-        let b = Backoff { attempts: 4, first_delay: Duration::from_secs(1), max_delay: Duration::from_secs(2) };
+        let b = Backoff {
+            attempts: 4,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(2),
+            window: None,
+        };
         let start = tokio::time::Instant::now();
         let mut n = 0;
         let r: Result<(), E> = b

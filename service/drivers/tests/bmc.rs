@@ -18,7 +18,12 @@ use tundra_drivers::bmc::{Bmc, BmcError, BootDevice, Ipmi, Password, PowerAction
 use tundra_drivers::retry::Backoff;
 
 fn quick() -> Backoff {
-    Backoff { attempts: 4, first_delay: Duration::from_millis(100), max_delay: Duration::from_millis(400) }
+    Backoff {
+        attempts: 4,
+        first_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+        window: None,
+    }
 }
 
 fn redfish(base: &str, password: &str) -> Redfish {

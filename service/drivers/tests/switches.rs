@@ -154,6 +154,7 @@ async fn queue_batches_concurrent_asks() {
         attempts: 3,
         first_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(100),
+        window: None,
     };
     let gq =
         SwitchQueue::start(gone, Limits { min_interval: Duration::from_millis(200), backoff, ..Limits::default() });

@@ -447,6 +447,12 @@ impl Config {
         if !(self.machine_timeout_scale > 0.0 && self.machine_timeout_scale.is_finite()) {
             return Err(invalid("machine_timeout_scale", "must be a positive number".into()));
         }
+        if humantime::parse_duration(&self.bmc_retry_window).is_ok_and(|w| w > std::time::Duration::from_secs(3600)) {
+            return Err(invalid(
+                "bmc_retry_window",
+                "must be at most 1h: past it an operation fails rather than wait on a BMC".into(),
+            ));
+        }
         if self.power_sync_failures < 1 {
             return Err(invalid("power_sync_failures", "must be at least 1".into()));
         }

@@ -27,7 +27,12 @@ pub async fn power_sync_loop(c: Conductor) {
 }
 
 pub async fn power_sync_once(c: &Conductor) -> Result<(), String> {
-    let quick = Backoff { attempts: 2, first_delay: Duration::from_millis(500), max_delay: Duration::from_secs(1) };
+    let quick = Backoff {
+        attempts: 2,
+        first_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(1),
+        window: None,
+    };
     for m in c.store().all_machines().await.map_err(|e| e.to_string())? {
         if m.provision_state == ProvisionState::Enroll || m.operation_id.is_some() {
             continue;

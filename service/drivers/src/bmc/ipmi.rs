@@ -73,11 +73,17 @@ impl Ipmi {
     }
 }
 
+/// The error itself: ipmitool's first line (what follows is about closing the session).
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}
+
 /// What a failed ipmitool run means. ipmitool words a request that got no
 /// answer (lost on the way, or the BMC busy) as "Unable to …" or "Error
 /// setting/getting …" with no completion code, and often adds "Close Session
 /// command failed"; an answer the BMC refused carries the code ("… failed:
-/// Invalid data field in request"). The first kind is worth another try.
+/// Invalid data field in request"). The first kind is worth another try, and
+/// so is the code that says the BMC is busy (0xC0, "Node busy").
 fn classify(address: String, stderr: &str, stdout: String) -> BmcError {
     let lower = stderr.to_ascii_lowercase();
     if lower.contains("unauthorized name")
@@ -96,11 +102,12 @@ fn classify(address: String, stderr: &str, stdout: String) -> BmcError {
             address,
             detail: format!("no IPMI session ({stderr}); if the BMC is up, check the username and password"),
         }
-    } else if !lower.contains(" failed: ")
-        && (lower.contains("close session command failed")
-            || lower.lines().any(|l| {
-                l.starts_with("unable to ") || l.starts_with("error setting") || l.starts_with("error getting")
-            }))
+    } else if lower.contains("node busy")
+        || (!first_line(&lower).contains(" failed: ")
+            && (lower.contains("close session command failed")
+                || lower.lines().any(|l| {
+                    l.starts_with("unable to ") || l.starts_with("error setting") || l.starts_with("error getting")
+                })))
     {
         BmcError::Unreachable { address, detail: format!("the BMC did not answer ({})", stderr.replace('\n', "; ")) }
     } else {
@@ -177,6 +184,8 @@ mod tests {
             "Error setting Chassis Boot Parameter 4\nClose Session command failed",
             "Unable to set Chassis Power Control to Up/On",
             "Unable to get Chassis Power Status\nClose Session command failed",
+            "Error setting Chassis Boot Parameter 5\nClose Session command failed: Invalid data field in request",
+            "Set Chassis Power Control to Down/Off failed: Node busy",
         ] {
             assert!(c(lost).is_transient(), "{lost}: {:?}", c(lost));
         }
