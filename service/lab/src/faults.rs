@@ -10,8 +10,9 @@
 //!   it, or cut it a random moment after it opened. It can also be pointed
 //!   at another peer ([`Faults::retarget`]) — a switch whose host key
 //!   changed.
-//! - [`udp`] judges each datagram (IPMI over RMCP+): pass, hold 1–11 s, or
-//!   drop.
+//! - [`udp`] judges each datagram, both ways (IPMI over RMCP+): pass, hold
+//!   1–11 s, or drop — a request lost, or its answer lost after the BMC
+//!   acted.
 //!
 //! [`Mode::Down`] fails everything (connections closed at once, datagrams
 //! dropped): a peer that is persistently away.
@@ -19,7 +20,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -156,8 +157,7 @@ impl Drop for Proxy {
     }
 }
 
-const UNAVAILABLE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nfault injected: busy\r\n";
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nfault injected: busy\r\n";
 
 /// A TCP proxy judging every chunk a client sends (see the module's text).
 /// `503` answers are HTTP's, so this is for HTTP peers.
@@ -167,7 +167,11 @@ pub async fn tcp_requests(target: SocketAddr) -> std::io::Result<Proxy> {
     let faults = Faults::new(target);
     let f = faults.clone();
     let task = tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await; // out of descriptors, or an aborted connection
+                continue;
+            };
             let f = f.clone();
             tokio::spawn(async move {
                 if f.mode() == Mode::Down {
@@ -191,32 +195,42 @@ pub async fn tcp_requests(target: SocketAddr) -> std::io::Result<Proxy> {
                     })
                 };
                 let mut buf = vec![0u8; 64 << 10];
-                loop {
+                // Whether the client ended its side itself (not cut by a fault).
+                let finished = loop {
                     let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
+                        Ok(0) => break true,
+                        Err(_) => break false,
                         Ok(n) => n,
                     };
                     match f.judge() {
                         Fate::Pass => {}
                         Fate::Delay(d) => tokio::time::sleep(d).await,
                         Fate::Error => {
-                            if cw.lock().await.write_all(UNAVAILABLE).await.is_err() {
-                                break;
-                            }
-                            continue;
+                            // In the peer's place, and the connection closed:
+                            // what followed the chunk is not sent half-way.
+                            let _ = cw.lock().await.write_all(UNAVAILABLE).await;
+                            break false;
                         }
                         Fate::Hang => {
                             tokio::time::sleep(f.hang_for).await;
-                            break;
+                            break false;
                         }
-                        Fate::Drop => break,
+                        Fate::Drop => break false,
                     }
                     if uw.write_all(&buf[..n]).await.is_err() {
-                        break;
+                        break false;
                     }
+                };
+                if finished {
+                    // Let the answer under way come back (for a minute at most).
+                    let _ = uw.shutdown().await;
+                    let abort = back.abort_handle();
+                    if tokio::time::timeout(Duration::from_secs(60), back).await.is_err() {
+                        abort.abort();
+                    }
+                } else {
+                    back.abort(); // both sides close as the halves drop
                 }
-                back.abort();
-                let _ = uw.shutdown().await;
             });
         }
     });
@@ -232,7 +246,11 @@ pub async fn tcp_sessions(target: SocketAddr) -> std::io::Result<Proxy> {
     let faults = Faults::new(target);
     let f = faults.clone();
     let task = tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             let fate = f.judge();
             if matches!(fate, Fate::Error | Fate::Drop) {
                 drop(client);
@@ -257,55 +275,79 @@ pub async fn tcp_sessions(target: SocketAddr) -> std::io::Result<Proxy> {
     Ok(Proxy { addr, faults, task })
 }
 
-/// A UDP proxy judging every datagram from a client; answers come back
-/// untouched. Each client address gets its own socket towards the peer.
+/// A UDP proxy judging every datagram, both ways: a request lost, or its
+/// answer lost after the peer acted on it. Each client address gets its
+/// own socket towards the peer, forgotten after 30 s of quiet (ipmitool
+/// uses a new source port per run).
 pub async fn udp(target: SocketAddr) -> std::io::Result<Proxy> {
     let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
     let addr = front.local_addr()?;
     let faults = Faults::new(target);
     let f = faults.clone();
     let task = tokio::spawn(async move {
-        let mut backs: std::collections::HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)> = Default::default();
+        let mut backs: std::collections::HashMap<SocketAddr, (Arc<UdpSocket>, Instant, AbortOnDrop)> =
+            Default::default();
         let mut buf = vec![0u8; 65536];
         while let Ok((n, client)) = front.recv_from(&mut buf).await {
-            let back = match backs.get(&client) {
-                Some((s, _)) => s.clone(),
+            let back = match backs.get_mut(&client) {
+                Some((s, used, _)) => {
+                    *used = Instant::now();
+                    s.clone()
+                }
                 None => {
+                    backs.retain(|_, (_, used, _)| used.elapsed() < Duration::from_secs(30));
                     let Ok(s) = UdpSocket::bind("127.0.0.1:0").await else { continue };
                     if s.connect(f.target()).await.is_err() {
                         continue;
                     }
                     let s = Arc::new(s);
-                    let (s2, front2) = (s.clone(), front.clone());
+                    let (s2, front2, f2) = (s.clone(), front.clone(), f.clone());
                     let relay = tokio::spawn(async move {
                         let mut buf = vec![0u8; 65536];
                         while let Ok(n) = s2.recv(&mut buf).await {
-                            let _ = front2.send_to(&buf[..n], client).await;
+                            let answer = buf[..n].to_vec();
+                            let front = front2.clone();
+                            pass_on(f2.judge(), async move {
+                                let _ = front.send_to(&answer, client).await;
+                            });
                         }
                     });
-                    backs.insert(client, (s.clone(), relay));
+                    backs.insert(client, (s.clone(), Instant::now(), AbortOnDrop(relay)));
                     s
                 }
             };
             let datagram = buf[..n].to_vec();
-            match f.judge() {
-                Fate::Pass | Fate::Error => {
-                    let _ = back.send(&datagram).await;
-                }
-                Fate::Delay(d) => {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
-                        let _ = back.send(&datagram).await;
-                    });
-                }
-                Fate::Hang | Fate::Drop => {}
-            }
-        }
-        for (_, (_, relay)) in backs {
-            relay.abort();
+            pass_on(f.judge(), async move {
+                let _ = back.send(&datagram).await;
+            });
         }
     });
     Ok(Proxy { addr, faults, task })
+}
+
+/// Send now, later, or never, as judged.
+fn pass_on(fate: Fate, send: impl Future<Output = ()> + Send + 'static) {
+    match fate {
+        Fate::Pass | Fate::Error => {
+            tokio::spawn(send);
+        }
+        Fate::Delay(d) => {
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                send.await;
+            });
+        }
+        Fate::Hang | Fate::Drop => {}
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
