@@ -61,7 +61,12 @@ impl Pg {
         let mut init = tool(&bin, "initdb");
         init.args(["-A", "trust", "-U", "tundra", "--no-sync", "-E", "UTF8", "-D"]).arg(dir.path().join("data"));
         run(init, "initdb")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        // Below the ephemeral range: once stopped, its port must not become
+        // some client's source port before it starts again.
+        let port = (0..200)
+            .map(|_| 20000 + (crate::faults::unit() * 12000.0) as u16)
+            .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .context("no free port in 20000–31999 for PostgreSQL")?;
         let pg = Pg { url: format!("postgres://tundra@127.0.0.1:{port}/postgres"), dir, bin, port };
         pg.up()?;
         Ok(pg)
@@ -77,7 +82,10 @@ impl Pg {
         let mut c = tool(&self.bin, "pg_ctl");
         c.args(["-w", "-t", "60", "-D"]).arg(self.dir.path().join("data")).args(["-o", &opts, "-l"]);
         c.arg(self.dir.path().join("log")).arg("start");
-        run(c, "pg_ctl start")
+        run(c, "pg_ctl start").map_err(|e| {
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+            anyhow::anyhow!("{e}\n{log}")
+        })
     }
 
     /// Stop the server: `fast` ends sessions and shuts down cleanly,
