@@ -442,6 +442,10 @@ struct Tally {
     wrong_disks: Vec<String>,
     /// Waves that did not finish in their bound.
     stuck: Vec<String>,
+    /// Node creates retried with their Idempotency-Key after a kill that
+    /// got "name taken" instead of the first answer: the node was made, its
+    /// key's answer was not kept (two writes, and the kill between them).
+    idempotency_misses: Vec<String>,
     wave_secs: Vec<f64>,
 }
 
@@ -458,7 +462,10 @@ impl Workload {
                 let body =
                     json!({"project_id": self.project, "name": name, "flavor_id": self.flavor, "image_id": self.image});
                 let (s, v) = c.call_with("POST", "/v1/nodes", Some(&body), Some(&format!("chaos-{name}"))).await;
-                if s != 202 {
+                if s == 409 && v["detail"].as_str().is_some_and(|d| d.contains("already has a node named")) {
+                    say(format!("creating {name}: the retry was not replayed: {}", v["detail"]));
+                    tally.lock().unwrap().idempotency_misses.push(name);
+                } else if s != 202 {
                     if v["type"] != "urn:tundra:problem:no-capacity" {
                         say(format!("creating {name}: {s} {v}"));
                     }
@@ -716,6 +723,10 @@ async fn kills(n: usize, kills: usize, replicas: usize) -> Value {
     );
     println!("| nodes in error / disks not holding the image | {} / {} |", t.node_errors.len(), t.wrong_disks.len());
     println!("| waves stuck | {} |", t.stuck.len());
+    println!(
+        "| node creates retried after a kill that got \"name taken\", not their first answer (Idempotency-Key) | {} |",
+        t.idempotency_misses.len()
+    );
     println!("| replicas that exited by themselves | {exits} |");
     println!("| converge after restart (min / median / p90 / max) | {} |", spread(converge.clone()));
     println!("| wave time (min / median / p90 / max) | {} |", spread(t.wave_secs.clone()));
@@ -727,7 +738,7 @@ async fn kills(n: usize, kills: usize, replicas: usize) -> Value {
         "lost_machines": lost, "double_allocations": t.double_allocations.len(),
         "not_converged": not_converged, "operations": ops, "failed_operations": failed,
         "node_errors": t.node_errors, "wrong_disks": t.wrong_disks, "stuck": t.stuck,
-        "converge_secs": converge, "wave_secs": t.wave_secs,
+        "converge_secs": converge, "wave_secs": t.wave_secs, "idempotency_misses": t.idempotency_misses,
     });
     drop(site);
     lab.stop().await;
