@@ -91,18 +91,19 @@ async fn drive(c: &Conductor, job: Job<'_>) -> WorkResult {
         let m = c.store().machine(&id.to_string()).await.map_err(|e| e.to_string())?;
         if m.operation_id != Some(op_id) {
             // Timeouts and aborts end the operation in the transaction that
-            // takes its machine. A machine let go while its operation still
-            // runs was let go by this operation's own last step, whose
-            // process died before it recorded the end (kill -9 between the
-            // two writes; the chaos suite hit it): that step's outcome is the
-            // operation's.
-            return match m.last_error {
-                Some(e) => Err(e),
-                None => {
-                    tracing::info!(machine = %m.name, "the operation's last step was done before a restart");
-                    Ok(())
-                }
-            };
+            // takes its machine. A machine found free, in no failed state and
+            // with no error, while its operation still runs, was freed by
+            // this operation's own last step, whose process died before it
+            // recorded the end (kill -9 between the two writes; the chaos
+            // suite hit it): the operation succeeded. Anything else — another
+            // operation on the machine, an error — fails it, as before.
+            let failed = m.provision_state.as_str().ends_with("failed") || m.provision_state == State::Error;
+            if m.operation_id.is_none() && m.last_error.is_none() && !failed && !m.provision_state.is_transient() {
+                tracing::info!(machine = %m.name, "the operation's last step was done before a restart");
+                let _ = c.store().close_agent_session(id, op_id).await;
+                return Ok(());
+            }
+            return Err(m.last_error.unwrap_or_else(|| format!("machine {} left this operation", m.name)));
         }
         let st = m.provision_state;
         let step: Result<Option<State>, String> = match st {
