@@ -12,7 +12,9 @@ pub struct Backoff {
     pub first_delay: Duration,
     pub max_delay: Duration,
     /// No attempt starts once this long has passed since the first (a call
-    /// under way then is the last); None: only `attempts` counts.
+    /// under way then is the last), though a failed first attempt is always
+    /// tried once more — one that ran into its own timeout included; None:
+    /// only `attempts` counts.
     pub window: Option<Duration>,
 }
 
@@ -56,7 +58,7 @@ impl Backoff {
                 Err(e)
                     if e.is_transient()
                         && attempt < self.attempts
-                        && self.window.is_none_or(|w| start.elapsed() + delay < w) =>
+                        && (attempt == 1 || self.window.is_none_or(|w| start.elapsed() + delay < w)) =>
                 {
                     tracing::debug!(what, attempt, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
@@ -89,7 +91,16 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 5);
         assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
-        assert_eq!(Backoff::within(Duration::ZERO).window, Some(Duration::ZERO));
+        // An attempt as long as the window (Redfish's 60 s timeout) still gets its one retry.
+        calls.store(0, std::sync::atomic::Ordering::Relaxed);
+        let _: Result<(), E> = Backoff::within(Duration::from_secs(60))
+            .run("t", || async {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Err(E(true))
+            })
+            .await;
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     #[derive(Debug)]

@@ -73,19 +73,32 @@ impl Ipmi {
     }
 }
 
-/// The error itself: ipmitool's first line (what follows is about closing the session).
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or_default()
-}
-
 /// What a failed ipmitool run means. ipmitool words a request that got no
-/// answer (lost on the way, or the BMC busy) as "Unable to …" or "Error
-/// setting/getting …" with no completion code, and often adds "Close Session
-/// command failed"; an answer the BMC refused carries the code ("… failed:
-/// Invalid data field in request"). The first kind is worth another try, and
-/// so is the code that says the BMC is busy (0xC0, "Node busy").
+/// answer (lost on the way) as "Unable to …" or "Error setting/getting …"
+/// with no completion code, and often adds "Close Session command failed";
+/// an answer the BMC refused carries the code ("… failed: Invalid data field
+/// in request"). The first kind is worth another try, and so is the code
+/// that says the BMC is busy (0xC0, "Node busy"). Lines about the session's
+/// edges — "Close Session command failed…", and "Unable to Get Channel
+/// Cipher Suites", which ipmitool prints on every run against BMCs that
+/// ignore that request — say nothing about the command itself.
 fn classify(address: String, stderr: &str, stdout: String) -> BmcError {
     let lower = stderr.to_ascii_lowercase();
+    let about_command: Vec<&str> = lower
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("close session command failed")
+                && !l.starts_with("unable to get channel cipher suites")
+        })
+        .collect();
+    let refused = about_command.iter().any(|l| l.contains(" failed: ") && !l.contains("node busy"));
+    let busy = about_command.iter().any(|l| l.contains("node busy"));
+    let unanswered = about_command
+        .iter()
+        .any(|l| l.starts_with("unable to ") || l.starts_with("error setting") || l.starts_with("error getting"))
+        || lower.contains("close session command failed");
     if lower.contains("unauthorized name")
         || lower.contains("rakp 2 hmac is invalid")
         || lower.contains("invalid user name")
@@ -102,13 +115,7 @@ fn classify(address: String, stderr: &str, stdout: String) -> BmcError {
             address,
             detail: format!("no IPMI session ({stderr}); if the BMC is up, check the username and password"),
         }
-    } else if lower.contains("node busy")
-        || (!first_line(&lower).contains(" failed: ")
-            && (lower.contains("close session command failed")
-                || lower.lines().any(|l| {
-                    l.starts_with("unable to ") || l.starts_with("error setting") || l.starts_with("error getting")
-                })))
-    {
+    } else if !refused && (busy || unanswered) {
         BmcError::Unreachable { address, detail: format!("the BMC did not answer ({})", stderr.replace('\n', "; ")) }
     } else {
         BmcError::Protocol { address, detail: if stderr.is_empty() { stdout } else { stderr.to_string() } }
@@ -184,6 +191,7 @@ mod tests {
             "Error setting Chassis Boot Parameter 4\nClose Session command failed",
             "Unable to set Chassis Power Control to Up/On",
             "Unable to get Chassis Power Status\nClose Session command failed",
+            "Unable to Get Channel Cipher Suites\nError setting Chassis Boot Parameter 4\nClose Session command failed",
             "Error setting Chassis Boot Parameter 5\nClose Session command failed: Invalid data field in request",
             "Set Chassis Power Control to Down/Off failed: Node busy",
         ] {
@@ -191,6 +199,9 @@ mod tests {
         }
         for refused in [
             "Set Chassis Boot Parameter 5 failed: Invalid data field in request",
+            // ipmitool ≥ 1.8.19 against a BMC that ignores the cipher-suite request.
+            "Unable to Get Channel Cipher Suites\nSet Chassis Power Control to Up/On failed: Insufficient privilege level",
+            "Set Chassis Boot Parameter 5 failed: Invalid data field in request\nClose Session command failed: Node busy",
             "Set Chassis Power Control to Up/On failed: Insufficient privilege level\nClose Session command failed",
         ] {
             assert!(!c(refused).is_transient(), "{refused}: {:?}", c(refused));
