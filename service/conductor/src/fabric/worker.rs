@@ -295,6 +295,13 @@ async fn pass(c: &Conductor, w: &Arc<Worker>, tasks: &mut tokio::task::JoinSet<(
         if ports.is_empty() {
             continue;
         }
+        // The ports a refusal to show may mark drifted: failed ones keep
+        // their state (and their pause before the next try).
+        let placed: HashSet<String> = records
+            .iter()
+            .filter(|r| r.switch_id == s.id && matches!(r.state, SwitchPortState::InSync | SwitchPortState::Drifted))
+            .map(|r| r.port.clone())
+            .collect();
         w.last_read.lock().expect("read lock").insert(s.id, Instant::now());
         let q = match w.queue(c, s).await {
             Ok(q) => q,
@@ -304,19 +311,19 @@ async fn pass(c: &Conductor, w: &Arc<Worker>, tasks: &mut tokio::task::JoinSet<(
             }
         };
         let (c, w, sw) = (c.clone(), w.clone(), (*s).clone());
-        tasks.spawn(async move { read_back(&c, &w, &sw, &q, &ports).await });
+        tasks.spawn(async move { read_back(&c, &w, &sw, &q, &ports, &placed).await });
     }
     Ok(())
 }
 
-async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports: &[String]) {
+async fn read_back(c: &Conductor, w: &Worker, s: &Switch, q: &SwitchQueue, ports: &[String], placed: &HashSet<String>) {
     // What was programmed after this moment is newer than what the read saw.
     let started = tundra_store::now();
     match read_around_refusals(q, ports).await {
         Ok((mut seen, refused)) => {
             // A port the switch will not show is in no VLAN we know: one that
             // was in_sync shows as drifted, not as still in place.
-            seen.extend(refused.iter().map(|(port, _)| (port.clone(), None)));
+            seen.extend(refused.iter().filter(|(port, _)| placed.contains(port)).map(|(port, _)| (port.clone(), None)));
             let refused = refused.into_iter().map(|(_, e)| e).next_back();
             for (port, vlan) in seen {
                 if w.inflight.lock().expect("inflight lock").contains(&(s.id, port.clone())) {
