@@ -162,6 +162,99 @@ const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: t
 /// A TCP proxy judging every chunk a client sends (see the module's text).
 /// `503` answers are HTTP's, so this is for HTTP peers.
 pub async fn tcp_requests(target: SocketAddr) -> std::io::Result<Proxy> {
+    tcp(target, |client, f| async move {
+        if f.mode() == Mode::Down {
+            f.judge();
+            return; // closed at once
+        }
+        let Ok(upstream) = TcpStream::connect(f.target()).await else { return };
+        let (mut cr, cw) = client.into_split();
+        let (mut ur, mut uw) = upstream.into_split();
+        let cw = Arc::new(tokio::sync::Mutex::new(cw));
+        let back = {
+            let cw = cw.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = ur.read(&mut buf).await {
+                    if n == 0 || cw.lock().await.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = cw.lock().await.shutdown().await;
+            })
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        // Whether the client ended its side itself (not cut by a fault).
+        let finished = loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) => break true,
+                Err(_) => break false,
+                Ok(n) => n,
+            };
+            match f.judge() {
+                Fate::Pass => {}
+                Fate::Delay(d) => tokio::time::sleep(d).await,
+                Fate::Error => {
+                    // In the peer's place, and the connection closed:
+                    // what followed the chunk is not sent half-way.
+                    let _ = cw.lock().await.write_all(UNAVAILABLE).await;
+                    break false;
+                }
+                Fate::Hang => {
+                    tokio::time::sleep(f.hang_for).await;
+                    break false;
+                }
+                Fate::Drop => break false,
+            }
+            if uw.write_all(&buf[..n]).await.is_err() {
+                break false;
+            }
+        };
+        if finished {
+            // Let the answer under way come back (for a minute at most).
+            let _ = uw.shutdown().await;
+            let abort = back.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(60), back).await.is_err() {
+                abort.abort();
+            }
+        } else {
+            back.abort(); // both sides close as the halves drop
+        }
+    })
+    .await
+}
+
+/// A TCP proxy judging every connection: `error` and `drop` odds refuse it
+/// (closed at once), `delay` and `hang` odds cut it 0.2–3 s after it
+/// opened, whatever it was doing (see the module's text).
+pub async fn tcp_sessions(target: SocketAddr) -> std::io::Result<Proxy> {
+    tcp(target, |mut client, f| async move {
+        let fate = f.judge();
+        if matches!(fate, Fate::Error | Fate::Drop) {
+            return; // refused: closed at once
+        }
+        let Ok(mut upstream) = TcpStream::connect(f.target()).await else { return };
+        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+        match fate {
+            Fate::Delay(_) | Fate::Hang => {
+                let after = Duration::from_millis(200 + (unit() * 2800.0) as u64);
+                let _ = tokio::time::timeout(after, copy).await;
+            }
+            _ => {
+                let _ = copy.await;
+            }
+        }
+    })
+    .await
+}
+
+/// A TCP proxy on a free loopback port that hands every connection, with
+/// the proxy's control, to `serve` on a task of its own.
+async fn tcp<F, Fut>(target: SocketAddr, serve: F) -> std::io::Result<Proxy>
+where
+    F: Fn(TcpStream, Arc<Faults>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let faults = Faults::new(target);
@@ -172,104 +265,7 @@ pub async fn tcp_requests(target: SocketAddr) -> std::io::Result<Proxy> {
                 tokio::time::sleep(Duration::from_millis(50)).await; // out of descriptors, or an aborted connection
                 continue;
             };
-            let f = f.clone();
-            tokio::spawn(async move {
-                if f.mode() == Mode::Down {
-                    f.judge();
-                    return; // closed at once
-                }
-                let Ok(upstream) = TcpStream::connect(f.target()).await else { return };
-                let (mut cr, cw) = client.into_split();
-                let (mut ur, mut uw) = upstream.into_split();
-                let cw = Arc::new(tokio::sync::Mutex::new(cw));
-                let back = {
-                    let cw = cw.clone();
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 64 << 10];
-                        while let Ok(n) = ur.read(&mut buf).await {
-                            if n == 0 || cw.lock().await.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = cw.lock().await.shutdown().await;
-                    })
-                };
-                let mut buf = vec![0u8; 64 << 10];
-                // Whether the client ended its side itself (not cut by a fault).
-                let finished = loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) => break true,
-                        Err(_) => break false,
-                        Ok(n) => n,
-                    };
-                    match f.judge() {
-                        Fate::Pass => {}
-                        Fate::Delay(d) => tokio::time::sleep(d).await,
-                        Fate::Error => {
-                            // In the peer's place, and the connection closed:
-                            // what followed the chunk is not sent half-way.
-                            let _ = cw.lock().await.write_all(UNAVAILABLE).await;
-                            break false;
-                        }
-                        Fate::Hang => {
-                            tokio::time::sleep(f.hang_for).await;
-                            break false;
-                        }
-                        Fate::Drop => break false,
-                    }
-                    if uw.write_all(&buf[..n]).await.is_err() {
-                        break false;
-                    }
-                };
-                if finished {
-                    // Let the answer under way come back (for a minute at most).
-                    let _ = uw.shutdown().await;
-                    let abort = back.abort_handle();
-                    if tokio::time::timeout(Duration::from_secs(60), back).await.is_err() {
-                        abort.abort();
-                    }
-                } else {
-                    back.abort(); // both sides close as the halves drop
-                }
-            });
-        }
-    });
-    Ok(Proxy { addr, faults, task })
-}
-
-/// A TCP proxy judging every connection: `error` and `drop` odds refuse it
-/// (closed at once), `delay` and `hang` odds cut it 0.2–3 s after it
-/// opened, whatever it was doing (see the module's text).
-pub async fn tcp_sessions(target: SocketAddr) -> std::io::Result<Proxy> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let faults = Faults::new(target);
-    let f = faults.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let fate = f.judge();
-            if matches!(fate, Fate::Error | Fate::Drop) {
-                drop(client);
-                continue;
-            }
-            let target = f.target();
-            tokio::spawn(async move {
-                let Ok(mut upstream) = TcpStream::connect(target).await else { return };
-                let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
-                match fate {
-                    Fate::Delay(_) | Fate::Hang => {
-                        let after = Duration::from_millis(200 + (unit() * 2800.0) as u64);
-                        let _ = tokio::time::timeout(after, copy).await;
-                    }
-                    _ => {
-                        let _ = copy.await;
-                    }
-                }
-            });
+            tokio::spawn(serve(client, f.clone()));
         }
     });
     Ok(Proxy { addr, faults, task })
