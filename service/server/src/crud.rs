@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tundra_api::identity::Role;
 use tundra_api::{ListQuery, ProjectId};
-use tundra_store::{ListParams, Store, StoreError, StoredResponse};
+use tundra_store::{Actor, Claim, ListParams, Store, StoreError, StoredResponse};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{IdempotencyKey, page_limit};
@@ -49,6 +49,8 @@ impl Owner {
 pub trait Object: Sized + Send {
     /// For "not found" answers.
     const NOUN: &'static str;
+    /// Its events' object type (what `created` events name it).
+    const KIND: &'static str;
     /// Only site admins see any of these: others get 403 before anything
     /// is read, so the answer says nothing about which IDs exist.
     const SITE_ONLY: bool = false;
@@ -93,45 +95,147 @@ pub fn etag(revision: i64) -> HeaderValue {
 /// Run a create (a `POST` to `collection`) once per idempotency key: a
 /// retry with the same key and the same body gets the first answer (with
 /// `Idempotent-Replayed: true`); the same key with a different body is refused.
-pub async fn idempotent<T, F>(
+///
+/// `create` makes the object and `show` turns it into the answer. The key is
+/// claimed before `create` runs, so a retry after tundrad stopped between the
+/// create's commit and keeping its answer finds the object that create made
+/// (by its `created` event) and answers with `show` of it — it neither creates
+/// a second object nor refuses the name the first request took.
+pub async fn idempotent<O, T, F, S, SF>(
     state: &AppState,
     p: &Principal,
     key: IdempotencyKey,
     collection: &str,
     digest: &str,
     create: F,
+    show: S,
 ) -> ApiResult<Response>
 where
+    O: Object,
     T: Serialize,
-    F: Future<Output = ApiResult<(StatusCode, T, Option<i64>)>>,
+    F: Future<Output = ApiResult<O>>,
+    S: FnOnce(O) -> SF,
+    SF: Future<Output = ApiResult<Shown<T>>>,
 {
+    let Some(k) = key.0 else {
+        let (status, value, revision) = show(create.await?).await?;
+        return Ok(answer(status, serde_json::to_string(&value).map_err(ApiError::internal)?, revision, false));
+    };
     let route = format!("POST {collection}");
     let principal = p.user.id.to_string();
-    if let Some(k) = &key.0
-        && let Some(prev) = state.store().idempotent_response(&principal, k).await?
-    {
-        if prev.route != route || prev.request_hash != digest {
-            return Err(ApiError::Unprocessable(format!(
-                "Idempotency-Key {k:?} was already used for a different request; use a fresh key for a new request"
-            )));
+    let mut actor = p.actor();
+    if actor.request_id.is_none() {
+        actor.request_id = Some(uuid::Uuid::now_v7().to_string());
+    }
+    let store = state.store();
+    let waited = std::time::Instant::now();
+    let made = loop {
+        match store.claim_idempotency_key(&principal, &k, &route, digest, O::KIND, &actor).await? {
+            Claim::Run => break None,
+            Claim::Answered(prev) => {
+                let status = StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK);
+                return Ok(answer(status, prev.body, None, true));
+            }
+            Claim::Created(id) => {
+                let o = O::fetch(store, &id).await?;
+                o.owner().require(p, Role::Reader, O::NOUN, &id)?;
+                break Some(o);
+            }
+            Claim::InProgress if waited.elapsed() < IN_PROGRESS_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Claim::InProgress => {
+                return Err(ApiError::Conflict(format!(
+                    "a request with Idempotency-Key {k:?} is still being handled; retry it in a few seconds"
+                )));
+            }
+            Claim::OtherRequest => {
+                return Err(ApiError::Unprocessable(format!(
+                    "Idempotency-Key {k:?} was already used for a different request; use a fresh key for a new request"
+                )));
+            }
         }
-        let mut r = (StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), prev.body).into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(r);
-    }
-    let (status, value, revision) = create.await?;
+    };
+    let replayed = made.is_some();
+    // Until answered, a request dropped (its client went away) gives its
+    // claim up, unless its create committed: a retry answers with that.
+    let mut held = Held { store: store.clone(), principal, key: k, kind: O::KIND, actor, armed: true };
+    let object = match made {
+        Some(o) => o,
+        None => match create.await {
+            Ok(o) => o,
+            Err(e) => {
+                // Failed creates are not kept: a retry runs the create again.
+                held.armed = false;
+                if let Err(release) = store.release_claim(&held.principal, &held.key, held.kind, &held.actor).await {
+                    tracing::warn!(error = %release, "could not release an Idempotency-Key claim; it expires with the key");
+                }
+                return Err(e);
+            }
+        },
+    };
+    let (status, value, revision) = show(object).await?;
     let body = serde_json::to_string(&value).map_err(ApiError::internal)?;
-    if let Some(k) = &key.0 {
-        let stored = StoredResponse { route, request_hash: digest.into(), status: status.as_u16(), body: body.clone() };
-        state.store().remember_response(&principal, k, &stored).await?;
+    let stored = StoredResponse { route, request_hash: digest.into(), status: status.as_u16(), body: body.clone() };
+    store.remember_response(&held.principal, &held.key, &stored).await?;
+    held.armed = false;
+    Ok(answer(status, body, revision, replayed))
+}
+
+/// How long a request waits for another with its Idempotency-Key to finish.
+const IN_PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An Idempotency-Key claim this request holds and has not answered.
+struct Held {
+    store: Store,
+    principal: String,
+    key: String,
+    kind: &'static str,
+    actor: Actor,
+    armed: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let (store, principal, key, kind, actor) =
+            (self.store.clone(), self.principal.clone(), self.key.clone(), self.kind, self.actor.clone());
+        rt.spawn(async move {
+            if let Err(e) = store.release_claim(&principal, &key, kind, &actor).await {
+                tracing::warn!(error = %e, "could not release an Idempotency-Key claim; it expires with the key");
+            }
+        });
     }
+}
+
+/// What `show` gives: the status, the body and the revision (the ETag).
+pub type Shown<T> = (StatusCode, T, Option<i64>);
+
+/// `show` for an object answered as it is, with `status` and its revision
+/// (read by `revision`) as the ETag.
+pub fn as_is<O>(
+    status: StatusCode,
+    revision: fn(&O) -> i64,
+) -> impl FnOnce(O) -> std::future::Ready<ApiResult<Shown<O>>> {
+    move |o| {
+        let rev = revision(&o);
+        std::future::ready(Ok((status, o, Some(rev))))
+    }
+}
+
+fn answer(status: StatusCode, body: String, revision: Option<i64>, replayed: bool) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(rev) = revision {
         r.headers_mut().insert(header::ETAG, etag(rev));
     }
-    Ok(r)
+    if replayed {
+        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
 }
 
 /// How much of a file is read per trip to the blocking pool while serving

@@ -50,7 +50,7 @@ pub use appliances::{
 pub use catalog::{FlavorChanges, ImageImported, NewFlavor, NewImage, NewKeypair};
 pub use clusters::{ClusterJudged, ClusterRecord, MemberRecord, NewCluster, NewClusterSecrets, NewClusterTemplate};
 pub use discovery::DiscoverySession;
-pub use idempotency::StoredResponse;
+pub use idempotency::{Claim, StoredResponse};
 pub use identity::{NewToken, ProjectPatch, TokenRecord};
 pub use leases::{LeaseHolder, Signals};
 pub use machines::{

@@ -17,7 +17,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::ApiResult;
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for ApplianceTemplate {
     const NOUN: &'static str = "appliance template";
+    const KIND: &'static str = "appliance_template";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.appliance_template(path_id::<ApplianceTemplateId>(Self::NOUN, id)?).await
     }
@@ -43,6 +44,7 @@ impl Object for ApplianceTemplate {
 
 impl Object for Appliance {
     const NOUN: &'static str = "appliance";
+    const KIND: &'static str = "appliance";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.appliance(path_id::<ApplianceId>(Self::NOUN, id)?).await
     }
@@ -77,11 +79,15 @@ async fn create_template(
     p.require_scope(r.project_id, Role::Member, "project", &format!("{:?}", r.project_id))?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::APPLIANCE_TEMPLATES, &body.digest, async {
-        let t = flows::create_template(&state.conductor, &p.actor(), r).await?;
-        let rev = t.revision;
-        Ok((StatusCode::CREATED, t, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::APPLIANCE_TEMPLATES,
+        &body.digest,
+        async { Ok(flows::create_template(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::CREATED, |t: &ApplianceTemplate| t.revision),
+    )
     .await
 }
 
@@ -148,11 +154,15 @@ async fn create_appliance(
     let r = body.value;
     p.require(r.project_id, Role::Member, "project", &r.project_id.to_string())?;
     check_name("/name", &r.name)?;
-    idempotent(&state, &p, key, paths::APPLIANCES, &body.digest, async {
-        let a = flows::create(&state.conductor, &p.actor(), r).await?;
-        let rev = a.revision;
-        Ok((StatusCode::ACCEPTED, a, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::APPLIANCES,
+        &body.digest,
+        async { Ok(flows::create(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::ACCEPTED, |a: &Appliance| a.revision),
+    )
     .await
 }
 

@@ -13,7 +13,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::ApiResult;
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for ClusterTemplate {
     const NOUN: &'static str = "cluster template";
+    const KIND: &'static str = "cluster_template";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.cluster_template(path_id::<ClusterTemplateId>(Self::NOUN, id)?).await
     }
@@ -61,11 +62,15 @@ async fn create_template(
     p.require_scope(r.project_id, Role::Member, "project", &format!("{:?}", r.project_id))?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::CLUSTER_TEMPLATES, &body.digest, async {
-        let t = flows::create_template(&state.conductor, &p.actor(), r).await?;
-        let rev = t.revision;
-        Ok((StatusCode::CREATED, t, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::CLUSTER_TEMPLATES,
+        &body.digest,
+        async { Ok(flows::create_template(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::CREATED, |t: &ClusterTemplate| t.revision),
+    )
     .await
 }
 

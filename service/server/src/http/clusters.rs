@@ -13,7 +13,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Cluster {
     const NOUN: &'static str = "cluster";
+    const KIND: &'static str = "cluster";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.cluster(path_id::<ClusterId>(Self::NOUN, id)?).await
     }
@@ -80,11 +81,15 @@ async fn create_cluster(
     p.require(r.project_id, Role::Member, "project", &r.project_id.to_string())?;
     check_name("/name", &r.name)?;
     check_labels(&r.labels)?;
-    idempotent(&state, &p, key, paths::CLUSTERS, &body.digest, async {
-        let c = flows::create(&state.conductor, &p.actor(), r).await?;
-        let rev = c.revision;
-        Ok((StatusCode::ACCEPTED, c, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::CLUSTERS,
+        &body.digest,
+        async { Ok(flows::create(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::ACCEPTED, |c: &Cluster| c.revision),
+    )
     .await
 }
 

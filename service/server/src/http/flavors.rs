@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::crud::{
-    Object, Owner, check_description, check_name, check_resource_class, check_traits, find, idempotent, json,
+    Object, Owner, as_is, check_description, check_name, check_resource_class, check_traits, find, idempotent, json,
     list_params, path_id,
 };
 use crate::error::ApiResult;
@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Flavor {
     const NOUN: &'static str = "flavor";
+    const KIND: &'static str = "flavor";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.flavor(path_id::<FlavorId>(Self::NOUN, id)?).await
     }
@@ -63,23 +64,29 @@ async fn create_flavor(
     check_description("/description", &req.description)?;
     check_resource_class(&req.resource_class)?;
     let traits = check_traits("/required_traits", &req.required_traits)?;
-    idempotent(&state, &p, key, paths::FLAVORS, &body.digest, async {
-        let f = state
-            .store()
-            .create_flavor(
-                &p.actor(),
-                NewFlavor {
-                    project_id: req.project_id,
-                    name: req.name,
-                    description: req.description,
-                    resource_class: req.resource_class,
-                    required_traits: traits,
-                },
-            )
-            .await?;
-        let rev = f.revision;
-        Ok((StatusCode::CREATED, f, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::FLAVORS,
+        &body.digest,
+        async {
+            Ok(state
+                .store()
+                .create_flavor(
+                    &p.actor(),
+                    NewFlavor {
+                        project_id: req.project_id,
+                        name: req.name,
+                        description: req.description,
+                        resource_class: req.resource_class,
+                        required_traits: traits,
+                    },
+                )
+                .await?)
+        },
+        as_is(StatusCode::CREATED, |f: &Flavor| f.revision),
+    )
     .await
 }
 

@@ -11,12 +11,12 @@ use tundra_api::identity::{
 };
 use tundra_api::{ListQuery, Page, Problem, TokenId, UserId, paths};
 use tundra_conductor::secrets::sha256_hex;
-use tundra_store::{NewToken, ProjectPatch};
+use tundra_store::{NewToken, ProjectPatch, Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::new_token_secret;
-use crate::crud::{check_description, check_name, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, idempotent, json, list_params, path_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -34,6 +34,31 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, delete_user))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(get_token, delete_token))
+}
+
+// What idempotent creates find again by ID; handlers here look projects and
+// users up by ID or name, with their own rules for who sees them.
+impl Object for Project {
+    const NOUN: &'static str = "project";
+    const KIND: &'static str = "project";
+    async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
+        store.project(id).await
+    }
+    fn owner(&self) -> Owner {
+        Owner::Project(self.id)
+    }
+}
+
+impl Object for User {
+    const NOUN: &'static str = "user";
+    const KIND: &'static str = "user";
+    const SITE_ONLY: bool = true;
+    async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
+        store.user(id).await
+    }
+    fn owner(&self) -> Owner {
+        Owner::Site
+    }
 }
 
 /// A project the caller may see, by ID or name.
@@ -77,11 +102,15 @@ async fn create_project(
     let req = body.value;
     check_name("/name", &req.name)?;
     check_description("/description", &req.description)?;
-    idempotent(&state, &p, key, paths::PROJECTS, &body.digest, async {
-        let project = state.store().create_project(&p.actor(), &req.name, &req.description).await?;
-        let rev = project.revision;
-        Ok((StatusCode::CREATED, project, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::PROJECTS,
+        &body.digest,
+        async { Ok(state.store().create_project(&p.actor(), &req.name, &req.description).await?) },
+        as_is(StatusCode::CREATED, |project: &Project| project.revision),
+    )
     .await
 }
 
@@ -212,9 +241,15 @@ async fn create_user(
     p.require_admin()?;
     let req = body.value;
     check_name("/name", &req.name)?;
-    idempotent(&state, &p, key, paths::USERS, &body.digest, async {
-        Ok((StatusCode::CREATED, state.store().create_user(&p.actor(), &req.name, req.admin, "local").await?, None))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::USERS,
+        &body.digest,
+        async { Ok(state.store().create_user(&p.actor(), &req.name, req.admin, "local").await?) },
+        |u: User| std::future::ready(Ok((StatusCode::CREATED, u, None))),
+    )
     .await
 }
 

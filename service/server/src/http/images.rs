@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Image {
     const NOUN: &'static str = "image";
+    const KIND: &'static str = "image";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.image(path_id::<ImageId>(Self::NOUN, id)?).await
     }
@@ -70,26 +71,38 @@ async fn create_image(
             .map_err(|e| ApiError::field("/source_url", e))?;
     }
     let mut started = None;
-    let resp = idempotent(&state, &p, key, paths::IMAGES, &body.digest, async {
-        let img = state
-            .store()
-            .create_image(
-                &p.actor(),
-                NewImage {
-                    project_id: req.project_id,
-                    name: req.name,
-                    description: req.description,
-                    disk_format: req.disk_format,
-                    sha256: sha,
-                    source_url: req.source_url,
-                },
-            )
-            .await?;
-        started = img.operation_id;
-        let status = if img.operation_id.is_some() { StatusCode::ACCEPTED } else { StatusCode::CREATED };
-        let rev = img.revision;
-        Ok((status, img, Some(rev)))
-    })
+    let resp = idempotent(
+        &state,
+        &p,
+        key,
+        paths::IMAGES,
+        &body.digest,
+        async {
+            let img = state
+                .store()
+                .create_image(
+                    &p.actor(),
+                    NewImage {
+                        project_id: req.project_id,
+                        name: req.name,
+                        description: req.description,
+                        disk_format: req.disk_format,
+                        sha256: sha,
+                        source_url: req.source_url,
+                    },
+                )
+                .await?;
+            started = img.operation_id;
+            Ok(img)
+        },
+        // A download in progress is 202 (follow `operation_id`); the same
+        // answer again after a restart (which resumes the download itself).
+        |img: Image| {
+            let status = if img.operation_id.is_some() { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+            let rev = img.revision;
+            std::future::ready(Ok((status, img, Some(rev))))
+        },
+    )
     .await?;
     if let Some(op) = started {
         state.conductor.run(op).await?;

@@ -11,7 +11,7 @@ use tundra_store::{NewKeypair, Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::ApiResult;
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Keypair {
     const NOUN: &'static str = "keypair";
+    const KIND: &'static str = "keypair";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.keypair(path_id::<KeypairId>(Self::NOUN, id)?).await
     }
@@ -59,24 +60,30 @@ async fn create_keypair(
     check_name("/name", &req.name)?;
     check_description("/description", &req.description)?;
     let parsed = crate::keys::parse(&req.public_key).map_err(|e| crate::error::ApiError::field("/public_key", e))?;
-    idempotent(&state, &p, key, paths::KEYPAIRS, &body.digest, async {
-        let k = state
-            .store()
-            .create_keypair(
-                &p.actor(),
-                NewKeypair {
-                    project_id: req.project_id,
-                    name: req.name,
-                    description: req.description,
-                    public_key: parsed.normalized,
-                    key_type: parsed.key_type,
-                    fingerprint: parsed.fingerprint,
-                },
-            )
-            .await?;
-        let rev = k.revision;
-        Ok((StatusCode::CREATED, k, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::KEYPAIRS,
+        &body.digest,
+        async {
+            Ok(state
+                .store()
+                .create_keypair(
+                    &p.actor(),
+                    NewKeypair {
+                        project_id: req.project_id,
+                        name: req.name,
+                        description: req.description,
+                        public_key: parsed.normalized,
+                        key_type: parsed.key_type,
+                        fingerprint: parsed.fingerprint,
+                    },
+                )
+                .await?)
+        },
+        as_is(StatusCode::CREATED, |k: &Keypair| k.revision),
+    )
     .await
 }
 

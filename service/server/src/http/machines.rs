@@ -17,7 +17,9 @@ use tundra_store::{MachineChanges, NewMachine, Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_name, check_resource_class, check_traits, find, idempotent, json, list_params};
+use crate::crud::{
+    Object, Owner, as_is, check_name, check_resource_class, check_traits, find, idempotent, json, list_params,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -32,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Machine {
     const NOUN: &'static str = "machine";
+    const KIND: &'static str = "machine";
     const SITE_ONLY: bool = true;
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.machine(id).await
@@ -204,26 +207,32 @@ async fn create_machine(
     check_bmc(&state, &req.bmc)?;
     check_password("/bmc_password", &req.bmc_password, req.bmc.driver)?;
     let interfaces = check_interfaces(&req.interfaces)?;
-    idempotent(&state, &p, key, paths::MACHINES, &body.digest, async {
-        let m = state
-            .store()
-            .create_machine(
-                &p.actor(),
-                NewMachine {
-                    name: req.name,
-                    resource_class: req.resource_class,
-                    traits,
-                    properties: req.properties,
-                    location: req.location,
-                    bmc: req.bmc,
-                    interfaces,
-                    secret: seal(&state, &req.bmc_password),
-                },
-            )
-            .await?;
-        let rev = m.revision;
-        Ok((StatusCode::CREATED, m, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::MACHINES,
+        &body.digest,
+        async {
+            Ok(state
+                .store()
+                .create_machine(
+                    &p.actor(),
+                    NewMachine {
+                        name: req.name,
+                        resource_class: req.resource_class,
+                        traits,
+                        properties: req.properties,
+                        location: req.location,
+                        bmc: req.bmc,
+                        interfaces,
+                        secret: seal(&state, &req.bmc_password),
+                    },
+                )
+                .await?)
+        },
+        as_is(StatusCode::CREATED, |m: &Machine| m.revision),
+    )
     .await
 }
 

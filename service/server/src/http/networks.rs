@@ -12,7 +12,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Network {
     const NOUN: &'static str = "network";
+    const KIND: &'static str = "network";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.network(path_id::<NetworkId>(Self::NOUN, id)?).await
     }
@@ -67,11 +68,15 @@ async fn create_network(
     }
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::NETWORKS, &body.digest, async {
-        let x = networks::create_network(&state.conductor, &p.actor(), p.is_admin(), r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::CREATED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::NETWORKS,
+        &body.digest,
+        async { Ok(networks::create_network(&state.conductor, &p.actor(), p.is_admin(), r).await?) },
+        as_is(StatusCode::CREATED, |x: &Network| x.revision),
+    )
     .await
 }
 

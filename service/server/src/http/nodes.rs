@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Node {
     const NOUN: &'static str = "node";
+    const KIND: &'static str = "node";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.node(path_id::<NodeId>(Self::NOUN, id)?).await
     }
@@ -138,11 +139,19 @@ async fn create_node(
         }
     }
     let actor = p.actor();
-    idempotent(&state, &p, key, paths::NODES, &body.digest, async {
-        let n = placement::create(&state.conductor, &actor, req, &flavor, &image).await?;
-        let rev = n.revision;
-        Ok((StatusCode::ACCEPTED, views::node(&state, &p, n).await?, Some(rev)))
-    })
+    let (st, pr) = (&state, &p);
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::NODES,
+        &body.digest,
+        async { Ok(placement::create(&state.conductor, &actor, req, &flavor, &image).await?) },
+        |n: Node| async move {
+            let rev = n.revision;
+            Ok((StatusCode::ACCEPTED, views::node(st, pr, n).await?, Some(rev)))
+        },
+    )
     .await
 }
 

@@ -12,7 +12,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::ApiResult;
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for PhysicalNetwork {
     const NOUN: &'static str = "physical network";
+    const KIND: &'static str = "physical_network";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.physical_network(path_id::<PhysicalNetworkId>(Self::NOUN, id)?).await
     }
@@ -58,11 +59,15 @@ async fn create_physical_network(
     let r = body.value;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::PHYSICAL_NETWORKS, &body.digest, async {
-        let x = networks::create_physical_network(&state.conductor, &p.actor(), r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::CREATED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::PHYSICAL_NETWORKS,
+        &body.digest,
+        async { Ok(networks::create_physical_network(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::CREATED, |x: &PhysicalNetwork| x.revision),
+    )
     .await
 }
 

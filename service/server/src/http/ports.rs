@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Port {
     const NOUN: &'static str = "port";
+    const KIND: &'static str = "port";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.port(path_id::<PortId>(Self::NOUN, id)?).await
     }
@@ -63,11 +64,20 @@ async fn create_port(
     p.require(r.project_id, Role::Member, "project", &r.project_id.to_string())?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::PORTS, &body.digest, async {
-        let x = views::port(&p, networks::create_port(&state.conductor, &p.actor(), r).await?);
-        let rev = x.revision;
-        Ok((StatusCode::CREATED, x, Some(rev)))
-    })
+    let pr = &p;
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::PORTS,
+        &body.digest,
+        async { Ok(networks::create_port(&state.conductor, &p.actor(), r).await?) },
+        |x: Port| {
+            let x = views::port(pr, x);
+            let rev = x.revision;
+            std::future::ready(Ok((StatusCode::CREATED, x, Some(rev))))
+        },
+    )
     .await
 }
 

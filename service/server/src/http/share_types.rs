@@ -13,7 +13,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::ApiResult;
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for ShareType {
     const NOUN: &'static str = "share type";
+    const KIND: &'static str = "share_type";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.share_type(path_id::<ShareTypeId>(Self::NOUN, id)?).await
     }
@@ -59,11 +60,15 @@ async fn create_share_type(
     let r = body.value;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::SHARE_TYPES, &body.digest, async {
-        let x = flows::create_type(&state.conductor, &p.actor(), r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::CREATED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::SHARE_TYPES,
+        &body.digest,
+        async { Ok(flows::create_type(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::CREATED, |x: &ShareType| x.revision),
+    )
     .await
 }
 

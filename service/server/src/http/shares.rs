@@ -17,7 +17,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -36,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Share {
     const NOUN: &'static str = "share";
+    const KIND: &'static str = "share";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.share(path_id::<ShareId>(Self::NOUN, id)?).await
     }
@@ -46,6 +47,7 @@ impl Object for Share {
 
 impl Object for ShareAccess {
     const NOUN: &'static str = "share access rule";
+    const KIND: &'static str = "share_access";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.access(path_id::<ShareAccessId>(Self::NOUN, id)?).await
     }
@@ -56,6 +58,7 @@ impl Object for ShareAccess {
 
 impl Object for ShareSnapshot {
     const NOUN: &'static str = "share snapshot";
+    const KIND: &'static str = "share_snapshot";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.snapshot(path_id::<ShareSnapshotId>(Self::NOUN, id)?).await
     }
@@ -93,11 +96,19 @@ async fn create_share(
     p.require(r.project_id, Role::Member, "project", &r.project_id.to_string())?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::SHARES, &body.digest, async {
-        let x = flows::create_share(&state.conductor, &p.actor(), r.project_id, r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::ACCEPTED, shown(&state, x).await?, Some(rev)))
-    })
+    let st = &state;
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::SHARES,
+        &body.digest,
+        async { Ok(flows::create_share(&state.conductor, &p.actor(), r.project_id, r).await?) },
+        |x: Share| async move {
+            let rev = x.revision;
+            Ok((StatusCode::ACCEPTED, shown(st, x).await?, Some(rev)))
+        },
+    )
     .await
 }
 
@@ -175,11 +186,15 @@ async fn create_access(
 ) -> ApiResult<Response> {
     let r = body.value;
     let share = find::<Share>(&state, &p, &r.share_id.to_string(), Role::Member).await?;
-    idempotent(&state, &p, key, paths::SHARE_ACCESSES, &body.digest, async {
-        let x = flows::create_access(&state.conductor, &p.actor(), &share, r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::ACCEPTED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::SHARE_ACCESSES,
+        &body.digest,
+        async { Ok(flows::create_access(&state.conductor, &p.actor(), &share, r).await?) },
+        as_is(StatusCode::ACCEPTED, |x: &ShareAccess| x.revision),
+    )
     .await
 }
 
@@ -233,11 +248,15 @@ async fn create_snapshot(
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
     let share = find::<Share>(&state, &p, &r.share_id.to_string(), Role::Member).await?;
-    idempotent(&state, &p, key, paths::SHARE_SNAPSHOTS, &body.digest, async {
-        let x = flows::create_snapshot(&state.conductor, &p.actor(), &share, r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::ACCEPTED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::SHARE_SNAPSHOTS,
+        &body.digest,
+        async { Ok(flows::create_snapshot(&state.conductor, &p.actor(), &share, r).await?) },
+        as_is(StatusCode::ACCEPTED, |x: &ShareSnapshot| x.revision),
+    )
     .await
 }
 

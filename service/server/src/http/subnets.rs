@@ -12,7 +12,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Subnet {
     const NOUN: &'static str = "subnet";
+    const KIND: &'static str = "subnet";
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.subnet(path_id::<SubnetId>(Self::NOUN, id)?).await
     }
@@ -60,11 +61,15 @@ async fn create_subnet(
     let net = find::<Network>(&state, &p, &r.network_id.to_string(), Role::Member).await?;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::SUBNETS, &body.digest, async {
-        let x = networks::create_subnet(&state.conductor, &p.actor(), &net, r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::CREATED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::SUBNETS,
+        &body.digest,
+        async { Ok(networks::create_subnet(&state.conductor, &p.actor(), &net, r).await?) },
+        as_is(StatusCode::CREATED, |x: &Subnet| x.revision),
+    )
     .await
 }
 

@@ -13,7 +13,7 @@ use tundra_store::{Store, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crud::{Object, Owner, check_description, check_name, find, idempotent, json, list_params, path_id};
+use crate::crud::{Object, Owner, as_is, check_description, check_name, find, idempotent, json, list_params, path_id};
 use crate::error::ApiResult;
 use crate::extract::{Body, IdempotencyKey, IfMatch, Query};
 use crate::principal::Principal;
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 impl Object for Switch {
     const NOUN: &'static str = "switch";
+    const KIND: &'static str = "switch";
     const SITE_ONLY: bool = true;
     async fn fetch(store: &Store, id: &str) -> Result<Self, StoreError> {
         store.switch(path_id::<SwitchId>(Self::NOUN, id)?).await
@@ -62,11 +63,15 @@ async fn create_switch(
     let r = body.value;
     check_name("/name", &r.name)?;
     check_description("/description", &r.description)?;
-    idempotent(&state, &p, key, paths::SWITCHES, &body.digest, async {
-        let x = switches::create(&state.conductor, &p.actor(), r).await?;
-        let rev = x.revision;
-        Ok((StatusCode::CREATED, x, Some(rev)))
-    })
+    idempotent(
+        &state,
+        &p,
+        key,
+        paths::SWITCHES,
+        &body.digest,
+        async { Ok(switches::create(&state.conductor, &p.actor(), r).await?) },
+        as_is(StatusCode::CREATED, |x: &Switch| x.revision),
+    )
     .await
 }
 

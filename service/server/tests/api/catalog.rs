@@ -7,7 +7,7 @@ use crate::harness::{Backend, Env};
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE28EIbrewdEDj9qeZjjK3liBBadA01HeYTCQGsZnbFB test@tundra";
 
 pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
-    let env = Env::start(b, |_| {}).await;
+    let mut env = Env::start(b, |_| {}).await;
     let t = env.admin.clone();
     let r = env.call("POST", "/v1/projects", &t, Some(json!({"name": "astro", "description": "radio"}))).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -51,6 +51,63 @@ pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
     assert!(env.raw(req(json!({"name": "other"}))).await.problem(422).contains("fresh key"));
     let all = env.call("GET", "/v1/projects?name=dask", &t, None).await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 1, "one project despite the retry");
+
+    // tundrad stopped after a create committed and before its answer was
+    // kept: the key is claimed, unanswered, and the claiming request's
+    // `created` event names the project. After a restart the retry answers
+    // with that project instead of refusing the name the first request took.
+    let admin_id = env.call("GET", "/v1/whoami", &t, None).await.body["user_id"].as_str().unwrap().to_string();
+    let lost = serde_json::to_vec(&json!({"name": "lost-answer"})).unwrap();
+    let early = serde_json::to_vec(&json!({"name": "never-made"})).unwrap();
+    let killed = tundra_store::Actor { name: "admin".into(), request_id: Some("req-killed".into()) };
+    let stopped_early = tundra_store::Actor { name: "admin".into(), request_id: Some("req-early".into()) };
+    let store = env.state().store().clone();
+    let claim = |key: &'static str, bytes: &[u8], actor: &tundra_store::Actor| {
+        let (store, admin_id, actor) = (store.clone(), admin_id.clone(), actor.clone());
+        let digest = tundra_conductor::secrets::sha256_hex(bytes);
+        async move {
+            store.claim_idempotency_key(&admin_id, key, "POST /v1/projects", &digest, "project", &actor).await.unwrap()
+        }
+    };
+    assert_eq!(claim("k-crash", &lost, &killed).await, tundra_store::Claim::Run);
+    let made = store.create_project(&killed, "lost-answer", "").await.unwrap();
+    // Stopped before its create committed: the claim made nothing.
+    assert_eq!(claim("k-early", &early, &stopped_early).await, tundra_store::Claim::Run);
+    // While that replica runs, a retry waits for it rather than racing it.
+    assert_eq!(claim("k-early", &early, &killed).await, tundra_store::Claim::InProgress);
+    drop(store);
+    env.restart(|_| {}).await;
+    let req =
+        |body: serde_json::Value| env.req("POST", "/v1/projects", &t).header("idempotency-key", "k-1").json(&body);
+    let post = |key: &'static str, bytes: Vec<u8>| {
+        env.req("POST", "/v1/projects", &t)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(bytes)
+    };
+    let retry = env.raw(post("k-crash", lost.clone())).await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), "true");
+    assert_eq!(retry.body["id"], made.id.to_string(), "the project the first request made");
+    assert_eq!(retry.header("etag"), "\"1\"");
+    // Now answered: a third try replays the kept answer.
+    let third = env.raw(post("k-crash", lost)).await;
+    assert_eq!((third.status, third.header("idempotent-replayed")), (201, "true"));
+    assert_eq!(third.body["id"], made.id.to_string());
+    // The claim that made nothing passes to the retry, which creates.
+    let retry = env.raw(post("k-early", early)).await;
+    assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, ""), "{}", retry.body);
+    assert_eq!(retry.body["name"], "never-made");
+    // A create that fails gives its key up: the same key with a fixed
+    // request is not refused as "already used".
+    let taken = env
+        .raw(env.req("POST", "/v1/projects", &t).header("idempotency-key", "k-fail").json(&json!({"name": "astro"})))
+        .await;
+    assert!(taken.problem(409).contains("pick another name"));
+    let fixed = env
+        .raw(env.req("POST", "/v1/projects", &t).header("idempotency-key", "k-fail").json(&json!({"name": "astro-2"})))
+        .await;
+    assert_eq!(fixed.status, 201, "{}", fixed.body);
     // Keys are forgotten after their retention (the janitor's cut-off); then the key is fresh again.
     let forgotten = env
         .state()
@@ -58,7 +115,7 @@ pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
         .expire_idempotency_keys(&tundra_store::time_after(std::time::Duration::from_secs(1)))
         .await
         .unwrap();
-    assert_eq!(forgotten, 1);
+    assert_eq!(forgotten, 4);
     let r = env.raw(req(json!({"name": "other"}))).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.header("idempotent-replayed"), "");
@@ -85,7 +142,10 @@ pub async fn projects_etags_pagination_idempotency_events(b: Backend) {
             None => break,
         }
     }
-    assert_eq!(seen, ["astro", "dask", "other", "p0", "p1", "p2", "p3", "p4", "p5", "p6"]);
+    assert_eq!(
+        seen,
+        ["astro", "dask", "lost-answer", "never-made", "astro-2", "other", "p0", "p1", "p2", "p3", "p4", "p5", "p6"]
+    );
     env.call("GET", "/v1/projects?limit=0", &t, None).await.problem(400);
     env.call("GET", "/v1/projects?limit=501", &t, None).await.problem(400);
 
