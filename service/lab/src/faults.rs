@@ -15,7 +15,11 @@
 //!   acted.
 //!
 //! [`Mode::Down`] fails everything (connections closed at once, datagrams
-//! dropped): a peer that is persistently away.
+//! dropped): a peer that is persistently away. [`Faults::partition`] cuts
+//! `tcp_sessions` off without a word: open connections stop carrying
+//! anything and new ones go nowhere, none is closed, until
+//! [`Faults::heal`] — a network partition, which a client only notices by
+//! its own timeouts.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +67,8 @@ pub struct Faults {
     counts: [AtomicU64; 5],
     /// How long a hang holds (longer than any client waits).
     hang_for: Duration,
+    /// A partition (`tcp_sessions`): nothing passes while it is `true`.
+    partitioned: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +87,21 @@ impl Faults {
             target: Mutex::new(target),
             counts: Default::default(),
             hang_for: Duration::from_secs(120),
+            partitioned: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Cut the peer off (`tcp_sessions`): open connections carry nothing
+    /// more either way, new ones are accepted and go nowhere, and none is
+    /// closed.
+    pub fn partition(&self) {
+        self.partitioned.send_replace(true);
+    }
+
+    /// End a partition: the connections it held are closed (as a peer's
+    /// TCP would give up on them), and new ones pass again.
+    pub fn heal(&self) {
+        self.partitioned.send_replace(false);
     }
 
     pub fn set(&self, mode: Mode) {
@@ -229,20 +249,35 @@ pub async fn tcp_requests(target: SocketAddr) -> std::io::Result<Proxy> {
 /// opened, whatever it was doing (see the module's text).
 pub async fn tcp_sessions(target: SocketAddr) -> std::io::Result<Proxy> {
     tcp(target, |mut client, f| async move {
+        let mut cut = f.partitioned.subscribe();
+        if *cut.borrow_and_update() {
+            let _ = cut.wait_for(|p| !*p).await; // goes nowhere; closed once healed
+            return;
+        }
         let fate = f.judge();
         if matches!(fate, Fate::Error | Fate::Drop) {
             return; // refused: closed at once
         }
         let Ok(mut upstream) = TcpStream::connect(f.target()).await else { return };
-        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
-        match fate {
-            Fate::Delay(_) | Fate::Hang => {
-                let after = Duration::from_millis(200 + (unit() * 2800.0) as u64);
-                let _ = tokio::time::timeout(after, copy).await;
+        let copy = async {
+            let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+            match fate {
+                Fate::Delay(_) | Fate::Hang => {
+                    let after = Duration::from_millis(200 + (unit() * 2800.0) as u64);
+                    let _ = tokio::time::timeout(after, copy).await;
+                }
+                _ => {
+                    let _ = copy.await;
+                }
             }
-            _ => {
-                let _ = copy.await;
-            }
+        };
+        let partitioned = tokio::select! {
+            () = copy => false,
+            _ = cut.wait_for(|p| *p) => true,
+        };
+        if partitioned {
+            // Both sockets stay open and silent until the partition heals.
+            let _ = cut.wait_for(|p| !*p).await;
         }
     })
     .await
@@ -402,6 +437,29 @@ mod tests {
         let accepted = tokio::spawn(async move { other.accept().await.is_ok() });
         let _s = TcpStream::connect(p.addr).await.unwrap();
         assert!(tokio::time::timeout(Duration::from_secs(5), accepted).await.unwrap().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_partition_holds_connections_silent_until_it_heals() {
+        let p = tcp_sessions(echo().await).await.unwrap();
+        let mut open = TcpStream::connect(p.addr).await.unwrap();
+        open.write_all(b"one").await.unwrap();
+        let mut b = [0u8; 16];
+        assert_eq!(open.read(&mut b).await.unwrap(), 3);
+        p.faults.partition();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Neither an answer nor a close, on the open connection or a new one.
+        open.write_all(b"two").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(500), open.read(&mut b)).await;
+        assert!(silent.is_err(), "the open connection answered or closed: {silent:?}");
+        let mut new = TcpStream::connect(p.addr).await.unwrap();
+        new.write_all(b"three").await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(500), new.read(&mut b)).await.is_err());
+        // Healed: the held connections are closed, new ones pass.
+        p.faults.heal();
+        let closed = tokio::time::timeout(Duration::from_secs(5), open.read(&mut b)).await.unwrap();
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        assert_eq!(ask(p.addr, b"four").await, b"four");
     }
 
     #[tokio::test]

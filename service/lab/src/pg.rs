@@ -72,6 +72,11 @@ impl Pg {
         Ok(pg)
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Start the (stopped) server again on its port.
     pub fn up(&self) -> anyhow::Result<()> {
         let opts = format!(

@@ -128,6 +128,7 @@ fn main() {
     }
     let one: Vec<(&str, OneBackend)> = one_backend![
         postgres::replicas::loops_run_on_one_replica_at_a_time,
+        postgres::replicas::a_replica_cut_off_from_the_database_stops_its_loops_before_another_takes_them,
         postgres::replicas::a_killed_replicas_operation_is_taken_over,
         postgres::replicas::a_killed_replicas_deploy_is_taken_over,
         postgres::replicas::a_rolling_upgrade_drains_the_old_replica,

@@ -2,7 +2,9 @@
 //! background loop runs on one replica at a time (the fabric worker's
 //! sessions, as the emulated switch logs them, never overlap — under three
 //! replicas, and after its holder is killed); a killed replica's operation
-//! is taken over by another and finished; SQLite refuses a second tundrad.
+//! is taken over by another and finished; a replica cut off from the
+//! database stops its loops before another takes them; SQLite refuses a
+//! second tundrad.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,25 +29,37 @@ struct Site {
 
 impl Site {
     async fn start(n: usize, tweak: impl Fn(&mut Config)) -> Site {
-        let dir = tempfile::Builder::new().prefix("tundra-replicas-").tempdir().unwrap();
-        let pg = Pg::start().unwrap_or_else(|e| panic!("{e}"));
-        let mut replicas = Vec::new();
-        for i in 0..n {
-            let mut c = Config {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: dir.path().join(format!("r{i}")),
-                database_url: Some(pg.url.clone()),
-                secrets_key_file: Some(dir.path().join("secrets.key")),
-                images_dir: Some(dir.path().join("images")),
-                replica_lease: "3s".into(),
-                power_sync_interval: "1h".into(),
-                ..Config::default()
-            };
-            tweak(&mut c);
-            replicas.push(Some(tundrad::start(c).await.unwrap()));
+        let mut site = Site::on(Pg::start().unwrap_or_else(|e| panic!("{e}")));
+        for _ in 0..n {
+            site.add(&tweak).await;
         }
-        let admin = std::fs::read_to_string(dir.path().join("r0/admin-token")).unwrap().trim().to_string();
-        Site { dir, pg, replicas, admin, http: reqwest::Client::new() }
+        site
+    }
+
+    /// No replica yet, on `pg`.
+    fn on(pg: Pg) -> Site {
+        let dir = tempfile::Builder::new().prefix("tundra-replicas-").tempdir().unwrap();
+        Site { dir, pg, replicas: Vec::new(), admin: String::new(), http: reqwest::Client::new() }
+    }
+
+    /// Start one more replica.
+    async fn add(&mut self, tweak: impl Fn(&mut Config)) {
+        let i = self.replicas.len();
+        let mut c = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self.dir.path().join(format!("r{i}")),
+            database_url: Some(self.pg.url.clone()),
+            secrets_key_file: Some(self.dir.path().join("secrets.key")),
+            images_dir: Some(self.dir.path().join("images")),
+            replica_lease: "3s".into(),
+            power_sync_interval: "1h".into(),
+            ..Config::default()
+        };
+        tweak(&mut c);
+        self.replicas.push(Some(tundrad::start(c).await.unwrap()));
+        if i == 0 {
+            self.admin = std::fs::read_to_string(self.dir.path().join("r0/admin-token")).unwrap().trim().to_string();
+        }
     }
 
     fn replica(&self, i: usize) -> &tundrad::Server {
@@ -249,6 +263,69 @@ pub async fn loops_run_on_one_replica_at_a_time() {
     assert!(all >= 7, "the switch saw {all} sessions: too few to tell");
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(most, 1, "two sessions were open on the switch at once ({all} in all):\n{text}");
+    site.stop().await;
+}
+
+/// A replica cut off from the database — a network partition: its
+/// connections go silent, nothing is refused or closed — stops its loops
+/// itself once two thirds of a lease pass without a renewal, before the
+/// leases lapse and another replica takes them: at no moment does the
+/// database name another holder of a loop the cut-off replica still runs.
+/// When the partition heals it serves again, and runs nothing another holds.
+pub async fn a_replica_cut_off_from_the_database_stops_its_loops_before_another_takes_them() {
+    let pg = Pg::start().unwrap_or_else(|e| panic!("{e}"));
+    let link = tundra_lab::faults::tcp_sessions(([127, 0, 0, 1], pg.port()).into()).await.unwrap();
+    let through_link = pg.url.replace(&format!(":{}/", pg.port()), &format!(":{}/", link.addr.port()));
+    assert_ne!(through_link, pg.url);
+    let mut site = Site::on(pg);
+    // Replica 0 reaches the database through the link, and runs every loop.
+    site.add(|c| c.database_url = Some(through_link.clone())).await;
+    let cut_off = site.name(0);
+    let runs = |site: &Site| -> Vec<&'static str> { site.replica(0).state.conductor.leases_here() };
+    wait_for("replica 0 to run every loop", async || LOOPS.iter().all(|l| runs(&site).contains(l))).await;
+    site.add(|_| {}).await;
+    site.add(|_| {}).await;
+    assert!(site.holders(1).await.iter().all(|(_, o)| *o == cut_off), "{:?}", site.holders(1).await);
+
+    link.faults.partition();
+    let cut = std::time::Instant::now();
+    let (mut stopped, mut moved) = (None, None);
+    while moved.is_none() {
+        assert!(cut.elapsed() < Duration::from_secs(60), "the loops never moved: {:?}", site.holders(1).await);
+        // The database first, then replica 0: a loop the database gives to
+        // another replica must have stopped on replica 0 already.
+        let holders = site.holders(1).await;
+        let here = runs(&site);
+        let both: Vec<_> = holders.iter().filter(|(l, o)| *o != cut_off && here.contains(&l.as_str())).collect();
+        assert!(both.is_empty(), "run on two replicas at once: {both:?}");
+        if stopped.is_none() && here.is_empty() {
+            stopped = Some(cut.elapsed());
+        }
+        if holders.len() == LOOPS.len() && holders.iter().all(|(_, o)| *o != cut_off) {
+            moved = Some(cut.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = stopped.expect("replica 0 stopped its loops before they moved");
+    eprintln!("cut off: loops stopped on replica 0 after {stopped:?}; all taken over after {moved:?}");
+
+    // Healed: replica 0 answers again, through a database it can reach, and
+    // runs nothing another replica holds.
+    link.faults.heal();
+    wait_for("replica 0 to reach the database again", async || {
+        let url = format!("http://{}/readyz", site.replica(0).addr);
+        site.http.get(url).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let (s, body) = site.call(0, "GET", "/v1/machines", None).await;
+    assert_eq!(s, 200, "{body}");
+    for _ in 0..20 {
+        let holders = site.holders(1).await;
+        let here = runs(&site);
+        let both: Vec<_> = holders.iter().filter(|(l, o)| *o != cut_off && here.contains(&l.as_str())).collect();
+        assert!(both.is_empty(), "run on two replicas at once after the partition healed: {both:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     site.stop().await;
 }
 
