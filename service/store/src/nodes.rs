@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use tundra_api::fabric::AllocationPool;
 use tundra_api::machines::{Machine, ProvisionState};
 use tundra_api::nodes::{Node, NodeAddress, NodeStatus, Placement};
+use tundra_api::shares::NodeShare;
 use tundra_api::{FlavorId, ImageId, KeypairId, MachineId, NetworkId, NodeId, OperationId, Page, PortId, ProjectId};
 
 use crate::machines::{MachineState, provision_state};
@@ -87,6 +88,8 @@ pub struct NewNode {
     pub user_data_sha256: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub placement: Placement,
+    /// What it mounts, recorded with it (checked again here).
+    pub shares: Vec<NodeShare>,
 }
 
 /// Addresses for nodes on one network: `[first, last]`, a prefix, and the
@@ -225,6 +228,10 @@ impl Store {
                 }
             }
             crate::ports::attach_ports(&mut w, actor, n.project_id, (id, &n.name), networks.0, &bound).await?;
+            if !n.shares.is_empty() {
+                let ip = addresses.iter().find_map(|a| a.address.clone());
+                crate::shares::set_node_shares_in(&mut w, id, n.project_id, &n.shares, ip).await?;
+            }
             let (machine, op_id) =
                 crate::machines::start_in(&mut w, actor, &m, ProvisionState::Deploying, "deploy", op(mid, id)).await?;
             sqlx::query("UPDATE nodes SET operation_id = $1 WHERE id = $2")
@@ -237,7 +244,7 @@ impl Store {
                 actor,
                 (n.project_id, id),
                 "created",
-                json!({"name": n.name, "machine": m.name, "operation_id": op_id, "addresses": addresses}),
+                json!({"name": n.name, "machine": m.name, "operation_id": op_id, "addresses": addresses, "shares": n.shares}),
             )
             .await?;
             let node = NODES.get_in(&mut w, id).await?;

@@ -850,110 +850,9 @@ impl Store {
             .bind(node.to_string())
             .fetch_one(&mut *w.tx)
             .await?;
-        let n = NodeOwner { project_id: crate::parse_id("nodes", &project)? };
-        let have = node_mounts_in(&mut w, node).await?;
-        let t = now();
-        // Gone (or changed) mounts first, so a moved mount point is free again.
-        for h in &have {
-            let keep =
-                want.iter().any(|x| x.share_id == h.share_id && x.mount_point == h.mount_point && x.access == h.access);
-            if keep {
-                continue;
-            }
-            sqlx::query("DELETE FROM node_shares WHERE node_id = $1 AND mount_point = $2")
-                .bind(node.to_string())
-                .bind(h.mount_point.clone())
-                .execute(&mut *w.tx)
-                .await?;
-            if let Some(a) = h.access_id {
-                let still: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM node_shares WHERE access_id = $1")
-                    .bind(a.to_string())
-                    .fetch_one(&mut *w.tx)
-                    .await?;
-                if still == 0 {
-                    sqlx::query("UPDATE share_access SET state = 'deleting', updated_at = $1, revision = revision + 1 WHERE id = $2")
-                        .bind(t.clone())
-                        .bind(a.to_string())
-                        .execute(&mut *w.tx)
-                        .await?;
-                }
-            }
-        }
-        for (i, x) in want.iter().enumerate() {
-            if have.iter().any(|h| h.share_id == x.share_id && h.mount_point == x.mount_point && h.access == x.access) {
-                continue;
-            }
-            let pointer = format!("/shares/{i}/share_id");
-            let s = match SHARES.get_in(&mut w, x.share_id).await {
-                Ok(s) if s.project_id == n.project_id => s,
-                _ => {
-                    return Err(StoreError::ConflictAt {
-                        pointer,
-                        detail: format!("no share {} in this project", x.share_id),
-                    });
-                }
-            };
-            if s.status == ShareStatus::Deleting {
-                return Err(StoreError::ConflictAt { pointer, detail: format!("share {} is being deleted", s.name) });
-            }
-            let (kind, to, ceph_id) = match s.backend.rule_kind() {
-                AccessKind::Cephx => {
-                    let name = format!("node-{}-{}", node.0.simple(), x.access);
-                    let ceph = ceph_id(s.project_id, &name);
-                    (AccessKind::Cephx, name, Some(ceph))
-                }
-                AccessKind::Ip => match &node_ip {
-                    Some(ip) => (AccessKind::Ip, format!("{ip}/32"), None),
-                    None => {
-                        return Err(StoreError::ConflictAt {
-                            pointer,
-                            detail: format!("share {} is reached by address and this node has none yet", s.name),
-                        });
-                    }
-                },
-            };
-            // One rule per node, share and access level, shared by its mount points.
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT id FROM share_access WHERE share_id = $1 AND kind = $2 AND access_to = $3")
-                    .bind(s.id.to_string())
-                    .bind(kind.as_str())
-                    .bind(to.clone())
-                    .fetch_optional(&mut *w.tx)
-                    .await?;
-            let access_id = match existing {
-                Some(a) => {
-                    sqlx::query(
-                        "UPDATE share_access SET state = CASE WHEN state = 'deleting' THEN 'queued' ELSE state END, updated_at = $1 WHERE id = $2",
-                    )
-                    .bind(t.clone())
-                    .bind(a.clone())
-                    .execute(&mut *w.tx)
-                    .await?;
-                    a
-                }
-                None => {
-                    let rule = NewAccess {
-                        share_id: s.id,
-                        kind,
-                        access_to: to.clone(),
-                        access_level: x.access,
-                        ceph_id,
-                        node_id: Some(node),
-                    };
-                    insert_access_in(&mut w, &s, &rule, &t).await?.to_string()
-                }
-            };
-            sqlx::query("INSERT INTO node_shares (node_id, share_id, mount_point, access, access_id) VALUES ($1, $2, $3, $4, $5)")
-                .bind(node.to_string())
-                .bind(s.id.to_string())
-                .bind(x.mount_point.clone())
-                .bind(x.access.as_str())
-                .bind(access_id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(|e| unique_at(e, format!("/shares/{i}/mount_point"), || format!("mount point {} is used twice", x.mount_point)))?;
-        }
-        event(&mut w, actor, Some(n.project_id), "node", &node.to_string(), "shares_changed", json!({"shares": want}))
+        let project = crate::parse_id("nodes", &project)?;
+        set_node_shares_in(&mut w, node, project, want, node_ip).await?;
+        event(&mut w, actor, Some(project), "node", &node.to_string(), "shares_changed", json!({"shares": want}))
             .await?;
         w.commit().await
     }
@@ -1083,5 +982,124 @@ pub(crate) async fn drop_node_shares_in(w: &mut Write, node: NodeId) -> Result<(
         .bind(node.to_string())
         .execute(&mut *w.tx)
         .await?;
+    Ok(())
+}
+
+/// Set node `node`'s (of `project`) mounts inside the caller's transaction
+/// (`Store::set_node_shares`; a new node's, in its create).
+pub(crate) async fn set_node_shares_in(
+    w: &mut Write,
+    node: NodeId,
+    project: ProjectId,
+    want: &[NodeShare],
+    node_ip: Option<String>,
+) -> Result<()> {
+    let n = NodeOwner { project_id: project };
+    let have = node_mounts_in(w, node).await?;
+    let t = now();
+    // Gone (or changed) mounts first, so a moved mount point is free again.
+    for h in &have {
+        let keep =
+            want.iter().any(|x| x.share_id == h.share_id && x.mount_point == h.mount_point && x.access == h.access);
+        if keep {
+            continue;
+        }
+        sqlx::query("DELETE FROM node_shares WHERE node_id = $1 AND mount_point = $2")
+            .bind(node.to_string())
+            .bind(h.mount_point.clone())
+            .execute(&mut *w.tx)
+            .await?;
+        if let Some(a) = h.access_id {
+            let still: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM node_shares WHERE access_id = $1")
+                .bind(a.to_string())
+                .fetch_one(&mut *w.tx)
+                .await?;
+            if still == 0 {
+                sqlx::query("UPDATE share_access SET state = 'deleting', updated_at = $1, revision = revision + 1 WHERE id = $2")
+                        .bind(t.clone())
+                        .bind(a.to_string())
+                        .execute(&mut *w.tx)
+                        .await?;
+            }
+        }
+    }
+    for (i, x) in want.iter().enumerate() {
+        if have.iter().any(|h| h.share_id == x.share_id && h.mount_point == x.mount_point && h.access == x.access) {
+            continue;
+        }
+        let pointer = format!("/shares/{i}/share_id");
+        let s = match SHARES.get_in(w, x.share_id).await {
+            Ok(s) if s.project_id == n.project_id => s,
+            _ => {
+                return Err(StoreError::ConflictAt {
+                    pointer,
+                    detail: format!("no share {} in this project", x.share_id),
+                });
+            }
+        };
+        if s.status == ShareStatus::Deleting {
+            return Err(StoreError::ConflictAt { pointer, detail: format!("share {} is being deleted", s.name) });
+        }
+        let (kind, to, ceph_id) = match s.backend.rule_kind() {
+            AccessKind::Cephx => {
+                let name = format!("node-{}-{}", node.0.simple(), x.access);
+                let ceph = ceph_id(s.project_id, &name);
+                (AccessKind::Cephx, name, Some(ceph))
+            }
+            AccessKind::Ip => match &node_ip {
+                Some(ip) => (AccessKind::Ip, format!("{ip}/32"), None),
+                None => {
+                    return Err(StoreError::ConflictAt {
+                        pointer,
+                        detail: format!("share {} is reached by address and this node has none yet", s.name),
+                    });
+                }
+            },
+        };
+        // One rule per node, share and access level, shared by its mount points.
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM share_access WHERE share_id = $1 AND kind = $2 AND access_to = $3")
+                .bind(s.id.to_string())
+                .bind(kind.as_str())
+                .bind(to.clone())
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        let access_id = match existing {
+            Some(a) => {
+                sqlx::query(
+                        "UPDATE share_access SET state = CASE WHEN state = 'deleting' THEN 'queued' ELSE state END, updated_at = $1 WHERE id = $2",
+                    )
+                    .bind(t.clone())
+                    .bind(a.clone())
+                    .execute(&mut *w.tx)
+                    .await?;
+                a
+            }
+            None => {
+                let rule = NewAccess {
+                    share_id: s.id,
+                    kind,
+                    access_to: to.clone(),
+                    access_level: x.access,
+                    ceph_id,
+                    node_id: Some(node),
+                };
+                insert_access_in(w, &s, &rule, &t).await?.to_string()
+            }
+        };
+        sqlx::query(
+            "INSERT INTO node_shares (node_id, share_id, mount_point, access, access_id) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(node.to_string())
+        .bind(s.id.to_string())
+        .bind(x.mount_point.clone())
+        .bind(x.access.as_str())
+        .bind(access_id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| {
+            unique_at(e, format!("/shares/{i}/mount_point"), || format!("mount point {} is used twice", x.mount_point))
+        })?;
+    }
     Ok(())
 }

@@ -57,6 +57,7 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
         user_data_sha256,
         metadata: req.metadata,
         placement: req.placement.clone(),
+        shares: req.shares,
     };
     // A project at its node quota hears so before any machine is looked at
     // (the claim's transaction checks again).
@@ -138,8 +139,8 @@ pub async fn create(c: &Conductor, actor: &Actor, req: NodeCreate, flavor: &Flav
             ))
         })?;
     drop(_one_at_a_time);
-    if !req.shares.is_empty() {
-        crate::shares::flows::set_node_shares(c, actor, &claimed.node, &req.shares).await?;
+    if !new.shares.is_empty() {
+        c.wakes().shares.notify_one(); // its mounts' rules, recorded with it
     }
     tracing::info!(node = %claimed.node.name, machine = %claimed.machine.name, operation = %claimed.operation_id, "node placed; deploying");
     c.wakes().netboot.notify_one();

@@ -315,6 +315,7 @@ pub async fn racing_claims_never_share_a_machine(b: Backend) {
             user_data_sha256: None,
             metadata: Default::default(),
             placement: Default::default(),
+            shares: Vec::new(),
         };
         tasks.push(tokio::spawn(async move {
             store
