@@ -52,10 +52,14 @@ impl Ipmi {
             "-U",
             &self.username,
             "-E",
+            // Each RMCP+ message waits 2 s for its answer and is sent up to
+            // four times: a session is half a dozen round trips, so with one
+            // datagram in five lost (either way) two tries would leave one
+            // invocation in two failing. A BMC that is away fails in 8 s.
             "-N",
             "2",
             "-R",
-            "1",
+            "3",
         ])
         .args(args)
         .env("IPMI_PASSWORD", &self.password.0)

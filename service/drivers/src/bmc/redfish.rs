@@ -50,9 +50,12 @@ impl Redfish {
                 "Redfish address {address:?} must start with https:// (or http://)"
             )));
         }
+        // A request that gets no answer in 30 s is asked again: one timeout
+        // must leave `bmc_retry_window` (60 s by default) room for more
+        // attempts, or one swallowed request fails the operation.
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::limited(3));
         b = match trust {
             Trust::Platform => b,
