@@ -20,6 +20,23 @@ import os
 import sys
 
 import pyghmi.ipmi.bmc as bmc
+from pyghmi.ipmi.private import session as _session
+
+
+def _io_sendto(sock, packet, sockaddr):
+    """pyghmi's sender switches the socket to blocking mode, while its I/O
+    thread reads the same socket after switching it to non-blocking: when
+    the two interleave, the I/O thread blocks in recvfrom on an empty
+    socket and every BMC of the process stops answering (seen under the
+    chaos suite's load). Send without touching the mode; a datagram the
+    kernel will not take now is lost, as UDP may lose it anyway."""
+    try:
+        sock.sendto(packet, sockaddr)
+    except OSError:
+        pass
+
+
+_session._io_sendto = _io_sendto
 
 
 class Bmc(bmc.Bmc):
