@@ -121,6 +121,7 @@ struct SiteConfig {
     replica_lease: &'static str,
     power_sync_interval: &'static str,
     fabric_read_interval: &'static str,
+    bmc_retry_window: &'static str,
 }
 
 impl Default for SiteConfig {
@@ -132,6 +133,7 @@ impl Default for SiteConfig {
             replica_lease: "6s",
             power_sync_interval: "600s",
             fabric_read_interval: "600s",
+            bmc_retry_window: "60s",
         }
     }
 }
@@ -157,7 +159,7 @@ impl Site {
                  secrets_key_file = \"{key}\"\nadmin_token_file = \"{token}\"\nboot_assets_dir = \"{assets}\"\n\
                  reconcile_interval = \"2s\"\nagent_lldp_wait = \"1s\"\nagent_boot_timeout = \"{abt}\"\n\
                  replica_lease = \"{lease}\"\npower_sync_interval = \"{psi}\"\npower_sync_failures = 3\n\
-                 fabric_read_interval = \"{fri}\"\n",
+                 fabric_read_interval = \"{fri}\"\nbmc_retry_window = \"{brw}\"\n",
                 data = data.display(),
                 images = dir.join("images").display(),
                 key = dir.join("secrets.key").display(),
@@ -167,6 +169,7 @@ impl Site {
                 lease = sc.replica_lease,
                 psi = sc.power_sync_interval,
                 fri = sc.fabric_read_interval,
+                brw = sc.bmc_retry_window,
             );
             if let Some(pg) = &pg {
                 t += &format!("database_url = \"{}\"\n", pg.url);
@@ -759,7 +762,9 @@ async fn bmc(n: usize) -> Value {
         };
         proxies.push(p);
     }
-    let sc = SiteConfig { power_sync_interval: "3s", ..SiteConfig::default() };
+    // A BMC network this lossy is what `bmc_retry_window` is for: at one
+    // datagram in five lost each way, an IPMI call may need minutes.
+    let sc = SiteConfig { power_sync_interval: "3s", bmc_retry_window: "5m", ..SiteConfig::default() };
     let site = Site::start(dir.path(), Some(&lab), &sc).await;
     let c = site.client.clone();
     say(format!("bmc: {n} machines behind fault proxies; making them available…"));

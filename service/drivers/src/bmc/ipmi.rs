@@ -37,7 +37,18 @@ impl Ipmi {
     }
 
     async fn run(&self, args: &[&str]) -> Result<String, BmcError> {
-        self.backoff.run(args.first().copied().unwrap_or("ipmitool"), || self.run_once(args)).await
+        self.backoff
+            .run(args.first().copied().unwrap_or("ipmitool"), || async {
+                match self.run_once(args).await {
+                    // A stale answer (a session message delayed past its
+                    // retransmission) fails ipmitool's RAKP 2 check just as
+                    // a wrong password does: a refusal counts when it comes
+                    // twice. Never more: BMCs lock accounts out.
+                    Err(BmcError::Unauthorized { .. }) => self.run_once(args).await,
+                    r => r,
+                }
+            })
+            .await
     }
 
     async fn run_once(&self, args: &[&str]) -> Result<String, BmcError> {
@@ -64,9 +75,11 @@ impl Ipmi {
         .args(args)
         .env("IPMI_PASSWORD", &self.password.0)
         .kill_on_drop(true);
-        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        // Half a dozen messages of up to four 2 s tries each: a session on a
+        // lossy network may take most of a minute.
+        let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
             .await
-            .map_err(|_| BmcError::Unreachable { address: self.address(), detail: "ipmitool took over 30 s".into() })?
+            .map_err(|_| BmcError::Unreachable { address: self.address(), detail: "ipmitool took over 60 s".into() })?
             .map_err(|e| BmcError::Invalid(format!("running {} (install Debian's ipmitool): {e}", self.ipmitool)))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {

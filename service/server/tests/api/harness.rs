@@ -217,8 +217,13 @@ pub fn sha256(b: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..600 {
+pub async fn wait_for(what: &str, f: impl AsyncFnMut() -> bool) {
+    wait_for_secs(what, 30, f).await
+}
+
+/// `wait_for`, for up to `secs` seconds.
+pub async fn wait_for_secs(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 20 {
         if f().await {
             return;
         }

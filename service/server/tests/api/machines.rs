@@ -8,7 +8,7 @@ use tundra_api::machines::ProvisionState;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Env, machine_op, wait_for};
+use crate::harness::{Backend, Env, machine_op, wait_for, wait_for_secs};
 use crate::peers;
 
 fn ipmi_machine(name: &str, port: u16, mac: &str, password: &str) -> Value {
@@ -81,9 +81,11 @@ pub async fn enroll_manage_power_and_maintenance(b: Backend) {
     })
     .await;
 
-    // The BMC goes away: after 2 failed syncs the machine is in maintenance, by tundrad.
+    // The BMC goes away: after 2 failed syncs the machine is in maintenance,
+    // by tundrad. A silent BMC fails a sync after two ipmitool runs of four
+    // 2 s tries per message each.
     drop(bmc);
-    wait_for("maintenance", async || machine(&env, &id).await["maintenance"] == true).await;
+    wait_for_secs("maintenance", 120, async || machine(&env, &id).await["maintenance"] == true).await;
     let m = machine(&env, &id).await;
     assert_eq!(m["maintenance_by"], "tundrad");
     assert!(m["maintenance_reason"].as_str().unwrap().contains("BMC unreachable"), "{m}");
