@@ -523,11 +523,14 @@ impl GlusterMount {
         let m = GlusterMount { dir };
         // It mounts at once and handshakes with the brick after: mounted is
         // not let in. A lookup that reaches the brick says so (ENOENT); a
-        // refused client gets ENOTCONN, and its mount soon goes.
+        // refused client gets ENOTCONN, and its mount goes within
+        // milliseconds. Mounted before and after the lookup: a mount that
+        // goes between leaves it reading the empty directory under it.
+        let mounted = || std::fs::read_to_string("/proc/mounts").unwrap().contains(&*mnt.to_string_lossy());
         for _ in 0..50 {
-            let mounted = std::fs::read_to_string("/proc/mounts").unwrap().contains(&*mnt.to_string_lossy());
-            if mounted
+            if mounted()
                 && std::fs::metadata(mnt.join(".no-such-file")).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                && mounted()
             {
                 return Ok(m);
             }
