@@ -2,11 +2,12 @@
 //! API and its share of the operations; leases in the store say which.
 //!
 //! - An operation runs on the replica that claimed it (`Conductor::run`).
-//!   Every replica's heartbeat ([`operations`]) renews its operations'
-//!   leases every third of `replica_lease`, stops the workers of any it no
-//!   longer holds, and claims (takes over) every unfinished operation whose
-//!   lease lapsed — a replica killed mid-deploy loses its deploys to the
-//!   others within one lease, and they resume from the store.
+//!   Every replica's heartbeat ([`operations`]) renews its own lease (it
+//!   runs: `Store::live_replicas`) and its operations' leases every third
+//!   of `replica_lease`, stops the workers of any it no longer holds, and
+//!   claims (takes over) every unfinished operation whose lease lapsed — a
+//!   replica killed mid-deploy loses its deploys to the others within one
+//!   lease, and they resume from the store.
 //! - A background loop runs on one replica at a time ([`leased`]): the one
 //!   holding its lease. The holder stops the loop before its lease can
 //!   lapse when it cannot renew (the database is away), so two replicas
@@ -119,50 +120,53 @@ impl Drop for Here<'_> {
     }
 }
 
-/// Every replica's heartbeat: renew the leases of the operations running
-/// here, stop the workers of those held elsewhere now, and take over the
-/// operations no live replica holds (a dead replica's, and this one's that
-/// have no worker here any more).
+/// Every replica's heartbeat: renew this replica's own lease (it runs, so
+/// the requests it handles are waited for, not raced: the Idempotency-Key
+/// claims) and the leases of the operations running here, stop the workers
+/// of those held elsewhere now, and take over the operations no live
+/// replica holds (a dead replica's, and this one's that have no worker here
+/// any more).
 pub async fn operations(c: Conductor) {
     let every = renew_every(&c);
     let mut tick = crate::runner::ticker(every);
     let mut renewed = Instant::now();
     loop {
         let deadline = renewed + hold_for(&c);
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+        if deadline > Instant::now() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            if deadline <= Instant::now() {
+                stop_what_runs_here(&c);
+            }
+        } else {
+            // Cut off already: nothing runs past the deadline, and the
+            // database is asked again each period.
+            stop_what_runs_here(&c);
+            tick.tick().await;
         }
-        // Only what ran before the renewal is judged by it.
-        let here = c.running_here();
         let asked = Instant::now();
         let left = deadline.saturating_duration_since(asked);
+        let cut_off = left.is_zero();
+        // Only what ran before the renewal is judged by it; once cut off,
+        // nothing is renewed: those leases lapse and are claimed again.
+        let here = if cut_off { Vec::new() } else { c.running_here() };
+        let renew = c.store().heartbeat(c.replica(), c.settings().replica_lease, &here);
         let mut answered = false;
-        if here.is_empty() {
-            (renewed, answered) = (asked, true);
-        } else if !left.is_zero() {
-            let renew = c.store().renew_operation_leases(c.replica(), c.settings().replica_lease, &here);
-            match tokio::time::timeout(left, renew).await {
-                Ok(Ok(held)) => {
-                    (renewed, answered) = (asked, true);
-                    for id in here.iter().filter(|id| !held.contains(id)) {
-                        tracing::warn!(operation_id = %id, "this replica no longer holds the operation: stopping its worker here");
-                        c.cancel(*id);
-                    }
+        match tokio::time::timeout(if cut_off { every } else { left }, renew).await {
+            Ok(Ok(held)) => {
+                (renewed, answered) = (asked, true);
+                for id in here.iter().filter(|id| !held.contains(id)) {
+                    tracing::warn!(operation_id = %id, "this replica no longer holds the operation: stopping its worker here");
+                    c.cancel(*id);
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the operations' leases"),
-                Err(_) => tracing::warn!("renewing the operations' leases timed out"),
             }
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew this replica's leases"),
+            Err(_) => tracing::warn!("renewing this replica's leases timed out"),
         }
         if renewed.elapsed() >= hold_for(&c) {
-            // Cut off from the database: another replica may take these
-            // over at any moment, so they stop here. Unrenewed, their
-            // leases lapse and they are claimed again (here or there) once
-            // the database answers.
-            for id in c.running_here() {
-                tracing::warn!(operation_id = %id, "the operation's lease could not be renewed in time: stopping its worker here");
-                c.cancel(id);
-            }
+            stop_what_runs_here(&c);
         }
         // Looking for work to take over waits for a database that just
         // answered, and never past the time the renewal left.
@@ -176,6 +180,17 @@ pub async fn operations(c: Conductor) {
             Ok(Err(e)) => tracing::warn!(error = %e, "could not look for operations to take over"),
             Err(_) => tracing::warn!("looking for operations to take over timed out"),
         }
+    }
+}
+
+/// Cut off from the database: another replica may take this one's
+/// operations over at any moment, so they stop here. Unrenewed, their
+/// leases lapse and they are claimed again (here or there) once the
+/// database answers.
+fn stop_what_runs_here(c: &Conductor) {
+    for id in c.running_here() {
+        tracing::warn!(operation_id = %id, "the operation's lease could not be renewed in time: stopping its worker here");
+        c.cancel(id);
     }
 }
 

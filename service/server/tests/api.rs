@@ -130,6 +130,7 @@ fn main() {
         postgres::replicas::loops_run_on_one_replica_at_a_time,
         postgres::replicas::a_replica_cut_off_from_the_database_stops_its_loops_before_another_takes_them,
         postgres::replicas::a_killed_replicas_operation_is_taken_over,
+        postgres::replicas::a_retry_waits_for_the_replica_running_its_first_request,
         postgres::replicas::a_killed_replicas_deploy_is_taken_over,
         postgres::replicas::a_rolling_upgrade_drains_the_old_replica,
         postgres::replicas::wake_ups_reach_the_worker_on_another_replica,

@@ -206,11 +206,11 @@ async fn created_by(w: &mut crate::Write, c: &AnyRow, kind: &str) -> Result<Opti
 }
 
 /// Whether `holder` (the replica a claim was made on; new at every start)
-/// still runs: it is this one, or — with several replicas, on PostgreSQL —
-/// it holds a lease that has not lapsed. A replica killed loses its leases
-/// when they lapse; one that holds none is taken for gone (at worst its
-/// request and the retry both try the create, and one is refused). SQLite
-/// has one replica: any other is an earlier start, gone.
+/// still runs: it is this one, or (several replicas, on PostgreSQL) it
+/// holds a lease that has not lapsed: every running replica renews its own
+/// by heartbeat ([`Store::heartbeat`]), whatever else it holds. A
+/// replica killed loses its leases when they lapse. SQLite has one
+/// replica: any other is an earlier start, gone.
 async fn runs(w: &mut crate::Write, holder: &str, me: &str, single: bool) -> Result<bool> {
     if holder.is_empty() {
         return Ok(false);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tundra_api::OperationId;
 
 use crate::sql::Sql;
-use crate::{Replica, Result, Store, now, parse_id, time_after};
+use crate::{Replica, Result, Store, now, parse_id, time_after, time_before};
 
 /// The owner and lease expiry a new operation is written with.
 pub(crate) fn new_operation_lease(replica: &Replica) -> (Option<String>, Option<String>) {
@@ -19,6 +19,14 @@ pub(crate) fn new_operation_lease(replica: &Replica) -> (Option<String>, Option<
         None => (None, None),
     }
 }
+
+/// The prefix of a replica's own lease's name (the rest is the replica's):
+/// renewed by its heartbeat whatever else it holds, so that a replica
+/// running no loop and no operation is still known to run.
+const REPLICA: &str = "replica/";
+
+/// How long a killed replica's own lease is kept after it lapsed.
+const REPLICA_FORGOTTEN: Duration = Duration::from_secs(24 * 3600);
 
 /// The channel replicas signal each other on (PostgreSQL's LISTEN/NOTIFY).
 const SIGNALS: &str = "tundra_replicas";
@@ -69,18 +77,32 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Renew `owner`'s leases on `running` (the operations whose workers
-    /// run on it now); returns those it still holds (one it no longer does
-    /// was ended from outside or claimed by another replica after its lease
-    /// lapsed). An operation `owner` holds but runs no worker for is not
-    /// renewed: its lease lapses and it is claimed again.
-    pub async fn renew_operation_leases(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        running: &[OperationId],
-    ) -> Result<Vec<OperationId>> {
+    /// Replica `owner`'s heartbeat: renew its own lease (it runs: see
+    /// [`Store::live_replicas`]) and its leases on `running` (the operations
+    /// whose workers run on it now); returns those it still holds (one it no
+    /// longer does was ended from outside or claimed by another replica
+    /// after its lease lapsed). An operation `owner` holds but runs no
+    /// worker for is not renewed: its lease lapses and it is claimed again.
+    pub async fn heartbeat(&self, owner: &str, ttl: Duration, running: &[OperationId]) -> Result<Vec<OperationId>> {
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(format!("{REPLICA}{owner}"))
+        .bind(owner.to_string())
+        .bind(time_after(ttl))
+        .bind(now())
+        .execute(&mut *w.tx)
+        .await?;
+        // Killed replicas' own leases, long lapsed (each start is a new replica).
+        sqlx::query("DELETE FROM leases WHERE name LIKE $1 AND expires_at < $2")
+            .bind(format!("{REPLICA}%"))
+            .bind(time_before(REPLICA_FORGOTTEN))
+            .execute(&mut *w.tx)
+            .await?;
         if running.is_empty() {
+            w.commit().await?;
             return Ok(Vec::new());
         }
         let ids = |q: &mut Sql| {
@@ -88,7 +110,6 @@ impl Store {
                 q.push(if i == 0 { "" } else { ", " }).bind(id.to_string());
             }
         };
-        let mut w = self.write().await?;
         let mut q = Sql::new("UPDATE operations SET lease_expires_at = ");
         q.bind(time_after(ttl))
             .push(" WHERE owner = ")
@@ -192,13 +213,27 @@ impl Store {
 
     /// Every loop's lease, by name.
     pub async fn lease_holders(&self) -> Result<Vec<LeaseHolder>> {
-        let rows: Vec<(String, String, String, String)> =
-            sqlx::query_as("SELECT name, owner, expires_at, acquired_at FROM leases ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT name, owner, expires_at, acquired_at FROM leases WHERE name NOT LIKE $1 ORDER BY name",
+        )
+        .bind(format!("{REPLICA}%"))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(name, owner, expires_at, acquired_at)| LeaseHolder { name, owner, expires_at, acquired_at })
             .collect())
+    }
+
+    /// The replicas that run now: those whose heartbeat renewed their own
+    /// lease within one lease (oldest first).
+    pub async fn live_replicas(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT owner FROM leases WHERE name LIKE $1 AND expires_at > $2 ORDER BY acquired_at, owner",
+        )
+        .bind(format!("{REPLICA}%"))
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

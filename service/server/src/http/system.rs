@@ -64,6 +64,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 .collect(),
         ),
         (
+            "tundra_replicas",
+            "Replicas running now (their heartbeat renewed within one replica_lease); 0 when the database does not answer.",
+            vec![(String::new(), state.store().live_replicas().await.map_or(0, |r| r.len()) as f64)],
+        ),
+        (
             "tundra_operations_running_here",
             "Operations whose workers run on this replica.",
             vec![(String::new(), state.conductor.running_here().len() as f64)],

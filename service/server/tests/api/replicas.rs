@@ -329,6 +329,67 @@ pub async fn a_replica_cut_off_from_the_database_stops_its_loops_before_another_
     site.stop().await;
 }
 
+/// A create retried on another replica while the first request still runs
+/// waits for it, even on a replica that holds no loop and no operation:
+/// each renews a lease of its own. Killed, its lease lapses and the retry
+/// runs. `/metrics` counts the replicas that run.
+pub async fn a_retry_waits_for_the_replica_running_its_first_request() {
+    let mut site = Site::on(Pg::start().unwrap_or_else(|e| panic!("{e}")));
+    site.add(|_| {}).await;
+    let runs = |site: &Site| -> Vec<&'static str> { site.replica(0).state.conductor.leases_here() };
+    wait_for("replica 0 to run every loop", async || LOOPS.iter().all(|l| runs(&site).contains(l))).await;
+    site.add(|_| {}).await;
+    let (first, second) = (site.name(0), site.name(1));
+    let live = async |site: &Site| {
+        let mut live = site.replica(0).state.store().live_replicas().await.unwrap();
+        live.sort();
+        live
+    };
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    wait_for("both replicas' heartbeats", async || live(&site).await == both).await;
+    let holders = site.holders(0).await;
+    assert!(holders.iter().all(|(_, o)| *o == first), "replica 1 runs no loop: {holders:?}");
+    let replicas = async |site: &Site, i: usize| -> String {
+        let text = site.http.get(format!("http://{}/metrics", site.replica(i).addr)).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        text.lines().find(|l| l.starts_with("tundra_replicas ")).unwrap_or_default().to_string()
+    };
+    assert_eq!(replicas(&site, 1).await, "tundra_replicas 2");
+
+    // Replica 1 handles a create with key k-1: claimed, not yet answered.
+    let (_, me) = site.call(0, "GET", "/v1/whoami", None).await;
+    let me = me["user_id"].as_str().unwrap().to_string();
+    let body = serde_json::to_vec(&json!({"name": "retried"})).unwrap();
+    let digest = tundra_conductor::secrets::sha256_hex(&body);
+    let claim = async |i: usize, request: &str| {
+        let actor = tundra_store::Actor { name: "admin".into(), request_id: Some(request.into()) };
+        let store = site.replica(i).state.store();
+        store.claim_idempotency_key(&me, "k-1", "POST /v1/projects", &digest, "project", &actor).await.unwrap()
+    };
+    assert_eq!(claim(1, "req-first").await, tundra_store::Claim::Run);
+    // The client's retry reaches replica 0, which waits rather than create too.
+    assert_eq!(claim(0, "req-retry").await, tundra_store::Claim::InProgress);
+
+    // Replica 1 dies unanswered: its lease lapses, and the retry creates.
+    site.kill(1).await;
+    wait_for("replica 1's lease to lapse", async || live(&site).await == [first.clone()]).await;
+    assert_eq!(replicas(&site, 0).await, "tundra_replicas 1");
+    let r = site
+        .http
+        .post(format!("http://{}/v1/projects", site.replica(0).addr))
+        .bearer_auth(&site.admin)
+        .header("idempotency-key", "k-1")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("idempotent-replayed").is_none(), "{:?}", r.headers());
+    site.stop().await;
+}
+
 pub async fn a_killed_replicas_operation_is_taken_over() {
     let bmc_dir = tempfile::tempdir().unwrap();
     let (_sushy, base) = peers::sushy(bmc_dir.path());
