@@ -164,7 +164,12 @@ async fn serve(config: Config, address_file: Option<PathBuf>) -> anyhow::Result<
     use anyhow::Context;
     let server = crate::start(config).await?;
     if let Some(f) = &address_file {
-        std::fs::write(f, server.addr.to_string()).with_context(|| format!("writing {}", f.display()))?;
+        // Whole or not at all: a reader polling for the file never sees it empty.
+        let mut tmp = f.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, server.addr.to_string())
+            .and_then(|()| std::fs::rename(&tmp, f))
+            .with_context(|| format!("writing {}", f.display()))?;
     }
     // Under systemd (`Type=notify`): migrated and listening, so a start or
     // an upgrade's restart waits for this and fails if it never comes.
