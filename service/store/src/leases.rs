@@ -51,6 +51,12 @@ pub struct LeaseHolder {
     pub acquired_at: String,
 }
 
+impl From<(String, String, String, String)> for LeaseHolder {
+    fn from((name, owner, expires_at, acquired_at): (String, String, String, String)) -> LeaseHolder {
+        LeaseHolder { name, owner, expires_at, acquired_at }
+    }
+}
+
 impl Store {
     /// Make this store's new operations replica `owner`'s, held for `ttl`.
     pub fn set_replica(&self, owner: &str, ttl: Duration) {
@@ -219,19 +225,30 @@ impl Store {
         .bind(format!("{REPLICA}%"))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, owner, expires_at, acquired_at)| LeaseHolder { name, owner, expires_at, acquired_at })
-            .collect())
+        Ok(rows.into_iter().map(LeaseHolder::from).collect())
     }
 
     /// The replicas that run now: those whose heartbeat renewed their own
-    /// lease within one lease (oldest first).
-    pub async fn live_replicas(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT owner FROM leases WHERE name LIKE $1 AND expires_at > $2 ORDER BY acquired_at, owner",
+    /// lease within one lease, oldest first (`owner` names the replica,
+    /// `acquired_at` is its first heartbeat).
+    pub async fn live_replicas(&self) -> Result<Vec<LeaseHolder>> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT name, owner, expires_at, acquired_at FROM leases \
+             WHERE name LIKE $1 AND expires_at > $2 ORDER BY acquired_at, owner",
         )
         .bind(format!("{REPLICA}%"))
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(LeaseHolder::from).collect())
+    }
+
+    /// How many unfinished operations each replica holds now.
+    pub async fn operations_by_owner(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT owner, COUNT(*) FROM operations WHERE state IN ('pending', 'running') \
+               AND owner IS NOT NULL AND lease_expires_at > $1 GROUP BY owner ORDER BY owner",
+        )
         .bind(now())
         .fetch_all(&self.pool)
         .await?)

@@ -88,12 +88,35 @@ async fn overview_page(v: &Viewer, state: &AppState) -> Page {
     let queue: Vec<Value> = queue.iter().map(machine_row).collect();
     let ops = store.recent_operations(&Visibility::All, 200).await.map_err(|x| e(x.into()))?;
     let running = ops.iter().filter(|o| !o.state.is_terminal()).count();
+    let replicas = replicas(state).await?;
     Ok(v.render(
         "Overview",
         "overview.html",
         json!({"admin": true, "counts": counts, "total": total, "maintenance": maintenance, "queue": queue,
-               "running": running, "projects": projects}),
+               "running": running, "projects": projects, "replicas": replicas}),
     ))
+}
+
+/// The replicas that run now, by their heartbeats: since when, what each
+/// runs (loops and provisioning networks, by their leases), how many
+/// operations it holds, and which one answered.
+async fn replicas(state: &AppState) -> Result<Vec<Value>, Response> {
+    let store = state.store();
+    let e = |x: tundra_store::StoreError| api_error(x.into());
+    let live = store.live_replicas().await.map_err(e)?;
+    let loops = store.lease_holders().await.map_err(e)?;
+    let ops: BTreeMap<String, i64> = store.operations_by_owner().await.map_err(e)?.into_iter().collect();
+    let now = tundra_store::now();
+    let me = state.conductor.replica();
+    Ok(live
+        .iter()
+        .map(|r| {
+            let runs: Vec<&str> =
+                loops.iter().filter(|l| l.owner == r.owner && l.expires_at > now).map(|l| l.name.as_str()).collect();
+            json!({"name": r.owner, "since": age(&r.acquired_at), "runs": runs,
+                   "operations": ops.get(&r.owner).copied().unwrap_or(0), "here": r.owner == me})
+        })
+        .collect())
 }
 
 /// The projects the viewer has a role in (all, for site admins), with node counts.

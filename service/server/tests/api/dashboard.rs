@@ -104,6 +104,12 @@ pub async fn machine_filters_and_the_dashboard(b: Backend) {
     assert_eq!(code, 200);
     assert!(html.contains(r#"<td class="count" data-state="enroll">7</td>"#), "counts by state: {html}");
     assert!(html.contains(r#"<tr data-machine="m05">"#), "maintenance is in the queue");
+    // The replicas, by their heartbeats: this one alone, running the loops.
+    let me = env.state().conductor.replica().to_string();
+    let row = html.split(&format!(r#"<tr data-replica="{me}">"#)).nth(1).unwrap_or_else(|| panic!("{html}"));
+    let row = row.split("</tr>").next().unwrap();
+    assert!(row.contains("(this page)") && row.contains("housekeeping") && row.contains("power_sync"), "{row}");
+    assert_eq!(html.matches("<tr data-replica=").count(), 1, "{html}");
     let overview = html;
     let (_, html) = page("/ui/machines?rack=r_1&maintenance=").await;
     assert_eq!(html.matches("<tr data-machine=").count(), 4, "{html}");

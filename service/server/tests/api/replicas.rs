@@ -341,7 +341,8 @@ pub async fn a_retry_waits_for_the_replica_running_its_first_request() {
     site.add(|_| {}).await;
     let (first, second) = (site.name(0), site.name(1));
     let live = async |site: &Site| {
-        let mut live = site.replica(0).state.store().live_replicas().await.unwrap();
+        let live = site.replica(0).state.store().live_replicas().await.unwrap();
+        let mut live: Vec<String> = live.into_iter().map(|r| r.owner).collect();
         live.sort();
         live
     };
@@ -356,6 +357,26 @@ pub async fn a_retry_waits_for_the_replica_running_its_first_request() {
         text.lines().find(|l| l.starts_with("tundra_replicas ")).unwrap_or_default().to_string()
     };
     assert_eq!(replicas(&site, 1).await, "tundra_replicas 2");
+    // The dashboard's overview lists both: what the first runs, the second standing by.
+    let ui = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let base = format!("http://{}", site.replica(1).addr);
+    let r = ui
+        .post(format!("{base}/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", site.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let session = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = ui.get(format!("{base}/ui/")).header("cookie", session).send().await.unwrap().text().await.unwrap();
+    let row = |name: &str| {
+        let row = html.split(&format!(r#"<tr data-replica="{name}">"#)).nth(1).unwrap_or_else(|| panic!("{html}"));
+        row.split("</tr>").next().unwrap().to_string()
+    };
+    let (row0, row1) = (row(&first), row(&second));
+    assert!(LOOPS.iter().all(|l| row0.contains(l)) && !row0.contains("(this page)"), "{row0}");
+    assert!(row1.contains("standing by") && row1.contains("(this page)"), "{row1}");
 
     // Replica 1 handles a create with key k-1: claimed, not yet answered.
     let (_, me) = site.call(0, "GET", "/v1/whoami", None).await;
