@@ -154,6 +154,37 @@ async fn ipmi_power_boot_and_outage() {
     assert!(!format!("{bmc:?}").contains("password\""), "{bmc:?}");
 }
 
+/// A datagram the network held up and delivered after its client had begun
+/// a new session (the chaos suite's BMC faults do this) must not take the
+/// BMC down: pyghmi's server raised on an authenticated message that reached
+/// a session before its keys existed, and the whole emulator process died.
+async fn ipmi_bmc_outlives_a_stray_datagram() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let _peer = ipmi_bmc(dir.path(), port);
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(("127.0.0.1", port)).await.unwrap();
+    // RMCP (06 00 ff 07), RMCP+ (06); an RMCP+ Open Session Request (0x10):
+    // tag, privilege, reserved, the console's session ID, then the
+    // authentication (RAKP-HMAC-SHA1), integrity and confidentiality records.
+    let mut open = vec![0u8, 4, 0, 0, 0xa4, 0xa3, 0xa2, 0xa0];
+    open.extend_from_slice(&[0, 0, 0, 8, 1, 0, 0, 0, 1, 0, 0, 8, 1, 0, 0, 0, 2, 0, 0, 8, 1, 0, 0, 0]);
+    let mut packet = vec![6, 0, 0xff, 7, 6, 0x10, 0, 0, 0, 0, 0, 0, 0, 0];
+    packet.extend_from_slice(&(open.len() as u16).to_le_bytes());
+    packet.extend_from_slice(&open);
+    sock.send(&packet).await.unwrap();
+    let mut answer = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), sock.recv(&mut answer)).await.unwrap().unwrap();
+    assert_eq!(answer[5] & 0x3f, 0x11, "an Open Session Response: {:02x?}", &answer[..n]);
+    // The stray: an authenticated IPMI message on that session, before RAKP.
+    let mut stray = vec![6, 0, 0xff, 7, 6, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0];
+    stray.extend_from_slice(&[0; 20]);
+    sock.send(&stray).await.unwrap();
+    // The BMC still answers.
+    let bmc = Ipmi::new(&format!("127.0.0.1:{port}"), "admin", Password("password".into()), quick()).unwrap();
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+}
+
 fn main() {
     let args = Arguments::from_args();
     let run = |f: fn() -> std::pin::Pin<Box<dyn Future<Output = ()>>>| {
@@ -170,6 +201,7 @@ fn main() {
         ),
         Trial::test("redfish::errors_recover_with_retries", run(|| Box::pin(redfish_errors_recover_with_retries()))),
         Trial::test("ipmi::power_boot_and_outage", run(|| Box::pin(ipmi_power_boot_and_outage()))),
+        Trial::test("ipmi::bmc_outlives_a_stray_datagram", run(|| Box::pin(ipmi_bmc_outlives_a_stray_datagram()))),
     ];
     libtest_mimic::run(&args, trials).exit();
 }
